@@ -1,0 +1,118 @@
+//! Domain errors. The HTTP layer maps each to one status and one envelope, in one place.
+
+use crate::scope::Scope;
+
+/// Why a credential was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credential at all.
+    Missing,
+    /// Not a credential Net API issues, or its checksum or signature is wrong.
+    Malformed,
+    /// Well formed but unknown.
+    Unknown,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}
+
+impl AuthFailure {
+    /// A short reason for logs, metrics and audit events.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// A domain error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input; `field` names the offending field.
+    #[error("{message}")]
+    InvalidArgument {
+        /// The JSON field or query parameter.
+        field: Option<String>,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The credential was missing or bad.
+    #[error("unauthenticated: {}", .0.as_str())]
+    Unauthenticated(AuthFailure),
+    /// Authenticated, but not allowed.
+    #[error("{message}")]
+    PermissionDenied {
+        /// The scope that was missing, if that is why.
+        scope: Option<Scope>,
+        /// What was refused.
+        message: String,
+    },
+    /// No such thing (or one the caller may not know of).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Unique constraint.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Too many attempts.
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Storage cannot be reached.
+    #[error("service unavailable")]
+    Unavailable,
+    /// A bug or unexpected storage failure; the text is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An `InvalidArgument` about `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    /// A `PermissionDenied` for a missing scope.
+    pub fn missing_scope(scope: Scope) -> Self {
+        Self::PermissionDenied {
+            scope: Some(scope),
+            message: format!("This request needs the scope '{scope}'."),
+        }
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated; names the constraint's subject (e.g. `email`).
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    /// The database cannot be reached.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(what) => Self::AlreadyExists(format!("{what} already exists")),
+            StoreError::Unavailable(_) => Self::Unavailable,
+            StoreError::Other(text) => Self::Internal(text),
+        }
+    }
+}
+
+/// Shorthand for domain results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

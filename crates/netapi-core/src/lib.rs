@@ -1,0 +1,20 @@
+//! The domain of Net API: users, credentials, OAuth grants, tokens and their policies.
+//! Knows nothing of HTTP or SQL: the server crate speaks HTTP, the store crate speaks SQL.
+
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod jwt;
+pub mod limiter;
+pub mod model;
+pub mod password;
+pub mod scope;
+pub mod secret;
+pub mod service;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use error::{AuthFailure, Error, Result, StoreError};
+pub use scope::{Role, Scope, Scopes};
+pub use service::{NetApi, Settings};
+pub use store::Store;

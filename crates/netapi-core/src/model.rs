@@ -1,0 +1,327 @@
+//! The records Net API keeps. Secrets appear here only as hashes.
+
+use crate::clock::Timestamp;
+use crate::scope::{Role, Scopes};
+use crate::secret::SecretHash;
+use std::fmt;
+
+/// A person with an account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// `usr_...`
+    pub id: String,
+    /// Lower-cased, unique.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// When the account was made.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An API key; the key itself is only known to its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// `key_...`
+    pub id: String,
+    /// Its owner.
+    pub user_id: String,
+    /// A label chosen by the owner.
+    pub name: String,
+    /// The prefix and first four random characters, for recognition.
+    pub prefix: String,
+    /// The last four characters, for recognition.
+    pub last_four: String,
+    /// HMAC of the key; the lookup index.
+    pub hash: SecretHash,
+    /// What the key may do (further limited by the owner's role).
+    pub scopes: Scopes,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last use, kept to within about a minute.
+    pub last_used_at: Option<Timestamp>,
+    /// Hard expiry, if any.
+    pub expires_at: Option<Timestamp>,
+    /// Set once the key is revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A recorded security event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// `evt_...`
+    pub id: String,
+    /// The user concerned, when known.
+    pub user_id: Option<String>,
+    /// What happened, e.g. `api_key.created`.
+    pub kind: String,
+    /// The source address of the request.
+    pub ip: Option<String>,
+    /// A JSON object with the particulars (never a secret).
+    pub detail: String,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the id and secret.
+    SecretBasic,
+    /// The id and secret in the form body.
+    SecretPost,
+    /// A public client: no secret.
+    None,
+}
+
+impl ClientAuthMethod {
+    /// The RFC 7591 name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SecretBasic => "client_secret_basic",
+            Self::SecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+
+    /// Parses the RFC 7591 name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "client_secret_basic" => Some(Self::SecretBasic),
+            "client_secret_post" => Some(Self::SecretPost),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+/// An OAuth 2.0 grant type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    /// `authorization_code`
+    AuthorizationCode,
+    /// `client_credentials`
+    ClientCredentials,
+    /// `refresh_token`
+    RefreshToken,
+}
+
+impl GrantType {
+    /// Every grant type the server supports.
+    pub const ALL: [Self; 3] = [
+        Self::AuthorizationCode,
+        Self::ClientCredentials,
+        Self::RefreshToken,
+    ];
+
+    /// The RFC 6749 name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+
+    /// Parses the RFC 6749 name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+}
+
+/// A registered OAuth 2.0 client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    /// The `client_id` (`cli_...`).
+    pub id: String,
+    /// The user who registered it; its tokens act for this user in `client_credentials`.
+    pub owner_id: String,
+    /// Shown on the consent page.
+    pub name: String,
+    /// Compared exactly.
+    pub redirect_uris: Vec<String>,
+    /// Grants it may use.
+    pub grant_types: Vec<GrantType>,
+    /// The most its tokens may carry.
+    pub scopes: Scopes,
+    /// How it authenticates.
+    pub auth_method: ClientAuthMethod,
+    /// HMAC of the secret; `None` for public clients.
+    pub secret_hash: Option<SecretHash>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+impl OAuthClient {
+    /// Whether the client may use `grant`.
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// Whether the client has no secret.
+    pub fn is_public(&self) -> bool {
+        self.auth_method == ClientAuthMethod::None
+    }
+}
+
+/// A refresh token. Tokens descended from one grant share a `family_id`; reuse of a rotated
+/// token revokes the whole family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// HMAC of the token.
+    pub hash: SecretHash,
+    /// The grant it descends from (also the `sid` of its access tokens).
+    pub family_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user it acts for.
+    pub user_id: String,
+    /// Its scopes.
+    pub scopes: Scopes,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// Idle expiry: unused past this, it is dead.
+    pub expires_at: Timestamp,
+    /// Absolute expiry of the whole family.
+    pub family_expires_at: Timestamp,
+    /// When the user authenticated (for OpenID Connect `auth_time`).
+    pub auth_time: Timestamp,
+    /// When it was exchanged for a successor.
+    pub rotated_at: Option<Timestamp>,
+    /// When it (or its family) was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What happened when a refresh token was presented for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The successor was stored; here is the token that was exchanged.
+    Rotated(RefreshToken),
+    /// Used again after rotation and past the grace period: the family is now revoked.
+    ReuseDetected(RefreshToken),
+    /// No such token, or it is revoked or expired.
+    Invalid,
+}
+
+/// An authorization code waiting to be exchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    /// HMAC of the code.
+    pub hash: SecretHash,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user who approved it.
+    pub user_id: String,
+    /// The exact `redirect_uri` of the authorization request.
+    pub redirect_uri: String,
+    /// The approved scopes.
+    pub scopes: Scopes,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// OpenID Connect nonce.
+    pub nonce: Option<String>,
+    /// When the user authenticated.
+    pub auth_time: Timestamp,
+    /// The family its tokens will belong to; revoked if the code is replayed.
+    pub family_id: String,
+    /// Issue time.
+    pub created_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Set when exchanged.
+    pub used_at: Option<Timestamp>,
+}
+
+/// A user's remembered approval of a client's scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// Who approved.
+    pub user_id: String,
+    /// Which client.
+    pub client_id: String,
+    /// What was approved.
+    pub scopes: Scopes,
+    /// When.
+    pub granted_at: Timestamp,
+}
+
+/// A browser session of the login and portal pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// HMAC of the session cookie value.
+    pub hash: SecretHash,
+    /// Signed-in user.
+    pub user_id: String,
+    /// When the user typed the password.
+    pub auth_time: Timestamp,
+    /// CSRF token bound to this session.
+    pub csrf_token: String,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// Token signing algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    /// Ed25519.
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    /// The JOSE name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Parses the JOSE name.
+    pub fn parse(name: &str) -> Option<Self> {
+        (name == "EdDSA").then_some(Self::EdDsa)
+    }
+}
+
+/// A token signing key. The private half is kept in storage (the one secret not stored as a
+/// hash, since it must sign).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// Algorithm.
+    pub alg: SigningAlgorithm,
+    /// The private key bytes.
+    pub private_key: Vec<u8>,
+    /// Creation time (published from then).
+    pub created_at: Timestamp,
+    /// Signs from this time on (published earlier so verifiers learn it first).
+    pub active_from: Timestamp,
+    /// Unpublished after this time, when nothing it signed can still be valid.
+    pub retire_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("active_from", &self.active_from)
+            .field("retire_at", &self.retire_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,286 @@
+//! Credential formats: generation, parsing, checksums and hashing.
+//!
+//! Every secret Net API hands out has the shape `<prefix><32 base62 random><6 base62 CRC32>`.
+//! The prefix tells a reader (and a secret scanner) what it is, the 190 random bits make it
+//! unguessable, and the checksum lets us refuse a mistyped or invented secret without a
+//! storage round trip. At rest only an HMAC-SHA-256 of the whole secret is kept.
+
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use rand::rngs::OsRng;
+use sha2::Sha256;
+use std::fmt;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Random characters in a secret: 32 * log2(62) = 190 bits.
+pub const RANDOM_LEN: usize = 32;
+/// Characters of the base62-encoded CRC32 checksum (62^6 > 2^32).
+pub const CHECKSUM_LEN: usize = 6;
+
+/// A secret value in memory. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value that must not be shown.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that must send or hash it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"[redacted]\")")
+    }
+}
+
+/// The kinds of opaque secret, each with its own prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// A user's API key.
+    ApiKey,
+    /// An OAuth 2.0 refresh token.
+    RefreshToken,
+    /// An OAuth client secret.
+    ClientSecret,
+    /// An OAuth authorization code.
+    AuthorizationCode,
+    /// A browser session id.
+    Session,
+}
+
+impl SecretKind {
+    /// The distinctive prefix; documented for secret scanners in `docs/api.md`.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::ApiKey => "napi_",
+            Self::RefreshToken => "naprt_",
+            Self::ClientSecret => "napcs_",
+            Self::AuthorizationCode => "napac_",
+            Self::Session => "napss_",
+        }
+    }
+
+    /// Total length of a secret of this kind.
+    pub const fn encoded_len(self) -> usize {
+        self.prefix().len() + RANDOM_LEN + CHECKSUM_LEN
+    }
+}
+
+/// Why a presented secret was refused before any lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// Not the expected prefix, length or alphabet.
+    #[error("malformed credential")]
+    Malformed,
+    /// Well formed, but the checksum does not match: mistyped or invented.
+    #[error("credential checksum mismatch")]
+    BadChecksum,
+}
+
+fn base62_fixed(mut value: u64, width: usize, out: &mut String) {
+    let mut digits = vec![b'0'; width];
+    for slot in digits.iter_mut().rev() {
+        *slot = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    out.extend(digits.into_iter().map(char::from));
+}
+
+/// `count` random base62 characters from the OS generator.
+pub fn random_base62(count: usize) -> String {
+    let mut rng = OsRng;
+    (0..count)
+        .map(|_| char::from(BASE62[rng.gen_range(0..62)]))
+        .collect()
+}
+
+/// Appends `value` as fixed-width base62; order-preserving, used for sortable ids.
+pub fn push_base62(value: u64, width: usize, out: &mut String) {
+    base62_fixed(value, width, out);
+}
+
+fn checksum(prefix_and_random: &str) -> String {
+    let mut out = String::with_capacity(CHECKSUM_LEN);
+    base62_fixed(
+        u64::from(crc32fast::hash(prefix_and_random.as_bytes())),
+        CHECKSUM_LEN,
+        &mut out,
+    );
+    out
+}
+
+/// Makes a new secret of `kind`.
+pub fn generate(kind: SecretKind) -> Secret {
+    let mut value = String::with_capacity(kind.encoded_len());
+    value.push_str(kind.prefix());
+    value.push_str(&random_base62(RANDOM_LEN));
+    let sum = checksum(&value);
+    value.push_str(&sum);
+    Secret(value)
+}
+
+/// Checks prefix, length, alphabet and checksum; touches no storage.
+pub fn check_format(kind: SecretKind, candidate: &str) -> Result<(), FormatError> {
+    let Some(rest) = candidate.strip_prefix(kind.prefix()) else {
+        return Err(FormatError::Malformed);
+    };
+    if rest.len() != RANDOM_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(FormatError::Malformed);
+    }
+    let (body, sum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
+    if checksum(body) == sum {
+        Ok(())
+    } else {
+        Err(FormatError::BadChecksum)
+    }
+}
+
+/// The digest under which a secret is stored and looked up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretHash(pub [u8; 32]);
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(..)")
+    }
+}
+
+impl SecretHash {
+    /// Rebuilds a hash read from storage.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+}
+
+/// HMAC-SHA-256 under the server's pepper. A fast hash is right here: the inputs are random
+/// and long, so there is nothing for a slow hash to protect, and verification stays in
+/// microseconds. The pepper means a stolen database alone does not allow offline checks of
+/// leaked keys.
+#[derive(Clone)]
+pub struct SecretHasher {
+    mac: Hmac<Sha256>,
+}
+
+impl fmt::Debug for SecretHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHasher(..)")
+    }
+}
+
+impl SecretHasher {
+    /// A hasher keyed with `pepper` (which may be empty: then it is keyed with nothing).
+    pub fn new(pepper: &[u8]) -> Self {
+        #[allow(clippy::expect_used)]
+        let mac = Hmac::<Sha256>::new_from_slice(pepper).expect("HMAC takes keys of any length");
+        Self { mac }
+    }
+
+    /// The stored digest of `secret`.
+    pub fn hash(&self, secret: &str) -> SecretHash {
+        let mut mac = self.mac.clone();
+        mac.update(secret.as_bytes());
+        SecretHash(mac.finalize().into_bytes().into())
+    }
+}
+
+/// The displayable start of a secret (its prefix and four random characters).
+pub fn display_prefix(kind: SecretKind, secret: &Secret) -> String {
+    secret.expose()[..kind.prefix().len() + 4].to_owned()
+}
+
+/// The last four characters of a secret, shown so users can tell keys apart.
+pub fn last_four(secret: &Secret) -> String {
+    let value = secret.expose();
+    value[value.len() - 4..].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KINDS: [SecretKind; 5] = [
+        SecretKind::ApiKey,
+        SecretKind::RefreshToken,
+        SecretKind::ClientSecret,
+        SecretKind::AuthorizationCode,
+        SecretKind::Session,
+    ];
+
+    #[test]
+    fn generated_secrets_have_the_documented_shape() {
+        for kind in KINDS {
+            let secret = generate(kind);
+            let value = secret.expose();
+            assert_eq!(value.len(), kind.encoded_len());
+            assert!(value.starts_with(kind.prefix()));
+            assert_eq!(check_format(kind, value), Ok(()));
+        }
+        let key = generate(SecretKind::ApiKey);
+        assert_eq!(key.expose().len(), 43);
+    }
+
+    #[test]
+    fn a_secret_of_one_kind_is_not_another() {
+        let key = generate(SecretKind::ApiKey);
+        assert_eq!(
+            check_format(SecretKind::RefreshToken, key.expose()),
+            Err(FormatError::Malformed)
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let key = generate(SecretKind::ApiKey);
+        assert!(!format!("{key:?}").contains(key.expose()));
+    }
+
+    #[test]
+    fn pepper_changes_the_hash() {
+        let a = SecretHasher::new(b"one").hash("napi_x");
+        let b = SecretHasher::new(b"two").hash("napi_x");
+        assert_ne!(a, b);
+        assert_eq!(a, SecretHasher::new(b"one").hash("napi_x"));
+    }
+
+    #[test]
+    fn invented_keys_fail() {
+        assert_eq!(
+            check_format(SecretKind::ApiKey, ""),
+            Err(FormatError::Malformed)
+        );
+        assert_eq!(
+            check_format(SecretKind::ApiKey, "napi_short"),
+            Err(FormatError::Malformed)
+        );
+        let invented = format!("napi_{}", "a".repeat(38));
+        assert_eq!(
+            check_format(SecretKind::ApiKey, &invented),
+            Err(FormatError::BadChecksum)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_single_character_change_fails(position in 5usize..43, replacement in 0usize..62) {
+            let key = generate(SecretKind::ApiKey);
+            let mut bytes = key.expose().as_bytes().to_vec();
+            let new = BASE62[replacement];
+            prop_assume!(bytes[position] != new);
+            bytes[position] = new;
+            let changed = String::from_utf8(bytes).unwrap_or_default();
+            prop_assert!(check_format(SecretKind::ApiKey, &changed).is_err());
+        }
+
+        #[test]
+        fn parser_never_panics(input in ".{0,80}") {
+            let _ = check_format(SecretKind::ApiKey, &input);
+        }
+    }
+}

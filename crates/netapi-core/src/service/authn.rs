@@ -1,0 +1,270 @@
+//! Checking a bearer credential: the hot path. A cache hit costs a checksum, an HMAC and two
+//! in-memory lookups; storage is asked only on a miss.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use super::NetApi;
+use crate::error::{AuthFailure, Error, Result};
+use crate::scope::{Role, Scope, Scopes};
+use crate::secret::{FormatError, SecretKind, check_format};
+
+/// What authenticated a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key.
+    ApiKey {
+        /// Its id.
+        key_id: String,
+    },
+    /// An OAuth 2.0 access token.
+    AccessToken {
+        /// The client it was issued to.
+        client_id: String,
+        /// Its `jti`.
+        jti: String,
+    },
+    /// The operator, through the command line.
+    Operator,
+}
+
+/// Who is calling and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user the credential acts for.
+    pub user_id: String,
+    /// The user's role.
+    pub role: Role,
+    /// The credential's scopes, already limited by the role.
+    pub scopes: Scopes,
+    /// The credential.
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// The operator at the command line: every power, acting for no user.
+    pub fn operator() -> Self {
+        Self {
+            user_id: String::new(),
+            role: Role::Admin,
+            scopes: Scopes::all(),
+            credential: Credential::Operator,
+        }
+    }
+
+    /// Fails with `PermissionDenied` naming `scope` unless the credential carries it.
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(Error::missing_scope(scope))
+        }
+    }
+
+    /// Admin powers need both the role and the `admin` scope on the credential.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin && self.scopes.contains(Scope::Admin)
+    }
+
+    /// Whether the caller may act on `user_id`'s things.
+    pub fn may_act_on(&self, user_id: &str) -> bool {
+        self.user_id == user_id || self.is_admin()
+    }
+}
+
+/// The claims of an access token (RFC 9068).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub scope: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// Clock tolerance for `nbf` and `iat`, seconds (the contract allows at most 5).
+const LEEWAY: i64 = 5;
+
+impl NetApi {
+    /// Authenticates the value of an `Authorization: Bearer` header, coming from `ip`.
+    pub async fn authenticate(&self, bearer: &str, ip: &str) -> Result<Principal> {
+        let now = self.now();
+        let ip_subject = format!("ip:{ip}");
+        if let Some(retry_after) = self.limiter.blocked(&ip_subject, now) {
+            return Err(Error::RateLimited { retry_after });
+        }
+        let outcome = if bearer.starts_with(SecretKind::ApiKey.prefix()) {
+            self.authenticate_api_key(bearer, now).await
+        } else {
+            self.authenticate_access_token(bearer, now).await
+        };
+        match outcome {
+            Ok(principal) => Ok(principal),
+            Err(Failure::Auth(failure, user_id)) => {
+                self.limiter.record_failure(&ip_subject, now);
+                self.audit(
+                    user_id.as_deref(),
+                    "authentication.failed",
+                    Some(ip),
+                    serde_json::json!({ "reason": failure.as_str() }),
+                )
+                .await;
+                Err(Error::Unauthenticated(failure))
+            }
+            Err(Failure::Other(err)) => Err(err),
+        }
+    }
+
+    async fn authenticate_api_key(&self, presented: &str, now: i64) -> Result<Principal, Failure> {
+        match check_format(SecretKind::ApiKey, presented) {
+            Ok(()) => {}
+            Err(FormatError::Malformed | FormatError::BadChecksum) => {
+                return Err(Failure::Auth(AuthFailure::Malformed, None));
+            }
+        }
+        let hash = self.hasher.hash(presented);
+        if self.unknown_keys.contains_key(&hash) {
+            return Err(Failure::Auth(AuthFailure::Unknown, None));
+        }
+        let key = match self.keys_by_hash.get(&hash) {
+            Some(key) => key,
+            None => match self.store.find_api_key(&hash).await? {
+                Some(key) => {
+                    let key = Arc::new(key);
+                    self.keys_by_hash.insert(hash, key.clone());
+                    key
+                }
+                None => {
+                    self.unknown_keys.insert(hash, ());
+                    return Err(Failure::Auth(AuthFailure::Unknown, None));
+                }
+            },
+        };
+        if key.revoked_at.is_some() {
+            return Err(Failure::Auth(
+                AuthFailure::Revoked,
+                Some(key.user_id.clone()),
+            ));
+        }
+        if key.expires_at.is_some_and(|exp| now >= exp) {
+            return Err(Failure::Auth(
+                AuthFailure::Expired,
+                Some(key.user_id.clone()),
+            ));
+        }
+        let Some(facts) = self.user_facts(&key.user_id).await? else {
+            return Err(Failure::Auth(AuthFailure::Revoked, None));
+        };
+        self.note_usage(&key.id, key.last_used_at, now);
+        Ok(Principal {
+            user_id: key.user_id.clone(),
+            role: facts.role,
+            scopes: key.scopes.intersect(facts.role.max_scopes()),
+            credential: super::Credential::ApiKey {
+                key_id: key.id.clone(),
+            },
+        })
+    }
+
+    /// Queues a `last_used_at` write when the stored one is more than a minute old.
+    fn note_usage(&self, key_id: &str, stored: Option<i64>, now: i64) {
+        let mut pending = self
+            .pending_usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = pending.get(key_id).copied().or(stored);
+        if last.is_none_or(|last| now - last >= super::USAGE_RESOLUTION) {
+            pending.insert(key_id.to_owned(), now);
+        }
+    }
+
+    /// Verifies an access token locally and checks the in-memory denylist.
+    async fn authenticate_access_token(&self, token: &str, now: i64) -> Result<Principal, Failure> {
+        let claims = self
+            .verify_access_token(token, now)
+            .map_err(|failure| Failure::Auth(failure, None))?;
+        if !self.client_alive(&claims.client_id).await? {
+            return Err(Failure::Auth(AuthFailure::Revoked, None));
+        }
+        let Some(facts) = self.user_facts(&claims.sub).await? else {
+            return Err(Failure::Auth(AuthFailure::Revoked, None));
+        };
+        let scopes = Scopes::parse_space_separated(&claims.scope)
+            .map_err(|_| Failure::Auth(AuthFailure::Malformed, None))?;
+        Ok(Principal {
+            user_id: claims.sub,
+            role: facts.role,
+            scopes: scopes.intersect(facts.role.max_scopes()),
+            credential: super::Credential::AccessToken {
+                client_id: claims.client_id,
+                jti: claims.jti,
+            },
+        })
+    }
+
+    /// Signature, type, issuer, audience, time and denylist; no storage.
+    pub(crate) fn verify_access_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<AccessClaims, AuthFailure> {
+        let claims: AccessClaims = self
+            .key_ring()
+            .verify(token, "at+jwt")
+            .map_err(|_| AuthFailure::Malformed)?;
+        if claims.iss != self.settings.issuer || claims.aud != self.settings.issuer {
+            return Err(AuthFailure::Malformed);
+        }
+        if claims.nbf.is_some_and(|nbf| now + LEEWAY < nbf) || now + LEEWAY < claims.iat {
+            return Err(AuthFailure::Malformed);
+        }
+        if now >= claims.exp {
+            return Err(AuthFailure::Expired);
+        }
+        if self.is_denied(&format!("jti:{}", claims.jti))
+            || claims
+                .sid
+                .as_ref()
+                .is_some_and(|sid| self.is_denied(&format!("sid:{sid}")))
+        {
+            return Err(AuthFailure::Revoked);
+        }
+        Ok(claims)
+    }
+
+    pub(crate) async fn client_alive(&self, client_id: &str) -> Result<bool> {
+        if let Some(alive) = self.clients_alive.get(client_id) {
+            return Ok(alive);
+        }
+        let alive = self.store.get_client(client_id).await?.is_some();
+        self.clients_alive.insert(client_id.to_owned(), alive);
+        Ok(alive)
+    }
+}
+
+/// An authentication failure, or a failure to decide.
+enum Failure {
+    Auth(AuthFailure, Option<String>),
+    Other(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Self::Other(err)
+    }
+}
+
+impl From<crate::error::StoreError> for Failure {
+    fn from(err: crate::error::StoreError) -> Self {
+        Self::Other(err.into())
+    }
+}

@@ -1,0 +1,355 @@
+//! OAuth client registration (RFC 7591 field names).
+
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::{NetApi, Page, PageRequest, Principal};
+use crate::error::{Error, Result};
+use crate::ids::new_id;
+use crate::model::{ClientAuthMethod, GrantType, OAuthClient};
+use crate::scope::{Scope, Scopes};
+use crate::secret::{Secret, SecretKind, check_format, generate};
+use crate::store::Invalidation;
+
+/// A client to register.
+#[derive(Debug, Clone, Default)]
+pub struct NewClient {
+    /// `client_name`.
+    pub name: String,
+    /// `redirect_uris`.
+    pub redirect_uris: Vec<String>,
+    /// `grant_types`; by default `authorization_code` + `refresh_token` when there are
+    /// redirect URIs, else `client_credentials`.
+    pub grant_types: Option<Vec<String>>,
+    /// `scope`, space separated; the caller's scopes by default.
+    pub scope: Option<String>,
+    /// `token_endpoint_auth_method`; `client_secret_basic` by default.
+    pub auth_method: Option<String>,
+}
+
+/// A change to a client; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ClientUpdate {
+    /// `client_name`.
+    pub name: Option<String>,
+    /// `redirect_uris`.
+    pub redirect_uris: Option<Vec<String>>,
+    /// `grant_types`.
+    pub grant_types: Option<Vec<String>>,
+    /// `scope`.
+    pub scope: Option<String>,
+}
+
+/// A page of clients.
+pub type ClientPage = Page<OAuthClient>;
+
+/// Most redirect URIs per client.
+const MAX_REDIRECT_URIS: usize = 20;
+
+/// Checks one redirect URI: absolute, no fragment, no user info; `https`, `http` only on
+/// loopback, or a private-use scheme with a dot (RFC 8252 native apps).
+pub fn validate_redirect_uri(uri: &str) -> Result<()> {
+    let invalid = |why: &str| Error::invalid("redirect_uris", format!("'{uri}' {why}"));
+    let parsed = url::Url::parse(uri).map_err(|_| invalid("is not an absolute URI"))?;
+    if parsed.as_str() != uri && parsed.as_str() != format!("{uri}/") {
+        // The URI must already be in normal form, so that exact comparison is meaningful.
+        return Err(invalid("is not in normal form"));
+    }
+    if parsed.fragment().is_some() || uri.contains('#') {
+        return Err(invalid("must not have a fragment"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid("must not contain user information"));
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => match parsed.host_str() {
+            Some("127.0.0.1" | "[::1]" | "localhost") => Ok(()),
+            _ => Err(invalid("may use http only on a loopback address")),
+        },
+        "javascript" | "data" | "file" | "vbscript" => Err(invalid("uses a forbidden scheme")),
+        scheme if scheme.contains('.') => Ok(()),
+        _ => Err(invalid(
+            "must use https (or http on loopback, or an app's own scheme)",
+        )),
+    }
+}
+
+fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>> {
+    let mut grants = Vec::new();
+    for name in names {
+        let grant = GrantType::parse(name).ok_or_else(|| {
+            Error::invalid(
+                "grant_types",
+                format!("'{name}' is not a supported grant type"),
+            )
+        })?;
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    if grants.is_empty() {
+        return Err(Error::invalid(
+            "grant_types",
+            "must name at least one grant type",
+        ));
+    }
+    Ok(grants)
+}
+
+fn check_client_shape(client: &OAuthClient) -> Result<()> {
+    if client.redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(Error::invalid(
+            "redirect_uris",
+            format!("at most {MAX_REDIRECT_URIS} are allowed"),
+        ));
+    }
+    for uri in &client.redirect_uris {
+        validate_redirect_uri(uri)?;
+    }
+    if client.allows(GrantType::AuthorizationCode) && client.redirect_uris.is_empty() {
+        return Err(Error::invalid(
+            "redirect_uris",
+            "the authorization_code grant needs at least one redirect URI",
+        ));
+    }
+    if client.is_public() && client.allows(GrantType::ClientCredentials) {
+        return Err(Error::invalid(
+            "grant_types",
+            "a public client (token_endpoint_auth_method none) cannot use client_credentials",
+        ));
+    }
+    Ok(())
+}
+
+impl NetApi {
+    fn client_scopes(caller: &Principal, scope: Option<&str>) -> Result<Scopes> {
+        let Some(scope) = scope else {
+            return Ok(caller.scopes);
+        };
+        let scopes = Scopes::parse_space_separated(scope)
+            .map_err(|name| Error::invalid("scope", format!("'{name}' is not a known scope")))?;
+        if let Some(missing) = scopes.iter().find(|s| !caller.scopes.contains(*s)) {
+            return Err(Error::PermissionDenied {
+                scope: Some(missing),
+                message: format!(
+                    "A client cannot be given the scope '{missing}', which you do not have."
+                ),
+            });
+        }
+        Ok(scopes)
+    }
+
+    /// Registers a client owned by the caller. A confidential client's secret is returned
+    /// this once.
+    pub async fn create_client(
+        &self,
+        caller: &Principal,
+        new: NewClient,
+        ip: Option<&str>,
+    ) -> Result<(OAuthClient, Option<Secret>)> {
+        caller.require(Scope::ClientsWrite)?;
+        if caller.user_id.is_empty() {
+            return Err(Error::invalid("owner", "a client must belong to a user"));
+        }
+        let name = super::users::normalize_name("client_name", &new.name)?;
+        let auth_method = match new.auth_method.as_deref() {
+            None => ClientAuthMethod::SecretBasic,
+            Some(name) => ClientAuthMethod::parse(name).ok_or_else(|| {
+                Error::invalid(
+                    "token_endpoint_auth_method",
+                    "must be client_secret_basic, client_secret_post or none",
+                )
+            })?,
+        };
+        let grant_types = match &new.grant_types {
+            Some(names) => parse_grant_types(names)?,
+            None if new.redirect_uris.is_empty() => vec![GrantType::ClientCredentials],
+            None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        };
+        let scopes = Self::client_scopes(caller, new.scope.as_deref())?;
+        let secret =
+            (auth_method != ClientAuthMethod::None).then(|| generate(SecretKind::ClientSecret));
+        let now = self.now();
+        let client = OAuthClient {
+            id: new_id("cli"),
+            owner_id: caller.user_id.clone(),
+            name,
+            redirect_uris: new.redirect_uris,
+            grant_types,
+            scopes,
+            auth_method,
+            secret_hash: secret.as_ref().map(|s| self.hasher().hash(s.expose())),
+            created_at: now,
+            updated_at: now,
+        };
+        check_client_shape(&client)?;
+        self.store.insert_client(&client).await?;
+        self.clients_alive.invalidate(&client.id);
+        self.audit(
+            Some(&caller.user_id),
+            "oauth_client.created",
+            ip,
+            json!({ "client_id": client.id }),
+        )
+        .await;
+        Ok((client, secret))
+    }
+
+    /// The caller's clients (admins: everyone's).
+    pub async fn list_clients(&self, caller: &Principal, page: PageRequest) -> Result<ClientPage> {
+        caller.require(Scope::ClientsRead)?;
+        let owner = (!caller.is_admin()).then_some(caller.user_id.as_str());
+        let clients = self
+            .store
+            .list_clients(owner, page.cursor.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(page.page(clients, |c| &c.id))
+    }
+
+    async fn visible_client(&self, caller: &Principal, id: &str) -> Result<OAuthClient> {
+        self.store
+            .get_client(id)
+            .await?
+            .filter(|c| caller.may_act_on(&c.owner_id))
+            .ok_or(Error::NotFound("OAuth client"))
+    }
+
+    /// One client.
+    pub async fn get_client(&self, caller: &Principal, id: &str) -> Result<OAuthClient> {
+        caller.require(Scope::ClientsRead)?;
+        self.visible_client(caller, id).await
+    }
+
+    /// Changes a client.
+    pub async fn update_client(
+        &self,
+        caller: &Principal,
+        id: &str,
+        update: ClientUpdate,
+        ip: Option<&str>,
+    ) -> Result<OAuthClient> {
+        caller.require(Scope::ClientsWrite)?;
+        let mut client = self.visible_client(caller, id).await?;
+        if let Some(name) = update.name {
+            client.name = super::users::normalize_name("client_name", &name)?;
+        }
+        if let Some(uris) = update.redirect_uris {
+            client.redirect_uris = uris;
+        }
+        if let Some(names) = update.grant_types {
+            client.grant_types = parse_grant_types(&names)?;
+        }
+        if let Some(scope) = update.scope {
+            client.scopes = Self::client_scopes(caller, Some(&scope))?;
+        }
+        check_client_shape(&client)?;
+        client.updated_at = self.now();
+        if !self.store.update_client(&client).await? {
+            return Err(Error::NotFound("OAuth client"));
+        }
+        self.invalidate(Invalidation::Client(client.id.clone()))
+            .await?;
+        self.audit(
+            Some(&client.owner_id),
+            "oauth_client.updated",
+            ip,
+            json!({ "client_id": client.id }),
+        )
+        .await;
+        Ok(client)
+    }
+
+    /// Deletes a client; its tokens stop working at once.
+    pub async fn delete_client(
+        &self,
+        caller: &Principal,
+        id: &str,
+        ip: Option<&str>,
+    ) -> Result<()> {
+        caller.require(Scope::ClientsWrite)?;
+        let client = self.visible_client(caller, id).await?;
+        if !self.store.delete_client(id).await? {
+            return Err(Error::NotFound("OAuth client"));
+        }
+        self.invalidate(Invalidation::Client(client.id.clone()))
+            .await?;
+        self.audit(
+            Some(&client.owner_id),
+            "oauth_client.deleted",
+            ip,
+            json!({ "client_id": client.id }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Replaces a confidential client's secret; the old one stops working at once.
+    pub async fn rotate_client_secret(
+        &self,
+        caller: &Principal,
+        id: &str,
+        ip: Option<&str>,
+    ) -> Result<(OAuthClient, Secret)> {
+        caller.require(Scope::ClientsWrite)?;
+        let mut client = self.visible_client(caller, id).await?;
+        if client.is_public() {
+            return Err(Error::invalid("id", "a public client has no secret"));
+        }
+        let secret = generate(SecretKind::ClientSecret);
+        client.secret_hash = Some(self.hasher().hash(secret.expose()));
+        client.updated_at = self.now();
+        if !self.store.update_client(&client).await? {
+            return Err(Error::NotFound("OAuth client"));
+        }
+        self.audit(
+            Some(&client.owner_id),
+            "oauth_client.secret_rotated",
+            ip,
+            json!({ "client_id": client.id }),
+        )
+        .await;
+        Ok((client, secret))
+    }
+
+    /// Whether `secret` is the client's secret (format first, then constant-time compare).
+    pub(crate) fn client_secret_matches(&self, client: &OAuthClient, secret: &str) -> bool {
+        let Some(stored) = client.secret_hash else {
+            return false;
+        };
+        if check_format(SecretKind::ClientSecret, secret).is_err() {
+            return false;
+        }
+        let presented = self.hasher().hash(secret);
+        bool::from(presented.0.ct_eq(&stored.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uri_rules() {
+        for good in [
+            "https://app.example.com/callback",
+            "http://127.0.0.1:8000/cb",
+            "http://localhost/cb",
+            "http://[::1]:9000/cb",
+            "com.example.app:/oauth",
+        ] {
+            assert!(validate_redirect_uri(good).is_ok(), "{good} refused");
+        }
+        for bad in [
+            "/relative",
+            "https://app.example.com/cb#frag",
+            "http://app.example.com/cb",
+            "https://user:pw@app.example.com/cb",
+            "javascript:alert(1)",
+            "myapp:/cb",
+            "https://app.example.com/a/../cb",
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The operations of Net API. HTTP handlers and the CLI both call these; policy lives here
+//! once.
+
+mod audit;
+mod authn;
+mod clients;
+mod keys;
+mod oauth;
+mod users;
+
+pub use audit::AuditPage;
+pub use authn::{Credential, Principal};
+pub use clients::{ClientPage, ClientUpdate, NewClient};
+pub use keys::{KeyPage, NewApiKey};
+pub use oauth::{
+    ClientAuth, Introspection, OAuthError, OAuthErrorKind, TokenRequest, TokenResponse,
+};
+pub use users::{NewUser, UserPage, UserUpdate};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use moka::sync::Cache;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::clock::{Clock, Timestamp};
+use crate::error::{Error, Result};
+use crate::ids::{looks_like_id, new_id};
+use crate::jwt::{KeyRing, generate_ed25519};
+use crate::limiter::FailureLimiter;
+use crate::model::{ApiKey, AuditEvent, SigningAlgorithm, SigningKey, User};
+use crate::secret::{SecretHash, SecretHasher};
+use crate::store::{Invalidation, Store};
+
+/// Lifetimes and limits; see CONTRACT.md for the defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `iss` of every token and of the discovery documents.
+    pub issuer: String,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Refresh token idle lifetime, seconds.
+    pub refresh_token_ttl: i64,
+    /// Refresh token family absolute lifetime, seconds.
+    pub refresh_token_max_ttl: i64,
+    /// How long a rotated refresh token may still be exchanged (concurrent refreshes).
+    pub refresh_reuse_grace: i64,
+    /// Authorization code lifetime, seconds.
+    pub authorization_code_ttl: i64,
+    /// Browser session lifetime, seconds.
+    pub session_ttl: i64,
+    /// Failed authentications per subject per minute before 429.
+    pub auth_failure_limit: u32,
+    /// How long a new signing key is published before it signs.
+    pub signing_key_publish_delay: i64,
+    /// Key of the HMAC that stores secrets.
+    pub pepper: Vec<u8>,
+    /// How many API keys (and as many users) the in-process caches hold.
+    pub cache_capacity: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".to_owned(),
+            access_token_ttl: 900,
+            refresh_token_ttl: 2_592_000,
+            refresh_token_max_ttl: 7_776_000,
+            refresh_reuse_grace: 10,
+            authorization_code_ttl: 60,
+            session_ttl: 43_200,
+            auth_failure_limit: 20,
+            signing_key_publish_delay: 0,
+            pepper: Vec::new(),
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+/// What the authentication hot path needs to know about a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UserFacts {
+    role: crate::scope::Role,
+}
+
+/// How often `last_used_at` is written for one key, at most.
+const USAGE_RESOLUTION: i64 = 60;
+/// How long an "unknown key" answer is cached.
+const NEGATIVE_TTL: Duration = Duration::from_secs(600);
+
+/// Net API itself: storage, clock, caches and settings.
+pub struct NetApi {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    hasher: SecretHasher,
+    keys_by_hash: Cache<SecretHash, Arc<ApiKey>>,
+    unknown_keys: Cache<SecretHash, ()>,
+    users: Cache<String, Option<UserFacts>>,
+    clients_alive: Cache<String, bool>,
+    pending_usage: Mutex<HashMap<String, Timestamp>>,
+    limiter: FailureLimiter,
+    key_ring: RwLock<Arc<KeyRing>>,
+    denylist: RwLock<HashMap<String, Timestamp>>,
+    seen_invalidation: AtomicI64,
+}
+
+impl std::fmt::Debug for NetApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetApi")
+            .field("store", &self.store)
+            .field("settings.issuer", &self.settings.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// The token of the next page, if there is one.
+    pub next_page_token: Option<String>,
+}
+
+/// Largest `page_size`.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// `page_size` when none is given.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+
+/// A validated page request.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// The id after (or before) which to start.
+    pub cursor: Option<String>,
+    /// How many items.
+    pub size: u32,
+}
+
+impl PageRequest {
+    /// Validates `page_size` and decodes `page_token` (which must name an id of `prefix`).
+    pub fn parse(prefix: &str, size: Option<u32>, token: Option<&str>) -> Result<Self> {
+        let size = size.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&size) {
+            return Err(Error::invalid(
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let cursor = match token.filter(|t| !t.is_empty()) {
+            None => None,
+            Some(token) => {
+                let id = B64
+                    .decode(token)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .filter(|id| looks_like_id(prefix, id))
+                    .ok_or_else(|| Error::invalid("page_token", "is not a valid page token"))?;
+                Some(id)
+            }
+        };
+        Ok(Self { cursor, size })
+    }
+
+    /// Cuts an over-fetched list (`size + 1` items) into a page.
+    pub fn page<T>(&self, mut items: Vec<T>, id_of: impl Fn(&T) -> &str) -> Page<T> {
+        let size = self.size as usize;
+        let next_page_token = if items.len() > size {
+            items.truncate(size);
+            items.last().map(|last| B64.encode(id_of(last)))
+        } else {
+            None
+        };
+        Page {
+            items,
+            next_page_token,
+        }
+    }
+
+    /// What to ask storage for: one more than the page, to know if there is a next.
+    pub fn fetch_limit(&self) -> u32 {
+        self.size + 1
+    }
+}
+
+impl NetApi {
+    /// Wires the service; call [`NetApi::start`] before serving.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        let capacity = settings.cache_capacity.max(1);
+        Self {
+            hasher: SecretHasher::new(&settings.pepper),
+            limiter: FailureLimiter::new(settings.auth_failure_limit),
+            keys_by_hash: Cache::new(capacity),
+            unknown_keys: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(NEGATIVE_TTL)
+                .build(),
+            users: Cache::new(capacity),
+            clients_alive: Cache::new(capacity),
+            pending_usage: Mutex::new(HashMap::new()),
+            key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
+            denylist: RwLock::new(HashMap::new()),
+            seen_invalidation: AtomicI64::new(0),
+            store,
+            clock,
+            settings,
+        }
+    }
+
+    /// Loads signing keys (making the first one if there is none) and the denylist.
+    pub async fn start(&self) -> Result<()> {
+        let now = self.now();
+        self.seen_invalidation
+            .store(self.store.latest_invalidation().await?, Ordering::SeqCst);
+        if self.store.list_signing_keys(now).await?.is_empty() {
+            self.insert_signing_key(now).await?;
+        }
+        self.reload_signing_keys().await?;
+        let entries = self.store.active_denylist(now).await?;
+        for entry in &entries {
+            self.apply_invalidation(entry);
+        }
+        Ok(())
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Storage, for readiness checks.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Now, by the injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
+    /// The current key ring (published keys, signer).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.key_ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn insert_signing_key(&self, active_from: Timestamp) -> Result<SigningKey> {
+        let key = SigningKey {
+            kid: new_id("sig"),
+            alg: SigningAlgorithm::EdDsa,
+            private_key: generate_ed25519(),
+            created_at: self.now(),
+            active_from,
+            retire_at: None,
+        };
+        self.store.insert_signing_key(&key).await?;
+        Ok(key)
+    }
+
+    /// Rebuilds the key ring from storage.
+    pub async fn reload_signing_keys(&self) -> Result<()> {
+        let now = self.now();
+        let keys = self.store.list_signing_keys(now).await?;
+        let ring = Arc::new(KeyRing::new(&keys, now));
+        *self
+            .key_ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
+        Ok(())
+    }
+
+    /// Publishes a new signing key now; it signs after `signing_key_publish_delay`, and the
+    /// keys before it stay published until every token they signed has expired.
+    pub async fn rotate_signing_key(&self) -> Result<SigningKey> {
+        let now = self.now();
+        let active_from = now + self.settings.signing_key_publish_delay;
+        let key = self.insert_signing_key(active_from).await?;
+        let longest_token = self.settings.access_token_ttl.max(self.id_token_ttl());
+        self.store
+            .retire_signing_keys(&key.kid, active_from + longest_token)
+            .await?;
+        self.store
+            .publish_invalidation(&Invalidation::SigningKeys, now)
+            .await?;
+        self.reload_signing_keys().await?;
+        Ok(key)
+    }
+
+    /// ID tokens live as long as access tokens.
+    pub(crate) fn id_token_ttl(&self) -> i64 {
+        self.settings.access_token_ttl
+    }
+
+    /// Records an audit event; a failure to record is logged, not fatal to the request.
+    pub(crate) async fn audit(
+        &self,
+        user_id: Option<&str>,
+        kind: &str,
+        ip: Option<&str>,
+        detail: serde_json::Value,
+    ) {
+        let event = self.audit_event(user_id, kind, ip, detail);
+        if let Err(err) = self.store.insert_audit_event(&event).await {
+            tracing::warn!(error = %err, kind, "could not record audit event");
+        }
+    }
+
+    pub(crate) fn audit_event(
+        &self,
+        user_id: Option<&str>,
+        kind: &str,
+        ip: Option<&str>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: new_id("evt"),
+            user_id: user_id.map(str::to_owned),
+            kind: kind.to_owned(),
+            ip: ip.map(str::to_owned),
+            detail: detail.to_string(),
+            created_at: self.now(),
+        }
+    }
+
+    /// Tells every process (this one at once, others through storage) to drop an entry.
+    pub(crate) async fn invalidate(&self, invalidation: Invalidation) -> Result<()> {
+        self.apply_invalidation(&invalidation);
+        self.store
+            .publish_invalidation(&invalidation, self.now())
+            .await?;
+        Ok(())
+    }
+
+    fn apply_invalidation(&self, invalidation: &Invalidation) {
+        match invalidation {
+            Invalidation::ApiKey(hash) => self.keys_by_hash.invalidate(hash),
+            Invalidation::User(id) => self.users.invalidate(id),
+            Invalidation::Client(id) => self.clients_alive.invalidate(id),
+            Invalidation::AccessToken { jti, expires_at } => {
+                self.deny(format!("jti:{jti}"), *expires_at);
+            }
+            Invalidation::Family {
+                family_id,
+                expires_at,
+            } => self.deny(format!("sid:{family_id}"), *expires_at),
+            Invalidation::SigningKeys => {}
+        }
+    }
+
+    fn deny(&self, entry: String, expires_at: Timestamp) {
+        self.denylist
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(entry, expires_at);
+    }
+
+    pub(crate) fn is_denied(&self, entry: &str) -> bool {
+        self.denylist
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(entry)
+    }
+
+    /// Applies what other processes published since the last poll. Run every few hundred
+    /// milliseconds; a missed poll only delays, never loses, an invalidation.
+    pub async fn poll_invalidations(&self) -> Result<()> {
+        let seen = self.seen_invalidation.load(Ordering::SeqCst);
+        let changes = self.store.invalidations_since(seen).await?;
+        let mut keys_changed = false;
+        let mut newest = seen;
+        for (seq, change) in &changes {
+            keys_changed |= matches!(change, Invalidation::SigningKeys);
+            self.apply_invalidation(change);
+            newest = newest.max(*seq);
+        }
+        self.seen_invalidation.fetch_max(newest, Ordering::SeqCst);
+        if keys_changed {
+            self.reload_signing_keys().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes batched `last_used_at` times. Run about once a minute and at shutdown.
+    pub async fn flush_usage(&self) -> Result<()> {
+        let batch: Vec<(String, Timestamp)> = {
+            let mut pending = self
+                .pending_usage
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending.drain().collect()
+        };
+        if !batch.is_empty() {
+            self.store.record_api_key_use(&batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes expired rows and denylist entries; also reloads signing keys so that a key
+    /// whose time to sign has come starts signing.
+    pub async fn housekeeping(&self) -> Result<u64> {
+        let now = self.now();
+        self.denylist
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, expires_at| *expires_at > now);
+        self.reload_signing_keys().await?;
+        Ok(self.store.delete_expired(now).await?)
+    }
+
+    async fn user_facts(&self, user_id: &str) -> Result<Option<UserFacts>> {
+        if let Some(facts) = self.users.get(user_id) {
+            return Ok(facts);
+        }
+        let facts = self
+            .store
+            .get_user(user_id)
+            .await?
+            .map(|user: User| UserFacts { role: user.role });
+        self.users.insert(user_id.to_owned(), facts);
+        Ok(facts)
+    }
+}

@@ -1,0 +1,766 @@
+//! The OAuth 2.0 token, revocation and introspection endpoints (RFC 6749, 7009, 7662) and
+//! the authorization-code exchange with PKCE (RFC 7636).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+use super::NetApi;
+use super::authn::AccessClaims;
+use crate::error::{AuthFailure, Error};
+use crate::ids::new_id;
+use crate::jwt::left_half_hash;
+use crate::model::{GrantType, OAuthClient, RefreshToken, RotateOutcome};
+use crate::scope::{Scope, Scopes};
+use crate::secret::{Secret, SecretKind, check_format, generate};
+use crate::store::Invalidation;
+
+/// RFC 6749 §5.2 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorKind {
+    /// `invalid_request`
+    InvalidRequest,
+    /// `invalid_client`
+    InvalidClient,
+    /// `invalid_grant`
+    InvalidGrant,
+    /// `unauthorized_client`
+    UnauthorizedClient,
+    /// `unsupported_grant_type`
+    UnsupportedGrantType,
+    /// `invalid_scope`
+    InvalidScope,
+    /// `server_error`
+    ServerError,
+    /// `temporarily_unavailable`
+    TemporarilyUnavailable,
+}
+
+impl OAuthErrorKind {
+    /// The RFC name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+/// An error of the OAuth endpoints, in RFC shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The code.
+    pub kind: OAuthErrorKind,
+    /// A human-readable description (never a secret).
+    pub description: String,
+    /// Set when the answer is 429: seconds to wait.
+    pub retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    /// An error of `kind`.
+    pub fn new(kind: OAuthErrorKind, description: impl Into<String>) -> Self {
+        Self {
+            kind,
+            description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorKind::InvalidRequest, description)
+    }
+
+    fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorKind::InvalidGrant, description)
+    }
+
+    fn invalid_client() -> Self {
+        Self::new(
+            OAuthErrorKind::InvalidClient,
+            "Client authentication failed.",
+        )
+    }
+}
+
+impl From<Error> for OAuthError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Unavailable => Self::new(
+                OAuthErrorKind::TemporarilyUnavailable,
+                "The server cannot reach its storage; try again shortly.",
+            ),
+            Error::RateLimited { retry_after } => Self {
+                kind: OAuthErrorKind::InvalidRequest,
+                description: "Too many failed attempts; try again later.".to_owned(),
+                retry_after: Some(retry_after),
+            },
+            other => {
+                tracing::error!(error = %other, "OAuth request failed");
+                Self::new(
+                    OAuthErrorKind::ServerError,
+                    "The server could not complete the request.",
+                )
+            }
+        }
+    }
+}
+
+impl From<crate::error::StoreError> for OAuthError {
+    fn from(err: crate::error::StoreError) -> Self {
+        Error::from(err).into()
+    }
+}
+
+type OAuthResult<T> = Result<T, OAuthError>;
+
+/// How the client presented itself.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// HTTP Basic (id and secret already form-urldecoded).
+    Basic {
+        /// `client_id`.
+        id: String,
+        /// `client_secret`.
+        secret: Secret,
+    },
+    /// `client_id` and `client_secret` in the body.
+    Post {
+        /// `client_id`.
+        id: String,
+        /// `client_secret`.
+        secret: Secret,
+    },
+    /// Only `client_id` (public client).
+    None {
+        /// `client_id`.
+        id: String,
+    },
+}
+
+impl ClientAuth {
+    /// The presented `client_id`.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
+        }
+    }
+
+    /// Whether HTTP Basic was used (then `invalid_client` is a 401 with a challenge).
+    pub fn is_basic(&self) -> bool {
+        matches!(self, Self::Basic { .. })
+    }
+
+    /// Works out the method from the Basic header (if any) and the form; more than one
+    /// method at once is `invalid_request`.
+    pub fn from_request(
+        basic: Option<(String, String)>,
+        form: &HashMap<String, String>,
+    ) -> OAuthResult<Self> {
+        let post_id = form.get("client_id");
+        let post_secret = form.get("client_secret");
+        match (basic, post_id, post_secret) {
+            (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
+                "Use one client authentication method, not both HTTP Basic and client_secret.",
+            )),
+            (Some((id, secret)), post_id, None) => {
+                if post_id.is_some_and(|p| *p != id) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id in the body does not match the HTTP Basic credentials.",
+                    ));
+                }
+                Ok(Self::Basic {
+                    id,
+                    secret: Secret::new(secret),
+                })
+            }
+            (None, Some(id), Some(secret)) => Ok(Self::Post {
+                id: id.clone(),
+                secret: Secret::new(secret.clone()),
+            }),
+            (None, Some(id), None) => Ok(Self::None { id: id.clone() }),
+            (None, None, _) => Err(OAuthError::new(
+                OAuthErrorKind::InvalidClient,
+                "Client authentication is required.",
+            )),
+        }
+    }
+}
+
+/// A token request: the form parameters (each at most once) and the client's credentials.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// Form parameters.
+    pub params: HashMap<String, String>,
+    /// Client authentication.
+    pub client: ClientAuth,
+}
+
+impl TokenRequest {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &str) -> OAuthResult<&str> {
+        self.param(name).ok_or_else(|| {
+            OAuthError::invalid_request(format!("The parameter '{name}' is missing."))
+        })
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    /// The access token (a JWT).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Granted scopes.
+    pub scope: String,
+    /// The new refresh token, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// OpenID Connect ID token, with `openid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// An introspection answer (RFC 7662); `{"active": false}` alone when inactive.
+pub type Introspection = serde_json::Value;
+
+/// What an issued grant is made of.
+struct Grant<'a> {
+    client: &'a OAuthClient,
+    user_id: &'a str,
+    scopes: Scopes,
+    family_id: Option<&'a str>,
+    auth_time: Option<i64>,
+    nonce: Option<&'a str>,
+}
+
+/// Whether the `code_verifier` matches an S256 challenge (RFC 7636 §4.6).
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let valid_verifier = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    valid_verifier && B64.encode(Sha256::digest(verifier.as_bytes())) == challenge
+}
+
+impl NetApi {
+    /// Authenticates the client of a token, revocation or introspection request. Failed
+    /// attempts count per client id and per address; past the limit the answer is 429 and
+    /// the secret is not even checked.
+    pub async fn authenticate_client(
+        &self,
+        auth: &ClientAuth,
+        ip: &str,
+    ) -> OAuthResult<OAuthClient> {
+        let now = self.now();
+        let subjects = [format!("ip:{ip}"), format!("client:{}", auth.id())];
+        if let Some(retry_after) = subjects
+            .iter()
+            .filter_map(|s| self.limiter.blocked(s, now))
+            .max()
+        {
+            return Err(OAuthError {
+                kind: OAuthErrorKind::InvalidClient,
+                description: "Too many failed client authentications; try again later.".to_owned(),
+                retry_after: Some(retry_after),
+            });
+        }
+        let client = if auth.id().len() <= 64 {
+            self.store.get_client(auth.id()).await?
+        } else {
+            None
+        };
+        let verified = client.filter(|client| match auth {
+            ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => {
+                !client.is_public() && self.client_secret_matches(client, secret.expose())
+            }
+            ClientAuth::None { .. } => client.is_public(),
+        });
+        match verified {
+            Some(client) => Ok(client),
+            None => {
+                for subject in &subjects {
+                    self.limiter.record_failure(subject, now);
+                }
+                self.audit(
+                    None,
+                    "oauth_client.authentication_failed",
+                    Some(ip),
+                    json!({ "client_id": auth.id().chars().take(64).collect::<String>() }),
+                )
+                .await;
+                Err(OAuthError::invalid_client())
+            }
+        }
+    }
+
+    /// `POST /oauth/token`.
+    pub async fn token(&self, request: &TokenRequest, ip: &str) -> OAuthResult<TokenResponse> {
+        let grant_type = request.required("grant_type")?;
+        let grant = GrantType::parse(grant_type).ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorKind::UnsupportedGrantType,
+                format!("The grant type '{grant_type}' is not supported."),
+            )
+        })?;
+        let client = self.authenticate_client(&request.client, ip).await?;
+        if !client.allows(grant) {
+            return Err(OAuthError::new(
+                OAuthErrorKind::UnauthorizedClient,
+                format!("This client may not use the {grant_type} grant."),
+            ));
+        }
+        let response = match grant {
+            GrantType::ClientCredentials => self.client_credentials(request, &client).await,
+            GrantType::RefreshToken => self.refresh(request, &client, ip).await,
+            GrantType::AuthorizationCode => self.exchange_code(request, &client, ip).await,
+        }?;
+        Ok(response)
+    }
+
+    fn requested_scopes(&self, request: &TokenRequest, allowed: Scopes) -> OAuthResult<Scopes> {
+        let Some(text) = request.param("scope") else {
+            return Ok(allowed);
+        };
+        let requested = Scopes::parse_space_separated(text).map_err(|name| {
+            OAuthError::new(
+                OAuthErrorKind::InvalidScope,
+                format!("Unknown scope '{name}'."),
+            )
+        })?;
+        if let Some(extra) = requested.iter().find(|s| !allowed.contains(*s)) {
+            return Err(OAuthError::new(
+                OAuthErrorKind::InvalidScope,
+                format!("The scope '{extra}' is not allowed here."),
+            ));
+        }
+        Ok(requested)
+    }
+
+    async fn client_credentials(
+        &self,
+        request: &TokenRequest,
+        client: &OAuthClient,
+    ) -> OAuthResult<TokenResponse> {
+        let allowed = client
+            .scopes
+            .without(Scope::OpenId)
+            .without(Scope::Profile)
+            .without(Scope::Email);
+        let scopes = self.requested_scopes(request, allowed)?;
+        let Some(owner) = self.user_facts(&client.owner_id).await? else {
+            return Err(OAuthError::invalid_client());
+        };
+        let scopes = scopes.intersect(owner.role.max_scopes());
+        self.issue(
+            &Grant {
+                client,
+                user_id: &client.owner_id,
+                scopes,
+                family_id: None,
+                auth_time: None,
+                nonce: None,
+            },
+            None,
+        )
+    }
+
+    async fn refresh(
+        &self,
+        request: &TokenRequest,
+        client: &OAuthClient,
+        ip: &str,
+    ) -> OAuthResult<TokenResponse> {
+        let presented = request.required("refresh_token")?;
+        let invalid =
+            || OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
+        if check_format(SecretKind::RefreshToken, presented).is_err() {
+            return Err(invalid());
+        }
+        let hash = self.hasher().hash(presented);
+        let Some(current) = self.store.get_refresh_token(&hash).await? else {
+            return Err(invalid());
+        };
+        if current.client_id != client.id {
+            return Err(invalid());
+        }
+        let scopes = self.requested_scopes(request, current.scopes)?;
+        let Some(owner) = self.user_facts(&current.user_id).await? else {
+            return Err(invalid());
+        };
+        let now = self.now();
+        let secret = generate(SecretKind::RefreshToken);
+        let successor = RefreshToken {
+            hash: self.hasher().hash(secret.expose()),
+            family_id: current.family_id.clone(),
+            client_id: client.id.clone(),
+            user_id: current.user_id.clone(),
+            scopes: current.scopes,
+            issued_at: now,
+            expires_at: (now + self.settings.refresh_token_ttl).min(current.family_expires_at),
+            family_expires_at: current.family_expires_at,
+            auth_time: current.auth_time,
+            rotated_at: None,
+            revoked_at: None,
+        };
+        match self
+            .store
+            .rotate_refresh_token(&hash, now, self.settings.refresh_reuse_grace, &successor)
+            .await?
+        {
+            RotateOutcome::Rotated(_) => {}
+            RotateOutcome::Invalid => return Err(invalid()),
+            RotateOutcome::ReuseDetected(reused) => {
+                self.revoke_family_tokens(&reused.family_id).await?;
+                self.audit(
+                    Some(&reused.user_id),
+                    "refresh_token.reuse_detected",
+                    Some(ip),
+                    json!({ "client_id": reused.client_id, "family_id": reused.family_id }),
+                )
+                .await;
+                return Err(invalid());
+            }
+        }
+        let scopes = scopes.intersect(owner.role.max_scopes());
+        self.issue(
+            &Grant {
+                client,
+                user_id: &current.user_id,
+                scopes,
+                family_id: Some(&current.family_id),
+                auth_time: Some(current.auth_time),
+                nonce: None,
+            },
+            Some(secret),
+        )
+    }
+
+    async fn exchange_code(
+        &self,
+        request: &TokenRequest,
+        client: &OAuthClient,
+        ip: &str,
+    ) -> OAuthResult<TokenResponse> {
+        let presented = request.required("code")?;
+        let invalid =
+            || OAuthError::invalid_grant("The authorization code is invalid, expired or used.");
+        if check_format(SecretKind::AuthorizationCode, presented).is_err() {
+            return Err(invalid());
+        }
+        let now = self.now();
+        let Some(code) = self
+            .store
+            .consume_authorization_code(&self.hasher().hash(presented), now)
+            .await?
+        else {
+            return Err(invalid());
+        };
+        if code.client_id != client.id {
+            return Err(invalid());
+        }
+        if code.used_at.is_some() {
+            self.revoke_family_tokens(&code.family_id).await?;
+            self.audit(
+                Some(&code.user_id),
+                "authorization_code.reuse_detected",
+                Some(ip),
+                json!({ "client_id": client.id }),
+            )
+            .await;
+            return Err(invalid());
+        }
+        if now >= code.expires_at {
+            return Err(invalid());
+        }
+        if request.param("redirect_uri") != Some(code.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request.",
+            ));
+        }
+        match (&code.code_challenge, request.param("code_verifier")) {
+            (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => {}
+            (None, None) => {}
+            _ => return Err(OAuthError::invalid_grant("PKCE verification failed.")),
+        }
+        let Some(owner) = self.user_facts(&code.user_id).await? else {
+            return Err(invalid());
+        };
+        let scopes = code.scopes.intersect(owner.role.max_scopes());
+        let refresh = if client.allows(GrantType::RefreshToken) {
+            let secret = generate(SecretKind::RefreshToken);
+            self.store
+                .insert_refresh_token(&RefreshToken {
+                    hash: self.hasher().hash(secret.expose()),
+                    family_id: code.family_id.clone(),
+                    client_id: client.id.clone(),
+                    user_id: code.user_id.clone(),
+                    scopes,
+                    issued_at: now,
+                    expires_at: now + self.settings.refresh_token_ttl,
+                    family_expires_at: now + self.settings.refresh_token_max_ttl,
+                    auth_time: code.auth_time,
+                    rotated_at: None,
+                    revoked_at: None,
+                })
+                .await?;
+            Some(secret)
+        } else {
+            None
+        };
+        self.issue(
+            &Grant {
+                client,
+                user_id: &code.user_id,
+                scopes,
+                family_id: Some(&code.family_id),
+                auth_time: Some(code.auth_time),
+                nonce: code.nonce.as_deref(),
+            },
+            refresh,
+        )
+    }
+
+    /// Revokes a family: its refresh tokens in storage and its access tokens everywhere.
+    pub(crate) async fn revoke_family_tokens(&self, family_id: &str) -> Result<(), Error> {
+        let now = self.now();
+        self.store.revoke_refresh_family(family_id, now).await?;
+        self.invalidate(Invalidation::Family {
+            family_id: family_id.to_owned(),
+            expires_at: now + self.settings.access_token_ttl,
+        })
+        .await
+    }
+
+    fn issue(&self, grant: &Grant<'_>, refresh: Option<Secret>) -> OAuthResult<TokenResponse> {
+        let now = self.now();
+        let ring = self.key_ring();
+        let ttl = self.settings.access_token_ttl;
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            sub: grant.user_id.to_owned(),
+            aud: self.settings.issuer.clone(),
+            client_id: grant.client.id.clone(),
+            scope: grant.scopes.to_string(),
+            jti: new_id("at"),
+            iat: now,
+            exp: now + ttl,
+            nbf: None,
+            sid: grant.family_id.map(str::to_owned),
+            auth_time: grant.auth_time,
+        };
+        let unavailable =
+            || OAuthError::new(OAuthErrorKind::ServerError, "No signing key is available.");
+        let access_token = ring.sign("at+jwt", &claims).ok_or_else(unavailable)?;
+        let id_token = match grant.auth_time {
+            Some(auth_time) if grant.scopes.contains(Scope::OpenId) => {
+                let mut id_claims = json!({
+                    "iss": self.settings.issuer,
+                    "sub": grant.user_id,
+                    "aud": grant.client.id,
+                    "azp": grant.client.id,
+                    "iat": now,
+                    "exp": now + self.id_token_ttl(),
+                    "auth_time": auth_time,
+                    "at_hash": left_half_hash(&access_token),
+                });
+                if let Some(nonce) = grant.nonce {
+                    id_claims["nonce"] = json!(nonce);
+                }
+                if let Some(sid) = grant.family_id {
+                    id_claims["sid"] = json!(sid);
+                }
+                Some(ring.sign("JWT", &id_claims).ok_or_else(unavailable)?)
+            }
+            _ => None,
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            scope: grant.scopes.to_string(),
+            refresh_token: refresh.map(|s| s.expose().to_owned()),
+            id_token,
+        })
+    }
+
+    /// `POST /oauth/revoke` (RFC 7009). Unknown tokens, and tokens of other clients, are
+    /// ignored; the answer is the same either way.
+    pub async fn revoke_token(&self, request: &TokenRequest, ip: &str) -> OAuthResult<()> {
+        let client = self.authenticate_client(&request.client, ip).await?;
+        let token = request.required("token")?;
+        if token.starts_with(SecretKind::RefreshToken.prefix()) {
+            if check_format(SecretKind::RefreshToken, token).is_ok()
+                && let Some(found) = self
+                    .store
+                    .get_refresh_token(&self.hasher().hash(token))
+                    .await?
+                && found.client_id == client.id
+            {
+                self.revoke_family_tokens(&found.family_id).await?;
+                self.audit(
+                    Some(&found.user_id),
+                    "refresh_token.revoked",
+                    Some(ip),
+                    json!({ "client_id": client.id }),
+                )
+                .await;
+            }
+            return Ok(());
+        }
+        let claims: Option<AccessClaims> = self.key_ring().verify(token, "at+jwt").ok();
+        if let Some(claims) = claims
+            && claims.client_id == client.id
+            && claims.iss == self.settings.issuer
+        {
+            self.invalidate(Invalidation::AccessToken {
+                jti: claims.jti.clone(),
+                expires_at: claims.exp,
+            })
+            .await?;
+            self.audit(
+                Some(&claims.sub),
+                "access_token.revoked",
+                Some(ip),
+                json!({ "client_id": client.id, "jti": claims.jti }),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// `POST /oauth/introspect` (RFC 7662), for confidential clients.
+    pub async fn introspect(&self, request: &TokenRequest, ip: &str) -> OAuthResult<Introspection> {
+        let client = self.authenticate_client(&request.client, ip).await?;
+        if client.is_public() {
+            return Err(OAuthError::invalid_client());
+        }
+        let token = request.required("token")?;
+        let inactive = json!({ "active": false });
+        let now = self.now();
+        if token.starts_with(SecretKind::RefreshToken.prefix()) {
+            if check_format(SecretKind::RefreshToken, token).is_err() {
+                return Ok(inactive);
+            }
+            let found = self
+                .store
+                .get_refresh_token(&self.hasher().hash(token))
+                .await?;
+            return Ok(match found {
+                Some(t)
+                    if t.revoked_at.is_none()
+                        && t.rotated_at.is_none()
+                        && now < t.expires_at
+                        && self.user_facts(&t.user_id).await?.is_some() =>
+                {
+                    json!({
+                        "active": true,
+                        "scope": t.scopes.to_string(),
+                        "client_id": t.client_id,
+                        "sub": t.user_id,
+                        "iss": self.settings.issuer,
+                        "iat": t.issued_at,
+                        "exp": t.expires_at,
+                        "token_type": "refresh_token",
+                    })
+                }
+                _ => inactive,
+            });
+        }
+        let claims = match self.verify_access_token(token, now) {
+            Ok(claims) => claims,
+            Err(AuthFailure::Malformed | AuthFailure::Expired | AuthFailure::Revoked)
+            | Err(AuthFailure::Missing | AuthFailure::Unknown) => return Ok(inactive),
+        };
+        if !self.client_alive(&claims.client_id).await?
+            || self.user_facts(&claims.sub).await?.is_none()
+        {
+            return Ok(inactive);
+        }
+        Ok(json!({
+            "active": true,
+            "scope": claims.scope,
+            "client_id": claims.client_id,
+            "sub": claims.sub,
+            "aud": claims.aud,
+            "iss": claims.iss,
+            "iat": claims.iat,
+            "exp": claims.exp,
+            "jti": claims.jti,
+            "token_type": "Bearer",
+        }))
+    }
+}
+
+impl NetApi {
+    /// OpenID Connect UserInfo claims for the caller, limited by its scopes.
+    pub async fn userinfo(&self, caller: &super::Principal) -> Result<serde_json::Value, Error> {
+        let user = self
+            .store
+            .get_user(&caller.user_id)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let mut claims = json!({ "sub": user.id });
+        if caller.scopes.contains(Scope::Profile) {
+            claims["name"] = json!(user.name);
+            claims["updated_at"] = json!(user.updated_at);
+        }
+        if caller.scopes.contains(Scope::Email) {
+            claims["email"] = json!(user.email);
+            claims["email_verified"] = json!(false);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_example_from_rfc_7636() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(verifier, challenge));
+        assert!(!pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX",
+            challenge
+        ));
+        assert!(!pkce_matches("short", challenge));
+    }
+
+    #[test]
+    fn two_client_authentication_methods_are_refused() {
+        let mut form = HashMap::new();
+        form.insert("client_id".to_owned(), "cli_x".to_owned());
+        form.insert("client_secret".to_owned(), "s".to_owned());
+        let both = ClientAuth::from_request(Some(("cli_x".to_owned(), "s".to_owned())), &form);
+        assert!(matches!(both, Err(e) if e.kind == OAuthErrorKind::InvalidRequest));
+        let post = ClientAuth::from_request(None, &form);
+        assert!(matches!(post, Ok(ClientAuth::Post { .. })));
+        form.remove("client_secret");
+        assert!(matches!(
+            ClientAuth::from_request(None, &form),
+            Ok(ClientAuth::None { .. })
+        ));
+        assert!(ClientAuth::from_request(None, &HashMap::new()).is_err());
+    }
+}

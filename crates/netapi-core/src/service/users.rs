@@ -1,0 +1,325 @@
+//! Registration and user management.
+
+use serde_json::json;
+
+use super::{NetApi, Page, PageRequest, Principal};
+use crate::error::{Error, Result, StoreError};
+use crate::ids::new_id;
+use crate::model::{ApiKey, User};
+use crate::password;
+use crate::scope::{Role, Scope};
+use crate::secret::{Secret, SecretKind, display_prefix, generate, last_four};
+use crate::store::Invalidation;
+
+/// A registration.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Email address.
+    pub email: String,
+    /// Password (8 to 128 characters).
+    pub password: Secret,
+    /// Display name.
+    pub name: String,
+    /// Role; registration over HTTP always makes members.
+    pub role: Role,
+}
+
+/// A change to a user; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New email.
+    pub email: Option<String>,
+    /// New password.
+    pub password: Option<Secret>,
+    /// New role (admins only).
+    pub role: Option<Role>,
+}
+
+/// A page of users.
+pub type UserPage = Page<User>;
+
+/// Longest email address (RFC 5321 path limit).
+const MAX_EMAIL_LEN: usize = 254;
+/// Longest display name, in characters.
+const MAX_NAME_LEN: usize = 100;
+
+/// Normalises and checks an email address; the rule is deliberately plain: something@domain.tld.
+pub fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= MAX_EMAIL_LEN
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::invalid("email", "is not a valid email address"))
+    }
+}
+
+/// Trims and checks a display name.
+pub fn normalize_name(field: &str, name: &str) -> Result<String> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1 to {MAX_NAME_LEN} printable characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl NetApi {
+    /// Creates a user and its first API key (every scope its role allows but `admin` for
+    /// members, every scope for admins). The key is returned this once.
+    pub async fn register(&self, new: NewUser, ip: Option<&str>) -> Result<(User, ApiKey, Secret)> {
+        let email = normalize_email(&new.email)?;
+        let name = normalize_name("name", &new.name)?;
+        password::validate(new.password.expose())?;
+        let password_hash = password::hash(new.password.expose().to_owned()).await?;
+        let now = self.now();
+        let user = User {
+            id: new_id("usr"),
+            email,
+            name,
+            role: new.role,
+            password_hash,
+            created_at: now,
+            updated_at: now,
+        };
+        let (key, secret) = self.mint_api_key(
+            &user.id,
+            "Default key".to_owned(),
+            new.role.max_scopes(),
+            None,
+        );
+        let event = self.audit_event(
+            Some(&user.id),
+            "user.registered",
+            ip,
+            json!({ "api_key_id": key.id }),
+        );
+        match self.store.create_user(&user, Some(&key), &event).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(Error::AlreadyExists(
+                    "A user with this email already exists.".to_owned(),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.users.invalidate(&user.id);
+        Ok((user, key, secret))
+    }
+
+    /// Builds a new key record and its secret (not yet stored).
+    pub(crate) fn mint_api_key(
+        &self,
+        user_id: &str,
+        name: String,
+        scopes: crate::scope::Scopes,
+        expires_at: Option<i64>,
+    ) -> (ApiKey, Secret) {
+        let secret = generate(SecretKind::ApiKey);
+        let key = ApiKey {
+            id: new_id("key"),
+            user_id: user_id.to_owned(),
+            name,
+            prefix: display_prefix(SecretKind::ApiKey, &secret),
+            last_four: last_four(&secret),
+            hash: self.hasher().hash(secret.expose()),
+            scopes,
+            created_at: self.now(),
+            last_used_at: None,
+            expires_at,
+            revoked_at: None,
+        };
+        (key, secret)
+    }
+
+    /// Users the caller may see: everyone for admins, themselves for members.
+    pub async fn list_users(&self, caller: &Principal, page: PageRequest) -> Result<UserPage> {
+        caller.require(Scope::UsersRead)?;
+        if caller.is_admin() {
+            let users = self
+                .store
+                .list_users(page.cursor.as_deref(), page.fetch_limit())
+                .await?;
+            return Ok(page.page(users, |u| &u.id));
+        }
+        let me = self.get_user(caller, &caller.user_id).await?;
+        let items = if page.cursor.as_deref().is_none_or(|c| c < me.id.as_str()) {
+            vec![me]
+        } else {
+            Vec::new()
+        };
+        Ok(Page {
+            items,
+            next_page_token: None,
+        })
+    }
+
+    /// One user; another user's id is "not found" to a member.
+    pub async fn get_user(&self, caller: &Principal, id: &str) -> Result<User> {
+        caller.require(Scope::UsersRead)?;
+        if !caller.may_act_on(id) {
+            return Err(Error::NotFound("user"));
+        }
+        self.store
+            .get_user(id)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// Changes a user. Members change themselves (not their role); admins anyone.
+    pub async fn update_user(
+        &self,
+        caller: &Principal,
+        id: &str,
+        update: UserUpdate,
+        ip: Option<&str>,
+    ) -> Result<User> {
+        caller.require(Scope::UsersWrite)?;
+        if !caller.may_act_on(id) {
+            return Err(Error::NotFound("user"));
+        }
+        let mut user = self
+            .store
+            .get_user(id)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        if let Some(role) = update.role
+            && role != user.role
+        {
+            if !caller.is_admin() {
+                return Err(Error::PermissionDenied {
+                    scope: Some(Scope::Admin),
+                    message: "Only administrators may change roles.".to_owned(),
+                });
+            }
+            user.role = role;
+        }
+        if let Some(name) = update.name {
+            user.name = normalize_name("name", &name)?;
+        }
+        if let Some(email) = update.email {
+            user.email = normalize_email(&email)?;
+        }
+        if let Some(password) = update.password {
+            password::validate(password.expose())?;
+            user.password_hash = password::hash(password.expose().to_owned()).await?;
+        }
+        user.updated_at = self.now();
+        match self.store.update_user(&user).await {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::NotFound("user")),
+            Err(StoreError::Conflict(_)) => {
+                return Err(Error::AlreadyExists(
+                    "A user with this email already exists.".to_owned(),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.invalidate(Invalidation::User(user.id.clone())).await?;
+        self.audit(Some(&user.id), "user.updated", ip, json!({}))
+            .await;
+        Ok(user)
+    }
+
+    /// Deletes a user with everything it holds; its credentials stop working at once.
+    pub async fn delete_user(&self, caller: &Principal, id: &str, ip: Option<&str>) -> Result<()> {
+        caller.require(Scope::UsersWrite)?;
+        if !caller.may_act_on(id) {
+            return Err(Error::NotFound("user"));
+        }
+        if !self.store.delete_user(id).await? {
+            return Err(Error::NotFound("user"));
+        }
+        self.invalidate(Invalidation::User(id.to_owned())).await?;
+        self.audit(Some(id), "user.deleted", ip, json!({})).await;
+        Ok(())
+    }
+
+    /// Checks an email and password (for the login page), limited per account and address.
+    /// An unknown email costs the same as a wrong password and gets the same answer.
+    pub async fn login(&self, email: &str, password: &Secret, ip: &str) -> Result<User> {
+        let now = self.now();
+        let email = email.trim().to_lowercase();
+        let subjects = [format!("ip:{ip}"), format!("account:{email}")];
+        if let Some(retry_after) = subjects
+            .iter()
+            .filter_map(|s| self.limiter.blocked(s, now))
+            .max()
+        {
+            return Err(Error::RateLimited { retry_after });
+        }
+        let user = self.store.get_user_by_email(&email).await?;
+        let ok = password::verify(
+            password.expose().to_owned(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+        match user {
+            Some(user) if ok => {
+                self.audit(Some(&user.id), "user.login", Some(ip), json!({}))
+                    .await;
+                Ok(user)
+            }
+            user => {
+                for subject in &subjects {
+                    self.limiter.record_failure(subject, now);
+                }
+                self.audit(
+                    user.as_ref().map(|u| u.id.as_str()),
+                    "user.login_failed",
+                    Some(ip),
+                    json!({}),
+                )
+                .await;
+                Err(Error::Unauthenticated(crate::error::AuthFailure::Unknown))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_rules() {
+        assert_eq!(
+            normalize_email("  Ada@Example.COM ").ok(),
+            Some("ada@example.com".to_owned())
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@c.de",
+            "a@b@c.de",
+            "a@.com",
+            "a@b..com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(normalize_name("name", " Ada ").ok(), Some("Ada".to_owned()));
+        assert!(normalize_name("name", "   ").is_err());
+        assert!(normalize_name("name", &"x".repeat(101)).is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! The storage boundary. Implemented for SQLite and PostgreSQL in `netapi-store`; both pass
+//! one conformance suite. The store keeps records and guarantees atomicity; it decides no
+//! policy.
+
+use crate::clock::Timestamp;
+use crate::error::StoreError;
+use crate::model::{
+    ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, RotateOutcome,
+    Session, SigningKey, User,
+};
+use crate::secret::SecretHash;
+
+/// Shorthand for storage results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A cache entry that another process must drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// An API key was revoked, rotated or expired early (subject: its hash, hex).
+    ApiKey(SecretHash),
+    /// A user was changed or deleted.
+    User(String),
+    /// A client was changed or deleted.
+    Client(String),
+    /// An access token (`jti`) was revoked; valid until `expires_at`.
+    AccessToken {
+        /// Its `jti`.
+        jti: String,
+        /// When it would have expired anyway.
+        expires_at: Timestamp,
+    },
+    /// A token family (`sid`) was revoked; refuse its access tokens until `expires_at`.
+    Family {
+        /// The family id.
+        family_id: String,
+        /// When its last access token would have expired anyway.
+        expires_at: Timestamp,
+    },
+    /// The signing keys changed.
+    SigningKeys,
+}
+
+/// Persistent storage for everything Net API knows.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Answers when storage is reachable.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- users ---
+    /// Creates a user with its first API key and audit event, atomically.
+    /// `Conflict("email")` if the email is taken.
+    async fn create_user(
+        &self,
+        user: &User,
+        first_key: Option<&ApiKey>,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// A user by id.
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
+    /// A user by (lower-cased) email.
+    async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// Users ordered by id, after the cursor.
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
+    /// Saves a changed user; false if it does not exist. `Conflict("email")` on a taken email.
+    async fn update_user(&self, user: &User) -> StoreResult<bool>;
+    /// Deletes a user and everything it holds (keys, clients, tokens, sessions, consents).
+    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+
+    // --- API keys ---
+    /// Stores a new key.
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// A key by id.
+    async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
+    /// A key by the hash of its value: the authentication lookup.
+    async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>>;
+    /// A user's keys that are not revoked, ordered by id, after the cursor.
+    async fn list_api_keys(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a key; false if it was unknown or already revoked.
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> StoreResult<bool>;
+    /// Atomically: if `old_id` is live, set its expiry to `old_expires_at` and store `new_key`.
+    /// False (and nothing written) if the old key is revoked or unknown.
+    async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        old_expires_at: Timestamp,
+        new_key: &ApiKey,
+    ) -> StoreResult<bool>;
+    /// Records last use times in one batch.
+    async fn record_api_key_use(&self, uses: &[(String, Timestamp)]) -> StoreResult<()>;
+
+    // --- audit ---
+    /// Appends an event.
+    async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Events newest first, before the cursor; all users' with `None`.
+    async fn list_audit_events(
+        &self,
+        user_id: Option<&str>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+
+    // --- OAuth clients ---
+    /// Stores a new client.
+    async fn insert_client(&self, client: &OAuthClient) -> StoreResult<()>;
+    /// A client by `client_id`.
+    async fn get_client(&self, id: &str) -> StoreResult<Option<OAuthClient>>;
+    /// Clients ordered by id after the cursor; all owners' with `None`.
+    async fn list_clients(
+        &self,
+        owner_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<OAuthClient>>;
+    /// Saves a changed client (including a new secret hash); false if unknown.
+    async fn update_client(&self, client: &OAuthClient) -> StoreResult<bool>;
+    /// Deletes a client with its tokens, codes and consents; false if unknown.
+    async fn delete_client(&self, id: &str) -> StoreResult<bool>;
+
+    // --- refresh tokens ---
+    /// Stores a new refresh token.
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    /// A refresh token by hash.
+    async fn get_refresh_token(&self, hash: &SecretHash) -> StoreResult<Option<RefreshToken>>;
+    /// Atomically exchanges `old` for `successor` (see [`RotateOutcome`]). A token already
+    /// rotated less than `grace` seconds ago may be exchanged again (concurrent refreshes);
+    /// later than that, the whole family is revoked.
+    async fn rotate_refresh_token(
+        &self,
+        old: &SecretHash,
+        now: Timestamp,
+        grace: i64,
+        successor: &RefreshToken,
+    ) -> StoreResult<RotateOutcome>;
+    /// Revokes every live token of a family; returns how many.
+    async fn revoke_refresh_family(&self, family_id: &str, at: Timestamp) -> StoreResult<u64>;
+    /// Revokes every refresh token a user holds for a client (consent withdrawn).
+    async fn revoke_refresh_for_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        at: Timestamp,
+    ) -> StoreResult<Vec<String>>;
+
+    // --- authorization codes ---
+    /// Stores a new code.
+    async fn insert_authorization_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
+    /// Atomically marks a code used and returns it as it was before (so a second use shows
+    /// `used_at` set). `None` if unknown.
+    async fn consume_authorization_code(
+        &self,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<AuthorizationCode>>;
+
+    // --- consents ---
+    /// Records (or widens) a consent.
+    async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()>;
+    /// A user's consent for a client.
+    async fn get_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>>;
+    /// A user's consents.
+    async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>>;
+    /// Withdraws a consent; false if there was none.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool>;
+
+    // --- browser sessions ---
+    /// Stores a session.
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// A session by hash.
+    async fn get_session(&self, hash: &SecretHash) -> StoreResult<Option<Session>>;
+    /// Ends a session.
+    async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
+
+    // --- access-token denylist and cross-process invalidation ---
+    /// Records an invalidation for every process (including a denylist entry for access
+    /// tokens and families) and returns its sequence number.
+    async fn publish_invalidation(
+        &self,
+        invalidation: &Invalidation,
+        at: Timestamp,
+    ) -> StoreResult<i64>;
+    /// Invalidations after `seq`, oldest first, with their sequence numbers.
+    async fn invalidations_since(&self, seq: i64) -> StoreResult<Vec<(i64, Invalidation)>>;
+    /// The newest sequence number (0 if none).
+    async fn latest_invalidation(&self) -> StoreResult<i64>;
+    /// Every access-token and family denylist entry that has not expired.
+    async fn active_denylist(&self, now: Timestamp) -> StoreResult<Vec<Invalidation>>;
+
+    // --- signing keys ---
+    /// Stores a signing key.
+    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
+    /// Every signing key not yet retired at `now`.
+    async fn list_signing_keys(&self, now: Timestamp) -> StoreResult<Vec<SigningKey>>;
+    /// Sets the retirement time of every key but `keep` that has none.
+    async fn retire_signing_keys(&self, keep: &str, retire_at: Timestamp) -> StoreResult<()>;
+
+    // --- housekeeping ---
+    /// Deletes expired codes, sessions, refresh tokens, denylist entries and old
+    /// invalidations; returns how many rows went. Safe to run from several processes.
+    async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64>;
+}

@@ -1,0 +1,209 @@
+//! The one place where errors become responses. Handlers return [`ApiError`]; the request-id
+//! middleware writes the envelope, so every error body carries the request id.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use netapi_core::{AuthFailure, Error};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The contract's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    /// 400
+    InvalidArgument,
+    /// 401
+    Unauthenticated,
+    /// 403
+    PermissionDenied,
+    /// 404
+    NotFound,
+    /// 405
+    MethodNotAllowed,
+    /// 409
+    AlreadyExists,
+    /// 413
+    PayloadTooLarge,
+    /// 415
+    UnsupportedMediaType,
+    /// 429
+    ResourceExhausted,
+    /// 500
+    Internal,
+    /// 503
+    Unavailable,
+}
+
+impl Code {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidArgument => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::PermissionDenied => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::AlreadyExists => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The body of an error, without the request id (added by the middleware).
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody {
+    /// The code.
+    pub code: Code,
+    /// For people.
+    pub message: String,
+    /// Particulars (the field, the scope).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Value>,
+}
+
+/// An error on a non-OAuth endpoint.
+#[derive(Debug)]
+pub struct ApiError {
+    body: ErrorBody,
+    www_authenticate: Option<String>,
+    retry_after: Option<u64>,
+}
+
+/// The seed's message for a refused credential.
+pub const AUTH_FAILED: &str = "Authentication failed. Please check your API key or token.";
+
+impl ApiError {
+    /// An error with a code and message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            body: ErrorBody {
+                code,
+                message: message.into(),
+                details: Vec::new(),
+            },
+            www_authenticate: None,
+            retry_after: None,
+        }
+    }
+
+    /// Adds a `details` entry.
+    #[must_use]
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.body.details.push(detail);
+        self
+    }
+
+    /// A 400 naming `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(Code::InvalidArgument, format!("'{field}' {message}"))
+            .with_detail(serde_json::json!({ "field": field, "description": message }))
+    }
+
+    /// A 401 for a credential that was missing or bad.
+    pub fn unauthenticated(failure: AuthFailure) -> Self {
+        let (message, description) = match failure {
+            AuthFailure::Missing => (AUTH_FAILED.to_owned(), None),
+            AuthFailure::Expired => (
+                "Authentication failed: the API key or token has expired.".to_owned(),
+                Some("The credential has expired"),
+            ),
+            AuthFailure::Revoked => (
+                AUTH_FAILED.to_owned(),
+                Some("The credential has been revoked"),
+            ),
+            AuthFailure::Malformed | AuthFailure::Unknown => {
+                (AUTH_FAILED.to_owned(), Some("The credential is not valid"))
+            }
+        };
+        let challenge = match description {
+            None => "Bearer realm=\"netapi\"".to_owned(),
+            Some(description) => format!(
+                "Bearer realm=\"netapi\", error=\"invalid_token\", error_description=\"{description}\""
+            ),
+        };
+        Self {
+            www_authenticate: Some(challenge),
+            ..Self::new(Code::Unauthenticated, message)
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::InvalidArgument {
+                field: Some(field),
+                message,
+            } => Self::invalid(&field, message),
+            Error::InvalidArgument {
+                field: None,
+                message,
+            } => Self::new(Code::InvalidArgument, message),
+            Error::Unauthenticated(failure) => Self::unauthenticated(failure),
+            Error::PermissionDenied { scope, message } => {
+                let mut error = Self::new(Code::PermissionDenied, message);
+                if let Some(scope) = scope {
+                    error =
+                        error.with_detail(serde_json::json!({ "missing_scope": scope.as_str() }));
+                    error.www_authenticate = Some(format!(
+                        "Bearer realm=\"netapi\", error=\"insufficient_scope\", scope=\"{scope}\""
+                    ));
+                }
+                error
+            }
+            Error::NotFound(what) => Self::new(Code::NotFound, format!("No such {what}.")),
+            Error::AlreadyExists(message) => Self::new(Code::AlreadyExists, message),
+            Error::RateLimited { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    Code::ResourceExhausted,
+                    format!("Too many requests; retry in {retry_after} seconds."),
+                )
+            },
+            Error::Unavailable => Self::new(
+                Code::Unavailable,
+                "The service is temporarily unavailable; try again shortly.",
+            ),
+            Error::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// A 500 that says nothing of its cause.
+    pub fn internal() -> Self {
+        Self::new(
+            Code::Internal,
+            "An internal error occurred. Quote the request id when reporting it.",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.body.code.status().into_response();
+        let headers = response.headers_mut();
+        if let Some(challenge) = self
+            .www_authenticate
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(self.body);
+        response
+    }
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,185 @@
+//! The HTTP face of Net API (axum): routing, extractors, error rendering, middleware.
+//! Handlers parse, call one `NetApi` operation, and render.
+
+pub mod error;
+pub mod extract;
+mod middleware;
+pub mod oauth;
+mod v1;
+mod views;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use netapi_core::NetApi;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::{ApiError, Code};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The service.
+    pub api: Arc<NetApi>,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(Code::NotFound, "No such endpoint.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(Code::MethodNotAllowed, "This method is not allowed here.")
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.api.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "storage is not answering");
+            ApiError::new(Code::Unavailable, "Storage is not answering.").into_response()
+        }
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::internal().into_response()
+}
+
+/// The whole application.
+pub fn router(state: AppState, options: &HttpOptions) -> Router {
+    let v1 = Router::new()
+        .route("/register", post(v1::register))
+        .route("/users", get(v1::list_users))
+        .route("/users/me", get(v1::me))
+        .route(
+            "/users/{id}",
+            get(v1::get_user)
+                .patch(v1::update_user)
+                .delete(v1::delete_user),
+        )
+        .route("/api-keys", get(v1::list_keys).post(v1::create_key))
+        .route("/api-keys/{id}", get(v1::get_key).delete(v1::revoke_key))
+        .route("/api-keys/{id}/rotate", post(v1::rotate_key))
+        .route(
+            "/oauth-clients",
+            get(v1::list_clients).post(v1::create_client),
+        )
+        .route(
+            "/oauth-clients/{id}",
+            get(v1::get_client)
+                .patch(v1::update_client)
+                .delete(v1::delete_client),
+        )
+        .route(
+            "/oauth-clients/{id}/rotate-secret",
+            post(v1::rotate_client_secret),
+        )
+        .route("/audit-events", get(v1::list_events));
+    let oauth = Router::new()
+        .route("/token", post(oauth::token))
+        .route("/revoke", post(oauth::revoke))
+        .route("/introspect", post(oauth::introspect))
+        .route("/jwks.json", get(oauth::jwks))
+        .route("/userinfo", get(oauth::userinfo).post(oauth::userinfo));
+    Router::new()
+        .nest("/v1", v1)
+        .nest("/oauth", oauth)
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::authorization_server_metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::openid_configuration),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(state)
+}
+
+/// Background duties: apply other processes' revocations, write batched key usage, and
+/// clean up expired rows. Runs until the task is dropped.
+pub async fn run_background(api: Arc<NetApi>) {
+    let mut poll = tokio::time::interval(Duration::from_millis(250));
+    let mut usage = tokio::time::interval(Duration::from_secs(30));
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+    for timer in [&mut poll, &mut usage, &mut housekeeping] {
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                if let Err(err) = api.poll_invalidations().await {
+                    tracing::warn!(error = %err, "could not poll invalidations");
+                }
+            }
+            _ = usage.tick() => {
+                if let Err(err) = api.flush_usage().await {
+                    tracing::warn!(error = %err, "could not record key usage");
+                }
+            }
+            _ = housekeeping.tick() => {
+                match api.housekeeping().await {
+                    Ok(removed) if removed > 0 => tracing::info!(removed, "expired rows removed"),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "housekeeping failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish and writes the
+/// pending key usage.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<NetApi>,
+    options: HttpOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let background = tokio::spawn(run_background(api.clone()));
+    let app = router(AppState { api: api.clone() }, &options);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    background.abort();
+    if let Err(err) = api.flush_usage().await {
+        tracing::warn!(error = %err, "could not record key usage at shutdown");
+    }
+    result
+}

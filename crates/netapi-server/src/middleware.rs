@@ -1,0 +1,72 @@
+//! Request ids, the error envelope, access logs and security headers.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use netapi_core::ids::new_id;
+use std::time::Instant;
+use tracing::Instrument;
+
+use crate::error::ErrorBody;
+
+/// `X-Request-Id`.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request an id, logs it, and turns error bodies into the contract's envelope
+/// carrying that id.
+pub async fn request_id(request: Request, next: Next) -> Response {
+    let id = new_id("req");
+    let method = request.method().clone();
+    // The path only: query strings can carry codes and tokens.
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if let Some(body) = response.extensions_mut().remove::<ErrorBody>() {
+        let envelope = serde_json::json!({
+            "error": {
+                "code": body.code,
+                "message": body.message,
+                "request_id": id,
+                "details": body.details,
+            }
+        });
+        let mut envelope = envelope;
+        if body.details.is_empty()
+            && let Some(error) = envelope.get_mut("error").and_then(|e| e.as_object_mut())
+        {
+            error.remove("details");
+        }
+        *response.body_mut() = Body::from(envelope.to_string());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    let status = response.status().as_u16();
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(status, millis, "handled"));
+    response
+}
+
+/// Headers every response carries: no sniffing, no framing, no referrer leaks.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}

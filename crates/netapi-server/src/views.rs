@@ -1,0 +1,75 @@
+//! JSON shapes of the API's resources.
+
+use netapi_core::clock::format_rfc3339;
+use netapi_core::model::{ApiKey, AuditEvent, OAuthClient, User};
+use netapi_core::secret::Secret;
+use serde_json::{Value, json};
+
+fn time(ts: Option<i64>) -> Value {
+    ts.map_or(Value::Null, |t| Value::String(format_rfc3339(t)))
+}
+
+/// A user; never its password hash.
+pub fn user(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "role": user.role.as_str(),
+        "created_at": format_rfc3339(user.created_at),
+        "updated_at": format_rfc3339(user.updated_at),
+    })
+}
+
+/// An API key; `secret` only at creation or rotation.
+pub fn api_key(key: &ApiKey, secret: Option<&Secret>) -> Value {
+    let mut view = json!({
+        "id": key.id,
+        "user_id": key.user_id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "last_four": key.last_four,
+        "scopes": key.scopes.names(),
+        "created_at": format_rfc3339(key.created_at),
+        "last_used_at": time(key.last_used_at),
+        "expires_at": time(key.expires_at),
+    });
+    if let Some(secret) = secret {
+        view["key"] = json!(secret.expose());
+    }
+    view
+}
+
+/// An OAuth client (RFC 7591 names); `secret` only at creation or rotation.
+pub fn client(client: &OAuthClient, secret: Option<&Secret>) -> Value {
+    let mut view = json!({
+        "client_id": client.id,
+        "client_name": client.name,
+        "owner_id": client.owner_id,
+        "redirect_uris": client.redirect_uris,
+        "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "response_types": if client.grant_types.contains(&netapi_core::model::GrantType::AuthorizationCode) { vec!["code"] } else { Vec::new() },
+        "scope": client.scopes.to_string(),
+        "token_endpoint_auth_method": client.auth_method.as_str(),
+        "client_id_issued_at": client.created_at,
+        "created_at": format_rfc3339(client.created_at),
+        "updated_at": format_rfc3339(client.updated_at),
+    });
+    if let Some(secret) = secret {
+        view["client_secret"] = json!(secret.expose());
+        view["client_secret_expires_at"] = json!(0);
+    }
+    view
+}
+
+/// An audit event.
+pub fn event(event: &AuditEvent) -> Value {
+    json!({
+        "id": event.id,
+        "type": event.kind,
+        "user_id": event.user_id,
+        "ip": event.ip,
+        "detail": serde_json::from_str::<Value>(&event.detail).unwrap_or(Value::Null),
+        "created_at": format_rfc3339(event.created_at),
+    })
+}

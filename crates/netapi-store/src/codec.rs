@@ -1,0 +1,135 @@
+//! Turning model values into columns and back. Both backends store the same column types:
+//! text ids, integer seconds, integer scope bit sets and binary hashes.
+
+use netapi_core::StoreError;
+use netapi_core::model::{ClientAuthMethod, GrantType, SigningAlgorithm};
+use netapi_core::scope::Role;
+use netapi_core::secret::SecretHash;
+use netapi_core::store::Invalidation;
+
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(format!("stored {what} is unreadable"))
+}
+
+pub(crate) fn hash(bytes: &[u8]) -> Result<SecretHash, StoreError> {
+    SecretHash::from_slice(bytes).ok_or_else(|| corrupt("hash"))
+}
+
+pub(crate) fn role(name: &str) -> Result<Role, StoreError> {
+    Role::parse(name).ok_or_else(|| corrupt("role"))
+}
+
+pub(crate) fn auth_method(name: &str) -> Result<ClientAuthMethod, StoreError> {
+    ClientAuthMethod::parse(name).ok_or_else(|| corrupt("auth method"))
+}
+
+pub(crate) fn alg(name: &str) -> Result<SigningAlgorithm, StoreError> {
+    SigningAlgorithm::parse(name).ok_or_else(|| corrupt("algorithm"))
+}
+
+/// Redirect URIs are stored one per line (a validated URI has no line break).
+pub(crate) fn join_uris(uris: &[String]) -> String {
+    uris.join("\n")
+}
+
+pub(crate) fn split_uris(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(crate) fn join_grants(grants: &[GrantType]) -> String {
+    grants
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn split_grants(text: &str) -> Result<Vec<GrantType>, StoreError> {
+    text.split(' ')
+        .filter(|s| !s.is_empty())
+        .map(|s| GrantType::parse(s).ok_or_else(|| corrupt("grant type")))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `(kind, subject, expires_at)` columns of an invalidation.
+pub(crate) fn encode_invalidation(inv: &Invalidation) -> (&'static str, String, Option<i64>) {
+    match inv {
+        Invalidation::ApiKey(h) => ("api_key", hex(&h.0), None),
+        Invalidation::User(id) => ("user", id.clone(), None),
+        Invalidation::Client(id) => ("client", id.clone(), None),
+        Invalidation::AccessToken { jti, expires_at } => {
+            ("access_token", jti.clone(), Some(*expires_at))
+        }
+        Invalidation::Family {
+            family_id,
+            expires_at,
+        } => ("family", family_id.clone(), Some(*expires_at)),
+        Invalidation::SigningKeys => ("signing_keys", String::new(), None),
+    }
+}
+
+pub(crate) fn decode_invalidation(
+    kind: &str,
+    subject: String,
+    expires_at: Option<i64>,
+) -> Option<Invalidation> {
+    Some(match kind {
+        "api_key" => Invalidation::ApiKey(SecretHash::from_slice(&unhex(&subject)?)?),
+        "user" => Invalidation::User(subject),
+        "client" => Invalidation::Client(subject),
+        "access_token" => Invalidation::AccessToken {
+            jti: subject,
+            expires_at: expires_at?,
+        },
+        "family" => Invalidation::Family {
+            family_id: subject,
+            expires_at: expires_at?,
+        },
+        "signing_keys" => Invalidation::SigningKeys,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalidations_round_trip() {
+        let all = [
+            Invalidation::ApiKey(SecretHash([7; 32])),
+            Invalidation::User("usr_1".to_owned()),
+            Invalidation::Client("cli_1".to_owned()),
+            Invalidation::AccessToken {
+                jti: "at_1".to_owned(),
+                expires_at: 5,
+            },
+            Invalidation::Family {
+                family_id: "fam_1".to_owned(),
+                expires_at: 6,
+            },
+            Invalidation::SigningKeys,
+        ];
+        for inv in all {
+            let (kind, subject, exp) = encode_invalidation(&inv);
+            assert_eq!(decode_invalidation(kind, subject, exp), Some(inv));
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The [`Store`] of Net API on SQLite (embedded, the default) and PostgreSQL (several
+//! instances). Both run the same SQL, written once in [`queries`]; what differs (connecting,
+//! migrations, how a write transaction begins) lives in [`sqlite`] and [`postgres`].
+
+mod codec;
+mod migrate;
+#[macro_use]
+mod queries;
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use netapi_core::StoreError;
+use netapi_core::store::Store;
+use std::sync::Arc;
+
+/// How to open storage.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path`, `sqlite:///abs/path`, `sqlite::memory:` or `postgres://...`.
+    pub url: String,
+    /// Most connections in the pool.
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    /// Options with a default pool size.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Opens (and migrates, when `migrate` is set) the store the URL names.
+pub async fn open(options: &StoreOptions, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
+    let url = options.url.as_str();
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(options).await?;
+        if migrate {
+            store.migrate().await?;
+        }
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PgStore::open(options).await?;
+        if migrate {
+            store.migrate().await?;
+        }
+        Ok(Arc::new(store))
+    } else {
+        Err(StoreError::Other(
+            "database_url must start with sqlite: or postgres://".to_owned(),
+        ))
+    }
+}
+
+/// Maps a driver error: unique violations to `Conflict`, connection trouble to
+/// `Unavailable`, the rest to `Other`.
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let message = db.message();
+            if message.contains("email") {
+                StoreError::Conflict("email")
+            } else {
+                StoreError::Conflict("record")
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03") =>
+        {
+            StoreError::Unavailable(err.to_string())
+        }
+        _ => StoreError::Other(err.to_string()),
+    }
+}

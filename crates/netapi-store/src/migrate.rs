@@ -1,0 +1,15 @@
+//! Embedded migrations. Each backend has its own SQL files, applied in order, each in one
+//! transaction, recorded in `schema_migrations`.
+
+/// `(version, sql)` for SQLite.
+pub(crate) const SQLITE: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+/// `(version, sql)` for PostgreSQL.
+pub(crate) const POSTGRES: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// Splits a migration file into statements (our files have no `;` inside literals).
+pub(crate) fn statements(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(';').map(str::trim).filter(|s| !s.is_empty())
+}

@@ -1,0 +1,210 @@
+//! Configuration: flags, then `NETAPI_*` variables (clap reads both), then the TOML file,
+//! then defaults. Unknown keys in the file are an error.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The settings of `netapi serve`; each is also `NETAPI_<NAME>` and a key of the file.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "NETAPI_LISTEN")]
+    pub listen: Option<String>,
+    /// sqlite://file, sqlite:///abs/path or postgres://... [default: sqlite://netapi.db]
+    #[arg(long, env = "NETAPI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Most database connections per process [default: 16]
+    #[arg(long, env = "NETAPI_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// The issuer URL of tokens and metadata [default: http://<listen>]
+    #[arg(long, env = "NETAPI_ISSUER")]
+    pub issuer: Option<String>,
+    /// Access token lifetime in seconds [default: 900]
+    #[arg(long, env = "NETAPI_ACCESS_TOKEN_TTL")]
+    pub access_token_ttl: Option<i64>,
+    /// Refresh token idle lifetime in seconds [default: 2592000]
+    #[arg(long, env = "NETAPI_REFRESH_TOKEN_TTL")]
+    pub refresh_token_ttl: Option<i64>,
+    /// Refresh token absolute lifetime in seconds [default: 7776000]
+    #[arg(long, env = "NETAPI_REFRESH_TOKEN_MAX_TTL")]
+    pub refresh_token_max_ttl: Option<i64>,
+    /// Seconds a rotated refresh token may still be used (concurrent refreshes) [default: 10]
+    #[arg(long, env = "NETAPI_REFRESH_REUSE_GRACE")]
+    pub refresh_reuse_grace: Option<i64>,
+    /// Authorization code lifetime in seconds [default: 60]
+    #[arg(long, env = "NETAPI_AUTHORIZATION_CODE_TTL")]
+    pub authorization_code_ttl: Option<i64>,
+    /// Browser session lifetime in seconds [default: 43200]
+    #[arg(long, env = "NETAPI_SESSION_TTL")]
+    pub session_ttl: Option<i64>,
+    /// Failed authentications per minute per address, account or client before 429 [default: 20]
+    #[arg(long, env = "NETAPI_AUTH_FAILURE_LIMIT")]
+    pub auth_failure_limit: Option<u32>,
+    /// Seconds a new signing key is published before it signs [default: 300]
+    #[arg(long, env = "NETAPI_SIGNING_KEY_PUBLISH_DELAY")]
+    pub signing_key_publish_delay: Option<i64>,
+    /// Secret key of the HMAC that stores API keys, tokens and secrets; changing it
+    /// invalidates every one of them [default: none]
+    #[arg(long, env = "NETAPI_PEPPER", hide_env_values = true)]
+    pub pepper: Option<String>,
+    /// Largest request body in bytes [default: 65536]
+    #[arg(long, env = "NETAPI_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Entries in the credential caches [default: 100000]
+    #[arg(long, env = "NETAPI_CACHE_CAPACITY")]
+    pub cache_capacity: Option<u64>,
+    /// TLS certificate chain (PEM) [default: none, plain HTTP]
+    #[arg(long, env = "NETAPI_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) [default: none]
+    #[arg(long, env = "NETAPI_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "NETAPI_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+macro_rules! merge_fields {
+    ($into:ident, $from:ident, $($field:ident),*) => {
+        $( if $into.$field.is_none() { $into.$field = $from.$field; } )*
+    };
+}
+
+impl Settings {
+    /// Fills what flags and environment left unset from the file at `path`.
+    pub fn with_file(mut self, path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let file: Self = toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        merge_fields!(
+            self,
+            file,
+            listen,
+            database_url,
+            database_max_connections,
+            issuer,
+            access_token_ttl,
+            refresh_token_ttl,
+            refresh_token_max_ttl,
+            refresh_reuse_grace,
+            authorization_code_ttl,
+            session_ttl,
+            auth_failure_limit,
+            signing_key_publish_delay,
+            pepper,
+            body_limit,
+            cache_capacity,
+            tls_cert,
+            tls_key,
+            log_format
+        );
+        Ok(self)
+    }
+
+    /// The address to listen on.
+    pub fn listen(&self) -> &str {
+        self.listen.as_deref().unwrap_or("127.0.0.1:8080")
+    }
+
+    /// The database URL.
+    pub fn database_url(&self) -> &str {
+        self.database_url.as_deref().unwrap_or("sqlite://netapi.db")
+    }
+
+    /// Checks ranges and builds the core's settings.
+    pub fn core(&self) -> anyhow::Result<netapi_core::Settings> {
+        let defaults = netapi_core::Settings::default();
+        let positive = |name: &str, value: Option<i64>, default: i64| -> anyhow::Result<i64> {
+            let value = value.unwrap_or(default);
+            if value <= 0 {
+                bail!("{name} must be a positive number of seconds");
+            }
+            Ok(value)
+        };
+        let issuer = self.issuer.clone().unwrap_or_else(|| {
+            let scheme = if self.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", self.listen())
+        });
+        url::Url::parse(&issuer).context("issuer must be an absolute URL")?;
+        let refresh_reuse_grace = self
+            .refresh_reuse_grace
+            .unwrap_or(defaults.refresh_reuse_grace);
+        if refresh_reuse_grace < 0 {
+            bail!("refresh_reuse_grace must not be negative");
+        }
+        Ok(netapi_core::Settings {
+            issuer,
+            access_token_ttl: positive(
+                "access_token_ttl",
+                self.access_token_ttl,
+                defaults.access_token_ttl,
+            )?,
+            refresh_token_ttl: positive(
+                "refresh_token_ttl",
+                self.refresh_token_ttl,
+                defaults.refresh_token_ttl,
+            )?,
+            refresh_token_max_ttl: positive(
+                "refresh_token_max_ttl",
+                self.refresh_token_max_ttl,
+                defaults.refresh_token_max_ttl,
+            )?,
+            refresh_reuse_grace,
+            authorization_code_ttl: positive(
+                "authorization_code_ttl",
+                self.authorization_code_ttl,
+                defaults.authorization_code_ttl,
+            )?,
+            session_ttl: positive("session_ttl", self.session_ttl, defaults.session_ttl)?,
+            auth_failure_limit: self
+                .auth_failure_limit
+                .unwrap_or(defaults.auth_failure_limit),
+            signing_key_publish_delay: self.signing_key_publish_delay.unwrap_or(300).max(0),
+            pepper: self.pepper.clone().unwrap_or_default().into_bytes(),
+            cache_capacity: self.cache_capacity.unwrap_or(defaults.cache_capacity),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let err = toml::from_str::<Settings>("listen = \"0.0.0.0:1\"\nlisen = 1\n");
+        assert!(err.is_err_and(|e| e.to_string().contains("lisen")));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let dir = std::env::temp_dir().join(format!("netapi-config-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("netapi.toml");
+        let _ = std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\naccess_token_ttl = 60\n",
+        );
+        let flags = Settings {
+            access_token_ttl: Some(120),
+            ..Settings::default()
+        };
+        let merged = flags.with_file(Some(&path)).unwrap_or_default();
+        assert_eq!(merged.listen(), "127.0.0.1:9000");
+        assert_eq!(merged.access_token_ttl, Some(120));
+        let core = merged.core().unwrap_or_default();
+        assert_eq!(core.issuer, "http://127.0.0.1:9000");
+        assert_eq!(core.refresh_reuse_grace, 10);
+    }
+}

@@ -1,0 +1,356 @@
+//! `netapi`: the server, migrations and operator commands.
+
+mod config;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use netapi_core::service::{NewClient, NewUser, PageRequest, Principal};
+use netapi_core::{NetApi, Role, SystemClock};
+use netapi_store::StoreOptions;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Settings;
+
+/// Net API: API keys and OAuth 2.0 for your API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Optional TOML configuration file (flags and NETAPI_* variables win over it)
+    #[arg(long, global = true, env = "NETAPI_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server
+    Serve(Box<Settings>),
+    /// Apply database migrations and exit
+    Migrate {
+        /// Database URL [default: sqlite://netapi.db]
+        #[arg(long, env = "NETAPI_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Operator commands that need no HTTP
+    Admin {
+        /// Database URL [default: sqlite://netapi.db]
+        #[arg(long, global = true, env = "NETAPI_DATABASE_URL")]
+        database_url: Option<String>,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a user and print one API key for it on the last line
+    CreateUser {
+        /// Email address
+        #[arg(long)]
+        email: String,
+        /// Display name [default: the part of the email before @]
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Make the user an administrator (its key then carries the admin scope)
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List a user's API keys
+    ListKeys {
+        /// The user's email
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoke an API key by id
+    RevokeKey {
+        /// The key id (key_...)
+        #[arg(long)]
+        id: String,
+    },
+    /// Register an OAuth client for a user and print its id and secret
+    CreateClient {
+        /// Owner's email
+        #[arg(long)]
+        owner_email: String,
+        /// Client name
+        #[arg(long)]
+        name: String,
+        /// Redirect URI (repeatable)
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Grant type (repeatable) [default: by redirect URIs]
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// Space-separated scopes [default: the owner's]
+        #[arg(long)]
+        scope: Option<String>,
+        /// A public client (no secret; PKCE only)
+        #[arg(long)]
+        public: bool,
+    },
+    /// Publish a new token signing key; it signs after the publish delay
+    RotateSigningKey,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(flags) => {
+            let settings = flags.with_file(cli.config.as_deref())?;
+            init_logging(settings.log_format.as_deref().unwrap_or("text"))?;
+            serve(settings).await
+        }
+        Command::Migrate { database_url } => {
+            let settings = Settings {
+                database_url,
+                ..Settings::default()
+            }
+            .with_file(cli.config.as_deref())?;
+            init_logging("text")?;
+            netapi_store::open(&StoreOptions::new(settings.database_url()), true)
+                .await
+                .context("migration failed")?;
+            println!(
+                "migrations applied to {}",
+                redact_url(settings.database_url())
+            );
+            Ok(())
+        }
+        Command::Admin {
+            database_url,
+            command,
+        } => {
+            let settings = Settings {
+                database_url,
+                ..Settings::default()
+            }
+            .with_file(cli.config.as_deref())?;
+            admin(settings, command).await
+        }
+    }
+}
+
+fn init_logging(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        "text" => builder.init(),
+        "json" => builder.json().flatten_event(true).init(),
+        other => bail!("log_format must be text or json, not '{other}'"),
+    }
+    Ok(())
+}
+
+/// The URL without any password in it, for logs.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
+    let core = settings.core()?;
+    let mut options = StoreOptions::new(settings.database_url());
+    if let Some(max) = settings.database_max_connections {
+        options.max_connections = max;
+    }
+    let store = netapi_store::open(&options, true).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            redact_url(settings.database_url())
+        )
+    })?;
+    let api = Arc::new(NetApi::new(store, Arc::new(SystemClock), core));
+    api.start().await.context("cannot start")?;
+    Ok(api)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if settings.tls_cert.is_some() || settings.tls_key.is_some() {
+        bail!("TLS is not built into this version yet; run it behind a TLS-terminating proxy");
+    }
+    let api = open_api(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen())
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen()))?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        listen = %address,
+        database = %redact_url(settings.database_url()),
+        issuer = %api.settings().issuer,
+        "Net API listening on http://{address} with database {}",
+        redact_url(settings.database_url())
+    );
+    let options = netapi_server::HttpOptions {
+        body_limit: settings.body_limit.unwrap_or(64 * 1024),
+    };
+    netapi_server::serve(listener, api, options, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> {
+    let api = open_api(&settings).await?;
+    let operator = Principal::operator();
+    match command {
+        AdminCommand::CreateUser {
+            email,
+            name,
+            password_stdin: _,
+            admin,
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_owned());
+            let role = if admin { Role::Admin } else { Role::Member };
+            let (user, key, secret) = api
+                .register(
+                    NewUser {
+                        email,
+                        password: netapi_core::secret::Secret::new(password),
+                        name,
+                        role,
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "created {} user {} ({})",
+                role.as_str(),
+                user.email,
+                user.id
+            );
+            println!("API key {} (shown once; store it safely):", key.id);
+            println!("{}", secret.expose());
+        }
+        AdminCommand::ListKeys { email } => {
+            let user = user_by_email(&api, &email).await?;
+            let as_user = Principal {
+                user_id: user.id.clone(),
+                ..operator
+            };
+            let mut page =
+                PageRequest::parse("key", Some(100), None).map_err(|e| anyhow::anyhow!("{e}"))?;
+            loop {
+                let keys = api
+                    .list_api_keys(&as_user, page.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for key in &keys.items {
+                    println!(
+                        "{}\t{}...{}\t{}\t{}",
+                        key.id, key.prefix, key.last_four, key.name, key.scopes
+                    );
+                }
+                match keys.next_page_token {
+                    Some(token) => {
+                        page = PageRequest::parse("key", Some(100), Some(&token))
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    }
+                    None => break,
+                }
+            }
+        }
+        AdminCommand::RevokeKey { id } => {
+            api.revoke_api_key(&operator, &id, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("revoked {id}");
+        }
+        AdminCommand::CreateClient {
+            owner_email,
+            name,
+            redirect_uris,
+            grant_types,
+            scope,
+            public,
+        } => {
+            let owner = user_by_email(&api, &owner_email).await?;
+            let as_owner = Principal {
+                user_id: owner.id.clone(),
+                role: owner.role,
+                scopes: owner.role.max_scopes(),
+                ..operator
+            };
+            let (client, secret) = api
+                .create_client(
+                    &as_owner,
+                    NewClient {
+                        name,
+                        redirect_uris,
+                        grant_types: (!grant_types.is_empty()).then_some(grant_types),
+                        scope,
+                        auth_method: public.then(|| "none".to_owned()),
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("client_id {}", client.id);
+            if let Some(secret) = secret {
+                println!("client_secret (shown once):");
+                println!("{}", secret.expose());
+            }
+        }
+        AdminCommand::RotateSigningKey => {
+            let key = api
+                .rotate_signing_key()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "published signing key {}; it signs from {}",
+                key.kid,
+                netapi_core::clock::format_rfc3339(key.active_from)
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn user_by_email(api: &NetApi, email: &str) -> anyhow::Result<netapi_core::model::User> {
+    api.store()
+        .get_user_by_email(&email.trim().to_lowercase())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_context(|| format!("no user with the email {email}"))
+}
