@@ -1,0 +1,2271 @@
+//! Store conformance suite: every scenario runs against SQLite, and against PostgreSQL when
+//! `NETAPI_TEST_POSTGRES_URL` names a server (an admin URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Each test gets a fresh database: a new
+//! temporary SQLite file, or a new `netapi_test_<random>` PostgreSQL database that is dropped
+//! afterwards.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use netapi_core::ids::new_id;
+use netapi_core::model::{
+    ApiKey, AuditEvent, AuthorizationCode, ClientAuthMethod, Consent, GrantType, OAuthClient,
+    RefreshToken, RotateOutcome, Session, SigningAlgorithm, SigningKey, User,
+};
+use netapi_core::secret::SecretHash;
+use netapi_core::store::{Invalidation, Store};
+use netapi_core::{Role, Scope, Scopes, StoreError, Timestamp};
+use netapi_store::StoreOptions;
+use sqlx::Connection;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The "current time" of every scenario.
+const NOW: Timestamp = 1_700_000_000;
+
+const PG_ENV: &str = "NETAPI_TEST_POSTGRES_URL";
+
+// ------------------------------------------------------------------------------------------
+// Harness
+// ------------------------------------------------------------------------------------------
+
+fn random_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn sqlite_path() -> String {
+    std::env::temp_dir()
+        .join(format!("netapi_test_{}.db", random_suffix()))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn remove_sqlite_files(path: &str) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+}
+
+/// `url` with its database (path) part replaced by `database`; query parameters are kept.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.find('?') {
+        Some(q) => url.split_at(q),
+        None => (url, ""),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    format!("{}/{database}{query}", &base[..authority_end])
+}
+
+/// Runs the scenario on its own task so that a failed assertion still lets us clean up, then
+/// re-raises the panic.
+async fn run_isolated<Fut>(scenario: Fut) -> Result<(), Box<dyn std::any::Any + Send>>
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    match tokio::spawn(scenario).await {
+        Ok(()) => Ok(()),
+        Err(err) if err.is_panic() => Err(err.into_panic()),
+        Err(err) => panic!("scenario task failed: {err}"),
+    }
+}
+
+async fn on_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path = sqlite_path();
+    let store = netapi_store::open(&StoreOptions::new(format!("sqlite://{path}")), true)
+        .await
+        .expect("open SQLite store");
+    let result = run_isolated(scenario(store)).await;
+    remove_sqlite_files(&path);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A throw-away PostgreSQL database, or `None` (after saying so) when no server is configured.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(test: &str) -> Option<Self> {
+        let Ok(admin_url) = std::env::var(PG_ENV) else {
+            println!("{test}: skipped, {PG_ENV} is not set");
+            return None;
+        };
+        let name = format!("netapi_test_{}", random_suffix());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to the PostgreSQL admin URL");
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        let url = with_database(&admin_url, &name);
+        Some(Self {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    /// Best effort: a leftover database is harmless.
+    async fn drop_database(self) {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            if let Err(err) = sqlx::raw_sql(&sql).execute(&mut admin).await {
+                eprintln!("could not drop {}: {err}", self.name);
+            }
+            let _ = admin.close().await;
+        }
+    }
+}
+
+async fn on_postgres<F, Fut>(test: &str, scenario: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(db) = PgDatabase::create(test).await else {
+        return;
+    };
+    let store = netapi_store::open(&StoreOptions::new(db.url.clone()), true)
+        .await
+        .expect("open PostgreSQL store");
+    let result = run_isolated(scenario(store)).await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// One `#[tokio::test]` per backend for each scenario: `scenario => sqlite_test, pg_test;`.
+macro_rules! conformance {
+    ($($scenario:ident => $sqlite:ident, $postgres:ident;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $sqlite() {
+                on_sqlite($scenario).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $postgres() {
+                on_postgres(stringify!($postgres), $scenario).await;
+            }
+        )*
+    };
+}
+
+conformance! {
+    users_crud => sqlite_users_crud, postgres_users_crud;
+    users_duplicate_email => sqlite_users_duplicate_email, postgres_users_duplicate_email;
+    users_list_pagination => sqlite_users_list_pagination, postgres_users_list_pagination;
+    users_concurrent_create => sqlite_users_concurrent_create, postgres_users_concurrent_create;
+    users_delete_cascades => sqlite_users_delete_cascades, postgres_users_delete_cascades;
+    api_keys_crud => sqlite_api_keys_crud, postgres_api_keys_crud;
+    api_keys_rotate => sqlite_api_keys_rotate, postgres_api_keys_rotate;
+    api_keys_record_use => sqlite_api_keys_record_use, postgres_api_keys_record_use;
+    audit_events => sqlite_audit_events, postgres_audit_events;
+    clients_crud => sqlite_clients_crud, postgres_clients_crud;
+    clients_delete_cascades => sqlite_clients_delete_cascades, postgres_clients_delete_cascades;
+    refresh_rotation => sqlite_refresh_rotation, postgres_refresh_rotation;
+    refresh_invalid => sqlite_refresh_invalid, postgres_refresh_invalid;
+    refresh_concurrent_rotation =>
+        sqlite_refresh_concurrent_rotation, postgres_refresh_concurrent_rotation;
+    refresh_revoke_family => sqlite_refresh_revoke_family, postgres_refresh_revoke_family;
+    refresh_revoke_for_client =>
+        sqlite_refresh_revoke_for_client, postgres_refresh_revoke_for_client;
+    authorization_codes => sqlite_authorization_codes, postgres_authorization_codes;
+    authorization_codes_concurrent =>
+        sqlite_authorization_codes_concurrent, postgres_authorization_codes_concurrent;
+    consents => sqlite_consents, postgres_consents;
+    sessions => sqlite_sessions, postgres_sessions;
+    invalidations => sqlite_invalidations, postgres_invalidations;
+    denylist => sqlite_denylist, postgres_denylist;
+    signing_keys => sqlite_signing_keys, postgres_signing_keys;
+    delete_expired => sqlite_delete_expired, postgres_delete_expired;
+}
+
+// Migrating needs the URL, not just a store, so it is written out for each backend.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_migrate_twice() {
+    let path = sqlite_path();
+    let url = format!("sqlite://{path}");
+    let result = run_isolated(migrate_twice(url)).await;
+    remove_sqlite_files(&path);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_migrate_twice() {
+    let Some(db) = PgDatabase::create("postgres_migrate_twice").await else {
+        return;
+    };
+    let result = run_isolated(migrate_twice(db.url.clone())).await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn migrate_twice(url: String) {
+    let options = StoreOptions::new(url);
+    let first = netapi_store::open(&options, true)
+        .await
+        .expect("first open and migrate");
+    let alice = user("alice@example.com");
+    first
+        .create_user(&alice, None, &event(Some(&alice.id), "user.created"))
+        .await
+        .expect("create user");
+    drop(first);
+
+    let second = netapi_store::open(&options, true)
+        .await
+        .expect("second migrate is a no-op");
+    assert_eq!(
+        second.get_user(&alice.id).await.expect("get"),
+        Some(alice.clone())
+    );
+    second.ping().await.expect("ping");
+
+    let third = netapi_store::open(&options, false)
+        .await
+        .expect("open without migrating");
+    assert_eq!(third.get_user(&alice.id).await.expect("get"), Some(alice));
+}
+
+// ------------------------------------------------------------------------------------------
+// Fixtures
+// ------------------------------------------------------------------------------------------
+
+fn h(n: u8) -> SecretHash {
+    SecretHash([n; 32])
+}
+
+/// Ids are ordered by their millisecond prefix; waiting a little keeps creation order.
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}
+
+fn user(email: &str) -> User {
+    User {
+        id: new_id("usr"),
+        email: email.to_owned(),
+        name: format!("User {email}"),
+        role: Role::Member,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+fn event(user_id: Option<&str>, kind: &str) -> AuditEvent {
+    AuditEvent {
+        id: new_id("evt"),
+        user_id: user_id.map(str::to_owned),
+        kind: kind.to_owned(),
+        ip: Some("192.0.2.1".to_owned()),
+        detail: format!(r#"{{"kind":"{kind}"}}"#),
+        created_at: NOW,
+    }
+}
+
+fn api_key(user_id: &str, n: u8) -> ApiKey {
+    ApiKey {
+        id: new_id("key"),
+        user_id: user_id.to_owned(),
+        name: format!("key {n}"),
+        prefix: format!("napi_{n:04}"),
+        last_four: format!("{n:04}"),
+        hash: h(n),
+        scopes: Scopes::EMPTY.with(Scope::KeysRead).with(Scope::UsersRead),
+        created_at: NOW,
+        last_used_at: None,
+        expires_at: None,
+        revoked_at: None,
+    }
+}
+
+fn client(owner_id: &str, n: u8) -> OAuthClient {
+    OAuthClient {
+        id: new_id("cli"),
+        owner_id: owner_id.to_owned(),
+        name: format!("client {n}"),
+        redirect_uris: vec![
+            format!("https://app{n}.example.com/callback"),
+            "http://127.0.0.1:8080/cb".to_owned(),
+        ],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: Scopes::all().without(Scope::Admin),
+        auth_method: ClientAuthMethod::SecretBasic,
+        secret_hash: Some(h(n)),
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+fn public_client(owner_id: &str, n: u8) -> OAuthClient {
+    OAuthClient {
+        auth_method: ClientAuthMethod::None,
+        secret_hash: None,
+        grant_types: vec![GrantType::AuthorizationCode],
+        ..client(owner_id, n)
+    }
+}
+
+fn refresh(user_id: &str, client_id: &str, family_id: &str, n: u8) -> RefreshToken {
+    RefreshToken {
+        hash: h(n),
+        family_id: family_id.to_owned(),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scopes: Scopes::EMPTY.with(Scope::OpenId).with(Scope::Email),
+        issued_at: NOW,
+        expires_at: NOW + 3600,
+        family_expires_at: NOW + 86_400,
+        auth_time: NOW - 60,
+        rotated_at: None,
+        revoked_at: None,
+    }
+}
+
+fn code(user_id: &str, client_id: &str, n: u8) -> AuthorizationCode {
+    AuthorizationCode {
+        hash: h(n),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        redirect_uri: "https://app.example.com/callback".to_owned(),
+        scopes: Scopes::EMPTY.with(Scope::OpenId).with(Scope::Profile),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+        nonce: Some(format!("nonce-{n}")),
+        auth_time: NOW - 5,
+        family_id: new_id("fam"),
+        created_at: NOW,
+        expires_at: NOW + 60,
+        used_at: None,
+    }
+}
+
+fn session(user_id: &str, n: u8, expires_at: Timestamp) -> Session {
+    Session {
+        hash: h(n),
+        user_id: user_id.to_owned(),
+        auth_time: NOW,
+        csrf_token: format!("csrf-{n}"),
+        expires_at,
+    }
+}
+
+fn signing_key(kid: &str, active_from: Timestamp, retire_at: Option<Timestamp>) -> SigningKey {
+    SigningKey {
+        kid: kid.to_owned(),
+        alg: SigningAlgorithm::EdDsa,
+        private_key: kid.bytes().chain(0..32u8).collect(),
+        created_at: active_from - 10,
+        active_from,
+        retire_at,
+    }
+}
+
+async fn add_user(store: &Arc<dyn Store>, email: &str) -> User {
+    let u = user(email);
+    store
+        .create_user(&u, None, &event(Some(&u.id), "user.created"))
+        .await
+        .expect("create user");
+    u
+}
+
+async fn add_client(store: &Arc<dyn Store>, owner_id: &str, n: u8) -> OAuthClient {
+    let c = client(owner_id, n);
+    store.insert_client(&c).await.expect("insert client");
+    c
+}
+
+fn sorted_ids<'a>(ids: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().cloned().collect();
+    ids.sort();
+    ids
+}
+
+fn expect_rotated(outcome: RotateOutcome) -> RefreshToken {
+    match outcome {
+        RotateOutcome::Rotated(token) => token,
+        other => panic!("expected Rotated, got {other:?}"),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Users
+// ------------------------------------------------------------------------------------------
+
+async fn users_crud(store: Arc<dyn Store>) {
+    store.ping().await.expect("ping");
+    let alice = user("alice@example.com");
+    let key = api_key(&alice.id, 1);
+    let created = event(Some(&alice.id), "user.created");
+    store
+        .create_user(&alice, Some(&key), &created)
+        .await
+        .expect("create user");
+
+    assert_eq!(
+        store.get_user(&alice.id).await.expect("get"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store
+            .get_user_by_email("alice@example.com")
+            .await
+            .expect("by email"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store.get_user("usr_unknown").await.expect("get unknown"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_user_by_email("nobody@example.com")
+            .await
+            .expect("by email"),
+        None
+    );
+    // The first key and the event were written with the user.
+    assert_eq!(store.get_api_key(&key.id).await.expect("key"), Some(key));
+    assert_eq!(
+        store
+            .list_audit_events(Some(&alice.id), None, 10)
+            .await
+            .expect("events"),
+        vec![created]
+    );
+
+    let mut changed = alice.clone();
+    changed.email = "alice@new.example.com".to_owned();
+    changed.name = "Alice Liddell".to_owned();
+    changed.role = Role::Admin;
+    changed.password_hash = "$argon2id$v=19$other".to_owned();
+    changed.updated_at = NOW + 30;
+    assert!(store.update_user(&changed).await.expect("update"));
+    assert_eq!(
+        store.get_user(&alice.id).await.expect("get"),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        store
+            .get_user_by_email("alice@new.example.com")
+            .await
+            .expect("by email"),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        store
+            .get_user_by_email("alice@example.com")
+            .await
+            .expect("by email"),
+        None
+    );
+
+    let ghost = user("ghost@example.com");
+    assert!(!store.update_user(&ghost).await.expect("update unknown"));
+    assert_eq!(store.get_user(&ghost.id).await.expect("get"), None);
+}
+
+async fn users_duplicate_email(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+
+    // On create: nothing of the second user is written.
+    let imposter = user("alice@example.com");
+    let imposter_key = api_key(&imposter.id, 2);
+    let imposter_event = event(Some(&imposter.id), "user.created");
+    let err = store
+        .create_user(&imposter, Some(&imposter_key), &imposter_event)
+        .await
+        .expect_err("duplicate email on create");
+    assert!(matches!(err, StoreError::Conflict("email")), "{err:?}");
+    assert_eq!(store.get_user(&imposter.id).await.expect("get"), None);
+    assert_eq!(
+        store.get_api_key(&imposter_key.id).await.expect("key"),
+        None
+    );
+    assert_eq!(store.find_api_key(&h(2)).await.expect("find"), None);
+    assert!(
+        store
+            .list_audit_events(Some(&imposter.id), None, 10)
+            .await
+            .expect("events")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_user_by_email("alice@example.com")
+            .await
+            .expect("by email"),
+        Some(alice.clone())
+    );
+
+    // On update.
+    let bob = add_user(&store, "bob@example.com").await;
+    let mut stolen = bob.clone();
+    stolen.email = alice.email.clone();
+    stolen.name = "Bob renamed".to_owned();
+    let err = store
+        .update_user(&stolen)
+        .await
+        .expect_err("duplicate email on update");
+    assert!(matches!(err, StoreError::Conflict("email")), "{err:?}");
+    assert_eq!(store.get_user(&bob.id).await.expect("get"), Some(bob));
+    assert_eq!(store.get_user(&alice.id).await.expect("get"), Some(alice));
+}
+
+async fn users_list_pagination(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .list_users(None, 10)
+            .await
+            .expect("empty list")
+            .is_empty()
+    );
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(add_user(&store, &format!("user{i}@example.com")).await);
+    }
+    let expected = sorted_ids(users.iter().map(|u| &u.id));
+
+    let all = store.list_users(None, 100).await.expect("list all");
+    assert_eq!(
+        all.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    for listed in &all {
+        let original = users
+            .iter()
+            .find(|u| u.id == listed.id)
+            .expect("known user");
+        assert_eq!(listed, original);
+    }
+
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_users(after.as_deref(), 2)
+            .await
+            .expect("list page");
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            break;
+        }
+        after = Some(page.last().expect("non-empty").id.clone());
+        pages.push(page.into_iter().map(|u| u.id).collect::<Vec<_>>());
+    }
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages.concat(), expected);
+    assert_eq!(pages[0], expected[0..2]);
+    assert_eq!(pages[2], expected[4..5]);
+
+    let after_third = store
+        .list_users(Some(&expected[2]), 10)
+        .await
+        .expect("after third");
+    assert_eq!(
+        after_third.into_iter().map(|u| u.id).collect::<Vec<_>>(),
+        expected[3..]
+    );
+}
+
+async fn users_concurrent_create(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let u = user("race@example.com");
+            let key = api_key(&u.id, 10 + i);
+            let result = store
+                .create_user(&u, Some(&key), &event(Some(&u.id), "user.created"))
+                .await;
+            (u, result)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (u, result) = task.await.expect("task");
+        match result {
+            Ok(()) => winners.push(u),
+            Err(StoreError::Conflict("email")) => {}
+            Err(err) => panic!("unexpected error: {err:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one create succeeds");
+    let winner = winners.pop().expect("one winner");
+    assert_eq!(
+        store
+            .get_user_by_email("race@example.com")
+            .await
+            .expect("by email"),
+        Some(winner.clone())
+    );
+    assert_eq!(
+        store.list_users(None, 100).await.expect("list"),
+        vec![winner.clone()]
+    );
+    assert_eq!(
+        store
+            .list_api_keys(&winner.id, None, 100)
+            .await
+            .expect("keys")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_audit_events(None, None, 100)
+            .await
+            .expect("events")
+            .len(),
+        1
+    );
+}
+
+async fn users_delete_cascades(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let alice_client = add_client(&store, &alice.id, 1).await;
+    let bob_client = add_client(&store, &bob.id, 2).await;
+
+    let key = api_key(&alice.id, 3);
+    store.insert_api_key(&key).await.expect("key");
+    let bob_key = api_key(&bob.id, 4);
+    store.insert_api_key(&bob_key).await.expect("bob key");
+
+    // Alice's token at Bob's client, and Bob's token at Alice's client: both go.
+    let alice_token = refresh(&alice.id, &bob_client.id, "fam_a", 5);
+    let bob_token_at_alice = refresh(&bob.id, &alice_client.id, "fam_b", 6);
+    let bob_token = refresh(&bob.id, &bob_client.id, "fam_c", 7);
+    for t in [&alice_token, &bob_token_at_alice, &bob_token] {
+        store.insert_refresh_token(t).await.expect("refresh");
+    }
+    let alice_code = code(&alice.id, &bob_client.id, 8);
+    store
+        .insert_authorization_code(&alice_code)
+        .await
+        .expect("code");
+    let consent = Consent {
+        user_id: alice.id.clone(),
+        client_id: bob_client.id.clone(),
+        scopes: Scopes::EMPTY.with(Scope::OpenId),
+        granted_at: NOW,
+    };
+    store.upsert_consent(&consent).await.expect("consent");
+    let bob_consent = Consent {
+        user_id: bob.id.clone(),
+        ..consent.clone()
+    };
+    store.upsert_consent(&bob_consent).await.expect("consent");
+    store
+        .insert_session(&session(&alice.id, 9, NOW + 600))
+        .await
+        .expect("session");
+    store
+        .insert_session(&session(&bob.id, 10, NOW + 600))
+        .await
+        .expect("session");
+
+    assert!(store.delete_user(&alice.id).await.expect("delete"));
+    assert!(!store.delete_user(&alice.id).await.expect("delete again"));
+    assert!(
+        !store
+            .delete_user("usr_unknown")
+            .await
+            .expect("delete unknown")
+    );
+
+    assert_eq!(store.get_user(&alice.id).await.expect("user"), None);
+    assert_eq!(store.get_api_key(&key.id).await.expect("key"), None);
+    assert_eq!(store.find_api_key(&key.hash).await.expect("key"), None);
+    assert_eq!(
+        store.get_client(&alice_client.id).await.expect("client"),
+        None
+    );
+    assert_eq!(store.get_refresh_token(&h(5)).await.expect("token"), None);
+    assert_eq!(store.get_refresh_token(&h(6)).await.expect("token"), None);
+    assert_eq!(
+        store
+            .consume_authorization_code(&h(8), NOW)
+            .await
+            .expect("code"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_consent(&alice.id, &bob_client.id)
+            .await
+            .expect("consent"),
+        None
+    );
+    assert!(
+        store
+            .list_consents(&alice.id)
+            .await
+            .expect("consents")
+            .is_empty()
+    );
+    assert_eq!(store.get_session(&h(9)).await.expect("session"), None);
+    assert!(
+        store
+            .list_api_keys(&alice.id, None, 10)
+            .await
+            .expect("keys")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_clients(Some(&alice.id), None, 10)
+            .await
+            .expect("clients")
+            .is_empty()
+    );
+
+    // Bob keeps everything of his own.
+    assert_eq!(
+        store.get_user(&bob.id).await.expect("bob"),
+        Some(bob.clone())
+    );
+    assert_eq!(
+        store.get_api_key(&bob_key.id).await.expect("key"),
+        Some(bob_key)
+    );
+    assert_eq!(
+        store.get_client(&bob_client.id).await.expect("client"),
+        Some(bob_client.clone())
+    );
+    assert_eq!(
+        store.get_refresh_token(&h(7)).await.expect("token"),
+        Some(bob_token)
+    );
+    assert_eq!(
+        store
+            .get_consent(&bob.id, &bob_client.id)
+            .await
+            .expect("consent"),
+        Some(bob_consent)
+    );
+    assert!(store.get_session(&h(10)).await.expect("session").is_some());
+}
+
+// ------------------------------------------------------------------------------------------
+// API keys
+// ------------------------------------------------------------------------------------------
+
+async fn api_keys_crud(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let mut keys = Vec::new();
+    for n in 1..=3 {
+        let mut key = api_key(&alice.id, n);
+        if n == 3 {
+            key.expires_at = Some(NOW + 1000);
+            key.last_used_at = Some(NOW - 1);
+            key.scopes = Scopes::all();
+        }
+        store.insert_api_key(&key).await.expect("insert key");
+        keys.push(key);
+    }
+    let bob_key = api_key(&bob.id, 4);
+    store.insert_api_key(&bob_key).await.expect("insert key");
+
+    for key in &keys {
+        assert_eq!(
+            store.get_api_key(&key.id).await.expect("get"),
+            Some(key.clone())
+        );
+        assert_eq!(
+            store.find_api_key(&key.hash).await.expect("find"),
+            Some(key.clone())
+        );
+    }
+    assert_eq!(store.get_api_key("key_unknown").await.expect("get"), None);
+    assert_eq!(store.find_api_key(&h(99)).await.expect("find"), None);
+
+    // The hash is unique.
+    let clash = api_key(&alice.id, 1);
+    let err = store
+        .insert_api_key(&clash)
+        .await
+        .expect_err("duplicate hash");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    let expected = sorted_ids(keys.iter().map(|k| &k.id));
+    let listed = store
+        .list_api_keys(&alice.id, None, 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    let first_page = store.list_api_keys(&alice.id, None, 2).await.expect("page");
+    assert_eq!(
+        first_page.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        expected[..2]
+    );
+    let second_page = store
+        .list_api_keys(&alice.id, Some(&expected[1]), 2)
+        .await
+        .expect("page");
+    assert_eq!(
+        second_page.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        expected[2..]
+    );
+    assert_eq!(
+        store.list_api_keys(&bob.id, None, 10).await.expect("bob's"),
+        vec![bob_key]
+    );
+
+    // Revoke.
+    assert!(
+        store
+            .revoke_api_key(&keys[1].id, NOW + 5)
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_api_key(&keys[1].id, NOW + 6)
+            .await
+            .expect("revoke again")
+    );
+    assert!(
+        !store
+            .revoke_api_key("key_unknown", NOW)
+            .await
+            .expect("revoke unknown")
+    );
+    let revoked = store
+        .get_api_key(&keys[1].id)
+        .await
+        .expect("get")
+        .expect("still stored");
+    assert_eq!(revoked.revoked_at, Some(NOW + 5));
+    assert_eq!(
+        store.find_api_key(&keys[1].hash).await.expect("find"),
+        Some(revoked)
+    );
+    let listed = store
+        .list_api_keys(&alice.id, None, 10)
+        .await
+        .expect("list");
+    let mut live = vec![keys[0].id.clone(), keys[2].id.clone()];
+    live.sort();
+    assert_eq!(
+        listed.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        live
+    );
+}
+
+async fn api_keys_rotate(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let old = api_key(&alice.id, 1);
+    store.insert_api_key(&old).await.expect("insert");
+
+    let new = api_key(&alice.id, 2);
+    assert!(
+        store
+            .rotate_api_key(&old.id, NOW + 100, &new)
+            .await
+            .expect("rotate")
+    );
+    let old_now = store.get_api_key(&old.id).await.expect("get").expect("old");
+    assert_eq!(old_now.expires_at, Some(NOW + 100));
+    assert_eq!(old_now.revoked_at, None);
+    assert_eq!(
+        old_now,
+        ApiKey {
+            expires_at: Some(NOW + 100),
+            ..old.clone()
+        }
+    );
+    assert_eq!(
+        store.get_api_key(&new.id).await.expect("get"),
+        Some(new.clone())
+    );
+    assert_eq!(
+        store.find_api_key(&new.hash).await.expect("find"),
+        Some(new.clone())
+    );
+
+    // A revoked key cannot be rotated, and nothing is written.
+    let revoked = api_key(&alice.id, 3);
+    store.insert_api_key(&revoked).await.expect("insert");
+    assert!(
+        store
+            .revoke_api_key(&revoked.id, NOW + 1)
+            .await
+            .expect("revoke")
+    );
+    let refused = api_key(&alice.id, 4);
+    assert!(
+        !store
+            .rotate_api_key(&revoked.id, NOW + 100, &refused)
+            .await
+            .expect("rotate revoked")
+    );
+    assert_eq!(store.get_api_key(&refused.id).await.expect("get"), None);
+    assert_eq!(store.find_api_key(&refused.hash).await.expect("find"), None);
+    let still = store
+        .get_api_key(&revoked.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(still.expires_at, None);
+    assert_eq!(still.revoked_at, Some(NOW + 1));
+
+    // Unknown key: false, nothing written.
+    let orphan = api_key(&alice.id, 5);
+    assert!(
+        !store
+            .rotate_api_key("key_unknown", NOW + 100, &orphan)
+            .await
+            .expect("rotate unknown")
+    );
+    assert_eq!(store.get_api_key(&orphan.id).await.expect("get"), None);
+
+    // A rotated key can be rotated again (its successor too).
+    let newer = api_key(&alice.id, 6);
+    assert!(
+        store
+            .rotate_api_key(&new.id, NOW + 200, &newer)
+            .await
+            .expect("rotate successor")
+    );
+    assert_eq!(
+        store
+            .get_api_key(&new.id)
+            .await
+            .expect("get")
+            .expect("new")
+            .expires_at,
+        Some(NOW + 200)
+    );
+    assert_eq!(
+        store.get_api_key(&newer.id).await.expect("get"),
+        Some(newer)
+    );
+}
+
+async fn api_keys_record_use(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let k1 = api_key(&alice.id, 1);
+    let k2 = api_key(&alice.id, 2);
+    store.insert_api_key(&k1).await.expect("insert");
+    store.insert_api_key(&k2).await.expect("insert");
+
+    let last_used = |key: ApiKey| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .get_api_key(&key.id)
+                .await
+                .expect("get")
+                .expect("key")
+                .last_used_at
+        }
+    };
+
+    store
+        .record_api_key_use(&[(k1.id.clone(), NOW + 10), (k2.id.clone(), NOW + 20)])
+        .await
+        .expect("record");
+    assert_eq!(last_used(k1.clone()).await, Some(NOW + 10));
+    assert_eq!(last_used(k2.clone()).await, Some(NOW + 20));
+
+    // Never backwards; unknown ids are ignored.
+    store
+        .record_api_key_use(&[
+            (k1.id.clone(), NOW + 5),
+            (k2.id.clone(), NOW + 20),
+            ("key_unknown".to_owned(), NOW + 50),
+        ])
+        .await
+        .expect("record older");
+    assert_eq!(last_used(k1.clone()).await, Some(NOW + 10));
+    assert_eq!(last_used(k2.clone()).await, Some(NOW + 20));
+
+    store
+        .record_api_key_use(&[(k1.id.clone(), NOW + 30)])
+        .await
+        .expect("record newer");
+    assert_eq!(last_used(k1.clone()).await, Some(NOW + 30));
+    assert_eq!(last_used(k2.clone()).await, Some(NOW + 20));
+
+    store.record_api_key_use(&[]).await.expect("empty batch");
+    assert_eq!(last_used(k1).await, Some(NOW + 30));
+}
+
+// ------------------------------------------------------------------------------------------
+// Audit events
+// ------------------------------------------------------------------------------------------
+
+async fn audit_events(store: Arc<dyn Store>) {
+    let alice = user("alice@example.com");
+    let bob = user("bob@example.com");
+    // Events need no user row; a user id may outlive its user.
+    let mut events = Vec::new();
+    for (i, who) in [
+        Some(&alice.id),
+        Some(&bob.id),
+        None,
+        Some(&alice.id),
+        Some(&alice.id),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = event(who.map(String::as_str), &format!("kind.{i}"));
+        e.created_at = NOW + i64::try_from(i).expect("small");
+        if i == 2 {
+            e.ip = None;
+        }
+        store.insert_audit_event(&e).await.expect("insert event");
+        events.push(e);
+        tick().await;
+    }
+    let newest_first: Vec<AuditEvent> = events.iter().rev().cloned().collect();
+
+    assert_eq!(
+        store.list_audit_events(None, None, 100).await.expect("all"),
+        newest_first
+    );
+
+    // Paging with `before`.
+    let page1 = store
+        .list_audit_events(None, None, 2)
+        .await
+        .expect("page 1");
+    assert_eq!(page1, newest_first[0..2]);
+    let page2 = store
+        .list_audit_events(None, Some(&page1[1].id), 2)
+        .await
+        .expect("page 2");
+    assert_eq!(page2, newest_first[2..4]);
+    let page3 = store
+        .list_audit_events(None, Some(&page2[1].id), 2)
+        .await
+        .expect("page 3");
+    assert_eq!(page3, newest_first[4..5]);
+    assert!(
+        store
+            .list_audit_events(None, Some(&page3[0].id), 2)
+            .await
+            .expect("past the end")
+            .is_empty()
+    );
+
+    // Per user.
+    let alices: Vec<AuditEvent> = newest_first
+        .iter()
+        .filter(|e| e.user_id.as_deref() == Some(alice.id.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(alices.len(), 3);
+    assert_eq!(
+        store
+            .list_audit_events(Some(&alice.id), None, 100)
+            .await
+            .expect("alice's"),
+        alices
+    );
+    assert_eq!(
+        store
+            .list_audit_events(Some(&alice.id), Some(&alices[0].id), 100)
+            .await
+            .expect("alice's before the newest"),
+        alices[1..]
+    );
+    assert_eq!(
+        store
+            .list_audit_events(Some(&alice.id), Some(&alices[0].id), 1)
+            .await
+            .expect("alice's, one"),
+        alices[1..2]
+    );
+    assert_eq!(
+        store
+            .list_audit_events(Some(&bob.id), None, 100)
+            .await
+            .expect("bob's"),
+        vec![events[1].clone()]
+    );
+    assert!(
+        store
+            .list_audit_events(Some("usr_nobody"), None, 100)
+            .await
+            .expect("nobody's")
+            .is_empty()
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// OAuth clients
+// ------------------------------------------------------------------------------------------
+
+async fn clients_crud(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let c1 = add_client(&store, &alice.id, 1).await;
+    let c2 = public_client(&alice.id, 2);
+    store.insert_client(&c2).await.expect("insert public");
+    let c3 = add_client(&store, &bob.id, 3).await;
+
+    assert_eq!(
+        store.get_client(&c1.id).await.expect("get"),
+        Some(c1.clone())
+    );
+    assert_eq!(
+        store.get_client(&c2.id).await.expect("get"),
+        Some(c2.clone())
+    );
+    assert_eq!(store.get_client("cli_unknown").await.expect("get"), None);
+
+    let ids = |clients: Vec<OAuthClient>| clients.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let alices = sorted_ids([&c1.id, &c2.id]);
+    let everyone = sorted_ids([&c1.id, &c2.id, &c3.id]);
+    assert_eq!(
+        ids(store
+            .list_clients(Some(&alice.id), None, 10)
+            .await
+            .expect("alice's")),
+        alices
+    );
+    assert_eq!(
+        store
+            .list_clients(Some(&bob.id), None, 10)
+            .await
+            .expect("bob's"),
+        vec![c3.clone()]
+    );
+    assert_eq!(
+        ids(store.list_clients(None, None, 10).await.expect("all")),
+        everyone
+    );
+    assert_eq!(
+        ids(store.list_clients(None, None, 2).await.expect("page 1")),
+        everyone[..2]
+    );
+    assert_eq!(
+        ids(store
+            .list_clients(None, Some(&everyone[1]), 2)
+            .await
+            .expect("page 2")),
+        everyone[2..]
+    );
+    assert_eq!(
+        ids(store
+            .list_clients(Some(&alice.id), Some(&alices[0]), 10)
+            .await
+            .expect("alice's page 2")),
+        alices[1..]
+    );
+
+    // Update, including a new secret hash.
+    let mut changed = c1.clone();
+    changed.name = "renamed".to_owned();
+    changed.redirect_uris = vec!["https://new.example.com/cb".to_owned()];
+    changed.grant_types = vec![
+        GrantType::AuthorizationCode,
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+    ];
+    changed.scopes = Scopes::EMPTY.with(Scope::OpenId).with(Scope::UsersRead);
+    changed.secret_hash = Some(h(42));
+    changed.updated_at = NOW + 60;
+    assert!(store.update_client(&changed).await.expect("update"));
+    assert_eq!(
+        store.get_client(&c1.id).await.expect("get"),
+        Some(changed.clone())
+    );
+    let ghost = client(&alice.id, 7);
+    assert!(!store.update_client(&ghost).await.expect("update unknown"));
+    assert_eq!(store.get_client(&ghost.id).await.expect("get"), None);
+
+    // Delete.
+    assert!(store.delete_client(&c2.id).await.expect("delete"));
+    assert!(!store.delete_client(&c2.id).await.expect("delete again"));
+    assert_eq!(store.get_client(&c2.id).await.expect("get"), None);
+    assert_eq!(
+        store
+            .list_clients(Some(&alice.id), None, 10)
+            .await
+            .expect("alice's"),
+        vec![changed]
+    );
+}
+
+async fn clients_delete_cascades(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let doomed = add_client(&store, &bob.id, 1).await;
+    let kept = add_client(&store, &bob.id, 2).await;
+
+    store
+        .insert_refresh_token(&refresh(&alice.id, &doomed.id, "fam_1", 10))
+        .await
+        .expect("token");
+    let kept_token = refresh(&alice.id, &kept.id, "fam_2", 11);
+    store
+        .insert_refresh_token(&kept_token)
+        .await
+        .expect("token");
+    store
+        .insert_authorization_code(&code(&alice.id, &doomed.id, 12))
+        .await
+        .expect("code");
+    for c in [&doomed, &kept] {
+        store
+            .upsert_consent(&Consent {
+                user_id: alice.id.clone(),
+                client_id: c.id.clone(),
+                scopes: Scopes::EMPTY.with(Scope::OpenId),
+                granted_at: NOW,
+            })
+            .await
+            .expect("consent");
+    }
+
+    assert!(store.delete_client(&doomed.id).await.expect("delete"));
+    assert_eq!(store.get_refresh_token(&h(10)).await.expect("token"), None);
+    assert_eq!(
+        store
+            .consume_authorization_code(&h(12), NOW)
+            .await
+            .expect("code"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_consent(&alice.id, &doomed.id)
+            .await
+            .expect("consent"),
+        None
+    );
+    assert_eq!(
+        store.get_refresh_token(&h(11)).await.expect("token"),
+        Some(kept_token)
+    );
+    assert!(
+        store
+            .get_consent(&alice.id, &kept.id)
+            .await
+            .expect("consent")
+            .is_some()
+    );
+    assert_eq!(store.get_user(&bob.id).await.expect("owner"), Some(bob));
+}
+
+// ------------------------------------------------------------------------------------------
+// Refresh tokens
+// ------------------------------------------------------------------------------------------
+
+async fn refresh_rotation(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let grace = 30;
+
+    let first = refresh(&alice.id, &app.id, "fam_main", 1);
+    store.insert_refresh_token(&first).await.expect("insert");
+    assert_eq!(
+        store.get_refresh_token(&first.hash).await.expect("get"),
+        Some(first.clone())
+    );
+    assert_eq!(store.get_refresh_token(&h(99)).await.expect("get"), None);
+    // Another family, which reuse detection must not touch.
+    let bystander = refresh(&alice.id, &app.id, "fam_other", 50);
+    store
+        .insert_refresh_token(&bystander)
+        .await
+        .expect("insert");
+
+    // First rotation.
+    let successor1 = RefreshToken {
+        issued_at: NOW + 10,
+        expires_at: NOW + 3610,
+        ..refresh(&alice.id, &app.id, "fam_main", 2)
+    };
+    let exchanged = expect_rotated(
+        store
+            .rotate_refresh_token(&first.hash, NOW + 10, grace, &successor1)
+            .await
+            .expect("rotate"),
+    );
+    let first_rotated = RefreshToken {
+        rotated_at: Some(NOW + 10),
+        ..first.clone()
+    };
+    assert_eq!(exchanged, first_rotated);
+    assert_eq!(
+        store.get_refresh_token(&first.hash).await.expect("get"),
+        Some(first_rotated.clone())
+    );
+    assert_eq!(
+        store
+            .get_refresh_token(&successor1.hash)
+            .await
+            .expect("get"),
+        Some(successor1.clone())
+    );
+
+    // Used again within the grace period: another successor.
+    let successor2 = RefreshToken {
+        issued_at: NOW + 20,
+        ..refresh(&alice.id, &app.id, "fam_main", 3)
+    };
+    let again = expect_rotated(
+        store
+            .rotate_refresh_token(&first.hash, NOW + 20, grace, &successor2)
+            .await
+            .expect("rotate within grace"),
+    );
+    assert_eq!(again, first_rotated);
+    assert_eq!(
+        store
+            .get_refresh_token(&successor2.hash)
+            .await
+            .expect("get"),
+        Some(successor2.clone())
+    );
+    assert_eq!(
+        store.get_refresh_token(&first.hash).await.expect("get"),
+        Some(first_rotated.clone()),
+        "the first rotation time is kept"
+    );
+
+    // The successor rotates normally.
+    let grandchild = refresh(&alice.id, &app.id, "fam_main", 4);
+    let exchanged = expect_rotated(
+        store
+            .rotate_refresh_token(&successor1.hash, NOW + 25, grace, &grandchild)
+            .await
+            .expect("rotate successor"),
+    );
+    assert_eq!(exchanged.hash, successor1.hash);
+    assert_eq!(exchanged.rotated_at, Some(NOW + 25));
+
+    // Used after the grace period: reuse, and the whole family is revoked.
+    let refused = refresh(&alice.id, &app.id, "fam_main", 5);
+    // Exactly `grace` seconds after the rotation is no longer "less than `grace` seconds ago".
+    let reuse_at = NOW + 10 + grace;
+    match store
+        .rotate_refresh_token(&first.hash, reuse_at, grace, &refused)
+        .await
+        .expect("rotate after grace")
+    {
+        RotateOutcome::ReuseDetected(token) => assert_eq!(token, first_rotated),
+        other => panic!("expected ReuseDetected, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_refresh_token(&refused.hash).await.expect("get"),
+        None
+    );
+    for hash in [
+        first.hash,
+        successor1.hash,
+        successor2.hash,
+        grandchild.hash,
+    ] {
+        let token = store
+            .get_refresh_token(&hash)
+            .await
+            .expect("get")
+            .expect("still stored");
+        assert_eq!(
+            token.revoked_at,
+            Some(reuse_at),
+            "every family member revoked"
+        );
+    }
+    assert_eq!(
+        store.get_refresh_token(&bystander.hash).await.expect("get"),
+        Some(bystander),
+        "other families untouched"
+    );
+
+    // A revoked token is simply invalid from now on, even the live-looking successor.
+    for hash in [first.hash, successor2.hash] {
+        let late = refresh(&alice.id, &app.id, "fam_main", 6);
+        assert_eq!(
+            store
+                .rotate_refresh_token(&hash, reuse_at + 1, grace, &late)
+                .await
+                .expect("rotate revoked"),
+            RotateOutcome::Invalid
+        );
+        assert_eq!(
+            store.get_refresh_token(&late.hash).await.expect("get"),
+            None
+        );
+    }
+}
+
+async fn refresh_invalid(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+
+    // Unknown.
+    let successor = refresh(&alice.id, &app.id, "fam_x", 2);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&h(1), NOW, 30, &successor)
+            .await
+            .expect("rotate unknown"),
+        RotateOutcome::Invalid
+    );
+    assert_eq!(
+        store.get_refresh_token(&successor.hash).await.expect("get"),
+        None
+    );
+
+    // Idle-expired.
+    let expired = RefreshToken {
+        expires_at: NOW + 50,
+        ..refresh(&alice.id, &app.id, "fam_expired", 3)
+    };
+    store.insert_refresh_token(&expired).await.expect("insert");
+    for at in [NOW + 50, NOW + 60] {
+        assert_eq!(
+            store
+                .rotate_refresh_token(&expired.hash, at, 30, &successor)
+                .await
+                .expect("rotate expired"),
+            RotateOutcome::Invalid
+        );
+    }
+    assert_eq!(
+        store.get_refresh_token(&successor.hash).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.get_refresh_token(&expired.hash).await.expect("get"),
+        Some(expired),
+        "an expired token is left as it was"
+    );
+
+    // Revoked.
+    let revoked = RefreshToken {
+        revoked_at: Some(NOW - 1),
+        ..refresh(&alice.id, &app.id, "fam_revoked", 4)
+    };
+    store.insert_refresh_token(&revoked).await.expect("insert");
+    assert_eq!(
+        store
+            .rotate_refresh_token(&revoked.hash, NOW, 30, &successor)
+            .await
+            .expect("rotate revoked"),
+        RotateOutcome::Invalid
+    );
+
+    // Rotated and then its family expired: invalid, not reuse.
+    let old = RefreshToken {
+        family_expires_at: NOW + 100,
+        ..refresh(&alice.id, &app.id, "fam_old", 5)
+    };
+    store.insert_refresh_token(&old).await.expect("insert");
+    let next = RefreshToken {
+        family_expires_at: NOW + 100,
+        ..refresh(&alice.id, &app.id, "fam_old", 6)
+    };
+    expect_rotated(
+        store
+            .rotate_refresh_token(&old.hash, NOW + 10, 30, &next)
+            .await
+            .expect("rotate"),
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token(&old.hash, NOW + 200, 30, &successor)
+            .await
+            .expect("rotate after family expiry"),
+        RotateOutcome::Invalid
+    );
+    assert_eq!(
+        store
+            .get_refresh_token(&next.hash)
+            .await
+            .expect("get")
+            .expect("next")
+            .revoked_at,
+        None
+    );
+    assert_eq!(
+        store.get_refresh_token(&successor.hash).await.expect("get"),
+        None
+    );
+}
+
+async fn refresh_concurrent_rotation(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let token = refresh(&alice.id, &app.id, "fam_race", 1);
+    store.insert_refresh_token(&token).await.expect("insert");
+
+    let mut tasks = Vec::new();
+    for i in 0..20u8 {
+        let store = Arc::clone(&store);
+        let successor = refresh(&alice.id, &app.id, "fam_race", 100 + i);
+        let hash = token.hash;
+        tasks.push(tokio::spawn(async move {
+            let outcome = store
+                .rotate_refresh_token(&hash, NOW + 10, 0, &successor)
+                .await;
+            (successor.hash, outcome)
+        }));
+    }
+    let (mut rotated, mut reused, mut invalid) = (Vec::new(), 0, 0);
+    for task in tasks {
+        let (successor, outcome) = task.await.expect("task");
+        match outcome.expect("rotation never fails") {
+            RotateOutcome::Rotated(old) => {
+                assert_eq!(old.hash, token.hash);
+                rotated.push(successor);
+            }
+            RotateOutcome::ReuseDetected(old) => {
+                assert_eq!(old.hash, token.hash);
+                reused += 1;
+            }
+            RotateOutcome::Invalid => invalid += 1,
+        }
+    }
+    assert_eq!(rotated.len(), 1, "exactly one rotation wins");
+    assert_eq!(reused + invalid, 19);
+    assert!(reused >= 1, "the first loser detects the reuse");
+
+    // Only the winner's successor was stored, and the family is revoked by the reuse.
+    for i in 0..20u8 {
+        let stored = store.get_refresh_token(&h(100 + i)).await.expect("get");
+        if h(100 + i) == rotated[0] {
+            let stored = stored.expect("winner's successor stored");
+            assert!(stored.revoked_at.is_some());
+        } else {
+            assert_eq!(stored, None, "a loser's successor is not stored");
+        }
+    }
+    let old = store
+        .get_refresh_token(&token.hash)
+        .await
+        .expect("get")
+        .expect("old");
+    assert_eq!(old.rotated_at, Some(NOW + 10));
+    assert_eq!(old.revoked_at, Some(NOW + 10));
+}
+
+async fn refresh_revoke_family(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let t1 = refresh(&alice.id, &app.id, "fam_a", 1);
+    let t2 = RefreshToken {
+        rotated_at: Some(NOW),
+        ..refresh(&alice.id, &app.id, "fam_a", 2)
+    };
+    let t3 = RefreshToken {
+        revoked_at: Some(NOW - 100),
+        ..refresh(&alice.id, &app.id, "fam_a", 3)
+    };
+    let other = refresh(&alice.id, &app.id, "fam_b", 4);
+    for t in [&t1, &t2, &t3, &other] {
+        store.insert_refresh_token(t).await.expect("insert");
+    }
+
+    assert_eq!(
+        store
+            .revoke_refresh_family("fam_a", NOW + 5)
+            .await
+            .expect("revoke"),
+        2
+    );
+    assert_eq!(
+        store
+            .revoke_refresh_family("fam_a", NOW + 6)
+            .await
+            .expect("again"),
+        0
+    );
+    assert_eq!(
+        store
+            .revoke_refresh_family("fam_none", NOW)
+            .await
+            .expect("unknown"),
+        0
+    );
+    let revoked_at = |n: u8| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .get_refresh_token(&h(n))
+                .await
+                .expect("get")
+                .expect("token")
+                .revoked_at
+        }
+    };
+    assert_eq!(revoked_at(1).await, Some(NOW + 5));
+    assert_eq!(revoked_at(2).await, Some(NOW + 5));
+    assert_eq!(
+        revoked_at(3).await,
+        Some(NOW - 100),
+        "earlier revocation kept"
+    );
+    assert_eq!(revoked_at(4).await, None);
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &t1.hash,
+                NOW + 7,
+                30,
+                &refresh(&alice.id, &app.id, "fam_a", 9)
+            )
+            .await
+            .expect("rotate"),
+        RotateOutcome::Invalid
+    );
+}
+
+async fn refresh_revoke_for_client(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let other_app = add_client(&store, &alice.id, 2).await;
+
+    let tokens = [
+        refresh(&alice.id, &app.id, "fam_b", 1),
+        refresh(&alice.id, &app.id, "fam_b", 2),
+        refresh(&alice.id, &app.id, "fam_a", 3),
+        RefreshToken {
+            revoked_at: Some(NOW - 1),
+            ..refresh(&alice.id, &app.id, "fam_c", 4)
+        },
+        refresh(&alice.id, &other_app.id, "fam_d", 5),
+        refresh(&bob.id, &app.id, "fam_e", 6),
+    ];
+    for t in &tokens {
+        store.insert_refresh_token(t).await.expect("insert");
+    }
+
+    let families = store
+        .revoke_refresh_for_client(&alice.id, &app.id, NOW + 5)
+        .await
+        .expect("revoke");
+    assert_eq!(families, vec!["fam_a".to_owned(), "fam_b".to_owned()]);
+    let expected = [
+        Some(NOW + 5),
+        Some(NOW + 5),
+        Some(NOW + 5),
+        Some(NOW - 1),
+        None,
+        None,
+    ];
+    for (t, want) in tokens.iter().zip(expected) {
+        let got = store
+            .get_refresh_token(&t.hash)
+            .await
+            .expect("get")
+            .expect("token");
+        assert_eq!(got.revoked_at, want, "token of {}", t.family_id);
+    }
+    assert!(
+        store
+            .revoke_refresh_for_client(&alice.id, &app.id, NOW + 6)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Authorization codes
+// ------------------------------------------------------------------------------------------
+
+async fn authorization_codes(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let c = code(&alice.id, &app.id, 1);
+    store.insert_authorization_code(&c).await.expect("insert");
+    let plain = AuthorizationCode {
+        code_challenge: None,
+        nonce: None,
+        ..code(&alice.id, &app.id, 2)
+    };
+    store
+        .insert_authorization_code(&plain)
+        .await
+        .expect("insert");
+
+    let first = store
+        .consume_authorization_code(&c.hash, NOW + 5)
+        .await
+        .expect("consume")
+        .expect("known code");
+    assert_eq!(first, c, "first use sees the code unused");
+
+    let second = store
+        .consume_authorization_code(&c.hash, NOW + 7)
+        .await
+        .expect("consume again")
+        .expect("known code");
+    assert_eq!(
+        second,
+        AuthorizationCode {
+            used_at: Some(NOW + 5),
+            ..c.clone()
+        }
+    );
+
+    assert_eq!(
+        store
+            .consume_authorization_code(&h(99), NOW)
+            .await
+            .expect("consume unknown"),
+        None
+    );
+    assert_eq!(
+        store
+            .consume_authorization_code(&plain.hash, NOW + 1)
+            .await
+            .expect("consume")
+            .expect("known"),
+        plain
+    );
+}
+
+async fn authorization_codes_concurrent(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let c = code(&alice.id, &app.id, 1);
+    store.insert_authorization_code(&c).await.expect("insert");
+
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = Arc::clone(&store);
+        let hash = c.hash;
+        tasks.push(tokio::spawn(async move {
+            store.consume_authorization_code(&hash, NOW + 10 + i).await
+        }));
+    }
+    let mut fresh = 0;
+    let mut used_at = Vec::new();
+    for task in tasks {
+        let got = task
+            .await
+            .expect("task")
+            .expect("consume never fails")
+            .expect("known code");
+        assert_eq!(got.hash, c.hash);
+        match got.used_at {
+            None => fresh += 1,
+            Some(at) => used_at.push(at),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one consumer sees the code unused");
+    assert_eq!(used_at.len(), 9);
+    // Everyone else sees the one time it was used.
+    assert!(used_at.windows(2).all(|w| w[0] == w[1]), "{used_at:?}");
+    assert!((NOW + 10..NOW + 20).contains(&used_at[0]));
+}
+
+// ------------------------------------------------------------------------------------------
+// Consents and sessions
+// ------------------------------------------------------------------------------------------
+
+async fn consents(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let app = add_client(&store, &bob.id, 1).await;
+    let other = add_client(&store, &bob.id, 2).await;
+
+    let narrow = Consent {
+        user_id: alice.id.clone(),
+        client_id: app.id.clone(),
+        scopes: Scopes::EMPTY.with(Scope::OpenId),
+        granted_at: NOW,
+    };
+    store.upsert_consent(&narrow).await.expect("upsert");
+    assert_eq!(
+        store.get_consent(&alice.id, &app.id).await.expect("get"),
+        Some(narrow.clone())
+    );
+    assert_eq!(
+        store.get_consent(&bob.id, &app.id).await.expect("get"),
+        None
+    );
+
+    let wide = Consent {
+        scopes: Scopes::EMPTY
+            .with(Scope::OpenId)
+            .with(Scope::Email)
+            .with(Scope::Profile),
+        granted_at: NOW + 100,
+        ..narrow.clone()
+    };
+    store.upsert_consent(&wide).await.expect("upsert again");
+    assert_eq!(
+        store.get_consent(&alice.id, &app.id).await.expect("get"),
+        Some(wide.clone())
+    );
+
+    let second = Consent {
+        client_id: other.id.clone(),
+        ..narrow.clone()
+    };
+    store.upsert_consent(&second).await.expect("upsert other");
+    let mut expected = vec![wide.clone(), second.clone()];
+    expected.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    assert_eq!(
+        store.list_consents(&alice.id).await.expect("list"),
+        expected
+    );
+    assert!(store.list_consents(&bob.id).await.expect("list").is_empty());
+
+    assert!(
+        store
+            .delete_consent(&alice.id, &app.id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_consent(&alice.id, &app.id)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(
+        store.get_consent(&alice.id, &app.id).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.list_consents(&alice.id).await.expect("list"),
+        vec![second]
+    );
+}
+
+async fn sessions(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let s1 = session(&alice.id, 1, NOW + 600);
+    let s2 = session(&alice.id, 2, NOW + 1200);
+    store.insert_session(&s1).await.expect("insert");
+    store.insert_session(&s2).await.expect("insert");
+
+    assert_eq!(
+        store.get_session(&s1.hash).await.expect("get"),
+        Some(s1.clone())
+    );
+    assert_eq!(
+        store.get_session(&s2.hash).await.expect("get"),
+        Some(s2.clone())
+    );
+    assert_eq!(store.get_session(&h(99)).await.expect("get unknown"), None);
+
+    store.delete_session(&s1.hash).await.expect("delete");
+    assert_eq!(store.get_session(&s1.hash).await.expect("get"), None);
+    store.delete_session(&s1.hash).await.expect("delete again");
+    store.delete_session(&h(99)).await.expect("delete unknown");
+    assert_eq!(store.get_session(&s2.hash).await.expect("get"), Some(s2));
+}
+
+// ------------------------------------------------------------------------------------------
+// Invalidations and denylist
+// ------------------------------------------------------------------------------------------
+
+async fn invalidations(store: Arc<dyn Store>) {
+    assert_eq!(store.latest_invalidation().await.expect("latest"), 0);
+    assert!(
+        store
+            .invalidations_since(0)
+            .await
+            .expect("since")
+            .is_empty()
+    );
+
+    let all = vec![
+        Invalidation::ApiKey(h(7)),
+        Invalidation::User("usr_1".to_owned()),
+        Invalidation::Client("cli_1".to_owned()),
+        Invalidation::AccessToken {
+            jti: "at_1".to_owned(),
+            expires_at: NOW + 300,
+        },
+        Invalidation::Family {
+            family_id: "fam_1".to_owned(),
+            expires_at: NOW + 600,
+        },
+        Invalidation::SigningKeys,
+    ];
+    let mut seqs = Vec::new();
+    for inv in &all {
+        let seq = store.publish_invalidation(inv, NOW).await.expect("publish");
+        seqs.push(seq);
+    }
+    assert!(seqs[0] > 0);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "increasing: {seqs:?}");
+    assert_eq!(store.latest_invalidation().await.expect("latest"), seqs[5]);
+
+    let since_start = store.invalidations_since(0).await.expect("since 0");
+    assert_eq!(
+        since_start,
+        seqs.iter()
+            .copied()
+            .zip(all.iter().cloned())
+            .collect::<Vec<_>>()
+    );
+    let since_third = store.invalidations_since(seqs[2]).await.expect("since");
+    assert_eq!(
+        since_third,
+        seqs[3..]
+            .iter()
+            .copied()
+            .zip(all[3..].iter().cloned())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        store
+            .invalidations_since(seqs[5])
+            .await
+            .expect("since latest")
+            .is_empty()
+    );
+
+    let next = store
+        .publish_invalidation(&Invalidation::User("usr_2".to_owned()), NOW + 1)
+        .await
+        .expect("publish");
+    assert!(next > seqs[5]);
+    assert_eq!(
+        store.invalidations_since(seqs[5]).await.expect("since"),
+        vec![(next, Invalidation::User("usr_2".to_owned()))]
+    );
+    assert_eq!(store.latest_invalidation().await.expect("latest"), next);
+}
+
+async fn denylist(store: Arc<dyn Store>) {
+    let live_token = Invalidation::AccessToken {
+        jti: "at_live".to_owned(),
+        expires_at: NOW + 60,
+    };
+    let dead_token = Invalidation::AccessToken {
+        jti: "at_dead".to_owned(),
+        expires_at: NOW - 1,
+    };
+    let live_family = Invalidation::Family {
+        family_id: "fam_live".to_owned(),
+        expires_at: NOW + 600,
+    };
+    let dead_family = Invalidation::Family {
+        family_id: "fam_dead".to_owned(),
+        expires_at: NOW,
+    };
+    for inv in [
+        &live_token,
+        &dead_token,
+        &Invalidation::ApiKey(h(1)),
+        &live_family,
+        &dead_family,
+        &Invalidation::User("usr_1".to_owned()),
+        &Invalidation::Client("cli_1".to_owned()),
+        &Invalidation::SigningKeys,
+    ] {
+        store
+            .publish_invalidation(inv, NOW - 10)
+            .await
+            .expect("publish");
+    }
+
+    let mut active = store.active_denylist(NOW).await.expect("denylist");
+    active.sort_by_key(|inv| format!("{inv:?}"));
+    let mut expected = vec![live_token.clone(), live_family.clone()];
+    expected.sort_by_key(|inv| format!("{inv:?}"));
+    assert_eq!(active, expected);
+
+    assert_eq!(
+        store.active_denylist(NOW + 60).await.expect("later"),
+        vec![live_family]
+    );
+    assert!(
+        store
+            .active_denylist(NOW + 600)
+            .await
+            .expect("much later")
+            .is_empty()
+    );
+    assert_eq!(
+        store.active_denylist(NOW - 5).await.expect("earlier").len(),
+        4
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Signing keys
+// ------------------------------------------------------------------------------------------
+
+async fn signing_keys(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .list_signing_keys(NOW)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+    let k1 = signing_key("kid-1", NOW - 100, None);
+    let k2 = signing_key("kid-2", NOW, None);
+    let k0 = signing_key("kid-0", NOW - 1000, Some(NOW - 1));
+    for k in [&k2, &k0, &k1] {
+        store.insert_signing_key(k).await.expect("insert");
+    }
+
+    // Retired ones are left out; ordered by activation.
+    assert_eq!(
+        store.list_signing_keys(NOW).await.expect("list"),
+        vec![k1.clone(), k2.clone()]
+    );
+    assert_eq!(
+        store
+            .list_signing_keys(NOW - 2)
+            .await
+            .expect("list earlier"),
+        vec![k0.clone(), k1.clone(), k2.clone()]
+    );
+
+    store
+        .retire_signing_keys("kid-2", NOW + 50)
+        .await
+        .expect("retire");
+    let k1_retiring = SigningKey {
+        retire_at: Some(NOW + 50),
+        ..k1.clone()
+    };
+    assert_eq!(
+        store.list_signing_keys(NOW).await.expect("list"),
+        vec![k1_retiring.clone(), k2.clone()]
+    );
+    assert_eq!(
+        store
+            .list_signing_keys(NOW + 50)
+            .await
+            .expect("list at retirement"),
+        vec![k2.clone()]
+    );
+    // A key that already had a retirement time keeps it.
+    assert_eq!(
+        store
+            .list_signing_keys(NOW - 2)
+            .await
+            .expect("list earlier"),
+        vec![k0, k1_retiring.clone(), k2.clone()]
+    );
+
+    // Retiring again keeps the first retirement time; the kept key stays unretired.
+    store
+        .retire_signing_keys("kid-2", NOW + 500)
+        .await
+        .expect("retire again");
+    assert_eq!(
+        store.list_signing_keys(NOW).await.expect("list"),
+        vec![k1_retiring, k2]
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Housekeeping
+// ------------------------------------------------------------------------------------------
+
+async fn delete_expired(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+
+    // Codes.
+    let dead_code = AuthorizationCode {
+        expires_at: NOW - 1,
+        ..code(&alice.id, &app.id, 1)
+    };
+    let live_code = code(&alice.id, &app.id, 2);
+    store
+        .insert_authorization_code(&dead_code)
+        .await
+        .expect("code");
+    store
+        .insert_authorization_code(&live_code)
+        .await
+        .expect("code");
+
+    // Sessions.
+    store
+        .insert_session(&session(&alice.id, 3, NOW - 1))
+        .await
+        .expect("session");
+    let live_session = session(&alice.id, 4, NOW + 60);
+    store.insert_session(&live_session).await.expect("session");
+
+    // Refresh tokens: idle-expired, family-expired, live (also one at exactly `now`).
+    let idle = RefreshToken {
+        expires_at: NOW - 1,
+        ..refresh(&alice.id, &app.id, "fam_1", 5)
+    };
+    let family_over = RefreshToken {
+        family_expires_at: NOW - 1,
+        ..refresh(&alice.id, &app.id, "fam_2", 6)
+    };
+    let live_token = refresh(&alice.id, &app.id, "fam_3", 7);
+    for t in [&idle, &family_over, &live_token] {
+        store.insert_refresh_token(t).await.expect("refresh");
+    }
+
+    // Denylist entries and plain invalidations.
+    let live_at = Invalidation::AccessToken {
+        jti: "at_live".to_owned(),
+        expires_at: NOW + 60,
+    };
+    let live_family = Invalidation::Family {
+        family_id: "fam_live".to_owned(),
+        expires_at: NOW + 60,
+    };
+    let recent_user = Invalidation::User("usr_recent".to_owned());
+    store
+        .publish_invalidation(
+            &Invalidation::AccessToken {
+                jti: "at_dead".to_owned(),
+                expires_at: NOW - 1,
+            },
+            NOW - 100,
+        )
+        .await
+        .expect("publish");
+    let live_at_seq = store
+        .publish_invalidation(&live_at, NOW - 100)
+        .await
+        .expect("publish");
+    store
+        .publish_invalidation(
+            &Invalidation::Family {
+                family_id: "fam_dead".to_owned(),
+                expires_at: NOW - 1,
+            },
+            NOW - 100,
+        )
+        .await
+        .expect("publish");
+    let live_family_seq = store
+        .publish_invalidation(&live_family, NOW - 100)
+        .await
+        .expect("publish");
+    store
+        .publish_invalidation(&Invalidation::User("usr_old".to_owned()), NOW - 7200)
+        .await
+        .expect("publish");
+    let recent_user_seq = store
+        .publish_invalidation(&recent_user, NOW - 60)
+        .await
+        .expect("publish");
+
+    // Signing keys: long retired goes, recently retired stays.
+    store
+        .insert_signing_key(&signing_key("kid-old", NOW - 200_000, Some(NOW - 100_000)))
+        .await
+        .expect("key");
+    let recent_key = signing_key("kid-recent", NOW - 1000, Some(NOW - 10));
+    store.insert_signing_key(&recent_key).await.expect("key");
+
+    // API keys: revoked long ago goes; recently revoked and live stay.
+    let ancient = ApiKey {
+        revoked_at: Some(NOW - 8_000_000),
+        ..api_key(&alice.id, 8)
+    };
+    let recently_revoked = ApiKey {
+        revoked_at: Some(NOW - 10),
+        ..api_key(&alice.id, 9)
+    };
+    let live_key = api_key(&alice.id, 10);
+    for k in [&ancient, &recently_revoked, &live_key] {
+        store.insert_api_key(k).await.expect("api key");
+    }
+
+    // 1 code + 1 session + 2 refresh tokens + 3 invalidations + 1 signing key + 1 API key.
+    assert_eq!(store.delete_expired(NOW).await.expect("delete expired"), 9);
+    assert_eq!(store.delete_expired(NOW).await.expect("again"), 0);
+
+    assert_eq!(
+        store
+            .consume_authorization_code(&dead_code.hash, NOW)
+            .await
+            .expect("code"),
+        None
+    );
+    assert_eq!(
+        store
+            .consume_authorization_code(&live_code.hash, NOW)
+            .await
+            .expect("code"),
+        Some(live_code)
+    );
+    assert_eq!(store.get_session(&h(3)).await.expect("session"), None);
+    assert_eq!(
+        store
+            .get_session(&live_session.hash)
+            .await
+            .expect("session"),
+        Some(live_session)
+    );
+    assert_eq!(
+        store.get_refresh_token(&idle.hash).await.expect("token"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_refresh_token(&family_over.hash)
+            .await
+            .expect("token"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_refresh_token(&live_token.hash)
+            .await
+            .expect("token"),
+        Some(live_token)
+    );
+    assert_eq!(
+        store.invalidations_since(0).await.expect("since"),
+        vec![
+            (live_at_seq, live_at.clone()),
+            (live_family_seq, live_family.clone()),
+            (recent_user_seq, recent_user),
+        ]
+    );
+    // Even asked about the distant past, only live entries are left in the denylist.
+    let mut denylist = store.active_denylist(NOW - 10_000).await.expect("denylist");
+    denylist.sort_by_key(|inv| format!("{inv:?}"));
+    assert_eq!(denylist, vec![live_at, live_family]);
+    assert_eq!(
+        store.list_signing_keys(NOW - 300_000).await.expect("keys"),
+        vec![recent_key]
+    );
+    assert_eq!(store.get_api_key(&ancient.id).await.expect("key"), None);
+    assert_eq!(
+        store.get_api_key(&recently_revoked.id).await.expect("key"),
+        Some(recently_revoked)
+    );
+    assert_eq!(
+        store.get_api_key(&live_key.id).await.expect("key"),
+        Some(live_key)
+    );
+    assert_eq!(store.get_user(&alice.id).await.expect("user"), Some(alice));
+}
