@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod middleware;
 pub mod oauth;
+mod pages;
 mod v1;
 mod views;
 
@@ -106,10 +107,20 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .route("/revoke", post(oauth::revoke))
         .route("/introspect", post(oauth::introspect))
         .route("/jwks.json", get(oauth::jwks))
-        .route("/userinfo", get(oauth::userinfo).post(oauth::userinfo));
+        .route("/userinfo", get(oauth::userinfo).post(oauth::userinfo))
+        .route("/authorize", get(pages::authorize).post(pages::decide));
+    let pages = Router::new()
+        .route("/", get(pages::home))
+        .route("/assets/style.css", get(pages::stylesheet))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/register", get(pages::register_form).post(pages::register))
+        .route("/portal", get(pages::portal))
+        .route("/portal/{*action}", post(pages::portal_action));
     Router::new()
         .nest("/v1", v1)
         .nest("/oauth", oauth)
+        .merge(pages)
         .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::authorization_server_metadata),

@@ -26,6 +26,8 @@ pub enum Credential {
     },
     /// The operator, through the command line.
     Operator,
+    /// A signed-in user of the portal pages.
+    Session,
 }
 
 /// Who is calling and what they may do.

@@ -3,6 +3,7 @@
 
 mod audit;
 mod authn;
+mod authorize;
 mod clients;
 mod keys;
 mod oauth;
@@ -10,6 +11,7 @@ mod users;
 
 pub use audit::AuditPage;
 pub use authn::{Credential, Principal};
+pub use authorize::{AuthorizationRequest, AuthorizeError};
 pub use clients::{ClientPage, ClientUpdate, NewClient};
 pub use keys::{KeyPage, NewApiKey};
 pub use oauth::{

@@ -1,0 +1,459 @@
+//! The authorization endpoint (RFC 6749 §4.1 with PKCE and RFC 9207 `iss`), consents and
+//! browser sessions. The HTTP layer renders pages; every decision is made here.
+
+use serde_json::json;
+use std::collections::HashMap;
+
+use super::{NetApi, Principal};
+use crate::error::{Error, Result};
+use crate::ids::new_id;
+use crate::model::{AuthorizationCode, Consent, GrantType, OAuthClient, Session, User};
+use crate::scope::Scopes;
+use crate::secret::{Secret, SecretKind, check_format, generate, random_base62};
+use crate::store::Invalidation;
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// The client.
+    pub client: OAuthClient,
+    /// The exact redirect URI (registered).
+    pub redirect_uri: String,
+    /// Requested scopes (within the client's).
+    pub scopes: Scopes,
+    /// Returned verbatim.
+    pub state: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// OpenID Connect nonce.
+    pub nonce: Option<String>,
+    /// `prompt=login`: authenticate again.
+    pub prompt_login: bool,
+    /// `prompt=consent`: ask again.
+    pub prompt_consent: bool,
+    /// `prompt=none`: no page may be shown.
+    pub prompt_none: bool,
+    /// `max_age`: the longest acceptable time since the user authenticated.
+    pub max_age: Option<i64>,
+}
+
+/// Why an authorization request cannot proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeError {
+    /// The client or redirect URI cannot be trusted: show a page, never redirect.
+    Page(String),
+    /// Tell the client, at its redirect URI.
+    Redirect(String),
+}
+
+/// Longest `state` and `nonce` accepted.
+const MAX_PARAM_LEN: usize = 512;
+
+fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut query = url.query_pairs_mut();
+                for (name, value) in pairs {
+                    query.append_pair(name, value);
+                }
+            }
+            url.to_string()
+        }
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+impl AuthorizationRequest {
+    /// The redirect telling the client about an error.
+    pub fn error_redirect(&self, issuer: &str, error: &str, description: &str) -> String {
+        let mut pairs = vec![("error", error), ("error_description", description)];
+        if let Some(state) = &self.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", issuer));
+        redirect_with(&self.redirect_uri, &pairs)
+    }
+}
+
+impl NetApi {
+    /// Validates `GET /oauth/authorize` parameters.
+    pub async fn validate_authorization(
+        &self,
+        params: &HashMap<String, String>,
+    ) -> std::result::Result<AuthorizationRequest, AuthorizeError> {
+        let param = |name: &str| {
+            params
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let client_id = param("client_id").ok_or_else(|| {
+            AuthorizeError::Page("The request names no client (client_id).".to_owned())
+        })?;
+        let client = match self.store.get_client(client_id).await {
+            Ok(Some(client)) => client,
+            Ok(None) => {
+                return Err(AuthorizeError::Page(
+                    "This application is not registered here.".to_owned(),
+                ));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "authorize: storage failed");
+                return Err(AuthorizeError::Page(
+                    "The service is temporarily unavailable.".to_owned(),
+                ));
+            }
+        };
+        let redirect_uri = match param("redirect_uri") {
+            Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
+            Some(_) => {
+                return Err(AuthorizeError::Page(
+                    "The redirect URI does not match any registered for this application."
+                        .to_owned(),
+                ));
+            }
+            None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+            None => {
+                return Err(AuthorizeError::Page(
+                    "The request names no redirect URI.".to_owned(),
+                ));
+            }
+        };
+        let state = param("state").map(str::to_owned);
+        let mut request = AuthorizationRequest {
+            scopes: client.scopes,
+            client,
+            redirect_uri,
+            state,
+            code_challenge: None,
+            nonce: None,
+            prompt_login: false,
+            prompt_consent: false,
+            prompt_none: false,
+            max_age: None,
+        };
+        let issuer = self.settings.issuer.clone();
+        let fail = |request: &AuthorizationRequest, error: &str, description: &str| {
+            AuthorizeError::Redirect(request.error_redirect(&issuer, error, description))
+        };
+        if request
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_PARAM_LEN)
+        {
+            request.state = None;
+            return Err(fail(&request, "invalid_request", "state is too long"));
+        }
+        if params.keys().any(|k| k == "request" || k == "request_uri") {
+            return Err(fail(
+                &request,
+                "request_not_supported",
+                "request objects are not supported",
+            ));
+        }
+        match param("response_type") {
+            Some("code") => {}
+            Some(_) => {
+                return Err(fail(
+                    &request,
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                ));
+            }
+            None => {
+                return Err(fail(
+                    &request,
+                    "invalid_request",
+                    "response_type is missing",
+                ));
+            }
+        }
+        if param("response_mode").is_some_and(|m| m != "query") {
+            return Err(fail(
+                &request,
+                "invalid_request",
+                "only response_mode=query is supported",
+            ));
+        }
+        if !request.client.allows(GrantType::AuthorizationCode) {
+            return Err(fail(
+                &request,
+                "unauthorized_client",
+                "this client may not use the authorization code flow",
+            ));
+        }
+        if let Some(scope) = param("scope") {
+            match Scopes::parse_space_separated(scope) {
+                Ok(scopes) if scopes.is_subset_of(request.client.scopes) && !scopes.is_empty() => {
+                    request.scopes = scopes;
+                }
+                _ => {
+                    return Err(fail(
+                        &request,
+                        "invalid_scope",
+                        "the requested scope is unknown or not allowed for this client",
+                    ));
+                }
+            }
+        }
+        match (param("code_challenge"), param("code_challenge_method")) {
+            (Some(challenge), Some("S256"))
+                if challenge.len() == 43
+                    && challenge
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                request.code_challenge = Some(challenge.to_owned());
+            }
+            (Some(_), Some("S256")) => {
+                return Err(fail(
+                    &request,
+                    "invalid_request",
+                    "code_challenge is not a valid S256 challenge",
+                ));
+            }
+            (Some(_), _) => {
+                return Err(fail(
+                    &request,
+                    "invalid_request",
+                    "code_challenge_method must be S256",
+                ));
+            }
+            (None, _) => {
+                return Err(fail(
+                    &request,
+                    "invalid_request",
+                    "PKCE is required: send code_challenge with code_challenge_method=S256",
+                ));
+            }
+        }
+        if let Some(nonce) = param("nonce") {
+            if nonce.len() > MAX_PARAM_LEN {
+                return Err(fail(&request, "invalid_request", "nonce is too long"));
+            }
+            request.nonce = Some(nonce.to_owned());
+        }
+        if let Some(prompt) = param("prompt") {
+            for value in prompt.split(' ').filter(|v| !v.is_empty()) {
+                match value {
+                    "none" => request.prompt_none = true,
+                    "login" => request.prompt_login = true,
+                    "consent" => request.prompt_consent = true,
+                    _ => {
+                        return Err(fail(
+                            &request,
+                            "invalid_request",
+                            "prompt must be none, login or consent",
+                        ));
+                    }
+                }
+            }
+            if request.prompt_none && (request.prompt_login || request.prompt_consent) {
+                return Err(fail(
+                    &request,
+                    "invalid_request",
+                    "prompt=none cannot be combined",
+                ));
+            }
+        }
+        if let Some(max_age) = param("max_age") {
+            match max_age.parse::<i64>() {
+                Ok(seconds) if seconds >= 0 => request.max_age = Some(seconds),
+                _ => {
+                    return Err(fail(
+                        &request,
+                        "invalid_request",
+                        "max_age must be a non-negative integer",
+                    ));
+                }
+            }
+        }
+        Ok(request)
+    }
+
+    /// Whether the session is fresh enough for the request (`prompt=login` and `max_age`).
+    pub fn session_satisfies(
+        &self,
+        request: &AuthorizationRequest,
+        session: &Session,
+        fresh_login: bool,
+    ) -> bool {
+        if request.prompt_login && !fresh_login {
+            return false;
+        }
+        request
+            .max_age
+            .is_none_or(|max_age| self.now() - session.auth_time <= max_age)
+    }
+
+    /// Whether the user already approved these scopes for this client.
+    pub async fn has_consent(&self, user_id: &str, request: &AuthorizationRequest) -> Result<bool> {
+        if request.prompt_consent {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .get_consent(user_id, &request.client.id)
+            .await?
+            .is_some_and(|c| request.scopes.is_subset_of(c.scopes)))
+    }
+
+    /// Records consent (when `remember`) and issues a code; returns the redirect URL carrying
+    /// `code`, `state` and `iss`.
+    pub async fn approve(
+        &self,
+        session: &Session,
+        request: &AuthorizationRequest,
+        remember: bool,
+    ) -> Result<String> {
+        let now = self.now();
+        if remember {
+            let previous = self
+                .store
+                .get_consent(&session.user_id, &request.client.id)
+                .await?
+                .map_or(Scopes::EMPTY, |c| c.scopes);
+            let scopes: Scopes = previous.iter().chain(request.scopes.iter()).collect();
+            self.store
+                .upsert_consent(&Consent {
+                    user_id: session.user_id.clone(),
+                    client_id: request.client.id.clone(),
+                    scopes,
+                    granted_at: now,
+                })
+                .await?;
+        }
+        let secret = generate(SecretKind::AuthorizationCode);
+        self.store
+            .insert_authorization_code(&AuthorizationCode {
+                hash: self.hasher().hash(secret.expose()),
+                client_id: request.client.id.clone(),
+                user_id: session.user_id.clone(),
+                redirect_uri: request.redirect_uri.clone(),
+                scopes: request.scopes,
+                code_challenge: request.code_challenge.clone(),
+                nonce: request.nonce.clone(),
+                auth_time: session.auth_time,
+                family_id: new_id("fam"),
+                created_at: now,
+                expires_at: now + self.settings.authorization_code_ttl,
+                used_at: None,
+            })
+            .await?;
+        let mut pairs = vec![("code", secret.expose())];
+        if let Some(state) = &request.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", &self.settings.issuer));
+        Ok(redirect_with(&request.redirect_uri, &pairs))
+    }
+
+    /// Starts a browser session for a user who just typed the password.
+    pub async fn start_session(&self, user: &User) -> Result<(Secret, Session)> {
+        let secret = generate(SecretKind::Session);
+        let now = self.now();
+        let session = Session {
+            hash: self.hasher().hash(secret.expose()),
+            user_id: user.id.clone(),
+            auth_time: now,
+            csrf_token: random_base62(32),
+            expires_at: now + self.settings.session_ttl,
+        };
+        self.store.insert_session(&session).await?;
+        Ok((secret, session))
+    }
+
+    /// The live session (and its user) a cookie names.
+    pub async fn find_session(&self, cookie: &str) -> Result<Option<(Session, User)>> {
+        if check_format(SecretKind::Session, cookie).is_err() {
+            return Ok(None);
+        }
+        let Some(session) = self.store.get_session(&self.hasher().hash(cookie)).await? else {
+            return Ok(None);
+        };
+        if self.now() >= session.expires_at {
+            return Ok(None);
+        }
+        let user = self.store.get_user(&session.user_id).await?;
+        Ok(user.map(|user| (session, user)))
+    }
+
+    /// Ends a session.
+    pub async fn end_session(&self, cookie: &str) -> Result<()> {
+        if check_format(SecretKind::Session, cookie).is_ok() {
+            self.store
+                .delete_session(&self.hasher().hash(cookie))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The principal of a signed-in portal user: the user's own powers, never `admin`.
+    pub fn session_principal(user: &User) -> Principal {
+        Principal {
+            user_id: user.id.clone(),
+            role: user.role,
+            scopes: user.role.max_scopes().without(crate::scope::Scope::Admin),
+            credential: super::Credential::Session,
+        }
+    }
+
+    /// The applications a user has authorized.
+    pub async fn authorized_apps(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(Consent, Option<OAuthClient>)>> {
+        let consents = self.store.list_consents(user_id).await?;
+        let mut apps = Vec::with_capacity(consents.len());
+        for consent in consents {
+            let client = self.store.get_client(&consent.client_id).await?;
+            apps.push((consent, client));
+        }
+        Ok(apps)
+    }
+
+    /// Withdraws a consent and revokes every token the client holds for the user.
+    pub async fn withdraw_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        ip: Option<&str>,
+    ) -> Result<()> {
+        let existed = self.store.delete_consent(user_id, client_id).await?;
+        let families = self
+            .store
+            .revoke_refresh_for_client(user_id, client_id, self.now())
+            .await?;
+        for family_id in families {
+            self.invalidate(Invalidation::Family {
+                family_id,
+                expires_at: self.now() + self.settings.access_token_ttl,
+            })
+            .await?;
+        }
+        if !existed {
+            return Err(Error::NotFound("authorization"));
+        }
+        self.audit(
+            Some(user_id),
+            "consent.withdrawn",
+            ip,
+            json!({ "client_id": client_id }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Checks a form's CSRF token against the session's, in constant time.
+    pub fn csrf_matches(session: &Session, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        session.csrf_token.len() == presented.len()
+            && bool::from(session.csrf_token.as_bytes().ct_eq(presented.as_bytes()))
+    }
+
+    /// The issuer, for `iss` in redirects.
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
+    }
+}

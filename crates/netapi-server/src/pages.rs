@@ -1,0 +1,962 @@
+//! Server-rendered pages: login, consent, registration and the developer portal. They work
+//! without JavaScript and load nothing from elsewhere. Every form carries a CSRF token.
+
+use axum::Form;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use netapi_core::clock::format_rfc3339;
+use netapi_core::model::{Session, User};
+use netapi_core::secret::{Secret, random_base62};
+use netapi_core::service::{
+    AuthorizationRequest, AuthorizeError, ClientUpdate, NewApiKey, NewClient, NewUser, PageRequest,
+    Principal,
+};
+use netapi_core::{Error, NetApi, Role, Scope};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::AppState;
+use crate::extract::ClientIp;
+
+const SESSION_COOKIE: &str = "netapi_session";
+const LOGIN_CSRF_COOKIE: &str = "netapi_login_csrf";
+/// A login this recent satisfies `prompt=login`.
+const FRESH_LOGIN: i64 = 30;
+
+/// The stylesheet; served from here so pages load nothing from elsewhere.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/style.css"),
+    )
+        .into_response()
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(
+    status: StatusCode,
+    title: &str,
+    user: Option<&User>,
+    csrf: Option<&str>,
+    body: &str,
+    narrow: bool,
+) -> Response {
+    let account = match (user, csrf) {
+        (Some(user), Some(csrf)) => format!(
+            "<span class=\"muted\">{} &middot; <a href=\"/portal\">Portal</a></span> \
+             <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
+             <button class=\"link\" type=\"submit\">Sign out</button></form>",
+            esc(&user.email),
+            esc(csrf)
+        ),
+        _ => String::new(),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} &middot; Net API</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\
+         <body><header><a class=\"brand\" href=\"/portal\">Net API</a><div>{account}</div></header>\
+         <main{}>{body}</main></body></html>",
+        if narrow { " class=\"narrow\"" } else { "" },
+        title = esc(title),
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    page(
+        status,
+        "Something is wrong",
+        None,
+        None,
+        &format!(
+            "<section><h1>This request cannot continue</h1><p class=\"error\">{}</p></section>",
+            esc(message)
+        ),
+        true,
+    )
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn set_cookie(response: &mut Response, api: &NetApi, name: &str, value: &str, max_age: i64) {
+    let secure = if api.issuer().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    if let Ok(value) = HeaderValue::from_str(&text) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+async fn current_session(api: &NetApi, headers: &HeaderMap) -> Option<(Session, User)> {
+    let value = cookie(headers, SESSION_COOKIE)?;
+    match api.find_session(&value).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(error = %err, "session lookup failed");
+            None
+        }
+    }
+}
+
+fn parse_query(raw: Option<&str>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Only local paths may be returned to after login: no open redirect.
+fn safe_return_to(path: &str) -> &str {
+    if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') {
+        path
+    } else {
+        "/portal"
+    }
+}
+
+fn login_page(
+    api: &NetApi,
+    return_to: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let csrf = random_base62(32);
+    let notice = message.map_or_else(String::new, |m| {
+        format!("<p class=\"error\">{}</p>", esc(m))
+    });
+    let body = format!(
+        "<section><h1>Sign in</h1>{notice}\
+         <form method=\"post\" action=\"/login\">\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"return_to\" value=\"{}\">\
+         <label for=\"email\">Email</label><input id=\"email\" type=\"email\" name=\"email\" autocomplete=\"username\" required autofocus>\
+         <label for=\"password\">Password</label><input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+         <div class=\"actions\"><button type=\"submit\">Sign in</button></div></form>\
+         <p class=\"muted\">No account? <a href=\"/register\">Create one</a>.</p></section>",
+        esc(return_to)
+    );
+    let mut response = page(status, "Sign in", None, None, &body, true);
+    set_cookie(&mut response, api, LOGIN_CSRF_COOKIE, &csrf, 3600);
+    response
+}
+
+/// `GET /login`
+pub async fn login_form(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let params = parse_query(query.as_deref());
+    let return_to = params
+        .get("return_to")
+        .map_or("/portal", |r| safe_return_to(r));
+    login_page(&state.api, return_to, None, StatusCode::OK)
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    csrf_token: String,
+    #[serde(default)]
+    return_to: String,
+}
+
+fn csrf_cookie_matches(headers: &HeaderMap, presented: &str) -> bool {
+    use subtle_eq::eq;
+    cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|expected| eq(&expected, presented))
+}
+
+mod subtle_eq {
+    /// Constant-time string comparison.
+    pub fn eq(a: &str, b: &str) -> bool {
+        a.len() == b.len()
+            && a.bytes()
+                .zip(b.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0
+    }
+}
+
+/// `POST /login`: checks the password, rotates the session, returns to where the user was.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let return_to = safe_return_to(&form.return_to).to_owned();
+    if !csrf_cookie_matches(&headers, &form.csrf_token) {
+        return login_page(
+            &state.api,
+            &return_to,
+            Some("Your sign-in form expired. Please try again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let user = match state
+        .api
+        .login(&form.email, &Secret::new(form.password), &ip)
+        .await
+    {
+        Ok(user) => user,
+        Err(Error::RateLimited { retry_after }) => {
+            let mut response = login_page(
+                &state.api,
+                &return_to,
+                Some(&format!(
+                    "Too many failed sign-in attempts. Try again in {retry_after} seconds."
+                )),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return response;
+        }
+        Err(Error::Unauthenticated(_)) => {
+            return login_page(
+                &state.api,
+                &return_to,
+                Some("Invalid email or password."),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(err) => return error_response(err),
+    };
+    start_session_response(
+        &state.api,
+        &headers,
+        &user,
+        Redirect::to(&return_to).into_response(),
+    )
+    .await
+}
+
+async fn start_session_response(
+    api: &NetApi,
+    headers: &HeaderMap,
+    user: &User,
+    mut response: Response,
+) -> Response {
+    if let Some(old) = cookie(headers, SESSION_COOKIE)
+        && let Err(err) = api.end_session(&old).await
+    {
+        tracing::warn!(error = %err, "could not end the previous session");
+    }
+    let (secret, _) = match api.start_session(user).await {
+        Ok(started) => started,
+        Err(err) => return error_response(err),
+    };
+    set_cookie(
+        &mut response,
+        api,
+        SESSION_COOKIE,
+        secret.expose(),
+        api.settings().session_ttl,
+    );
+    set_cookie(&mut response, api, LOGIN_CSRF_COOKIE, "", 0);
+    response
+}
+
+fn error_response(err: Error) -> Response {
+    match err {
+        Error::Unavailable => error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is temporarily unavailable.",
+        ),
+        Error::Internal(detail) => {
+            tracing::error!(error = %detail, "page failed");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            )
+        }
+        Error::RateLimited { .. } => error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts; try again later.",
+        ),
+        other => error_page(StatusCode::BAD_REQUEST, &other.to_string()),
+    }
+}
+
+/// The sign-out form.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf_token: String,
+}
+
+/// `POST /logout`
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some((session, _)) = current_session(&state.api, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    if !NetApi::csrf_matches(&session, &form.csrf_token) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "The form expired; go back and try again.",
+        );
+    }
+    if let Some(value) = cookie(&headers, SESSION_COOKIE)
+        && let Err(err) = state.api.end_session(&value).await
+    {
+        return error_response(err);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    set_cookie(&mut response, &state.api, SESSION_COOKIE, "", 0);
+    response
+}
+
+fn consent_page(
+    request: &AuthorizationRequest,
+    raw_query: &str,
+    user: &User,
+    session: &Session,
+) -> Response {
+    let scopes: String = request
+        .scopes
+        .iter()
+        .map(|s| {
+            format!(
+                "<li><strong>{}</strong> <span class=\"muted\">({})</span></li>",
+                esc(s.description()),
+                esc(s.as_str())
+            )
+        })
+        .collect();
+    let host = url::Url::parse(&request.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| request.redirect_uri.clone());
+    let body = format!(
+        "<section><h1>Authorize {name}</h1>\
+         <p><strong>{name}</strong> wants to use your Net API account <strong>{email}</strong>. It will be able to:</p>\
+         <ul class=\"scopes\">{scopes}</ul>\
+         <p class=\"muted\">You will be sent back to {host}. You can withdraw this access at any time from your portal.</p>\
+         <form method=\"post\" action=\"/oauth/authorize\">\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"request\" value=\"{query}\">\
+         <div class=\"actions\"><button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
+         <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></div></form></section>",
+        name = esc(&request.client.name),
+        email = esc(&user.email),
+        host = esc(&host),
+        csrf = esc(&session.csrf_token),
+        query = esc(raw_query),
+    );
+    page(
+        StatusCode::OK,
+        "Authorize",
+        Some(user),
+        Some(&session.csrf_token),
+        &body,
+        true,
+    )
+}
+
+async fn validated(
+    api: &NetApi,
+    params: &HashMap<String, String>,
+) -> Result<AuthorizationRequest, Response> {
+    api.validate_authorization(params)
+        .await
+        .map_err(|err| match err {
+            AuthorizeError::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
+            AuthorizeError::Redirect(url) => Redirect::to(&url).into_response(),
+        })
+}
+
+/// `GET /oauth/authorize`: sign in if needed, ask consent if needed, then redirect with a code.
+pub async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let raw = query.unwrap_or_default();
+    let params = parse_query(Some(&raw));
+    let request = match validated(&state.api, &params).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let api = &state.api;
+    let issuer = api.issuer().to_owned();
+    let session = current_session(api, &headers).await;
+    let fresh = session
+        .as_ref()
+        .is_some_and(|(s, _)| api.now() - s.auth_time <= FRESH_LOGIN);
+    let session = session.filter(|(s, _)| api.session_satisfies(&request, s, fresh));
+    let Some((session, user)) = session else {
+        if request.prompt_none {
+            return Redirect::to(&request.error_redirect(
+                &issuer,
+                "login_required",
+                "the user is not signed in",
+            ))
+            .into_response();
+        }
+        return login_page(
+            api,
+            &format!("/oauth/authorize?{raw}"),
+            None,
+            StatusCode::OK,
+        );
+    };
+    match api.has_consent(&user.id, &request).await {
+        Ok(true) => match api.approve(&session, &request, false).await {
+            Ok(url) => Redirect::to(&url).into_response(),
+            Err(err) => error_response(err),
+        },
+        Ok(false) if request.prompt_none => Redirect::to(&request.error_redirect(
+            &issuer,
+            "consent_required",
+            "the user has not approved this application",
+        ))
+        .into_response(),
+        Ok(false) => consent_page(&request, &raw, &user, &session),
+        Err(err) => error_response(err),
+    }
+}
+
+/// The consent form.
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    csrf_token: String,
+    request: String,
+    decision: String,
+}
+
+/// `POST /oauth/authorize`: the user's decision.
+pub async fn decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let api = &state.api;
+    let params = parse_query(Some(&form.request));
+    let request = match validated(api, &params).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let Some((session, user)) = current_session(api, &headers).await else {
+        return login_page(
+            api,
+            &format!("/oauth/authorize?{}", form.request),
+            Some("Please sign in again."),
+            StatusCode::UNAUTHORIZED,
+        );
+    };
+    if !NetApi::csrf_matches(&session, &form.csrf_token) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "The form expired or did not come from this site; go back and try again.",
+        );
+    }
+    match form.decision.as_str() {
+        "approve" => match api.approve(&session, &request, true).await {
+            Ok(url) => {
+                tracing::info!(client_id = %request.client.id, user_id = %user.id, "authorization approved");
+                Redirect::to(&url).into_response()
+            }
+            Err(err) => error_response(err),
+        },
+        "deny" => Redirect::to(&request.error_redirect(
+            api.issuer(),
+            "access_denied",
+            "the user denied the request",
+        ))
+        .into_response(),
+        _ => error_page(
+            StatusCode::BAD_REQUEST,
+            "The decision must be approve or deny.",
+        ),
+    }
+}
+
+/// `GET /register`
+pub async fn register_form(State(state): State<AppState>) -> Response {
+    register_page(&state.api, None, StatusCode::OK)
+}
+
+fn register_page(api: &NetApi, message: Option<&str>, status: StatusCode) -> Response {
+    let csrf = random_base62(32);
+    let notice = message.map_or_else(String::new, |m| {
+        format!("<p class=\"error\">{}</p>", esc(m))
+    });
+    let body = format!(
+        "<section><h1>Create your account</h1>{notice}\
+         <form method=\"post\" action=\"/register\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <label for=\"name\">Name</label><input id=\"name\" type=\"text\" name=\"name\" autocomplete=\"name\" required>\
+         <label for=\"email\">Email</label><input id=\"email\" type=\"email\" name=\"email\" autocomplete=\"username\" required>\
+         <label for=\"password\">Password</label><input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"new-password\" minlength=\"8\" maxlength=\"128\" required>\
+         <p class=\"muted\">8 to 128 characters.</p>\
+         <div class=\"actions\"><button type=\"submit\">Create account</button></div></form>\
+         <p class=\"muted\">Already registered? <a href=\"/login\">Sign in</a>.</p></section>"
+    );
+    let mut response = page(status, "Create your account", None, None, &body, true);
+    set_cookie(&mut response, api, LOGIN_CSRF_COOKIE, &csrf, 3600);
+    response
+}
+
+/// The registration form.
+#[derive(Debug, Deserialize)]
+pub struct RegisterForm {
+    csrf_token: String,
+    name: String,
+    email: String,
+    password: String,
+}
+
+/// `POST /register`: creates the account, signs in, shows the first key once.
+pub async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<RegisterForm>,
+) -> Response {
+    let api = &state.api;
+    if !csrf_cookie_matches(&headers, &form.csrf_token) {
+        return register_page(
+            api,
+            Some("Your form expired. Please try again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let registered = api
+        .register(
+            NewUser {
+                email: form.email,
+                password: Secret::new(form.password),
+                name: form.name,
+                role: Role::Member,
+            },
+            Some(&ip),
+        )
+        .await;
+    let (user, key, secret) = match registered {
+        Ok(done) => done,
+        Err(Error::InvalidArgument { message, field }) => {
+            let text = format!("{} {message}.", field.unwrap_or_default());
+            return register_page(api, Some(text.trim()), StatusCode::BAD_REQUEST);
+        }
+        Err(Error::AlreadyExists(message)) => {
+            return register_page(api, Some(&message), StatusCode::CONFLICT);
+        }
+        Err(err) => return error_response(err),
+    };
+    let (session_secret, session) = match api.start_session(&user).await {
+        Ok(started) => started,
+        Err(err) => return error_response(err),
+    };
+    let flash = Flash::Secret {
+        title: format!("Welcome! Your first API key, \"{}\"", key.name),
+        value: secret.expose().to_owned(),
+    };
+    let mut response = portal_page(api, &user, &session, Some(flash)).await;
+    set_cookie(
+        &mut response,
+        api,
+        SESSION_COOKIE,
+        session_secret.expose(),
+        api.settings().session_ttl,
+    );
+    set_cookie(&mut response, api, LOGIN_CSRF_COOKIE, "", 0);
+    response
+}
+
+/// A message shown once at the top of the portal.
+enum Flash {
+    Secret { title: String, value: String },
+    Notice(String),
+    Error(String),
+}
+
+fn when(ts: Option<i64>) -> String {
+    ts.map_or_else(|| "never".to_owned(), format_rfc3339)
+}
+
+async fn portal_page(
+    api: &NetApi,
+    user: &User,
+    session: &Session,
+    flash: Option<Flash>,
+) -> Response {
+    let principal = NetApi::session_principal(user);
+    let csrf = esc(&session.csrf_token);
+    let mut body = String::from("<h1>Developer portal</h1>");
+    match flash {
+        Some(Flash::Secret { title, value }) => {
+            let _ = write!(
+                body,
+                "<div class=\"notice\"><strong>{}</strong> &mdash; copy it now, it will not be shown again:<code class=\"secret\" id=\"new-secret\">{}</code></div>",
+                esc(&title),
+                esc(&value)
+            );
+        }
+        Some(Flash::Notice(text)) => {
+            let _ = write!(body, "<div class=\"notice\">{}</div>", esc(&text));
+        }
+        Some(Flash::Error(text)) => {
+            let _ = write!(body, "<div class=\"error\">{}</div>", esc(&text));
+        }
+        None => {}
+    }
+    let keys = api
+        .list_api_keys(
+            &principal,
+            PageRequest {
+                cursor: None,
+                size: 100,
+            },
+        )
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    body.push_str("<section><h2>API keys</h2>");
+    if keys.is_empty() {
+        body.push_str("<p class=\"muted\">You have no API keys.</p>");
+    } else {
+        body.push_str("<table><tr><th>Name</th><th>Key</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr>");
+        for key in &keys {
+            let _ = write!(
+                body,
+                "<tr><td>{name}</td><td><code>{prefix}&hellip;{last}</code></td><td>{created}</td><td>{used}</td><td>{expires}</td><td>\
+                 <form class=\"inline\" method=\"post\" action=\"/portal/keys/{id}/rotate\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\"><button class=\"secondary\" type=\"submit\">Rotate</button></form> \
+                 <form class=\"inline\" method=\"post\" action=\"/portal/keys/{id}/revoke\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\"><button class=\"danger\" type=\"submit\">Revoke</button></form></td></tr>",
+                name = esc(&key.name),
+                prefix = esc(&key.prefix),
+                last = esc(&key.last_four),
+                created = format_rfc3339(key.created_at),
+                used = when(key.last_used_at),
+                expires = when(key.expires_at),
+                id = esc(&key.id),
+            );
+        }
+        body.push_str("</table>");
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/portal/keys\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <label for=\"key-name\">New key name</label><input id=\"key-name\" type=\"text\" name=\"name\" required>\
+         <label for=\"key-days\">Expires after (days, empty for never)</label><input id=\"key-days\" type=\"number\" name=\"expires_in_days\" min=\"1\" max=\"3650\">\
+         <div class=\"actions\"><button type=\"submit\">Create API key</button></div></form></section>"
+    );
+    let clients = api
+        .list_clients(
+            &principal,
+            PageRequest {
+                cursor: None,
+                size: 100,
+            },
+        )
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    body.push_str("<section><h2>OAuth applications</h2>");
+    if clients.is_empty() {
+        body.push_str("<p class=\"muted\">You have registered no applications.</p>");
+    }
+    for client in &clients {
+        let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+        let _ = write!(
+            body,
+            "<div class=\"card\"><h2>{name}</h2><p class=\"muted\">client_id <code>{id}</code> &middot; {kind} &middot; {grants}</p>\
+             <form method=\"post\" action=\"/portal/clients/{id}/redirect-uris\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+             <label>Redirect URIs (one per line)</label><textarea name=\"redirect_uris\">{uris}</textarea>\
+             <div class=\"actions\"><button class=\"secondary\" type=\"submit\">Save redirect URIs</button></div></form>\
+             <div class=\"actions\">{rotate}\
+             <form class=\"inline\" method=\"post\" action=\"/portal/clients/{id}/delete\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\"><button class=\"danger\" type=\"submit\">Delete application</button></form></div></div>",
+            name = esc(&client.name),
+            id = esc(&client.id),
+            kind = if client.is_public() {
+                "public client"
+            } else {
+                "confidential client"
+            },
+            grants = esc(&grants.join(", ")),
+            uris = esc(&client.redirect_uris.join("\n")),
+            rotate = if client.is_public() {
+                String::new()
+            } else {
+                format!(
+                    "<form class=\"inline\" method=\"post\" action=\"/portal/clients/{}/rotate-secret\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\"><button class=\"secondary\" type=\"submit\">Rotate secret</button></form>",
+                    esc(&client.id)
+                )
+            },
+        );
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/portal/clients\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <label for=\"client-name\">Application name</label><input id=\"client-name\" type=\"text\" name=\"name\" required>\
+         <label for=\"client-kind\">Kind</label><select id=\"client-kind\" name=\"kind\">\
+         <option value=\"web\">Web application (server side, with a secret)</option>\
+         <option value=\"native\">Native or single-page app (public, PKCE)</option>\
+         <option value=\"service\">Service (client credentials)</option></select>\
+         <label for=\"client-uris\">Redirect URIs (one per line)</label><textarea id=\"client-uris\" name=\"redirect_uris\"></textarea>\
+         <div class=\"actions\"><button type=\"submit\">Register application</button></div></form></section>"
+    );
+    let apps = api.authorized_apps(&user.id).await.unwrap_or_default();
+    body.push_str("<section><h2>Applications you authorized</h2>");
+    if apps.is_empty() {
+        body.push_str("<p class=\"muted\">You have authorized no applications.</p>");
+    } else {
+        body.push_str("<table><tr><th>Application</th><th>Access</th><th>Since</th><th></th></tr>");
+        for (consent, client) in &apps {
+            let _ = write!(
+                body,
+                "<tr><td>{name}</td><td>{scopes}</td><td>{since}</td><td><form class=\"inline\" method=\"post\" action=\"/portal/authorizations/{id}/withdraw\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\"><button class=\"danger\" type=\"submit\">Withdraw</button></form></td></tr>",
+                name = esc(client
+                    .as_ref()
+                    .map_or(consent.client_id.as_str(), |c| c.name.as_str())),
+                scopes = esc(&consent.scopes.to_string()),
+                since = format_rfc3339(consent.granted_at),
+                id = esc(&consent.client_id),
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("</section>");
+    page(
+        StatusCode::OK,
+        "Developer portal",
+        Some(user),
+        Some(&session.csrf_token),
+        &body,
+        false,
+    )
+}
+
+/// `GET /portal`
+pub async fn portal(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match current_session(&state.api, &headers).await {
+        Some((session, user)) => portal_page(&state.api, &user, &session, None).await,
+        None => Redirect::to("/login?return_to=/portal").into_response(),
+    }
+}
+
+/// A portal form: the CSRF token and whatever fields the action takes.
+#[derive(Debug, Deserialize)]
+pub struct PortalForm {
+    csrf_token: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    expires_in_days: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    redirect_uris: String,
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `POST /portal/{resource}/{id}/{action}` and `POST /portal/{resource}`.
+pub async fn portal_action(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+    Form(form): Form<PortalForm>,
+) -> Response {
+    let api = &state.api;
+    let Some((session, user)) = current_session(api, &headers).await else {
+        return Redirect::to("/login?return_to=/portal").into_response();
+    };
+    if !NetApi::csrf_matches(&session, &form.csrf_token) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "The form expired or did not come from this site; reload the portal and try again.",
+        );
+    }
+    let principal: Principal = NetApi::session_principal(&user);
+    let ip = Some(ip.as_str());
+    let segments: Vec<&str> = path.split('/').collect();
+    let outcome: Result<Flash, Error> = match segments.as_slice() {
+        ["keys"] => {
+            let expires_at = match form.expires_in_days.trim() {
+                "" => Ok(None),
+                days => days
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|d| (1..=3650).contains(d))
+                    .map(|d| Some(api.now() + d * 86_400))
+                    .ok_or_else(|| {
+                        Error::invalid("expires_in_days", "must be a number of days from 1 to 3650")
+                    }),
+            };
+            match expires_at {
+                Ok(expires_at) => api
+                    .create_api_key(
+                        &principal,
+                        NewApiKey {
+                            name: form.name.clone(),
+                            scopes: None,
+                            expires_at,
+                        },
+                        ip,
+                    )
+                    .await
+                    .map(|(key, secret)| Flash::Secret {
+                        title: format!("Your new API key \"{}\"", key.name),
+                        value: secret.expose().to_owned(),
+                    }),
+                Err(err) => Err(err),
+            }
+        }
+        ["keys", id, "revoke"] => api
+            .revoke_api_key(&principal, id, ip)
+            .await
+            .map(|()| Flash::Notice("The key was revoked; it no longer works.".to_owned())),
+        ["keys", id, "rotate"] => {
+            api.rotate_api_key(&principal, id, Some(0), ip)
+                .await
+                .map(|(key, secret)| Flash::Secret {
+                    title: format!(
+                        "The new value of \"{}\" (the old one no longer works)",
+                        key.name
+                    ),
+                    value: secret.expose().to_owned(),
+                })
+        }
+        ["clients"] => {
+            let (grants, method) = match form.kind.as_str() {
+                "native" => (vec!["authorization_code", "refresh_token"], "none"),
+                "service" => (vec!["client_credentials"], "client_secret_basic"),
+                _ => (
+                    vec!["authorization_code", "refresh_token"],
+                    "client_secret_basic",
+                ),
+            };
+            api.create_client(
+                &principal,
+                NewClient {
+                    name: form.name.clone(),
+                    redirect_uris: lines(&form.redirect_uris),
+                    grant_types: Some(grants.into_iter().map(str::to_owned).collect()),
+                    scope: Some(principal.scopes.without(Scope::Admin).to_string()),
+                    auth_method: Some(method.to_owned()),
+                },
+                ip,
+            )
+            .await
+            .map(|(client, secret)| match secret {
+                Some(secret) => Flash::Secret {
+                    title: format!(
+                        "\"{}\" is registered as {}. Its client secret",
+                        client.name, client.id
+                    ),
+                    value: secret.expose().to_owned(),
+                },
+                None => Flash::Notice(format!(
+                    "\"{}\" is registered as {} (a public client: no secret).",
+                    client.name, client.id
+                )),
+            })
+        }
+        ["clients", id, "rotate-secret"] => {
+            api.rotate_client_secret(&principal, id, ip)
+                .await
+                .map(|(client, secret)| Flash::Secret {
+                    title: format!(
+                        "The new secret of \"{}\" (the old one no longer works)",
+                        client.name
+                    ),
+                    value: secret.expose().to_owned(),
+                })
+        }
+        ["clients", id, "delete"] => api.delete_client(&principal, id, ip).await.map(|()| {
+            Flash::Notice("The application was deleted and its tokens revoked.".to_owned())
+        }),
+        ["clients", id, "redirect-uris"] => api
+            .update_client(
+                &principal,
+                id,
+                ClientUpdate {
+                    redirect_uris: Some(lines(&form.redirect_uris)),
+                    ..ClientUpdate::default()
+                },
+                ip,
+            )
+            .await
+            .map(|_| Flash::Notice("Redirect URIs saved.".to_owned())),
+        ["authorizations", client_id, "withdraw"] => api
+            .withdraw_consent(&user.id, client_id, ip)
+            .await
+            .map(|()| {
+                Flash::Notice(
+                    "Access withdrawn; the application's tokens no longer work.".to_owned(),
+                )
+            }),
+        _ => return error_page(StatusCode::NOT_FOUND, "No such page."),
+    };
+    let flash = match outcome {
+        Ok(flash) => flash,
+        Err(Error::Unavailable) | Err(Error::Internal(_)) | Err(Error::RateLimited { .. }) => {
+            return error_response(outcome.err().unwrap_or(Error::Unavailable));
+        }
+        Err(Error::InvalidArgument { field, message }) => Flash::Error(
+            format!("{} {message}.", field.unwrap_or_default())
+                .trim()
+                .to_owned(),
+        ),
+        Err(other) => Flash::Error(other.to_string()),
+    };
+    portal_page(api, &user, &session, Some(flash)).await
+}
+
+/// `GET /`
+pub async fn home() -> Redirect {
+    Redirect::to("/portal")
+}

@@ -1,0 +1,645 @@
+//! The authorization code flow through the login and consent pages, as a browser would do
+//! it (cookies and forms by hand), then the exchange with the `oauth2` crate.
+
+use crate::e2e;
+use crate::helpers::{TestApp, json_with};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope as OAuthScope, TokenResponse, TokenUrl,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn remember(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            assert!(
+                text.contains("HttpOnly") && text.contains("SameSite=Lax"),
+                "cookie flags: {text}"
+            );
+            let (pair, _) = text.split_once(';').unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    async fn get(&mut self, app: &TestApp, url: &str) -> reqwest::Response {
+        let response = app
+            .http
+            .get(url)
+            .header("cookie", self.header())
+            .send()
+            .await
+            .unwrap();
+        self.remember(&response);
+        response
+    }
+
+    async fn post(
+        &mut self,
+        app: &TestApp,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let response = app
+            .http
+            .post(app.url(path))
+            .header("cookie", self.header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.remember(&response);
+        response
+    }
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in page"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end]
+        .replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn query_of(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+async fn web_client(app: &TestApp, owner_key: &str) -> (String, String) {
+    let client = app
+        .create_client(
+            owner_key,
+            json!({
+                "client_name": "Photo Printer",
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid profile email users:read",
+            }),
+        )
+        .await;
+    (
+        client["client_id"].as_str().unwrap().to_owned(),
+        client["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn oauth_client(
+    app: &TestApp,
+    id: &str,
+    secret: &str,
+) -> oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    oauth2::basic::BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+> {
+    BasicClient::new(ClientId::new(id.to_owned()))
+        .set_client_secret(ClientSecret::new(secret.to_owned()))
+        .set_auth_uri(AuthUrl::new(app.url("/oauth/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(app.url("/oauth/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap())
+}
+
+/// Signs in through the login page that `authorize_url` leads to; returns the consent page.
+async fn sign_in(app: &TestApp, browser: &mut Browser, authorize_url: &str, email: &str) -> String {
+    let login = browser.get(app, authorize_url).await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let csp = login.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
+    assert_eq!(login.headers()["x-frame-options"], "DENY");
+    let html = login.text().await.unwrap();
+    assert!(html.contains("name=\"email\"") && html.contains("name=\"password\""));
+    let csrf = hidden(&html, "csrf_token");
+    let return_to = hidden(&html, "return_to");
+    let signed_in = browser
+        .post(
+            app,
+            "/login",
+            &[
+                ("email", email),
+                ("password", "correct horse battery"),
+                ("csrf_token", &csrf),
+                ("return_to", &return_to),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let next = location(&signed_in);
+    assert!(next.starts_with("/oauth/authorize?"));
+    let consent = browser.get(app, &app.url(&next)).await;
+    assert_eq!(consent.status(), StatusCode::OK);
+    consent.text().await.unwrap()
+}
+
+async fn full_flow(app: TestApp) {
+    let (user, key) = app.register("ada@example.com").await;
+    let (client_id, secret) = web_client(&app, key["key"].as_str().unwrap()).await;
+    let client = oauth_client(&app, &client_id, &secret);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(OAuthScope::new("openid".into()))
+        .add_scope(OAuthScope::new("email".into()))
+        .add_scope(OAuthScope::new("users:read".into()))
+        .add_extra_param("nonce", "n-0S6_WzA2Mj")
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut browser = Browser::new();
+    let consent = sign_in(&app, &mut browser, url.as_str(), "ada@example.com").await;
+    assert!(consent.contains("Photo Printer") && consent.contains("See your email address"));
+    let approved = browser
+        .post(
+            &app,
+            "/oauth/authorize",
+            &[
+                ("csrf_token", &hidden(&consent, "csrf_token")),
+                ("request", &hidden(&consent, "request")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    let back = location(&approved);
+    assert!(back.starts_with(REDIRECT));
+    let params = query_of(&back);
+    assert_eq!(params["state"], *state.secret());
+    assert_eq!(params["iss"], app.base);
+    let code = params["code"].clone();
+    assert!(code.starts_with("napac_"));
+
+    let http = oauth2::reqwest::ClientBuilder::new()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let access = tokens.access_token().secret().clone();
+    assert!(tokens.refresh_token().is_some());
+    let me = json_with(app.get("/v1/users/me", &access).await, StatusCode::OK).await;
+    assert_eq!(me["id"], user["id"]);
+
+    // A second use of the code fails and revokes what the first use issued.
+    let replay = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new("a".repeat(43)))
+        .request_async(&http)
+        .await;
+    assert!(replay.is_err());
+    let refused = app.get("/v1/users/me", &access).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let refresh = client
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .request_async(&http)
+        .await;
+    assert!(refresh.is_err());
+
+    // Consent is remembered: the next authorization redirects straight back with a code.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(OAuthScope::new("openid".into()))
+        .add_scope(OAuthScope::new("email".into()))
+        .add_extra_param("nonce", "n-0S6_WzA2Mj")
+        .set_pkce_challenge(challenge)
+        .url();
+    let again = browser.get(&app, url.as_str()).await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let code = query_of(&location(&again))["code"].clone();
+    // Exchanged by hand this time, to read the ID token the typed client drops.
+    let raw = json_with(
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier.secret()),
+            ])
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let access = raw["access_token"].as_str().unwrap().to_owned();
+    // The ID token: audience, nonce, at_hash, auth_time.
+    let id_token = raw["id_token"].as_str().expect("id_token");
+    let claims: Value =
+        serde_json::from_slice(&B64.decode(id_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["aud"], client_id.as_str());
+    assert_eq!(claims["iss"], app.base);
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    assert!(claims["auth_time"].is_i64() && claims["at_hash"].is_string());
+
+    // UserInfo answers with the email scope's claims.
+    let info = json_with(app.get("/oauth/userinfo", &access).await, StatusCode::OK).await;
+    assert_eq!(info["sub"], user["id"]);
+    assert_eq!(info["email"], "ada@example.com");
+    assert!(info.get("name").is_none());
+}
+
+async fn errors_and_denial(app: TestApp) {
+    let key = app.member_key("bob@example.com").await;
+    let (client_id, secret) = web_client(&app, &key).await;
+    let client = oauth_client(&app, &client_id, &secret);
+    // Unknown client and mismatched redirect URI: an error page, never a redirect.
+    for query in [
+        format!("response_type=code&client_id=cli_nope&redirect_uri={REDIRECT}"),
+        format!("response_type=code&client_id={client_id}&redirect_uri=https://evil.example/cb"),
+        format!("response_type=code&client_id={client_id}&redirect_uri={REDIRECT}/extra"),
+    ] {
+        let response = app
+            .http
+            .get(app.url(&format!("/oauth/authorize?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert!(response.headers().get("location").is_none());
+    }
+    // Missing PKCE, bad response_type, bad scope: redirected with error and state.
+    for (query, error) in [
+        (
+            format!("response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&state=xyz"),
+            "invalid_request",
+        ),
+        (
+            format!(
+                "response_type=token&client_id={client_id}&redirect_uri={REDIRECT}&state=xyz&code_challenge={}&code_challenge_method=S256",
+                "a".repeat(43)
+            ),
+            "unsupported_response_type",
+        ),
+        (
+            format!(
+                "response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&state=xyz&scope=admin&code_challenge={}&code_challenge_method=S256",
+                "a".repeat(43)
+            ),
+            "invalid_scope",
+        ),
+        (
+            format!(
+                "response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&state=xyz&code_challenge={}&code_challenge_method=plain",
+                "a".repeat(43)
+            ),
+            "invalid_request",
+        ),
+        (
+            format!(
+                "response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&state=xyz&prompt=none&code_challenge={}&code_challenge_method=S256",
+                "a".repeat(43)
+            ),
+            "login_required",
+        ),
+    ] {
+        let response = app
+            .http
+            .get(app.url(&format!("/oauth/authorize?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{query}");
+        let params = query_of(&location(&response));
+        assert_eq!(params["error"], error, "{query}");
+        assert_eq!(params["state"], "xyz");
+        assert_eq!(params["iss"], app.base);
+    }
+    // Consent denied.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut browser = Browser::new();
+    let consent = sign_in(&app, &mut browser, url.as_str(), "bob@example.com").await;
+    // A forged form (wrong CSRF token) is refused.
+    let forged = browser
+        .post(
+            &app,
+            "/oauth/authorize",
+            &[
+                ("csrf_token", "forged"),
+                ("request", &hidden(&consent, "request")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let denied = browser
+        .post(
+            &app,
+            "/oauth/authorize",
+            &[
+                ("csrf_token", &hidden(&consent, "csrf_token")),
+                ("request", &hidden(&consent, "request")),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    assert_eq!(query_of(&location(&denied))["error"], "access_denied");
+    // Wrong verifier: invalid_grant.
+    let approved = browser
+        .post(
+            &app,
+            "/oauth/authorize",
+            &[
+                ("csrf_token", &hidden(&consent, "csrf_token")),
+                ("request", &hidden(&consent, "request")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    let code = query_of(&location(&approved))["code"].clone();
+    let http = oauth2::reqwest::ClientBuilder::new()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let wrong = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new("b".repeat(43)))
+        .request_async(&http)
+        .await;
+    assert!(
+        matches!(wrong, Err(oauth2::RequestTokenError::ServerResponse(ref e)) if e.error().as_ref() == "invalid_grant")
+    );
+    drop(verifier);
+    // An expired code: invalid_grant.
+    let approved = browser
+        .post(
+            &app,
+            "/oauth/authorize",
+            &[
+                ("csrf_token", &hidden(&consent, "csrf_token")),
+                ("request", &hidden(&consent, "request")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    let code = query_of(&location(&approved))["code"].clone();
+    app.clock.advance(61);
+    let late = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new("c".repeat(43)))
+        .request_async(&http)
+        .await;
+    assert!(late.is_err());
+}
+
+async fn wrong_password_and_no_enumeration(app: TestApp) {
+    app.register("carol@example.com").await;
+    let mut browser = Browser::new();
+    let page = browser
+        .get(&app, &app.url("/login"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf_token");
+    let wrong = browser
+        .post(
+            &app,
+            "/login",
+            &[
+                ("email", "carol@example.com"),
+                ("password", "wrong password"),
+                ("csrf_token", &csrf),
+                ("return_to", "/portal"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong_text = wrong.text().await.unwrap();
+    let page = browser
+        .get(&app, &app.url("/login"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf_token");
+    let unknown = browser
+        .post(
+            &app,
+            "/login",
+            &[
+                ("email", "nobody@example.com"),
+                ("password", "wrong password"),
+                ("csrf_token", &csrf),
+                ("return_to", "/portal"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong_text.contains("Invalid email or password.")
+            && unknown
+                .text()
+                .await
+                .unwrap()
+                .contains("Invalid email or password.")
+    );
+    // Without the CSRF cookie the form is refused; an open redirect target is replaced.
+    let mut fresh = Browser::new();
+    let refused = fresh
+        .post(
+            &app,
+            "/login",
+            &[
+                ("email", "carol@example.com"),
+                ("password", "correct horse battery"),
+                ("csrf_token", "x"),
+                ("return_to", "/portal"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = browser
+        .get(&app, &app.url("/login"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf_token");
+    let ok = browser
+        .post(
+            &app,
+            "/login",
+            &[
+                ("email", "carol@example.com"),
+                ("password", "correct horse battery"),
+                ("csrf_token", &csrf),
+                ("return_to", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&ok), "/portal");
+}
+
+async fn portal_manages_keys_and_apps(app: TestApp) {
+    let mut browser = Browser::new();
+    let page = browser
+        .get(&app, &app.url("/register"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf_token");
+    let registered = browser
+        .post(
+            &app,
+            "/register",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Dora"),
+                ("email", "dora@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(registered.status(), StatusCode::OK);
+    let html = registered.text().await.unwrap();
+    let start = html.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
+    let first_key = html[start..start + 43].to_owned();
+    assert!(first_key.starts_with("napi_"));
+    assert_eq!(
+        app.get("/v1/users/me", &first_key).await.status(),
+        StatusCode::OK
+    );
+    let csrf = hidden(&html, "csrf_token");
+    let created = browser
+        .post(
+            &app,
+            "/portal/keys",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "CI key"),
+                ("expires_in_days", ""),
+            ],
+        )
+        .await;
+    let html = created.text().await.unwrap();
+    assert!(html.contains("CI key"));
+    let start = html.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
+    let ci_key = html[start..start + 43].to_owned();
+    assert_eq!(
+        app.get("/v1/users/me", &ci_key).await.status(),
+        StatusCode::OK
+    );
+    let keys = json_with(app.get("/v1/api-keys", &ci_key).await, StatusCode::OK).await;
+    let ci_id = keys["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "CI key")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = browser
+        .post(
+            &app,
+            &format!("/portal/keys/{ci_id}/revoke"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/users/me", &ci_key).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = browser
+        .post(
+            &app,
+            "/portal/keys",
+            &[("csrf_token", "nope"), ("name", "x")],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let app_created = browser
+        .post(
+            &app,
+            "/portal/clients",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "My App"),
+                ("kind", "web"),
+                ("redirect_uris", "https://app.example.com/cb"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(app_created.contains("My App") && app_created.contains("napcs_"));
+    let logout = browser
+        .post(&app, "/logout", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    let after = browser.get(&app, &app.url("/portal")).await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+}
+
+e2e!(
+    full_flow,
+    errors_and_denial,
+    wrong_password_and_no_enumeration,
+    portal_manages_keys_and_apps
+);

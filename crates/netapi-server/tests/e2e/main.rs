@@ -1,0 +1,6 @@
+//! End-to-end tests: the real server on 127.0.0.1:0, a fresh database per test, plain HTTP.
+//! Every test runs on SQLite, and on PostgreSQL too when `NETAPI_TEST_POSTGRES_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod authorize;
+mod helpers;
