@@ -94,9 +94,11 @@ impl KeyRing {
                     key: public,
                 },
             );
-            let newer = signer
-                .as_ref()
-                .is_none_or(|(current, _)| stored.active_from > current.active_from);
+            // Ties on `active_from` (a key rotated within the second the previous one began
+            // signing) go to the later key: kids sort by creation time.
+            let newer = signer.as_ref().is_none_or(|(current, _)| {
+                (stored.active_from, &stored.kid) > (current.active_from, &current.kid)
+            });
             if stored.active_from <= now && newer {
                 signer = Some((stored, private));
             }
@@ -234,6 +236,14 @@ mod tests {
         let ring = KeyRing::new(&[key("old", 0), key("new", 5), key("next", 100)], 10);
         assert_eq!(ring.signing_kid(), Some("new"));
         assert_eq!(ring.jwks()["keys"].as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn a_key_that_begins_signing_in_the_same_second_wins() {
+        let ring = KeyRing::new(&[key("sig_a", 10), key("sig_b", 10)], 10);
+        assert_eq!(ring.signing_kid(), Some("sig_b"));
+        let ring = KeyRing::new(&[key("sig_b", 10), key("sig_a", 10)], 10);
+        assert_eq!(ring.signing_kid(), Some("sig_b"));
     }
 
     #[test]

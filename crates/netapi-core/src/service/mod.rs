@@ -218,6 +218,10 @@ impl NetApi {
             .store(self.store.latest_invalidation().await?, Ordering::SeqCst);
         if self.store.list_signing_keys(now).await?.is_empty() {
             self.insert_signing_key(now).await?;
+            // Instances that started at the same moment learn of this key at once.
+            self.store
+                .publish_invalidation(&Invalidation::SigningKeys, now)
+                .await?;
         }
         self.reload_signing_keys().await?;
         let entries = self.store.active_denylist(now).await?;

@@ -1,0 +1,294 @@
+//! The `netapi` binary as an operator runs it: admin commands, configuration errors, serving,
+//! graceful shutdown, and several processes on one PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netapi");
+
+fn temp_db() -> String {
+    let name = format!("netapi-cli-{}-{}.db", std::process::id(), rand_suffix());
+    format!("sqlite://{}", std::env::temp_dir().join(name).display())
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn create_user(db: &str, email: &str, admin: bool) -> String {
+    let mut args = vec![
+        "admin",
+        "--database-url",
+        db,
+        "create-user",
+        "--email",
+        email,
+        "--password-stdin",
+    ];
+    if admin {
+        args.push("--admin");
+    }
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout.lines().last().unwrap().to_owned()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(db: &str) -> Self {
+        let port = free_port();
+        // Instances behind one load balancer share one issuer.
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                db,
+                "--issuer",
+                "http://netapi.test",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                return Self { child, base };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not start");
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test]
+async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
+    let db = temp_db();
+    let key = create_user(&db, "root@example.com", true);
+    assert!(
+        key.starts_with("napi_") && key.len() == 43,
+        "last line: {key}"
+    );
+    create_user(&db, "member@example.com", false);
+    let server = Server::start(&db).await;
+    let users: Value = reqwest::Client::new()
+        .get(format!("{}/v1/users", server.base))
+        .bearer_auth(&key)
+        .header("Content-Type", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["users"].as_array().unwrap().len(), 2, "{users}");
+    let status = server.stop();
+    assert!(
+        status.success(),
+        "SIGTERM must end the server cleanly: {status:?}"
+    );
+}
+
+#[test]
+fn unknown_configuration_keys_are_refused() {
+    let path = std::env::temp_dir().join(format!("netapi-cli-{}.toml", rand_suffix()));
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\nacces_token_ttl = 5\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("acces_token_ttl"), "{stderr}");
+}
+
+#[test]
+fn migrate_applies_and_is_idempotent() {
+    let db = temp_db();
+    for _ in 0..2 {
+        let output = Command::new(BIN)
+            .args(["migrate", "--database-url", &db])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+async fn fresh_postgres() -> Option<String> {
+    let Ok(admin) = std::env::var("NETAPI_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: NETAPI_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let name = format!("netapi_cli_{}", rand_suffix());
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+/// Polls until `check` holds; the contract allows one second for a revocation to reach every
+/// instance.
+async fn within_one_second(mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_through_one_instance_holds_on_the_other() {
+    let Some(db) = fresh_postgres().await else {
+        return;
+    };
+    Command::new(BIN)
+        .args(["migrate", "--database-url", &db])
+        .status()
+        .unwrap();
+    let a = Server::start(&db).await;
+    let b = Server::start(&db).await;
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("{}/v1/register", a.base))
+        .json(&json!({"email": "multi@example.com", "password": "correct horse battery", "name": "M"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = registered["api_key"]["key"].as_str().unwrap().to_owned();
+    let key_id = registered["api_key"]["id"].as_str().unwrap().to_owned();
+    let status_on = async |base: &str, credential: &str| {
+        http.get(format!("{base}/v1/users/me"))
+            .bearer_auth(credential)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Both instances know the key (and B has it cached).
+    assert_eq!(status_on(&b.base, &key).await, 200);
+    assert_eq!(status_on(&a.base, &key).await, 200);
+
+    // An access token from A, cached as valid on B.
+    let client: Value = http
+        .post(format!("{}/v1/oauth-clients", a.base))
+        .bearer_auth(&key)
+        .json(&json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = (
+        client["client_id"].as_str().unwrap(),
+        client["client_secret"].as_str().unwrap(),
+    );
+    let token: Value = http
+        .post(format!("{}/oauth/token", a.base))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(status_on(&b.base, &access).await, 200);
+
+    let revoke = http
+        .post(format!("{}/oauth/revoke", a.base))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status().as_u16(), 200);
+    assert!(
+        within_one_second(async || status_on(&b.base, &access).await == 401).await,
+        "access token still accepted by B"
+    );
+
+    let deleted = http
+        .delete(format!("{}/v1/api-keys/{key_id}", a.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    assert!(
+        within_one_second(async || status_on(&b.base, &key).await == 401).await,
+        "revoked key still accepted by B"
+    );
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+}
