@@ -112,6 +112,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     let pages = Router::new()
         .route("/", get(pages::home))
         .route("/assets/style.css", get(pages::stylesheet))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/register", get(pages::register_form).post(pages::register))

@@ -301,3 +301,55 @@ async fn a_revocation_through_one_instance_holds_on_the_other() {
     assert!(a.stop().success());
     assert!(b.stop().success());
 }
+
+/// Headless Chromium (Debian's package) driven by playwright-core: register, create a key in
+/// the portal, authorize an application. Skipped where Chromium or the npm package is missing;
+/// `.ci/run` installs both. Screenshots land in `target/browser-screenshots/`.
+#[tokio::test]
+async fn a_person_in_a_browser_registers_creates_a_key_and_authorizes_an_app() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script_dir = root.join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    if !std::path::Path::new(&chromium).exists()
+        || !script_dir.join("node_modules/playwright-core").exists()
+    {
+        eprintln!("skipped: needs {chromium} and `npm ci` in tests/browser");
+        return;
+    }
+    let db = temp_db();
+    let admin_key = create_user(&db, "owner@example.com", true);
+    let server = Server::start(&db).await;
+    let callback_port = free_port();
+    let client: Value = reqwest::Client::new()
+        .post(format!("{}/v1/oauth-clients", server.base))
+        .bearer_auth(&admin_key)
+        .json(&json!({
+            "client_name": "Browser Demo App",
+            "redirect_uris": [format!("http://127.0.0.1:{callback_port}/callback")],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid email users:read",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let output = Command::new("node")
+        .arg(script_dir.join("flow.mjs"))
+        .env("BASE", &server.base)
+        .env("ISSUER", "http://netapi.test")
+        .env("CLIENT_ID", client["client_id"].as_str().unwrap())
+        .env("CALLBACK_PORT", callback_port.to_string())
+        .env("CHROMIUM", &chromium)
+        .env("SHOTS", root.join("target/browser-screenshots"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "browser flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("browser flow passed"));
+}
