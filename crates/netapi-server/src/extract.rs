@@ -85,29 +85,34 @@ async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError
         })
 }
 
-/// Turns a serde error into a 400 naming the field where serde says which.
-fn json_error(err: &serde_json::Error) -> ApiError {
-    let text = err.to_string();
-    let field = text
-        .split('`')
-        .nth(1)
-        .filter(|f| !f.is_empty())
-        .map(str::to_owned);
-    let summary = text.split(" at line ").next().unwrap_or(&text).to_owned();
-    if err.is_syntax() || err.is_eof() {
-        return ApiError::new(Code::InvalidArgument, "The request body is not valid JSON.");
-    }
-    match field {
-        Some(field) => ApiError::new(
+/// Parses JSON; a failure is a 400 naming the field (by its path) where there is one.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let inner = err.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(Code::InvalidArgument, "The request body is not valid JSON.");
+        }
+        let text = inner.to_string();
+        let summary = text.split(" at line ").next().unwrap_or(&text).to_owned();
+        let path = err.path().to_string();
+        // A missing or unknown field is named inside serde's message; others by their path.
+        let field = if path == "." {
+            text.split('`').nth(1).map(str::to_owned)
+        } else {
+            Some(path)
+        };
+        let error = ApiError::new(
             Code::InvalidArgument,
             format!("Invalid request: {summary}."),
-        )
-        .with_detail(serde_json::json!({ "field": field, "description": summary })),
-        None => ApiError::new(
-            Code::InvalidArgument,
-            format!("Invalid request: {summary}."),
-        ),
-    }
+        );
+        match field {
+            Some(field) => {
+                error.with_detail(serde_json::json!({ "field": field, "description": summary }))
+            }
+            None => error,
+        }
+    })
 }
 
 /// A JSON body: 415 without a JSON content type, 413 over the limit, 400 when malformed or
@@ -126,9 +131,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             ));
         }
         let bytes = read_body(request, state).await?;
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|e| json_error(&e))
+        parse_json(&bytes).map(Self)
     }
 }
 
@@ -152,9 +155,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
                 "The request body must be JSON (Content-Type: application/json).",
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|e| json_error(&e))
+        parse_json(&bytes).map(Self)
     }
 }
 

@@ -353,3 +353,123 @@ async fn a_person_in_a_browser_registers_creates_a_key_and_authorizes_an_app() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("browser flow passed"));
 }
+
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore, to show what the
+/// server does while its database is unreachable.
+struct CuttableProxy {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl CuttableProxy {
+    async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (target, gate, tasks) = (target.to_owned(), open.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !gate.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(task);
+            }
+        });
+        Self {
+            port,
+            open,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn the_database_going_away_gives_503_and_the_server_recovers() {
+    let Some(db) = fresh_postgres().await else {
+        return;
+    };
+    let url = url_with_port(&db, 0);
+    let (host, port) = (
+        url.host_str().unwrap().to_owned(),
+        url.port().unwrap_or(5432),
+    );
+    let proxy = CuttableProxy::start(&format!("{host}:{port}")).await;
+    let through_proxy = url_with_port(&db, proxy.port).to_string();
+    let server = Server::start(&through_proxy).await;
+    let http = reqwest::Client::new();
+    let ready = async || {
+        http.get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready().await, 200);
+
+    proxy.cut();
+    assert_eq!(ready().await, 503);
+    let register = http
+        .post(format!("{}/v1/register", server.base))
+        .json(
+            &json!({"email": "down@example.com", "password": "correct horse battery", "name": "D"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status().as_u16(), 503);
+    let body: Value = register.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNAVAILABLE");
+
+    proxy.restore();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if ready().await == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the server did not reconnect");
+    let register = http
+        .post(format!("{}/v1/register", server.base))
+        .json(
+            &json!({"email": "back@example.com", "password": "correct horse battery", "name": "B"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status().as_u16(), 201);
+    assert!(server.stop().success());
+}
+
+fn url_with_port(url: &str, port: u16) -> reqwest::Url {
+    let mut parsed = reqwest::Url::parse(url).unwrap();
+    if port != 0 {
+        parsed.set_port(Some(port)).unwrap();
+    }
+    parsed
+}
