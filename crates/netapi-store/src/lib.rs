@@ -3,12 +3,14 @@
 //! migrations, how a write transaction begins) lives in [`sqlite`] and [`postgres`].
 
 mod codec;
+mod copy;
 mod migrate;
 #[macro_use]
 mod queries;
 mod postgres;
 mod sqlite;
 
+pub use copy::copy_sqlite_to_postgres;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

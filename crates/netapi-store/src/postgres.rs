@@ -18,7 +18,7 @@ const MIGRATION_LOCK: i64 = 0x6e65_7461_7069;
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PgStore {

@@ -34,6 +34,15 @@ enum Command {
         #[arg(long, env = "NETAPI_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Move every record from a SQLite database into an empty PostgreSQL database
+    MigrateStore {
+        /// The SQLite database, e.g. sqlite://netapi.db
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database, e.g. postgres://user@host/netapi
+        #[arg(long)]
+        to: String,
+    },
     /// Operator commands that need no HTTP
     Admin {
         /// Database URL [default: sqlite://netapi.db]
@@ -121,6 +130,34 @@ async fn main() -> anyhow::Result<()> {
                 "migrations applied to {}",
                 redact_url(settings.database_url())
             );
+            Ok(())
+        }
+        Command::MigrateStore { from, to } => {
+            init_logging("text")?;
+            if !from.starts_with("sqlite:") || !to.starts_with("postgres") {
+                bail!("migrate-store moves a sqlite: database into a postgres:// database");
+            }
+            let source = netapi_store::SqliteStore::open(&StoreOptions::new(&from))
+                .await
+                .context("cannot open the source")?;
+            source
+                .migrate()
+                .await
+                .context("cannot migrate the source")?;
+            let destination = netapi_store::PgStore::open(&StoreOptions::new(&to))
+                .await
+                .context("cannot open the destination")?;
+            destination
+                .migrate()
+                .await
+                .context("cannot migrate the destination")?;
+            let report = netapi_store::copy_sqlite_to_postgres(&source, &destination)
+                .await
+                .context("the move failed; the destination was left unchanged")?;
+            for (table, rows) in report {
+                println!("{table}: {rows} rows");
+            }
+            println!("moved {} to {}", redact_url(&from), redact_url(&to));
             Ok(())
         }
         Command::Admin {

@@ -473,3 +473,103 @@ fn url_with_port(url: &str, port: u16) -> reqwest::Url {
     }
     parsed
 }
+
+#[tokio::test]
+async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
+    let Some(pg) = fresh_postgres().await else {
+        return;
+    };
+    let sqlite = temp_db();
+    let key = create_user(&sqlite, "mover@example.com", false);
+    let http = reqwest::Client::new();
+    let before = Server::start(&sqlite).await;
+    let client: Value = http
+        .post(format!("{}/v1/oauth-clients", before.base))
+        .bearer_auth(&key)
+        .json(&json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let old_token: Value = http
+        .post(format!("{}/oauth/token", before.base))
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(before.stop().success());
+
+    let output = Command::new(BIN)
+        .args(["migrate-store", "--from", &sqlite, "--to", &pg])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("users: 1 rows"));
+    // A second move into the now non-empty database is refused.
+    let again = Command::new(BIN)
+        .args(["migrate-store", "--from", &sqlite, "--to", &pg])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    let after = Server::start(&pg).await;
+    let me = http
+        .get(format!("{}/v1/users/me", after.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status().as_u16(), 200);
+    let old = http
+        .get(format!("{}/v1/users/me", after.base))
+        .bearer_auth(old_token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old.status().as_u16(),
+        200,
+        "a token signed before the move still verifies"
+    );
+    let token = http
+        .post(format!("{}/oauth/token", after.base))
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status().as_u16(), 200);
+    let events: Value = http
+        .get(format!("{}/v1/audit-events", after.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        events["audit_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "oauth_client.created")
+    );
+    assert!(after.stop().success());
+}

@@ -1,0 +1,204 @@
+//! Moving a whole SQLite database into PostgreSQL (`netapi migrate-store`): every table,
+//! row for row, in one PostgreSQL transaction, into a database that holds no users yet.
+
+use sqlx::Row;
+
+use crate::{PgStore, SqliteStore, map_err};
+use netapi_core::StoreError;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Int,
+    Blob,
+}
+
+use Kind::{Blob, Int, Text};
+
+/// Tables in an order that satisfies foreign keys, with their columns.
+const TABLES: &[(&str, &[(&str, Kind)])] = &[
+    (
+        "users",
+        &[
+            ("id", Text),
+            ("email", Text),
+            ("name", Text),
+            ("role", Text),
+            ("password_hash", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    ),
+    (
+        "api_keys",
+        &[
+            ("id", Text),
+            ("user_id", Text),
+            ("name", Text),
+            ("prefix", Text),
+            ("last_four", Text),
+            ("hash", Blob),
+            ("scopes", Int),
+            ("created_at", Int),
+            ("last_used_at", Int),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+        ],
+    ),
+    (
+        "audit_events",
+        &[
+            ("id", Text),
+            ("user_id", Text),
+            ("kind", Text),
+            ("ip", Text),
+            ("detail", Text),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "oauth_clients",
+        &[
+            ("id", Text),
+            ("owner_id", Text),
+            ("name", Text),
+            ("redirect_uris", Text),
+            ("grant_types", Text),
+            ("scopes", Int),
+            ("auth_method", Text),
+            ("secret_hash", Blob),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    ),
+    (
+        "refresh_tokens",
+        &[
+            ("hash", Blob),
+            ("family_id", Text),
+            ("client_id", Text),
+            ("user_id", Text),
+            ("scopes", Int),
+            ("issued_at", Int),
+            ("expires_at", Int),
+            ("family_expires_at", Int),
+            ("auth_time", Int),
+            ("rotated_at", Int),
+            ("revoked_at", Int),
+        ],
+    ),
+    (
+        "authorization_codes",
+        &[
+            ("hash", Blob),
+            ("client_id", Text),
+            ("user_id", Text),
+            ("redirect_uri", Text),
+            ("scopes", Int),
+            ("code_challenge", Text),
+            ("nonce", Text),
+            ("auth_time", Int),
+            ("family_id", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("used_at", Int),
+        ],
+    ),
+    (
+        "consents",
+        &[
+            ("user_id", Text),
+            ("client_id", Text),
+            ("scopes", Int),
+            ("granted_at", Int),
+        ],
+    ),
+    (
+        "sessions",
+        &[
+            ("hash", Blob),
+            ("user_id", Text),
+            ("auth_time", Int),
+            ("csrf_token", Text),
+            ("expires_at", Int),
+        ],
+    ),
+    (
+        "invalidations",
+        &[
+            ("kind", Text),
+            ("subject", Text),
+            ("expires_at", Int),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "signing_keys",
+        &[
+            ("kid", Text),
+            ("alg", Text),
+            ("private_key", Blob),
+            ("created_at", Int),
+            ("active_from", Int),
+            ("retire_at", Int),
+        ],
+    ),
+];
+
+/// Copies everything from `from` into `to`; returns `(table, rows)` for each table.
+/// Refuses a destination that already has users, so nothing is mixed or lost.
+pub async fn copy_sqlite_to_postgres(
+    from: &SqliteStore,
+    to: &PgStore,
+) -> Result<Vec<(&'static str, u64)>, StoreError> {
+    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+        .fetch_one(&to.pool)
+        .await
+        .map_err(map_err)?
+        .try_get("n")
+        .map_err(map_err)?;
+    if existing > 0 {
+        return Err(StoreError::Other(
+            "the destination database already has users; move into an empty database".to_owned(),
+        ));
+    }
+    let mut tx = to.pool.begin().await.map_err(map_err)?;
+    // Keys made by `migrate` on the empty destination would sign tokens nobody can verify.
+    sqlx::query("DELETE FROM signing_keys")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    sqlx::query("DELETE FROM invalidations")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let mut report = Vec::with_capacity(TABLES.len());
+    for (table, columns) in TABLES {
+        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+        let select = format!("SELECT {} FROM {table}", names.join(", "));
+        let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let insert = format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            names.join(", "),
+            placeholders.join(", ")
+        );
+        let rows = sqlx::query(&select)
+            .fetch_all(&from.pool)
+            .await
+            .map_err(map_err)?;
+        for row in &rows {
+            let mut query = sqlx::query(&insert);
+            for (name, kind) in *columns {
+                query = match kind {
+                    Text => query.bind(row.try_get::<Option<String>, _>(*name).map_err(map_err)?),
+                    Int => query.bind(row.try_get::<Option<i64>, _>(*name).map_err(map_err)?),
+                    Blob => query.bind(row.try_get::<Option<Vec<u8>>, _>(*name).map_err(map_err)?),
+                };
+            }
+            query.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        report.push((*table, rows.len() as u64));
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(report)
+}
