@@ -21,6 +21,8 @@ pub enum Code {
     NotFound,
     /// 405
     MethodNotAllowed,
+    /// 408: the request was not read and handled in time.
+    DeadlineExceeded,
     /// 409
     AlreadyExists,
     /// 413
@@ -43,6 +45,7 @@ impl Code {
             Self::PermissionDenied => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::DeadlineExceeded => StatusCode::REQUEST_TIMEOUT,
             Self::AlreadyExists => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod listener;
 mod middleware;
 pub mod oauth;
 mod pages;
@@ -11,15 +12,17 @@ mod views;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use netapi_core::NetApi;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::{ApiError, Code};
 
@@ -31,16 +34,36 @@ pub struct AppState {
 }
 
 /// HTTP settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpOptions {
     /// Largest request body, bytes.
     pub body_limit: usize,
+    /// Most open connections; past it, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Longest a request may take, reading its body included (then 408).
+    pub request_timeout: Duration,
+    /// Serve TLS with this (and send HSTS).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("body_limit", &self.body_limit)
+            .field("max_connections", &self.max_connections)
+            .field("request_timeout", &self.request_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         Self {
             body_limit: 64 * 1024,
+            max_connections: 10_000,
+            request_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -118,7 +141,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .route("/register", get(pages::register_form).post(pages::register))
         .route("/portal", get(pages::portal))
         .route("/portal/{*action}", post(pages::portal_action));
-    Router::new()
+    let app = Router::new()
         .nest("/v1", v1)
         .nest("/oauth", oauth)
         .merge(pages)
@@ -136,8 +159,20 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
-        .layer(axum::middleware::from_fn(middleware::request_id))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(middleware::security_headers));
+    let app = if options.tls.is_some() {
+        app.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        app
+    };
+    app.layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)
 }
 
@@ -183,8 +218,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let background = tokio::spawn(run_background(api.clone()));
     let app = router(AppState { api: api.clone() }, &options);
+    let listener =
+        listener::NetListener::new(listener, options.tls.clone(), options.max_connections)?;
+    // `tap_io` makes axum hand the peer's SocketAddr to `ConnectInfo`.
     let result = axum::serve(
-        listener,
+        listener.tap_io(|_| {}),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)

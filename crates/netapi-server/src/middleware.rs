@@ -2,14 +2,14 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use netapi_core::ids::new_id;
 use std::time::Instant;
 use tracing::Instrument;
 
-use crate::error::ErrorBody;
+use crate::error::{Code, ErrorBody};
 
 /// `X-Request-Id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -24,6 +24,15 @@ pub async fn request_id(request: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && response.extensions().get::<ErrorBody>().is_none()
+    {
+        response.extensions_mut().insert(ErrorBody {
+            code: Code::DeadlineExceeded,
+            message: "The request was not completed in time.".to_owned(),
+            details: Vec::new(),
+        });
+    }
     if let Some(body) = response.extensions_mut().remove::<ErrorBody>() {
         let envelope = serde_json::json!({
             "error": {

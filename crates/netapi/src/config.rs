@@ -53,6 +53,12 @@ pub struct Settings {
     /// Largest request body in bytes [default: 65536]
     #[arg(long, env = "NETAPI_BODY_LIMIT")]
     pub body_limit: Option<usize>,
+    /// Most open client connections [default: 10000]
+    #[arg(long, env = "NETAPI_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Longest a request may take, in seconds, reading its body included [default: 30]
+    #[arg(long, env = "NETAPI_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
     /// Entries in the credential caches [default: 100000]
     #[arg(long, env = "NETAPI_CACHE_CAPACITY")]
     pub cache_capacity: Option<u64>,
@@ -67,9 +73,11 @@ pub struct Settings {
     pub log_format: Option<String>,
 }
 
-macro_rules! merge_fields {
-    ($into:ident, $from:ident, $($field:ident),*) => {
-        $( if $into.$field.is_none() { $into.$field = $from.$field; } )*
+macro_rules! fill_from {
+    ($into:ident, $from:ident, $($field:ident),* $(,)?) => {
+        // Destructured without `..`: a new setting that is not listed here does not compile.
+        let Settings { $($field),* } = $from;
+        $( if $into.$field.is_none() { $into.$field = $field; } )*
     };
 }
 
@@ -83,7 +91,7 @@ impl Settings {
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
         let file: Self = toml::from_str(&text)
             .with_context(|| format!("invalid configuration file {}", path.display()))?;
-        merge_fields!(
+        fill_from!(
             self,
             file,
             listen,
@@ -100,10 +108,12 @@ impl Settings {
             signing_key_publish_delay,
             pepper,
             body_limit,
+            max_connections,
+            request_timeout,
             cache_capacity,
             tls_cert,
             tls_key,
-            log_format
+            log_format,
         );
         Ok(self)
     }

@@ -215,23 +215,32 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    if settings.tls_cert.is_some() || settings.tls_key.is_some() {
-        bail!("TLS is not built into this version yet; run it behind a TLS-terminating proxy");
-    }
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(netapi_server::listener::tls_acceptor(cert, key)?),
+        (None, None) => None,
+        _ => bail!("tls_cert and tls_key go together: set both or neither"),
+    };
     let api = open_api(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen())
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen()))?;
     let address = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         listen = %address,
         database = %redact_url(settings.database_url()),
         issuer = %api.settings().issuer,
-        "Net API listening on http://{address} with database {}",
+        "Net API listening on {scheme}://{address} with database {}",
         redact_url(settings.database_url())
     );
+    let defaults = netapi_server::HttpOptions::default();
     let options = netapi_server::HttpOptions {
-        body_limit: settings.body_limit.unwrap_or(64 * 1024),
+        body_limit: settings.body_limit.unwrap_or(defaults.body_limit),
+        max_connections: settings.max_connections.unwrap_or(defaults.max_connections),
+        request_timeout: settings
+            .request_timeout
+            .map_or(defaults.request_timeout, std::time::Duration::from_secs),
+        tls,
     };
     netapi_server::serve(listener, api, options, shutdown_signal()).await?;
     tracing::info!("stopped");

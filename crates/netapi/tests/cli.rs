@@ -573,3 +573,91 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     );
     assert!(after.stop().success());
 }
+
+#[tokio::test]
+async fn tls_is_served_directly_with_hsts() {
+    let dir = std::env::temp_dir().join(format!("netapi-tls-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: openssl cannot make a test certificate here");
+        return;
+    }
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &temp_db(),
+        ])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answer = String::new();
+    for _ in 0..100 {
+        let output = Command::new("curl")
+            .args(["-s", "-i", "--cacert"])
+            .arg(&cert)
+            .arg(format!(
+                "https://127.0.0.1:{port}/.well-known/openid-configuration"
+            ))
+            .output()
+            .unwrap();
+        answer = String::from_utf8_lossy(&output.stdout).into_owned();
+        if answer.starts_with("HTTP/") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let plain = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer
+            .to_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(&format!("\"issuer\":\"https://127.0.0.1:{port}\"")),
+        "{answer}"
+    );
+    assert_ne!(
+        String::from_utf8_lossy(&plain.stdout),
+        "200",
+        "plain HTTP must not be served on a TLS port"
+    );
+}
