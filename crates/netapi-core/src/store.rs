@@ -46,6 +46,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Answers when storage is reachable.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Connections in the pool and how many of them are idle, for metrics.
+    fn pool_usage(&self) -> (u32, u32);
+
     // --- users ---
     /// Creates a user with its first API key and audit event, atomically.
     /// `Conflict("email")` if the email is taken.

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod listener;
+mod metrics;
 mod middleware;
 pub mod oauth;
 mod pages;
@@ -97,6 +98,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole application.
 pub fn router(state: AppState, options: &HttpOptions) -> Router {
+    metrics::handle();
     let v1 = Router::new()
         .route("/register", post(v1::register))
         .route("/users", get(v1::list_users))
@@ -155,6 +157,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))

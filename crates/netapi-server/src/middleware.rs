@@ -19,6 +19,10 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub async fn request_id(request: Request, next: Next) -> Response {
     let id = new_id("req");
     let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     // The path only: query strings can carry codes and tokens.
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
@@ -59,7 +63,9 @@ pub async fn request_id(request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     let status = response.status().as_u16();
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let seconds = started.elapsed().as_secs_f64();
+    crate::metrics::record_request(&route, method.as_str(), status, seconds);
+    let millis = seconds * 1000.0;
     span.in_scope(|| tracing::info!(status, millis, "handled"));
     response
 }

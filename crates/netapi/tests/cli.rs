@@ -144,6 +144,24 @@ async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
         .await
         .unwrap();
     assert_eq!(users["users"].as_array().unwrap().len(), 2, "{users}");
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "netapi_http_requests_total{route=\"/v1/users\",method=\"GET\",status=\"200\"} 1",
+        "netapi_authentications_total{method=\"api_key\",outcome=\"ok\"} 1",
+        "netapi_credential_cache_total{result=\"miss\"} 1",
+        "netapi_db_pool_connections{state=\"open\"}",
+        "netapi_http_request_duration_seconds_bucket{route=\"/v1/users\"",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
     let status = server.stop();
     assert!(
         status.success(),

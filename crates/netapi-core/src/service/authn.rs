@@ -104,11 +104,21 @@ impl NetApi {
         if let Some(retry_after) = self.limiter.blocked(&ip_subject, now) {
             return Err(Error::RateLimited { retry_after });
         }
-        let outcome = if bearer.starts_with(SecretKind::ApiKey.prefix()) {
-            self.authenticate_api_key(bearer, now).await
+        let (method, outcome) = if bearer.starts_with(SecretKind::ApiKey.prefix()) {
+            ("api_key", self.authenticate_api_key(bearer, now).await)
         } else {
-            self.authenticate_access_token(bearer, now).await
+            (
+                "access_token",
+                self.authenticate_access_token(bearer, now).await,
+            )
         };
+        let result = match &outcome {
+            Ok(_) => "ok",
+            Err(Failure::Auth(failure, _)) => failure.as_str(),
+            Err(Failure::Other(_)) => "error",
+        };
+        metrics::counter!("netapi_authentications_total", "method" => method, "outcome" => result)
+            .increment(1);
         match outcome {
             Ok(principal) => Ok(principal),
             Err(Failure::Auth(failure, user_id)) => {
@@ -137,7 +147,10 @@ impl NetApi {
         if self.unknown_keys.contains_key(&hash) {
             return Err(Failure::Auth(AuthFailure::Unknown, None));
         }
-        let key = match self.keys_by_hash.get(&hash) {
+        let cached = self.keys_by_hash.get(&hash);
+        let lookup = if cached.is_some() { "hit" } else { "miss" };
+        metrics::counter!("netapi_credential_cache_total", "result" => lookup).increment(1);
+        let key = match cached {
             Some(key) => key,
             None => match self.store.find_api_key(&hash).await? {
                 Some(key) => {

@@ -1,0 +1,57 @@
+//! Prometheus metrics: requests by route and status, latencies, and what the core counts
+//! (authentication outcomes, tokens issued, cache hits), plus database pool use.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+use crate::AppState;
+
+/// The process-wide recorder, installed on first use (the `metrics` facade is global).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+                .ok()?
+                .install_recorder()
+                .map_err(|err| tracing::warn!(error = %err, "metrics recorder not installed"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Records one handled request.
+pub fn record_request(route: &str, method: &str, status: u16, seconds: f64) {
+    let labels = [
+        ("route", route.to_owned()),
+        ("method", method.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("netapi_http_requests_total", &labels).increment(1);
+    metrics::histogram!(
+        "netapi_http_request_duration_seconds",
+        "route" => route.to_owned(),
+        "method" => method.to_owned()
+    )
+    .record(seconds);
+}
+
+/// `GET /metrics`
+pub async fn render(State(state): State<AppState>) -> Response {
+    let (size, idle) = state.api.store().pool_usage();
+    metrics::gauge!("netapi_db_pool_connections", "state" => "open").set(f64::from(size));
+    metrics::gauge!("netapi_db_pool_connections", "state" => "idle").set(f64::from(idle));
+    let text = handle().map(PrometheusHandle::render).unwrap_or_default();
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
