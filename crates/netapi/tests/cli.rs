@@ -679,3 +679,65 @@ async fn tls_is_served_directly_with_hsts() {
         "plain HTTP must not be served on a TLS port"
     );
 }
+
+/// Every write the server acknowledged survives `kill -9` at an arbitrary moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    let db = temp_db();
+    let key = create_user(&db, "durable@example.com", false);
+    let mut server = Server::start(&db).await;
+    let http = reqwest::Client::new();
+    let base = server.base.clone();
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let (http, base, key) = (http.clone(), base.clone(), key.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0.. {
+                let answer = http
+                    .post(format!("{base}/v1/api-keys"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "name": format!("w{writer}-{n}") }))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(response) if response.status().as_u16() == 201 => {
+                        let body: Value = match response.json().await {
+                            Ok(body) => body,
+                            Err(_) => break,
+                        };
+                        acknowledged.push(body["key"].as_str().unwrap().to_owned());
+                    }
+                    _ => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    Command::new("kill")
+        .args(["-KILL", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = server.child.wait();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 10,
+        "too few writes before the kill: {}",
+        acknowledged.len()
+    );
+    let restarted = Server::start(&db).await;
+    for created in &acknowledged {
+        let status = http
+            .get(format!("{}/v1/users/me", restarted.base))
+            .bearer_auth(created)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200, "an acknowledged key was lost");
+    }
+}
