@@ -64,6 +64,9 @@ pub enum Error {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// The credential used up its requests for this minute.
+    #[error("rate limit exceeded")]
+    RequestRateLimited(crate::limiter::RateStatus),
     /// Storage cannot be reached.
     #[error("service unavailable")]
     Unavailable,

@@ -55,9 +55,75 @@ impl FailureLimiter {
     }
 }
 
+/// Where a credential stands against its per-minute request limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateStatus {
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// Requests left in this window.
+    pub remaining: u32,
+    /// Seconds until the window resets.
+    pub reset: u64,
+}
+
+/// Requests per credential in a fixed one-minute window, on the injected clock. Per process,
+/// like [`FailureLimiter`].
+#[derive(Debug, Default)]
+pub struct RequestLimiter {
+    windows: Mutex<HashMap<String, (Timestamp, u32)>>,
+}
+
+impl RequestLimiter {
+    /// Counts a request of `subject`; `Err` (with the status, `remaining` 0) once past `limit`.
+    pub fn hit(&self, subject: &str, limit: u32, now: Timestamp) -> Result<RateStatus, RateStatus> {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, (start, _)| now < *start + WINDOW);
+        }
+        let entry = windows.entry(subject.to_owned()).or_insert((now, 0));
+        if now >= entry.0 + WINDOW {
+            *entry = (now, 0);
+        }
+        let reset = u64::try_from(entry.0 + WINDOW - now).unwrap_or(1);
+        if entry.1 >= limit {
+            return Err(RateStatus {
+                limit,
+                remaining: 0,
+                reset,
+            });
+        }
+        entry.1 += 1;
+        Ok(RateStatus {
+            limit,
+            remaining: limit - entry.1,
+            reset,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_limited_per_subject_per_minute() {
+        let limiter = RequestLimiter::default();
+        assert_eq!(limiter.hit("key:a", 2, 100).map(|s| s.remaining), Ok(1));
+        assert_eq!(limiter.hit("key:a", 2, 110).map(|s| s.remaining), Ok(0));
+        assert_eq!(
+            limiter.hit("key:a", 2, 120),
+            Err(RateStatus {
+                limit: 2,
+                remaining: 0,
+                reset: 40
+            })
+        );
+        assert!(limiter.hit("key:b", 2, 120).is_ok());
+        assert_eq!(limiter.hit("key:a", 2, 160).map(|s| s.remaining), Ok(1));
+    }
 
     #[test]
     fn blocks_after_the_limit_until_the_window_ends() {

@@ -58,6 +58,8 @@ pub struct ApiKey {
     pub expires_at: Option<Timestamp>,
     /// Set once the key is revoked.
     pub revoked_at: Option<Timestamp>,
+    /// Requests per minute, overriding the server's default.
+    pub rate_limit: Option<u32>,
 }
 
 /// A recorded security event.
@@ -162,6 +164,8 @@ pub struct OAuthClient {
     pub auth_method: ClientAuthMethod,
     /// HMAC of the secret; `None` for public clients.
     pub secret_hash: Option<SecretHash>,
+    /// Requests per minute for its access tokens, overriding the server's default.
+    pub rate_limit: Option<u32>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.

@@ -1,8 +1,10 @@
 //! The one place where errors become responses. Handlers return [`ApiError`]; the request-id
 //! middleware writes the envelope, so every error body carries the request id.
 
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use netapi_core::limiter::RateStatus;
 use netapi_core::{AuthFailure, Error};
 use serde::Serialize;
 use serde_json::Value;
@@ -74,6 +76,7 @@ pub struct ApiError {
     body: ErrorBody,
     www_authenticate: Option<String>,
     retry_after: Option<u64>,
+    rate: Option<RateStatus>,
 }
 
 /// The seed's message for a refused credential.
@@ -90,6 +93,7 @@ impl ApiError {
             },
             www_authenticate: None,
             retry_after: None,
+            rate: None,
         }
     }
 
@@ -168,6 +172,17 @@ impl From<Error> for ApiError {
                     format!("Too many requests; retry in {retry_after} seconds."),
                 )
             },
+            Error::RequestRateLimited(status) => Self {
+                retry_after: Some(status.reset),
+                rate: Some(status),
+                ..Self::new(
+                    Code::ResourceExhausted,
+                    format!(
+                        "Rate limit of {} requests per minute exceeded; retry in {} seconds.",
+                        status.limit, status.reset
+                    ),
+                )
+            },
             Error::Unavailable => Self::new(
                 Code::Unavailable,
                 "The service is temporarily unavailable; try again shortly.",
@@ -203,6 +218,9 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let Some(status) = self.rate {
+            set_rate_headers(headers, status);
+        }
         response.extensions_mut().insert(self.body);
         response
     }
@@ -210,3 +228,10 @@ impl IntoResponse for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
+pub fn set_rate_headers(headers: &mut HeaderMap, status: RateStatus) {
+    headers.insert("ratelimit-limit", HeaderValue::from(status.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(status.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(status.reset));
+}

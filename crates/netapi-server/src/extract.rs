@@ -28,6 +28,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// Where the authenticated caller's rate-limit standing is left for the response headers.
+#[derive(Debug, Clone, Default)]
+pub struct RateSlot(pub std::sync::Arc<std::sync::OnceLock<netapi_core::limiter::RateStatus>>);
+
 /// The authenticated caller of a `/v1` endpoint.
 #[derive(Debug, Clone)]
 pub struct Auth(pub Principal);
@@ -56,6 +60,10 @@ impl FromRequestParts<AppState> for Auth {
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         let credential = bearer(parts).map_err(ApiError::unauthenticated)?;
         let principal = state.api.authenticate(credential, &ip).await?;
+        let status = state.api.check_rate(&principal)?;
+        if let (Some(status), Some(slot)) = (status, parts.extensions.get::<RateSlot>()) {
+            let _ = slot.0.set(status);
+        }
         Ok(Self(principal))
     }
 }

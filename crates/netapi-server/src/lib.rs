@@ -126,7 +126,8 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
             "/oauth-clients/{id}/rotate-secret",
             post(v1::rotate_client_secret),
         )
-        .route("/audit-events", get(v1::list_events));
+        .route("/audit-events", get(v1::list_events))
+        .layer(axum::middleware::from_fn(middleware::rate_limit_headers));
     let oauth = Router::new()
         .route("/token", post(oauth::token))
         .route("/revoke", post(oauth::revoke))

@@ -85,3 +85,14 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     );
     response
 }
+
+/// Puts the caller's rate-limit standing on the response (the `Auth` extractor fills it in).
+pub async fn rate_limit_headers(mut request: Request, next: Next) -> Response {
+    let slot = crate::extract::RateSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    if let Some(status) = slot.0.get() {
+        crate::error::set_rate_headers(response.headers_mut(), *status);
+    }
+    response
+}

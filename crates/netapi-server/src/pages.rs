@@ -844,6 +844,7 @@ pub async fn portal_action(
                             name: form.name.clone(),
                             scopes: None,
                             expires_at,
+                            rate_limit: None,
                         },
                         ip,
                     )
@@ -887,6 +888,7 @@ pub async fn portal_action(
                     grant_types: Some(grants.into_iter().map(str::to_owned).collect()),
                     scope: Some(principal.scopes.without(Scope::Admin).to_string()),
                     auth_method: Some(method.to_owned()),
+                    rate_limit: None,
                 },
                 ip,
             )

@@ -176,6 +176,7 @@ pub struct NewKeyBody {
     name: String,
     scopes: Option<Vec<String>>,
     expires_at: Option<String>,
+    rate_limit_per_minute: Option<u32>,
 }
 
 fn parse_scopes(field: &str, names: Option<Vec<String>>) -> ApiResult<Option<Scopes>> {
@@ -212,6 +213,7 @@ pub async fn create_key(
                 name: body.name,
                 scopes,
                 expires_at,
+                rate_limit: body.rate_limit_per_minute,
             },
             Some(&ip),
         )
@@ -294,6 +296,7 @@ pub struct NewClientBody {
     response_types: Option<Vec<String>>,
     scope: Option<String>,
     token_endpoint_auth_method: Option<String>,
+    rate_limit_per_minute: Option<u32>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -324,6 +327,7 @@ pub async fn create_client(
                 grant_types: body.grant_types,
                 scope: body.scope,
                 auth_method: body.token_endpoint_auth_method,
+                rate_limit: body.rate_limit_per_minute,
             },
             Some(&ip),
         )
@@ -353,6 +357,13 @@ pub struct ClientPatch {
     grant_types: Option<Vec<String>>,
     response_types: Option<Vec<String>>,
     scope: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit_per_minute: Option<Option<u32>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
 }
 
 /// Changes a client.
@@ -374,6 +385,7 @@ pub async fn update_client(
                 redirect_uris: body.redirect_uris,
                 grant_types: body.grant_types,
                 scope: body.scope,
+                rate_limit: body.rate_limit_per_minute,
             },
             Some(&ip),
         )

@@ -33,6 +33,7 @@ pub fn api_key(key: &ApiKey, secret: Option<&Secret>) -> Value {
         "created_at": format_rfc3339(key.created_at),
         "last_used_at": time(key.last_used_at),
         "expires_at": time(key.expires_at),
+        "rate_limit_per_minute": key.rate_limit,
     });
     if let Some(secret) = secret {
         view["key"] = json!(secret.expose());
@@ -52,6 +53,7 @@ pub fn client(client: &OAuthClient, secret: Option<&Secret>) -> Value {
         "scope": client.scopes.to_string(),
         "token_endpoint_auth_method": client.auth_method.as_str(),
         "client_id_issued_at": client.created_at,
+        "rate_limit_per_minute": client.rate_limit,
         "created_at": format_rfc3339(client.created_at),
         "updated_at": format_rfc3339(client.updated_at),
     });

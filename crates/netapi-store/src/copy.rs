@@ -43,6 +43,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_used_at", Int),
             ("expires_at", Int),
             ("revoked_at", Int),
+            ("rate_limit", Int),
         ],
     ),
     (
@@ -69,6 +70,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("secret_hash", Blob),
             ("created_at", Int),
             ("updated_at", Int),
+            ("rate_limit", Int),
         ],
     ),
     (

@@ -2,12 +2,19 @@
 //! transaction, recorded in `schema_migrations`.
 
 /// `(version, sql)` for SQLite.
-pub(crate) const SQLITE: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+pub(crate) const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_rate_limits.sql")),
+];
 
 /// `(version, sql)` for PostgreSQL.
-pub(crate) const POSTGRES: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+pub(crate) const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_rate_limits.sql"),
+    ),
+];
 
 /// Splits a migration file into statements (our files have no `;` inside literals).
 pub(crate) fn statements(sql: &str) -> impl Iterator<Item = &str> {

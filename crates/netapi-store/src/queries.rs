@@ -6,8 +6,8 @@
 
 pub(crate) const USER_COLUMNS: &str =
     "id, email, name, role, password_hash, created_at, updated_at";
-pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, prefix, last_four, hash, scopes, created_at, last_used_at, expires_at, revoked_at";
-pub(crate) const CLIENT_COLUMNS: &str = "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, created_at, updated_at";
+pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, prefix, last_four, hash, scopes, created_at, last_used_at, expires_at, revoked_at, rate_limit";
+pub(crate) const CLIENT_COLUMNS: &str = "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, created_at, updated_at, rate_limit";
 pub(crate) const REFRESH_COLUMNS: &str = "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, family_expires_at, auth_time, rotated_at, revoked_at";
 pub(crate) const CODE_COLUMNS: &str = "hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, family_id, created_at, expires_at, used_at";
 pub(crate) const EVENT_COLUMNS: &str = "id, user_id, kind, ip, detail, created_at";
@@ -52,7 +52,12 @@ macro_rules! impl_store {
                 last_used_at: row.try_get("last_used_at").map_err(map_err)?,
                 expires_at: row.try_get("expires_at").map_err(map_err)?,
                 revoked_at: row.try_get("revoked_at").map_err(map_err)?,
+                rate_limit: rate_limit(row.try_get("rate_limit").map_err(map_err)?),
             })
+        }
+
+        fn rate_limit(stored: Option<i64>) -> Option<u32> {
+            stored.and_then(|n| u32::try_from(n).ok())
         }
 
         fn client_from(row: &$row) -> StoreResult<OAuthClient> {
@@ -68,6 +73,7 @@ macro_rules! impl_store {
                 secret_hash: secret_hash.as_deref().map(codec::hash).transpose()?,
                 created_at: row.try_get("created_at").map_err(map_err)?,
                 updated_at: row.try_get("updated_at").map_err(map_err)?,
+                rate_limit: rate_limit(row.try_get("rate_limit").map_err(map_err)?),
             })
         }
 
@@ -368,7 +374,7 @@ macro_rules! impl_store {
             async fn insert_client(&self, client: &OAuthClient) -> StoreResult<()> {
                 sqlx::query(&format!(
                     "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                 ))
                 .bind(&client.id)
                 .bind(&client.owner_id)
@@ -380,6 +386,7 @@ macro_rules! impl_store {
                 .bind(client.secret_hash.map(|h| h.0.to_vec()))
                 .bind(client.created_at)
                 .bind(client.updated_at)
+                .bind(client.rate_limit.map(i64::from))
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
@@ -430,7 +437,7 @@ macro_rules! impl_store {
             async fn update_client(&self, client: &OAuthClient) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "UPDATE oauth_clients SET name = $2, redirect_uris = $3, grant_types = $4, \
-                     scopes = $5, secret_hash = $6, updated_at = $7 WHERE id = $1",
+                     scopes = $5, secret_hash = $6, updated_at = $7, rate_limit = $8 WHERE id = $1",
                 )
                 .bind(&client.id)
                 .bind(&client.name)
@@ -439,6 +446,7 @@ macro_rules! impl_store {
                 .bind(client.scopes.bits())
                 .bind(client.secret_hash.map(|h| h.0.to_vec()))
                 .bind(client.updated_at)
+                .bind(client.rate_limit.map(i64::from))
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
@@ -859,7 +867,7 @@ macro_rules! impl_store {
         ) -> StoreResult<()> {
             sqlx::query(&format!(
                 "INSERT INTO api_keys ({KEY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
             .bind(&key.id)
             .bind(&key.user_id)
@@ -872,6 +880,7 @@ macro_rules! impl_store {
             .bind(key.last_used_at)
             .bind(key.expires_at)
             .bind(key.revoked_at)
+            .bind(key.rate_limit.map(i64::from))
             .execute(executor)
             .await
             .map_err(map_err)?;

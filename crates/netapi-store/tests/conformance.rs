@@ -296,6 +296,7 @@ fn api_key(user_id: &str, n: u8) -> ApiKey {
         last_used_at: None,
         expires_at: None,
         revoked_at: None,
+        rate_limit: Some(u32::from(n) * 10),
     }
 }
 
@@ -314,6 +315,7 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
         secret_hash: Some(h(n)),
         created_at: NOW,
         updated_at: NOW,
+        rate_limit: Some(u32::from(n) + 100),
     }
 }
 

@@ -53,6 +53,9 @@ pub struct Settings {
     /// Largest request body in bytes [default: 65536]
     #[arg(long, env = "NETAPI_BODY_LIMIT")]
     pub body_limit: Option<usize>,
+    /// Requests per minute per API key or OAuth client, unless set on the key or client; 0 means no limit [default: 0]
+    #[arg(long, env = "NETAPI_RATE_LIMIT_PER_MINUTE")]
+    pub rate_limit_per_minute: Option<u32>,
     /// Most open client connections [default: 10000]
     #[arg(long, env = "NETAPI_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -108,6 +111,7 @@ impl Settings {
             signing_key_publish_delay,
             pepper,
             body_limit,
+            rate_limit_per_minute,
             max_connections,
             request_timeout,
             cache_capacity,
@@ -183,6 +187,9 @@ impl Settings {
             signing_key_publish_delay: self.signing_key_publish_delay.unwrap_or(300).max(0),
             pepper: self.pepper.clone().unwrap_or_default().into_bytes(),
             cache_capacity: self.cache_capacity.unwrap_or(defaults.cache_capacity),
+            rate_limit_per_minute: self
+                .rate_limit_per_minute
+                .unwrap_or(defaults.rate_limit_per_minute),
         })
     }
 }

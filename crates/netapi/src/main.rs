@@ -367,6 +367,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         grant_types: (!grant_types.is_empty()).then_some(grant_types),
                         scope,
                         auth_method: public.then(|| "none".to_owned()),
+                        rate_limit: None,
                     },
                     None,
                 )

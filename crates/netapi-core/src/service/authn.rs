@@ -41,6 +41,8 @@ pub struct Principal {
     pub scopes: Scopes,
     /// The credential.
     pub credential: Credential,
+    /// What its requests are counted under, and its own per-minute limit if it has one.
+    pub rate: Option<(String, Option<u32>)>,
 }
 
 impl Principal {
@@ -51,6 +53,7 @@ impl Principal {
             role: Role::Admin,
             scopes: Scopes::all(),
             credential: Credential::Operator,
+            rate: None,
         }
     }
 
@@ -187,6 +190,7 @@ impl NetApi {
             credential: super::Credential::ApiKey {
                 key_id: key.id.clone(),
             },
+            rate: Some((format!("key:{}", key.id), key.rate_limit)),
         })
     }
 
@@ -207,9 +211,9 @@ impl NetApi {
         let claims = self
             .verify_access_token(token, now)
             .map_err(|failure| Failure::Auth(failure, None))?;
-        if !self.client_alive(&claims.client_id).await? {
+        let Some(client) = self.client_facts(&claims.client_id).await? else {
             return Err(Failure::Auth(AuthFailure::Revoked, None));
-        }
+        };
         let Some(facts) = self.user_facts(&claims.sub).await? else {
             return Err(Failure::Auth(AuthFailure::Revoked, None));
         };
@@ -219,6 +223,7 @@ impl NetApi {
             user_id: claims.sub,
             role: facts.role,
             scopes: scopes.intersect(facts.role.max_scopes()),
+            rate: Some((format!("client:{}", claims.client_id), client.rate_limit)),
             credential: super::Credential::AccessToken {
                 client_id: claims.client_id,
                 jti: claims.jti,
@@ -256,13 +261,23 @@ impl NetApi {
         Ok(claims)
     }
 
-    pub(crate) async fn client_alive(&self, client_id: &str) -> Result<bool> {
-        if let Some(alive) = self.clients_alive.get(client_id) {
-            return Ok(alive);
+    async fn client_facts(&self, client_id: &str) -> Result<Option<super::ClientFacts>> {
+        if let Some(facts) = self.clients.get(client_id) {
+            return Ok(facts);
         }
-        let alive = self.store.get_client(client_id).await?.is_some();
-        self.clients_alive.insert(client_id.to_owned(), alive);
-        Ok(alive)
+        let facts = self
+            .store
+            .get_client(client_id)
+            .await?
+            .map(|client| super::ClientFacts {
+                rate_limit: client.rate_limit,
+            });
+        self.clients.insert(client_id.to_owned(), facts);
+        Ok(facts)
+    }
+
+    pub(crate) async fn client_alive(&self, client_id: &str) -> Result<bool> {
+        Ok(self.client_facts(client_id).await?.is_some())
     }
 }
 

@@ -396,6 +396,7 @@ impl NetApi {
             role: user.role,
             scopes: user.role.max_scopes().without(crate::scope::Scope::Admin),
             credential: super::Credential::Session,
+            rate: None,
         }
     }
 

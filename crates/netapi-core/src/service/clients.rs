@@ -25,6 +25,8 @@ pub struct NewClient {
     pub scope: Option<String>,
     /// `token_endpoint_auth_method`; `client_secret_basic` by default.
     pub auth_method: Option<String>,
+    /// Requests per minute for its tokens, overriding the default.
+    pub rate_limit: Option<u32>,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -38,6 +40,8 @@ pub struct ClientUpdate {
     pub grant_types: Option<Vec<String>>,
     /// `scope`.
     pub scope: Option<String>,
+    /// Requests per minute for its tokens (`Some(None)` returns to the default).
+    pub rate_limit: Option<Option<u32>>,
 }
 
 /// A page of clients.
@@ -168,6 +172,7 @@ impl NetApi {
             None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         };
         let scopes = Self::client_scopes(caller, new.scope.as_deref())?;
+        self.validate_rate_limit(caller, "rate_limit_per_minute", new.rate_limit)?;
         let secret =
             (auth_method != ClientAuthMethod::None).then(|| generate(SecretKind::ClientSecret));
         let now = self.now();
@@ -180,12 +185,13 @@ impl NetApi {
             scopes,
             auth_method,
             secret_hash: secret.as_ref().map(|s| self.hasher().hash(s.expose())),
+            rate_limit: new.rate_limit,
             created_at: now,
             updated_at: now,
         };
         check_client_shape(&client)?;
         self.store.insert_client(&client).await?;
-        self.clients_alive.invalidate(&client.id);
+        self.clients.invalidate(&client.id);
         self.audit(
             Some(&caller.user_id),
             "oauth_client.created",
@@ -242,6 +248,10 @@ impl NetApi {
         }
         if let Some(scope) = update.scope {
             client.scopes = Self::client_scopes(caller, Some(&scope))?;
+        }
+        if let Some(rate_limit) = update.rate_limit {
+            self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;
+            client.rate_limit = rate_limit;
         }
         check_client_shape(&client)?;
         client.updated_at = self.now();

@@ -18,6 +18,8 @@ pub struct NewApiKey {
     pub scopes: Option<Scopes>,
     /// Expiry, if any; must be in the future.
     pub expires_at: Option<i64>,
+    /// Requests per minute, overriding the default (raising it needs an administrator).
+    pub rate_limit: Option<u32>,
 }
 
 /// A page of keys.
@@ -50,7 +52,9 @@ impl NetApi {
         {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
-        let (key, secret) = self.mint_api_key(&caller.user_id, name, scopes, new.expires_at);
+        self.validate_rate_limit(caller, "rate_limit_per_minute", new.rate_limit)?;
+        let (mut key, secret) = self.mint_api_key(&caller.user_id, name, scopes, new.expires_at);
+        key.rate_limit = new.rate_limit;
         self.store.insert_api_key(&key).await?;
         self.audit(
             Some(&caller.user_id),
@@ -134,8 +138,9 @@ impl NetApi {
         let old_expires_at = old
             .expires_at
             .map_or(now + grace, |exp| exp.min(now + grace));
-        let (new_key, secret) =
+        let (mut new_key, secret) =
             self.mint_api_key(&old.user_id, old.name.clone(), old.scopes, old.expires_at);
+        new_key.rate_limit = old.rate_limit;
         if !self
             .store
             .rotate_api_key(&old.id, old_expires_at, &new_key)

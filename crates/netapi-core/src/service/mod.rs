@@ -31,7 +31,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::error::{Error, Result};
 use crate::ids::{looks_like_id, new_id};
 use crate::jwt::{KeyRing, generate_ed25519};
-use crate::limiter::FailureLimiter;
+use crate::limiter::{FailureLimiter, RateStatus, RequestLimiter};
 use crate::model::{ApiKey, AuditEvent, SigningAlgorithm, SigningKey, User};
 use crate::secret::{SecretHash, SecretHasher};
 use crate::store::{Invalidation, Store};
@@ -61,6 +61,8 @@ pub struct Settings {
     pub pepper: Vec<u8>,
     /// How many API keys (and as many users) the in-process caches hold.
     pub cache_capacity: u64,
+    /// Requests per minute per API key or OAuth client unless overridden; 0 turns it off.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -77,6 +79,7 @@ impl Default for Settings {
             signing_key_publish_delay: 0,
             pepper: Vec::new(),
             cache_capacity: 100_000,
+            rate_limit_per_minute: 0,
         }
     }
 }
@@ -85,6 +88,12 @@ impl Default for Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct UserFacts {
     role: crate::scope::Role,
+}
+
+/// What the authentication hot path needs to know about a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClientFacts {
+    rate_limit: Option<u32>,
 }
 
 /// How often `last_used_at` is written for one key, at most.
@@ -101,9 +110,10 @@ pub struct NetApi {
     keys_by_hash: Cache<SecretHash, Arc<ApiKey>>,
     unknown_keys: Cache<SecretHash, ()>,
     users: Cache<String, Option<UserFacts>>,
-    clients_alive: Cache<String, bool>,
+    clients: Cache<String, Option<ClientFacts>>,
     pending_usage: Mutex<HashMap<String, Timestamp>>,
     limiter: FailureLimiter,
+    requests: RequestLimiter,
     key_ring: RwLock<Arc<KeyRing>>,
     denylist: RwLock<HashMap<String, Timestamp>>,
     seen_invalidation: AtomicI64,
@@ -194,13 +204,14 @@ impl NetApi {
         Self {
             hasher: SecretHasher::new(&settings.pepper),
             limiter: FailureLimiter::new(settings.auth_failure_limit),
+            requests: RequestLimiter::default(),
             keys_by_hash: Cache::new(capacity),
             unknown_keys: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(NEGATIVE_TTL)
                 .build(),
             users: Cache::new(capacity),
-            clients_alive: Cache::new(capacity),
+            clients: Cache::new(capacity),
             pending_usage: Mutex::new(HashMap::new()),
             key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
             denylist: RwLock::new(HashMap::new()),
@@ -349,7 +360,7 @@ impl NetApi {
         match invalidation {
             Invalidation::ApiKey(hash) => self.keys_by_hash.invalidate(hash),
             Invalidation::User(id) => self.users.invalidate(id),
-            Invalidation::Client(id) => self.clients_alive.invalidate(id),
+            Invalidation::Client(id) => self.clients.invalidate(id),
             Invalidation::AccessToken { jti, expires_at } => {
                 self.deny(format!("jti:{jti}"), *expires_at);
             }
@@ -419,6 +430,46 @@ impl NetApi {
             .retain(|_, expires_at| *expires_at > now);
         self.reload_signing_keys().await?;
         Ok(self.store.delete_expired(now).await?)
+    }
+
+    /// Counts a request against the caller's per-minute limit (its key's or client's own, or
+    /// the default). `None` when no limit applies.
+    pub fn check_rate(&self, caller: &Principal) -> Result<Option<RateStatus>> {
+        let Some((subject, own_limit)) = &caller.rate else {
+            return Ok(None);
+        };
+        let limit = own_limit.unwrap_or(self.settings.rate_limit_per_minute);
+        if limit == 0 {
+            return Ok(None);
+        }
+        match self.requests.hit(subject, limit, self.now()) {
+            Ok(status) => Ok(Some(status)),
+            Err(status) => Err(Error::RequestRateLimited(status)),
+        }
+    }
+
+    /// Checks a requested per-minute limit: anyone may lower their own, only administrators
+    /// may raise one above the default (or turn it off with 0).
+    pub(crate) fn validate_rate_limit(
+        &self,
+        caller: &Principal,
+        field: &str,
+        limit: Option<u32>,
+    ) -> Result<()> {
+        let default = self.settings.rate_limit_per_minute;
+        match limit {
+            Some(limit)
+                if !caller.is_admin() && default != 0 && (limit == 0 || limit > default) =>
+            {
+                Err(Error::PermissionDenied {
+                    scope: Some(crate::scope::Scope::Admin),
+                    message: format!(
+                        "Only administrators may set '{field}' above the default of {default} per minute."
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn user_facts(&self, user_id: &str) -> Result<Option<UserFacts>> {

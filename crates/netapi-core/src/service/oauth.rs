@@ -333,6 +333,8 @@ impl NetApi {
             GrantType::RefreshToken => self.refresh(request, &client, ip).await,
             GrantType::AuthorizationCode => self.exchange_code(request, &client, ip).await,
         }?;
+        metrics::counter!("netapi_tokens_issued_total", "grant_type" => grant.as_str())
+            .increment(1);
         Ok(response)
     }
 
@@ -413,7 +415,9 @@ impl NetApi {
             family_id: current.family_id.clone(),
             client_id: client.id.clone(),
             user_id: current.user_id.clone(),
-            scopes: current.scopes,
+            // A client whose scopes were narrowed since the grant keeps only what it may
+            // still use.
+            scopes: current.scopes.intersect(client.scopes),
             issued_at: now,
             expires_at: (now + self.settings.refresh_token_ttl).min(current.family_expires_at),
             family_expires_at: current.family_expires_at,
@@ -440,7 +444,9 @@ impl NetApi {
                 return Err(invalid());
             }
         }
-        let scopes = scopes.intersect(owner.role.max_scopes());
+        let scopes = scopes
+            .intersect(owner.role.max_scopes())
+            .intersect(client.scopes);
         self.issue(
             &Grant {
                 client,

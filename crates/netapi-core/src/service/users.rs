@@ -142,6 +142,7 @@ impl NetApi {
             last_used_at: None,
             expires_at,
             revoked_at: None,
+            rate_limit: None,
         };
         (key, secret)
     }

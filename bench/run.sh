@@ -1,0 +1,373 @@
+#!/usr/bin/env bash
+# Net API load benchmarks (issue 6); the results and how to read them: docs/benchmarks.md.
+#
+#   bench/run.sh                       SQLite run: every scenario, 10 s each, 32 connections
+#   bench/run.sh --postgres URL        ... and a second full run on a fresh PostgreSQL database
+#                                      (URL of an existing database whose user may CREATE
+#                                      DATABASE; NETAPI_BENCH_POSTGRES_URL works too)
+#   bench/run.sh --scale               ... and the scale run: 100 vs 1,000,000 stored API keys
+#   bench/run.sh --scale-only          only the scale run
+#   --duration S  --connections N  --scale-keys N  --no-build  --output FILE (also write the
+#   tables there)  --server-log DIR (keep the server logs)  --profile DIR (record a perf
+#   profile of the server, event cpu-clock, for each scenario: DIR/<run>-<scenario>.data)
+#
+# Needs: cargo, curl; taskset (util-linux) to pin the server and the load generator to
+# different cores; psql for --postgres. Everything else is built from this repository
+# (the load generator is bench/loadgen). Traffic goes to 127.0.0.1 only.
+set -euo pipefail
+
+DURATION=10
+CONNECTIONS=32
+PG_URL="${NETAPI_BENCH_POSTGRES_URL:-}"
+SCALE=0
+MAIN=1
+SCALE_KEYS=1000000
+BUILD=1
+OUTPUT=""
+LOG_DIR=""
+PROFILE_DIR=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --postgres) PG_URL="$2"; shift 2 ;;
+    --scale) SCALE=1; shift ;;
+    --scale-only) SCALE=1; MAIN=0; shift ;;
+    --scale-keys) SCALE_KEYS="$2"; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    --output) OUTPUT="$2"; shift 2 ;;
+    --server-log) LOG_DIR="$2"; shift 2 ;;
+    --profile) PROFILE_DIR="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+for tool in cargo curl; do
+  command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool" >&2; exit 1; }
+done
+if [ -n "$PROFILE_DIR" ]; then
+  command -v perf >/dev/null || { echo "--profile needs perf (Debian: linux-perf)" >&2; exit 1; }
+  mkdir -p "$PROFILE_DIR"
+  PROFILE_DIR=$(cd "$PROFILE_DIR" && pwd)
+fi
+if [ -n "$PG_URL" ] && ! command -v psql >/dev/null; then
+  echo "--postgres needs psql to create the benchmark database" >&2; exit 1
+fi
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+if [ "$BUILD" = 1 ]; then
+  log "building release binaries"
+  cargo build --release -p netapi -p netapi-loadgen
+fi
+NETAPI="$ROOT/target/release/netapi"
+LOADGEN="$ROOT/target/release/netapi-loadgen"
+
+# Pinning: the server on the first half of the cores, the load generator on the rest.
+CORES=$(nproc)
+SERVER_PIN=()
+LOAD_PIN=()
+LOAD_THREADS=1
+if [ "$CORES" -ge 2 ] && command -v taskset >/dev/null; then
+  half=$((CORES / 2))
+  SERVER_PIN=(taskset -c "0-$((half - 1))")
+  LOAD_PIN=(taskset -c "$half-$((CORES - 1))")
+  LOAD_THREADS=$((CORES - half))
+  PINNING="server on CPU 0-$((half - 1)), load generator on CPU $half-$((CORES - 1))"
+else
+  LOAD_THREADS=1
+  PINNING="not pinned ($CORES core(s) or no taskset)"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/netapi-bench.XXXXXX")
+SERVER_PID=""
+PG_DATABASES=()
+cleanup() {
+  stop_server || true
+  for db in "${PG_DATABASES[@]}"; do
+    psql "$PG_URL" -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PASSWORD="bench-password-1234"
+ADMIN_EMAIL="admin@bench.test"
+REDIRECT_URI="http://127.0.0.1:9/callback"
+# RFC 7636's example pair; every code gets the same verifier, which is fine for a benchmark.
+VERIFIER="dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+CHALLENGE="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+json_field() { # json_field NAME JSON: a string field of a flat JSON answer
+  printf '%s\n' "$2" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" | head -n1
+}
+
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"; return 0
+    fi
+  done
+  echo "no free port found" >&2; return 1
+}
+
+cpu_ticks() { # utime + stime of a process, in clock ticks
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+peak_rss_mb() {
+  awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+start_server() { # start_server LABEL DATABASE_URL
+  local label="$1" db="$2" logfile="/dev/null"
+  [ -n "$LOG_DIR" ] && { mkdir -p "$LOG_DIR"; logfile="$LOG_DIR/server-$label.log"; }
+  PORT=$(free_port)
+  BASE="http://127.0.0.1:$PORT"
+  "${SERVER_PIN[@]}" "$NETAPI" serve --listen "127.0.0.1:$PORT" --database-url "$db" \
+    --issuer "$BASE" --auth-failure-limit 1000000 >"$logfile" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do
+    if curl -fsS "$BASE/readyz" >/dev/null 2>&1; then
+      log "server $SERVER_PID ready at $BASE ($label)"
+      return 0
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "the server did not start; rerun with --server-log DIR to see why" >&2
+  return 1
+}
+
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+
+# measure NAME LOADGEN-ARGS...: one scenario; appends a row to $ROWS:
+# name, req/s, p50, p99, errors, server CPU %, server CPU µs per request, load generator CPU %
+measure() {
+  local name="$1"; shift
+  local before after started ended line perf_pid=""
+  if [ -n "$PROFILE_DIR" ]; then
+    perf record -q -e cpu-clock -F 1999 -g -p "$SERVER_PID" \
+      -o "$PROFILE_DIR/$RUN_LABEL-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').data" >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.3
+  fi
+  before=$(cpu_ticks "$SERVER_PID")
+  started=$(date +%s.%N)
+  line=$("${LOAD_PIN[@]}" "$LOADGEN" run --url "$BASE" --connections "$CONNECTIONS" \
+    --duration "$DURATION" --threads "$LOAD_THREADS" "$@" | grep '^RESULT') || {
+    echo "the load generator failed for $name" >&2; return 1; }
+  ended=$(date +%s.%N)
+  after=$(cpu_ticks "$SERVER_PID")
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+  fi
+  # RESULT scenario ok rps p50 p99 errors loadgen-cpu all-requests
+  echo "$line" | awk -F'\t' -v n="$name" -v a="$after" -v b="$before" -v s="$started" -v e="$ended" \
+    -v hz="$(getconf CLK_TCK)" '{
+      cpu = (a - b) / hz
+      per = ($9 > 0) ? 1e6 * cpu / $9 : 0
+      printf "%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%s\n", n, $4, $5, $6, $7, 100 * cpu / (e - s), per, $8
+    }' >>"$ROWS"
+}
+
+seed_admin() { # seed_admin DATABASE_URL -> API_KEY
+  API_KEY=$(printf '%s' "$PASSWORD" | "$NETAPI" admin --database-url "$1" create-user \
+    --email "$ADMIN_EMAIL" --password-stdin --admin | tail -n1)
+  [ -n "$API_KEY" ] || { echo "could not create the admin user" >&2; return 1; }
+}
+
+api_post() { # api_post PATH JSON
+  curl -fsS -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
+    -d "$2" "$BASE$1"
+}
+
+access_token() {
+  local answer
+  answer=$(curl -fsS -u "$CC_ID:$CC_SECRET" -d grant_type=client_credentials "$BASE/oauth/token")
+  json_field access_token "$answer"
+}
+
+# The authorization code flow through the real pages: sign in once, approve once, then one
+# code (and so one refresh token family) per connection.
+seed_refresh_tokens() { # seed_refresh_tokens COUNT FILE
+  local count="$1" file="$2" jar="$WORK/cookies.txt" page csrf status location code answer
+  rm -f "$jar" "$file"
+  page=$(curl -fsS -c "$jar" "$BASE/login?return_to=/portal")
+  csrf=$(printf '%s' "$page" | grep -o 'name="csrf_token" value="[^"]*"' | head -n1 | sed 's/.*value="//; s/"$//')
+  status=$(curl -sS -o /dev/null -w '%{http_code}' -b "$jar" -c "$jar" \
+    --data-urlencode "email=$ADMIN_EMAIL" --data-urlencode "password=$PASSWORD" \
+    --data-urlencode "csrf_token=$csrf" --data-urlencode "return_to=/portal" "$BASE/login")
+  [ "$status" = 303 ] || { echo "sign-in failed with $status" >&2; return 1; }
+  local query
+  query="response_type=code&client_id=$WEB_ID&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&scope=users%3Aread&code_challenge=$CHALLENGE&code_challenge_method=S256"
+  for i in $(seq 1 "$count"); do
+    page=$(curl -sS -b "$jar" -c "$jar" -o "$WORK/authorize.html" -w '%{http_code} %{redirect_url}' \
+      "$BASE/oauth/authorize?$query&state=s$i")
+    status=${page%% *}
+    location=${page#* }
+    if [ "$status" = 200 ]; then
+      # The consent page: approve with its hidden fields.
+      csrf=$(grep -o 'name="csrf_token" value="[^"]*"' "$WORK/authorize.html" | head -n1 | sed 's/.*value="//; s/"$//')
+      local request
+      request=$(grep -o 'name="request" value="[^"]*"' "$WORK/authorize.html" | head -n1 |
+        sed 's/.*value="//; s/"$//; s/&amp;/\&/g; s/&#39;/'"'"'/g; s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g')
+      page=$(curl -sS -b "$jar" -c "$jar" -o /dev/null -w '%{http_code} %{redirect_url}' \
+        --data-urlencode "csrf_token=$csrf" --data-urlencode "request=$request" \
+        --data-urlencode "decision=approve" "$BASE/oauth/authorize")
+      status=${page%% *}
+      location=${page#* }
+    fi
+    case "$location" in
+      "$REDIRECT_URI"*code=*) ;;
+      *) echo "authorization failed ($status $location)" >&2; return 1 ;;
+    esac
+    code=$(printf '%s' "$location" | sed 's/.*[?&]code=\([^&]*\).*/\1/')
+    answer=$(curl -fsS -u "$WEB_ID:$WEB_SECRET" -d grant_type=authorization_code -d "code=$code" \
+      --data-urlencode "redirect_uri=$REDIRECT_URI" -d "code_verifier=$VERIFIER" "$BASE/oauth/token")
+    json_field refresh_token "$answer" >>"$file"
+  done
+  [ "$(wc -l <"$file")" -ge "$count" ] || { echo "missing refresh tokens" >&2; return 1; }
+}
+
+# table TITLE ROWS-FILE: the Markdown table of one run
+table() {
+  local title="$1" rows="$2"
+  echo
+  echo "### $title"
+  echo
+  echo "| scenario | req/s | p50 ms | p99 ms | ratio to healthz | errors | server CPU | server CPU µs/req | load gen CPU |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk -F'\t' '
+    $1 == "healthz" { base = $2 }
+    { rows[NR] = $0 }
+    END {
+      for (i = 1; i <= NR; i++) {
+        split(rows[i], f, "\t")
+        ratio = (base > 0) ? sprintf("%.2f", f[2] / base) : "-"
+        printf "| %s | %.0f | %.2f | %.2f | %s | %d | %d %% | %d | %d %% |\n", f[1], f[2], f[3], f[4], ratio, f[5], f[6], f[7], f[8]
+      }
+    }' "$rows"
+}
+
+REPORT="$WORK/report.md"
+{
+  echo "## Net API benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $PINNING; $CONNECTIONS connections, ${DURATION} s per scenario after 1 s of warm-up; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' + local changes')."
+} >"$REPORT"
+
+full_run() { # full_run LABEL DATABASE_URL
+  local label="$1" db="$2"
+  RUN_LABEL="$label"
+  ROWS="$WORK/rows-$label.tsv"
+  : >"$ROWS"
+  log "$label: seeding"
+  seed_admin "$db"
+  start_server "$label" "$db"
+  local answer
+  answer=$(api_post /v1/oauth-clients '{"client_name":"bench machine","grant_types":["client_credentials"],"scope":"users:read"}')
+  CC_ID=$(json_field client_id "$answer")
+  CC_SECRET=$(json_field client_secret "$answer")
+  answer=$(api_post /v1/oauth-clients "{\"client_name\":\"bench web\",\"redirect_uris\":[\"$REDIRECT_URI\"],\"grant_types\":[\"authorization_code\",\"refresh_token\"],\"scope\":\"users:read\"}")
+  WEB_ID=$(json_field client_id "$answer")
+  WEB_SECRET=$(json_field client_secret "$answer")
+  [ -n "$CC_SECRET" ] && [ -n "$WEB_SECRET" ] || { echo "could not create the clients" >&2; return 1; }
+  seed_refresh_tokens "$CONNECTIONS" "$WORK/refresh-$label.txt"
+
+  log "$label: healthz"
+  measure healthz --scenario healthz
+  log "$label: users-me-apikey"
+  measure "users/me, API key" --scenario users-me-apikey --api-key "$API_KEY"
+  log "$label: users-me-token"
+  measure "users/me, access token" --scenario users-me-token --token "$(access_token)"
+  log "$label: client-credentials"
+  measure "token, client credentials" --scenario client-credentials --client-id "$CC_ID" --client-secret "$CC_SECRET"
+  log "$label: refresh"
+  measure "token, refresh (rotation)" --scenario refresh --client-id "$WEB_ID" --client-secret "$WEB_SECRET" \
+    --refresh-tokens "$WORK/refresh-$label.txt"
+  log "$label: introspect"
+  measure "introspect" --scenario introspect --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$(access_token)"
+  local rss_auth
+  rss_auth=$(peak_rss_mb "$SERVER_PID")
+  log "$label: register"
+  measure "register (argon2)" --scenario register
+  local rss_all
+  rss_all=$(peak_rss_mb "$SERVER_PID")
+  stop_server
+  {
+    table "$label" "$ROWS"
+    echo
+    echo "Server peak RSS (VmHWM): $rss_auth MB through the introspect row, $rss_all MB with the register row."
+  } >>"$REPORT"
+}
+
+scale_run() {
+  local db="sqlite://$WORK/scale.db" rest=$((SCALE_KEYS - 100)) seeded
+  RUN_LABEL="scale"
+  ROWS="$WORK/rows-scale.tsv"
+  : >"$ROWS"
+  log "scale: 100 keys"
+  seed_admin "$db"
+  "$LOADGEN" seed-keys --database-url "$db" --email "$ADMIN_EMAIL" --count 99 >/dev/null
+  start_server scale "$db"
+  measure "healthz" --scenario healthz
+  measure "users/me, API key, 100 keys stored (cache hit)" --scenario users-me-apikey --api-key "$API_KEY"
+  log "scale: seeding $rest more keys through the Store"
+  local keep=$((CONNECTIONS * 20000))
+  [ "$keep" -gt "$rest" ] && keep=$rest
+  seeded=$("$LOADGEN" seed-keys --database-url "$db" --email "$ADMIN_EMAIL" --count "$rest" \
+    --secrets-out "$WORK/miss-keys.txt" --secrets-count "$keep" | grep '^SEEDED')
+  local seconds
+  seconds=$(echo "$seeded" | cut -f3)
+  measure "users/me, API key, $SCALE_KEYS keys stored (cache hit)" --scenario users-me-apikey --api-key "$API_KEY"
+  log "scale: cache misses"
+  measure "users/me, API key, $SCALE_KEYS keys stored (cache miss: each key used once)" \
+    --scenario users-me-apikey-miss --keys-file "$WORK/miss-keys.txt" --warmup 0
+  local rss
+  rss=$(peak_rss_mb "$SERVER_PID")
+  stop_server
+  {
+    table "Scale (SQLite)" "$ROWS"
+    echo
+    echo "Seeding $rest keys through Store::insert_api_key (one insert per statement, autocommit) took $seconds s. Server peak RSS (VmHWM): $rss MB."
+  } >>"$REPORT"
+}
+
+if [ "$MAIN" = 1 ]; then
+  full_run SQLite "sqlite://$WORK/bench.db"
+  if [ -n "$PG_URL" ]; then
+    name="netapi_bench_$(date +%s)_$$"
+    psql "$PG_URL" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $name" >/dev/null
+    PG_DATABASES+=("$name")
+    base="${PG_URL%%\?*}"
+    query="${PG_URL#"$base"}"
+    if [[ "$base" =~ ^postgres(ql)?://[^/]*$ ]]; then prefix="$base"; else prefix="${base%/*}"; fi
+    full_run PostgreSQL "$prefix/$name$query"
+  fi
+fi
+if [ "$SCALE" = 1 ]; then
+  scale_run
+fi
+
+echo
+cat "$REPORT"
+if [ -n "$OUTPUT" ]; then
+  cp "$REPORT" "$OUTPUT"
+  log "written to $OUTPUT"
+fi
