@@ -8,6 +8,7 @@ mod metrics;
 mod middleware;
 pub mod oauth;
 mod pages;
+pub mod proxy;
 mod v1;
 mod views;
 
@@ -32,6 +33,8 @@ use crate::error::{ApiError, Code};
 pub struct AppState {
     /// The service.
     pub api: Arc<NetApi>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<proxy::TrustedProxies>,
 }
 
 /// HTTP settings.
@@ -45,6 +48,8 @@ pub struct HttpOptions {
     pub request_timeout: Duration,
     /// Serve TLS with this (and send HSTS).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: proxy::TrustedProxies,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -54,6 +59,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("max_connections", &self.max_connections)
             .field("request_timeout", &self.request_timeout)
             .field("tls", &self.tls.is_some())
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -65,6 +71,7 @@ impl Default for HttpOptions {
             max_connections: 10_000,
             request_timeout: Duration::from_secs(30),
             tls: None,
+            trusted_proxies: proxy::TrustedProxies::default(),
         }
     }
 }
@@ -102,7 +109,10 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     let v1 = Router::new()
         .route("/register", post(v1::register))
         .route("/users", get(v1::list_users))
-        .route("/users/me", get(v1::me))
+        .route(
+            "/users/me",
+            get(v1::me).patch(v1::update_me).delete(v1::delete_me),
+        )
         .route(
             "/users/{id}",
             get(v1::get_user)
@@ -221,7 +231,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(run_background(api.clone()));
-    let app = router(AppState { api: api.clone() }, &options);
+    let state = AppState {
+        api: api.clone(),
+        trusted_proxies: Arc::new(options.trusted_proxies.clone()),
+    };
+    let app = router(state, &options);
     let listener =
         listener::NetListener::new(listener, options.tls.clone(), options.max_connections)?;
     // `tap_io` makes axum hand the peer's SocketAddr to `ConnectInfo`.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use netapi_core::model::GrantType;
-use netapi_core::service::{ClientAuth, OAuthError, OAuthErrorKind, TokenRequest};
+use netapi_core::service::{ClientAuth, Credential, OAuthError, OAuthErrorKind, TokenRequest};
 use netapi_core::{Scope, Scopes};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -234,10 +234,8 @@ fn metadata(state: &AppState) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["EdDSA"],
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email", "email_verified"],
+        "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "name", "updated_at", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent"],
-        "service_documentation": format!("{base}/docs"),
     })
 }
 
@@ -275,11 +273,16 @@ pub async fn userinfo(
         }
         response
     };
-    let Ok(Auth(principal)) = auth else {
-        return challenge(
-            "invalid_token",
-            "The access token is missing, invalid or expired.",
-        );
+    let principal = match auth {
+        Ok(Auth(principal)) if matches!(principal.credential, Credential::AccessToken { .. }) => {
+            principal
+        }
+        _ => {
+            return challenge(
+                "invalid_token",
+                "The access token is missing, invalid or expired.",
+            );
+        }
     };
     if !principal.scopes.contains(Scope::OpenId) {
         return challenge(

@@ -143,6 +143,27 @@ pub async fn update_user(
     Ok(Json(views::user(&user)))
 }
 
+/// `PATCH /v1/users/me`
+pub async fn update_me(
+    state: State<AppState>,
+    Auth(caller): Auth,
+    ip: ClientIp,
+    body: ApiJson<UserPatch>,
+) -> ApiResult<Json<Value>> {
+    let id = caller.user_id.clone();
+    update_user(state, Auth(caller), ip, Path(id), body).await
+}
+
+/// `DELETE /v1/users/me`
+pub async fn delete_me(
+    state: State<AppState>,
+    Auth(caller): Auth,
+    ip: ClientIp,
+) -> ApiResult<StatusCode> {
+    let id = caller.user_id.clone();
+    delete_user(state, Auth(caller), ip, Path(id)).await
+}
+
 /// `DELETE /v1/users/{id}`
 pub async fn delete_user(
     State(state): State<AppState>,

@@ -56,6 +56,12 @@ pub struct Settings {
     /// Requests per minute per API key or OAuth client, unless set on the key or client; 0 means no limit [default: 0]
     #[arg(long, env = "NETAPI_RATE_LIMIT_PER_MINUTE")]
     pub rate_limit_per_minute: Option<u32>,
+    /// Comma-separated proxies (addresses or CIDR networks) whose X-Forwarded-For is believed [default: none]
+    #[arg(long, env = "NETAPI_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// Require PKCE from confidential clients too (public clients always need it) [default: true]
+    #[arg(long, env = "NETAPI_REQUIRE_PKCE")]
+    pub require_pkce: Option<bool>,
     /// Most open client connections [default: 10000]
     #[arg(long, env = "NETAPI_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -112,6 +118,8 @@ impl Settings {
             pepper,
             body_limit,
             rate_limit_per_minute,
+            trusted_proxies,
+            require_pkce,
             max_connections,
             request_timeout,
             cache_capacity,
@@ -190,6 +198,7 @@ impl Settings {
             rate_limit_per_minute: self
                 .rate_limit_per_minute
                 .unwrap_or(defaults.rate_limit_per_minute),
+            require_pkce: self.require_pkce.unwrap_or(defaults.require_pkce),
         })
     }
 }

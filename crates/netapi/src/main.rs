@@ -29,11 +29,7 @@ enum Command {
     /// Run the server
     Serve(Box<Settings>),
     /// Apply database migrations and exit
-    Migrate {
-        /// Database URL [default: sqlite://netapi.db]
-        #[arg(long, env = "NETAPI_DATABASE_URL")]
-        database_url: Option<String>,
-    },
+    Migrate(Box<Settings>),
     /// Move every record from a SQLite database into an empty PostgreSQL database
     MigrateStore {
         /// The SQLite database, e.g. sqlite://netapi.db
@@ -43,11 +39,11 @@ enum Command {
         #[arg(long)]
         to: String,
     },
-    /// Operator commands that need no HTTP
+    /// Operator commands that need no HTTP (they read the same settings as `serve`, so the
+    /// pepper and lifetimes agree)
     Admin {
-        /// Database URL [default: sqlite://netapi.db]
-        #[arg(long, global = true, env = "NETAPI_DATABASE_URL")]
-        database_url: Option<String>,
+        #[command(flatten)]
+        settings: Box<Settings>,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -116,12 +112,8 @@ async fn main() -> anyhow::Result<()> {
             init_logging(settings.log_format.as_deref().unwrap_or("text"))?;
             serve(settings).await
         }
-        Command::Migrate { database_url } => {
-            let settings = Settings {
-                database_url,
-                ..Settings::default()
-            }
-            .with_file(cli.config.as_deref())?;
+        Command::Migrate(flags) => {
+            let settings = flags.with_file(cli.config.as_deref())?;
             init_logging("text")?;
             netapi_store::open(&StoreOptions::new(settings.database_url()), true)
                 .await
@@ -160,15 +152,8 @@ async fn main() -> anyhow::Result<()> {
             println!("moved {} to {}", redact_url(&from), redact_url(&to));
             Ok(())
         }
-        Command::Admin {
-            database_url,
-            command,
-        } => {
-            let settings = Settings {
-                database_url,
-                ..Settings::default()
-            }
-            .with_file(cli.config.as_deref())?;
+        Command::Admin { settings, command } => {
+            let settings = settings.with_file(cli.config.as_deref())?;
             admin(settings, command).await
         }
     }
@@ -203,14 +188,37 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
     if let Some(max) = settings.database_max_connections {
         options.max_connections = max;
     }
-    let store = netapi_store::open(&options, true).await.with_context(|| {
-        format!(
-            "cannot open the database {}",
-            redact_url(settings.database_url())
-        )
-    })?;
-    let api = Arc::new(NetApi::new(store, Arc::new(SystemClock), core));
-    api.start().await.context("cannot start")?;
+    let database = redact_url(settings.database_url());
+    let mut delay = std::time::Duration::from_millis(500);
+    // A database that is not up yet is waited for (a server may start before it); any other
+    // failure (a bad URL, a failed migration) ends the program.
+    let api = loop {
+        let started = async {
+            let store = netapi_store::open(&options, true).await?;
+            let api = Arc::new(NetApi::new(store, Arc::new(SystemClock), core.clone()));
+            api.start().await.map_err(|e| match e {
+                netapi_core::Error::Unavailable => {
+                    netapi_core::StoreError::Unavailable("storage unavailable".to_owned())
+                }
+                other => netapi_core::StoreError::Other(other.to_string()),
+            })?;
+            Ok::<_, netapi_core::StoreError>(api)
+        }
+        .await;
+        match started {
+            Ok(api) => break api,
+            Err(netapi_core::StoreError::Unavailable(reason)) => {
+                tracing::warn!(%database, %reason, "waiting for the database");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            }
+            Err(err) => {
+                return Err(anyhow::anyhow!(
+                    "cannot open the database {database}: {err}"
+                ));
+            }
+        }
+    };
     Ok(api)
 }
 
@@ -241,6 +249,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             .request_timeout
             .map_or(defaults.request_timeout, std::time::Duration::from_secs),
         tls,
+        trusted_proxies: netapi_server::proxy::TrustedProxies::parse(
+            settings.trusted_proxies.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
     };
     netapi_server::serve(listener, api, options, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netapi");
+/// Every process of these tests gets this pepper from the environment, so a key made by
+/// `netapi admin` only works if `admin` and `serve` read their settings alike.
+const PEPPER: &str = "a-pepper-for-the-cli-tests";
 
 fn temp_db() -> String {
     let name = format!("netapi-cli-{}-{}.db", std::process::id(), rand_suffix());
@@ -44,6 +47,7 @@ fn create_user(db: &str, email: &str, admin: bool) -> String {
     }
     let mut child = Command::new(BIN)
         .args(&args)
+        .env("NETAPI_PEPPER", PEPPER)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -84,6 +88,7 @@ impl Server {
                 "--issuer",
                 "http://netapi.test",
             ])
+            .env("NETAPI_PEPPER", PEPPER)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -126,13 +126,17 @@ impl NetApi {
             Ok(principal) => Ok(principal),
             Err(Failure::Auth(failure, user_id)) => {
                 self.limiter.record_failure(&ip_subject, now);
-                self.audit(
-                    user_id.as_deref(),
-                    "authentication.failed",
-                    Some(ip),
-                    serde_json::json!({ "reason": failure.as_str() }),
-                )
-                .await;
+                // Only failures that concern an account are worth a row; invented credentials
+                // are counted in metrics, so they cannot be turned into a write load.
+                if user_id.is_some() {
+                    self.audit(
+                        user_id.as_deref(),
+                        "authentication.failed",
+                        Some(ip),
+                        serde_json::json!({ "reason": failure.as_str() }),
+                    )
+                    .await;
+                }
                 Err(Error::Unauthenticated(failure))
             }
             Err(Failure::Other(err)) => Err(err),
@@ -196,13 +200,13 @@ impl NetApi {
 
     /// Queues a `last_used_at` write when the stored one is more than a minute old.
     fn note_usage(&self, key_id: &str, stored: Option<i64>, now: i64) {
-        let mut pending = self
-            .pending_usage
+        let mut usage = self
+            .key_usage
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let last = pending.get(key_id).copied().or(stored);
+        let last = usage.get(key_id).map(|(at, _)| *at).or(stored);
         if last.is_none_or(|last| now - last >= super::USAGE_RESOLUTION) {
-            pending.insert(key_id.to_owned(), now);
+            usage.insert(key_id.to_owned(), (now, true));
         }
     }
 

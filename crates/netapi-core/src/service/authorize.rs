@@ -220,13 +220,14 @@ impl NetApi {
                     "code_challenge_method must be S256",
                 ));
             }
-            (None, _) => {
+            (None, _) if request.client.is_public() || self.settings.require_pkce => {
                 return Err(fail(
                     &request,
                     "invalid_request",
                     "PKCE is required: send code_challenge with code_challenge_method=S256",
                 ));
             }
+            (None, _) => {}
         }
         if let Some(nonce) = param("nonce") {
             if nonce.len() > MAX_PARAM_LEN {

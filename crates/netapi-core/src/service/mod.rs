@@ -63,6 +63,8 @@ pub struct Settings {
     pub cache_capacity: u64,
     /// Requests per minute per API key or OAuth client unless overridden; 0 turns it off.
     pub rate_limit_per_minute: u32,
+    /// PKCE for confidential clients too (public clients always need it).
+    pub require_pkce: bool,
 }
 
 impl Default for Settings {
@@ -80,6 +82,7 @@ impl Default for Settings {
             pepper: Vec::new(),
             cache_capacity: 100_000,
             rate_limit_per_minute: 0,
+            require_pkce: true,
         }
     }
 }
@@ -96,6 +99,9 @@ struct ClientFacts {
     rate_limit: Option<u32>,
 }
 
+/// Slack for instances that reload signing keys once a minute.
+const KEY_RELOAD_MARGIN: i64 = 120;
+
 /// How often `last_used_at` is written for one key, at most.
 const USAGE_RESOLUTION: i64 = 60;
 /// How long an "unknown key" answer is cached.
@@ -111,7 +117,8 @@ pub struct NetApi {
     unknown_keys: Cache<SecretHash, ()>,
     users: Cache<String, Option<UserFacts>>,
     clients: Cache<String, Option<ClientFacts>>,
-    pending_usage: Mutex<HashMap<String, Timestamp>>,
+    /// Per key: the last use noted, and whether it still has to be written.
+    key_usage: Mutex<HashMap<String, (Timestamp, bool)>>,
     limiter: FailureLimiter,
     requests: RequestLimiter,
     key_ring: RwLock<Arc<KeyRing>>,
@@ -212,7 +219,7 @@ impl NetApi {
                 .build(),
             users: Cache::new(capacity),
             clients: Cache::new(capacity),
-            pending_usage: Mutex::new(HashMap::new()),
+            key_usage: Mutex::new(HashMap::new()),
             key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
             denylist: RwLock::new(HashMap::new()),
             seen_invalidation: AtomicI64::new(0),
@@ -301,8 +308,10 @@ impl NetApi {
         let active_from = now + self.settings.signing_key_publish_delay;
         let key = self.insert_signing_key(active_from).await?;
         let longest_token = self.settings.access_token_ttl.max(self.id_token_ttl());
+        // Other instances start signing with the new key at their next reload (at most a
+        // minute late), so the old key stays published that much longer.
         self.store
-            .retire_signing_keys(&key.kid, active_from + longest_token)
+            .retire_signing_keys(&key.kid, active_from + longest_token + KEY_RELOAD_MARGIN)
             .await?;
         self.store
             .publish_invalidation(&Invalidation::SigningKeys, now)
@@ -407,12 +416,23 @@ impl NetApi {
 
     /// Writes batched `last_used_at` times. Run about once a minute and at shutdown.
     pub async fn flush_usage(&self) -> Result<()> {
+        let now = self.now();
         let batch: Vec<(String, Timestamp)> = {
-            let mut pending = self
-                .pending_usage
+            let mut usage = self
+                .key_usage
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            pending.drain().collect()
+            let batch = usage
+                .iter_mut()
+                .filter(|(_, (_, dirty))| *dirty)
+                .map(|(id, (at, dirty))| {
+                    *dirty = false;
+                    (id.clone(), *at)
+                })
+                .collect();
+            // Keys unused for an hour are forgotten; their next use is written again.
+            usage.retain(|_, (at, dirty)| *dirty || now - *at < 3600);
+            batch
         };
         if !batch.is_empty() {
             self.store.record_api_key_use(&batch).await?;

@@ -497,7 +497,15 @@ impl NetApi {
         if now >= code.expires_at {
             return Err(invalid());
         }
-        if request.param("redirect_uri") != Some(code.redirect_uri.as_str()) {
+        // RFC 6749 §4.1.3: the same redirect_uri, which may be left out only where the client
+        // has a single one (so there is nothing to confuse it with).
+        let only_uri =
+            client.redirect_uris.len() == 1 && client.redirect_uris[0] == code.redirect_uri;
+        let redirect_matches = match request.param("redirect_uri") {
+            Some(uri) => uri == code.redirect_uri,
+            None => only_uri,
+        };
+        if !redirect_matches {
             return Err(OAuthError::invalid_grant(
                 "redirect_uri does not match the authorization request.",
             ));
@@ -510,7 +518,10 @@ impl NetApi {
         let Some(owner) = self.user_facts(&code.user_id).await? else {
             return Err(invalid());
         };
-        let scopes = code.scopes.intersect(owner.role.max_scopes());
+        let scopes = code
+            .scopes
+            .intersect(owner.role.max_scopes())
+            .intersect(client.scopes);
         let refresh = if client.allows(GrantType::RefreshToken) {
             let secret = generate(SecretKind::RefreshToken);
             self.store

@@ -242,10 +242,28 @@ impl NetApi {
         if !caller.may_act_on(id) {
             return Err(Error::NotFound("user"));
         }
+        // Its clients go with it; their tokens, held by other users too, must stop at once.
+        let mut owned_clients = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_clients(Some(id), after.as_deref(), 500)
+                .await?;
+            let done = page.len() < 500;
+            after = page.last().map(|c| c.id.clone());
+            owned_clients.extend(page.into_iter().map(|c| c.id));
+            if done {
+                break;
+            }
+        }
         if !self.store.delete_user(id).await? {
             return Err(Error::NotFound("user"));
         }
         self.invalidate(Invalidation::User(id.to_owned())).await?;
+        for client_id in owned_clients {
+            self.invalidate(Invalidation::Client(client_id)).await?;
+        }
         self.audit(Some(id), "user.deleted", ip, json!({})).await;
         Ok(())
     }

@@ -1879,3 +1879,63 @@ async fn failed_authentications_are_rate_limited(app: TestApp) {
     let listing = json_with(app.get("/v1/users", &key).await, StatusCode::OK).await;
     assert_eq!(listing["users"].as_array().expect("users").len(), 1);
 }
+
+async fn me_can_be_changed_and_deleted(app: TestApp) {
+    let key = app.member_key("self@example.com").await;
+    let patched = app
+        .http
+        .patch(app.url("/v1/users/me"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "New Name"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_with(patched, StatusCode::OK).await["name"], "New Name");
+    assert_eq!(
+        app.delete("/v1/users/me", &key).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get("/v1/users/me", &key).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn deleting_a_user_stops_tokens_of_its_clients_held_by_others(app: TestApp) {
+    let owner = app.member_key("client-owner@example.com").await;
+    let client = app
+        .create_client(&owner, json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
+        .await;
+    let token = json_with(
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth(
+                client["client_id"].as_str().unwrap(),
+                client["client_secret"].as_str(),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.get("/v1/users/me", access).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.delete("/v1/users/me", &owner).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get("/v1/users/me", access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+crate::e2e!(
+    me_can_be_changed_and_deleted,
+    deleting_a_user_stops_tokens_of_its_clients_held_by_others
+);

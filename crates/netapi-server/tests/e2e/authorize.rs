@@ -643,3 +643,113 @@ e2e!(
     wrong_password_and_no_enumeration,
     portal_manages_keys_and_apps
 );
+
+/// Signs in and approves an authorization request for `client`, returning the code.
+async fn approved_code(app: &TestApp, browser: &mut Browser, url: &str, email: &str) -> String {
+    let consent = sign_in(app, browser, url, email).await;
+    let approved = browser
+        .post(
+            app,
+            "/oauth/authorize",
+            &[
+                ("csrf_token", &hidden(&consent, "csrf_token")),
+                ("request", &hidden(&consent, "request")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    query_of(&location(&approved))["code"].clone()
+}
+
+async fn redirect_uri_may_be_left_out_only_for_a_single_registered_uri(app: TestApp) {
+    let key = app.member_key("erin@example.com").await;
+    let (client_id, secret) = web_client(&app, &key).await;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    // No redirect_uri in the request: the single registered one is used.
+    let url = app.url(&format!(
+        "/oauth/authorize?response_type=code&client_id={client_id}&code_challenge={}&code_challenge_method=S256",
+        challenge.as_str()
+    ));
+    let mut browser = Browser::new();
+    let code = approved_code(&app, &mut browser, &url, "erin@example.com").await;
+    let token = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", verifier.secret()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::OK);
+    // Userinfo answers access tokens only, never API keys.
+    let info = app.get("/oauth/userinfo", &key).await;
+    assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        info.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+}
+
+async fn confidential_clients_may_skip_pkce_when_configured(app: TestApp) {
+    let key = app.member_key("frank@example.com").await;
+    let (client_id, secret) = web_client(&app, &key).await;
+    let url = app.url(&format!(
+        "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&state=s1"
+    ));
+    let mut browser = Browser::new();
+    let code = approved_code(&app, &mut browser, &url, "frank@example.com").await;
+    let token = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::OK);
+    // A public client still needs PKCE.
+    let public = app
+        .create_client(&key, json!({"client_name": "cli", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+        .await;
+    let refused = app
+        .http
+        .get(app.url(&format!(
+            "/oauth/authorize?response_type=code&client_id={}&redirect_uri={REDIRECT}&state=s2",
+            public["client_id"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query_of(&location(&refused))["error"], "invalid_request");
+}
+
+mod confidential_clients_may_skip_pkce_when_configured {
+    use crate::helpers::{Backend, TestApp};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        if let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| s.require_pkce = false).await {
+            super::confidential_clients_may_skip_pkce_when_configured(app).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = TestApp::spawn_with(Backend::Postgres, |s| s.require_pkce = false).await
+        {
+            super::confidential_clients_may_skip_pkce_when_configured(app).await;
+        }
+    }
+}
+
+e2e!(redirect_uri_may_be_left_out_only_for_a_single_registered_uri);
