@@ -5,7 +5,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::{Signature, Signer, SigningKey as Ed25519Key, VerifyingKey};
+use ed25519_dalek::{Signature, SigningKey as Ed25519Key, VerifyingKey};
+use p256::ecdsa::{
+    Signature as Es256Signature, SigningKey as Es256Key, VerifyingKey as Es256Verifying,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -33,14 +36,104 @@ pub enum JwtError {
     Signature,
 }
 
-struct Verifier {
-    alg: SigningAlgorithm,
-    key: VerifyingKey,
+/// A private key of either algorithm.
+enum Signer {
+    EdDsa(Ed25519Key),
+    Es256(Es256Key),
+}
+
+impl Signer {
+    fn from_stored(stored: &SigningKey) -> Option<Self> {
+        match stored.alg {
+            SigningAlgorithm::EdDsa => ed25519_from(&stored.private_key).map(Self::EdDsa),
+            SigningAlgorithm::Es256 => Es256Key::from_slice(&stored.private_key)
+                .ok()
+                .map(Self::Es256),
+        }
+    }
+
+    fn alg(&self) -> SigningAlgorithm {
+        match self {
+            Self::EdDsa(_) => SigningAlgorithm::EdDsa,
+            Self::Es256(_) => SigningAlgorithm::Es256,
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Self::EdDsa(key) => ed25519_dalek::Signer::sign(key, message)
+                .to_bytes()
+                .to_vec(),
+            Self::Es256(key) => {
+                let signature: Es256Signature = p256::ecdsa::signature::Signer::sign(key, message);
+                signature.to_bytes().to_vec()
+            }
+        }
+    }
+
+    fn verifier(&self) -> Verifier {
+        match self {
+            Self::EdDsa(key) => Verifier::EdDsa(key.verifying_key()),
+            Self::Es256(key) => Verifier::Es256(*key.verifying_key()),
+        }
+    }
+}
+
+/// A public key of either algorithm.
+enum Verifier {
+    EdDsa(VerifyingKey),
+    Es256(Es256Verifying),
+}
+
+impl Verifier {
+    fn alg(&self) -> SigningAlgorithm {
+        match self {
+            Self::EdDsa(_) => SigningAlgorithm::EdDsa,
+            Self::Es256(_) => SigningAlgorithm::Es256,
+        }
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Self::EdDsa(key) => <[u8; 64]>::try_from(signature).is_ok_and(|bytes| {
+                key.verify_strict(message, &Signature::from_bytes(&bytes))
+                    .is_ok()
+            }),
+            Self::Es256(key) => Es256Signature::from_slice(signature).is_ok_and(|sig| {
+                p256::ecdsa::signature::Verifier::verify(key, message, &sig).is_ok()
+            }),
+        }
+    }
+
+    fn jwk(&self, kid: &str) -> Value {
+        match self {
+            Self::EdDsa(key) => json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "alg": "EdDSA",
+                "use": "sig",
+                "kid": kid,
+                "x": B64.encode(key.as_bytes()),
+            }),
+            Self::Es256(key) => {
+                let point = key.to_encoded_point(false);
+                json!({
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "alg": "ES256",
+                    "use": "sig",
+                    "kid": kid,
+                    "x": point.x().map(|x| B64.encode(x)),
+                    "y": point.y().map(|y| B64.encode(y)),
+                })
+            }
+        }
+    }
 }
 
 /// The published keys and the one that signs now. Rebuilt whenever the keys change.
 pub struct KeyRing {
-    signer: Option<(String, Ed25519Key)>,
+    signer: Option<(String, Signer)>,
     verifiers: HashMap<String, Verifier>,
     jwks: Value,
 }
@@ -54,11 +147,14 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
-/// Makes new Ed25519 private key bytes.
-pub fn generate_ed25519() -> Vec<u8> {
-    Ed25519Key::generate(&mut rand::rngs::OsRng)
-        .to_bytes()
-        .to_vec()
+/// Makes new private key bytes for `alg`.
+pub fn generate_key(alg: SigningAlgorithm) -> Vec<u8> {
+    match alg {
+        SigningAlgorithm::EdDsa => Ed25519Key::generate(&mut rand::rngs::OsRng)
+            .to_bytes()
+            .to_vec(),
+        SigningAlgorithm::Es256 => Es256Key::random(&mut rand::rngs::OsRng).to_bytes().to_vec(),
+    }
 }
 
 fn ed25519_from(bytes: &[u8]) -> Option<Ed25519Key> {
@@ -72,28 +168,15 @@ impl KeyRing {
     pub fn new(keys: &[SigningKey], now: i64) -> Self {
         let mut verifiers = HashMap::new();
         let mut jwks_keys = Vec::new();
-        let mut signer: Option<(&SigningKey, Ed25519Key)> = None;
+        let mut signer: Option<(&SigningKey, Signer)> = None;
         for stored in keys {
-            let Some(private) = ed25519_from(&stored.private_key) else {
+            let Some(private) = Signer::from_stored(stored) else {
                 tracing::error!(kid = %stored.kid, "signing key is unreadable; skipped");
                 continue;
             };
-            let public = private.verifying_key();
-            jwks_keys.push(json!({
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "alg": stored.alg.as_str(),
-                "use": "sig",
-                "kid": stored.kid,
-                "x": B64.encode(public.as_bytes()),
-            }));
-            verifiers.insert(
-                stored.kid.clone(),
-                Verifier {
-                    alg: stored.alg,
-                    key: public,
-                },
-            );
+            let public = private.verifier();
+            jwks_keys.push(public.jwk(&stored.kid));
+            verifiers.insert(stored.kid.clone(), public);
             // Ties on `active_from` (a key rotated within the second the previous one began
             // signing) go to the later key: kids sort by creation time.
             let newer = signer.as_ref().is_none_or(|(current, _)| {
@@ -128,13 +211,13 @@ impl KeyRing {
     /// Signs `claims` with header `typ`; `None` if no key may sign yet.
     pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> Option<String> {
         let (kid, key) = self.signer.as_ref()?;
-        let header = json!({ "alg": SigningAlgorithm::EdDsa.as_str(), "typ": typ, "kid": kid });
+        let header = json!({ "alg": key.alg().as_str(), "typ": typ, "kid": kid });
         let mut token = B64.encode(serde_json::to_vec(&header).ok()?);
         token.push('.');
         token.push_str(&B64.encode(serde_json::to_vec(claims).ok()?));
         let signature = key.sign(token.as_bytes());
         token.push('.');
-        token.push_str(&B64.encode(signature.to_bytes()));
+        token.push_str(&B64.encode(signature));
         Some(token)
     }
 
@@ -172,22 +255,14 @@ impl KeyRing {
             .and_then(Value::as_str)
             .ok_or(JwtError::UnknownKey)?;
         let verifier = self.verifiers.get(kid).ok_or(JwtError::UnknownKey)?;
-        if verifier.alg != alg {
+        if verifier.alg() != alg {
             return Err(JwtError::Algorithm);
         }
-        let signature_bytes: [u8; 64] = B64
-            .decode(signature_b64)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or(JwtError::Signature)?;
+        let signature = B64.decode(signature_b64).map_err(|_| JwtError::Signature)?;
         let signed_len = header_b64.len() + 1 + claims_b64.len();
-        verifier
-            .key
-            .verify_strict(
-                &token.as_bytes()[..signed_len],
-                &Signature::from_bytes(&signature_bytes),
-            )
-            .map_err(|_| JwtError::Signature)?;
+        if !verifier.verify(&token.as_bytes()[..signed_len], &signature) {
+            return Err(JwtError::Signature);
+        }
         B64.decode(claims_b64)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -210,11 +285,58 @@ mod tests {
         SigningKey {
             kid: kid.to_owned(),
             alg: SigningAlgorithm::EdDsa,
-            private_key: generate_ed25519(),
+            private_key: generate_key(SigningAlgorithm::EdDsa),
             created_at: 0,
             active_from,
             retire_at: None,
         }
+    }
+
+    #[test]
+    fn es256_signs_verifies_and_publishes_an_ec_key() {
+        let stored = SigningKey {
+            alg: SigningAlgorithm::Es256,
+            private_key: generate_key(SigningAlgorithm::Es256),
+            ..key("ec", 0)
+        };
+        let ring = KeyRing::new(&[stored, key("ed", -10)], 10);
+        let token = ring
+            .sign("at+jwt", &json!({"sub": "u"}))
+            .unwrap_or_default();
+        let header: Value = serde_json::from_slice(
+            &B64.decode(token.split('.').next().unwrap_or(""))
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(header["alg"], "ES256");
+        let claims: Value = ring.verify(&token, "at+jwt").unwrap_or_default();
+        assert_eq!(claims["sub"], "u");
+        let ec = ring.jwks()["keys"]
+            .as_array()
+            .and_then(|k| k.iter().find(|k| k["kid"] == "ec").cloned())
+            .unwrap_or_default();
+        assert_eq!(
+            (ec["kty"].as_str(), ec["crv"].as_str()),
+            (Some("EC"), Some("P-256"))
+        );
+        assert_eq!(
+            B64.decode(ec["x"].as_str().unwrap_or(""))
+                .map(|x| x.len())
+                .ok(),
+            Some(32)
+        );
+        // An ES256 token relabelled EdDSA is refused before any signature check.
+        let parts: Vec<&str> = token.split('.').collect();
+        let relabelled = format!(
+            "{}.{}.{}",
+            B64.encode(br#"{"alg":"EdDSA","typ":"at+jwt","kid":"ec"}"#),
+            parts[1],
+            parts[2]
+        );
+        assert_eq!(
+            ring.verify::<Value>(&relabelled, "at+jwt"),
+            Err(JwtError::Algorithm)
+        );
     }
 
     #[test]

@@ -283,8 +283,10 @@ pub struct Session {
 /// Token signing algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningAlgorithm {
-    /// Ed25519.
+    /// Ed25519, the default.
     EdDsa,
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
 }
 
 impl SigningAlgorithm {
@@ -292,12 +294,17 @@ impl SigningAlgorithm {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
         }
     }
 
     /// Parses the JOSE name.
     pub fn parse(name: &str) -> Option<Self> {
-        (name == "EdDSA").then_some(Self::EdDsa)
+        match name {
+            "EdDSA" => Some(Self::EdDsa),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
     }
 }
 

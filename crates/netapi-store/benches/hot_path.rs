@@ -12,7 +12,7 @@
 )]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use netapi_core::jwt::{KeyRing, generate_ed25519};
+use netapi_core::jwt::{KeyRing, generate_key};
 use netapi_core::model::{RefreshToken, SigningAlgorithm, SigningKey};
 use netapi_core::secret::{Secret, SecretHasher, SecretKind, check_format, generate};
 use netapi_core::service::{ClientAuth, NewClient, NewUser, Principal, TokenRequest};
@@ -49,7 +49,7 @@ fn jwt(c: &mut Criterion) {
         &[SigningKey {
             kid: "sig_bench".to_owned(),
             alg: SigningAlgorithm::EdDsa,
-            private_key: generate_ed25519(),
+            private_key: generate_key(SigningAlgorithm::EdDsa),
             created_at: t,
             active_from: t,
             retire_at: None,

@@ -62,6 +62,9 @@ pub struct Settings {
     /// Require PKCE from confidential clients too (public clients always need it) [default: true]
     #[arg(long, env = "NETAPI_REQUIRE_PKCE")]
     pub require_pkce: Option<bool>,
+    /// Algorithm of new token signing keys: EdDSA or ES256 (switch with `netapi admin rotate-signing-key`) [default: EdDSA]
+    #[arg(long, env = "NETAPI_SIGNING_ALGORITHM")]
+    pub signing_algorithm: Option<String>,
     /// Most open client connections [default: 10000]
     #[arg(long, env = "NETAPI_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -120,6 +123,7 @@ impl Settings {
             rate_limit_per_minute,
             trusted_proxies,
             require_pkce,
+            signing_algorithm,
             max_connections,
             request_timeout,
             cache_capacity,
@@ -199,6 +203,14 @@ impl Settings {
                 .rate_limit_per_minute
                 .unwrap_or(defaults.rate_limit_per_minute),
             require_pkce: self.require_pkce.unwrap_or(defaults.require_pkce),
+            signing_algorithm: match self.signing_algorithm.as_deref() {
+                None => defaults.signing_algorithm,
+                Some(name) => {
+                    netapi_core::model::SigningAlgorithm::parse(name).with_context(|| {
+                        format!("signing_algorithm must be EdDSA or ES256, not '{name}'")
+                    })?
+                }
+            },
         })
     }
 }

@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::clock::{Clock, Timestamp};
 use crate::error::{Error, Result};
 use crate::ids::{looks_like_id, new_id};
-use crate::jwt::{KeyRing, generate_ed25519};
+use crate::jwt::{KeyRing, generate_key};
 use crate::limiter::{FailureLimiter, RateStatus, RequestLimiter};
 use crate::model::{ApiKey, AuditEvent, SigningAlgorithm, SigningKey, User};
 use crate::secret::{SecretHash, SecretHasher};
@@ -65,6 +65,8 @@ pub struct Settings {
     pub rate_limit_per_minute: u32,
     /// PKCE for confidential clients too (public clients always need it).
     pub require_pkce: bool,
+    /// The algorithm of new signing keys.
+    pub signing_algorithm: SigningAlgorithm,
 }
 
 impl Default for Settings {
@@ -83,6 +85,7 @@ impl Default for Settings {
             cache_capacity: 100_000,
             rate_limit_per_minute: 0,
             require_pkce: true,
+            signing_algorithm: SigningAlgorithm::EdDsa,
         }
     }
 }
@@ -279,8 +282,8 @@ impl NetApi {
     async fn insert_signing_key(&self, active_from: Timestamp) -> Result<SigningKey> {
         let key = SigningKey {
             kid: new_id("sig"),
-            alg: SigningAlgorithm::EdDsa,
-            private_key: generate_ed25519(),
+            alg: self.settings.signing_algorithm,
+            private_key: generate_key(self.settings.signing_algorithm),
             created_at: self.now(),
             active_from,
             retire_at: None,

@@ -753,3 +753,90 @@ mod confidential_clients_may_skip_pkce_when_configured {
 }
 
 e2e!(redirect_uri_may_be_left_out_only_for_a_single_registered_uri);
+
+/// With `signing_algorithm = ES256`, tokens are ES256 JWTs that verify against the published
+/// P-256 key with an independent implementation.
+async fn es256_tokens_verify_against_the_published_key(app: TestApp) {
+    use p256::ecdsa::signature::Verifier;
+    let key = app.member_key("ec@example.com").await;
+    let client = app
+        .create_client(&key, json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
+        .await;
+    let token = json_with(
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth(
+                client["client_id"].as_str().unwrap(),
+                client["client_secret"].as_str(),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let access = token["access_token"].as_str().unwrap();
+    let parts: Vec<&str> = access.split('.').collect();
+    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES256");
+    let jwks = json_with(
+        app.http
+            .get(app.url("/oauth/jwks.json"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["crv"].as_str()),
+        (Some("EC"), Some("P-256"))
+    );
+    let mut point = vec![4u8];
+    point.extend(B64.decode(jwk["x"].as_str().unwrap()).unwrap());
+    point.extend(B64.decode(jwk["y"].as_str().unwrap()).unwrap());
+    let public = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+    let signature = p256::ecdsa::Signature::from_slice(&B64.decode(parts[2]).unwrap()).unwrap();
+    public
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .expect("independent ES256 verification");
+    assert_eq!(
+        app.get("/v1/users/me", access).await.status(),
+        StatusCode::OK
+    );
+}
+
+mod es256_tokens_verify_against_the_published_key {
+    use crate::helpers::{Backend, TestApp};
+    use netapi_core::model::SigningAlgorithm;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        if let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| {
+            s.signing_algorithm = SigningAlgorithm::Es256
+        })
+        .await
+        {
+            super::es256_tokens_verify_against_the_published_key(app).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = TestApp::spawn_with(Backend::Postgres, |s| {
+            s.signing_algorithm = SigningAlgorithm::Es256
+        })
+        .await
+        {
+            super::es256_tokens_verify_against_the_published_key(app).await;
+        }
+    }
+}
