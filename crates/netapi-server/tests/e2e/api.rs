@@ -1906,21 +1906,7 @@ async fn deleting_a_user_stops_tokens_of_its_clients_held_by_others(app: TestApp
     let client = app
         .create_client(&owner, json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
         .await;
-    let token = json_with(
-        app.http
-            .post(app.url("/oauth/token"))
-            .basic_auth(
-                client["client_id"].as_str().unwrap(),
-                client["client_secret"].as_str(),
-            )
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
-    let access = token["access_token"].as_str().unwrap();
+    let access = &app.client_credentials_token(&client).await;
     assert_eq!(
         app.get("/v1/users/me", access).await.status(),
         StatusCode::OK

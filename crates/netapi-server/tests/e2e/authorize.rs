@@ -762,21 +762,7 @@ async fn es256_tokens_verify_against_the_published_key(app: TestApp) {
     let client = app
         .create_client(&key, json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
         .await;
-    let token = json_with(
-        app.http
-            .post(app.url("/oauth/token"))
-            .basic_auth(
-                client["client_id"].as_str().unwrap(),
-                client["client_secret"].as_str(),
-            )
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
-    let access = token["access_token"].as_str().unwrap();
+    let access = &app.client_credentials_token(&client).await;
     let parts: Vec<&str> = access.split('.').collect();
     let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
     assert_eq!(header["alg"], "ES256");

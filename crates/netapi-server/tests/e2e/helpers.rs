@@ -237,3 +237,25 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
     assert_eq!(body["error"]["request_id"], request_id.as_str());
     body
 }
+
+impl TestApp {
+    /// A `client_credentials` access token for a client made by [`TestApp::create_client`].
+    pub async fn client_credentials_token(&self, client: &Value) -> String {
+        let response = self
+            .http
+            .post(self.url("/oauth/token"))
+            .basic_auth(
+                client["client_id"].as_str().expect("client_id"),
+                client["client_secret"].as_str(),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token request");
+        let body = json_with(response, StatusCode::OK).await;
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+}

@@ -103,21 +103,7 @@ async fn access_tokens_count_against_their_client(app: TestApp) {
         .create_client(&admin, json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read", "rate_limit_per_minute": 2}))
         .await;
     assert_eq!(client["rate_limit_per_minute"], 2);
-    let token = json_with(
-        app.http
-            .post(app.url("/oauth/token"))
-            .basic_auth(
-                client["client_id"].as_str().unwrap(),
-                client["client_secret"].as_str(),
-            )
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
-    let access = token["access_token"].as_str().unwrap();
+    let access = &app.client_credentials_token(&client).await;
     assert_eq!(
         app.get("/v1/users/me", access).await.status(),
         StatusCode::OK
