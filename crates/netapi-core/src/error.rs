@@ -102,6 +102,10 @@ pub enum StoreError {
     /// The database cannot be reached.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A transaction lost to a concurrent one (deadlock, serialization failure, busy
+    /// database); the store retries these, so one that escapes means sustained contention.
+    #[error("storage contention: {0}")]
+    Contention(String),
     /// Anything else.
     #[error("storage error: {0}")]
     Other(String),
@@ -111,7 +115,7 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(what) => Self::AlreadyExists(format!("{what} already exists")),
-            StoreError::Unavailable(_) => Self::Unavailable,
+            StoreError::Unavailable(_) | StoreError::Contention(_) => Self::Unavailable,
             StoreError::Other(text) => Self::Internal(text),
         }
     }

@@ -83,6 +83,34 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         {
             StoreError::Unavailable(err.to_string())
         }
+        // PostgreSQL serialization failure and deadlock; SQLite busy and locked.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| matches!(c.as_ref(), "40001" | "40P01" | "5" | "6" | "517")) =>
+        {
+            StoreError::Contention(err.to_string())
+        }
         _ => StoreError::Other(err.to_string()),
+    }
+}
+
+/// Runs a transaction again (up to four more times, with a short growing pause) when it lost
+/// to a concurrent one; any other outcome is returned as it is.
+pub(crate) async fn retry_contention<T, F, Fut>(mut transaction: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match transaction().await {
+            Err(StoreError::Contention(reason)) if attempt < 4 => {
+                attempt += 1;
+                tracing::debug!(attempt, %reason, "transaction retried after contention");
+                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+            }
+            outcome => return outcome,
+        }
     }
 }

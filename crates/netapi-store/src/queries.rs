@@ -160,31 +160,8 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn create_user(
-                &self,
-                user: &User,
-                first_key: Option<&ApiKey>,
-                event: &AuditEvent,
-            ) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                sqlx::query(&format!(
-                    "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                ))
-                .bind(&user.id)
-                .bind(&user.email)
-                .bind(&user.name)
-                .bind(user.role.as_str())
-                .bind(&user.password_hash)
-                .bind(user.created_at)
-                .bind(user.updated_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if let Some(key) = first_key {
-                    insert_key(&mut *tx, key).await?;
-                }
-                insert_event(&mut *tx, event).await?;
-                tx.commit().await.map_err(map_err)
+            async fn create_user(&self, user: &User, first_key: Option<&ApiKey>, event: &AuditEvent) -> StoreResult<()> {
+                crate::retry_contention(|| self.create_user_once(user, first_key, event)).await
             }
 
             async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
@@ -298,43 +275,12 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn rotate_api_key(
-                &self,
-                old_id: &str,
-                old_expires_at: Timestamp,
-                new_key: &ApiKey,
-            ) -> StoreResult<bool> {
-                let mut tx = self.begin_write().await?;
-                let done = sqlx::query(
-                    "UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-                )
-                .bind(old_id)
-                .bind(old_expires_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                insert_key(&mut *tx, new_key).await?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(true)
+            async fn rotate_api_key(&self, old_id: &str, old_expires_at: Timestamp, new_key: &ApiKey) -> StoreResult<bool> {
+                crate::retry_contention(|| self.rotate_api_key_once(old_id, old_expires_at, new_key)).await
             }
 
             async fn record_api_key_use(&self, uses: &[(String, Timestamp)]) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                for (id, at) in uses {
-                    sqlx::query(
-                        "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 \
-                         AND (last_used_at IS NULL OR last_used_at < $2)",
-                    )
-                    .bind(id)
-                    .bind(*at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                }
-                tx.commit().await.map_err(map_err)
+                crate::retry_contention(|| self.record_api_key_use_once(uses)).await
             }
 
             async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
@@ -480,58 +426,8 @@ macro_rules! impl_store {
                 row.as_ref().map(refresh_from).transpose()
             }
 
-            async fn rotate_refresh_token(
-                &self,
-                old: &SecretHash,
-                now: Timestamp,
-                grace: i64,
-                successor: &RefreshToken,
-            ) -> StoreResult<RotateOutcome> {
-                let mut tx = self.begin_write().await?;
-                // The first use wins this conditional update; everyone else reads the row
-                // it left (under the write lock) and is judged by the grace period.
-                let rotated = sqlx::query(&format!(
-                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE hash = $1 \
-                     AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
-                     RETURNING {REFRESH_COLUMNS}"
-                ))
-                .bind(old.0.as_slice())
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                let outcome = if let Some(row) = rotated {
-                    insert_refresh(&mut *tx, successor).await?;
-                    RotateOutcome::Rotated(refresh_from(&row)?)
-                } else {
-                    let row = sqlx::query(&format!(
-                        "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1"
-                    ))
-                    .bind(old.0.as_slice())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    match row.as_ref().map(refresh_from).transpose()? {
-                        None => RotateOutcome::Invalid,
-                        Some(t) if t.revoked_at.is_some() || t.family_expires_at <= now => {
-                            RotateOutcome::Invalid
-                        }
-                        Some(t) => match t.rotated_at {
-                            Some(at) if now - at < grace => {
-                                insert_refresh(&mut *tx, successor).await?;
-                                RotateOutcome::Rotated(t)
-                            }
-                            Some(_) => {
-                                revoke_family(&mut *tx, &t.family_id, now).await?;
-                                RotateOutcome::ReuseDetected(t)
-                            }
-                            // Not rotated, so it failed the update by expiring.
-                            None => RotateOutcome::Invalid,
-                        },
-                    }
-                };
-                tx.commit().await.map_err(map_err)?;
-                Ok(outcome)
+            async fn rotate_refresh_token(&self, old: &SecretHash, now: Timestamp, grace: i64, successor: &RefreshToken) -> StoreResult<RotateOutcome> {
+                crate::retry_contention(|| self.rotate_refresh_token_once(old, now, grace, successor)).await
             }
 
             async fn revoke_refresh_family(
@@ -843,6 +739,127 @@ macro_rules! impl_store {
                         .rows_affected();
                 }
                 Ok(removed)
+            }
+        }
+
+
+        /// Single attempts of the write transactions, which `Store` retries on contention.
+        impl $store {
+            async fn rotate_refresh_token_once(
+                &self,
+                old: &SecretHash,
+                now: Timestamp,
+                grace: i64,
+                successor: &RefreshToken,
+            ) -> StoreResult<RotateOutcome> {
+                let mut tx = self.begin_write().await?;
+                // The first use wins this conditional update; everyone else reads the row
+                // it left (under the write lock) and is judged by the grace period.
+                let rotated = sqlx::query(&format!(
+                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE hash = $1 \
+                     AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+                     RETURNING {REFRESH_COLUMNS}"
+                ))
+                .bind(old.0.as_slice())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let outcome = if let Some(row) = rotated {
+                    insert_refresh(&mut *tx, successor).await?;
+                    RotateOutcome::Rotated(refresh_from(&row)?)
+                } else {
+                    let row = sqlx::query(&format!(
+                        "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1"
+                    ))
+                    .bind(old.0.as_slice())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    match row.as_ref().map(refresh_from).transpose()? {
+                        None => RotateOutcome::Invalid,
+                        Some(t) if t.revoked_at.is_some() || t.family_expires_at <= now => {
+                            RotateOutcome::Invalid
+                        }
+                        Some(t) => match t.rotated_at {
+                            Some(at) if now - at < grace => {
+                                insert_refresh(&mut *tx, successor).await?;
+                                RotateOutcome::Rotated(t)
+                            }
+                            Some(_) => {
+                                revoke_family(&mut *tx, &t.family_id, now).await?;
+                                RotateOutcome::ReuseDetected(t)
+                            }
+                            // Not rotated, so it failed the update by expiring.
+                            None => RotateOutcome::Invalid,
+                        },
+                    }
+                };
+                tx.commit().await.map_err(map_err)?;
+                Ok(outcome)
+            }
+            async fn rotate_api_key_once(
+                &self,
+                old_id: &str,
+                old_expires_at: Timestamp,
+                new_key: &ApiKey,
+            ) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(old_id)
+                .bind(old_expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                insert_key(&mut *tx, new_key).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+            async fn record_api_key_use_once(&self, uses: &[(String, Timestamp)]) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                for (id, at) in uses {
+                    sqlx::query(
+                        "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 \
+                         AND (last_used_at IS NULL OR last_used_at < $2)",
+                    )
+                    .bind(id)
+                    .bind(*at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)
+            }
+            async fn create_user_once(
+                &self,
+                user: &User,
+                first_key: Option<&ApiKey>,
+                event: &AuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(&format!(
+                    "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                ))
+                .bind(&user.id)
+                .bind(&user.email)
+                .bind(&user.name)
+                .bind(user.role.as_str())
+                .bind(&user.password_hash)
+                .bind(user.created_at)
+                .bind(user.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if let Some(key) = first_key {
+                    insert_key(&mut *tx, key).await?;
+                }
+                insert_event(&mut *tx, event).await?;
+                tx.commit().await.map_err(map_err)
             }
         }
 

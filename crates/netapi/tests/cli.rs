@@ -76,9 +76,16 @@ struct Server {
 
 impl Server {
     async fn start(db: &str) -> Self {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// Like [`Server::start`], with the command changed by `adjust` (more flags, variables,
+    /// where its output goes) before it is spawned.
+    async fn start_with(db: &str, adjust: impl FnOnce(&mut Command)) -> Self {
         let port = free_port();
         // Instances behind one load balancer share one issuer.
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args([
                 "serve",
                 "--listen",
@@ -90,9 +97,9 @@ impl Server {
             ])
             .env("NETAPI_PEPPER", PEPPER)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        adjust(&mut command);
+        let child = command.spawn().unwrap();
         let server = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -745,4 +752,38 @@ async fn acknowledged_writes_survive_kill_9() {
             .status();
         assert_eq!(status.as_u16(), 200, "an acknowledged key was lost");
     }
+}
+
+#[tokio::test]
+async fn migrate_from_several_instances_at_once_is_safe() {
+    let Some(db) = fresh_postgres().await else {
+        return;
+    };
+    let runs: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new(BIN)
+                .args(["migrate", "--database-url", &db])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let server = Server::start(&db).await;
+    let registered = reqwest::Client::new()
+        .post(format!("{}/v1/register", server.base))
+        .json(&json!({"email": "m@example.com", "password": "correct horse battery", "name": "M"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status().as_u16(), 201);
+    assert!(server.stop().success());
 }
