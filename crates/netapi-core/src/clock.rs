@@ -58,11 +58,19 @@ pub fn format_rfc3339(ts: Timestamp) -> String {
         .unwrap_or_default()
 }
 
-/// Parses an RFC 3339 date-time into a timestamp.
+/// `0000-01-01T00:00:00Z`, the first instant [`format_rfc3339`] can write.
+const FIRST_FORMATTABLE: Timestamp = -62_167_219_200;
+/// `9999-12-31T23:59:59Z`, the last instant [`format_rfc3339`] can write.
+const LAST_FORMATTABLE: Timestamp = 253_402_300_799;
+
+/// Parses an RFC 3339 date-time into a timestamp. Only instants whose UTC form has a
+/// four-digit year are accepted (`9999-12-31T23:59:59-01:00` is not), so that whatever is
+/// accepted can be written back by [`format_rfc3339`].
 pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(time::OffsetDateTime::unix_timestamp)
+        .filter(|ts| (FIRST_FORMATTABLE..=LAST_FORMATTABLE).contains(ts))
 }
 
 #[cfg(test)]
@@ -77,6 +85,20 @@ mod tests {
         assert_eq!(parse_rfc3339(&text), Some(ts));
         assert_eq!(parse_rfc3339("2026-01-02T04:04:05+01:00"), Some(ts));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn only_instants_that_can_be_written_back_are_accepted() {
+        // Found by fuzzing: these parsed, but their UTC year has five digits (or is
+        // negative), so format_rfc3339 wrote "" and an API key's `expires_at` came back empty.
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59-01:00"), None);
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00+00:01"), None);
+        for text in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            let ts = parse_rfc3339(text);
+            assert_eq!(ts.map(format_rfc3339).as_deref(), Some(text));
+        }
+        assert_eq!(format_rfc3339(FIRST_FORMATTABLE - 1), "");
+        assert_eq!(format_rfc3339(LAST_FORMATTABLE + 1), "");
     }
 
     #[test]

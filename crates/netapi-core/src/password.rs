@@ -3,7 +3,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use crate::error::{Error, Result};
 
@@ -55,19 +55,70 @@ fn verify_blocking(password: &str, phc: Option<&str>) -> bool {
     verified && phc.is_some()
 }
 
-/// Hashes a password on the blocking pool.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Argon2 runs on threads of its own, one per core, taking work in order. Each computation
+/// holds 19 MiB: running more at once than there are cores adds memory, not throughput, and
+/// a small fixed set of threads keeps the allocator from holding a 19 MiB arena for every
+/// thread of tokio's blocking pool that ever hashed (32 concurrent registrations took the
+/// server past 3 GB that way in bench/run.sh).
+fn argon2_queue() -> Option<&'static mpsc::Sender<Job>> {
+    static QUEUE: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (sender, receiver) = mpsc::channel::<Job>();
+            let receiver = Arc::new(Mutex::new(receiver));
+            let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+            let mut started = 0;
+            for n in 0..threads {
+                let receiver = receiver.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("argon2-{n}"))
+                    .spawn(move || {
+                        loop {
+                            let job = receiver
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .recv();
+                            let Ok(job) = job else { break };
+                            // A panic fails that one request (its answer channel is dropped),
+                            // not the thread.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                    });
+                started += usize::from(spawned.is_ok());
+            }
+            (started > 0).then_some(sender)
+        })
+        .as_ref()
+}
+
+/// Runs argon2 work off the async threads (see [`argon2_queue`]).
+async fn run_argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let failed = |e: &dyn std::fmt::Display| Error::Internal(format!("password task: {e}"));
+    let Some(queue) = argon2_queue() else {
+        return tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| failed(&e));
+    };
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    queue
+        .send(Box::new(move || {
+            let _ = answer.send(work());
+        }))
+        .map_err(|e| failed(&e))?;
+    answered.await.map_err(|e| failed(&e))
+}
+
+/// Hashes a password off the async threads.
 pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(|e| Error::Internal(format!("hash task: {e}")))?
+    run_argon2(move || hash_blocking(&password)).await?
 }
 
 /// Verifies `password` against `phc`; with `None` (no such user) it does the same work
 /// against a dummy hash and answers false, so timing does not tell whether the user exists.
 pub async fn verify(password: String, phc: Option<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || verify_blocking(&password, phc.as_deref()))
-        .await
-        .map_err(|e| Error::Internal(format!("verify task: {e}")))
+    run_argon2(move || verify_blocking(&password, phc.as_deref())).await
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! storage round trip. At rest only an HMAC-SHA-256 of the whole secret is kept.
 
 use hmac::{Hmac, Mac};
-use rand::Rng;
+use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::Sha256;
 use std::fmt;
@@ -30,6 +30,14 @@ impl Secret {
     /// The value itself, for the one place that must send or hash it.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// Request bodies carry passwords and secrets as `Secret`, so that a derived `Debug` of the
+/// body cannot print them.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
     }
 }
 
@@ -92,12 +100,24 @@ fn base62_fixed(mut value: u64, width: usize, out: &mut String) {
     out.extend(digits.into_iter().map(char::from));
 }
 
-/// `count` random base62 characters from the OS generator.
+/// `count` random base62 characters from the OS generator. Bytes are drawn 64 at a time (one
+/// system call, not one per character) and those of 248 or more are dropped, so that
+/// `byte % 62` is uniform (248 = 4 * 62).
 pub fn random_base62(count: usize) -> String {
-    let mut rng = OsRng;
-    (0..count)
-        .map(|_| char::from(BASE62[rng.gen_range(0..62)]))
-        .collect()
+    let mut out = String::with_capacity(count);
+    let mut bytes = [0u8; 64];
+    while out.len() < count {
+        OsRng.fill_bytes(&mut bytes);
+        let wanted = count - out.len();
+        out.extend(
+            bytes
+                .iter()
+                .filter(|&&b| b < 248)
+                .take(wanted)
+                .map(|&b| char::from(BASE62[usize::from(b % 62)])),
+        );
+    }
+    out
 }
 
 /// Appends `value` as fixed-width base62; order-preserving, used for sortable ids.
@@ -224,6 +244,15 @@ mod tests {
         }
         let key = generate(SecretKind::ApiKey);
         assert_eq!(key.expose().len(), 43);
+    }
+
+    #[test]
+    fn random_base62_fills_any_length_from_the_alphabet() {
+        for count in [0, 1, 12, 32, 61, 200] {
+            let value = random_base62(count);
+            assert_eq!(value.len(), count);
+            assert!(value.bytes().all(|b| BASE62.contains(&b)));
+        }
     }
 
     #[test]

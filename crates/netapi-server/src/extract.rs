@@ -107,7 +107,21 @@ async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError
 /// Parses JSON; a failure is a 400 naming the field (by its path) where there is one.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    let parsed = serde_path_to_error::deserialize(&mut deserializer).or_else(|err| {
+        // JSON (and JSON Schema, so OpenAPI 3.1) has one kind of number: `3.0` is the integer
+        // 3, which serde refuses for an integer field. Such a body is read again with whole
+        // numbers written as integers.
+        let whole_float = err.inner().classify() == serde_json::error::Category::Data
+            && err
+                .inner()
+                .to_string()
+                .starts_with("invalid type: floating point");
+        match whole_float.then(|| serde_json::from_slice::<WholeNumbers>(bytes)) {
+            Some(Ok(WholeNumbers(value))) => serde_path_to_error::deserialize(value),
+            _ => Err(err),
+        }
+    });
+    parsed.map_err(|err| {
         let inner = err.inner();
         if inner.is_syntax() || inner.is_eof() {
             return ApiError::new(Code::InvalidArgument, "The request body is not valid JSON.");
@@ -132,6 +146,83 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => error,
         }
     })
+}
+
+/// A JSON value with every whole number that fits an `f64` exactly written as an integer;
+/// duplicate object keys are refused, as serde refuses them for a struct.
+struct WholeNumbers(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for WholeNumbers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(WholeNumbersVisitor).map(Self)
+    }
+}
+
+struct WholeNumbersVisitor;
+
+impl<'de> serde::de::Visitor<'de> for WholeNumbersVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        /// 2^53: past it a float no longer spells every integer.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        #[allow(clippy::cast_possible_truncation)]
+        let value = if v.fract() == 0.0 && v.abs() <= EXACT {
+            (v as i64).into()
+        } else {
+            v.into()
+        };
+        Ok(value)
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(WholeNumbers(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let WholeNumbers(value) = map.next_value()?;
+            if object.insert(key.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate field `{key}`"
+                )));
+            }
+        }
+        Ok(object.into())
+    }
 }
 
 /// A JSON body: 415 without a JSON content type, 413 over the limit, 400 when malformed or

@@ -7,6 +7,7 @@ pub mod listener;
 mod metrics;
 mod middleware;
 pub mod oauth;
+mod openapi;
 mod pages;
 pub mod proxy;
 mod v1;
@@ -17,9 +18,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use netapi_core::NetApi;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -46,6 +45,9 @@ pub struct HttpOptions {
     pub max_connections: usize,
     /// Longest a request may take, reading its body included (then 408).
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and how long an idle keep-alive
+    /// connection is kept: slow-header clients cannot hold connections open.
+    pub header_read_timeout: Duration,
     /// Serve TLS with this (and send HSTS).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -58,6 +60,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("body_limit", &self.body_limit)
             .field("max_connections", &self.max_connections)
             .field("request_timeout", &self.request_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("tls", &self.tls.is_some())
             .field("trusted_proxies", &self.trusted_proxies)
             .finish()
@@ -70,6 +73,7 @@ impl Default for HttpOptions {
             body_limit: 64 * 1024,
             max_connections: 10_000,
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(15),
             tls: None,
             trusted_proxies: proxy::TrustedProxies::default(),
         }
@@ -169,6 +173,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::spec))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
@@ -196,7 +201,15 @@ pub async fn run_background(api: Arc<NetApi>) {
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     let mut usage = tokio::time::interval(Duration::from_secs(30));
     let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
-    for timer in [&mut poll, &mut usage, &mut housekeeping] {
+    // The recorder keeps every histogram sample until it is drained, which otherwise happens
+    // only on a scrape: unscraped, the server grew by about 20 bytes a request (issue 6).
+    let mut metrics_upkeep = tokio::time::interval(Duration::from_secs(5));
+    for timer in [
+        &mut poll,
+        &mut usage,
+        &mut housekeeping,
+        &mut metrics_upkeep,
+    ] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     loop {
@@ -211,6 +224,11 @@ pub async fn run_background(api: Arc<NetApi>) {
                     tracing::warn!(error = %err, "could not record key usage");
                 }
             }
+            _ = metrics_upkeep.tick() => {
+                if let Some(handle) = metrics::handle() {
+                    handle.run_upkeep();
+                }
+            }
             _ = housekeeping.tick() => {
                 match api.housekeeping().await {
                     Ok(removed) if removed > 0 => tracing::info!(removed, "expired rows removed"),
@@ -222,6 +240,9 @@ pub async fn run_background(api: Arc<NetApi>) {
     }
 }
 
+/// Longest the server waits at shutdown for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish and writes the
 /// pending key usage.
 pub async fn serve(
@@ -230,24 +251,53 @@ pub async fn serve(
     options: HttpOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::Listener as _;
+    use tower::ServiceExt as _;
+
     let background = tokio::spawn(run_background(api.clone()));
     let state = AppState {
         api: api.clone(),
         trusted_proxies: Arc::new(options.trusted_proxies.clone()),
     };
     let app = router(state, &options);
-    let listener =
+    let mut listener =
         listener::NetListener::new(listener, options.tls.clone(), options.max_connections)?;
-    // `tap_io` makes axum hand the peer's SocketAddr to `ConnectInfo`.
-    let result = axum::serve(
-        listener.tap_io(|_| {}),
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (io, peer) = listener.accept() => {
+                let service = app.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    request
+                });
+                let connection = http.serve_connection(
+                    hyper_util::rt::TokioIo::new(io),
+                    hyper_util::service::TowerToHyperService::new(service),
+                );
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the shutdown grace period were cut off");
+    }
     background.abort();
     if let Err(err) = api.flush_usage().await {
         tracing::warn!(error = %err, "could not record key usage at shutdown");
     }
-    result
+    Ok(())
 }

@@ -43,6 +43,13 @@ pub fn record_request(route: &str, method: &str, status: u16, seconds: f64) {
 }
 
 /// `GET /metrics`
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"))
+)]
 pub async fn render(State(state): State<AppState>) -> Response {
     let (size, idle) = state.api.store().pool_usage();
     metrics::gauge!("netapi_db_pool_connections", "state" => "open").set(f64::from(size));

@@ -102,8 +102,9 @@ pub fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, Malf
         .map_err(|_| MalformedBasic)?;
     let text = String::from_utf8(decoded).map_err(|_| MalformedBasic)?;
     let (id, secret) = text.split_once(':').ok_or(MalformedBasic)?;
+    // Only `+` and `%XX` are decoded: a `&` in a half is data, not a parameter separator.
     let decode = |part: &str| -> String {
-        url::form_urlencoded::parse(format!("x={part}").as_bytes())
+        url::form_urlencoded::parse(format!("x={}", part.replace('&', "%26")).as_bytes())
             .next()
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
@@ -151,6 +152,18 @@ fn json_no_store(body: Value) -> Response {
 }
 
 /// `POST /oauth/token`
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    operation_id = "token",
+    request_body(content = crate::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Tokens (RFC 6749 §5.1).", body = crate::openapi::TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        crate::openapi::OAuthErrors,
+    )
+)]
 pub async fn token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -168,6 +181,18 @@ pub async fn token(
 }
 
 /// `POST /oauth/revoke` (RFC 7009): 200 with `{}` whether or not the token was known.
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    tag = "oauth",
+    operation_id = "revoke",
+    request_body(content = crate::openapi::TokenTargetForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Revoked, or unknown: the answer is the same (RFC 7009). Revoking a refresh token revokes its family.", body = crate::openapi::RevocationResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        crate::openapi::OAuthErrors,
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -185,6 +210,18 @@ pub async fn revoke(
 }
 
 /// `POST /oauth/introspect` (RFC 7662)
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    tag = "oauth",
+    operation_id = "introspect",
+    request_body(content = crate::openapi::TokenTargetForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "The token's state (RFC 7662); confidential clients only.", body = crate::openapi::Introspection, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        crate::openapi::OAuthErrors,
+    )
+)]
 pub async fn introspect(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -202,6 +239,16 @@ pub async fn introspect(
 }
 
 /// `GET /oauth/jwks.json`
+#[utoipa::path(
+    get,
+    path = "/oauth/jwks.json",
+    tag = "oauth",
+    operation_id = "jwks",
+    responses(
+        (status = 200, description = "The public keys that verify access and ID tokens.", body = crate::openapi::Jwks,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+    )
+)]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = Json(state.api.key_ring().jwks().clone()).into_response();
     response.headers_mut().insert(
@@ -240,16 +287,44 @@ fn metadata(state: &AppState) -> Value {
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414)
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    operation_id = "authorizationServerMetadata",
+    responses((status = 200, description = "RFC 8414 metadata.", body = crate::openapi::ServerMetadata))
+)]
 pub async fn authorization_server_metadata(State(state): State<AppState>) -> Json<Value> {
     Json(metadata(&state))
 }
 
 /// `GET /.well-known/openid-configuration`
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "oauth",
+    operation_id = "openidConfiguration",
+    responses((status = 200, description = "OpenID Connect discovery.", body = crate::openapi::ServerMetadata))
+)]
 pub async fn openid_configuration(State(state): State<AppState>) -> Json<Value> {
     Json(metadata(&state))
 }
 
 /// `GET/POST /oauth/userinfo`: the claims the token's scopes allow. Errors follow RFC 6750.
+#[utoipa::path(
+    method(get, post),
+    path = "/oauth/userinfo",
+    tag = "oauth",
+    operation_id = "userinfo",
+    security(("oauth2" = ["openid"])),
+    responses(
+        (status = 200, description = "The claims the token's scopes allow.", body = crate::openapi::UserInfo, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        (status = 401, description = "`invalid_token`: no access token, or a bad, expired or revoked one (an API key is not accepted here).", body = crate::openapi::BearerError,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"netapi\", error=\"invalid_token\", error_description=\"...\"`"))),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid`.", body = crate::openapi::BearerError,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"netapi\", error=\"insufficient_scope\", ...`"))),
+    )
+)]
 pub async fn userinfo(
     State(state): State<AppState>,
     auth: Result<Auth, crate::error::ApiError>,
@@ -293,5 +368,41 @@ pub async fn userinfo(
     match state.api.userinfo(&principal).await {
         Ok(claims) => json_no_store(claims),
         Err(_) => challenge("invalid_token", "The user no longer exists."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(credentials: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = format!("Basic {}", STANDARD.encode(credentials));
+        headers.insert(
+            header::AUTHORIZATION,
+            value.parse().unwrap_or_else(|_| unreachable!()),
+        );
+        headers
+    }
+
+    fn pair(id: &str, secret: &str) -> Result<Option<(String, String)>, MalformedBasic> {
+        Ok(Some((id.to_owned(), secret.to_owned())))
+    }
+
+    #[test]
+    fn basic_halves_are_form_urldecoded_whole() {
+        assert_eq!(
+            parse_basic(&basic("my%20app:a+b%2B%3A")),
+            pair("my app", "a b+:")
+        );
+        assert_eq!(parse_basic(&basic("cli:s:e:c")), pair("cli", "s:e:c"));
+        // Found by fuzzing: a `&` used to end the half, so "secret&anything" read as "secret".
+        assert_eq!(
+            parse_basic(&basic("cli&x=y:secret&x")),
+            pair("cli&x=y", "secret&x")
+        );
+        assert_eq!(parse_basic(&basic("cli:%26")), pair("cli", "&"));
+        assert_eq!(parse_basic(&basic("no colon")), Err(MalformedBasic));
+        assert_eq!(parse_basic(&HeaderMap::new()), Ok(None));
     }
 }

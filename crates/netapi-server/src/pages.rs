@@ -26,6 +26,14 @@ const LOGIN_CSRF_COOKIE: &str = "netapi_login_csrf";
 const FRESH_LOGIN: i64 = 30;
 
 /// The stylesheet; served from here so pages load nothing from elsewhere.
+#[utoipa::path(
+    get,
+    path = "/assets/style.css",
+    tag = "browser",
+    operation_id = "stylesheet",
+    responses((status = 200, description = "The pages' stylesheet.", body = String, content_type = "text/css",
+        headers(("Cache-Control" = String, description = "`public, max-age=3600`"))))
+)]
 pub async fn stylesheet() -> Response {
     (
         [
@@ -150,9 +158,15 @@ fn parse_query(raw: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-/// Only local paths may be returned to after login: no open redirect.
+/// Only local paths may be returned to after login: no open redirect. Browsers drop tabs and
+/// newlines anywhere in a URL (so `/<TAB>/evil.example` is `//evil.example`) and read `\` as
+/// `/`; control characters are refused altogether.
 fn safe_return_to(path: &str) -> &str {
-    if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') {
+    if path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+    {
         path
     } else {
         "/portal"
@@ -186,6 +200,14 @@ fn login_page(
 }
 
 /// `GET /login`
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = "browser",
+    operation_id = "loginForm",
+    params(("return_to" = Option<String>, Query, description = "A local path to go to after signing in (default `/portal`).")),
+    responses((status = 200, description = "The sign-in page; sets the `netapi_login_csrf` cookie.", body = String, content_type = "text/html"))
+)]
 pub async fn login_form(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let params = parse_query(query.as_deref());
     let return_to = params
@@ -195,7 +217,7 @@ pub async fn login_form(State(state): State<AppState>, RawQuery(query): RawQuery
 }
 
 /// The login form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
     email: String,
     password: String,
@@ -206,7 +228,9 @@ pub struct LoginForm {
 
 fn csrf_cookie_matches(headers: &HeaderMap, presented: &str) -> bool {
     use subtle_eq::eq;
-    cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|expected| eq(&expected, presented))
+    // An empty token would let a forger set both halves to nothing.
+    cookie(headers, LOGIN_CSRF_COOKIE)
+        .is_some_and(|expected| !expected.is_empty() && eq(&expected, presented))
 }
 
 mod subtle_eq {
@@ -221,6 +245,22 @@ mod subtle_eq {
 }
 
 /// `POST /login`: checks the password, rotates the session, returns to where the user was.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "browser",
+    operation_id = "login",
+    params(("netapi_login_csrf" = Option<String>, Cookie, description = "The sign-in form's CSRF token, set with the form."), ("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: on to `return_to`, with a new `netapi_session` cookie.",
+            headers(("Location" = String, description = "`return_to`, a local path."))),
+        (status = 401, description = "The sign-in page again: wrong email or password.", body = String, content_type = "text/html"),
+        (status = 403, description = "The sign-in page again: the form expired (CSRF token and cookie differ).", body = String, content_type = "text/html"),
+        crate::openapi::PageErrors,
+        crate::openapi::FormErrors,
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -323,12 +363,27 @@ fn error_response(err: Error) -> Response {
 }
 
 /// The sign-out form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CsrfForm {
     csrf_token: String,
 }
 
 /// `POST /logout`
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "browser",
+    operation_id = "logout",
+    params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed out (or not signed in): on to the sign-in page.",
+            headers(("Location" = String, description = "`/login`"))),
+        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
+        crate::openapi::PageErrors,
+        crate::openapi::FormErrors,
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -413,6 +468,22 @@ async fn validated(
 }
 
 /// `GET /oauth/authorize`: sign in if needed, ask consent if needed, then redirect with a code.
+#[utoipa::path(
+    get,
+    path = "/oauth/authorize",
+    tag = "oauth",
+    operation_id = "authorize",
+    params(crate::openapi::AuthorizeQuery),
+    responses(
+        (status = 200, description = "The sign-in page, or the consent page for a signed-in user (`netapi_session` cookie).", body = String, content_type = "text/html"),
+        (status = 303, description = "Back to the client's `redirect_uri` with `code`, `state` and `iss` (RFC 9207), or with `error`, `error_description`, `state` and `iss`.",
+            headers(("Location" = String, description = "The client's redirect URI with the answer in its query."))),
+        (status = 400, description = "An error page: an unknown `client_id` or a `redirect_uri` that does not match is never redirected to.", body = String, content_type = "text/html"),
+        (status = 429, description = "An error page: too many attempts.", body = String, content_type = "text/html"),
+        (status = 500, description = "An error page.", body = String, content_type = "text/html"),
+        (status = 503, description = "An error page: storage is not answering.", body = String, content_type = "text/html"),
+    )
+)]
 pub async fn authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -464,7 +535,7 @@ pub async fn authorize(
 }
 
 /// The consent form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ConsentForm {
     csrf_token: String,
     request: String,
@@ -472,6 +543,25 @@ pub struct ConsentForm {
 }
 
 /// `POST /oauth/authorize`: the user's decision.
+#[utoipa::path(
+    post,
+    path = "/oauth/authorize",
+    tag = "oauth",
+    operation_id = "decide",
+    request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Back to the client's `redirect_uri` with `code` (approved) or `error=access_denied` (denied), `state` and `iss`.",
+            headers(("Location" = String, description = "The client's redirect URI with the answer in its query."))),
+        (status = 400, description = "An error page: the request is not valid, or the decision is neither `approve` nor `deny`.", body = String, content_type = "text/html"),
+        (status = 401, description = "The sign-in page: no session (`netapi_session` cookie).", body = String, content_type = "text/html"),
+        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
+        (status = 415, description = "The body is not `application/x-www-form-urlencoded`.", body = String, content_type = "text/plain"),
+        (status = 422, description = "A form field is missing.", body = String, content_type = "text/plain"),
+        (status = 429, description = "An error page: too many attempts.", body = String, content_type = "text/html"),
+        (status = 500, description = "An error page.", body = String, content_type = "text/html"),
+        (status = 503, description = "An error page: storage is not answering.", body = String, content_type = "text/html"),
+    )
+)]
 pub async fn decide(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -519,6 +609,13 @@ pub async fn decide(
 }
 
 /// `GET /register`
+#[utoipa::path(
+    get,
+    path = "/register",
+    tag = "browser",
+    operation_id = "registerForm",
+    responses((status = 200, description = "The registration page; sets the `netapi_login_csrf` cookie.", body = String, content_type = "text/html"))
+)]
 pub async fn register_form(State(state): State<AppState>) -> Response {
     register_page(&state.api, None, StatusCode::OK)
 }
@@ -544,15 +641,33 @@ fn register_page(api: &NetApi, message: Option<&str>, status: StatusCode) -> Res
 }
 
 /// The registration form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegisterForm {
     csrf_token: String,
+    #[schema(schema_with = crate::openapi::name_schema)]
     name: String,
+    #[schema(schema_with = crate::openapi::email_schema)]
     email: String,
+    #[schema(schema_with = crate::openapi::password_schema)]
     password: String,
 }
 
 /// `POST /register`: creates the account, signs in, shows the first key once.
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = "browser",
+    operation_id = "registerPage",
+    params(("netapi_login_csrf" = Option<String>, Cookie, description = "The sign-in form's CSRF token, set with the form."), ("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    request_body(content = RegisterForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The portal, signed in, showing the first API key once.", body = String, content_type = "text/html"),
+        (status = 403, description = "The registration page again: the form expired.", body = String, content_type = "text/html"),
+        (status = 409, description = "The registration page again: the email is taken.", body = String, content_type = "text/html"),
+        crate::openapi::PageErrors,
+        crate::openapi::FormErrors,
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -773,6 +888,18 @@ async fn portal_page(
 }
 
 /// `GET /portal`
+#[utoipa::path(
+    get,
+    path = "/portal",
+    tag = "browser",
+    operation_id = "portal",
+    params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    responses(
+        (status = 200, description = "The developer portal.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
+    )
+)]
 pub async fn portal(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match current_session(&state.api, &headers).await {
         Some((session, user)) => portal_page(&state.api, &user, &session, None).await,
@@ -781,7 +908,7 @@ pub async fn portal(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// A portal form: the CSRF token and whatever fields the action takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PortalForm {
     csrf_token: String,
     #[serde(default)]
@@ -803,6 +930,26 @@ fn lines(text: &str) -> Vec<String> {
 }
 
 /// `POST /portal/{resource}/{id}/{action}` and `POST /portal/{resource}`.
+#[utoipa::path(
+    post,
+    path = "/portal/{action}",
+    tag = "browser",
+    operation_id = "portalAction",
+    params(
+        ("action" = String, Path, description = "What the portal's form does: `keys`, `keys/{id}/rotate`, `keys/{id}/revoke`, `clients`, `clients/{id}/rotate-secret`, `clients/{id}/delete`, `clients/{id}/redirect-uris` or `authorizations/{client_id}/withdraw` (slashes percent-encoded here)."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    request_body(content = PortalForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The portal with the outcome (a new secret is shown once).", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
+        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
+        (status = 404, description = "An error page: no such action.", body = String, content_type = "text/html"),
+        crate::openapi::PageErrors,
+        crate::openapi::FormErrors,
+    )
+)]
 pub async fn portal_action(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -959,6 +1106,13 @@ pub async fn portal_action(
 }
 
 /// `GET /`
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "browser",
+    operation_id = "home",
+    responses((status = 303, description = "To the portal.", headers(("Location" = String, description = "`/portal`"))))
+)]
 pub async fn home() -> Redirect {
     Redirect::to("/portal")
 }

@@ -20,10 +20,14 @@ use crate::extract::{ApiJson, ApiQuery, Auth, ClientIp, OptionalJson};
 use crate::views;
 
 /// `?page_size=N&page_token=T`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
+    /// The `next_page_token` of the previous page; leave it out for the first page.
     page_token: Option<String>,
 }
 
@@ -45,15 +49,31 @@ fn page_json<T>(name: &str, page: &Page<T>, view: impl Fn(&T) -> Value) -> Value
 }
 
 /// `POST /v1/register`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
+    #[schema(schema_with = crate::openapi::email_schema)]
     email: String,
+    #[schema(schema_with = crate::openapi::password_schema)]
     password: String,
+    #[schema(schema_with = crate::openapi::name_schema)]
     name: String,
 }
 
 /// Creates a member and its first API key.
+#[utoipa::path(
+    post,
+    path = "/v1/register",
+    tag = "users",
+    operation_id = "register",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = crate::openapi::Registration),
+        crate::openapi::BodyErrors,
+        crate::openapi::ConflictErrors,
+        crate::openapi::ServiceErrors,
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -78,6 +98,19 @@ pub async fn register(
 }
 
 /// `GET /v1/users`
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "users",
+    operation_id = "listUsers",
+    params(PageQuery),
+    security(("bearer" = ["users:read"]), ("oauth2" = ["users:read"])),
+    responses(
+        (status = 200, description = "Administrators: every user; members: themselves. Oldest first.", body = crate::openapi::UserList),
+        crate::openapi::InvalidErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -88,12 +121,37 @@ pub async fn list_users(
 }
 
 /// `GET /v1/users/me`
+#[utoipa::path(
+    get,
+    path = "/v1/users/me",
+    tag = "users",
+    operation_id = "getMe",
+    security(("bearer" = ["users:read"]), ("oauth2" = ["users:read"])),
+    responses(
+        (status = 200, description = "The user the credential acts for.", body = crate::openapi::UserView),
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<Value>> {
     let user = state.api.get_user(&caller, &caller.user_id).await?;
     Ok(Json(views::user(&user)))
 }
 
 /// `GET /v1/users/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "users",
+    operation_id = "getUser",
+    params(("id" = String, Path, description = "A user id (`usr_...`).")),
+    security(("bearer" = ["users:read"]), ("oauth2" = ["users:read"])),
+    responses(
+        (status = 200, description = "The user.", body = crate::openapi::UserView),
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -104,16 +162,36 @@ pub async fn get_user(
 }
 
 /// `PATCH /v1/users/{id}`
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    #[schema(schema_with = crate::openapi::name_schema_nullable)]
     name: Option<String>,
+    #[schema(schema_with = crate::openapi::email_schema_nullable)]
     email: Option<String>,
+    #[schema(schema_with = crate::openapi::password_schema_nullable)]
     password: Option<String>,
+    #[schema(schema_with = crate::openapi::role_schema_nullable)]
     role: Option<String>,
 }
 
 /// Changes a user.
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    tag = "users",
+    operation_id = "updateUser",
+    params(("id" = String, Path, description = "A user id (`usr_...`).")),
+    request_body = UserPatch,
+    security(("bearer" = ["users:write"]), ("oauth2" = ["users:write"])),
+    responses(
+        (status = 200, description = "The changed user.", body = crate::openapi::UserView),
+        crate::openapi::BodyErrors,
+        crate::openapi::NotFoundErrors,
+        crate::openapi::ConflictErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn update_user(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -144,6 +222,21 @@ pub async fn update_user(
 }
 
 /// `PATCH /v1/users/me`
+#[utoipa::path(
+    patch,
+    path = "/v1/users/me",
+    tag = "users",
+    operation_id = "updateMe",
+    request_body = UserPatch,
+    security(("bearer" = ["users:write"]), ("oauth2" = ["users:write"])),
+    responses(
+        (status = 200, description = "The changed user.", body = crate::openapi::UserView),
+        crate::openapi::BodyErrors,
+        crate::openapi::NotFoundErrors,
+        crate::openapi::ConflictErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn update_me(
     state: State<AppState>,
     Auth(caller): Auth,
@@ -155,6 +248,18 @@ pub async fn update_me(
 }
 
 /// `DELETE /v1/users/me`
+#[utoipa::path(
+    delete,
+    path = "/v1/users/me",
+    tag = "users",
+    operation_id = "deleteMe",
+    security(("bearer" = ["users:write"]), ("oauth2" = ["users:write"])),
+    responses(
+        (status = 204, description = "Deleted, with its keys, clients, tokens and sessions."),
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn delete_me(
     state: State<AppState>,
     Auth(caller): Auth,
@@ -165,6 +270,19 @@ pub async fn delete_me(
 }
 
 /// `DELETE /v1/users/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    tag = "users",
+    operation_id = "deleteUser",
+    params(("id" = String, Path, description = "A user id (`usr_...`).")),
+    security(("bearer" = ["users:write"]), ("oauth2" = ["users:write"])),
+    responses(
+        (status = 204, description = "Deleted, with its keys, clients, tokens and sessions."),
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn delete_user(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -176,6 +294,19 @@ pub async fn delete_user(
 }
 
 /// `GET /v1/api-keys`
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "listApiKeys",
+    params(PageQuery),
+    security(("bearer" = ["keys:read"]), ("oauth2" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The caller's keys that are not revoked, oldest first.", body = crate::openapi::ApiKeyList),
+        crate::openapi::InvalidErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn list_keys(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -191,12 +322,16 @@ pub async fn list_keys(
 }
 
 /// `POST /v1/api-keys`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
+    #[schema(schema_with = crate::openapi::name_schema)]
     name: String,
+    #[schema(schema_with = crate::openapi::scopes_array_nullable)]
     scopes: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::future_time_nullable)]
     expires_at: Option<String>,
+    #[schema(schema_with = crate::openapi::rate_limit_nullable)]
     rate_limit_per_minute: Option<u32>,
 }
 
@@ -211,6 +346,19 @@ fn parse_scopes(field: &str, names: Option<Vec<String>>) -> ApiResult<Option<Sco
 }
 
 /// Creates a key; the key is in the answer this once.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "createApiKey",
+    request_body = NewKeyBody,
+    security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
+    responses(
+        (status = 201, description = "The key, shown this once.", body = crate::openapi::NewApiKeyView),
+        crate::openapi::BodyErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn create_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -246,6 +394,19 @@ pub async fn create_key(
 }
 
 /// `GET /v1/api-keys/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "getApiKey",
+    params(("id" = String, Path, description = "An API key id (`key_...`).")),
+    security(("bearer" = ["keys:read"]), ("oauth2" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The key, without the secret.", body = crate::openapi::ApiKeyView),
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn get_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -256,6 +417,19 @@ pub async fn get_key(
 }
 
 /// `DELETE /v1/api-keys/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "revokeApiKey",
+    params(("id" = String, Path, description = "An API key id (`key_...`).")),
+    security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
+    responses(
+        (status = 204, description = "Revoked: it stops working at once."),
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn revoke_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -267,13 +441,29 @@ pub async fn revoke_key(
 }
 
 /// `POST /v1/api-keys/{id}/rotate`
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
+    #[schema(schema_with = crate::openapi::grace_period_nullable)]
     grace_period_seconds: Option<i64>,
 }
 
 /// Rotates a key; the new key is in the answer this once.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys/{id}/rotate",
+    tag = "api-keys",
+    operation_id = "rotateApiKey",
+    params(("id" = String, Path, description = "An API key id (`key_...`).")),
+    request_body(content = Option<RotateBody>, description = "Optional.", content_type = "application/json"),
+    security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
+    responses(
+        (status = 201, description = "The new key with the same settings, shown this once.", body = crate::openapi::NewApiKeyView),
+        crate::openapi::BodyErrors,
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn rotate_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -292,6 +482,19 @@ pub async fn rotate_key(
 }
 
 /// `GET /v1/oauth-clients`
+#[utoipa::path(
+    get,
+    path = "/v1/oauth-clients",
+    tag = "oauth-clients",
+    operation_id = "listOAuthClients",
+    params(PageQuery),
+    security(("bearer" = ["clients:read"]), ("oauth2" = ["clients:read"])),
+    responses(
+        (status = 200, description = "The caller's clients (administrators: every client), oldest first.", body = crate::openapi::OAuthClientList),
+        crate::openapi::InvalidErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn list_clients(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -307,16 +510,24 @@ pub async fn list_clients(
 }
 
 /// `POST /v1/oauth-clients` (RFC 7591 names)
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClientBody {
+    /// Shown to users on the consent page.
+    #[schema(schema_with = crate::openapi::name_schema)]
     client_name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::redirect_uris)]
     redirect_uris: Vec<String>,
+    #[schema(schema_with = crate::openapi::grant_types_nullable)]
     grant_types: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::response_types_nullable)]
     response_types: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::scope_string_nullable)]
     scope: Option<String>,
+    #[schema(schema_with = crate::openapi::auth_method_nullable)]
     token_endpoint_auth_method: Option<String>,
+    #[schema(schema_with = crate::openapi::rate_limit_nullable)]
     rate_limit_per_minute: Option<u32>,
 }
 
@@ -331,6 +542,19 @@ fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
 }
 
 /// Registers a client; a confidential client's secret is in the answer this once.
+#[utoipa::path(
+    post,
+    path = "/v1/oauth-clients",
+    tag = "oauth-clients",
+    operation_id = "createOAuthClient",
+    request_body = NewClientBody,
+    security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
+    responses(
+        (status = 201, description = "The client; a confidential client's secret shown this once.", body = crate::openapi::ClientView),
+        crate::openapi::BodyErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn create_client(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -360,6 +584,19 @@ pub async fn create_client(
 }
 
 /// `GET /v1/oauth-clients/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/oauth-clients/{id}",
+    tag = "oauth-clients",
+    operation_id = "getOAuthClient",
+    params(("id" = String, Path, description = "A client id (`cli_...`).")),
+    security(("bearer" = ["clients:read"]), ("oauth2" = ["clients:read"])),
+    responses(
+        (status = 200, description = "The client, without its secret.", body = crate::openapi::ClientView),
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn get_client(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -370,15 +607,22 @@ pub async fn get_client(
 }
 
 /// `PATCH /v1/oauth-clients/{id}`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPatch {
+    #[schema(schema_with = crate::openapi::name_schema_nullable)]
     client_name: Option<String>,
+    #[schema(schema_with = crate::openapi::redirect_uris_nullable)]
     redirect_uris: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::grant_types_nullable)]
     grant_types: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::response_types_nullable)]
     response_types: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::scope_string_nullable)]
     scope: Option<String>,
+    /// `null` returns the client to the server's default.
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = crate::openapi::rate_limit_nullable)]
     rate_limit_per_minute: Option<Option<u32>>,
 }
 
@@ -388,6 +632,21 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>
 }
 
 /// Changes a client.
+#[utoipa::path(
+    patch,
+    path = "/v1/oauth-clients/{id}",
+    tag = "oauth-clients",
+    operation_id = "updateOAuthClient",
+    params(("id" = String, Path, description = "A client id (`cli_...`).")),
+    request_body = ClientPatch,
+    security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
+    responses(
+        (status = 200, description = "The changed client.", body = crate::openapi::ClientView),
+        crate::openapi::BodyErrors,
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn update_client(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -415,6 +674,19 @@ pub async fn update_client(
 }
 
 /// `DELETE /v1/oauth-clients/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/oauth-clients/{id}",
+    tag = "oauth-clients",
+    operation_id = "deleteOAuthClient",
+    params(("id" = String, Path, description = "A client id (`cli_...`).")),
+    security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
+    responses(
+        (status = 204, description = "Deleted with its tokens, codes and consents."),
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn delete_client(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -426,6 +698,20 @@ pub async fn delete_client(
 }
 
 /// `POST /v1/oauth-clients/{id}/rotate-secret`
+#[utoipa::path(
+    post,
+    path = "/v1/oauth-clients/{id}/rotate-secret",
+    tag = "oauth-clients",
+    operation_id = "rotateOAuthClientSecret",
+    params(("id" = String, Path, description = "A client id (`cli_...`).")),
+    security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
+    responses(
+        (status = 200, description = "The client with its new secret, shown this once; the old secret stops working at once.", body = crate::openapi::ClientView),
+        crate::openapi::InvalidErrors,
+        crate::openapi::NotFoundErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn rotate_client_secret(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -440,6 +726,19 @@ pub async fn rotate_client_secret(
 }
 
 /// `GET /v1/audit-events`
+#[utoipa::path(
+    get,
+    path = "/v1/audit-events",
+    tag = "audit",
+    operation_id = "listAuditEvents",
+    params(PageQuery),
+    security(("bearer" = ["audit:read"]), ("oauth2" = ["audit:read"])),
+    responses(
+        (status = 200, description = "The caller's security events (administrators: all), newest first.", body = crate::openapi::AuditEventList),
+        crate::openapi::InvalidErrors,
+        crate::openapi::AuthErrors,
+    )
+)]
 pub async fn list_events(
     State(state): State<AppState>,
     Auth(caller): Auth,

@@ -248,6 +248,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         request_timeout: settings
             .request_timeout
             .map_or(defaults.request_timeout, std::time::Duration::from_secs),
+        header_read_timeout: defaults.header_read_timeout,
         tls,
         trusted_proxies: netapi_server::proxy::TrustedProxies::parse(
             settings.trusted_proxies.as_deref().unwrap_or_default(),

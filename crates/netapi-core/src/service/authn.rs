@@ -2,6 +2,7 @@
 //! in-memory lookups; storage is asked only on a miss.
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use std::sync::Arc;
 
 use super::NetApi;
@@ -241,10 +242,19 @@ impl NetApi {
         token: &str,
         now: i64,
     ) -> Result<AccessClaims, AuthFailure> {
-        let claims: AccessClaims = self
-            .key_ring()
-            .verify(token, "at+jwt")
-            .map_err(|_| AuthFailure::Malformed)?;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let claims: AccessClaims = match self.verified_tokens.get(&digest) {
+            Some(claims) => claims.as_ref().clone(),
+            None => {
+                let claims: AccessClaims = self
+                    .key_ring()
+                    .verify(token, "at+jwt")
+                    .map_err(|_| AuthFailure::Malformed)?;
+                self.verified_tokens
+                    .insert(digest, Arc::new(claims.clone()));
+                claims
+            }
+        };
         if claims.iss != self.settings.issuer || claims.aud != self.settings.issuer {
             return Err(AuthFailure::Malformed);
         }
@@ -265,7 +275,7 @@ impl NetApi {
         Ok(claims)
     }
 
-    async fn client_facts(&self, client_id: &str) -> Result<Option<super::ClientFacts>> {
+    pub(super) async fn client_facts(&self, client_id: &str) -> Result<Option<super::ClientFacts>> {
         if let Some(facts) = self.clients.get(client_id) {
             return Ok(facts);
         }
@@ -275,8 +285,9 @@ impl NetApi {
             .await?
             .map(|client| super::ClientFacts {
                 rate_limit: client.rate_limit,
+                client: std::sync::Arc::new(client),
             });
-        self.clients.insert(client_id.to_owned(), facts);
+        self.clients.insert(client_id.to_owned(), facts.clone());
         Ok(facts)
     }
 

@@ -312,6 +312,9 @@ impl NetApi {
         if !self.store.update_client(&client).await? {
             return Err(Error::NotFound("OAuth client"));
         }
+        // Client authentication reads the cache: the old secret must leave it.
+        self.invalidate(Invalidation::Client(client.id.clone()))
+            .await?;
         self.audit(
             Some(&client.owner_id),
             "oauth_client.secret_rotated",

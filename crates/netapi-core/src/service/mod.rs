@@ -12,7 +12,7 @@ mod users;
 pub use audit::AuditPage;
 pub use authn::{Credential, Principal};
 pub use authorize::{AuthorizationRequest, AuthorizeError};
-pub use clients::{ClientPage, ClientUpdate, NewClient};
+pub use clients::{ClientPage, ClientUpdate, NewClient, validate_redirect_uri};
 pub use keys::{KeyPage, NewApiKey};
 pub use oauth::{
     ClientAuth, Introspection, OAuthError, OAuthErrorKind, TokenRequest, TokenResponse,
@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::ids::{looks_like_id, new_id};
 use crate::jwt::{KeyRing, generate_key};
 use crate::limiter::{FailureLimiter, RateStatus, RequestLimiter};
-use crate::model::{ApiKey, AuditEvent, SigningAlgorithm, SigningKey, User};
+use crate::model::{ApiKey, AuditEvent, OAuthClient, SigningAlgorithm, SigningKey, User};
 use crate::secret::{SecretHash, SecretHasher};
 use crate::store::{Invalidation, Store};
 
@@ -90,16 +90,21 @@ impl Default for Settings {
     }
 }
 
-/// What the authentication hot path needs to know about a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the authentication hot path needs to know about a user: the record itself, so that
+/// `GET /v1/users/me` needs no storage round trip either (issue 6). Invalidated like the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct UserFacts {
     role: crate::scope::Role,
+    user: Arc<User>,
 }
 
-/// What the authentication hot path needs to know about a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the authentication hot path needs to know about a client: the record itself, so that
+/// client authentication at the token and introspection endpoints needs no storage round
+/// trip (issue 6). Every change to a client invalidates it, here and in other processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct ClientFacts {
     rate_limit: Option<u32>,
+    client: Arc<OAuthClient>,
 }
 
 /// Slack for instances that reload signing keys once a minute.
@@ -107,6 +112,9 @@ const KEY_RELOAD_MARGIN: i64 = 120;
 
 /// How often `last_used_at` is written for one key, at most.
 const USAGE_RESOLUTION: i64 = 60;
+/// How long a checked signature is remembered: shorter than any signing key outlives the
+/// tokens it signed.
+const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(300);
 /// How long an "unknown key" answer is cached.
 const NEGATIVE_TTL: Duration = Duration::from_secs(600);
 
@@ -118,6 +126,10 @@ pub struct NetApi {
     hasher: SecretHasher,
     keys_by_hash: Cache<SecretHash, Arc<ApiKey>>,
     unknown_keys: Cache<SecretHash, ()>,
+    /// Access tokens whose signature has been checked, by SHA-256 of the token: a repeated
+    /// token costs a hash instead of a signature verification. Time, issuer, audience and
+    /// the denylist are still checked on every use.
+    verified_tokens: Cache<[u8; 32], Arc<authn::AccessClaims>>,
     users: Cache<String, Option<UserFacts>>,
     clients: Cache<String, Option<ClientFacts>>,
     /// Per key: the last use noted, and whether it still has to be written.
@@ -219,6 +231,10 @@ impl NetApi {
             unknown_keys: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(NEGATIVE_TTL)
+                .build(),
+            verified_tokens: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(VERIFIED_TOKEN_TTL)
                 .build(),
             users: Cache::new(capacity),
             clients: Cache::new(capacity),
@@ -503,8 +519,11 @@ impl NetApi {
             .store
             .get_user(user_id)
             .await?
-            .map(|user: User| UserFacts { role: user.role });
-        self.users.insert(user_id.to_owned(), facts);
+            .map(|user: User| UserFacts {
+                role: user.role,
+                user: Arc::new(user),
+            });
+        self.users.insert(user_id.to_owned(), facts.clone());
         Ok(facts)
     }
 }

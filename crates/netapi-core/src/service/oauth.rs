@@ -283,8 +283,11 @@ impl NetApi {
                 retry_after: Some(retry_after),
             });
         }
+        // From the cache: every change to a client (secret rotation included) invalidates it.
         let client = if auth.id().len() <= 64 {
-            self.store.get_client(auth.id()).await?
+            self.client_facts(auth.id())
+                .await?
+                .map(|facts| OAuthClient::clone(&facts.client))
         } else {
             None
         };

@@ -175,9 +175,11 @@ impl NetApi {
         if !caller.may_act_on(id) {
             return Err(Error::NotFound("user"));
         }
-        self.store
-            .get_user(id)
+        // From the cache: every change to a user invalidates it, here and (through storage)
+        // in other processes.
+        self.user_facts(id)
             .await?
+            .map(|facts| User::clone(&facts.user))
             .ok_or(Error::NotFound("user"))
     }
 

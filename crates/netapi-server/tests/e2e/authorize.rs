@@ -16,12 +16,12 @@ use std::collections::HashMap;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
-struct Browser {
-    cookies: HashMap<String, String>,
+pub(crate) struct Browser {
+    pub(crate) cookies: HashMap<String, String>,
 }
 
 impl Browser {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             cookies: HashMap::new(),
         }
@@ -52,7 +52,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, app: &TestApp, url: &str) -> reqwest::Response {
+    pub(crate) async fn get(&mut self, app: &TestApp, url: &str) -> reqwest::Response {
         let response = app
             .http
             .get(url)
@@ -64,7 +64,7 @@ impl Browser {
         response
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &mut self,
         app: &TestApp,
         path: &str,
@@ -83,7 +83,7 @@ impl Browser {
     }
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -98,11 +98,11 @@ fn hidden(html: &str, name: &str) -> String {
         .replace("&gt;", ">")
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
-fn query_of(url: &str) -> HashMap<String, String> {
+pub(crate) fn query_of(url: &str) -> HashMap<String, String> {
     url::Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -511,6 +511,21 @@ async fn wrong_password_and_no_enumeration(app: TestApp) {
         )
         .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // Nor can a forger set both halves of the double-submit check to nothing.
+    let empty = app
+        .http
+        .post(app.url("/login"))
+        .header("cookie", "netapi_login_csrf=")
+        .form(&[
+            ("email", "carol@example.com"),
+            ("password", "correct horse battery"),
+            ("csrf_token", ""),
+            ("return_to", "/portal"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::FORBIDDEN);
     let page = browser
         .get(&app, &app.url("/login"))
         .await

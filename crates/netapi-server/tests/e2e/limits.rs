@@ -147,3 +147,53 @@ limited_tests!(
     overrides_per_key_need_an_admin_to_raise,
     access_tokens_count_against_their_client
 );
+
+/// A client that never finishes its headers is disconnected after `header_read_timeout`
+/// (real time: hyper's timer is not the injected clock; the wait is bounded).
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let options = netapi_server::HttpOptions {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        ..netapi_server::HttpOptions::default()
+    };
+    tokio::spawn(netapi_server::serve(
+        listener,
+        app.api.clone(),
+        options,
+        std::future::pending(),
+    ));
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept a connection with unfinished headers open"
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    // A client that sends its headers in time is served as usual.
+    let mut prompt = tokio::net::TcpStream::connect(address).await.unwrap();
+    prompt
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    prompt.read_to_end(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+}

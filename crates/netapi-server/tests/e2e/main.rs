@@ -2,8 +2,10 @@
 //! Every test runs on SQLite, and on PostgreSQL too when `NETAPI_TEST_POSTGRES_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod api;
 mod authorize;
 mod helpers;
 mod limits;
 mod oauth;
+mod openapi;

@@ -1,0 +1,488 @@
+//! `GET /openapi.json`: an OpenAPI 3.1 document that describes every route the router serves,
+//! with the right methods, and whose response schemas name the fields the server sends.
+
+use crate::helpers::{Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// Every route of `netapi_server::router` (crates/netapi-server/src/lib.rs) and its methods.
+/// A route added there must be added here, and to the document.
+const ROUTES: &[(&str, &[&str])] = &[
+    ("/v1/register", &["post"]),
+    ("/v1/users", &["get"]),
+    ("/v1/users/me", &["get", "patch", "delete"]),
+    ("/v1/users/{id}", &["get", "patch", "delete"]),
+    ("/v1/api-keys", &["get", "post"]),
+    ("/v1/api-keys/{id}", &["get", "delete"]),
+    ("/v1/api-keys/{id}/rotate", &["post"]),
+    ("/v1/oauth-clients", &["get", "post"]),
+    ("/v1/oauth-clients/{id}", &["get", "patch", "delete"]),
+    ("/v1/oauth-clients/{id}/rotate-secret", &["post"]),
+    ("/v1/audit-events", &["get"]),
+    ("/oauth/token", &["post"]),
+    ("/oauth/revoke", &["post"]),
+    ("/oauth/introspect", &["post"]),
+    ("/oauth/jwks.json", &["get"]),
+    ("/oauth/userinfo", &["get", "post"]),
+    ("/oauth/authorize", &["get", "post"]),
+    ("/", &["get"]),
+    ("/assets/style.css", &["get"]),
+    ("/favicon.ico", &["get"]),
+    ("/login", &["get", "post"]),
+    ("/logout", &["post"]),
+    ("/register", &["get", "post"]),
+    ("/portal", &["get"]),
+    ("/portal/{*action}", &["post"]),
+    ("/.well-known/oauth-authorization-server", &["get"]),
+    ("/.well-known/openid-configuration", &["get"]),
+    ("/healthz", &["get"]),
+    ("/readyz", &["get"]),
+    ("/metrics", &["get"]),
+    ("/openapi.json", &["get"]),
+];
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+async fn document(app: &TestApp) -> Value {
+    let response = app.http.get(app.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    response.json().await.unwrap()
+}
+
+/// Follows a local `$ref` (`#/components/...`).
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let pointer = reference.strip_prefix('#').expect("a local $ref");
+            let target = doc
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("{reference} does not resolve"));
+            resolve(doc, target)
+        }
+        None => value,
+    }
+}
+
+fn every_ref(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                found.push(reference.clone());
+            }
+            map.values().for_each(|v| every_ref(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| every_ref(v, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describes_every_route_with_its_methods() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let doc = document(&app).await;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["servers"][0]["url"], app.base.as_str());
+
+    let paths = doc["paths"].as_object().unwrap();
+    let mut expected_paths = BTreeSet::new();
+    for (route, methods) in ROUTES {
+        // A catch-all route is one path parameter in OpenAPI.
+        let path = route.replace("{*", "{");
+        let item = paths
+            .get(&path)
+            .unwrap_or_else(|| panic!("{path} is not in the document"));
+        let documented: BTreeSet<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|k| METHODS.contains(k))
+            .collect();
+        let served: BTreeSet<&str> = methods.iter().copied().collect();
+        assert_eq!(documented, served, "methods of {path}");
+        expected_paths.insert(path);
+    }
+    let documented_paths: BTreeSet<String> = paths.keys().cloned().collect();
+    assert_eq!(
+        documented_paths, expected_paths,
+        "the document describes a path the router does not serve"
+    );
+
+    let mut operation_ids = BTreeSet::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            let id = operation["operationId"].as_str().unwrap().to_owned();
+            assert!(operation_ids.insert(id.clone()), "operationId {id} twice");
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(!responses.is_empty(), "{method} {path} has no responses");
+            for (status, response) in responses {
+                let response = resolve(&doc, response);
+                assert!(
+                    response["headers"]["X-Request-Id"]["required"] == true,
+                    "{method} {path} {status}: X-Request-Id is not documented"
+                );
+            }
+            if path.starts_with("/v1/") && path != "/v1/register" {
+                assert_eq!(
+                    operation["security"],
+                    json!([{ "bearer": [operation["security"][0]["bearer"][0]] },
+                           { "oauth2": [operation["security"][0]["bearer"][0]] }]),
+                    "{method} {path}: bearer (API key or access token) with a scope"
+                );
+                for status in ["401", "403", "429", "500", "503"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+        }
+    }
+
+    let mut references = Vec::new();
+    every_ref(&doc, &mut references);
+    assert!(!references.is_empty());
+    for reference in &references {
+        let pointer = reference.strip_prefix('#').expect("a local $ref");
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{reference} does not resolve"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describes_the_error_envelope_security_and_forms() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let doc = document(&app).await;
+
+    // The envelope, with every code and status of the contract.
+    let codes: BTreeSet<&str> = doc["components"]["schemas"]["Code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in [
+        "INVALID_ARGUMENT",
+        "UNAUTHENTICATED",
+        "PERMISSION_DENIED",
+        "NOT_FOUND",
+        "METHOD_NOT_ALLOWED",
+        "ALREADY_EXISTS",
+        "PAYLOAD_TOO_LARGE",
+        "UNSUPPORTED_MEDIA_TYPE",
+        "RESOURCE_EXHAUSTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+    ] {
+        assert!(codes.contains(code), "{code} is not in the Code schema");
+    }
+    let responses = doc["components"]["responses"].as_object().unwrap();
+    let statuses: BTreeSet<&str> = [
+        "InvalidArgument",
+        "Unauthenticated",
+        "PermissionDenied",
+        "NotFound",
+        "MethodNotAllowed",
+        "AlreadyExists",
+        "PayloadTooLarge",
+        "UnsupportedMediaType",
+        "ResourceExhausted",
+        "Internal",
+        "Unavailable",
+    ]
+    .into_iter()
+    .inspect(|name| {
+        assert_eq!(
+            responses[*name]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorEnvelope",
+            "{name}"
+        );
+    })
+    .collect();
+    assert_eq!(statuses.len(), 11);
+    assert_eq!(
+        responses["Unauthenticated"]["headers"]["WWW-Authenticate"]["required"],
+        true
+    );
+    assert_eq!(
+        responses["ResourceExhausted"]["headers"]["Retry-After"]["required"],
+        true
+    );
+
+    // Security schemes: bearer for /v1, HTTP Basic for OAuth clients, OAuth 2.0 flows with
+    // this server's endpoints.
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["type"], "http");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["client_basic"]["scheme"], "basic");
+    assert_eq!(
+        schemes["oauth2"]["flows"]["clientCredentials"]["tokenUrl"],
+        format!("{}/oauth/token", app.base)
+    );
+    assert_eq!(
+        schemes["oauth2"]["flows"]["authorizationCode"]["authorizationUrl"],
+        format!("{}/oauth/authorize", app.base)
+    );
+    let scopes: BTreeSet<&str> = doc["components"]["schemas"]["Scope"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let known: BTreeSet<&str> = netapi_core::Scope::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(scopes, known);
+
+    // The OAuth endpoints take form bodies; client authentication may be HTTP Basic.
+    for path in ["/oauth/token", "/oauth/revoke", "/oauth/introspect"] {
+        let operation = &doc["paths"][path]["post"];
+        let content = operation["requestBody"]["content"].as_object().unwrap();
+        assert_eq!(
+            content.keys().collect::<Vec<_>>(),
+            ["application/x-www-form-urlencoded"],
+            "{path}"
+        );
+        assert_eq!(operation["security"], json!([{ "client_basic": [] }, {}]));
+        for status in ["200", "400", "401"] {
+            assert!(
+                operation["responses"].get(status).is_some(),
+                "{path} {status}"
+            );
+        }
+    }
+    let token_form = resolve(
+        &doc,
+        &doc["paths"]["/oauth/token"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+            ["schema"],
+    );
+    assert_eq!(token_form["required"], json!(["grant_type"]));
+    let authorize = &doc["paths"]["/oauth/authorize"]["get"];
+    let names: BTreeSet<&str> = authorize["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["in"], "query");
+            p["name"].as_str().unwrap()
+        })
+        .collect();
+    for name in [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+    ] {
+        assert!(names.contains(name), "authorize: no {name}");
+    }
+    for status in ["200", "303", "400"] {
+        assert!(
+            authorize["responses"].get(status).is_some(),
+            "authorize {status}"
+        );
+    }
+}
+
+/// The property names of a response schema, and those it requires.
+fn fields(doc: &Value, schema: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let schema = &doc["components"]["schemas"][schema];
+    assert_eq!(schema["additionalProperties"], false, "{schema}");
+    let properties = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let required = schema["required"]
+        .as_array()
+        .map(|r| r.iter().map(|n| n.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    (properties, required)
+}
+
+/// `value` has every required field of `schema` and no field the schema does not name.
+fn assert_shape(doc: &Value, schema: &str, value: &Value) {
+    let (properties, required) = fields(doc, schema);
+    let keys: BTreeSet<String> = value.as_object().unwrap().keys().cloned().collect();
+    assert!(
+        keys.is_subset(&properties),
+        "{schema}: the server sends {:?}, which the document does not name",
+        keys.difference(&properties).collect::<Vec<_>>()
+    );
+    assert!(
+        required.is_subset(&keys),
+        "{schema}: the document requires {:?}, which the server does not send",
+        required.difference(&keys).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_schemas_name_the_fields_the_server_sends() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let doc = document(&app).await;
+    let admin = app.admin_key("admin@example.com").await;
+
+    let registered = app
+        .http
+        .post(app.url("/v1/register"))
+        .json(&json!({ "email": "ada@example.com", "password": "correct horse battery", "name": "Ada" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let registered: Value = registered.json().await.unwrap();
+    assert_shape(&doc, "Registration", &registered);
+    assert_shape(&doc, "User", &registered["user"]);
+    assert_shape(&doc, "NewApiKey", &registered["api_key"]);
+
+    let users: Value = app.get("/v1/users", &admin).await.json().await.unwrap();
+    assert_shape(&doc, "UserList", &users);
+    let keys: Value = app.get("/v1/api-keys", &admin).await.json().await.unwrap();
+    assert_shape(&doc, "ApiKeyList", &keys);
+    assert_shape(&doc, "ApiKey", &keys["api_keys"][0]);
+
+    let client = app
+        .post_json(
+            "/v1/oauth-clients",
+            &admin,
+            json!({ "client_name": "App", "redirect_uris": ["https://app.example/cb"] }),
+        )
+        .await;
+    assert_eq!(client.status(), StatusCode::CREATED);
+    let client: Value = client.json().await.unwrap();
+    assert_shape(&doc, "OAuthClient", &client);
+    let clients: Value = app
+        .get("/v1/oauth-clients", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_shape(&doc, "OAuthClientList", &clients);
+    assert_shape(&doc, "OAuthClient", &clients["oauth_clients"][0]);
+
+    let events: Value = app
+        .get("/v1/audit-events", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_shape(&doc, "AuditEventList", &events);
+    assert_shape(&doc, "AuditEvent", &events["audit_events"][0]);
+
+    let error: Value = app.get("/v1/users/me", "nope").await.json().await.unwrap();
+    assert_shape(&doc, "ErrorEnvelope", &error);
+    assert_shape(&doc, "ErrorObject", &error["error"]);
+
+    let service = app
+        .post_json(
+            "/v1/oauth-clients",
+            &admin,
+            json!({ "client_name": "Service", "grant_types": ["client_credentials"] }),
+        )
+        .await;
+    let service: Value = service.json().await.unwrap();
+    let token = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(
+            service["client_id"].as_str().unwrap(),
+            service["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "users:read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::OK);
+    let token: Value = token.json().await.unwrap();
+    assert_shape(&doc, "TokenResponse", &token);
+    let introspection: Value = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .basic_auth(
+            service["client_id"].as_str().unwrap(),
+            service["client_secret"].as_str(),
+        )
+        .form(&[("token", token["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_shape(&doc, "ActiveToken", &introspection);
+    let refused: Value = app
+        .http
+        .post(app.url("/oauth/token"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_shape(&doc, "OAuthError", &refused);
+}
+
+/// JSON Schema (so OpenAPI 3.1) counts `60.0` as the integer 60; the server reads it so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_number_written_with_a_fraction_is_an_integer() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let admin = app.admin_key("admin@example.com").await;
+    let created = app
+        .post_json(
+            "/v1/api-keys",
+            &admin,
+            json!({ "name": "ci", "rate_limit_per_minute": 60.0 }),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["rate_limit_per_minute"], 60);
+
+    // A fraction is still refused, naming the field; so is a repeated field.
+    let fraction = app
+        .post_json(
+            "/v1/api-keys",
+            &admin,
+            json!({ "name": "ci", "rate_limit_per_minute": 60.5 }),
+        )
+        .await;
+    assert_eq!(fraction.status(), StatusCode::BAD_REQUEST);
+    let fraction: Value = fraction.json().await.unwrap();
+    assert_eq!(
+        fraction["error"]["details"][0]["field"],
+        "rate_limit_per_minute"
+    );
+    let repeated = app
+        .http
+        .post(app.url("/v1/api-keys"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(r#"{"rate_limit_per_minute": 60.0, "name": "a", "name": "b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeated.status(), StatusCode::BAD_REQUEST);
+}
