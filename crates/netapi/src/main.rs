@@ -101,6 +101,24 @@ enum AdminCommand {
     },
     /// Publish a new token signing key; it signs after the publish delay
     RotateSigningKey,
+    /// List OAuth clients (all, or one owner's)
+    ListClients {
+        /// Only this owner's clients
+        #[arg(long)]
+        owner_email: Option<String>,
+    },
+    /// Print a new secret for a confidential client; the old one stops working at once
+    RotateClientSecret {
+        /// The client_id (cli_...)
+        #[arg(long)]
+        id: String,
+    },
+    /// Delete an OAuth client; its tokens stop working at once
+    DeleteClient {
+        /// The client_id (cli_...)
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[tokio::main]
@@ -391,6 +409,57 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                 println!("client_secret (shown once):");
                 println!("{}", secret.expose());
             }
+        }
+        AdminCommand::ListClients { owner_email } => {
+            let caller = match owner_email {
+                Some(email) => {
+                    let owner = user_by_email(&api, &email).await?;
+                    Principal {
+                        user_id: owner.id,
+                        role: Role::Member,
+                        ..Principal::operator()
+                    }
+                }
+                None => Principal::operator(),
+            };
+            let mut token: Option<String> = None;
+            loop {
+                let page = PageRequest::parse("cli", Some(100), token.as_deref())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let clients = api
+                    .list_clients(&caller, page)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for client in &clients.items {
+                    let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        client.id,
+                        client.name,
+                        client.auth_method.as_str(),
+                        grants.join(","),
+                        client.owner_id
+                    );
+                }
+                match clients.next_page_token {
+                    Some(next) => token = Some(next),
+                    None => break,
+                }
+            }
+        }
+        AdminCommand::RotateClientSecret { id } => {
+            let (client, secret) = api
+                .rotate_client_secret(&operator, &id, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("new client_secret for {} (shown once):", client.id);
+            println!("{}", secret.expose());
+        }
+        AdminCommand::DeleteClient { id } => {
+            api.delete_client(&operator, &id, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("deleted {id}");
         }
         AdminCommand::RotateSigningKey => {
             let key = api

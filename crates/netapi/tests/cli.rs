@@ -1478,3 +1478,72 @@ async fn no_secret_reaches_a_trace_log_on_postgres() {
     };
     no_secret_in_the_log_of_a_full_run(&db, "trace").await;
 }
+
+fn admin(db: &str, args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args(["admin", "--database-url", db])
+        .args(args)
+        .env("NETAPI_PEPPER", PEPPER)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn oauth_clients_are_managed_from_the_command_line() {
+    let db = temp_db();
+    create_user(&db, "ops@example.com", false);
+    let created = admin(
+        &db,
+        &[
+            "create-client",
+            "--owner-email",
+            "ops@example.com",
+            "--name",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+        ],
+    );
+    let id = created
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("client_id ")
+        .to_owned();
+    let first_secret = created.lines().last().unwrap().to_owned();
+    assert!(
+        id.starts_with("cli_") && first_secret.starts_with("napcs_"),
+        "{created}"
+    );
+    assert!(admin(&db, &["list-clients"]).contains(&id));
+    assert!(admin(&db, &["list-clients", "--owner-email", "ops@example.com"]).contains(&id));
+    let rotated = admin(&db, &["rotate-client-secret", "--id", &id]);
+    let new_secret = rotated.lines().last().unwrap().to_owned();
+    assert!(new_secret.starts_with("napcs_") && new_secret != first_secret);
+    let server = Server::start(&db).await;
+    let token = |secret: String| {
+        let (base, id) = (server.base.clone(), id.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/oauth/token"))
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(token(first_secret).await, 401);
+    assert_eq!(token(new_secret.clone()).await, 200);
+    admin(&db, &["delete-client", "--id", &id]);
+    assert!(!admin(&db, &["list-clients"]).contains(&id));
+    assert!(server.stop().success());
+}
