@@ -217,13 +217,23 @@ pub async fn login_form(State(state): State<AppState>, RawQuery(query): RawQuery
 }
 
 /// The login form.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
     email: String,
     password: String,
     csrf_token: String,
     #[serde(default)]
     return_to: String,
+}
+
+/// Written by hand so that the password can never be printed.
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("email", &self.email)
+            .field("return_to", &self.return_to)
+            .finish_non_exhaustive()
+    }
 }
 
 fn csrf_cookie_matches(headers: &HeaderMap, presented: &str) -> bool {
@@ -641,7 +651,7 @@ fn register_page(api: &NetApi, message: Option<&str>, status: StatusCode) -> Res
 }
 
 /// The registration form.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RegisterForm {
     csrf_token: String,
     #[schema(schema_with = crate::openapi::name_schema)]
@@ -650,6 +660,16 @@ pub struct RegisterForm {
     email: String,
     #[schema(schema_with = crate::openapi::password_schema)]
     password: String,
+}
+
+/// Written by hand so that the password can never be printed.
+impl std::fmt::Debug for RegisterForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterForm")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `POST /register`: creates the account, signs in, shows the first key once.

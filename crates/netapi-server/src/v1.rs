@@ -49,7 +49,7 @@ fn page_json<T>(name: &str, page: &Page<T>, view: impl Fn(&T) -> Value) -> Value
 }
 
 /// `POST /v1/register`
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     #[schema(schema_with = crate::openapi::email_schema)]
@@ -58,6 +58,16 @@ pub struct RegisterBody {
     password: String,
     #[schema(schema_with = crate::openapi::name_schema)]
     name: String,
+}
+
+/// Written by hand so that the password can never be printed.
+impl std::fmt::Debug for RegisterBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterBody")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Creates a member and its first API key.
@@ -162,7 +172,7 @@ pub async fn get_user(
 }
 
 /// `PATCH /v1/users/{id}`
-#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     #[schema(schema_with = crate::openapi::name_schema_nullable)]
@@ -173,6 +183,17 @@ pub struct UserPatch {
     password: Option<String>,
     #[schema(schema_with = crate::openapi::role_schema_nullable)]
     role: Option<String>,
+}
+
+/// Written by hand so that the password can never be printed.
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Changes a user.
