@@ -217,23 +217,14 @@ pub async fn login_form(State(state): State<AppState>, RawQuery(query): RawQuery
 }
 
 /// The login form.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
     email: String,
-    password: String,
+    #[schema(value_type = String)]
+    password: Secret,
     csrf_token: String,
     #[serde(default)]
     return_to: String,
-}
-
-/// Written by hand so that the password can never be printed.
-impl std::fmt::Debug for LoginForm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginForm")
-            .field("email", &self.email)
-            .field("return_to", &self.return_to)
-            .finish_non_exhaustive()
-    }
 }
 
 fn csrf_cookie_matches(headers: &HeaderMap, presented: &str) -> bool {
@@ -286,11 +277,7 @@ pub async fn login(
             StatusCode::FORBIDDEN,
         );
     }
-    let user = match state
-        .api
-        .login(&form.email, &Secret::new(form.password), &ip)
-        .await
-    {
+    let user = match state.api.login(&form.email, &form.password, &ip).await {
         Ok(user) => user,
         Err(Error::RateLimited { retry_after }) => {
             let mut response = login_page(
@@ -651,7 +638,7 @@ fn register_page(api: &NetApi, message: Option<&str>, status: StatusCode) -> Res
 }
 
 /// The registration form.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegisterForm {
     csrf_token: String,
     #[schema(schema_with = crate::openapi::name_schema)]
@@ -659,17 +646,7 @@ pub struct RegisterForm {
     #[schema(schema_with = crate::openapi::email_schema)]
     email: String,
     #[schema(schema_with = crate::openapi::password_schema)]
-    password: String,
-}
-
-/// Written by hand so that the password can never be printed.
-impl std::fmt::Debug for RegisterForm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegisterForm")
-            .field("name", &self.name)
-            .field("email", &self.email)
-            .finish_non_exhaustive()
-    }
+    password: Secret,
 }
 
 /// `POST /register`: creates the account, signs in, shows the first key once.
@@ -706,7 +683,7 @@ pub async fn register(
         .register(
             NewUser {
                 email: form.email,
-                password: Secret::new(form.password),
+                password: form.password,
                 name: form.name,
                 role: Role::Member,
             },

@@ -49,25 +49,15 @@ fn page_json<T>(name: &str, page: &Page<T>, view: impl Fn(&T) -> Value) -> Value
 }
 
 /// `POST /v1/register`
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     #[schema(schema_with = crate::openapi::email_schema)]
     email: String,
     #[schema(schema_with = crate::openapi::password_schema)]
-    password: String,
+    password: Secret,
     #[schema(schema_with = crate::openapi::name_schema)]
     name: String,
-}
-
-/// Written by hand so that the password can never be printed.
-impl std::fmt::Debug for RegisterBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegisterBody")
-            .field("email", &self.email)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Creates a member and its first API key.
@@ -94,7 +84,7 @@ pub async fn register(
         .register(
             NewUser {
                 email: body.email,
-                password: Secret::new(body.password),
+                password: body.password,
                 name: body.name,
                 role: Role::Member,
             },
@@ -172,7 +162,7 @@ pub async fn get_user(
 }
 
 /// `PATCH /v1/users/{id}`
-#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     #[schema(schema_with = crate::openapi::name_schema_nullable)]
@@ -180,20 +170,9 @@ pub struct UserPatch {
     #[schema(schema_with = crate::openapi::email_schema_nullable)]
     email: Option<String>,
     #[schema(schema_with = crate::openapi::password_schema_nullable)]
-    password: Option<String>,
+    password: Option<Secret>,
     #[schema(schema_with = crate::openapi::role_schema_nullable)]
     role: Option<String>,
-}
-
-/// Written by hand so that the password can never be printed.
-impl std::fmt::Debug for UserPatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserPatch")
-            .field("name", &self.name)
-            .field("email", &self.email)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Changes a user.
@@ -233,7 +212,7 @@ pub async fn update_user(
             UserUpdate {
                 name: body.name,
                 email: body.email,
-                password: body.password.map(Secret::new),
+                password: body.password,
                 role,
             },
             Some(&ip),
