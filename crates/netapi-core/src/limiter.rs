@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::clock::Timestamp;
 
@@ -16,6 +17,9 @@ const SWEEP_AT: usize = 100_000;
 pub struct FailureLimiter {
     limit: u32,
     windows: Mutex<HashMap<String, (Timestamp, u32)>>,
+    /// The latest end of a window in which some subject reached the limit: before it nobody
+    /// can be blocked, so the hot path answers without taking the lock.
+    blocking_until: AtomicI64,
 }
 
 impl FailureLimiter {
@@ -24,6 +28,7 @@ impl FailureLimiter {
         Self {
             limit,
             windows: Mutex::new(HashMap::new()),
+            blocking_until: AtomicI64::new(Timestamp::MIN),
         }
     }
 
@@ -35,6 +40,9 @@ impl FailureLimiter {
 
     /// `Some(seconds to wait)` when `subject` has used up its failures for this window.
     pub fn blocked(&self, subject: &str, now: Timestamp) -> Option<u64> {
+        if now >= self.blocking_until.load(Ordering::Relaxed) {
+            return None;
+        }
         let windows = self.lock();
         let (start, count) = windows.get(subject)?;
         let ends = start + WINDOW;
@@ -52,6 +60,10 @@ impl FailureLimiter {
             *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
+        if entry.1 >= self.limit {
+            self.blocking_until
+                .fetch_max(entry.0 + WINDOW, Ordering::Relaxed);
+        }
     }
 }
 

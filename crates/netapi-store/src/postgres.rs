@@ -49,31 +49,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        for (version, sql) in migrate::POSTGRES {
-            let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if done.is_some() {
-                continue;
-            }
-            for statement in migrate::statements(sql) {
-                sqlx::query(statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)")
-                .bind(version)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
+        apply_migrations(&mut tx, migrate::POSTGRES).await?;
         tx.commit().await.map_err(map_err)
     }
 }

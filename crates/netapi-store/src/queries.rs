@@ -863,6 +863,47 @@ macro_rules! impl_store {
             }
         }
 
+        /// Applies the migrations `tx` has not seen yet, in order, recording each; the caller
+        /// holds the lock that keeps two processes from doing it at once.
+        async fn apply_migrations(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            migrations: &[(i64, &str)],
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations \
+                 (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            for (version, sql) in migrations {
+                let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.is_some() {
+                    continue;
+                }
+                for statement in $crate::migrate::statements(sql) {
+                    sqlx::query(statement)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            Ok(())
+        }
+
         fn decode_invalidations(rows: &[$row]) -> StoreResult<Vec<(i64, Invalidation)>> {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
