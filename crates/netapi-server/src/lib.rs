@@ -111,44 +111,49 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router(state: AppState, options: &HttpOptions) -> Router {
     metrics::handle();
     let v1 = Router::new()
-        .route("/register", post(v1::register))
-        .route("/users", get(v1::list_users))
+        .route("/v1/register", post(v1::register))
+        .route("/v1/users", get(v1::list_users))
         .route(
-            "/users/me",
+            "/v1/users/me",
             get(v1::me).patch(v1::update_me).delete(v1::delete_me),
         )
         .route(
-            "/users/{id}",
+            "/v1/users/{id}",
             get(v1::get_user)
                 .patch(v1::update_user)
                 .delete(v1::delete_user),
         )
-        .route("/api-keys", get(v1::list_keys).post(v1::create_key))
-        .route("/api-keys/{id}", get(v1::get_key).delete(v1::revoke_key))
-        .route("/api-keys/{id}/rotate", post(v1::rotate_key))
+        .route("/v1/api-keys", get(v1::list_keys).post(v1::create_key))
+        .route("/v1/api-keys/{id}", get(v1::get_key).delete(v1::revoke_key))
+        .route("/v1/api-keys/{id}/rotate", post(v1::rotate_key))
         .route(
-            "/oauth-clients",
+            "/v1/oauth-clients",
             get(v1::list_clients).post(v1::create_client),
         )
         .route(
-            "/oauth-clients/{id}",
+            "/v1/oauth-clients/{id}",
             get(v1::get_client)
                 .patch(v1::update_client)
                 .delete(v1::delete_client),
         )
         .route(
-            "/oauth-clients/{id}/rotate-secret",
+            "/v1/oauth-clients/{id}/rotate-secret",
             post(v1::rotate_client_secret),
         )
-        .route("/audit-events", get(v1::list_events))
-        .layer(axum::middleware::from_fn(middleware::rate_limit_headers));
+        .route("/v1/audit-events", get(v1::list_events));
     let oauth = Router::new()
-        .route("/token", post(oauth::token))
-        .route("/revoke", post(oauth::revoke))
-        .route("/introspect", post(oauth::introspect))
-        .route("/jwks.json", get(oauth::jwks))
-        .route("/userinfo", get(oauth::userinfo).post(oauth::userinfo))
-        .route("/authorize", get(pages::authorize).post(pages::decide));
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/jwks.json", get(oauth::jwks))
+        .route(
+            "/oauth/userinfo",
+            get(oauth::userinfo).post(oauth::userinfo),
+        )
+        .route(
+            "/oauth/authorize",
+            get(pages::authorize).post(pages::decide),
+        );
     let pages = Router::new()
         .route("/", get(pages::home))
         .route("/assets/style.css", get(pages::stylesheet))
@@ -159,8 +164,9 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .route("/portal", get(pages::portal))
         .route("/portal/{*action}", post(pages::portal_action));
     let app = Router::new()
-        .nest("/v1", v1)
-        .nest("/oauth", oauth)
+        // Merged with full paths rather than nested: `nest` rewrites every request's URI.
+        .merge(v1)
+        .merge(oauth)
         .merge(pages)
         .route(
             "/.well-known/oauth-authorization-server",
@@ -181,8 +187,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
-        ))
-        .layer(axum::middleware::from_fn(middleware::security_headers));
+        ));
     let app = if options.tls.is_some() {
         app.layer(SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,
@@ -191,7 +196,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     } else {
         app
     };
-    app.layer(axum::middleware::from_fn(middleware::request_id))
+    app.layer(axum::middleware::from_fn(middleware::per_request))
         .with_state(state)
 }
 

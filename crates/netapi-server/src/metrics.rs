@@ -2,9 +2,12 @@
 //! (authentication outcomes, tokens issued, cache hits), plus database pool use.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::AppState;
@@ -26,20 +29,60 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Records one handled request.
-pub fn record_request(route: &str, method: &str, status: u16, seconds: f64) {
-    let labels = [
-        ("route", route.to_owned()),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("netapi_http_requests_total", &labels).increment(1);
-    metrics::histogram!(
-        "netapi_http_request_duration_seconds",
-        "route" => route.to_owned(),
-        "method" => method.to_owned()
-    )
-    .record(seconds);
+/// The method as a label: the standard ones by name, anything else as `OTHER`, so that
+/// invented methods cannot grow the metrics without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The counter and histogram of one route, method and status.
+type RequestMetrics = (Counter, Histogram);
+
+thread_local! {
+    /// Handles already registered, per worker thread: the registry's lookup (building and
+    /// hashing a labelled key) would otherwise run on every request. Bounded by routes ×
+    /// methods × statuses.
+    static HANDLES: RefCell<HashMap<String, HashMap<(&'static str, u16), RequestMetrics>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Records one handled request. `route` is the matched route pattern (or `unmatched`).
+pub fn record_request(route: &str, method: &Method, status: u16, seconds: f64) {
+    let method = method_label(method);
+    HANDLES.with_borrow_mut(|handles| {
+        if !handles.contains_key(route) {
+            handles.insert(route.to_owned(), HashMap::new());
+        }
+        let Some(by_status) = handles.get_mut(route) else {
+            return;
+        };
+        let (requests, duration) = by_status.entry((method, status)).or_insert_with(|| {
+            (
+                metrics::counter!(
+                    "netapi_http_requests_total",
+                    "route" => route.to_owned(),
+                    "method" => method,
+                    "status" => status.to_string()
+                ),
+                metrics::histogram!(
+                    "netapi_http_request_duration_seconds",
+                    "route" => route.to_owned(),
+                    "method" => method
+                ),
+            )
+        });
+        requests.increment(1);
+        duration.record(seconds);
+    });
 }
 
 /// `GET /metrics`

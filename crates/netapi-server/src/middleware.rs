@@ -1,4 +1,5 @@
-//! Request ids, the error envelope, access logs and security headers.
+//! Request ids, the error envelope, access logs, security and rate-limit headers: one
+//! middleware, because every layer of `from_fn` costs a boxed future on every request.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -10,19 +11,23 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{Code, ErrorBody};
+use crate::extract::RateSlot;
 
 /// `X-Request-Id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Gives every request an id, logs it, and turns error bodies into the contract's envelope
-/// carrying that id.
-pub async fn request_id(request: Request, next: Next) -> Response {
+/// Gives every request an id, logs it, turns error bodies into the contract's envelope
+/// carrying that id, and adds the security headers and the caller's rate-limit standing
+/// (which the `Auth` extractor leaves in the [`RateSlot`]).
+pub async fn per_request(mut request: Request, next: Next) -> Response {
     let id = new_id("req");
+    let slot = RateSlot::default();
+    request.extensions_mut().insert(slot.clone());
     let method = request.method().clone();
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        .cloned();
     // The path only: query strings can carry codes and tokens.
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
@@ -59,21 +64,11 @@ pub async fn request_id(request: Request, next: Next) -> Response {
         );
         response.headers_mut().remove(header::CONTENT_LENGTH);
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID.clone(), value);
-    }
-    let status = response.status().as_u16();
-    let seconds = started.elapsed().as_secs_f64();
-    crate::metrics::record_request(&route, method.as_str(), status, seconds);
-    let millis = seconds * 1000.0;
-    span.in_scope(|| tracing::info!(status, millis, "handled"));
-    response
-}
-
-/// Headers every response carries: no sniffing, no framing, no referrer leaks.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(REQUEST_ID.clone(), value);
+    }
+    // No sniffing, no framing, no referrer leaks.
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -83,16 +78,14 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    response
-}
-
-/// Puts the caller's rate-limit standing on the response (the `Auth` extractor fills it in).
-pub async fn rate_limit_headers(mut request: Request, next: Next) -> Response {
-    let slot = crate::extract::RateSlot::default();
-    request.extensions_mut().insert(slot.clone());
-    let mut response = next.run(request).await;
     if let Some(status) = slot.0.get() {
-        crate::error::set_rate_headers(response.headers_mut(), *status);
+        crate::error::set_rate_headers(headers, *status);
     }
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    crate::metrics::record_request(route, &method, status, seconds);
+    let millis = seconds * 1000.0;
+    span.in_scope(|| tracing::info!(status, millis, "handled"));
     response
 }

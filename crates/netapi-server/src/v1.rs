@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use netapi_core::Scopes;
 use netapi_core::clock::parse_rfc3339;
 use netapi_core::scope::Role;
@@ -133,9 +133,9 @@ pub async fn list_users(
         crate::openapi::AuthErrors,
     )
 )]
-pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<Value>> {
+pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
     let user = state.api.get_user(&caller, &caller.user_id).await?;
-    Ok(Json(views::user(&user)))
+    Ok(Json(views::UserView::of(&user)).into_response())
 }
 
 /// `GET /v1/users/{id}`

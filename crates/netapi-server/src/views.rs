@@ -9,16 +9,35 @@ fn time(ts: Option<i64>) -> Value {
     ts.map_or(Value::Null, |t| Value::String(format_rfc3339(t)))
 }
 
-/// A user; never its password hash.
+/// A user; never its password hash. Serialized straight from the struct: `GET
+/// /v1/users/me` is on the hot path, and a `Value` would build a map first.
+#[derive(serde::Serialize)]
+pub struct UserView<'a> {
+    id: &'a str,
+    email: &'a str,
+    name: &'a str,
+    role: &'static str,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> UserView<'a> {
+    /// The view of `user`.
+    pub fn of(user: &'a User) -> Self {
+        Self {
+            id: &user.id,
+            email: &user.email,
+            name: &user.name,
+            role: user.role.as_str(),
+            created_at: format_rfc3339(user.created_at),
+            updated_at: format_rfc3339(user.updated_at),
+        }
+    }
+}
+
+/// A user, as a JSON value to compose into larger answers.
 pub fn user(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "role": user.role.as_str(),
-        "created_at": format_rfc3339(user.created_at),
-        "updated_at": format_rfc3339(user.updated_at),
-    })
+    json!(UserView::of(user))
 }
 
 /// An API key; `secret` only at creation or rotation.

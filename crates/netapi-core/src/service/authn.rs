@@ -225,33 +225,35 @@ impl NetApi {
         let scopes = Scopes::parse_space_separated(&claims.scope)
             .map_err(|_| Failure::Auth(AuthFailure::Malformed, None))?;
         Ok(Principal {
-            user_id: claims.sub,
+            user_id: claims.sub.clone(),
             role: facts.role,
             scopes: scopes.intersect(facts.role.max_scopes()),
             rate: Some((format!("client:{}", claims.client_id), client.rate_limit)),
             credential: super::Credential::AccessToken {
-                client_id: claims.client_id,
-                jti: claims.jti,
+                client_id: claims.client_id.clone(),
+                jti: claims.jti.clone(),
             },
         })
     }
 
-    /// Signature, type, issuer, audience, time and denylist; no storage.
+    /// Signature, type, issuer, audience, time and denylist; no storage. A token seen
+    /// before skips the signature check (its verified claims are cached by digest); time
+    /// and the denylist are checked on every use.
     pub(crate) fn verify_access_token(
         &self,
         token: &str,
         now: i64,
-    ) -> Result<AccessClaims, AuthFailure> {
+    ) -> Result<Arc<AccessClaims>, AuthFailure> {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-        let claims: AccessClaims = match self.verified_tokens.get(&digest) {
-            Some(claims) => claims.as_ref().clone(),
+        let claims = match self.verified_tokens.get(&digest) {
+            Some(claims) => claims,
             None => {
-                let claims: AccessClaims = self
-                    .key_ring()
-                    .verify(token, "at+jwt")
-                    .map_err(|_| AuthFailure::Malformed)?;
-                self.verified_tokens
-                    .insert(digest, Arc::new(claims.clone()));
+                let claims: Arc<AccessClaims> = Arc::new(
+                    self.key_ring()
+                        .verify(token, "at+jwt")
+                        .map_err(|_| AuthFailure::Malformed)?,
+                );
+                self.verified_tokens.insert(digest, claims.clone());
                 claims
             }
         };
@@ -264,11 +266,11 @@ impl NetApi {
         if now >= claims.exp {
             return Err(AuthFailure::Expired);
         }
-        if self.is_denied(&format!("jti:{}", claims.jti))
+        if self.is_denied("jti", &claims.jti)
             || claims
                 .sid
                 .as_ref()
-                .is_some_and(|sid| self.is_denied(&format!("sid:{sid}")))
+                .is_some_and(|sid| self.is_denied("sid", sid))
         {
             return Err(AuthFailure::Revoked);
         }

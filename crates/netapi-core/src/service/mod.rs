@@ -407,11 +407,14 @@ impl NetApi {
             .insert(entry, expires_at);
     }
 
-    pub(crate) fn is_denied(&self, entry: &str) -> bool {
-        self.denylist
+    /// Whether `kind:id` (`jti:...` or `sid:...`) is on the denylist.
+    pub(crate) fn is_denied(&self, kind: &str, id: &str) -> bool {
+        let denylist = self
+            .denylist
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(entry)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The usual case, nothing revoked, needs no key built.
+        !denylist.is_empty() && denylist.contains_key(&format!("{kind}:{id}"))
     }
 
     /// Applies what other processes published since the last poll. Run every few hundred
