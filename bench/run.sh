@@ -7,6 +7,11 @@
 #                                      DATABASE; NETAPI_BENCH_POSTGRES_URL works too)
 #   bench/run.sh --scale               ... and the scale run: 100 vs 1,000,000 stored API keys
 #   bench/run.sh --scale-only          only the scale run
+#   --rounds N                         run the scenarios N times, interleaved, and report the
+#                                      median round of each row (default 3; a shared or
+#                                      virtual machine moves between runs)
+#   --only LIST                        only these scenarios (comma-separated loadgen names,
+#                                      e.g. refresh,introspect); healthz always runs
 #   --duration S  --connections N  --scale-keys N  --no-build  --output FILE (also write the
 #   tables there)  --server-log DIR (keep the server logs)  --profile DIR (record a perf
 #   profile of the server, event cpu-clock, for each scenario: DIR/<run>-<scenario>.data)
@@ -26,6 +31,8 @@ BUILD=1
 OUTPUT=""
 LOG_DIR=""
 PROFILE_DIR=""
+ONLY=""
+ROUNDS=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
@@ -38,7 +45,9 @@ while [ $# -gt 0 ]; do
     --output) OUTPUT="$2"; shift 2 ;;
     --server-log) LOG_DIR="$2"; shift 2 ;;
     --profile) PROFILE_DIR="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --only) ONLY=",$2,"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -109,7 +118,8 @@ json_field() { # json_field NAME JSON: a string field of a flat JSON answer
 free_port() {
   local port
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 30000))
+    # Below Linux's ephemeral range (32768-60999), where outgoing connections take ports.
+    port=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"; return 0
     fi
@@ -159,7 +169,8 @@ stop_server() {
 # name, req/s, p50, p99, errors, server CPU %, server CPU µs per request, load generator CPU %
 measure() {
   local name="$1"; shift
-  local before after started ended line perf_pid=""
+  if [ -n "$ONLY" ] && [ "$2" != healthz ] && [[ "$ONLY" != *",$2,"* ]]; then return 0; fi
+  local before after started ended line perf_pid="" connections="${MEASURE_CONNECTIONS:-$CONNECTIONS}"
   if [ -n "$PROFILE_DIR" ]; then
     perf record -q -e cpu-clock -F 1999 -g -p "$SERVER_PID" \
       -o "$PROFILE_DIR/$RUN_LABEL-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').data" >/dev/null 2>&1 &
@@ -168,7 +179,7 @@ measure() {
   fi
   before=$(cpu_ticks "$SERVER_PID")
   started=$(date +%s.%N)
-  line=$("${LOAD_PIN[@]}" "$LOADGEN" run --url "$BASE" --connections "$CONNECTIONS" \
+  line=$("${LOAD_PIN[@]}" "$LOADGEN" run --url "$BASE" --connections "$connections" \
     --duration "$DURATION" --threads "$LOAD_THREADS" "$@" | grep '^RESULT') || {
     echo "the load generator failed for $name" >&2; return 1; }
   ended=$(date +%s.%N)
@@ -179,10 +190,10 @@ measure() {
   fi
   # RESULT scenario ok rps p50 p99 errors loadgen-cpu all-requests
   echo "$line" | awk -F'\t' -v n="$name" -v a="$after" -v b="$before" -v s="$started" -v e="$ended" \
-    -v hz="$(getconf CLK_TCK)" '{
+    -v hz="$(getconf CLK_TCK)" -v r="${ROUND:-1}" '{
       cpu = (a - b) / hz
       per = ($9 > 0) ? 1e6 * cpu / $9 : 0
-      printf "%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%s\n", n, $4, $5, $6, $7, 100 * cpu / (e - s), per, $8
+      printf "%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\n", n, $4, $5, $6, $7, 100 * cpu / (e - s), per, $8, r
     }' >>"$ROWS"
 }
 
@@ -245,21 +256,51 @@ seed_refresh_tokens() { # seed_refresh_tokens COUNT FILE
   [ "$(wc -l <"$file")" -ge "$count" ] || { echo "missing refresh tokens" >&2; return 1; }
 }
 
-# table TITLE ROWS-FILE: the Markdown table of one run
+# table TITLE ROWS-FILE: the Markdown table of one run. With several rounds, each row is the
+# round with the median req/s, and its ratio the median of the per-round ratios to that
+# round's healthz.
 table() {
-  local title="$1" rows="$2"
+  local title="$1" rows="$2" rounds
+  rounds=$(awk -F'\t' '{ if ($9 > n) n = $9 } END { print n + 0 }' "$rows")
   echo
   echo "### $title"
   echo
+  [ "$rounds" -gt 1 ] && { echo "Median of $rounds interleaved rounds."; echo; }
   echo "| scenario | req/s | p50 ms | p99 ms | ratio to healthz | errors | server CPU | server CPU µs/req | load gen CPU |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   awk -F'\t' '
-    $1 == "healthz" { base = $2 }
-    { rows[NR] = $0 }
+    function median_index(list, count,    i, j, t, idx) {
+      # list[1..count] holds "value SUBSEP row"; returns the row of the median value.
+      for (i = 2; i <= count; i++) {
+        t = list[i]; j = i - 1
+        while (j >= 1 && (list[j] + 0) > (t + 0)) { list[j + 1] = list[j]; j-- }
+        list[j + 1] = t
+      }
+      split(list[int((count + 1) / 2)], idx, SUBSEP)
+      return idx[2]
+    }
+    {
+      row[NR] = $0
+      if (!($1 in seen)) { seen[$1] = 1; order[++names] = $1 }
+      if ($1 == "healthz") base[$9] = $2
+      name_of[NR] = $1; rps[NR] = $2; round_of[NR] = $9
+    }
     END {
-      for (i = 1; i <= NR; i++) {
-        split(rows[i], f, "\t")
-        ratio = (base > 0) ? sprintf("%.2f", f[2] / base) : "-"
+      for (n = 1; n <= names; n++) {
+        name = order[n]; count = 0; rcount = 0
+        delete by_rps; delete by_ratio
+        for (i = 1; i <= NR; i++) {
+          if (name_of[i] != name) continue
+          by_rps[++count] = rps[i] SUBSEP i
+          if (base[round_of[i]] > 0) by_ratio[++rcount] = (rps[i] / base[round_of[i]]) SUBSEP i
+        }
+        pick = median_index(by_rps, count)
+        ratio = "-"
+        if (rcount > 0) {
+          r = median_index(by_ratio, rcount)
+          ratio = sprintf("%.2f", rps[r] / base[round_of[r]])
+        }
+        split(row[pick], f, "\t")
         printf "| %s | %.0f | %.2f | %.2f | %s | %d | %d %% | %d | %d %% |\n", f[1], f[2], f[3], f[4], ratio, f[5], f[6], f[7], f[8]
       }
     }' "$rows"
@@ -290,19 +331,24 @@ full_run() { # full_run LABEL DATABASE_URL
   [ -n "$CC_SECRET" ] && [ -n "$WEB_SECRET" ] || { echo "could not create the clients" >&2; return 1; }
   seed_refresh_tokens "$CONNECTIONS" "$WORK/refresh-$label.txt"
 
-  log "$label: healthz"
-  measure healthz --scenario healthz
-  log "$label: users-me-apikey"
-  measure "users/me, API key" --scenario users-me-apikey --api-key "$API_KEY"
-  log "$label: users-me-token"
-  measure "users/me, access token" --scenario users-me-token --token "$(access_token)"
-  log "$label: client-credentials"
-  measure "token, client credentials" --scenario client-credentials --client-id "$CC_ID" --client-secret "$CC_SECRET"
-  log "$label: refresh"
-  measure "token, refresh (rotation)" --scenario refresh --client-id "$WEB_ID" --client-secret "$WEB_SECRET" \
-    --refresh-tokens "$WORK/refresh-$label.txt"
-  log "$label: introspect"
-  measure "introspect" --scenario introspect --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$(access_token)"
+  for ROUND in $(seq 1 "$ROUNDS"); do
+    # Every round rotates each connection's refresh token; the next one starts new families.
+    [ "$ROUND" -gt 1 ] && seed_refresh_tokens "$CONNECTIONS" "$WORK/refresh-$label.txt"
+    log "$label round $ROUND/$ROUNDS: healthz"
+    measure healthz --scenario healthz
+    log "$label round $ROUND/$ROUNDS: users-me-apikey"
+    measure "users/me, API key" --scenario users-me-apikey --api-key "$API_KEY"
+    log "$label round $ROUND/$ROUNDS: users-me-token"
+    measure "users/me, access token" --scenario users-me-token --token "$(access_token)"
+    log "$label round $ROUND/$ROUNDS: client-credentials"
+    measure "token, client credentials" --scenario client-credentials --client-id "$CC_ID" --client-secret "$CC_SECRET"
+    log "$label round $ROUND/$ROUNDS: refresh"
+    measure "token, refresh (rotation)" --scenario refresh --client-id "$WEB_ID" --client-secret "$WEB_SECRET" \
+      --refresh-tokens "$WORK/refresh-$label.txt"
+    log "$label round $ROUND/$ROUNDS: introspect"
+    measure "introspect" --scenario introspect --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$(access_token)"
+  done
+  ROUND=1
   local rss_auth
   rss_auth=$(peak_rss_mb "$SERVER_PID")
   log "$label: register"
@@ -329,16 +375,23 @@ scale_run() {
   measure "healthz" --scenario healthz
   measure "users/me, API key, 100 keys stored (cache hit)" --scenario users-me-apikey --api-key "$API_KEY"
   log "scale: seeding $rest more keys through the Store"
-  local keep=$((CONNECTIONS * 20000))
+  # Never-used keys for the miss rows: the 32-connection row takes them from the top of the
+  # file, the one-connection row (p50 of a lone miss, no queueing) from the bottom.
+  local single=100000 keep=$((CONNECTIONS * 20000 + 100000))
   [ "$keep" -gt "$rest" ] && keep=$rest
+  [ "$single" -gt $((keep / 2)) ] && single=$((keep / 2))
   seeded=$("$LOADGEN" seed-keys --database-url "$db" --email "$ADMIN_EMAIL" --count "$rest" \
     --secrets-out "$WORK/miss-keys.txt" --secrets-count "$keep" | grep '^SEEDED')
   local seconds
   seconds=$(echo "$seeded" | cut -f3)
   measure "users/me, API key, $SCALE_KEYS keys stored (cache hit)" --scenario users-me-apikey --api-key "$API_KEY"
   log "scale: cache misses"
+  head -n $((keep - single)) "$WORK/miss-keys.txt" >"$WORK/miss-keys-many.txt"
+  tail -n "$single" "$WORK/miss-keys.txt" >"$WORK/miss-keys-one.txt"
   measure "users/me, API key, $SCALE_KEYS keys stored (cache miss: each key used once)" \
-    --scenario users-me-apikey-miss --keys-file "$WORK/miss-keys.txt" --warmup 0
+    --scenario users-me-apikey-miss --keys-file "$WORK/miss-keys-many.txt" --warmup 0
+  MEASURE_CONNECTIONS=1 measure "users/me, API key, $SCALE_KEYS keys stored (cache miss, 1 connection)" \
+    --scenario users-me-apikey-miss --keys-file "$WORK/miss-keys-one.txt" --warmup 0
   local rss
   rss=$(peak_rss_mb "$SERVER_PID")
   stop_server
