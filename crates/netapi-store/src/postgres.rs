@@ -37,6 +37,11 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// PostgreSQL locks rows, not the database: writes share the pool.
+    fn writer(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Db>, StoreError> {
         self.pool.begin().await.map_err(map_err)
     }

@@ -1,6 +1,7 @@
 //! The SQL both backends share, as one macro that implements [`Store`] for a backend type.
-//! Each backend provides `pool`, `begin_write()` (a transaction that holds the write lock
-//! before it reads) and the row type; everything else is written here once.
+//! Each backend provides `pool` (for reads), `writer()` (the pool for writes),
+//! `begin_write()` (a transaction that holds the write lock before it reads) and the row
+//! type; everything else is written here once.
 //!
 //! [`Store`]: netapi_core::store::Store
 
@@ -206,7 +207,7 @@ macro_rules! impl_store {
                 .bind(user.role.as_str())
                 .bind(&user.password_hash)
                 .bind(user.updated_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
@@ -215,14 +216,14 @@ macro_rules! impl_store {
             async fn delete_user(&self, id: &str) -> StoreResult<bool> {
                 let done = sqlx::query("DELETE FROM users WHERE id = $1")
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
             }
 
             async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-                insert_key(&self.pool, key).await
+                insert_key(self.writer(), key).await
             }
 
             async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKey>> {
@@ -269,7 +270,7 @@ macro_rules! impl_store {
                 )
                 .bind(id)
                 .bind(at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
@@ -284,7 +285,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-                insert_event(&self.pool, event).await
+                insert_event(self.writer(), event).await
             }
 
             async fn list_audit_events(
@@ -333,7 +334,7 @@ macro_rules! impl_store {
                 .bind(client.created_at)
                 .bind(client.updated_at)
                 .bind(client.rate_limit.map(i64::from))
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -393,7 +394,7 @@ macro_rules! impl_store {
                 .bind(client.secret_hash.map(|h| h.0.to_vec()))
                 .bind(client.updated_at)
                 .bind(client.rate_limit.map(i64::from))
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
@@ -402,14 +403,14 @@ macro_rules! impl_store {
             async fn delete_client(&self, id: &str) -> StoreResult<bool> {
                 let done = sqlx::query("DELETE FROM oauth_clients WHERE id = $1")
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
             }
 
             async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
-                insert_refresh(&self.pool, token).await
+                insert_refresh(self.writer(), token).await
             }
 
             async fn get_refresh_token(
@@ -435,7 +436,7 @@ macro_rules! impl_store {
                 family_id: &str,
                 at: Timestamp,
             ) -> StoreResult<u64> {
-                revoke_family(&self.pool, family_id, at).await
+                revoke_family(self.writer(), family_id, at).await
             }
 
             async fn revoke_refresh_for_client(
@@ -451,7 +452,7 @@ macro_rules! impl_store {
                 .bind(user_id)
                 .bind(client_id)
                 .bind(at)
-                .fetch_all(&self.pool)
+                .fetch_all(self.writer())
                 .await
                 .map_err(map_err)?;
                 let mut families: Vec<String> = rows
@@ -483,7 +484,7 @@ macro_rules! impl_store {
                 .bind(code.created_at)
                 .bind(code.expires_at)
                 .bind(code.used_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -500,7 +501,7 @@ macro_rules! impl_store {
                 ))
                 .bind(hash.0.as_slice())
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await
                 .map_err(map_err)?;
                 if let Some(row) = first {
@@ -512,7 +513,7 @@ macro_rules! impl_store {
                     "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE hash = $1"
                 ))
                 .bind(hash.0.as_slice())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await
                 .map_err(map_err)?;
                 again.as_ref().map(code_from).transpose()
@@ -528,7 +529,7 @@ macro_rules! impl_store {
                 .bind(&consent.client_id)
                 .bind(consent.scopes.bits())
                 .bind(consent.granted_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -568,7 +569,7 @@ macro_rules! impl_store {
                     sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
                         .bind(user_id)
                         .bind(client_id)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await
                         .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
@@ -584,7 +585,7 @@ macro_rules! impl_store {
                 .bind(session.auth_time)
                 .bind(&session.csrf_token)
                 .bind(session.expires_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -614,7 +615,7 @@ macro_rules! impl_store {
             async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()> {
                 sqlx::query("DELETE FROM sessions WHERE hash = $1")
                     .bind(hash.0.as_slice())
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(map_err)?;
                 Ok(())
@@ -634,7 +635,7 @@ macro_rules! impl_store {
                 .bind(subject)
                 .bind(expires_at)
                 .bind(at)
-                .fetch_one(&self.pool)
+                .fetch_one(self.writer())
                 .await
                 .map_err(map_err)?;
                 row.try_get("seq").map_err(map_err)
@@ -686,7 +687,7 @@ macro_rules! impl_store {
                 .bind(key.created_at)
                 .bind(key.active_from)
                 .bind(key.retire_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -711,7 +712,7 @@ macro_rules! impl_store {
                 )
                 .bind(keep)
                 .bind(retire_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -733,7 +734,7 @@ macro_rules! impl_store {
                 for sql in statements {
                     removed += sqlx::query(sql)
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await
                         .map_err(map_err)?
                         .rows_affected();
