@@ -1,9 +1,14 @@
 //! Human passwords: argon2id, off the async threads, with constant work for unknown users.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::PasswordHash;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD as PHC_B64;
+use rand::RngCore;
 use rand::rngs::OsRng;
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 
@@ -12,13 +17,39 @@ pub const MIN_LEN: usize = 8;
 /// Longest accepted password, in characters (argon2 would take more, but nobody needs it).
 pub const MAX_LEN: usize = 128;
 
-fn argon2() -> Argon2<'static> {
-    // OWASP's first argon2id setting: 19 MiB, 2 passes, 1 lane.
+/// OWASP's first argon2id setting: 19 MiB, 2 passes, 1 lane.
+fn params() -> Params {
     #[allow(clippy::expect_used)]
-    let params = Params::new(19 * 1024, 2, 1, None).expect("static argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(19 * 1024, 2, 1, Some(32)).expect("static argon2 parameters are valid")
 }
 
+/// Most memory a stored hash may ask for (256 MiB); anything above is refused, not run.
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+
+thread_local! {
+    /// Argon2's working memory, kept by each argon2 thread for its lifetime. Allocating and
+    /// freeing 19 MiB per hash let the allocator keep freed blocks around per thread and
+    /// pushed the peak RSS of a registration burst past 90 MB; one block per thread keeps it
+    /// at 19 MiB each.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs argon2id with `params` into `out`, in this thread's reused memory.
+fn compute(
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+    })
+}
 /// Checks the length rule; the message says what is accepted.
 pub fn validate(password: &str) -> Result<()> {
     let chars = password.chars().count();
@@ -33,11 +64,21 @@ pub fn validate(password: &str) -> Result<()> {
 }
 
 fn hash_blocking(password: &str) -> Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("argon2: {e}")))
+    let params = params();
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    let mut out = [0u8; 32];
+    compute(params.clone(), password.as_bytes(), &salt, &mut out)
+        .map_err(|e| Error::Internal(format!("argon2: {e}")))?;
+    // The PHC string format, as every argon2 library reads it.
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        PHC_B64.encode(salt),
+        PHC_B64.encode(out)
+    ))
 }
 
 fn dummy_hash() -> &'static str {
@@ -45,13 +86,36 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_blocking("not a password of anybody").unwrap_or_default())
 }
 
+/// Whether `password` matches the PHC string `phc` (argon2id only).
+fn matches(password: &str, phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    if parsed.algorithm.as_str() != "argon2id"
+        || parsed.version.is_some_and(|v| v != 0x13)
+        || params.m_cost() > MAX_MEMORY_KIB
+    {
+        return false;
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut computed = vec![0u8; expected.len()];
+    if compute(params, password.as_bytes(), salt, &mut computed).is_err() {
+        return false;
+    }
+    computed.ct_eq(expected.as_bytes()).into()
+}
+
 fn verify_blocking(password: &str, phc: Option<&str>) -> bool {
-    let candidate = phc.unwrap_or_else(|| dummy_hash());
-    let verified = PasswordHash::new(candidate).is_ok_and(|parsed| {
-        argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    });
+    let verified = matches(password, phc.unwrap_or_else(|| dummy_hash()));
     verified && phc.is_some()
 }
 
@@ -124,6 +188,43 @@ pub async fn verify(password: String, phc: Option<String>) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_hashes_made_by_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(verify_blocking("correct horse", Some(&theirs)));
+        assert!(!verify_blocking("wrong horse", Some(&theirs)));
+        // And the crate reads ours.
+        let ours = hash_blocking("correct horse").unwrap_or_default();
+        let parsed = PasswordHash::new(&ours);
+        assert!(parsed.is_ok_and(|p| {
+            argon2::password_hash::PasswordVerifier::verify_password(
+                &Argon2::default(),
+                b"correct horse",
+                &p,
+            )
+            .is_ok()
+        }));
+    }
+
+    #[test]
+    fn refuses_other_algorithms_and_absurd_memory() {
+        let ours = hash_blocking("correct horse").unwrap_or_default();
+        assert!(!verify_blocking(
+            "correct horse",
+            Some(&ours.replace("argon2id", "argon2i"))
+        ));
+        assert!(!verify_blocking(
+            "correct horse",
+            Some(&ours.replace("m=19456", "m=4194304"))
+        ));
+        assert!(!verify_blocking("correct horse", Some("not a hash")));
+    }
 
     #[test]
     fn hashes_verify_and_unknown_users_fail() {
