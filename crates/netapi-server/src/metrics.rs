@@ -44,14 +44,14 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The counter and histogram of one route, method and status.
-type RequestMetrics = (Counter, Histogram);
+/// The counter and histogram of one route, by method and status.
+type RouteMetrics = HashMap<(&'static str, u16), (Counter, Histogram)>;
 
 thread_local! {
     /// Handles already registered, per worker thread: the registry's lookup (building and
     /// hashing a labelled key) would otherwise run on every request. Bounded by routes ×
     /// methods × statuses.
-    static HANDLES: RefCell<HashMap<String, HashMap<(&'static str, u16), RequestMetrics>>> =
+    static HANDLES: RefCell<HashMap<String, RouteMetrics>> =
         RefCell::new(HashMap::new());
 }
 
