@@ -145,17 +145,29 @@ async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
     );
     create_user(&db, "member@example.com", false);
     let server = Server::start(&db).await;
-    let users: Value = reqwest::Client::new()
-        .get(format!("{}/v1/users", server.base))
-        .bearer_auth(&key)
-        .header("Content-Type", "application/json")
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        let users: Value = http
+            .get(format!("{}/v1/users", server.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(users["users"].as_array().unwrap().len(), 2, "{users}");
+    }
+    // An invented method is counted, under a label that cannot grow without bound.
+    let invented = http
+        .request(
+            reqwest::Method::from_bytes(b"FROBNICATE").unwrap(),
+            format!("{}/v1/users", server.base),
+        )
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(users["users"].as_array().unwrap().len(), 2, "{users}");
+    assert_eq!(invented.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
     let metrics = reqwest::get(format!("{}/metrics", server.base))
         .await
         .unwrap()
@@ -163,8 +175,9 @@ async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
         .await
         .unwrap();
     for expected in [
-        "netapi_http_requests_total{route=\"/v1/users\",method=\"GET\",status=\"200\"} 1",
-        "netapi_authentications_total{method=\"api_key\",outcome=\"ok\"} 1",
+        "netapi_http_requests_total{route=\"/v1/users\",method=\"GET\",status=\"200\"} 2",
+        "netapi_http_requests_total{route=\"/v1/users\",method=\"OTHER\",status=\"405\"} 1",
+        "netapi_authentications_total{method=\"api_key\",outcome=\"ok\"} 2",
         "netapi_credential_cache_total{result=\"miss\"} 1",
         "netapi_db_pool_connections{state=\"open\"}",
         "netapi_http_request_duration_seconds_bucket{route=\"/v1/users\"",
@@ -174,6 +187,7 @@ async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
             "missing {expected} in\n{metrics}"
         );
     }
+    assert!(!metrics.contains("FROBNICATE"), "{metrics}");
     let status = server.stop();
     assert!(
         status.success(),
