@@ -145,7 +145,7 @@ fn token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuth
     Ok(TokenRequest { params, client })
 }
 
-fn json_no_store(body: Value) -> Response {
+fn json_no_store(body: impl serde::Serialize) -> Response {
     let mut response = Json(body).into_response();
     no_store(response.headers_mut());
     response
@@ -177,7 +177,7 @@ pub async fn token(
         .token(&request, &ip)
         .await
         .map_err(|error| OAuthFailure { error, basic })?;
-    Ok(json_no_store(json!(response)))
+    Ok(json_no_store(response))
 }
 
 /// `POST /oauth/revoke` (RFC 7009): 200 with `{}` whether or not the token was known.

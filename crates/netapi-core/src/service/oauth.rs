@@ -197,12 +197,25 @@ impl ClientAuth {
 }
 
 /// A token request: the form parameters (each at most once) and the client's credentials.
-#[derive(Debug, Clone)]
+/// Its `Debug` names the parameters but never prints their values (codes, refresh tokens,
+/// secrets and verifiers travel in them).
+#[derive(Clone)]
 pub struct TokenRequest {
     /// Form parameters.
     pub params: HashMap<String, String>,
     /// Client authentication.
     pub client: ClientAuth,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.params.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("TokenRequest")
+            .field("params", &names)
+            .field("client", &self.client)
+            .finish()
+    }
 }
 
 impl TokenRequest {
@@ -220,8 +233,8 @@ impl TokenRequest {
     }
 }
 
-/// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Clone, Serialize)]
+/// A successful token response (RFC 6749 §5.1). Its `Debug` leaves the tokens out.
+#[derive(Clone, Serialize)]
 pub struct TokenResponse {
     /// The access token (a JWT).
     pub access_token: String,
@@ -239,8 +252,46 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
-/// An introspection answer (RFC 7662); `{"active": false}` alone when inactive.
-pub type Introspection = serde_json::Value;
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// An introspection answer (RFC 7662); `{"active": false}` alone when inactive. A struct,
+/// not a JSON value: introspection is a hot path for resource servers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
 
 /// What an issued grant is made of.
 struct Grant<'a> {
@@ -674,7 +725,7 @@ impl NetApi {
             return Err(OAuthError::invalid_client());
         }
         let token = request.required("token")?;
-        let inactive = json!({ "active": false });
+        let inactive = Introspection::default();
         let now = self.now();
         if token.starts_with(SecretKind::RefreshToken.prefix()) {
             if check_format(SecretKind::RefreshToken, token).is_err() {
@@ -691,16 +742,17 @@ impl NetApi {
                         && now < t.expires_at
                         && self.user_facts(&t.user_id).await?.is_some() =>
                 {
-                    json!({
-                        "active": true,
-                        "scope": t.scopes.to_string(),
-                        "client_id": t.client_id,
-                        "sub": t.user_id,
-                        "iss": self.settings.issuer,
-                        "iat": t.issued_at,
-                        "exp": t.expires_at,
-                        "token_type": "refresh_token",
-                    })
+                    Introspection {
+                        active: true,
+                        scope: Some(t.scopes.to_string()),
+                        client_id: Some(t.client_id),
+                        sub: Some(t.user_id),
+                        iss: Some(self.settings.issuer.clone()),
+                        iat: Some(t.issued_at),
+                        exp: Some(t.expires_at),
+                        token_type: Some("refresh_token"),
+                        ..Introspection::default()
+                    }
                 }
                 _ => inactive,
             });
@@ -715,18 +767,18 @@ impl NetApi {
         {
             return Ok(inactive);
         }
-        Ok(json!({
-            "active": true,
-            "scope": claims.scope,
-            "client_id": claims.client_id,
-            "sub": claims.sub,
-            "aud": claims.aud,
-            "iss": claims.iss,
-            "iat": claims.iat,
-            "exp": claims.exp,
-            "jti": claims.jti,
-            "token_type": "Bearer",
-        }))
+        Ok(Introspection {
+            active: true,
+            scope: Some(claims.scope.clone()),
+            client_id: Some(claims.client_id.clone()),
+            sub: Some(claims.sub.clone()),
+            aud: Some(claims.aud.clone()),
+            iss: Some(claims.iss.clone()),
+            iat: Some(claims.iat),
+            exp: Some(claims.exp),
+            jti: Some(claims.jti.clone()),
+            token_type: Some("Bearer"),
+        })
     }
 }
 
@@ -765,6 +817,40 @@ mod tests {
             challenge
         ));
         assert!(!pkce_matches("short", challenge));
+    }
+
+    #[test]
+    fn debug_output_of_requests_and_answers_carries_no_secret() {
+        let mut params = HashMap::new();
+        for (name, value) in [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "naprt_XYZZYrefresh"),
+            ("code", "napac_XYZZYcode"),
+            ("code_verifier", "XYZZYverifier"),
+            ("client_secret", "napcs_XYZZYclient"),
+        ] {
+            params.insert(name.to_owned(), value.to_owned());
+        }
+        let client = ClientAuth::from_request(None, &{
+            let mut form = params.clone();
+            form.insert("client_id".to_owned(), "cli_x".to_owned());
+            form
+        });
+        let request = TokenRequest {
+            params,
+            client: client.unwrap_or(ClientAuth::None { id: String::new() }),
+        };
+        let response = TokenResponse {
+            access_token: "eyJXYZZYaccess".to_owned(),
+            token_type: "Bearer",
+            expires_in: 60,
+            scope: "users:read".to_owned(),
+            refresh_token: Some("naprt_XYZZYnewrefresh".to_owned()),
+            id_token: Some("eyJXYZZYid".to_owned()),
+        };
+        let printed = format!("{request:?} {response:?}");
+        assert!(printed.contains("refresh_token") && printed.contains("users:read"));
+        assert!(!printed.contains("XYZZY"), "{printed}");
     }
 
     #[test]
