@@ -452,11 +452,18 @@ fn consent_page(
     )
 }
 
-async fn validated(
-    api: &NetApi,
-    params: &HashMap<String, String>,
-) -> Result<AuthorizationRequest, Response> {
-    api.validate_authorization(params)
+/// Parses and validates the parameters of an authorization request (the query string, or
+/// the consent form's copy of it). A parameter given twice is refused (RFC 6749 §3.1).
+async fn validated(api: &NetApi, raw: &str) -> Result<AuthorizationRequest, Response> {
+    let mut params = HashMap::new();
+    let mut repeated = None;
+    for (name, value) in url::form_urlencoded::parse(raw.as_bytes()).into_owned() {
+        if params.contains_key(&name) {
+            repeated.get_or_insert_with(|| name.clone());
+        }
+        params.insert(name, value);
+    }
+    api.validate_authorization(&params, repeated.as_deref())
         .await
         .map_err(|err| match err {
             AuthorizeError::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
@@ -487,8 +494,7 @@ pub async fn authorize(
     RawQuery(query): RawQuery,
 ) -> Response {
     let raw = query.unwrap_or_default();
-    let params = parse_query(Some(&raw));
-    let request = match validated(&state.api, &params).await {
+    let request = match validated(&state.api, &raw).await {
         Ok(request) => request,
         Err(response) => return response,
     };
@@ -565,8 +571,7 @@ pub async fn decide(
     Form(form): Form<ConsentForm>,
 ) -> Response {
     let api = &state.api;
-    let params = parse_query(Some(&form.request));
-    let request = match validated(api, &params).await {
+    let request = match validated(api, &form.request).await {
         Ok(request) => request,
         Err(response) => return response,
     };

@@ -77,11 +77,20 @@ impl AuthorizationRequest {
 }
 
 impl NetApi {
-    /// Validates `GET /oauth/authorize` parameters.
+    /// Validates `GET /oauth/authorize` parameters. `repeated` names a parameter that was
+    /// given more than once, which RFC 6749 §3.1 forbids: a repeated `client_id` or
+    /// `redirect_uri` gets the error page (neither can be trusted), anything else an
+    /// `invalid_request` redirect.
     pub async fn validate_authorization(
         &self,
         params: &HashMap<String, String>,
+        repeated: Option<&str>,
     ) -> std::result::Result<AuthorizationRequest, AuthorizeError> {
+        if let Some(name @ ("client_id" | "redirect_uri")) = repeated {
+            return Err(AuthorizeError::Page(format!(
+                "The request gives {name} more than once."
+            )));
+        }
         let param = |name: &str| {
             params
                 .get(name)
@@ -144,6 +153,16 @@ impl NetApi {
         {
             request.state = None;
             return Err(fail(&request, "invalid_request", "state is too long"));
+        }
+        if let Some(name) = repeated {
+            if name == "state" {
+                request.state = None;
+            }
+            return Err(fail(
+                &request,
+                "invalid_request",
+                &format!("{name} is given more than once"),
+            ));
         }
         if params.keys().any(|k| k == "request" || k == "request_uri") {
             return Err(fail(

@@ -306,6 +306,13 @@ async fn errors_and_denial(app: TestApp) {
         format!("response_type=code&client_id=cli_nope&redirect_uri={REDIRECT}"),
         format!("response_type=code&client_id={client_id}&redirect_uri=https://evil.example/cb"),
         format!("response_type=code&client_id={client_id}&redirect_uri={REDIRECT}/extra"),
+        // Given twice (RFC 6749 §3.1), even with the same value: which one would be meant?
+        format!(
+            "response_type=code&client_id={client_id}&client_id={client_id}&redirect_uri={REDIRECT}"
+        ),
+        format!(
+            "response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&redirect_uri=https://evil.example/cb"
+        ),
     ] {
         let response = app
             .http
@@ -349,6 +356,13 @@ async fn errors_and_denial(app: TestApp) {
                 "a".repeat(43)
             ),
             "login_required",
+        ),
+        (
+            format!(
+                "response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&state=xyz&scope=users:read&scope=admin&code_challenge={}&code_challenge_method=S256",
+                "a".repeat(43)
+            ),
+            "invalid_request",
         ),
     ] {
         let response = app
