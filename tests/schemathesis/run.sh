@@ -77,6 +77,10 @@ export NETAPI_ST_SELF_DELETER NETAPI_ST_USER_DELETER NETAPI_ST_KEY_REVOKER NETAP
 export NETAPI_ST_REDIRECT_URI NETAPI_ST_CLIENT_ID NETAPI_ST_CLIENT_SECRET NETAPI_ST_ACCESS_TOKEN
 
 set +e
+# One worker: with two, hypothesis describes filter lambdas with ast.parse on two threads at
+# once, which CPython 3.11 can fail with "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905), a schemathesis "Runtime Error" that has nothing to do
+# with the server (seen once in CI, GET /v1/api-keys).
 python3 -m schemathesis.cli --config-file tests/schemathesis/schemathesis.toml run "$base/openapi.json" \
   --checks all \
   -H "Authorization: Bearer $admin_key" \
@@ -84,7 +88,7 @@ python3 -m schemathesis.cli --config-file tests/schemathesis/schemathesis.toml r
   --seed "$seed" \
   --generation-database none \
   --max-redirects 0 \
-  --workers 2 \
+  --workers 1 \
   --no-color \
   "$@"
 status=$?
