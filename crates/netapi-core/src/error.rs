@@ -70,6 +70,10 @@ pub enum Error {
     /// Storage cannot be reached.
     #[error("service unavailable")]
     Unavailable,
+    /// The server is set up wrongly (say, with the wrong secret key); the text is for the
+    /// operator.
+    #[error("{0}")]
+    Misconfigured(String),
     /// A bug or unexpected storage failure; the text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),

@@ -9,6 +9,7 @@ pub mod limiter;
 pub mod model;
 pub mod password;
 pub mod scope;
+pub mod sealing;
 pub mod secret;
 pub mod service;
 pub mod store;

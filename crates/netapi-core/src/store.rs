@@ -200,6 +200,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_signing_keys(&self, now: Timestamp) -> StoreResult<Vec<SigningKey>>;
     /// Sets the retirement time of every key but `keep` that has none.
     async fn retire_signing_keys(&self, keep: &str, retire_at: Timestamp) -> StoreResult<()>;
+    /// Replaces a key's stored material with `new` if it still is `old`; false otherwise.
+    async fn reseal_signing_key(&self, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+    /// Records `check` as the secret key's check value unless one is recorded already, and
+    /// returns the recorded one (the first instance's, when several start at once).
+    async fn init_secret_key_check(&self, check: &[u8], at: Timestamp) -> StoreResult<Vec<u8>>;
 
     // --- housekeeping ---
     /// Deletes expired codes, sessions, refresh tokens, denylist entries and old

@@ -187,7 +187,7 @@ impl From<Error> for ApiError {
                 Code::Unavailable,
                 "The service is temporarily unavailable; try again shortly.",
             ),
-            Error::Internal(detail) => {
+            Error::Internal(detail) | Error::Misconfigured(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Self::internal()
             }

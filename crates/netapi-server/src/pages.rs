@@ -344,7 +344,7 @@ fn error_response(err: Error) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "The service is temporarily unavailable.",
         ),
-        Error::Internal(detail) => {
+        Error::Internal(detail) | Error::Misconfigured(detail) => {
             tracing::error!(error = %detail, "page failed");
             error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,

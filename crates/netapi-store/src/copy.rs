@@ -145,6 +145,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("retire_at", Int),
         ],
     ),
+    (
+        "secret_key_check",
+        &[("id", Int), ("check_value", Blob), ("created_at", Int)],
+    ),
 ];
 
 /// Copies everything from `from` into `to`; returns `(table, rows)` for each table.
@@ -167,6 +171,12 @@ pub async fn copy_sqlite_to_postgres(
     let mut tx = to.pool.begin().await.map_err(map_err)?;
     // Keys made by `migrate` on the empty destination would sign tokens nobody can verify.
     sqlx::query("DELETE FROM signing_keys")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    // Likewise the check value of a key file the destination was first started with: the
+    // sealed signing keys that arrive open only with the source's key file.
+    sqlx::query("DELETE FROM secret_key_check")
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

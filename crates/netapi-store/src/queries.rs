@@ -718,6 +718,46 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn reseal_signing_key(
+                &self,
+                kid: &str,
+                old: &[u8],
+                new: &[u8],
+            ) -> StoreResult<bool> {
+                let updated = sqlx::query(
+                    "UPDATE signing_keys SET private_key = $3 WHERE kid = $1 AND private_key = $2",
+                )
+                .bind(kid)
+                .bind(old)
+                .bind(new)
+                .execute(self.writer())
+                .await
+                .map_err(map_err)?;
+                Ok(updated.rows_affected() == 1)
+            }
+
+            async fn init_secret_key_check(
+                &self,
+                check: &[u8],
+                at: Timestamp,
+            ) -> StoreResult<Vec<u8>> {
+                sqlx::query(
+                    "INSERT INTO secret_key_check (id, check_value, created_at) VALUES (1, $1, $2) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(check)
+                .bind(at)
+                .execute(self.writer())
+                .await
+                .map_err(map_err)?;
+                sqlx::query("SELECT check_value FROM secret_key_check WHERE id = 1")
+                    .fetch_one(self.writer())
+                    .await
+                    .map_err(map_err)?
+                    .try_get("check_value")
+                    .map_err(map_err)
+            }
+
             async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64> {
                 // Invalidations without an expiry are kept an hour: long enough for any
                 // live process to have polled them.

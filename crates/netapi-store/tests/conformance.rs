@@ -192,6 +192,8 @@ conformance! {
     invalidations => sqlite_invalidations, postgres_invalidations;
     denylist => sqlite_denylist, postgres_denylist;
     signing_keys => sqlite_signing_keys, postgres_signing_keys;
+    signing_keys_reseal => sqlite_signing_keys_reseal, postgres_signing_keys_reseal;
+    secret_key_check => sqlite_secret_key_check, postgres_secret_key_check;
     delete_expired => sqlite_delete_expired, postgres_delete_expired;
 }
 
@@ -2018,6 +2020,63 @@ async fn denylist(store: Arc<dyn Store>) {
 // ------------------------------------------------------------------------------------------
 // Signing keys
 // ------------------------------------------------------------------------------------------
+
+async fn signing_keys_reseal(store: Arc<dyn Store>) {
+    let key = signing_key("kid-1", NOW, None);
+    store.insert_signing_key(&key).await.expect("insert");
+    let sealed = vec![9; 64];
+    // Only while the row still holds what the caller read: a second sealer changes nothing.
+    assert!(
+        store
+            .reseal_signing_key("kid-1", &key.private_key, &sealed)
+            .await
+            .expect("reseal")
+    );
+    assert!(
+        !store
+            .reseal_signing_key("kid-1", &key.private_key, &[7; 64])
+            .await
+            .expect("stale reseal")
+    );
+    assert!(
+        !store
+            .reseal_signing_key("kid-unknown", &sealed, &[7; 64])
+            .await
+            .expect("unknown")
+    );
+    assert_eq!(
+        store.list_signing_keys(NOW).await.expect("list"),
+        vec![SigningKey {
+            private_key: sealed,
+            ..key
+        }]
+    );
+}
+
+async fn secret_key_check(store: Arc<dyn Store>) {
+    // Several instances starting at once on an empty database agree on one value.
+    let racers: Vec<_> = (0..8u8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.init_secret_key_check(&[i; 32], NOW).await })
+        })
+        .collect();
+    let mut recorded = Vec::new();
+    for racer in racers {
+        recorded.push(racer.await.expect("task").expect("init"));
+    }
+    let first = recorded[0].clone();
+    assert!((0..8u8).any(|i| first == vec![i; 32]));
+    assert!(recorded.iter().all(|value| *value == first));
+    // The value recorded stays; later callers are told what it is.
+    assert_eq!(
+        store
+            .init_secret_key_check(b"another", NOW + 1)
+            .await
+            .expect("again"),
+        first
+    );
+}
 
 async fn signing_keys(store: Arc<dyn Store>) {
     assert!(

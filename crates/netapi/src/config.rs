@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
+use netapi_core::sealing::SecretKey;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,12 @@ pub struct Settings {
     /// invalidates every one of them [default: none]
     #[arg(long, env = "NETAPI_PEPPER", hide_env_values = true)]
     pub pepper: Option<String>,
+    /// File with the key that seals signing keys in the database (64 hex digits), made with
+    /// mode 0600 on the first start of a database when absent; every instance on one
+    /// database needs the same file [default: netapi.key beside the SQLite file, or in the
+    /// working directory with PostgreSQL]
+    #[arg(long, env = "NETAPI_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// Largest request body in bytes [default: 65536]
     #[arg(long, env = "NETAPI_BODY_LIMIT")]
     pub body_limit: Option<usize>,
@@ -119,6 +126,7 @@ impl Settings {
             auth_failure_limit,
             signing_key_publish_delay,
             pepper,
+            secret_key_file,
             body_limit,
             rate_limit_per_minute,
             trusted_proxies,
@@ -144,8 +152,26 @@ impl Settings {
         self.database_url.as_deref().unwrap_or("sqlite://netapi.db")
     }
 
-    /// Checks ranges and builds the core's settings.
-    pub fn core(&self) -> anyhow::Result<netapi_core::Settings> {
+    /// The secret key file; `None` for an in-memory SQLite database, whose key lives and dies
+    /// with the process like the data it protects.
+    pub fn secret_key_file(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.secret_key_file {
+            return Some(path.clone());
+        }
+        let url = self.database_url();
+        let Some(rest) = url.strip_prefix("sqlite:") else {
+            return Some(PathBuf::from("netapi.key"));
+        };
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let database = rest.split('?').next().unwrap_or_default();
+        if database.is_empty() || database == ":memory:" || url.contains("mode=memory") {
+            return None;
+        }
+        Some(Path::new(database).with_file_name("netapi.key"))
+    }
+
+    /// Checks ranges and builds the core's settings, with the secret key read from its file.
+    pub fn core(&self, secret_key: SecretKey) -> anyhow::Result<netapi_core::Settings> {
         let defaults = netapi_core::Settings::default();
         let positive = |name: &str, value: Option<i64>, default: i64| -> anyhow::Result<i64> {
             let value = value.unwrap_or(default);
@@ -203,6 +229,7 @@ impl Settings {
                 .rate_limit_per_minute
                 .unwrap_or(defaults.rate_limit_per_minute),
             require_pkce: self.require_pkce.unwrap_or(defaults.require_pkce),
+            secret_key,
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {
@@ -241,8 +268,38 @@ mod tests {
         let merged = flags.with_file(Some(&path)).unwrap_or_default();
         assert_eq!(merged.listen(), "127.0.0.1:9000");
         assert_eq!(merged.access_token_ttl, Some(120));
-        let core = merged.core().unwrap_or_default();
+        let core = merged
+            .core(SecretKey::insecure_for_tests())
+            .unwrap_or_default();
         assert_eq!(core.issuer, "http://127.0.0.1:9000");
         assert_eq!(core.refresh_reuse_grace, 10);
+    }
+
+    #[test]
+    fn the_secret_key_file_sits_beside_the_sqlite_file_unless_set() {
+        let with_url = |url: &str| Settings {
+            database_url: Some(url.to_owned()),
+            ..Settings::default()
+        };
+        let path = |url: &str| with_url(url).secret_key_file();
+        assert_eq!(
+            Settings::default().secret_key_file(),
+            Some("netapi.key".into())
+        );
+        assert_eq!(
+            path("sqlite:///var/lib/netapi/netapi.db"),
+            Some("/var/lib/netapi/netapi.key".into())
+        );
+        assert_eq!(
+            path("sqlite://data/x.db?mode=rwc"),
+            Some("data/netapi.key".into())
+        );
+        assert_eq!(path("sqlite::memory:"), None);
+        assert_eq!(path("postgres://db/netapi"), Some("netapi.key".into()));
+        let explicit = Settings {
+            secret_key_file: Some("/etc/netapi/key".into()),
+            ..with_url("postgres://db/netapi")
+        };
+        assert_eq!(explicit.secret_key_file(), Some("/etc/netapi/key".into()));
     }
 }

@@ -1,6 +1,7 @@
 //! `netapi`: the server, migrations and operator commands.
 
 mod config;
+mod secret_key;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -204,7 +205,9 @@ fn redact_url(url: &str) -> String {
 }
 
 async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
-    let core = settings.core()?;
+    let (secret_key, key_source) =
+        secret_key::load_or_create(settings.secret_key_file().as_deref())?;
+    let core = settings.core(secret_key)?;
     let mut options = StoreOptions::new(settings.database_url());
     if let Some(max) = settings.database_max_connections {
         options.max_connections = max;
@@ -218,22 +221,26 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
             let store = netapi_store::open(&options, true).await?;
             let api = Arc::new(NetApi::new(store, Arc::new(SystemClock), core.clone()));
             api.start().await.map_err(|e| match e {
-                netapi_core::Error::Unavailable => {
-                    netapi_core::StoreError::Unavailable("storage unavailable".to_owned())
-                }
-                other => netapi_core::StoreError::Other(other.to_string()),
+                netapi_core::Error::Unavailable => StartError::Store(
+                    netapi_core::StoreError::Unavailable("storage unavailable".to_owned()),
+                ),
+                netapi_core::Error::Misconfigured(reason) => StartError::WrongKey(reason),
+                other => StartError::Store(netapi_core::StoreError::Other(other.to_string())),
             })?;
-            Ok::<_, netapi_core::StoreError>(api)
+            Ok::<_, StartError>(api)
         }
         .await;
         match started {
             Ok(api) => break api,
-            Err(netapi_core::StoreError::Unavailable(reason)) => {
+            Err(StartError::WrongKey(reason)) => {
+                return Err(secret_key::mismatch(&key_source, &reason));
+            }
+            Err(StartError::Store(netapi_core::StoreError::Unavailable(reason))) => {
                 tracing::warn!(%database, %reason, "waiting for the database");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(10));
             }
-            Err(err) => {
+            Err(StartError::Store(err)) => {
                 return Err(anyhow::anyhow!(
                     "cannot open the database {database}: {err}"
                 ));
@@ -241,6 +248,20 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
         }
     };
     Ok(api)
+}
+
+/// Why the service did not start: storage (retried while unavailable), or a secret key
+/// that is not this database's (never retried).
+#[derive(Debug)]
+enum StartError {
+    Store(netapi_core::StoreError),
+    WrongKey(String),
+}
+
+impl From<netapi_core::StoreError> for StartError {
+    fn from(err: netapi_core::StoreError) -> Self {
+        Self::Store(err)
+    }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

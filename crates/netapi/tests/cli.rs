@@ -12,6 +12,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_netapi");
 /// `netapi admin` only works if `admin` and `serve` read their settings alike.
 const PEPPER: &str = "a-pepper-for-the-cli-tests";
 
+/// The secret key file of every process these tests start on a shared database (a SQLite file
+/// moved into PostgreSQL keeps its sealed signing keys, so both must read the same key).
+fn shared_key_file() -> std::path::PathBuf {
+    std::env::temp_dir().join("netapi-cli-tests.key")
+}
+
 fn temp_db() -> String {
     let name = format!("netapi-cli-{}-{}.db", std::process::id(), rand_suffix());
     format!("sqlite://{}", std::env::temp_dir().join(name).display())
@@ -48,6 +54,7 @@ fn create_user(db: &str, email: &str, admin: bool) -> String {
     let mut child = Command::new(BIN)
         .args(&args)
         .env("NETAPI_PEPPER", PEPPER)
+        .env("NETAPI_SECRET_KEY_FILE", shared_key_file())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -96,6 +103,7 @@ impl Server {
                 "http://netapi.test",
             ])
             .env("NETAPI_PEPPER", PEPPER)
+            .env("NETAPI_SECRET_KEY_FILE", shared_key_file())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         adjust(&mut command);
@@ -1498,6 +1506,7 @@ fn admin(db: &str, args: &[&str]) -> String {
         .args(["admin", "--database-url", db])
         .args(args)
         .env("NETAPI_PEPPER", PEPPER)
+        .env("NETAPI_SECRET_KEY_FILE", shared_key_file())
         .output()
         .unwrap();
     assert!(
@@ -1560,4 +1569,112 @@ async fn oauth_clients_are_managed_from_the_command_line() {
     admin(&db, &["delete-client", "--id", &id]);
     assert!(!admin(&db, &["list-clients"]).contains(&id));
     assert!(server.stop().success());
+}
+
+/// The README's first command, `cargo run --release -- serve`, needs exactly one binary among
+/// the workspace's default members (a second one, the load generator, once broke it).
+#[test]
+fn cargo_run_finds_exactly_one_binary() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(output.status.success(), "cargo metadata failed");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let default_members = metadata["workspace_default_members"]
+        .as_array()
+        .expect("workspace_default_members is listed");
+    let binaries: Vec<&str> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|package| default_members.contains(&package["id"]))
+        .flat_map(|package| package["targets"].as_array().into_iter().flatten())
+        .filter(|target| {
+            target["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|target| target["name"].as_str())
+        .collect();
+    assert_eq!(binaries, ["netapi"]);
+}
+
+/// `netapi admin ARGS` on `db` with no secret key setting, so the default file is used.
+fn admin_with_default_key(db: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["admin", "--database-url", db])
+        .args(args)
+        .env("NETAPI_PEPPER", PEPPER)
+        .env_remove("NETAPI_SECRET_KEY_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Issue 11, item 5: the key file is made beside the database on its first start (mode
+/// 0600), and afterwards a different or missing key file is refused rather than replaced.
+#[test]
+fn the_secret_key_file_is_made_once_and_never_silently_replaced() {
+    let dir = std::env::temp_dir().join(format!("netapi-keyfile-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("netapi.db").display());
+    let key_file = dir.join("netapi.key");
+    let list = ["list-keys", "--email", "nobody@example.com"];
+
+    let first = admin_with_default_key(&db, &list);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    // (No such user, but the server started: the key file exists now.)
+    assert!(!stderr.contains("secret key"), "{stderr}");
+    let text = std::fs::read_to_string(&key_file).expect("key file made");
+    assert_eq!(text.trim().len(), 64);
+    assert!(text.trim().chars().all(|c| c.is_ascii_hexdigit()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The same file is read again, not replaced.
+    admin_with_default_key(&db, &list);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), text);
+
+    // Another key: refused, and nothing in the database changes.
+    std::fs::write(&key_file, "ab".repeat(32)).unwrap();
+    let wrong = admin_with_default_key(&db, &list);
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("not the one this database was set up with"),
+        "{stderr}"
+    );
+
+    // No key at all: refused, and no new key is left behind for the next start to trust.
+    std::fs::remove_file(&key_file).unwrap();
+    let missing = admin_with_default_key(&db, &list);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("was missing"), "{stderr}");
+    assert!(!key_file.exists());
+
+    // A malformed file says so.
+    std::fs::write(&key_file, "not a key").unwrap();
+    let malformed = admin_with_default_key(&db, &list);
+    assert!(!malformed.status.success());
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("64 hexadecimal"));
+
+    // The right key back: it starts again.
+    std::fs::write(&key_file, &text).unwrap();
+    let restored = admin_with_default_key(&db, &list);
+    let stderr = String::from_utf8_lossy(&restored.stderr);
+    assert!(!stderr.contains("secret key"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -263,6 +263,11 @@ impl NetApi {
         if claims.nbf.is_some_and(|nbf| now + LEEWAY < nbf) || now + LEEWAY < claims.iat {
             return Err(AuthFailure::Malformed);
         }
+        // A token that lives longer than this server issues them was not made by it as
+        // configured (a stolen signing key, or a lifetime since shortened): refused.
+        if claims.exp.saturating_sub(claims.iat) > self.settings.access_token_ttl + LEEWAY {
+            return Err(AuthFailure::Malformed);
+        }
         if now >= claims.exp {
             return Err(AuthFailure::Expired);
         }

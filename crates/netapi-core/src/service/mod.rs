@@ -33,11 +33,12 @@ use crate::ids::{looks_like_id, new_id};
 use crate::jwt::{KeyRing, generate_key};
 use crate::limiter::{FailureLimiter, RateStatus, RequestLimiter};
 use crate::model::{ApiKey, AuditEvent, OAuthClient, SigningAlgorithm, SigningKey, User};
+use crate::sealing::{SecretKey, is_sealed};
 use crate::secret::{SecretHash, SecretHasher};
 use crate::store::{Invalidation, Store};
 
 /// Lifetimes and limits; see CONTRACT.md for the defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// The `iss` of every token and of the discovery documents.
     pub issuer: String,
@@ -67,6 +68,29 @@ pub struct Settings {
     pub require_pkce: bool,
     /// The algorithm of new signing keys.
     pub signing_algorithm: SigningAlgorithm,
+    /// The key kept outside the database, which seals signing keys.
+    pub secret_key: SecretKey,
+}
+
+/// Shows every setting but the pepper and the secret key.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("issuer", &self.issuer)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("refresh_token_max_ttl", &self.refresh_token_max_ttl)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("authorization_code_ttl", &self.authorization_code_ttl)
+            .field("session_ttl", &self.session_ttl)
+            .field("auth_failure_limit", &self.auth_failure_limit)
+            .field("signing_key_publish_delay", &self.signing_key_publish_delay)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("require_pkce", &self.require_pkce)
+            .field("signing_algorithm", &self.signing_algorithm)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Settings {
@@ -86,6 +110,7 @@ impl Default for Settings {
             rate_limit_per_minute: 0,
             require_pkce: true,
             signing_algorithm: SigningAlgorithm::EdDsa,
+            secret_key: SecretKey::insecure_for_tests(),
         }
     }
 }
@@ -248,9 +273,13 @@ impl NetApi {
         }
     }
 
-    /// Loads signing keys (making the first one if there is none) and the denylist.
+    /// Checks the secret key against the database, loads signing keys (sealing any stored in
+    /// plaintext by an earlier version, and making the first one if there is none) and the
+    /// denylist.
     pub async fn start(&self) -> Result<()> {
         let now = self.now();
+        self.check_secret_key().await?;
+        self.seal_plaintext_signing_keys().await?;
         self.seen_invalidation
             .store(self.store.latest_invalidation().await?, Ordering::SeqCst);
         if self.store.list_signing_keys(now).await?.is_empty() {
@@ -295,8 +324,50 @@ impl NetApi {
             .clone()
     }
 
+    /// The first instance on a database records the check value of its secret key; every
+    /// later one must hold the same key, or it is refused before it makes or reads a key.
+    async fn check_secret_key(&self) -> Result<()> {
+        let mine = self.settings.secret_key.check_value();
+        let recorded = self.store.init_secret_key_check(&mine, self.now()).await?;
+        if recorded != mine {
+            return Err(Error::Misconfigured(
+                "the secret key (secret_key_file) is not the one this database was set up \
+                 with; every instance must use the same key file"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Seals signing keys that a version before sealing stored in plaintext. Each row is
+    /// replaced only if it still holds that plaintext, so instances starting together agree.
+    async fn seal_plaintext_signing_keys(&self) -> Result<()> {
+        for stored in self.store.list_signing_keys(Timestamp::MIN).await? {
+            if is_sealed(&stored.private_key) {
+                continue;
+            }
+            let sealed = self.seal_signing_key(&stored);
+            self.store
+                .reseal_signing_key(&stored.kid, &stored.private_key, &sealed)
+                .await?;
+            tracing::info!(kid = %stored.kid, "signing key sealed with the secret key");
+        }
+        Ok(())
+    }
+
+    /// What binds a sealed signing key to its row.
+    fn signing_key_context(key: &SigningKey) -> Vec<u8> {
+        format!("signing_keys/{}/{}", key.kid, key.alg.as_str()).into_bytes()
+    }
+
+    fn seal_signing_key(&self, key: &SigningKey) -> Vec<u8> {
+        self.settings
+            .secret_key
+            .seal(&Self::signing_key_context(key), &key.private_key)
+    }
+
     async fn insert_signing_key(&self, active_from: Timestamp) -> Result<SigningKey> {
-        let key = SigningKey {
+        let mut key = SigningKey {
             kid: new_id("sig"),
             alg: self.settings.signing_algorithm,
             private_key: generate_key(self.settings.signing_algorithm),
@@ -304,14 +375,34 @@ impl NetApi {
             active_from,
             retire_at: None,
         };
+        let sealed = self.seal_signing_key(&key);
+        let plaintext = std::mem::replace(&mut key.private_key, sealed);
         self.store.insert_signing_key(&key).await?;
+        key.private_key = plaintext;
         Ok(key)
     }
 
-    /// Rebuilds the key ring from storage.
+    /// Rebuilds the key ring from storage. A key that does not open with the secret key is
+    /// left out (and logged) rather than stopping the others.
     pub async fn reload_signing_keys(&self) -> Result<()> {
         let now = self.now();
-        let keys = self.store.list_signing_keys(now).await?;
+        let keys: Vec<SigningKey> = self
+            .store
+            .list_signing_keys(now)
+            .await?
+            .into_iter()
+            .filter_map(|mut key| {
+                let opened = self
+                    .settings
+                    .secret_key
+                    .open(&Self::signing_key_context(&key), &key.private_key);
+                if opened.is_none() {
+                    tracing::error!(kid = %key.kid, "signing key does not open with the secret key; skipped");
+                }
+                key.private_key = opened?;
+                Some(key)
+            })
+            .collect();
         let ring = Arc::new(KeyRing::new(&keys, now));
         *self
             .key_ring

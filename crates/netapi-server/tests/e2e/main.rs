@@ -6,6 +6,7 @@ mod abuse;
 mod api;
 mod authorize;
 mod helpers;
+mod keys_at_rest;
 mod limits;
 mod oauth;
 mod openapi;
