@@ -50,17 +50,50 @@ fn compute(
         argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
     })
 }
-/// Checks the length rule; the message says what is accepted.
-pub fn validate(password: &str) -> Result<()> {
+/// The 100,000 most common passwords of at least [`MIN_LEN`] characters, lower-cased and
+/// sorted (see `data/README.md` for where they come from). Shorter ones fail the length rule.
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+/// Whether `password`, ignoring case, is in the built-in list of common passwords.
+pub fn is_common(password: &str) -> bool {
+    static LIST: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let list = LIST.get_or_init(|| COMMON_PASSWORDS.lines().collect());
+    list.binary_search(&password.to_lowercase().as_str())
+        .is_ok()
+}
+
+/// Shortest email local part that a password may not contain: shorter ones ("jo") occur in
+/// too many good passwords to mean anything.
+const MIN_LOCAL_PART: usize = 3;
+
+/// The rules of NIST SP 800-63B, and no composition rules: [`MIN_LEN`] to [`MAX_LEN`]
+/// characters, not a common password, not containing the local part of the account's email.
+/// The message says what is wrong.
+pub fn validate(password: &str, email: &str) -> Result<()> {
     let chars = password.chars().count();
-    if (MIN_LEN..=MAX_LEN).contains(&chars) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
+    if !(MIN_LEN..=MAX_LEN).contains(&chars) {
+        return Err(Error::invalid(
             "password",
             format!("must be between {MIN_LEN} and {MAX_LEN} characters"),
-        ))
+        ));
     }
+    if is_common(password) {
+        return Err(Error::invalid(
+            "password",
+            "is one of the most commonly used passwords; choose another",
+        ));
+    }
+    let local = email
+        .rsplit_once('@')
+        .map_or(email, |(local, _)| local)
+        .to_lowercase();
+    if local.chars().count() >= MIN_LOCAL_PART && password.to_lowercase().contains(&local) {
+        return Err(Error::invalid(
+            "password",
+            "must not contain your email address's name",
+        ));
+    }
+    Ok(())
 }
 
 fn hash_blocking(password: &str) -> Result<String> {
@@ -190,6 +223,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        assert!(COMMON_PASSWORDS.lines().count() >= 100_000);
+        // The list is sorted and lower-case, as the binary search needs.
+        let lines: Vec<&str> = COMMON_PASSWORDS.lines().collect();
+        assert!(lines.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(
+            lines
+                .iter()
+                .all(|l| *l == l.to_lowercase() && l.chars().count() >= MIN_LEN)
+        );
+        for common in [
+            "password",
+            "Password1",
+            "QWERTYUIOP",
+            "iloveyou",
+            "trustno1",
+        ] {
+            assert!(is_common(common), "{common}");
+            let refused = validate(common, "someone@example.com");
+            assert!(
+                matches!(&refused, Err(Error::InvalidArgument { message, .. }) if message.contains("common")),
+                "{common}: {refused:?}"
+            );
+        }
+        assert!(!is_common("correct horse battery"));
+        assert!(validate("correct horse battery", "someone@example.com").is_ok());
+    }
+
+    #[test]
+    fn a_password_containing_the_email_name_is_refused() {
+        // The whole local part is what counts.
+        assert!(validate("Adalovelace-1815", "ada.lovelace@example.com").is_ok());
+        assert!(validate("my ada.lovelace pass", "ada.lovelace@example.com").is_err());
+        assert!(validate("xxADA.LOVELACExx", "Ada.Lovelace@example.com").is_err());
+        // Too short a name to mean anything.
+        assert!(validate("jo-correct-horse", "jo@example.com").is_ok());
+        // The length rule still comes first.
+        assert!(validate("short", "x@example.com").is_err());
+        assert!(validate(&"x".repeat(MAX_LEN + 1), "a@example.com").is_err());
+    }
+
+    #[test]
     fn reads_hashes_made_by_the_argon2_crate() {
         use argon2::password_hash::{PasswordHasher, SaltString};
         let salt = SaltString::generate(&mut OsRng);
@@ -237,9 +312,10 @@ mod tests {
 
     #[test]
     fn length_rule() {
-        assert!(validate("1234567").is_err());
-        assert!(validate("12345678").is_ok());
-        assert!(validate(&"x".repeat(129)).is_err());
-        assert!(validate(&"é".repeat(128)).is_ok());
+        let email = "someone@example.com";
+        assert!(validate("k7#pQ2z", email).is_err());
+        assert!(validate("k7#pQ2zw", email).is_ok());
+        assert!(validate(&"x".repeat(129), email).is_err());
+        assert!(validate(&"é".repeat(128), email).is_ok());
     }
 }

@@ -168,7 +168,7 @@ pub(crate) fn password_schema() -> Schema {
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
         .min_length(Some(8))
         .max_length(Some(128))
-        .description(Some("8 to 128 characters."))
+        .description(Some("8 to 128 characters; not a common password, and not containing the email's local part."))
         .into()
 }
 

@@ -84,7 +84,7 @@ impl NetApi {
     pub async fn register(&self, new: NewUser, ip: Option<&str>) -> Result<(User, ApiKey, Secret)> {
         let email = normalize_email(&new.email)?;
         let name = normalize_name("name", &new.name)?;
-        password::validate(new.password.expose())?;
+        password::validate(new.password.expose(), &email)?;
         let password_hash = password::hash(new.password.expose().to_owned()).await?;
         let now = self.now();
         let user = User {
@@ -218,7 +218,7 @@ impl NetApi {
             user.email = normalize_email(&email)?;
         }
         if let Some(password) = update.password {
-            password::validate(password.expose())?;
+            password::validate(password.expose(), &user.email)?;
             user.password_hash = password::hash(password.expose().to_owned()).await?;
         }
         user.updated_at = self.now();

@@ -10,3 +10,4 @@ mod keys_at_rest;
 mod limits;
 mod oauth;
 mod openapi;
+mod password_rules;
