@@ -663,6 +663,7 @@ async fn seed_keys(args: SeedArgs) -> anyhow::Result<()> {
                     .map_or(0, |d| d.as_secs() as i64);
                 let key = netapi_core::model::ApiKey {
                     rate_limit: None,
+                    created_by_client: None,
                     id: netapi_core::ids::new_id("key"),
                     user_id: user_id.clone(),
                     name: format!("bench {index}"),

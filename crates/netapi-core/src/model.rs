@@ -60,6 +60,9 @@ pub struct ApiKey {
     pub revoked_at: Option<Timestamp>,
     /// Requests per minute, overriding the server's default.
     pub rate_limit: Option<u32>,
+    /// The OAuth client whose access token created the key (carried over by rotation): the
+    /// key is revoked when the user withdraws that client's consent or the client is deleted.
+    pub created_by_client: Option<String>,
 }
 
 /// A recorded security event.

@@ -5,9 +5,10 @@
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
-    ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, RotateOutcome,
-    Session, SigningKey, User,
+    ApiKey, AuditEvent, AuthorizationCode, Consent, GrantType, OAuthClient, RefreshToken,
+    RotateOutcome, Session, SigningKey, User,
 };
+use crate::scope::{Role, Scopes};
 use crate::secret::SecretHash;
 
 /// Shorthand for storage results.
@@ -40,6 +41,48 @@ pub enum Invalidation {
     SigningKeys,
 }
 
+/// The columns of a user that a change writes; `None` leaves a column as storage has it, so
+/// that a change never writes back a value it read (a concurrent demotion or password change
+/// is not undone by a slow PATCH of the name).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    /// New display name.
+    pub name: Option<String>,
+    /// New (normalised) email.
+    pub email: Option<String>,
+    /// New Argon2id PHC string.
+    pub password_hash: Option<String>,
+    /// New role.
+    pub role: Option<Role>,
+}
+
+impl std::fmt::Debug for UserChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserChanges")
+            .field("name", &self.name.is_some())
+            .field("email", &self.email.is_some())
+            .field("password_hash", &self.password_hash.is_some())
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// The columns of a client that a change writes; `None` leaves a column as storage has it.
+/// The secret is not among them: only [`Store::set_client_secret`] writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientChanges {
+    /// `client_name`.
+    pub name: Option<String>,
+    /// `redirect_uris`.
+    pub redirect_uris: Option<Vec<String>>,
+    /// `grant_types`.
+    pub grant_types: Option<Vec<GrantType>>,
+    /// `scope`.
+    pub scopes: Option<Scopes>,
+    /// Requests per minute (`Some(None)`: back to the default).
+    pub rate_limit: Option<Option<u32>>,
+}
+
 /// Persistent storage for everything Net API knows.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -64,8 +107,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// Users ordered by id, after the cursor.
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
-    /// Saves a changed user; false if it does not exist. `Conflict("email")` on a taken email.
-    async fn update_user(&self, user: &User) -> StoreResult<bool>;
+    /// Writes the given columns of a user (and `updated_at`), nothing else; returns the user
+    /// as it now is, `None` if it does not exist. `Conflict("email")` on a taken email.
+    async fn update_user(
+        &self,
+        id: &str,
+        changes: &UserChanges,
+        at: Timestamp,
+    ) -> StoreResult<Option<User>>;
     /// Deletes a user and everything it holds (keys, clients, tokens, sessions, consents).
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
 
@@ -93,6 +142,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         old_expires_at: Timestamp,
         new_key: &ApiKey,
     ) -> StoreResult<bool>;
+    /// Revokes the live keys created with `client_id`'s access tokens (only `user_id`'s when
+    /// given); returns their hashes, for cache invalidation.
+    async fn revoke_api_keys_of_client(
+        &self,
+        client_id: &str,
+        user_id: Option<&str>,
+        at: Timestamp,
+    ) -> StoreResult<Vec<SecretHash>>;
     /// Records last use times in one batch.
     async fn record_api_key_use(&self, uses: &[(String, Timestamp)]) -> StoreResult<()>;
 
@@ -119,8 +176,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<OAuthClient>>;
-    /// Saves a changed client (including a new secret hash); false if unknown.
-    async fn update_client(&self, client: &OAuthClient) -> StoreResult<bool>;
+    /// Writes the given columns of a client (and `updated_at`), never its secret; returns the
+    /// client as it now is, `None` if unknown.
+    async fn update_client(
+        &self,
+        id: &str,
+        changes: &ClientChanges,
+        at: Timestamp,
+    ) -> StoreResult<Option<OAuthClient>>;
+    /// Replaces a client's secret hash (and `updated_at`), nothing else; false if unknown.
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        hash: &SecretHash,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
     /// Deletes a client with its tokens, codes and consents; false if unknown.
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
 
@@ -146,6 +216,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         user_id: &str,
         client_id: &str,
+        at: Timestamp,
+    ) -> StoreResult<Vec<String>>;
+
+    /// Revokes every refresh token a user holds (password or email changed); returns the
+    /// families, sorted and without repeats.
+    async fn revoke_refresh_for_user(
+        &self,
+        user_id: &str,
         at: Timestamp,
     ) -> StoreResult<Vec<String>>;
 
@@ -177,6 +255,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_session(&self, hash: &SecretHash) -> StoreResult<Option<Session>>;
     /// Ends a session.
     async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
+    /// Ends every session of a user; returns how many.
+    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
 
     // --- access-token denylist and cross-process invalidation ---
     /// Records an invalidation for every process (including a denylist entry for access

@@ -182,6 +182,20 @@ pub(crate) fn password_schema_nullable() -> Schema {
         .into()
 }
 
+pub(crate) fn current_password_schema() -> Schema {
+    string()
+        .schema_type(nullable(Type::String))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .max_length(Some(128))
+        .description(Some(
+            "The user's present password. Required with a new `email` or `password` (missing or \
+             wrong: 400 naming `current_password`; wrong ones count as failed sign-ins), except \
+             for an administrator changing another user. A successful change ends the user's \
+             browser sessions and refresh tokens (and their access tokens).",
+        ))
+        .into()
+}
+
 pub(crate) fn role_schema_nullable() -> Schema {
     ObjectBuilder::new()
         .schema_type(nullable(Type::String))

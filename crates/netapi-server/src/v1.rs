@@ -173,6 +173,8 @@ pub struct UserPatch {
     password: Option<Secret>,
     #[schema(schema_with = crate::openapi::role_schema_nullable)]
     role: Option<String>,
+    #[schema(schema_with = crate::openapi::current_password_schema)]
+    current_password: Option<Secret>,
 }
 
 /// Changes a user.
@@ -214,6 +216,7 @@ pub async fn update_user(
                 email: body.email,
                 password: body.password,
                 role,
+                current_password: body.current_password,
             },
             Some(&ip),
         )

@@ -44,6 +44,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("expires_at", Int),
             ("revoked_at", Int),
             ("rate_limit", Int),
+            ("created_by_client", Text),
         ],
     ),
     (

@@ -5,6 +5,7 @@
 pub(crate) const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_rate_limits.sql")),
+    (3, include_str!("../migrations/sqlite/0003_key_creator.sql")),
     (
         5,
         include_str!("../migrations/sqlite/0005_secret_key_check.sql"),
@@ -17,6 +18,10 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[
     (
         2,
         include_str!("../migrations/postgres/0002_rate_limits.sql"),
+    ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_key_creator.sql"),
     ),
     (
         5,

@@ -7,7 +7,7 @@
 
 pub(crate) const USER_COLUMNS: &str =
     "id, email, name, role, password_hash, created_at, updated_at";
-pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, prefix, last_four, hash, scopes, created_at, last_used_at, expires_at, revoked_at, rate_limit";
+pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, prefix, last_four, hash, scopes, created_at, last_used_at, expires_at, revoked_at, rate_limit, created_by_client";
 pub(crate) const CLIENT_COLUMNS: &str = "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, created_at, updated_at, rate_limit";
 pub(crate) const REFRESH_COLUMNS: &str = "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, family_expires_at, auth_time, rotated_at, revoked_at";
 pub(crate) const CODE_COLUMNS: &str = "hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, family_id, created_at, expires_at, used_at";
@@ -21,7 +21,7 @@ macro_rules! impl_store {
         };
         use netapi_core::scope::Scopes;
         use netapi_core::secret::SecretHash;
-        use netapi_core::store::{Invalidation, Store, StoreResult};
+        use netapi_core::store::{ClientChanges, Invalidation, Store, StoreResult, UserChanges};
         use netapi_core::Timestamp;
         use sqlx::Row;
         use $crate::codec;
@@ -54,6 +54,7 @@ macro_rules! impl_store {
                 expires_at: row.try_get("expires_at").map_err(map_err)?,
                 revoked_at: row.try_get("revoked_at").map_err(map_err)?,
                 rate_limit: rate_limit(row.try_get("rate_limit").map_err(map_err)?),
+                created_by_client: row.try_get("created_by_client").map_err(map_err)?,
             })
         }
 
@@ -196,21 +197,29 @@ macro_rules! impl_store {
                 all(&rows, user_from)
             }
 
-            async fn update_user(&self, user: &User) -> StoreResult<bool> {
-                let done = sqlx::query(
-                    "UPDATE users SET email = $2, name = $3, role = $4, password_hash = $5, \
-                     updated_at = $6 WHERE id = $1",
-                )
-                .bind(&user.id)
-                .bind(&user.email)
-                .bind(&user.name)
-                .bind(user.role.as_str())
-                .bind(&user.password_hash)
-                .bind(user.updated_at)
-                .execute(self.writer())
+            async fn update_user(
+                &self,
+                id: &str,
+                changes: &UserChanges,
+                at: Timestamp,
+            ) -> StoreResult<Option<User>> {
+                // A column left out is kept as it is at the moment of the write (PostgreSQL
+                // re-reads a row a concurrent transaction changed), never as it was read.
+                let row = sqlx::query(&format!(
+                    "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), \
+                     password_hash = COALESCE($4, password_hash), role = COALESCE($5, role), \
+                     updated_at = $6 WHERE id = $1 RETURNING {USER_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(changes.name.as_deref())
+                .bind(changes.email.as_deref())
+                .bind(changes.password_hash.as_deref())
+                .bind(changes.role.map(|r| r.as_str()))
+                .bind(at)
+                .fetch_optional(self.writer())
                 .await
                 .map_err(map_err)?;
-                Ok(done.rows_affected() == 1)
+                row.as_ref().map(user_from).transpose()
             }
 
             async fn delete_user(&self, id: &str) -> StoreResult<bool> {
@@ -278,6 +287,33 @@ macro_rules! impl_store {
 
             async fn rotate_api_key(&self, old_id: &str, old_expires_at: Timestamp, new_key: &ApiKey) -> StoreResult<bool> {
                 crate::retry_contention(|| self.rotate_api_key_once(old_id, old_expires_at, new_key)).await
+            }
+
+            async fn revoke_api_keys_of_client(
+                &self,
+                client_id: &str,
+                user_id: Option<&str>,
+                at: Timestamp,
+            ) -> StoreResult<Vec<SecretHash>> {
+                let query = match user_id {
+                    Some(user_id) => sqlx::query(
+                        "UPDATE api_keys SET revoked_at = $2 WHERE created_by_client = $1 \
+                         AND user_id = $3 AND revoked_at IS NULL RETURNING hash",
+                    )
+                    .bind(client_id)
+                    .bind(at)
+                    .bind(user_id),
+                    None => sqlx::query(
+                        "UPDATE api_keys SET revoked_at = $2 WHERE created_by_client = $1 \
+                         AND revoked_at IS NULL RETURNING hash",
+                    )
+                    .bind(client_id)
+                    .bind(at),
+                };
+                let rows = query.fetch_all(self.writer()).await.map_err(map_err)?;
+                rows.iter()
+                    .map(|r| codec::hash(r.try_get("hash").map_err(map_err)?))
+                    .collect()
             }
 
             async fn record_api_key_use(&self, uses: &[(String, Timestamp)]) -> StoreResult<()> {
@@ -381,19 +417,46 @@ macro_rules! impl_store {
                 all(&rows, client_from)
             }
 
-            async fn update_client(&self, client: &OAuthClient) -> StoreResult<bool> {
+            async fn update_client(
+                &self,
+                id: &str,
+                changes: &ClientChanges,
+                at: Timestamp,
+            ) -> StoreResult<Option<OAuthClient>> {
+                // As for users: only the given columns; never the secret.
+                let row = sqlx::query(&format!(
+                    "UPDATE oauth_clients SET name = COALESCE($2, name), \
+                     redirect_uris = COALESCE($3, redirect_uris), \
+                     grant_types = COALESCE($4, grant_types), scopes = COALESCE($5, scopes), \
+                     rate_limit = CASE WHEN $6 THEN $7 ELSE rate_limit END, updated_at = $8 \
+                     WHERE id = $1 RETURNING {CLIENT_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(changes.name.as_deref())
+                .bind(changes.redirect_uris.as_deref().map(codec::join_uris))
+                .bind(changes.grant_types.as_deref().map(codec::join_grants))
+                .bind(changes.scopes.map(Scopes::bits))
+                .bind(changes.rate_limit.is_some())
+                .bind(changes.rate_limit.flatten().map(i64::from))
+                .bind(at)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(client_from).transpose()
+            }
+
+            async fn set_client_secret(
+                &self,
+                id: &str,
+                hash: &SecretHash,
+                at: Timestamp,
+            ) -> StoreResult<bool> {
                 let done = sqlx::query(
-                    "UPDATE oauth_clients SET name = $2, redirect_uris = $3, grant_types = $4, \
-                     scopes = $5, secret_hash = $6, updated_at = $7, rate_limit = $8 WHERE id = $1",
+                    "UPDATE oauth_clients SET secret_hash = $2, updated_at = $3 WHERE id = $1",
                 )
-                .bind(&client.id)
-                .bind(&client.name)
-                .bind(codec::join_uris(&client.redirect_uris))
-                .bind(codec::join_grants(&client.grant_types))
-                .bind(client.scopes.bits())
-                .bind(client.secret_hash.map(|h| h.0.to_vec()))
-                .bind(client.updated_at)
-                .bind(client.rate_limit.map(i64::from))
+                .bind(id)
+                .bind(hash.0.as_slice())
+                .bind(at)
                 .execute(self.writer())
                 .await
                 .map_err(map_err)?;
@@ -451,6 +514,29 @@ macro_rules! impl_store {
                 )
                 .bind(user_id)
                 .bind(client_id)
+                .bind(at)
+                .fetch_all(self.writer())
+                .await
+                .map_err(map_err)?;
+                let mut families: Vec<String> = rows
+                    .iter()
+                    .map(|r| r.try_get("family_id").map_err(map_err))
+                    .collect::<StoreResult<_>>()?;
+                families.sort();
+                families.dedup();
+                Ok(families)
+            }
+
+            async fn revoke_refresh_for_user(
+                &self,
+                user_id: &str,
+                at: Timestamp,
+            ) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 \
+                     AND revoked_at IS NULL RETURNING family_id",
+                )
+                .bind(user_id)
                 .bind(at)
                 .fetch_all(self.writer())
                 .await
@@ -619,6 +705,15 @@ macro_rules! impl_store {
                     .await
                     .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(self.writer())
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected())
             }
 
             async fn publish_invalidation(
@@ -966,7 +1061,7 @@ macro_rules! impl_store {
         ) -> StoreResult<()> {
             sqlx::query(&format!(
                 "INSERT INTO api_keys ({KEY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ))
             .bind(&key.id)
             .bind(&key.user_id)
@@ -980,6 +1075,7 @@ macro_rules! impl_store {
             .bind(key.expires_at)
             .bind(key.revoked_at)
             .bind(key.rate_limit.map(i64::from))
+            .bind(&key.created_by_client)
             .execute(executor)
             .await
             .map_err(map_err)?;

@@ -12,7 +12,7 @@ use netapi_core::model::{
     RefreshToken, RotateOutcome, Session, SigningAlgorithm, SigningKey, User,
 };
 use netapi_core::secret::SecretHash;
-use netapi_core::store::{Invalidation, Store};
+use netapi_core::store::{ClientChanges, Invalidation, Store, UserChanges};
 use netapi_core::{Role, Scope, Scopes, StoreError, Timestamp};
 use netapi_store::StoreOptions;
 use sqlx::Connection;
@@ -171,6 +171,13 @@ conformance! {
     users_list_pagination => sqlite_users_list_pagination, postgres_users_list_pagination;
     users_concurrent_create => sqlite_users_concurrent_create, postgres_users_concurrent_create;
     users_delete_cascades => sqlite_users_delete_cascades, postgres_users_delete_cascades;
+    users_stale_update_keeps_role =>
+        sqlite_users_stale_update_keeps_role, postgres_users_stale_update_keeps_role;
+    api_keys_of_client => sqlite_api_keys_of_client, postgres_api_keys_of_client;
+    clients_stale_update_keeps_secret =>
+        sqlite_clients_stale_update_keeps_secret, postgres_clients_stale_update_keeps_secret;
+    refresh_revoke_for_user => sqlite_refresh_revoke_for_user, postgres_refresh_revoke_for_user;
+    sessions_of_user => sqlite_sessions_of_user, postgres_sessions_of_user;
     api_keys_crud => sqlite_api_keys_crud, postgres_api_keys_crud;
     api_keys_rotate => sqlite_api_keys_rotate, postgres_api_keys_rotate;
     api_keys_record_use => sqlite_api_keys_record_use, postgres_api_keys_record_use;
@@ -299,6 +306,7 @@ fn api_key(user_id: &str, n: u8) -> ApiKey {
         expires_at: None,
         revoked_at: None,
         rate_limit: Some(u32::from(n) * 10),
+        created_by_client: None,
     }
 }
 
@@ -464,7 +472,19 @@ async fn users_crud(store: Arc<dyn Store>) {
     changed.role = Role::Admin;
     changed.password_hash = "$argon2id$v=19$other".to_owned();
     changed.updated_at = NOW + 30;
-    assert!(store.update_user(&changed).await.expect("update"));
+    let changes = UserChanges {
+        name: Some(changed.name.clone()),
+        email: Some(changed.email.clone()),
+        password_hash: Some(changed.password_hash.clone()),
+        role: Some(changed.role),
+    };
+    assert_eq!(
+        store
+            .update_user(&alice.id, &changes, NOW + 30)
+            .await
+            .expect("update"),
+        Some(changed.clone())
+    );
     assert_eq!(
         store.get_user(&alice.id).await.expect("get"),
         Some(changed.clone())
@@ -485,7 +505,13 @@ async fn users_crud(store: Arc<dyn Store>) {
     );
 
     let ghost = user("ghost@example.com");
-    assert!(!store.update_user(&ghost).await.expect("update unknown"));
+    assert_eq!(
+        store
+            .update_user(&ghost.id, &changes, NOW + 30)
+            .await
+            .expect("update unknown"),
+        None
+    );
     assert_eq!(store.get_user(&ghost.id).await.expect("get"), None);
 }
 
@@ -524,11 +550,13 @@ async fn users_duplicate_email(store: Arc<dyn Store>) {
 
     // On update.
     let bob = add_user(&store, "bob@example.com").await;
-    let mut stolen = bob.clone();
-    stolen.email = alice.email.clone();
-    stolen.name = "Bob renamed".to_owned();
+    let stolen = UserChanges {
+        email: Some(alice.email.clone()),
+        name: Some("Bob renamed".to_owned()),
+        ..UserChanges::default()
+    };
     let err = store
-        .update_user(&stolen)
+        .update_user(&bob.id, &stolen, NOW + 30)
         .await
         .expect_err("duplicate email on update");
     assert!(matches!(err, StoreError::Conflict("email")), "{err:?}");
@@ -1185,7 +1213,7 @@ async fn clients_crud(store: Arc<dyn Store>) {
         alices[1..]
     );
 
-    // Update, including a new secret hash.
+    // Update, then a new secret hash.
     let mut changed = c1.clone();
     changed.name = "renamed".to_owned();
     changed.redirect_uris = vec!["https://new.example.com/cb".to_owned()];
@@ -1195,15 +1223,48 @@ async fn clients_crud(store: Arc<dyn Store>) {
         GrantType::RefreshToken,
     ];
     changed.scopes = Scopes::EMPTY.with(Scope::OpenId).with(Scope::UsersRead);
-    changed.secret_hash = Some(h(42));
+    changed.rate_limit = None;
     changed.updated_at = NOW + 60;
-    assert!(store.update_client(&changed).await.expect("update"));
+    let changes = ClientChanges {
+        name: Some(changed.name.clone()),
+        redirect_uris: Some(changed.redirect_uris.clone()),
+        grant_types: Some(changed.grant_types.clone()),
+        scopes: Some(changed.scopes),
+        rate_limit: Some(None),
+    };
+    assert_eq!(
+        store
+            .update_client(&c1.id, &changes, NOW + 60)
+            .await
+            .expect("update"),
+        Some(changed.clone())
+    );
+    changed.secret_hash = Some(h(42));
+    changed.updated_at = NOW + 70;
+    assert!(
+        store
+            .set_client_secret(&c1.id, &h(42), NOW + 70)
+            .await
+            .expect("new secret")
+    );
     assert_eq!(
         store.get_client(&c1.id).await.expect("get"),
         Some(changed.clone())
     );
     let ghost = client(&alice.id, 7);
-    assert!(!store.update_client(&ghost).await.expect("update unknown"));
+    assert_eq!(
+        store
+            .update_client(&ghost.id, &changes, NOW + 60)
+            .await
+            .expect("update unknown"),
+        None
+    );
+    assert!(
+        !store
+            .set_client_secret(&ghost.id, &h(43), NOW + 60)
+            .await
+            .expect("secret of unknown")
+    );
     assert_eq!(store.get_client(&ghost.id).await.expect("get"), None);
 
     // Delete.
@@ -2329,4 +2390,229 @@ async fn delete_expired(store: Arc<dyn Store>) {
         Some(live_key)
     );
     assert_eq!(store.get_user(&alice.id).await.expect("user"), Some(alice));
+}
+
+// ------------------------------------------------------------------------------------------
+// Lost updates, key creators, ending a user's sign-ins (issue 11)
+// ------------------------------------------------------------------------------------------
+
+/// A PATCH that read the user before a demotion writes only what it changes: the demotion
+/// (and a password change made meanwhile) stays.
+async fn users_stale_update_keeps_role(store: Arc<dyn Store>) {
+    let mut admin = user("ada@example.com");
+    admin.role = Role::Admin;
+    store
+        .create_user(&admin, None, &event(Some(&admin.id), "user.created"))
+        .await
+        .expect("create");
+    let stale = store.get_user(&admin.id).await.expect("get").expect("user");
+
+    let demotion = UserChanges {
+        role: Some(Role::Member),
+        password_hash: Some("$argon2id$v=19$reset".to_owned()),
+        ..UserChanges::default()
+    };
+    store
+        .update_user(&admin.id, &demotion, NOW + 1)
+        .await
+        .expect("demote");
+
+    let rename = UserChanges {
+        name: Some(format!("{} (renamed)", stale.name)),
+        ..UserChanges::default()
+    };
+    let after = store
+        .update_user(&stale.id, &rename, NOW + 2)
+        .await
+        .expect("rename")
+        .expect("user");
+    assert_eq!(after.role, Role::Member);
+    assert_eq!(after.password_hash, "$argon2id$v=19$reset");
+    assert_eq!(after.name, "User ada@example.com (renamed)");
+    assert_eq!(after.email, admin.email);
+    assert_eq!(after.updated_at, NOW + 2);
+    assert_eq!(store.get_user(&admin.id).await.expect("get"), Some(after));
+}
+
+/// A PATCH that read the client before a secret rotation never writes the old secret back.
+async fn clients_stale_update_keeps_secret(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let stale = store
+        .get_client(&app.id)
+        .await
+        .expect("get")
+        .expect("client");
+    assert_eq!(stale.secret_hash, Some(h(1)));
+
+    assert!(
+        store
+            .set_client_secret(&app.id, &h(77), NOW + 1)
+            .await
+            .expect("rotate")
+    );
+    let after = store
+        .update_client(
+            &stale.id,
+            &ClientChanges {
+                name: Some("renamed".to_owned()),
+                ..ClientChanges::default()
+            },
+            NOW + 2,
+        )
+        .await
+        .expect("rename")
+        .expect("client");
+    assert_eq!(after.secret_hash, Some(h(77)));
+    assert_eq!(after.name, "renamed");
+    assert_eq!(after.redirect_uris, app.redirect_uris);
+    assert_eq!(after.grant_types, app.grant_types);
+    assert_eq!(after.scopes, app.scopes);
+    assert_eq!(after.rate_limit, app.rate_limit);
+    assert_eq!(store.get_client(&app.id).await.expect("get"), Some(after));
+}
+
+/// Keys remember the client whose token made them; they are revoked per (client, user) when
+/// consent is withdrawn, and per client when it is deleted.
+async fn api_keys_of_client(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let other = add_client(&store, &alice.id, 2).await;
+    let made_by = |key: ApiKey, client: &OAuthClient| ApiKey {
+        created_by_client: Some(client.id.clone()),
+        ..key
+    };
+    let alice_via_app = made_by(api_key(&alice.id, 1), &app);
+    let alice_via_app_revoked = ApiKey {
+        revoked_at: Some(NOW - 1),
+        ..made_by(api_key(&alice.id, 2), &app)
+    };
+    let alice_via_other = made_by(api_key(&alice.id, 3), &other);
+    let alice_direct = api_key(&alice.id, 4);
+    let bob_via_app = made_by(api_key(&bob.id, 5), &app);
+    for key in [
+        &alice_via_app,
+        &alice_via_app_revoked,
+        &alice_via_other,
+        &alice_direct,
+        &bob_via_app,
+    ] {
+        store.insert_api_key(key).await.expect("insert");
+    }
+    assert_eq!(
+        store.get_api_key(&alice_via_app.id).await.expect("get"),
+        Some(alice_via_app.clone())
+    );
+
+    // Alice withdraws her consent for `app`: her live key made through it, nothing else.
+    let revoked = store
+        .revoke_api_keys_of_client(&app.id, Some(&alice.id), NOW + 5)
+        .await
+        .expect("revoke alice's");
+    assert_eq!(revoked, vec![alice_via_app.hash]);
+    let revoked_at = |key: &ApiKey| {
+        let store = store.clone();
+        let id = key.id.clone();
+        async move {
+            store
+                .get_api_key(&id)
+                .await
+                .expect("get")
+                .expect("key")
+                .revoked_at
+        }
+    };
+    assert_eq!(revoked_at(&alice_via_app).await, Some(NOW + 5));
+    assert_eq!(revoked_at(&alice_via_app_revoked).await, Some(NOW - 1));
+    assert_eq!(revoked_at(&alice_via_other).await, None);
+    assert_eq!(revoked_at(&alice_direct).await, None);
+    assert_eq!(revoked_at(&bob_via_app).await, None);
+
+    // `app` is deleted: every user's keys made through it.
+    let revoked = store
+        .revoke_api_keys_of_client(&app.id, None, NOW + 6)
+        .await
+        .expect("revoke all");
+    assert_eq!(revoked, vec![bob_via_app.hash]);
+    assert_eq!(revoked_at(&bob_via_app).await, Some(NOW + 6));
+    assert_eq!(revoked_at(&alice_via_other).await, None);
+    assert!(
+        store
+            .revoke_api_keys_of_client(&app.id, None, NOW + 7)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+}
+
+async fn refresh_revoke_for_user(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let other_app = add_client(&store, &bob.id, 2).await;
+    let tokens = [
+        refresh(&alice.id, &app.id, "fam_b", 1),
+        refresh(&alice.id, &app.id, "fam_b", 2),
+        refresh(&alice.id, &other_app.id, "fam_a", 3),
+        RefreshToken {
+            revoked_at: Some(NOW - 1),
+            ..refresh(&alice.id, &app.id, "fam_c", 4)
+        },
+        refresh(&bob.id, &app.id, "fam_d", 5),
+    ];
+    for t in &tokens {
+        store.insert_refresh_token(t).await.expect("insert");
+    }
+    let families = store
+        .revoke_refresh_for_user(&alice.id, NOW + 5)
+        .await
+        .expect("revoke");
+    assert_eq!(families, vec!["fam_a".to_owned(), "fam_b".to_owned()]);
+    let expected = [
+        Some(NOW + 5),
+        Some(NOW + 5),
+        Some(NOW + 5),
+        Some(NOW - 1),
+        None,
+    ];
+    for (t, want) in tokens.iter().zip(expected) {
+        let got = store
+            .get_refresh_token(&t.hash)
+            .await
+            .expect("get")
+            .expect("token");
+        assert_eq!(got.revoked_at, want, "token of {}", t.family_id);
+    }
+    assert!(
+        store
+            .revoke_refresh_for_user(&alice.id, NOW + 6)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+}
+
+async fn sessions_of_user(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let sessions = [
+        session(&alice.id, 1, NOW + 600),
+        session(&alice.id, 2, NOW + 1200),
+        session(&bob.id, 3, NOW + 600),
+    ];
+    for s in &sessions {
+        store.insert_session(s).await.expect("insert");
+    }
+    assert_eq!(store.delete_user_sessions(&alice.id).await.expect("end"), 2);
+    assert_eq!(store.get_session(&h(1)).await.expect("get"), None);
+    assert_eq!(store.get_session(&h(2)).await.expect("get"), None);
+    assert_eq!(
+        store.get_session(&h(3)).await.expect("get"),
+        Some(sessions[2].clone())
+    );
+    assert_eq!(
+        store.delete_user_sessions(&alice.id).await.expect("again"),
+        0
+    );
 }

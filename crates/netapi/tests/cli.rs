@@ -538,7 +538,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     let client: Value = http
         .post(format!("{}/v1/oauth-clients", before.base))
         .bearer_auth(&key)
-        .json(&json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
+        .json(&json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read keys:write"}))
         .send()
         .await
         .unwrap()
@@ -558,6 +558,18 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         .json()
         .await
         .unwrap();
+    // A key made by the application: the move must keep which application made it.
+    let app_key: Value = http
+        .post(format!("{}/v1/api-keys", before.base))
+        .bearer_auth(old_token["access_token"].as_str().unwrap())
+        .json(&json!({"name": "made by svc", "scopes": ["users:read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app_key = app_key["key"].as_str().unwrap().to_owned();
     assert!(before.stop().success());
 
     let output = Command::new(BIN)
@@ -623,6 +635,34 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
             .iter()
             .any(|e| e["type"] == "oauth_client.created")
     );
+    // Deleting the application ends the key it made, so the move kept its creator.
+    let status_with = |bearer: String| {
+        let http = http.clone();
+        let url = format!("{}/v1/users/me", after.base);
+        async move {
+            http.get(url)
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status_with(app_key.clone()).await, 200);
+    let deleted = http
+        .delete(format!(
+            "{}/v1/oauth-clients/{}",
+            after.base,
+            client["client_id"].as_str().unwrap()
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    assert_eq!(status_with(app_key).await, 401);
+    assert_eq!(status_with(key.clone()).await, 200);
     assert!(after.stop().success());
 }
 

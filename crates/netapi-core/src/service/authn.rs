@@ -67,6 +67,27 @@ impl Principal {
         }
     }
 
+    /// Fails with `PermissionDenied` naming the first scope of `wanted` the credential lacks,
+    /// with `refusal` saying what was refused: nothing a caller creates, rotates or changes may
+    /// carry (or let it obtain) a scope it does not hold itself.
+    pub fn require_all(&self, wanted: Scopes, refusal: impl FnOnce(Scope) -> String) -> Result<()> {
+        match wanted.iter().find(|s| !self.scopes.contains(*s)) {
+            None => Ok(()),
+            Some(missing) => Err(Error::PermissionDenied {
+                scope: Some(missing),
+                message: refusal(missing),
+            }),
+        }
+    }
+
+    /// The OAuth client whose access token this is, if it is one.
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::AccessToken { client_id, .. } => Some(client_id),
+            _ => None,
+        }
+    }
+
     /// Admin powers need both the role and the `admin` scope on the credential.
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin && self.scopes.contains(Scope::Admin)

@@ -434,7 +434,8 @@ impl NetApi {
         Ok(apps)
     }
 
-    /// Withdraws a consent and revokes every token the client holds for the user.
+    /// Withdraws a consent and revokes every token the client holds for the user, and the API
+    /// keys it created with them.
     pub async fn withdraw_consent(
         &self,
         user_id: &str,
@@ -453,6 +454,8 @@ impl NetApi {
             })
             .await?;
         }
+        // Keys the application made with the user's tokens end with the consent too.
+        self.revoke_keys_of_client(client_id, Some(user_id)).await?;
         if !existed {
             return Err(Error::NotFound("authorization"));
         }

@@ -9,7 +9,7 @@ use crate::ids::new_id;
 use crate::model::{ClientAuthMethod, GrantType, OAuthClient};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{Secret, SecretKind, check_format, generate};
-use crate::store::Invalidation;
+use crate::store::{ClientChanges, Invalidation};
 
 /// A client to register.
 #[derive(Debug, Clone, Default)]
@@ -133,15 +133,16 @@ impl NetApi {
         };
         let scopes = Scopes::parse_space_separated(scope)
             .map_err(|name| Error::invalid("scope", format!("'{name}' is not a known scope")))?;
-        if let Some(missing) = scopes.iter().find(|s| !caller.scopes.contains(*s)) {
-            return Err(Error::PermissionDenied {
-                scope: Some(missing),
-                message: format!(
-                    "A client cannot be given the scope '{missing}', which you do not have."
-                ),
-            });
-        }
+        Self::check_client_scopes(caller, scopes)?;
         Ok(scopes)
+    }
+
+    /// A client's scopes after a create or change must all be the caller's: whoever changes
+    /// a client (its grants, redirect URIs or secret) can obtain tokens with them.
+    fn check_client_scopes(caller: &Principal, scopes: Scopes) -> Result<()> {
+        caller.require_all(scopes, |missing| {
+            format!("A client cannot be given the scope '{missing}', which you do not have.")
+        })
     }
 
     /// Registers a client owned by the caller. A confidential client's secret is returned
@@ -227,7 +228,8 @@ impl NetApi {
         self.visible_client(caller, id).await
     }
 
-    /// Changes a client.
+    /// Changes a client. Only the fields given are written, so a concurrent change (a secret
+    /// rotation among them) is never undone.
     pub async fn update_client(
         &self,
         caller: &Principal,
@@ -237,27 +239,37 @@ impl NetApi {
     ) -> Result<OAuthClient> {
         caller.require(Scope::ClientsWrite)?;
         let mut client = self.visible_client(caller, id).await?;
+        let mut changes = ClientChanges::default();
         if let Some(name) = update.name {
             client.name = super::users::normalize_name("client_name", &name)?;
+            changes.name = Some(client.name.clone());
         }
         if let Some(uris) = update.redirect_uris {
             client.redirect_uris = uris;
+            changes.redirect_uris = Some(client.redirect_uris.clone());
         }
         if let Some(names) = update.grant_types {
             client.grant_types = parse_grant_types(&names)?;
+            changes.grant_types = Some(client.grant_types.clone());
         }
         if let Some(scope) = update.scope {
             client.scopes = Self::client_scopes(caller, Some(&scope))?;
+            changes.scopes = Some(client.scopes);
         }
         if let Some(rate_limit) = update.rate_limit {
             self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;
             client.rate_limit = rate_limit;
+            changes.rate_limit = Some(rate_limit);
         }
+        Self::check_client_scopes(caller, client.scopes)?;
         check_client_shape(&client)?;
-        client.updated_at = self.now();
-        if !self.store.update_client(&client).await? {
+        let Some(client) = self
+            .store
+            .update_client(&client.id, &changes, self.now())
+            .await?
+        else {
             return Err(Error::NotFound("OAuth client"));
-        }
+        };
         self.invalidate(Invalidation::Client(client.id.clone()))
             .await?;
         self.audit(
@@ -284,6 +296,7 @@ impl NetApi {
         }
         self.invalidate(Invalidation::Client(client.id.clone()))
             .await?;
+        self.revoke_keys_of_client(&client.id, None).await?;
         self.audit(
             Some(&client.owner_id),
             "oauth_client.deleted",
@@ -306,10 +319,21 @@ impl NetApi {
         if client.is_public() {
             return Err(Error::invalid("id", "a public client has no secret"));
         }
+        // The new secret obtains tokens with every scope of the client.
+        caller.require_all(client.scopes, |missing| {
+            format!(
+                "You cannot rotate the secret of a client that holds the scope '{missing}', which you do not have."
+            )
+        })?;
         let secret = generate(SecretKind::ClientSecret);
-        client.secret_hash = Some(self.hasher().hash(secret.expose()));
+        let hash = self.hasher().hash(secret.expose());
+        client.secret_hash = Some(hash);
         client.updated_at = self.now();
-        if !self.store.update_client(&client).await? {
+        if !self
+            .store
+            .set_client_secret(&client.id, &hash, client.updated_at)
+            .await?
+        {
             return Err(Error::NotFound("OAuth client"));
         }
         // Client authentication reads the cache: the old secret must leave it.
@@ -323,6 +347,23 @@ impl NetApi {
         )
         .await;
         Ok((client, secret))
+    }
+
+    /// Revokes the keys made with a client's access tokens (only `user_id`'s when given),
+    /// here and in every other process.
+    pub(crate) async fn revoke_keys_of_client(
+        &self,
+        client_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<()> {
+        let hashes = self
+            .store
+            .revoke_api_keys_of_client(client_id, user_id, self.now())
+            .await?;
+        for hash in hashes {
+            self.invalidate(Invalidation::ApiKey(hash)).await?;
+        }
+        Ok(())
     }
 
     /// Whether `secret` is the client's secret (format first, then constant-time compare).

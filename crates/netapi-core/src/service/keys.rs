@@ -39,14 +39,9 @@ impl NetApi {
         caller.require(Scope::KeysWrite)?;
         let name = super::users::normalize_name("name", &new.name)?;
         let scopes = new.scopes.unwrap_or(caller.scopes);
-        if let Some(missing) = scopes.iter().find(|s| !caller.scopes.contains(*s)) {
-            return Err(Error::PermissionDenied {
-                scope: Some(missing),
-                message: format!(
-                    "A key cannot carry the scope '{missing}', which you do not have."
-                ),
-            });
-        }
+        caller.require_all(scopes, |missing| {
+            format!("A key cannot carry the scope '{missing}', which you do not have.")
+        })?;
         if let Some(expires_at) = new.expires_at
             && expires_at <= self.now()
         {
@@ -55,6 +50,7 @@ impl NetApi {
         self.validate_rate_limit(caller, "rate_limit_per_minute", new.rate_limit)?;
         let (mut key, secret) = self.mint_api_key(&caller.user_id, name, scopes, new.expires_at);
         key.rate_limit = new.rate_limit;
+        key.created_by_client = caller.client_id().map(str::to_owned);
         self.store.insert_api_key(&key).await?;
         self.audit(
             Some(&caller.user_id),
@@ -131,6 +127,12 @@ impl NetApi {
             ));
         }
         let old = self.visible_key(caller, id).await?;
+        // The new value is handed to the caller: it must already hold all the key can do.
+        caller.require_all(old.scopes, |missing| {
+            format!(
+                "You cannot rotate a key that carries the scope '{missing}', which you do not have."
+            )
+        })?;
         let now = self.now();
         if old.expires_at.is_some_and(|exp| exp <= now) {
             return Err(Error::invalid("id", "an expired key cannot be rotated"));
@@ -141,6 +143,7 @@ impl NetApi {
         let (mut new_key, secret) =
             self.mint_api_key(&old.user_id, old.name.clone(), old.scopes, old.expires_at);
         new_key.rate_limit = old.rate_limit;
+        new_key.created_by_client = old.created_by_client.clone();
         if !self
             .store
             .rotate_api_key(&old.id, old_expires_at, &new_key)

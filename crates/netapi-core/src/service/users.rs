@@ -9,7 +9,7 @@ use crate::model::{ApiKey, User};
 use crate::password;
 use crate::scope::{Role, Scope};
 use crate::secret::{Secret, SecretKind, display_prefix, generate, last_four};
-use crate::store::Invalidation;
+use crate::store::{Invalidation, UserChanges};
 
 /// A registration.
 #[derive(Debug, Clone)]
@@ -35,6 +35,9 @@ pub struct UserUpdate {
     pub password: Option<Secret>,
     /// New role (admins only).
     pub role: Option<Role>,
+    /// The user's present password: needed to change the email or password, except for an
+    /// administrator acting on another user.
+    pub current_password: Option<Secret>,
 }
 
 /// A page of users.
@@ -65,6 +68,12 @@ pub fn normalize_email(email: &str) -> Result<String> {
     }
 }
 
+/// Bidirectional formatting characters (embeddings, overrides, isolates and marks): in a
+/// name they reorder what the consent page shows, e.g. to spoof another application.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 /// Trims and checks a display name.
 pub fn normalize_name(field: &str, name: &str) -> Result<String> {
     let name = name.trim();
@@ -73,6 +82,12 @@ pub fn normalize_name(field: &str, name: &str) -> Result<String> {
         return Err(Error::invalid(
             field,
             format!("must be 1 to {MAX_NAME_LEN} printable characters"),
+        ));
+    }
+    if name.chars().any(is_bidi_control) {
+        return Err(Error::invalid(
+            field,
+            "must not contain bidirectional control characters",
         ));
     }
     Ok(name.to_owned())
@@ -143,6 +158,7 @@ impl NetApi {
             expires_at,
             revoked_at: None,
             rate_limit: None,
+            created_by_client: None,
         };
         (key, secret)
     }
@@ -183,7 +199,10 @@ impl NetApi {
             .ok_or(Error::NotFound("user"))
     }
 
-    /// Changes a user. Members change themselves (not their role); admins anyone.
+    /// Changes a user. Members change themselves (not their role); admins anyone. Changing
+    /// the email or password needs the present password (but for an administrator acting on
+    /// someone else) and ends the user's browser sessions and refresh-token families. Only
+    /// the fields given are written, so a concurrent change (a demotion) is never undone.
     pub async fn update_user(
         &self,
         caller: &Principal,
@@ -195,11 +214,12 @@ impl NetApi {
         if !caller.may_act_on(id) {
             return Err(Error::NotFound("user"));
         }
-        let mut user = self
+        let user = self
             .store
             .get_user(id)
             .await?
             .ok_or(Error::NotFound("user"))?;
+        let mut changes = UserChanges::default();
         if let Some(role) = update.role
             && role != user.role
         {
@@ -209,33 +229,117 @@ impl NetApi {
                     message: "Only administrators may change roles.".to_owned(),
                 });
             }
-            user.role = role;
+            changes.role = Some(role);
         }
         if let Some(name) = update.name {
-            user.name = normalize_name("name", &name)?;
+            changes.name = Some(normalize_name("name", &name)?);
         }
         if let Some(email) = update.email {
-            user.email = normalize_email(&email)?;
+            let email = normalize_email(&email)?;
+            changes.email = (email != user.email).then_some(email);
+        }
+        if let Some(password) = &update.password {
+            let email = changes.email.as_deref().unwrap_or(&user.email);
+            password::validate(password.expose(), email)?;
+        }
+        let sensitive = changes.email.is_some() || update.password.is_some();
+        if sensitive && !(caller.is_admin() && caller.user_id != user.id) {
+            self.check_current_password(&user, update.current_password.as_ref(), ip)
+                .await?;
         }
         if let Some(password) = update.password {
-            password::validate(password.expose(), &user.email)?;
-            user.password_hash = password::hash(password.expose().to_owned()).await?;
+            changes.password_hash = Some(password::hash(password.expose().to_owned()).await?);
         }
-        user.updated_at = self.now();
-        match self.store.update_user(&user).await {
-            Ok(true) => {}
-            Ok(false) => return Err(Error::NotFound("user")),
+        let user = match self.store.update_user(&user.id, &changes, self.now()).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(Error::NotFound("user")),
             Err(StoreError::Conflict(_)) => {
                 return Err(Error::AlreadyExists(
                     "A user with this email already exists.".to_owned(),
                 ));
             }
             Err(err) => return Err(err.into()),
-        }
+        };
         self.invalidate(Invalidation::User(user.id.clone())).await?;
-        self.audit(Some(&user.id), "user.updated", ip, json!({}))
-            .await;
+        if sensitive {
+            self.end_sign_ins(&user.id).await?;
+        }
+        let fields: Vec<&str> = [
+            ("name", changes.name.is_some()),
+            ("email", changes.email.is_some()),
+            ("password", changes.password_hash.is_some()),
+            ("role", changes.role.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, changed)| changed.then_some(field))
+        .collect();
+        self.audit(
+            Some(&user.id),
+            "user.updated",
+            ip,
+            json!({ "fields": fields }),
+        )
+        .await;
         Ok(user)
+    }
+
+    /// Proof of presence for a sensitive change: the user's present password. A wrong one
+    /// counts as a failed sign-in (same limiter, same subjects as the login page).
+    async fn check_current_password(
+        &self,
+        user: &User,
+        presented: Option<&Secret>,
+        ip: Option<&str>,
+    ) -> Result<()> {
+        let Some(presented) = presented else {
+            return Err(Error::invalid(
+                "current_password",
+                "is required to change the email or password",
+            ));
+        };
+        let now = self.now();
+        let subjects: Vec<String> = ip
+            .map(|ip| format!("ip:{ip}"))
+            .into_iter()
+            .chain([format!("account:{}", user.email)])
+            .collect();
+        if let Some(retry_after) = subjects
+            .iter()
+            .filter_map(|s| self.limiter.blocked(s, now))
+            .max()
+        {
+            return Err(Error::RateLimited { retry_after });
+        }
+        let ok = password::verify(
+            presented.expose().to_owned(),
+            Some(user.password_hash.clone()),
+        )
+        .await?;
+        if ok {
+            return Ok(());
+        }
+        for subject in &subjects {
+            self.limiter.record_failure(subject, now);
+        }
+        self.audit(Some(&user.id), "user.password_check_failed", ip, json!({}))
+            .await;
+        Err(Error::invalid("current_password", "is not correct"))
+    }
+
+    /// Ends what the old password or email opened: every browser session of the user and
+    /// every refresh-token family, whose access tokens are refused from now on.
+    async fn end_sign_ins(&self, user_id: &str) -> Result<()> {
+        let now = self.now();
+        self.store.delete_user_sessions(user_id).await?;
+        let families = self.store.revoke_refresh_for_user(user_id, now).await?;
+        for family_id in families {
+            self.invalidate(Invalidation::Family {
+                family_id,
+                expires_at: now + self.settings.access_token_ttl,
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Deletes a user with everything it holds; its credentials stop working at once.
@@ -264,7 +368,10 @@ impl NetApi {
         }
         self.invalidate(Invalidation::User(id.to_owned())).await?;
         for client_id in owned_clients {
-            self.invalidate(Invalidation::Client(client_id)).await?;
+            self.invalidate(Invalidation::Client(client_id.clone()))
+                .await?;
+            // Keys other users made through the deleted client go with it.
+            self.revoke_keys_of_client(&client_id, None).await?;
         }
         self.audit(Some(id), "user.deleted", ip, json!({})).await;
         Ok(())
@@ -342,5 +449,24 @@ mod tests {
         assert_eq!(normalize_name("name", " Ada ").ok(), Some("Ada".to_owned()));
         assert!(normalize_name("name", "   ").is_err());
         assert!(normalize_name("name", &"x".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn names_with_bidirectional_controls_are_refused() {
+        for bidi in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+        ] {
+            let name = format!("Good App{bidi}ppA liveE");
+            match normalize_name("client_name", &name) {
+                Err(Error::InvalidArgument { field, .. }) => {
+                    assert_eq!(field.as_deref(), Some("client_name"), "{bidi:?}");
+                }
+                other => panic!("{bidi:?} accepted: {other:?}"),
+            }
+        }
+        // Right-to-left text itself is a name like any other.
+        assert!(normalize_name("name", "مرحبا Ada").is_ok());
+        assert!(normalize_name("name", "שלום").is_ok());
     }
 }

@@ -668,7 +668,7 @@ async fn duplicate_email_is_already_exists(app: TestApp) {
         &app,
         &format!("/v1/users/{b_id}"),
         &b_key,
-        json!({ "email": "ADA@example.com" }),
+        json!({ "email": "ADA@example.com", "current_password": PASSWORD }),
     )
     .await;
     expect_error(response, StatusCode::CONFLICT, "ALREADY_EXISTS").await;
@@ -996,7 +996,7 @@ async fn users_update_themselves_but_not_their_role(app: TestApp) {
             &app,
             &path,
             &key,
-            json!({ "name": "Ada King", "email": "Countess@Example.com" }),
+            json!({ "name": "Ada King", "email": "Countess@Example.com", "current_password": PASSWORD }),
         )
         .await,
         StatusCode::OK,
@@ -1925,3 +1925,503 @@ crate::e2e!(
     me_can_be_changed_and_deleted,
     deleting_a_user_stops_tokens_of_its_clients_held_by_others
 );
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11: no escalation through create, rotate and PATCH; proof of presence for sensitive
+// changes; keys made by an application; names that spoof.
+
+/// An OAuth access token (client credentials, acting for the key's owner) with `scope`.
+async fn oauth_token(app: &TestApp, owner_key: &str, scope: &str) -> String {
+    let client = app
+        .create_client(
+            owner_key,
+            json!({
+                "client_name": format!("token for {scope}"),
+                "grant_types": ["client_credentials"],
+                "scope": scope,
+            }),
+        )
+        .await;
+    app.client_credentials_token(&client).await
+}
+
+/// A 403 naming `scope` in `details` and in the challenge.
+async fn expect_missing_scope(response: Response, scope: &str) {
+    let challenge = www_authenticate(&response);
+    assert!(
+        challenge.contains(&format!("scope=\"{scope}\"")),
+        "{challenge}"
+    );
+    let body = expect_error(response, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    assert_eq!(
+        body["error"]["details"],
+        json!([{ "missing_scope": scope }]),
+        "body: {body}"
+    );
+}
+
+/// A narrow API key and an OAuth access token, both holding exactly `scopes`.
+async fn narrow_callers(app: &TestApp, full: &str, scopes: &[&str]) -> [(&'static str, String); 2] {
+    let key =
+        secret_of(&create_key(app, full, json!({ "name": "narrow", "scopes": scopes })).await);
+    let token = oauth_token(app, full, &scopes.join(" ")).await;
+    [("api key", key), ("access token", token)]
+}
+
+async fn rotation_needs_every_scope_of_the_rotated_key(app: TestApp) {
+    let (_, full, full_id) = member(&app, "ada@example.com").await;
+    for (caller, credential) in narrow_callers(&app, &full, &["keys:read", "keys:write"]).await {
+        let response = app
+            .post_json(
+                &format!("/v1/api-keys/{full_id}/rotate"),
+                &credential,
+                json!({}),
+            )
+            .await;
+        expect_missing_scope(response, "users:read").await;
+        // Nothing was rotated: the full key still works and is still listed.
+        let me = app.get("/v1/users/me", &full).await;
+        assert_eq!(me.status(), StatusCode::OK, "{caller}");
+        let listing = json_with(app.get("/v1/api-keys", &credential).await, StatusCode::OK).await;
+        assert!(
+            listing["api_keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .any(|k| k["id"] == full_id.as_str()),
+            "{caller}"
+        );
+        // A key within its own scopes it may rotate.
+        let own = create_key(
+            &app,
+            &credential,
+            json!({ "name": "own", "scopes": ["keys:read"] }),
+        )
+        .await;
+        let rotated = json_with(
+            app.post_json(
+                &format!("/v1/api-keys/{}/rotate", id_of(&own)),
+                &credential,
+                json!({}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(rotated["scopes"], json!(["keys:read"]), "{caller}");
+    }
+}
+
+async fn keys_created_by_tokens_carry_no_scope_the_token_lacks(app: TestApp) {
+    let full = app.member_key("ada@example.com").await;
+    let token = oauth_token(&app, &full, "keys:read keys:write").await;
+    let response = app
+        .post_json(
+            "/v1/api-keys",
+            &token,
+            json!({ "name": "wider", "scopes": ["keys:write", "users:write"] }),
+        )
+        .await;
+    expect_missing_scope(response, "users:write").await;
+    let same = create_key(&app, &token, json!({ "name": "same" })).await;
+    assert_eq!(same["scopes"], json!(["keys:read", "keys:write"]));
+}
+
+async fn clients_cannot_be_widened_or_taken_over(app: TestApp) {
+    let full = app.member_key("ada@example.com").await;
+    // A web client with scopes beyond the narrow callers' own.
+    let web = app
+        .create_client(
+            &full,
+            json!({
+                "client_name": "Web",
+                "redirect_uris": ["https://app.example.com/cb"],
+                "grant_types": ["authorization_code"],
+                "scope": "users:read users:write",
+            }),
+        )
+        .await;
+    let web_id = web["client_id"].as_str().expect("client_id").to_owned();
+    let web_path = format!("/v1/oauth-clients/{web_id}");
+    for (caller, credential) in
+        narrow_callers(&app, &full, &["clients:read", "clients:write"]).await
+    {
+        // Create: not with a scope the caller lacks; by default exactly the caller's.
+        let response = app
+            .post_json(
+                "/v1/oauth-clients",
+                &credential,
+                json!({ "client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:write" }),
+            )
+            .await;
+        expect_missing_scope(response, "users:write").await;
+        let own = app
+            .create_client(
+                &credential,
+                json!({ "client_name": "svc", "grant_types": ["client_credentials"] }),
+            )
+            .await;
+        assert_eq!(own["scope"], "clients:read clients:write", "{caller}");
+        let own_path = format!(
+            "/v1/oauth-clients/{}",
+            own["client_id"].as_str().expect("id")
+        );
+
+        // PATCH: not its own client's scope beyond its own, nor anything of a wider client.
+        let response = patch_json(
+            &app,
+            &own_path,
+            &credential,
+            json!({ "scope": "clients:read users:write" }),
+        )
+        .await;
+        expect_missing_scope(response, "users:write").await;
+        let response = patch_json(
+            &app,
+            &web_path,
+            &credential,
+            json!({ "grant_types": ["authorization_code", "client_credentials"] }),
+        )
+        .await;
+        expect_missing_scope(response, "users:read").await;
+        let response = patch_json(
+            &app,
+            &web_path,
+            &credential,
+            json!({ "redirect_uris": ["https://evil.example.com/cb"] }),
+        )
+        .await;
+        expect_missing_scope(response, "users:read").await;
+        // Rotate-secret: not of a client holding more than the caller.
+        let response = app
+            .post_json(&format!("{web_path}/rotate-secret"), &credential, json!({}))
+            .await;
+        expect_missing_scope(response, "users:read").await;
+
+        // Within its own scopes, all of it works.
+        let renamed = json_with(
+            patch_json(
+                &app,
+                &own_path,
+                &credential,
+                json!({ "client_name": "svc 2", "scope": "clients:read" }),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(renamed["scope"], "clients:read", "{caller}");
+        let rotated = json_with(
+            app.post_json(&format!("{own_path}/rotate-secret"), &credential, json!({}))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(rotated["client_secret"].is_string(), "{caller}");
+    }
+    // The web client is as it was; no client_credentials token can be had from it.
+    let unchanged = json_with(app.get(&web_path, &full).await, StatusCode::OK).await;
+    assert_eq!(unchanged["grant_types"], json!(["authorization_code"]));
+    assert_eq!(
+        unchanged["redirect_uris"],
+        json!(["https://app.example.com/cb"])
+    );
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(&web_id, web["client_secret"].as_str())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Its owner's full key may change it and rotate its secret.
+    json_with(
+        patch_json(&app, &web_path, &full, json!({ "client_name": "Web 2" })).await,
+        StatusCode::OK,
+    )
+    .await;
+    json_with(
+        app.post_json(&format!("{web_path}/rotate-secret"), &full, json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+async fn changing_email_or_password_needs_the_current_password(app: TestApp) {
+    let (id, key, _) = member(&app, "ada@example.com").await;
+    let token = oauth_token(&app, &key, "users:read users:write").await;
+    let new_password = "a much longer passphrase";
+    for credential in [&key, &token] {
+        for body in [
+            json!({ "password": new_password }),
+            json!({ "email": "other@example.com" }),
+            json!({ "password": new_password, "current_password": "wrong password" }),
+            json!({ "email": "other@example.com", "current_password": "" }),
+        ] {
+            let response = patch_json(&app, "/v1/users/me", credential, body.clone()).await;
+            let error = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+            assert_eq!(
+                first_detail(&error)["field"],
+                "current_password",
+                "{body}: {error}"
+            );
+        }
+    }
+    // Nothing changed.
+    let me = json_with(app.get("/v1/users/me", &key).await, StatusCode::OK).await;
+    assert_eq!(me["email"], "ada@example.com");
+    assert!(
+        app.api
+            .login(
+                "ada@example.com",
+                &netapi_core::secret::Secret::new(PASSWORD),
+                "192.0.2.7"
+            )
+            .await
+            .is_ok()
+    );
+    // The name, or the same email again, needs no password.
+    json_with(
+        patch_json(
+            &app,
+            "/v1/users/me",
+            &key,
+            json!({ "name": "Ada", "email": "Ada@Example.com" }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    // With it, the change is made (the first key still works: keys are not sessions).
+    let changed = json_with(
+        patch_json(
+            &app,
+            &format!("/v1/users/{id}"),
+            &key,
+            json!({ "email": "countess@example.com", "password": new_password, "current_password": PASSWORD }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["email"], "countess@example.com");
+    assert!(
+        app.api
+            .login(
+                "countess@example.com",
+                &netapi_core::secret::Secret::new(new_password),
+                "192.0.2.7"
+            )
+            .await
+            .is_ok()
+    );
+
+    // An administrator changes another user's password without it, but not its own.
+    let admin = app.admin_key("root@example.com").await;
+    json_with(
+        patch_json(
+            &app,
+            &format!("/v1/users/{id}"),
+            &admin,
+            json!({ "password": PASSWORD }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        app.api
+            .login(
+                "countess@example.com",
+                &netapi_core::secret::Secret::new(PASSWORD),
+                "192.0.2.7"
+            )
+            .await
+            .is_ok()
+    );
+    let response = patch_json(
+        &app,
+        "/v1/users/me",
+        &admin,
+        json!({ "password": new_password }),
+    )
+    .await;
+    let error = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+    assert_eq!(first_detail(&error)["field"], "current_password");
+    json_with(
+        patch_json(
+            &app,
+            "/v1/users/me",
+            &admin,
+            json!({ "password": new_password, "current_password": PASSWORD }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// Wrong current passwords count as failed sign-ins: past the limit, the account's password
+/// is not tried any more from that source, through the API or the login page.
+async fn wrong_current_passwords_are_limited_like_sign_ins(app: TestApp) {
+    let key = app.member_key("ada@example.com").await;
+    for _ in 0..3 {
+        let response = patch_json(
+            &app,
+            "/v1/users/me",
+            &key,
+            json!({ "password": "a much longer passphrase", "current_password": "guess" }),
+        )
+        .await;
+        expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+    }
+    let response = patch_json(
+        &app,
+        "/v1/users/me",
+        &key,
+        json!({ "password": "a much longer passphrase", "current_password": PASSWORD }),
+    )
+    .await;
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    expect_error(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "RESOURCE_EXHAUSTED",
+    )
+    .await;
+    // Once the window has passed, the right password works.
+    app.clock.advance(61);
+    json_with(
+        patch_json(
+            &app,
+            "/v1/users/me",
+            &key,
+            json!({ "password": "a much longer passphrase", "current_password": PASSWORD }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+async fn keys_made_by_an_application_end_with_the_application(app: TestApp) {
+    let full = app.member_key("ada@example.com").await;
+    let client = app
+        .create_client(
+            &full,
+            json!({ "client_name": "CI", "grant_types": ["client_credentials"], "scope": "users:read keys:read keys:write" }),
+        )
+        .await;
+    let token = app.client_credentials_token(&client).await;
+    // Access tokens may create keys (and rotate them).
+    let made = create_key(&app, &token, json!({ "name": "from CI" })).await;
+    let rotated = json_with(
+        app.post_json(
+            &format!("/v1/api-keys/{}/rotate", id_of(&made)),
+            &token,
+            json!({}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let own = create_key(&app, &full, json!({ "name": "mine" })).await;
+    for key in [&rotated, &own] {
+        assert_eq!(
+            app.get("/v1/users/me", &secret_of(key)).await.status(),
+            StatusCode::OK
+        );
+    }
+    let path = format!(
+        "/v1/oauth-clients/{}",
+        client["client_id"].as_str().expect("id")
+    );
+    assert_eq!(
+        app.delete(&path, &full).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    expect_refused(app.get("/v1/users/me", &secret_of(&rotated)).await, true).await;
+    assert_eq!(
+        app.get("/v1/users/me", &secret_of(&own)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/v1/users/me", &full).await.status(),
+        StatusCode::OK
+    );
+}
+
+async fn names_with_bidirectional_controls_are_refused(app: TestApp) {
+    let key = app.member_key("ada@example.com").await;
+    let spoof = "Good App\u{202E}ppA liveE";
+    let response = register_body(
+        &app,
+        json!({ "email": "eve@example.com", "password": PASSWORD, "name": spoof }),
+    )
+    .await;
+    let error = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+    assert_eq!(first_detail(&error)["field"], "name");
+    let response = patch_json(&app, "/v1/users/me", &key, json!({ "name": "Ada\u{2066}" })).await;
+    let error = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+    assert_eq!(first_detail(&error)["field"], "name");
+    let response = app
+        .post_json(
+            "/v1/oauth-clients",
+            &key,
+            json!({ "client_name": spoof, "grant_types": ["client_credentials"] }),
+        )
+        .await;
+    let error = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+    assert_eq!(first_detail(&error)["field"], "client_name");
+    let client = app
+        .create_client(
+            &key,
+            json!({ "client_name": "Good App", "grant_types": ["client_credentials"] }),
+        )
+        .await;
+    let path = format!(
+        "/v1/oauth-clients/{}",
+        client["client_id"].as_str().expect("id")
+    );
+    let response = patch_json(
+        &app,
+        &path,
+        &key,
+        json!({ "client_name": "\u{200F}Good App" }),
+    )
+    .await;
+    let error = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+    assert_eq!(first_detail(&error)["field"], "client_name");
+    let unchanged = json_with(app.get(&path, &key).await, StatusCode::OK).await;
+    assert_eq!(unchanged["client_name"], "Good App");
+}
+
+crate::e2e!(
+    rotation_needs_every_scope_of_the_rotated_key,
+    keys_created_by_tokens_carry_no_scope_the_token_lacks,
+    clients_cannot_be_widened_or_taken_over,
+    changing_email_or_password_needs_the_current_password,
+    keys_made_by_an_application_end_with_the_application,
+    names_with_bidirectional_controls_are_refused,
+);
+
+mod wrong_current_passwords_are_limited_like_sign_ins {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(crate::helpers::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(crate::helpers::Backend::Postgres).await;
+    }
+
+    async fn run(backend: crate::helpers::Backend) {
+        let adjust = |s: &mut netapi_core::Settings| s.auth_failure_limit = 3;
+        if let Some(app) = crate::helpers::TestApp::spawn_with(backend, adjust).await {
+            super::wrong_current_passwords_are_limited_like_sign_ins(app).await;
+        }
+    }
+}

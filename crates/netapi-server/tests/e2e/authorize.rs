@@ -855,3 +855,230 @@ mod es256_tokens_verify_against_the_published_key {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 11: what an application made ends with its consent; a new password ends sign-ins.
+
+/// Registers a web client of `owner_key` with `scope`, signs `email` in through `browser`,
+/// approves and exchanges the code; returns `(client_id, client_secret, access token,
+/// refresh token)`.
+async fn app_tokens(
+    app: &TestApp,
+    browser: &mut Browser,
+    owner_key: &str,
+    email: &str,
+    scope: &str,
+) -> (String, String, String, String) {
+    let client = app
+        .create_client(
+            owner_key,
+            json!({
+                "client_name": "Key Maker",
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": scope,
+            }),
+        )
+        .await;
+    let id = client["client_id"].as_str().unwrap().to_owned();
+    let secret = client["client_secret"].as_str().unwrap().to_owned();
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let oauth = oauth_client(app, &id, &secret);
+    let mut request = oauth
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge);
+    for name in scope.split(' ') {
+        request = request.add_scope(OAuthScope::new(name.to_owned()));
+    }
+    let (url, _) = request.url();
+    let code = approved_code(app, browser, url.as_str(), email).await;
+    let tokens = json_with(
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier.secret()),
+            ])
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    (
+        id,
+        secret,
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        tokens["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn keys_made_by_an_app_end_with_its_consent(app: TestApp) {
+    let own = app.member_key("ada@example.com").await;
+    let mut browser = Browser::new();
+    let (client_id, _, access, _) = app_tokens(
+        &app,
+        &mut browser,
+        &own,
+        "ada@example.com",
+        "users:read keys:read keys:write",
+    )
+    .await;
+    // The app's access token may make keys; a rotation keeps what made the key.
+    let made = json_with(
+        app.post_json(
+            "/v1/api-keys",
+            &access,
+            json!({ "name": "made by the app" }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let rotated = json_with(
+        app.post_json(
+            &format!("/v1/api-keys/{}/rotate", made["id"].as_str().unwrap()),
+            &access,
+            json!({}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let rotated = rotated["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get("/v1/users/me", &rotated).await.status(),
+        StatusCode::OK
+    );
+
+    // Withdrawing the consent in the portal ends the app's tokens and the keys it made.
+    let portal = browser
+        .get(&app, &app.url("/portal"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let withdrawn = browser
+        .post(
+            &app,
+            &format!("/portal/authorizations/{client_id}/withdraw"),
+            &[("csrf_token", &hidden(&portal, "csrf_token"))],
+        )
+        .await;
+    assert_eq!(withdrawn.status(), StatusCode::OK);
+    for refused in [&rotated, &access] {
+        assert_eq!(
+            app.get("/v1/users/me", refused).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The user's own key is not the app's.
+    assert_eq!(app.get("/v1/users/me", &own).await.status(), StatusCode::OK);
+}
+
+async fn a_new_password_ends_sessions_and_refresh_tokens(app: TestApp) {
+    let own = app.member_key("ada@example.com").await;
+    let mut browser = Browser::new();
+    let (client_id, secret, access, refresh) =
+        app_tokens(&app, &mut browser, &own, "ada@example.com", "users:read").await;
+    assert_eq!(
+        browser.get(&app, &app.url("/portal")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/v1/users/me", &access).await.status(),
+        StatusCode::OK
+    );
+
+    let changed = app
+        .http
+        .patch(app.url("/v1/users/me"))
+        .bearer_auth(&own)
+        .json(&json!({ "password": "a much longer passphrase", "current_password": "correct horse battery" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+
+    // The browser session is over, the access token refused, the refresh token dead.
+    let portal = browser.get(&app, &app.url("/portal")).await;
+    assert_eq!(portal.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/v1/users/me", &access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let refreshed = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let error = json_with(refreshed, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["error"], "invalid_grant");
+    // API keys are not sign-ins: the key used for the change still works.
+    assert_eq!(app.get("/v1/users/me", &own).await.status(), StatusCode::OK);
+}
+
+/// A portal session never holds `admin`: it cannot rotate a key that does, and so cannot
+/// read out a new administrator key in the browser.
+async fn portal_cannot_rotate_a_key_wider_than_the_session(app: TestApp) {
+    let admin = app.admin_key("root@example.com").await;
+    let keys = json_with(app.get("/v1/api-keys", &admin).await, StatusCode::OK).await;
+    let key_id = keys["api_keys"][0]["id"].as_str().unwrap().to_owned();
+    let mut browser = Browser::new();
+    let login = browser
+        .get(&app, &app.url("/login"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let signed_in = browser
+        .post(
+            &app,
+            "/login",
+            &[
+                ("email", "root@example.com"),
+                ("password", "correct horse battery"),
+                ("csrf_token", &hidden(&login, "csrf_token")),
+                ("return_to", "/portal"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let portal = browser
+        .get(&app, &app.url("/portal"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let refused = browser
+        .post(
+            &app,
+            &format!("/portal/keys/{key_id}/rotate"),
+            &[("csrf_token", &hidden(&portal, "csrf_token"))],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::OK);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains("scope &#39;admin&#39;") || html.contains("scope 'admin'"),
+        "{html}"
+    );
+    assert!(!html.contains("id=\"new-secret\""));
+    // The key was not rotated.
+    assert_eq!(app.get("/v1/users", &admin).await.status(), StatusCode::OK);
+}
+
+e2e!(
+    keys_made_by_an_app_end_with_its_consent,
+    a_new_password_ends_sessions_and_refresh_tokens,
+    portal_cannot_rotate_a_key_wider_than_the_session
+);
