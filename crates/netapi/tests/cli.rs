@@ -1340,7 +1340,7 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
     requests += 1;
     newcomer.remember(&form);
     let register_csrf = hidden_field(&form.text().await.unwrap(), "csrf_token");
-    let second_password = "a second Password for the page";
+    let second_password = "a second Password for the form";
     secrets.add("a password typed into the page", second_password);
     let welcome = http
         .post(format!("{base}/register"))
