@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netapi_core::Scopes;
 use netapi_core::clock::parse_rfc3339;
@@ -41,6 +41,12 @@ impl PageQuery {
     }
 }
 
+/// Headers of every answer that carries a secret: no cache along the way may keep it.
+const NO_STORE: [(header::HeaderName, &str); 2] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::PRAGMA, "no-cache"),
+];
+
 fn page_json<T>(name: &str, page: &Page<T>, view: impl Fn(&T) -> Value) -> Value {
     json!({
         name: page.items.iter().map(view).collect::<Vec<_>>(),
@@ -68,7 +74,7 @@ pub struct RegisterBody {
     operation_id = "register",
     request_body = RegisterBody,
     responses(
-        (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = crate::openapi::Registration),
+        (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = crate::openapi::Registration, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::ConflictErrors,
         crate::openapi::ServiceErrors,
@@ -93,6 +99,7 @@ pub async fn register(
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(json!({ "user": views::user(&user), "api_key": views::api_key(&key, Some(&secret)) })),
     ))
 }
@@ -354,7 +361,7 @@ fn parse_scopes(field: &str, names: Option<Vec<String>>) -> ApiResult<Option<Sco
     request_body = NewKeyBody,
     security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
     responses(
-        (status = 201, description = "The key, shown this once.", body = crate::openapi::NewApiKeyView),
+        (status = 201, description = "The key, shown this once.", body = crate::openapi::NewApiKeyView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::AuthErrors,
     )
@@ -389,6 +396,7 @@ pub async fn create_key(
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(views::api_key(&key, Some(&secret))),
     ))
 }
@@ -458,7 +466,7 @@ pub struct RotateBody {
     request_body(content = Option<RotateBody>, description = "Optional.", content_type = "application/json"),
     security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
     responses(
-        (status = 201, description = "The new key with the same settings, shown this once.", body = crate::openapi::NewApiKeyView),
+        (status = 201, description = "The new key with the same settings, shown this once.", body = crate::openapi::NewApiKeyView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::NotFoundErrors,
         crate::openapi::AuthErrors,
@@ -477,6 +485,7 @@ pub async fn rotate_key(
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(views::api_key(&key, Some(&secret))),
     ))
 }
@@ -550,7 +559,7 @@ fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
     request_body = NewClientBody,
     security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
     responses(
-        (status = 201, description = "The client; a confidential client's secret shown this once.", body = crate::openapi::ClientView),
+        (status = 201, description = "The client; a confidential client's secret shown this once.", body = crate::openapi::ClientView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::AuthErrors,
     )
@@ -579,6 +588,7 @@ pub async fn create_client(
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(views::client(&client, secret.as_ref())),
     ))
 }
@@ -706,7 +716,7 @@ pub async fn delete_client(
     params(("id" = String, Path, description = "A client id (`cli_...`).")),
     security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
     responses(
-        (status = 200, description = "The client with its new secret, shown this once; the old secret stops working at once.", body = crate::openapi::ClientView),
+        (status = 200, description = "The client with its new secret, shown this once; the old secret stops working at once.", body = crate::openapi::ClientView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::InvalidErrors,
         crate::openapi::NotFoundErrors,
         crate::openapi::AuthErrors,
@@ -717,12 +727,12 @@ pub async fn rotate_client_secret(
     Auth(caller): Auth,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<impl IntoResponse> {
     let (client, secret) = state
         .api
         .rotate_client_secret(&caller, &id, Some(&ip))
         .await?;
-    Ok(Json(views::client(&client, Some(&secret))))
+    Ok((NO_STORE, Json(views::client(&client, Some(&secret)))))
 }
 
 /// `GET /v1/audit-events`
