@@ -538,6 +538,9 @@ pub struct NewClientBody {
     token_endpoint_auth_method: Option<String>,
     #[schema(schema_with = crate::openapi::rate_limit_nullable)]
     rate_limit_per_minute: Option<u32>,
+    /// Redirect `/oauth/authorize` errors to this client at once (RFC 9700 §4.11.2); only
+    /// administrators may set it. Default `false`.
+    trusted: Option<bool>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -582,6 +585,7 @@ pub async fn create_client(
                 scope: body.scope,
                 auth_method: body.token_endpoint_auth_method,
                 rate_limit: body.rate_limit_per_minute,
+                trusted: body.trusted.unwrap_or(false),
             },
             Some(&ip),
         )
@@ -634,6 +638,8 @@ pub struct ClientPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = crate::openapi::rate_limit_nullable)]
     rate_limit_per_minute: Option<Option<u32>>,
+    /// Only administrators may change it.
+    trusted: Option<bool>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -676,6 +682,7 @@ pub async fn update_client(
                 grant_types: body.grant_types,
                 scope: body.scope,
                 rate_limit: body.rate_limit_per_minute,
+                trusted: body.trusted,
             },
             Some(&ip),
         )

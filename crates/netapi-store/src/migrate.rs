@@ -5,6 +5,10 @@
 pub(crate) const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_rate_limits.sql")),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_oauth_hardening.sql"),
+    ),
 ];
 
 /// `(version, sql)` for PostgreSQL.
@@ -13,6 +17,10 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[
     (
         2,
         include_str!("../migrations/postgres/0002_rate_limits.sql"),
+    ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_oauth_hardening.sql"),
     ),
 ];
 

@@ -4,7 +4,7 @@ mod config;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use netapi_core::service::{NewClient, NewUser, PageRequest, Principal};
+use netapi_core::service::{ClientUpdate, NewClient, NewUser, PageRequest, Principal};
 use netapi_core::{NetApi, Role, SystemClock};
 use netapi_store::StoreOptions;
 use std::io::Read;
@@ -98,6 +98,19 @@ enum AdminCommand {
         /// A public client (no secret; PKCE only)
         #[arg(long)]
         public: bool,
+        /// Trust the client with automatic error redirects from /oauth/authorize
+        #[arg(long)]
+        trusted: bool,
+    },
+    /// Mark a client trusted (errors at /oauth/authorize redirect at once) or not (errors
+    /// before the user has seen the request are shown on a page with a link)
+    SetClientTrusted {
+        /// The client_id (cli_...)
+        #[arg(long)]
+        id: String,
+        /// true or false
+        #[arg(long, action = clap::ArgAction::Set)]
+        trusted: bool,
     },
     /// Publish a new token signing key; it signs after the publish delay
     RotateSigningKey,
@@ -384,6 +397,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
             grant_types,
             scope,
             public,
+            trusted,
         } => {
             let owner = user_by_email(&api, &owner_email).await?;
             let as_owner = Principal {
@@ -402,6 +416,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         scope,
                         auth_method: public.then(|| "none".to_owned()),
                         rate_limit: None,
+                        trusted,
                     },
                     None,
                 )
@@ -449,6 +464,21 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                     None => break,
                 }
             }
+        }
+        AdminCommand::SetClientTrusted { id, trusted } => {
+            let client = api
+                .update_client(
+                    &operator,
+                    &id,
+                    ClientUpdate {
+                        trusted: Some(trusted),
+                        ..ClientUpdate::default()
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{} trusted {}", client.id, client.trusted);
         }
         AdminCommand::RotateClientSecret { id } => {
             let (client, secret) = api
