@@ -673,7 +673,7 @@ impl NetApi {
                     "iat": now,
                     "exp": now + self.id_token_ttl(),
                     "auth_time": auth_time,
-                    "at_hash": left_half_hash(&access_token),
+                    "at_hash": left_half_hash(ring.signing_alg().unwrap_or(self.settings.signing_algorithm), &access_token),
                 });
                 if let Some(nonce) = grant.nonce {
                     id_claims["nonce"] = json!(nonce);

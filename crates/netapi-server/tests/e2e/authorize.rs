@@ -334,7 +334,10 @@ async fn full_flow(app: TestApp) {
     assert_eq!(claims["aud"], client_id.as_str());
     assert_eq!(claims["iss"], app.base);
     assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
-    assert!(claims["auth_time"].is_i64() && claims["at_hash"].is_string());
+    assert!(claims["auth_time"].is_i64());
+    // EdDSA (Ed25519) signs: at_hash is the left half of SHA-512 (OpenID Connect's rule).
+    let digest = <sha2::Sha512 as sha2::Digest>::digest(access.as_bytes());
+    assert_eq!(claims["at_hash"], B64.encode(&digest[..32]));
 
     // UserInfo answers with the email scope's claims.
     let info = json_with(app.get("/oauth/userinfo", &access).await, StatusCode::OK).await;

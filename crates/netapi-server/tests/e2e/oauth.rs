@@ -1682,7 +1682,68 @@ async fn introspection_of_refresh_tokens(app: TestApp) {
 // Discovery
 // ---------------------------------------------------------------------------------------
 
-crate::e2e!(discovery_documents);
+crate::e2e!(
+    discovery_documents,
+    id_token_at_hash_follows_the_signing_algorithm
+);
+e2e_with!(es256_is_named_in_discovery, |s| {
+    s.signing_algorithm = netapi_core::model::SigningAlgorithm::Es256;
+});
+e2e_with!(id_token_at_hash_follows_the_signing_algorithm_es256, |s| {
+    s.signing_algorithm = netapi_core::model::SigningAlgorithm::Es256;
+});
+
+async fn es256_is_named_in_discovery(app: TestApp) {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let doc = json_with(
+            app.http.get(app.url(path)).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            json!(["ES256"])
+        );
+    }
+}
+
+async fn id_token_at_hash_follows_the_signing_algorithm_es256(app: TestApp) {
+    id_token_at_hash_follows_the_signing_algorithm(app).await;
+}
+
+/// OpenID Connect Core §3.1.3.6: at_hash is the left half of the hash that the ID token's
+/// algorithm uses: SHA-512 for EdDSA (Ed25519), SHA-256 for ES256.
+async fn id_token_at_hash_follows_the_signing_algorithm(app: TestApp) {
+    use sha2::Digest;
+    let client = client_with(
+        &app,
+        &["refresh_token"],
+        "openid users:read",
+        "client_secret_basic",
+    )
+    .await;
+    let (token, _) = mint_refresh(&app, &client, "openid users:read").await;
+    let (status, _, body) = post_form(
+        &app,
+        "/oauth/token",
+        basic_of(&client),
+        &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "body: {body}");
+    let access = body["access_token"].as_str().unwrap();
+    let (header, claims) = jwt_parts(body["id_token"].as_str().expect("an ID token"));
+    let expected = match header["alg"].as_str() {
+        Some("EdDSA") => B64.encode(&sha2::Sha512::digest(access.as_bytes())[..32]),
+        Some("ES256") => B64.encode(&sha2::Sha256::digest(access.as_bytes())[..16]),
+        other => panic!("unexpected alg {other:?}"),
+    };
+    assert_eq!(header["alg"], app.api.settings().signing_algorithm.as_str());
+    assert_eq!(claims["at_hash"], expected);
+}
 
 async fn discovery_documents(app: TestApp) {
     for path in [
@@ -1713,10 +1774,9 @@ async fn discovery_documents(app: TestApp) {
                 .as_array()
                 .is_some_and(|a| !a.is_empty())
         );
-        assert!(
-            doc["id_token_signing_alg_values_supported"]
-                .as_array()
-                .is_some_and(|a| a.contains(&json!("EdDSA")))
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            json!(["EdDSA"])
         );
         // The JWKS it points to is reachable and has keys.
         let set = jwks(&app).await;
