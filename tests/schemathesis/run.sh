@@ -63,12 +63,14 @@ NETAPI_ST_KEY_REVOKER="$(member_key key-revoker)"
 NETAPI_ST_CLIENT_EDITOR="$(member_key client-editor)"
 
 # An OAuth client of the admin's for the /oauth/* endpoints, and an access token from it for
-# /oauth/userinfo.
+# /oauth/userinfo. Trusted, so that its authorization errors are redirects (the page shown to
+# untrusted clients instead is covered by the e2e tests).
 NETAPI_ST_REDIRECT_URI="https://client.example/callback"
 client="$(curl -fsS -X POST "$base/v1/oauth-clients" -H "Authorization: Bearer $admin_key" \
   -H 'Content-Type: application/json' \
   -d "{\"client_name\": \"schemathesis\", \"redirect_uris\": [\"$NETAPI_ST_REDIRECT_URI\"],
-       \"grant_types\": [\"authorization_code\", \"refresh_token\", \"client_credentials\"]}")"
+       \"grant_types\": [\"authorization_code\", \"refresh_token\", \"client_credentials\"],
+       \"trusted\": true}")"
 NETAPI_ST_CLIENT_ID="$(printf '%s' "$client" | json '["client_id"]')"
 NETAPI_ST_CLIENT_SECRET="$(printf '%s' "$client" | json '["client_secret"]')"
 NETAPI_ST_ACCESS_TOKEN="$(python3 tests/schemathesis/access_token.py "$base" "$NETAPI_ST_CLIENT_ID" \

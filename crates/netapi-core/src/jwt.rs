@@ -208,6 +208,11 @@ impl KeyRing {
         self.signer.as_ref().map(|(kid, _)| kid.as_str())
     }
 
+    /// The algorithm of the key that signs now.
+    pub fn signing_alg(&self) -> Option<SigningAlgorithm> {
+        self.signer.as_ref().map(|(_, key)| key.alg())
+    }
+
     /// Signs `claims` with header `typ`; `None` if no key may sign yet.
     pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> Option<String> {
         let (kid, key) = self.signer.as_ref()?;
@@ -270,11 +275,15 @@ impl KeyRing {
     }
 }
 
-/// The left half of a SHA-256 of `value`, base64url: OpenID Connect's `at_hash`.
-pub fn left_half_hash(value: &str) -> String {
+/// OpenID Connect's `at_hash`: the left half of a hash of `value`, base64url. The hash is
+/// the one the signing algorithm uses: SHA-256 for ES256, SHA-512 for EdDSA (Ed25519), as
+/// OpenID Connect Core §3.1.3.6 and its Ed25519 errata say.
+pub fn left_half_hash(alg: SigningAlgorithm, value: &str) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(value.as_bytes());
-    B64.encode(&digest[..16])
+    match alg {
+        SigningAlgorithm::EdDsa => B64.encode(&sha2::Sha512::digest(value.as_bytes())[..32]),
+        SigningAlgorithm::Es256 => B64.encode(&sha2::Sha256::digest(value.as_bytes())[..16]),
+    }
 }
 
 #[cfg(test)]
@@ -336,6 +345,22 @@ mod tests {
         assert_eq!(
             ring.verify::<Value>(&relabelled, "at+jwt"),
             Err(JwtError::Algorithm)
+        );
+    }
+
+    #[test]
+    fn at_hash_uses_the_hash_of_the_signing_algorithm() {
+        use sha2::Digest;
+        let token = "eyJhbGciOiJFZERTQSJ9.e30.sig";
+        let sha512 = sha2::Sha512::digest(token.as_bytes());
+        let sha256 = sha2::Sha256::digest(token.as_bytes());
+        assert_eq!(
+            left_half_hash(SigningAlgorithm::EdDsa, token),
+            B64.encode(&sha512[..32])
+        );
+        assert_eq!(
+            left_half_hash(SigningAlgorithm::Es256, token),
+            B64.encode(&sha256[..16])
         );
     }
 

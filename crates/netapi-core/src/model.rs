@@ -169,6 +169,9 @@ pub struct OAuthClient {
     pub secret_hash: Option<SecretHash>,
     /// Requests per minute for its access tokens, overriding the server's default.
     pub rate_limit: Option<u32>,
+    /// Marked trusted by an administrator: `/oauth/authorize` may redirect errors to it before
+    /// the user has seen the request (RFC 9700 §4.11.2); others get a page with a link.
+    pub trusted: bool,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -213,6 +216,11 @@ pub struct RefreshToken {
     pub rotated_at: Option<Timestamp>,
     /// When it (or its family) was revoked.
     pub revoked_at: Option<Timestamp>,
+    /// Random, kept only here: its successor is derived from it and the token, so that an
+    /// exchange repeated within the grace period gets the same successor, and no one holding
+    /// only the token can work the successor out. `None` for tokens stored before migration
+    /// 0004, whose successors are random.
+    pub successor_key: Option<crate::secret::DerivationKey>,
 }
 
 /// What happened when a refresh token was presented for rotation.
@@ -237,6 +245,10 @@ pub struct AuthorizationCode {
     pub user_id: String,
     /// The exact `redirect_uri` of the authorization request.
     pub redirect_uri: String,
+    /// Whether the authorization request named `redirect_uri` itself (rather than relying on
+    /// the client's single registered one): then the token request must repeat it (RFC 6749
+    /// §4.1.3).
+    pub redirect_uri_in_request: bool,
     /// The approved scopes.
     pub scopes: Scopes,
     /// PKCE S256 challenge.

@@ -145,6 +145,30 @@ pub fn generate(kind: SecretKind) -> Secret {
     Secret(value)
 }
 
+/// A secret of `kind` whose characters come from `seed` (a keyed hash) instead of the random
+/// generator: for a value that must be derived again rather than stored. 32 base62 digits
+/// of the 256-bit seed carry 190 bits, as a generated secret does.
+pub fn from_seed(kind: SecretKind, seed: [u8; 32]) -> Secret {
+    let mut number = seed;
+    let mut digits = Vec::with_capacity(RANDOM_LEN);
+    for _ in 0..RANDOM_LEN {
+        // Long division of the big-endian number by 62; the remainder is the next digit.
+        let mut remainder = 0u32;
+        for byte in &mut number {
+            let value = (remainder << 8) | u32::from(*byte);
+            *byte = (value / 62) as u8;
+            remainder = value % 62;
+        }
+        digits.push(BASE62[remainder as usize]);
+    }
+    let mut value = String::with_capacity(kind.encoded_len());
+    value.push_str(kind.prefix());
+    value.extend(digits.into_iter().map(char::from));
+    let sum = checksum(&value);
+    value.push_str(&sum);
+    Secret(value)
+}
+
 /// Checks prefix, length, alphabet and checksum; touches no storage.
 pub fn check_format(kind: SecretKind, candidate: &str) -> Result<(), FormatError> {
     let Some(rest) = candidate.strip_prefix(kind.prefix()) else {
@@ -173,6 +197,31 @@ impl fmt::Debug for SecretHash {
 
 impl SecretHash {
     /// Rebuilds a hash read from storage.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+}
+
+/// A random key from which a secret is derived later (see [`from_seed`]). Its `Debug` does
+/// not show it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DerivationKey(pub [u8; 32]);
+
+impl fmt::Debug for DerivationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DerivationKey(..)")
+    }
+}
+
+impl DerivationKey {
+    /// A new key from the OS generator.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Rebuilds a key read from storage.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Self)
     }
@@ -244,6 +293,19 @@ mod tests {
         }
         let key = generate(SecretKind::ApiKey);
         assert_eq!(key.expose().len(), 43);
+    }
+
+    #[test]
+    fn seeded_secrets_are_well_formed_and_follow_the_seed() {
+        let a = from_seed(SecretKind::RefreshToken, [7; 32]);
+        assert_eq!(check_format(SecretKind::RefreshToken, a.expose()), Ok(()));
+        assert_eq!(a, from_seed(SecretKind::RefreshToken, [7; 32]));
+        assert_ne!(a, from_seed(SecretKind::RefreshToken, [8; 32]));
+        let zero = from_seed(SecretKind::RefreshToken, [0; 32]);
+        assert_eq!(
+            check_format(SecretKind::RefreshToken, zero.expose()),
+            Ok(())
+        );
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<OAuthClient>>;
+    /// Marks a client trusted or not (an administrator's decision); false if unknown.
+    async fn set_client_trusted(&self, id: &str, trusted: bool) -> StoreResult<bool>;
     /// Writes the given columns of a client (and `updated_at`), never its secret; returns the
     /// client as it now is, `None` if unknown.
     async fn update_client(
@@ -200,8 +202,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A refresh token by hash.
     async fn get_refresh_token(&self, hash: &SecretHash) -> StoreResult<Option<RefreshToken>>;
     /// Atomically exchanges `old` for `successor` (see [`RotateOutcome`]). A token already
-    /// rotated less than `grace` seconds ago may be exchanged again (concurrent refreshes);
-    /// later than that, the whole family is revoked.
+    /// rotated less than `grace` seconds ago may be exchanged again (concurrent refreshes):
+    /// for the same successor, which is stored once (inserted only if absent); but if that
+    /// successor has itself been rotated, or the grace period is over, it is reuse and the
+    /// whole family is revoked.
     async fn rotate_refresh_token(
         &self,
         old: &SecretHash,

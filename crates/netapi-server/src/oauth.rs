@@ -261,6 +261,13 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 fn metadata(state: &AppState) -> Value {
     let issuer = &state.api.settings().issuer;
     let base = issuer.trim_end_matches('/');
+    // The algorithm of the key that signs ID tokens now (the configured one until a key is
+    // loaded).
+    let alg = state
+        .api
+        .key_ring()
+        .signing_alg()
+        .unwrap_or(state.api.settings().signing_algorithm);
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{base}/oauth/authorize"),
@@ -280,7 +287,7 @@ fn metadata(state: &AppState) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "id_token_signing_alg_values_supported": [alg.as_str()],
         "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "name", "updated_at", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent"],
     })

@@ -513,6 +513,10 @@ pub struct ClientView {
     client_id_issued_at: i64,
     #[schema(schema_with = rate_limit_out, required = true)]
     rate_limit_per_minute: Option<u32>,
+    /// Marked trusted by an administrator: `/oauth/authorize` redirects its errors at once;
+    /// for other clients, errors before the user has seen the request are shown on a page
+    /// with a link to the same redirect (RFC 9700 §4.11.2).
+    trusted: bool,
     #[schema(schema_with = date_time_schema)]
     created_at: String,
     #[schema(schema_with = date_time_schema)]

@@ -94,7 +94,9 @@ fn page(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    // Pages show new keys and secrets, and carry CSRF tokens: no cache may keep them.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -116,6 +118,47 @@ fn error_page(status: StatusCode, message: &str) -> Response {
         ),
         true,
     )
+}
+
+/// An authorization error for a client that is not trusted with automatic redirects (RFC 9700
+/// §4.11.2): the user sees where the link leads and decides whether to follow it. The link is
+/// exactly the redirect a trusted client would get.
+fn error_link_page(url: &str) -> Response {
+    let parsed = url::Url::parse(url).ok();
+    let error = parsed
+        .as_ref()
+        .and_then(|u| u.query_pairs().find(|(name, _)| name == "error"))
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    let host = parsed
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| url.to_owned());
+    page(
+        StatusCode::BAD_REQUEST,
+        "Something is wrong",
+        None,
+        None,
+        &format!(
+            "<section><h1>This request cannot continue</h1>\
+             <p class=\"error\">The application's sign-in request was refused ({error}).</p>\
+             <p>You can go back to the application at <strong>{host}</strong>, \
+             if you trust it: <a id=\"return\" href=\"{href}\">return to the application</a>.</p></section>",
+            error = esc(&error),
+            host = esc(&host),
+            href = esc(url),
+        ),
+        true,
+    )
+}
+
+fn authorize_error(err: AuthorizeError) -> Response {
+    match err {
+        AuthorizeError::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
+        AuthorizeError::Redirect(url) => Redirect::to(&url).into_response(),
+        AuthorizeError::Link(url) => error_link_page(&url),
+        AuthorizeError::Failed(err) => error_response(err),
+    }
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -465,10 +508,7 @@ async fn validated(api: &NetApi, raw: &str) -> Result<AuthorizationRequest, Resp
     }
     api.validate_authorization(&params, repeated.as_deref())
         .await
-        .map_err(|err| match err {
-            AuthorizeError::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
-            AuthorizeError::Redirect(url) => Redirect::to(&url).into_response(),
-        })
+        .map_err(authorize_error)
 }
 
 /// `GET /oauth/authorize`: sign in if needed, ask consent if needed, then redirect with a code.
@@ -480,9 +520,9 @@ async fn validated(api: &NetApi, raw: &str) -> Result<AuthorizationRequest, Resp
     params(crate::openapi::AuthorizeQuery),
     responses(
         (status = 200, description = "The sign-in page, or the consent page for a signed-in user (`netapi_session` cookie).", body = String, content_type = "text/html"),
-        (status = 303, description = "Back to the client's `redirect_uri` with `code`, `state` and `iss` (RFC 9207), or with `error`, `error_description`, `state` and `iss`.",
+        (status = 303, description = "Back to the client's `redirect_uri` with `code`, `state` and `iss` (RFC 9207), or with `error`, `error_description`, `state` and `iss` (for errors before the user has seen the request, only to clients marked `trusted`).",
             headers(("Location" = String, description = "The client's redirect URI with the answer in its query."))),
-        (status = 400, description = "An error page: an unknown `client_id` or a `redirect_uri` that does not match is never redirected to.", body = String, content_type = "text/html"),
+        (status = 400, description = "An error page: an unknown `client_id` or a `redirect_uri` that does not match is never redirected to. For a client not marked `trusted`, an error found before the user has seen the request (a bad parameter, or `prompt=none` without a session or consent) is shown on a page whose link (`id=\"return\"`) is the redirect a trusted client would get (RFC 9700 §4.11.2).", body = String, content_type = "text/html"),
         (status = 429, description = "An error page: too many attempts.", body = String, content_type = "text/html"),
         (status = 500, description = "An error page.", body = String, content_type = "text/html"),
         (status = 503, description = "An error page: storage is not answering.", body = String, content_type = "text/html"),
@@ -507,12 +547,11 @@ pub async fn authorize(
     let session = session.filter(|(s, _)| api.session_satisfies(&request, s, fresh));
     let Some((session, user)) = session else {
         if request.prompt_none {
-            return Redirect::to(&request.error_redirect(
+            return authorize_error(request.early_error(
                 &issuer,
                 "login_required",
                 "the user is not signed in",
-            ))
-            .into_response();
+            ));
         }
         return login_page(
             api,
@@ -526,12 +565,11 @@ pub async fn authorize(
             Ok(url) => Redirect::to(&url).into_response(),
             Err(err) => error_response(err),
         },
-        Ok(false) if request.prompt_none => Redirect::to(&request.error_redirect(
+        Ok(false) if request.prompt_none => authorize_error(request.early_error(
             &issuer,
             "consent_required",
             "the user has not approved this application",
-        ))
-        .into_response(),
+        )),
         Ok(false) => consent_page(&request, &raw, &user, &session),
         Err(err) => error_response(err),
     }
@@ -1038,6 +1076,7 @@ pub async fn portal_action(
                     scope: Some(principal.scopes.without(Scope::Admin).to_string()),
                     auth_method: Some(method.to_owned()),
                     rate_limit: None,
+                    trusted: false,
                 },
                 ip,
             )

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netapi_core::Scopes;
 use netapi_core::clock::parse_rfc3339;
@@ -41,6 +41,12 @@ impl PageQuery {
     }
 }
 
+/// Headers of every answer that carries a secret: no cache along the way may keep it.
+const NO_STORE: [(header::HeaderName, &str); 2] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::PRAGMA, "no-cache"),
+];
+
 fn page_json<T>(name: &str, page: &Page<T>, view: impl Fn(&T) -> Value) -> Value {
     json!({
         name: page.items.iter().map(view).collect::<Vec<_>>(),
@@ -68,7 +74,7 @@ pub struct RegisterBody {
     operation_id = "register",
     request_body = RegisterBody,
     responses(
-        (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = crate::openapi::Registration),
+        (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = crate::openapi::Registration, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::ConflictErrors,
         crate::openapi::ServiceErrors,
@@ -93,6 +99,7 @@ pub async fn register(
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(json!({ "user": views::user(&user), "api_key": views::api_key(&key, Some(&secret)) })),
     ))
 }
@@ -357,7 +364,7 @@ fn parse_scopes(field: &str, names: Option<Vec<String>>) -> ApiResult<Option<Sco
     request_body = NewKeyBody,
     security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
     responses(
-        (status = 201, description = "The key, shown this once.", body = crate::openapi::NewApiKeyView),
+        (status = 201, description = "The key, shown this once.", body = crate::openapi::NewApiKeyView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::AuthErrors,
     )
@@ -392,6 +399,7 @@ pub async fn create_key(
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(views::api_key(&key, Some(&secret))),
     ))
 }
@@ -461,7 +469,7 @@ pub struct RotateBody {
     request_body(content = Option<RotateBody>, description = "Optional.", content_type = "application/json"),
     security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
     responses(
-        (status = 201, description = "The new key with the same settings, shown this once.", body = crate::openapi::NewApiKeyView),
+        (status = 201, description = "The new key with the same settings, shown this once.", body = crate::openapi::NewApiKeyView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::NotFoundErrors,
         crate::openapi::AuthErrors,
@@ -480,6 +488,7 @@ pub async fn rotate_key(
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(views::api_key(&key, Some(&secret))),
     ))
 }
@@ -532,6 +541,9 @@ pub struct NewClientBody {
     token_endpoint_auth_method: Option<String>,
     #[schema(schema_with = crate::openapi::rate_limit_nullable)]
     rate_limit_per_minute: Option<u32>,
+    /// Redirect `/oauth/authorize` errors to this client at once (RFC 9700 §4.11.2); only
+    /// administrators may set it. Default `false`.
+    trusted: Option<bool>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -553,7 +565,7 @@ fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
     request_body = NewClientBody,
     security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
     responses(
-        (status = 201, description = "The client; a confidential client's secret shown this once.", body = crate::openapi::ClientView),
+        (status = 201, description = "The client; a confidential client's secret shown this once.", body = crate::openapi::ClientView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::AuthErrors,
     )
@@ -576,12 +588,14 @@ pub async fn create_client(
                 scope: body.scope,
                 auth_method: body.token_endpoint_auth_method,
                 rate_limit: body.rate_limit_per_minute,
+                trusted: body.trusted.unwrap_or(false),
             },
             Some(&ip),
         )
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(views::client(&client, secret.as_ref())),
     ))
 }
@@ -627,6 +641,8 @@ pub struct ClientPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = crate::openapi::rate_limit_nullable)]
     rate_limit_per_minute: Option<Option<u32>>,
+    /// Only administrators may change it.
+    trusted: Option<bool>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -669,6 +685,7 @@ pub async fn update_client(
                 grant_types: body.grant_types,
                 scope: body.scope,
                 rate_limit: body.rate_limit_per_minute,
+                trusted: body.trusted,
             },
             Some(&ip),
         )
@@ -709,7 +726,7 @@ pub async fn delete_client(
     params(("id" = String, Path, description = "A client id (`cli_...`).")),
     security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
     responses(
-        (status = 200, description = "The client with its new secret, shown this once; the old secret stops working at once.", body = crate::openapi::ClientView),
+        (status = 200, description = "The client with its new secret, shown this once; the old secret stops working at once.", body = crate::openapi::ClientView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::InvalidErrors,
         crate::openapi::NotFoundErrors,
         crate::openapi::AuthErrors,
@@ -720,12 +737,12 @@ pub async fn rotate_client_secret(
     Auth(caller): Auth,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<impl IntoResponse> {
     let (client, secret) = state
         .api
         .rotate_client_secret(&caller, &id, Some(&ip))
         .await?;
-    Ok(Json(views::client(&client, Some(&secret))))
+    Ok((NO_STORE, Json(views::client(&client, Some(&secret)))))
 }
 
 /// `GET /v1/audit-events`

@@ -73,6 +73,7 @@ pub fn client(client: &OAuthClient, secret: Option<&Secret>) -> Value {
         "token_endpoint_auth_method": client.auth_method.as_str(),
         "client_id_issued_at": client.created_at,
         "rate_limit_per_minute": client.rate_limit,
+        "trusted": client.trusted,
         "created_at": format_rfc3339(client.created_at),
         "updated_at": format_rfc3339(client.updated_at),
     });

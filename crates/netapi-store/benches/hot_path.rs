@@ -133,6 +133,7 @@ impl Fixture {
                     scope: Some("users:read".to_owned()),
                     auth_method: None,
                     rate_limit: None,
+                    trusted: false,
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();
@@ -174,6 +175,7 @@ impl Fixture {
             auth_time: t,
             rotated_at: None,
             revoked_at: None,
+            successor_key: None,
         };
         (token, secret)
     }

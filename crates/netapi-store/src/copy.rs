@@ -11,9 +11,10 @@ enum Kind {
     Text,
     Int,
     Blob,
+    Bool,
 }
 
-use Kind::{Blob, Int, Text};
+use Kind::{Blob, Bool, Int, Text};
 
 /// Tables in an order that satisfies foreign keys, with their columns.
 const TABLES: &[(&str, &[(&str, Kind)])] = &[
@@ -72,6 +73,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("updated_at", Int),
             ("rate_limit", Int),
+            ("trusted", Bool),
         ],
     ),
     (
@@ -88,6 +90,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("auth_time", Int),
             ("rotated_at", Int),
             ("revoked_at", Int),
+            ("successor_key", Blob),
         ],
     ),
     (
@@ -105,6 +108,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("expires_at", Int),
             ("used_at", Int),
+            ("redirect_uri_in_request", Bool),
         ],
     ),
     (
@@ -206,6 +210,7 @@ pub async fn copy_sqlite_to_postgres(
                     Text => query.bind(row.try_get::<Option<String>, _>(*name).map_err(map_err)?),
                     Int => query.bind(row.try_get::<Option<i64>, _>(*name).map_err(map_err)?),
                     Blob => query.bind(row.try_get::<Option<Vec<u8>>, _>(*name).map_err(map_err)?),
+                    Bool => query.bind(row.try_get::<Option<bool>, _>(*name).map_err(map_err)?),
                 };
             }
             query.execute(&mut *tx).await.map_err(map_err)?;

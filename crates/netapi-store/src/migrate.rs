@@ -7,6 +7,10 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_rate_limits.sql")),
     (3, include_str!("../migrations/sqlite/0003_key_creator.sql")),
     (
+        4,
+        include_str!("../migrations/sqlite/0004_oauth_hardening.sql"),
+    ),
+    (
         5,
         include_str!("../migrations/sqlite/0005_secret_key_check.sql"),
     ),
@@ -22,6 +26,10 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[
     (
         3,
         include_str!("../migrations/postgres/0003_key_creator.sql"),
+    ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_oauth_hardening.sql"),
     ),
     (
         5,

@@ -8,9 +8,9 @@
 pub(crate) const USER_COLUMNS: &str =
     "id, email, name, role, password_hash, created_at, updated_at";
 pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, prefix, last_four, hash, scopes, created_at, last_used_at, expires_at, revoked_at, rate_limit, created_by_client";
-pub(crate) const CLIENT_COLUMNS: &str = "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, created_at, updated_at, rate_limit";
-pub(crate) const REFRESH_COLUMNS: &str = "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, family_expires_at, auth_time, rotated_at, revoked_at";
-pub(crate) const CODE_COLUMNS: &str = "hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, family_id, created_at, expires_at, used_at";
+pub(crate) const CLIENT_COLUMNS: &str = "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, created_at, updated_at, rate_limit, trusted";
+pub(crate) const REFRESH_COLUMNS: &str = "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, family_expires_at, auth_time, rotated_at, revoked_at, successor_key";
+pub(crate) const CODE_COLUMNS: &str = "hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, family_id, created_at, expires_at, used_at, redirect_uri_in_request";
 pub(crate) const EVENT_COLUMNS: &str = "id, user_id, kind, ip, detail, created_at";
 
 macro_rules! impl_store {
@@ -76,6 +76,7 @@ macro_rules! impl_store {
                 created_at: row.try_get("created_at").map_err(map_err)?,
                 updated_at: row.try_get("updated_at").map_err(map_err)?,
                 rate_limit: rate_limit(row.try_get("rate_limit").map_err(map_err)?),
+                trusted: row.try_get("trusted").map_err(map_err)?,
             })
         }
 
@@ -92,6 +93,11 @@ macro_rules! impl_store {
                 auth_time: row.try_get("auth_time").map_err(map_err)?,
                 rotated_at: row.try_get("rotated_at").map_err(map_err)?,
                 revoked_at: row.try_get("revoked_at").map_err(map_err)?,
+                successor_key: row
+                    .try_get::<Option<Vec<u8>>, _>("successor_key")
+                    .map_err(map_err)?
+                    .as_deref()
+                    .and_then(netapi_core::secret::DerivationKey::from_slice),
             })
         }
 
@@ -101,6 +107,9 @@ macro_rules! impl_store {
                 client_id: row.try_get("client_id").map_err(map_err)?,
                 user_id: row.try_get("user_id").map_err(map_err)?,
                 redirect_uri: row.try_get("redirect_uri").map_err(map_err)?,
+                redirect_uri_in_request: row
+                    .try_get("redirect_uri_in_request")
+                    .map_err(map_err)?,
                 scopes: Scopes::from_bits(row.try_get("scopes").map_err(map_err)?),
                 code_challenge: row.try_get("code_challenge").map_err(map_err)?,
                 nonce: row.try_get("nonce").map_err(map_err)?,
@@ -357,7 +366,7 @@ macro_rules! impl_store {
             async fn insert_client(&self, client: &OAuthClient) -> StoreResult<()> {
                 sqlx::query(&format!(
                     "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                 ))
                 .bind(&client.id)
                 .bind(&client.owner_id)
@@ -370,10 +379,21 @@ macro_rules! impl_store {
                 .bind(client.created_at)
                 .bind(client.updated_at)
                 .bind(client.rate_limit.map(i64::from))
+                .bind(client.trusted)
                 .execute(self.writer())
                 .await
                 .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn set_client_trusted(&self, id: &str, trusted: bool) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE oauth_clients SET trusted = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(trusted)
+                    .execute(self.writer())
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn get_client(&self, id: &str) -> StoreResult<Option<OAuthClient>> {
@@ -556,7 +576,7 @@ macro_rules! impl_store {
             ) -> StoreResult<()> {
                 sqlx::query(&format!(
                     "INSERT INTO authorization_codes ({CODE_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 ))
                 .bind(code.hash.0.as_slice())
                 .bind(&code.client_id)
@@ -570,6 +590,7 @@ macro_rules! impl_store {
                 .bind(code.created_at)
                 .bind(code.expires_at)
                 .bind(code.used_at)
+                .bind(code.redirect_uri_in_request)
                 .execute(self.writer())
                 .await
                 .map_err(map_err)?;
@@ -919,8 +940,28 @@ macro_rules! impl_store {
                         }
                         Some(t) => match t.rotated_at {
                             Some(at) if now - at < grace => {
-                                insert_refresh(&mut *tx, successor).await?;
-                                RotateOutcome::Rotated(t)
+                                // Within the grace period the successor is the one already
+                                // stored (it is derived from the old token), unless it has
+                                // been used itself: then this is a replay.
+                                let stored = sqlx::query(&format!(
+                                    "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1"
+                                ))
+                                .bind(successor.hash.0.as_slice())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(map_err)?;
+                                match stored.as_ref().map(refresh_from).transpose()? {
+                                    None => {
+                                        insert_refresh(&mut *tx, successor).await?;
+                                        RotateOutcome::Rotated(t)
+                                    }
+                                    Some(s) if s.rotated_at.is_some() => {
+                                        revoke_family(&mut *tx, &t.family_id, now).await?;
+                                        RotateOutcome::ReuseDetected(t)
+                                    }
+                                    Some(s) if s.revoked_at.is_some() => RotateOutcome::Invalid,
+                                    Some(_) => RotateOutcome::Rotated(t),
+                                }
                             }
                             Some(_) => {
                                 revoke_family(&mut *tx, &t.family_id, now).await?;
@@ -1107,7 +1148,7 @@ macro_rules! impl_store {
         ) -> StoreResult<()> {
             sqlx::query(&format!(
                 "INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
             .bind(token.hash.0.as_slice())
             .bind(&token.family_id)
@@ -1120,6 +1161,7 @@ macro_rules! impl_store {
             .bind(token.auth_time)
             .bind(token.rotated_at)
             .bind(token.revoked_at)
+            .bind(token.successor_key.map(|k| k.0.to_vec()))
             .execute(executor)
             .await
             .map_err(map_err)?;

@@ -184,8 +184,11 @@ conformance! {
     audit_events => sqlite_audit_events, postgres_audit_events;
     clients_crud => sqlite_clients_crud, postgres_clients_crud;
     clients_delete_cascades => sqlite_clients_delete_cascades, postgres_clients_delete_cascades;
+    clients_trusted => sqlite_clients_trusted, postgres_clients_trusted;
     refresh_rotation => sqlite_refresh_rotation, postgres_refresh_rotation;
     refresh_invalid => sqlite_refresh_invalid, postgres_refresh_invalid;
+    refresh_grace_same_successor =>
+        sqlite_refresh_grace_same_successor, postgres_refresh_grace_same_successor;
     refresh_concurrent_rotation =>
         sqlite_refresh_concurrent_rotation, postgres_refresh_concurrent_rotation;
     refresh_revoke_family => sqlite_refresh_revoke_family, postgres_refresh_revoke_family;
@@ -326,6 +329,7 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
         created_at: NOW,
         updated_at: NOW,
         rate_limit: Some(u32::from(n) + 100),
+        trusted: false,
     }
 }
 
@@ -351,6 +355,7 @@ fn refresh(user_id: &str, client_id: &str, family_id: &str, n: u8) -> RefreshTok
         auth_time: NOW - 60,
         rotated_at: None,
         revoked_at: None,
+        successor_key: Some(netapi_core::secret::DerivationKey([n; 32])),
     }
 }
 
@@ -360,6 +365,7 @@ fn code(user_id: &str, client_id: &str, n: u8) -> AuthorizationCode {
         client_id: client_id.to_owned(),
         user_id: user_id.to_owned(),
         redirect_uri: "https://app.example.com/callback".to_owned(),
+        redirect_uri_in_request: true,
         scopes: Scopes::EMPTY.with(Scope::OpenId).with(Scope::Profile),
         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
         nonce: Some(format!("nonce-{n}")),
@@ -1155,6 +1161,54 @@ async fn audit_events(store: Arc<dyn Store>) {
 // OAuth clients
 // ------------------------------------------------------------------------------------------
 
+/// Only `set_client_trusted` changes the mark: a PATCH written from an older read leaves it.
+async fn clients_trusted(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let c1 = add_client(&store, &alice.id, 1).await;
+    assert!(!c1.trusted);
+    assert!(store.set_client_trusted(&c1.id, true).await.expect("trust"));
+    let trusted = store.get_client(&c1.id).await.expect("get").expect("known");
+    assert!(trusted.trusted);
+    let rename = ClientChanges {
+        name: Some("renamed".to_owned()),
+        ..ClientChanges::default()
+    };
+    let renamed = store
+        .update_client(&c1.id, &rename, NOW + 1)
+        .await
+        .expect("update")
+        .expect("known");
+    assert!(renamed.trusted);
+    let read = store.get_client(&c1.id).await.expect("get").expect("known");
+    assert_eq!((read.name.as_str(), read.trusted), ("renamed", true));
+    assert!(
+        store
+            .set_client_trusted(&c1.id, false)
+            .await
+            .expect("untrust")
+    );
+    assert!(
+        !store
+            .get_client(&c1.id)
+            .await
+            .expect("get")
+            .expect("known")
+            .trusted
+    );
+    assert!(
+        !store
+            .set_client_trusted("cli_unknown", true)
+            .await
+            .expect("unknown")
+    );
+    let c2 = OAuthClient {
+        trusted: true,
+        ..client(&alice.id, 2)
+    };
+    store.insert_client(&c2).await.expect("insert trusted");
+    assert_eq!(store.get_client(&c2.id).await.expect("get"), Some(c2));
+}
+
 async fn clients_crud(store: Arc<dyn Store>) {
     let alice = add_user(&store, "alice@example.com").await;
     let bob = add_user(&store, "bob@example.com").await;
@@ -1485,6 +1539,72 @@ async fn refresh_rotation(store: Arc<dyn Store>) {
     }
 }
 
+/// Within the grace period a token is exchanged again for the same successor, stored once;
+/// once that successor has been used itself, the old token is a replay and the family dies.
+async fn refresh_grace_same_successor(store: Arc<dyn Store>) {
+    let grace = 30;
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let first = refresh(&alice.id, &app.id, "fam_main", 1);
+    store.insert_refresh_token(&first).await.expect("insert");
+    let successor = RefreshToken {
+        issued_at: NOW + 10,
+        ..refresh(&alice.id, &app.id, "fam_main", 2)
+    };
+    expect_rotated(
+        store
+            .rotate_refresh_token(&first.hash, NOW + 10, grace, &successor)
+            .await
+            .expect("rotate"),
+    );
+    // Again within the grace period, with the same successor (as computed later): the stored
+    // one is kept as it was, not written twice.
+    let recomputed = RefreshToken {
+        issued_at: NOW + 15,
+        expires_at: NOW + 3615,
+        ..successor.clone()
+    };
+    let again = expect_rotated(
+        store
+            .rotate_refresh_token(&first.hash, NOW + 15, grace, &recomputed)
+            .await
+            .expect("rotate within grace"),
+    );
+    assert_eq!(again.rotated_at, Some(NOW + 10));
+    assert_eq!(
+        store.get_refresh_token(&successor.hash).await.expect("get"),
+        Some(successor.clone())
+    );
+    // The successor is used; then the old token comes back, still within its grace period.
+    let grandchild = refresh(&alice.id, &app.id, "fam_main", 3);
+    expect_rotated(
+        store
+            .rotate_refresh_token(&successor.hash, NOW + 16, grace, &grandchild)
+            .await
+            .expect("rotate the successor"),
+    );
+    match store
+        .rotate_refresh_token(&first.hash, NOW + 17, grace, &recomputed)
+        .await
+        .expect("replay")
+    {
+        RotateOutcome::ReuseDetected(token) => assert_eq!(token.hash, first.hash),
+        other => panic!("expected ReuseDetected, got {other:?}"),
+    }
+    for hash in [first.hash, successor.hash, grandchild.hash] {
+        let token = store
+            .get_refresh_token(&hash)
+            .await
+            .expect("get")
+            .expect("still stored");
+        assert_eq!(
+            token.revoked_at,
+            Some(NOW + 17),
+            "every family member revoked"
+        );
+    }
+}
+
 async fn refresh_invalid(store: Arc<dyn Store>) {
     let alice = add_user(&store, "alice@example.com").await;
     let app = add_client(&store, &alice.id, 1).await;
@@ -1770,6 +1890,7 @@ async fn authorization_codes(store: Arc<dyn Store>) {
     let plain = AuthorizationCode {
         code_challenge: None,
         nonce: None,
+        redirect_uri_in_request: false,
         ..code(&alice.id, &app.id, 2)
     };
     store

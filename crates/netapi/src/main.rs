@@ -5,7 +5,7 @@ mod secret_key;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use netapi_core::service::{NewClient, NewUser, PageRequest, Principal};
+use netapi_core::service::{ClientUpdate, NewClient, NewUser, PageRequest, Principal};
 use netapi_core::{NetApi, Role, SystemClock};
 use netapi_store::StoreOptions;
 use std::io::Read;
@@ -99,6 +99,19 @@ enum AdminCommand {
         /// A public client (no secret; PKCE only)
         #[arg(long)]
         public: bool,
+        /// Trust the client with automatic error redirects from /oauth/authorize
+        #[arg(long)]
+        trusted: bool,
+    },
+    /// Mark a client trusted (errors at /oauth/authorize redirect at once) or not (errors
+    /// before the user has seen the request are shown on a page with a link)
+    SetClientTrusted {
+        /// The client_id (cli_...)
+        #[arg(long)]
+        id: String,
+        /// true or false
+        #[arg(long, action = clap::ArgAction::Set)]
+        trusted: bool,
     },
     /// Publish a new token signing key; it signs after the publish delay
     RotateSigningKey,
@@ -405,6 +418,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
             grant_types,
             scope,
             public,
+            trusted,
         } => {
             let owner = user_by_email(&api, &owner_email).await?;
             let as_owner = Principal {
@@ -423,6 +437,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         scope,
                         auth_method: public.then(|| "none".to_owned()),
                         rate_limit: None,
+                        trusted,
                     },
                     None,
                 )
@@ -470,6 +485,21 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                     None => break,
                 }
             }
+        }
+        AdminCommand::SetClientTrusted { id, trusted } => {
+            let client = api
+                .update_client(
+                    &operator,
+                    &id,
+                    ClientUpdate {
+                        trusted: Some(trusted),
+                        ..ClientUpdate::default()
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{} trusted {}", client.id, client.trusted);
         }
         AdminCommand::RotateClientSecret { id } => {
             let (client, secret) = api

@@ -495,6 +495,29 @@ async fn the_database_going_away_gives_503_and_the_server_recovers() {
     assert_eq!(register.status().as_u16(), 503);
     let body: Value = register.json().await.unwrap();
     assert_eq!(body["error"]["code"], "UNAVAILABLE");
+    // The authorization endpoint cannot look up the client: a 503 page, not a 400 one.
+    let authorize = http
+        .get(format!(
+            "{}/oauth/authorize?response_type=code&client_id=cli_somebody",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(authorize.status().as_u16(), 503);
+    assert!(
+        authorize.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        authorize
+            .text()
+            .await
+            .unwrap()
+            .contains("temporarily unavailable")
+    );
 
     proxy.restore();
     let mut recovered = false;
@@ -571,6 +594,12 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         .unwrap();
     let app_key = app_key["key"].as_str().unwrap().to_owned();
     assert!(before.stop().success());
+    let client_id = client["client_id"].as_str().unwrap();
+    let marked = admin(
+        &sqlite,
+        &["set-client-trusted", "--id", client_id, "--trusted", "true"],
+    );
+    assert!(marked.contains("trusted true"), "{marked}");
 
     let output = Command::new(BIN)
         .args(["migrate-store", "--from", &sqlite, "--to", &pg])
@@ -607,6 +636,19 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         old.status().as_u16(),
         200,
         "a token signed before the move still verifies"
+    );
+    let moved: Value = http
+        .get(format!("{}/v1/oauth-clients/{client_id}", after.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        moved["trusted"], true,
+        "the operator's mark is carried over"
     );
     let token = http
         .post(format!("{}/oauth/token", after.base))

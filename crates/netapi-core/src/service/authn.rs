@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::NetApi;
 use crate::error::{AuthFailure, Error, Result};
+use crate::model::ApiKey;
 use crate::scope::{Role, Scope, Scopes};
 use crate::secret::{FormatError, SecretKind, check_format};
 
@@ -181,12 +182,8 @@ impl NetApi {
         metrics::counter!("netapi_credential_cache_total", "result" => lookup).increment(1);
         let key = match cached {
             Some(key) => key,
-            None => match self.store.find_api_key(&hash).await? {
-                Some(key) => {
-                    let key = Arc::new(key);
-                    self.keys_by_hash.insert(hash, key.clone());
-                    key
-                }
+            None => match self.find_api_key_uncached(&hash).await? {
+                Some(key) => key,
                 None => {
                     self.unknown_keys.insert(hash, ());
                     return Err(Failure::Auth(AuthFailure::Unknown, None));
@@ -218,6 +215,20 @@ impl NetApi {
             },
             rate: Some((format!("key:{}", key.id), key.rate_limit)),
         })
+    }
+
+    /// Reads a key from storage and caches it, unless it was invalidated meanwhile.
+    async fn find_api_key_uncached(
+        &self,
+        hash: &crate::secret::SecretHash,
+    ) -> Result<Option<Arc<ApiKey>>> {
+        let ticket = self.keys_by_hash.ticket();
+        let Some(key) = self.store.find_api_key(hash).await? else {
+            return Ok(None);
+        };
+        let key = Arc::new(key);
+        self.keys_by_hash.insert(*hash, key.clone(), ticket);
+        Ok(Some(key))
     }
 
     /// Queues a `last_used_at` write when the stored one is more than a minute old.
@@ -307,6 +318,7 @@ impl NetApi {
         if let Some(facts) = self.clients.get(client_id) {
             return Ok(facts);
         }
+        let ticket = self.clients.ticket();
         let facts = self
             .store
             .get_client(client_id)
@@ -315,7 +327,8 @@ impl NetApi {
                 rate_limit: client.rate_limit,
                 client: std::sync::Arc::new(client),
             });
-        self.clients.insert(client_id.to_owned(), facts.clone());
+        self.clients
+            .insert(client_id.to_owned(), facts.clone(), ticket);
         Ok(facts)
     }
 

@@ -19,6 +19,8 @@ pub struct AuthorizationRequest {
     pub client: OAuthClient,
     /// The exact redirect URI (registered).
     pub redirect_uri: String,
+    /// Whether the request named it (the token request must then repeat it).
+    pub redirect_uri_in_request: bool,
     /// Requested scopes (within the client's).
     pub scopes: Scopes,
     /// Returned verbatim.
@@ -38,12 +40,18 @@ pub struct AuthorizationRequest {
 }
 
 /// Why an authorization request cannot proceed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum AuthorizeError {
     /// The client or redirect URI cannot be trusted: show a page, never redirect.
     Page(String),
     /// Tell the client, at its redirect URI.
     Redirect(String),
+    /// Tell a client the operator has not marked trusted, before the user has seen the
+    /// request: a page with a link to this URL (the redirect it would have been), so that a
+    /// registered redirect URI cannot serve as an open redirector (RFC 9700 §4.11.2).
+    Link(String),
+    /// Storage failed while looking up the client.
+    Failed(Error),
 }
 
 /// Longest `state` and `nonce` accepted.
@@ -65,6 +73,17 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
 }
 
 impl AuthorizationRequest {
+    /// An error found before the user has seen the request: redirected for a trusted
+    /// client, otherwise shown on a page that links to the same redirect.
+    pub fn early_error(&self, issuer: &str, error: &str, description: &str) -> AuthorizeError {
+        let url = self.error_redirect(issuer, error, description);
+        if self.client.trusted {
+            AuthorizeError::Redirect(url)
+        } else {
+            AuthorizeError::Link(url)
+        }
+    }
+
     /// The redirect telling the client about an error.
     pub fn error_redirect(&self, issuer: &str, error: &str, description: &str) -> String {
         let mut pairs = vec![("error", error), ("error_description", description)];
@@ -109,11 +128,10 @@ impl NetApi {
             }
             Err(err) => {
                 tracing::warn!(error = %err, "authorize: storage failed");
-                return Err(AuthorizeError::Page(
-                    "The service is temporarily unavailable.".to_owned(),
-                ));
+                return Err(AuthorizeError::Failed(err.into()));
             }
         };
+        let redirect_uri_in_request = param("redirect_uri").is_some();
         let redirect_uri = match param("redirect_uri") {
             Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
             Some(_) => {
@@ -134,6 +152,7 @@ impl NetApi {
             scopes: client.scopes,
             client,
             redirect_uri,
+            redirect_uri_in_request,
             state,
             code_challenge: None,
             nonce: None,
@@ -143,8 +162,9 @@ impl NetApi {
             max_age: None,
         };
         let issuer = self.settings.issuer.clone();
+        // The user has seen nothing of this request yet.
         let fail = |request: &AuthorizationRequest, error: &str, description: &str| {
-            AuthorizeError::Redirect(request.error_redirect(&issuer, error, description))
+            request.early_error(&issuer, error, description)
         };
         if request
             .state
@@ -351,6 +371,7 @@ impl NetApi {
                 client_id: request.client.id.clone(),
                 user_id: session.user_id.clone(),
                 redirect_uri: request.redirect_uri.clone(),
+                redirect_uri_in_request: request.redirect_uri_in_request,
                 scopes: request.scopes,
                 code_challenge: request.code_challenge.clone(),
                 nonce: request.nonce.clone(),

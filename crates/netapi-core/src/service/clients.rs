@@ -27,6 +27,8 @@ pub struct NewClient {
     pub auth_method: Option<String>,
     /// Requests per minute for its tokens, overriding the default.
     pub rate_limit: Option<u32>,
+    /// Errors may be redirected before the user has seen a request; administrators only.
+    pub trusted: bool,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -42,6 +44,8 @@ pub struct ClientUpdate {
     pub scope: Option<String>,
     /// Requests per minute for its tokens (`Some(None)` returns to the default).
     pub rate_limit: Option<Option<u32>>,
+    /// Whether the client is trusted; administrators only.
+    pub trusted: Option<bool>,
 }
 
 /// A page of clients.
@@ -126,6 +130,19 @@ fn check_client_shape(client: &OAuthClient) -> Result<()> {
     Ok(())
 }
 
+/// Only an administrator (or the operator at the command line) decides which clients are
+/// trusted with automatic error redirects.
+fn check_may_set_trusted(caller: &Principal) -> Result<()> {
+    if caller.is_admin() || caller.credential == super::Credential::Operator {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied {
+            scope: Some(Scope::Admin),
+            message: "Only administrators may mark a client trusted.".to_owned(),
+        })
+    }
+}
+
 impl NetApi {
     fn client_scopes(caller: &Principal, scope: Option<&str>) -> Result<Scopes> {
         let Some(scope) = scope else {
@@ -174,6 +191,9 @@ impl NetApi {
         };
         let scopes = Self::client_scopes(caller, new.scope.as_deref())?;
         self.validate_rate_limit(caller, "rate_limit_per_minute", new.rate_limit)?;
+        if new.trusted {
+            check_may_set_trusted(caller)?;
+        }
         let secret =
             (auth_method != ClientAuthMethod::None).then(|| generate(SecretKind::ClientSecret));
         let now = self.now();
@@ -187,6 +207,7 @@ impl NetApi {
             auth_method,
             secret_hash: secret.as_ref().map(|s| self.hasher().hash(s.expose())),
             rate_limit: new.rate_limit,
+            trusted: new.trusted,
             created_at: now,
             updated_at: now,
         };
@@ -262,14 +283,24 @@ impl NetApi {
             changes.rate_limit = Some(rate_limit);
         }
         Self::check_client_scopes(caller, client.scopes)?;
+        let trusted = update.trusted.filter(|t| *t != client.trusted);
+        if trusted.is_some() {
+            check_may_set_trusted(caller)?;
+        }
         check_client_shape(&client)?;
-        let Some(client) = self
+        let Some(mut client) = self
             .store
             .update_client(&client.id, &changes, self.now())
             .await?
         else {
             return Err(Error::NotFound("OAuth client"));
         };
+        if let Some(trusted) = trusted {
+            if !self.store.set_client_trusted(&client.id, trusted).await? {
+                return Err(Error::NotFound("OAuth client"));
+            }
+            client.trusted = trusted;
+        }
         self.invalidate(Invalidation::Client(client.id.clone()))
             .await?;
         self.audit(

@@ -4,6 +4,7 @@
 mod audit;
 mod authn;
 mod authorize;
+mod cache;
 mod clients;
 mod keys;
 mod oauth;
@@ -36,6 +37,7 @@ use crate::model::{ApiKey, AuditEvent, OAuthClient, SigningAlgorithm, SigningKey
 use crate::sealing::{SecretKey, is_sealed};
 use crate::secret::{SecretHash, SecretHasher};
 use crate::store::{Invalidation, Store};
+use cache::GuardedCache;
 
 /// Lifetimes and limits; see CONTRACT.md for the defaults.
 #[derive(Clone)]
@@ -142,6 +144,9 @@ const USAGE_RESOLUTION: i64 = 60;
 const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(300);
 /// How long an "unknown key" answer is cached.
 const NEGATIVE_TTL: Duration = Duration::from_secs(600);
+/// The longest a cached key, user or client is kept, even with no invalidation: should one
+/// be lost (a process stalled past the invalidations' retention), it still ends.
+const RECORD_TTL: Duration = Duration::from_secs(60);
 
 /// Net API itself: storage, clock, caches and settings.
 pub struct NetApi {
@@ -149,14 +154,14 @@ pub struct NetApi {
     clock: Arc<dyn Clock>,
     settings: Settings,
     hasher: SecretHasher,
-    keys_by_hash: Cache<SecretHash, Arc<ApiKey>>,
+    keys_by_hash: GuardedCache<SecretHash, Arc<ApiKey>>,
     unknown_keys: Cache<SecretHash, ()>,
     /// Access tokens whose signature has been checked, by SHA-256 of the token: a repeated
     /// token costs a hash instead of a signature verification. Time, issuer, audience and
     /// the denylist are still checked on every use.
     verified_tokens: Cache<[u8; 32], Arc<authn::AccessClaims>>,
-    users: Cache<String, Option<UserFacts>>,
-    clients: Cache<String, Option<ClientFacts>>,
+    users: GuardedCache<String, Option<UserFacts>>,
+    clients: GuardedCache<String, Option<ClientFacts>>,
     /// Per key: the last use noted, and whether it still has to be written.
     key_usage: Mutex<HashMap<String, (Timestamp, bool)>>,
     limiter: FailureLimiter,
@@ -252,7 +257,7 @@ impl NetApi {
             hasher: SecretHasher::new(&settings.pepper),
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             requests: RequestLimiter::default(),
-            keys_by_hash: Cache::new(capacity),
+            keys_by_hash: GuardedCache::new(capacity, RECORD_TTL),
             unknown_keys: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(NEGATIVE_TTL)
@@ -261,8 +266,8 @@ impl NetApi {
                 .max_capacity(capacity)
                 .time_to_live(VERIFIED_TOKEN_TTL)
                 .build(),
-            users: Cache::new(capacity),
-            clients: Cache::new(capacity),
+            users: GuardedCache::new(capacity, RECORD_TTL),
+            clients: GuardedCache::new(capacity, RECORD_TTL),
             key_usage: Mutex::new(HashMap::new()),
             key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
             denylist: RwLock::new(HashMap::new()),
@@ -609,6 +614,7 @@ impl NetApi {
         if let Some(facts) = self.users.get(user_id) {
             return Ok(facts);
         }
+        let ticket = self.users.ticket();
         let facts = self
             .store
             .get_user(user_id)
@@ -617,7 +623,7 @@ impl NetApi {
                 role: user.role,
                 user: Arc::new(user),
             });
-        self.users.insert(user_id.to_owned(), facts.clone());
+        self.users.insert(user_id.to_owned(), facts.clone(), ticket);
         Ok(facts)
     }
 }

@@ -15,7 +15,7 @@ use crate::ids::new_id;
 use crate::jwt::left_half_hash;
 use crate::model::{GrantType, OAuthClient, RefreshToken, RotateOutcome};
 use crate::scope::{Scope, Scopes};
-use crate::secret::{Secret, SecretKind, check_format, generate};
+use crate::secret::{DerivationKey, Secret, SecretKind, check_format, from_seed, generate};
 use crate::store::Invalidation;
 
 /// RFC 6749 §5.2 error codes.
@@ -463,7 +463,10 @@ impl NetApi {
             return Err(invalid());
         };
         let now = self.now();
-        let secret = generate(SecretKind::RefreshToken);
+        let secret = match current.successor_key {
+            Some(key) => self.refresh_successor(&key, presented),
+            None => generate(SecretKind::RefreshToken),
+        };
         let successor = RefreshToken {
             hash: self.hasher().hash(secret.expose()),
             family_id: current.family_id.clone(),
@@ -478,6 +481,7 @@ impl NetApi {
             auth_time: current.auth_time,
             rotated_at: None,
             revoked_at: None,
+            successor_key: Some(DerivationKey::random()),
         };
         match self
             .store
@@ -551,13 +555,14 @@ impl NetApi {
         if now >= code.expires_at {
             return Err(invalid());
         }
-        // RFC 6749 §4.1.3: the same redirect_uri, which may be left out only where the client
-        // has a single one (so there is nothing to confuse it with).
+        // RFC 6749 §4.1.3: the same redirect_uri, required when the authorization request
+        // named one. It may be left out only when that request did not (the client has a
+        // single registered URI, so there is nothing to confuse it with).
         let only_uri =
             client.redirect_uris.len() == 1 && client.redirect_uris[0] == code.redirect_uri;
         let redirect_matches = match request.param("redirect_uri") {
             Some(uri) => uri == code.redirect_uri,
-            None => only_uri,
+            None => !code.redirect_uri_in_request && only_uri,
         };
         if !redirect_matches {
             return Err(OAuthError::invalid_grant(
@@ -591,6 +596,7 @@ impl NetApi {
                     auth_time: code.auth_time,
                     rotated_at: None,
                     revoked_at: None,
+                    successor_key: Some(DerivationKey::random()),
                 })
                 .await?;
             Some(secret)
@@ -608,6 +614,22 @@ impl NetApi {
             },
             refresh,
         )
+    }
+
+    /// The successor of a refresh token: an HMAC of the token's own random key and the
+    /// presented token, under a key derived from the pepper. A second exchange within the
+    /// grace period gets the same successor without it being stored in the clear, so a replay
+    /// cannot start a second live branch.
+    fn refresh_successor(&self, key: &DerivationKey, presented: &str) -> Secret {
+        use hmac::Mac;
+        let server_key = self.hasher().hash("netapi refresh-successor key");
+        #[allow(clippy::expect_used)]
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&server_key.0)
+            .expect("HMAC takes keys of any length");
+        mac.update(b"refresh-successor");
+        mac.update(&key.0);
+        mac.update(presented.as_bytes());
+        from_seed(SecretKind::RefreshToken, mac.finalize().into_bytes().into())
     }
 
     /// Revokes a family: its refresh tokens in storage and its access tokens everywhere.
@@ -651,7 +673,7 @@ impl NetApi {
                     "iat": now,
                     "exp": now + self.id_token_ttl(),
                     "auth_time": auth_time,
-                    "at_hash": left_half_hash(&access_token),
+                    "at_hash": left_half_hash(ring.signing_alg().unwrap_or(self.settings.signing_algorithm), &access_token),
                 });
                 if let Some(nonce) = grant.nonce {
                     id_claims["nonce"] = json!(nonce);

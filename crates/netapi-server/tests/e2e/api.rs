@@ -2425,3 +2425,54 @@ mod wrong_current_passwords_are_limited_like_sign_ins {
         }
     }
 }
+
+crate::e2e!(answers_that_carry_a_secret_are_not_stored);
+
+/// Every answer that shows a key or secret tells caches and proxies to keep no copy.
+async fn answers_that_carry_a_secret_are_not_stored(app: TestApp) {
+    let no_store = |response: &Response, what: &str| {
+        assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+        assert_eq!(response.headers()["pragma"], "no-cache", "{what}");
+    };
+    let registered = register_body(
+        &app,
+        json!({"email": "store@example.com", "password": PASSWORD, "name": "S"}),
+    )
+    .await;
+    no_store(&registered, "register");
+    let key = json_with(registered, StatusCode::CREATED).await["api_key"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = app
+        .post_json("/v1/api-keys", &key, json!({"name": "ci"}))
+        .await;
+    no_store(&created, "key create");
+    let id = id_of(&json_with(created, StatusCode::CREATED).await);
+    let rotated = app
+        .post_json(&format!("/v1/api-keys/{id}/rotate"), &key, json!({}))
+        .await;
+    no_store(&rotated, "key rotate");
+    assert_eq!(rotated.status(), StatusCode::CREATED);
+    let client = app
+        .post_json(
+            "/v1/oauth-clients",
+            &key,
+            json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}),
+        )
+        .await;
+    no_store(&client, "client create");
+    let client_id = json_with(client, StatusCode::CREATED).await["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = app
+        .post_json(
+            &format!("/v1/oauth-clients/{client_id}/rotate-secret"),
+            &key,
+            json!({}),
+        )
+        .await;
+    no_store(&secret, "client rotate-secret");
+    assert_eq!(secret.status(), StatusCode::OK);
+}

@@ -98,6 +98,52 @@ pub(crate) fn hidden(html: &str, name: &str) -> String {
         .replace("&gt;", ">")
 }
 
+fn unescape(text: &str) -> String {
+    text.replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}
+
+/// The page shown instead of an error redirect to a client not marked trusted (RFC 9700
+/// §4.11.2): 400, no `Location`, and a link back; returns the link.
+pub(crate) async fn error_link(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response.headers().get("location").is_none(),
+        "redirected to {:?}",
+        response.headers().get("location")
+    );
+    let html = response.text().await.unwrap();
+    let marker = "id=\"return\" href=\"";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no link back in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    unescape(&html[start..end])
+}
+
+/// Marks a client trusted with an administrator's credential.
+pub(crate) async fn trust(app: &TestApp, client_id: &str) {
+    let admin = app
+        .admin_key(&format!(
+            "root-{}@example.com",
+            netapi_core::secret::random_base62(6).to_lowercase()
+        ))
+        .await;
+    let response = app
+        .http
+        .patch(app.url(&format!("/v1/oauth-clients/{client_id}")))
+        .bearer_auth(&admin)
+        .json(&json!({ "trusted": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_with(response, StatusCode::OK).await["trusted"], true);
+}
+
 pub(crate) fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
@@ -288,7 +334,10 @@ async fn full_flow(app: TestApp) {
     assert_eq!(claims["aud"], client_id.as_str());
     assert_eq!(claims["iss"], app.base);
     assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
-    assert!(claims["auth_time"].is_i64() && claims["at_hash"].is_string());
+    assert!(claims["auth_time"].is_i64());
+    // EdDSA (Ed25519) signs: at_hash is the left half of SHA-512 (OpenID Connect's rule).
+    let digest = <sha2::Sha512 as sha2::Digest>::digest(access.as_bytes());
+    assert_eq!(claims["at_hash"], B64.encode(&digest[..32]));
 
     // UserInfo answers with the email scope's claims.
     let info = json_with(app.get("/oauth/userinfo", &access).await, StatusCode::OK).await;
@@ -323,8 +372,9 @@ async fn errors_and_denial(app: TestApp) {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
         assert!(response.headers().get("location").is_none());
     }
-    // Missing PKCE, bad response_type, bad scope: redirected with error and state.
-    for (query, error) in [
+    // Missing PKCE, bad response_type, bad scope: the client hears of it with error, state and
+    // iss; as it is not marked trusted, on a page with a link rather than by a redirect.
+    let cases = [
         (
             format!("response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&state=xyz"),
             "invalid_request",
@@ -364,7 +414,27 @@ async fn errors_and_denial(app: TestApp) {
             ),
             "invalid_request",
         ),
-    ] {
+    ];
+    let mut links = Vec::new();
+    for (query, error) in &cases {
+        let response = app
+            .http
+            .get(app.url(&format!("/oauth/authorize?{query}")))
+            .send()
+            .await
+            .unwrap();
+        let link = error_link(response).await;
+        assert!(link.starts_with(REDIRECT), "{link}");
+        let params = query_of(&link);
+        assert_eq!(params["error"], *error, "{query}");
+        assert_eq!(params["state"], "xyz");
+        assert_eq!(params["iss"], app.base);
+        links.push(link);
+    }
+    // Once an administrator trusts the client, the same errors are redirects to the very
+    // URLs the page linked to.
+    trust(&app, &client_id).await;
+    for ((query, _), link) in cases.iter().zip(&links) {
         let response = app
             .http
             .get(app.url(&format!("/oauth/authorize?{query}")))
@@ -372,10 +442,7 @@ async fn errors_and_denial(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{query}");
-        let params = query_of(&location(&response));
-        assert_eq!(params["error"], error, "{query}");
-        assert_eq!(params["state"], "xyz");
-        assert_eq!(params["iss"], app.base);
+        assert_eq!(location(&response), *link);
     }
     // Consent denied.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -584,6 +651,7 @@ async fn portal_manages_keys_and_apps(app: TestApp) {
         )
         .await;
     assert_eq!(registered.status(), StatusCode::OK);
+    assert_no_store(registered.headers());
     let html = registered.text().await.unwrap();
     let start = html.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
     let first_key = html[start..start + 43].to_owned();
@@ -604,6 +672,7 @@ async fn portal_manages_keys_and_apps(app: TestApp) {
             ],
         )
         .await;
+    assert_no_store(created.headers());
     let html = created.text().await.unwrap();
     assert!(html.contains("CI key"));
     let start = html.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
@@ -653,10 +722,9 @@ async fn portal_manages_keys_and_apps(app: TestApp) {
                 ("redirect_uris", "https://app.example.com/cb"),
             ],
         )
-        .await
-        .text()
-        .await
-        .unwrap();
+        .await;
+    assert_no_store(app_created.headers());
+    let app_created = app_created.text().await.unwrap();
     assert!(app_created.contains("My App") && app_created.contains("napcs_"));
     let logout = browser
         .post(&app, "/logout", &[("csrf_token", &csrf)])
@@ -759,7 +827,10 @@ async fn confidential_clients_may_skip_pkce_when_configured(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(query_of(&location(&refused))["error"], "invalid_request");
+    assert_eq!(
+        query_of(&error_link(refused).await)["error"],
+        "invalid_request"
+    );
 }
 
 mod confidential_clients_may_skip_pkce_when_configured {
@@ -781,7 +852,170 @@ mod confidential_clients_may_skip_pkce_when_configured {
     }
 }
 
-e2e!(redirect_uri_may_be_left_out_only_for_a_single_registered_uri);
+e2e!(
+    redirect_uri_may_be_left_out_only_for_a_single_registered_uri,
+    a_code_exchange_must_repeat_the_redirect_uri_the_request_named,
+    only_administrators_mark_clients_trusted,
+    errors_after_sign_in_redirect_even_for_untrusted_clients,
+);
+
+/// Pages and answers that show a secret may be kept by no cache.
+pub(crate) fn assert_no_store(headers: &reqwest::header::HeaderMap) {
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["pragma"], "no-cache");
+}
+
+/// RFC 6749 §4.1.3: when the authorization request named `redirect_uri`, the token request
+/// must repeat it, even for a client with a single registered URI.
+async fn a_code_exchange_must_repeat_the_redirect_uri_the_request_named(app: TestApp) {
+    let key = app.member_key("gina@example.com").await;
+    let (client_id, secret) = web_client(&app, &key).await;
+    let mut browser = Browser::new();
+    let mut codes = Vec::new();
+    for first in [true, false] {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let url = app.url(&format!(
+            "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&code_challenge={}&code_challenge_method=S256",
+            challenge.as_str()
+        ));
+        let code = if first {
+            approved_code(&app, &mut browser, &url, "gina@example.com").await
+        } else {
+            // Signed in and approved already: straight back with a code.
+            let again = browser.get(&app, &url).await;
+            query_of(&location(&again))["code"].clone()
+        };
+        codes.push((code, verifier));
+    }
+    let exchange = |code: &str, verifier: &str, redirect: Option<&str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.to_owned()),
+            ("code_verifier", verifier.to_owned()),
+        ];
+        if let Some(uri) = redirect {
+            form.push(("redirect_uri", uri.to_owned()));
+        }
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&form)
+            .send()
+    };
+    let (code, verifier) = &codes[0];
+    let refused = json_with(
+        exchange(code, verifier.secret(), None).await.unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(refused["error"], "invalid_grant");
+    let (code, verifier) = &codes[1];
+    let tokens = json_with(
+        exchange(code, verifier.secret(), Some(REDIRECT))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(tokens["access_token"].is_string());
+}
+
+async fn only_administrators_mark_clients_trusted(app: TestApp) {
+    let key = app.member_key("hal@example.com").await;
+    let admin = app.admin_key("root@example.com").await;
+    let body = json!({"client_name": "App", "redirect_uris": [REDIRECT], "trusted": true});
+    let refused = app.post_json("/v1/oauth-clients", &key, body.clone()).await;
+    crate::helpers::expect_error(refused, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    let client = app
+        .create_client(
+            &key,
+            json!({"client_name": "App", "redirect_uris": [REDIRECT]}),
+        )
+        .await;
+    assert_eq!(client["trusted"], false);
+    let id = client["client_id"].as_str().unwrap();
+    let patch = |bearer: &str, body: Value| {
+        app.http
+            .patch(app.url(&format!("/v1/oauth-clients/{id}")))
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+    };
+    let refused = patch(&key, json!({"trusted": true})).await.unwrap();
+    crate::helpers::expect_error(refused, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    let trusted = patch(&admin, json!({"trusted": true})).await.unwrap();
+    assert_eq!(json_with(trusted, StatusCode::OK).await["trusted"], true);
+    // The owner may change everything else, and cannot take the mark away either.
+    let renamed = patch(&key, json!({"client_name": "Renamed"}))
+        .await
+        .unwrap();
+    assert_eq!(json_with(renamed, StatusCode::OK).await["trusted"], true);
+    let refused = patch(&key, json!({"trusted": false})).await.unwrap();
+    crate::helpers::expect_error(refused, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    let read = json_with(
+        app.get(&format!("/v1/oauth-clients/{id}"), &key).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(read["trusted"], true);
+    let made = app.post_json("/v1/oauth-clients", &admin, body).await;
+    assert_eq!(json_with(made, StatusCode::CREATED).await["trusted"], true);
+}
+
+/// The page is for errors before the user has seen the request; a denial, or silent
+/// authentication of a user who already approved, redirects as RFC 6749 says.
+async fn errors_after_sign_in_redirect_even_for_untrusted_clients(app: TestApp) {
+    let key = app.member_key("ivy@example.com").await;
+    let (client_id, _) = web_client(&app, &key).await;
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let url = app.url(&format!(
+        "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&state=st&code_challenge={}&code_challenge_method=S256",
+        challenge.as_str()
+    ));
+    let mut browser = Browser::new();
+    let consent = sign_in(&app, &mut browser, &url, "ivy@example.com").await;
+    // Signed in but not yet approved: prompt=none cannot be answered, and the user has seen
+    // nothing of this request, so an untrusted client gets the page.
+    let silent = browser.get(&app, &format!("{url}&prompt=none")).await;
+    assert_eq!(
+        query_of(&error_link(silent).await)["error"],
+        "consent_required"
+    );
+    let denied = browser
+        .post(
+            &app,
+            "/oauth/authorize",
+            &[
+                ("csrf_token", &hidden(&consent, "csrf_token")),
+                ("request", &hidden(&consent, "request")),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    assert_eq!(denied.status(), StatusCode::SEE_OTHER);
+    let params = query_of(&location(&denied));
+    assert_eq!(
+        (params["error"].as_str(), params["state"].as_str()),
+        ("access_denied", "st")
+    );
+    assert_eq!(params["iss"], app.base);
+    let approved = browser
+        .post(
+            &app,
+            "/oauth/authorize",
+            &[
+                ("csrf_token", &hidden(&consent, "csrf_token")),
+                ("request", &hidden(&consent, "request")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    // Approved before: silent authentication works as ever.
+    let silent = browser.get(&app, &format!("{url}&prompt=none")).await;
+    assert_eq!(silent.status(), StatusCode::SEE_OTHER);
+    assert!(query_of(&location(&silent))["code"].starts_with("napac_"));
+}
 
 /// With `signing_algorithm = ES256`, tokens are ES256 JWTs that verify against the published
 /// P-256 key with an independent implementation.

@@ -190,6 +190,7 @@ async fn mint_refresh(app: &TestApp, client: &TestClient, scope: &str) -> (Strin
             auth_time: now,
             rotated_at: None,
             revoked_at: None,
+            successor_key: Some(netapi_core::secret::DerivationKey::random()),
         })
         .await
         .unwrap();
@@ -1094,7 +1095,7 @@ async fn jwt_expired_is_refused(app: TestApp) {
 crate::e2e!(
     refresh_rotates_on_every_use,
     refresh_reuse_after_grace_revokes_the_family,
-    refresh_reuse_within_grace_succeeds,
+    refresh_reuse_within_grace_gets_the_same_successor,
     concurrent_refreshes_never_fail_badly,
     refresh_narrower_scope,
     refresh_by_another_client_is_invalid_grant,
@@ -1174,17 +1175,31 @@ async fn refresh_reuse_after_grace_revokes_the_family(app: TestApp) {
     accepted(&app, &cc_token(&app, &client).await).await;
 }
 
-async fn refresh_reuse_within_grace_succeeds(app: TestApp) {
+/// Within the grace period a repeated refresh is answered with the same successor, so that
+/// two holders of one token cannot grow two live branches; once that successor has been used,
+/// the old token is a replay and the family dies.
+async fn refresh_reuse_within_grace_gets_the_same_successor(app: TestApp) {
     let client = refresh_client(&app).await;
     let (old, _) = mint_refresh(&app, &client, "users:read").await;
-    let (_, first) = refresh_with(&app, &client, &old).await.unwrap();
+    let (first_access, first) = refresh_with(&app, &client, &old).await.unwrap();
     app.clock.advance(9);
     let (access, second) = refresh_with(&app, &client, &old).await.unwrap();
-    assert_ne!(first, second);
+    assert_eq!(first, second, "the same successor within the grace period");
     accepted(&app, &access).await;
-    // Both successors are live.
-    refresh_with(&app, &client, &first).await.unwrap();
-    refresh_with(&app, &client, &second).await.unwrap();
+    assert_eq!(live_refresh_tokens(&app).await.len(), 1, "one live branch");
+    // The successor is used; the old token, still within its grace period, is now a replay.
+    let (next_access, next) = refresh_with(&app, &client, &first).await.unwrap();
+    assert_eq!(
+        refresh_with(&app, &client, &old).await,
+        Err(BasicErrorResponseType::InvalidGrant)
+    );
+    assert_eq!(
+        refresh_with(&app, &client, &next).await,
+        Err(BasicErrorResponseType::InvalidGrant)
+    );
+    for token in [&first_access, &access, &next_access] {
+        refused(&app, token).await;
+    }
 }
 
 async fn concurrent_refreshes_never_fail_badly(app: TestApp) {
@@ -1220,6 +1235,10 @@ async fn concurrent_refreshes_never_fail_badly(app: TestApp) {
         }
     }
     assert!(!issued.is_empty(), "at least the first refresh succeeds");
+    // Every success within the grace period got the same successor: one live branch.
+    issued.sort();
+    issued.dedup();
+    assert_eq!(issued.len(), 1, "issued: {issued:?}");
     let hasher = SecretHasher::new(&app.api.settings().pepper);
     for new in &issued {
         let stored = app
@@ -1663,7 +1682,68 @@ async fn introspection_of_refresh_tokens(app: TestApp) {
 // Discovery
 // ---------------------------------------------------------------------------------------
 
-crate::e2e!(discovery_documents);
+crate::e2e!(
+    discovery_documents,
+    id_token_at_hash_follows_the_signing_algorithm
+);
+e2e_with!(es256_is_named_in_discovery, |s| {
+    s.signing_algorithm = netapi_core::model::SigningAlgorithm::Es256;
+});
+e2e_with!(id_token_at_hash_follows_the_signing_algorithm_es256, |s| {
+    s.signing_algorithm = netapi_core::model::SigningAlgorithm::Es256;
+});
+
+async fn es256_is_named_in_discovery(app: TestApp) {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let doc = json_with(
+            app.http.get(app.url(path)).send().await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            json!(["ES256"])
+        );
+    }
+}
+
+async fn id_token_at_hash_follows_the_signing_algorithm_es256(app: TestApp) {
+    id_token_at_hash_follows_the_signing_algorithm(app).await;
+}
+
+/// OpenID Connect Core §3.1.3.6: at_hash is the left half of the hash that the ID token's
+/// algorithm uses: SHA-512 for EdDSA (Ed25519), SHA-256 for ES256.
+async fn id_token_at_hash_follows_the_signing_algorithm(app: TestApp) {
+    use sha2::Digest;
+    let client = client_with(
+        &app,
+        &["refresh_token"],
+        "openid users:read",
+        "client_secret_basic",
+    )
+    .await;
+    let (token, _) = mint_refresh(&app, &client, "openid users:read").await;
+    let (status, _, body) = post_form(
+        &app,
+        "/oauth/token",
+        basic_of(&client),
+        &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "body: {body}");
+    let access = body["access_token"].as_str().unwrap();
+    let (header, claims) = jwt_parts(body["id_token"].as_str().expect("an ID token"));
+    let expected = match header["alg"].as_str() {
+        Some("EdDSA") => B64.encode(&sha2::Sha512::digest(access.as_bytes())[..32]),
+        Some("ES256") => B64.encode(&sha2::Sha256::digest(access.as_bytes())[..16]),
+        other => panic!("unexpected alg {other:?}"),
+    };
+    assert_eq!(header["alg"], app.api.settings().signing_algorithm.as_str());
+    assert_eq!(claims["at_hash"], expected);
+}
 
 async fn discovery_documents(app: TestApp) {
     for path in [
@@ -1694,10 +1774,9 @@ async fn discovery_documents(app: TestApp) {
                 .as_array()
                 .is_some_and(|a| !a.is_empty())
         );
-        assert!(
-            doc["id_token_signing_alg_values_supported"]
-                .as_array()
-                .is_some_and(|a| a.contains(&json!("EdDSA")))
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            json!(["EdDSA"])
         );
         // The JWKS it points to is reachable and has keys.
         let set = jwks(&app).await;

@@ -1,0 +1,426 @@
+//! The credential caches, made so that a revocation cannot be undone by a request that read
+//! storage before it: an entry read before an invalidation is never inserted after it.
+
+use moka::sync::Cache;
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// What a cache miss took before reading storage; [`GuardedCache::insert`] refuses the value
+/// read if any invalidation ran since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+/// A bounded cache whose entries expire after a time to live, with a generation counter that
+/// every invalidation bumps. Inserts and invalidations take the same lock, so an insert
+/// either comes before an invalidation (which then removes it) or sees its generation and
+/// stores nothing. Reads take no lock.
+pub(crate) struct GuardedCache<K, V> {
+    entries: Cache<K, V>,
+    generation: Mutex<u64>,
+}
+
+impl<K, V> GuardedCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// At most `capacity` entries, each kept at most `ttl`.
+    pub(crate) fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            generation: Mutex::new(0),
+        }
+    }
+
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.get(key)
+    }
+
+    /// Take this before reading storage on a miss.
+    pub(crate) fn ticket(&self) -> Ticket {
+        Ticket(
+            *self
+                .generation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Caches what was read under `ticket`, unless something was invalidated since.
+    pub(crate) fn insert(&self, key: K, value: V, ticket: Ticket) {
+        let generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *generation == ticket.0 {
+            self.entries.insert(key, value);
+        }
+    }
+
+    /// Drops `key`, and makes every read that started before this unfit to be cached.
+    pub(crate) fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *generation = generation.wrapping_add(1);
+        self.entries.invalidate(key);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn time_to_live(&self) -> Option<Duration> {
+        self.entries.policy().time_to_live()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, Timestamp};
+    use crate::error::{AuthFailure, Error, StoreError};
+    use crate::model::{
+        ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, RotateOutcome,
+        Session, SigningKey, User,
+    };
+    use crate::scope::{Role, Scopes};
+    use crate::secret::{SecretHash, SecretHasher, SecretKind, generate};
+    use crate::service::{NetApi, Principal, Settings};
+    use crate::store::{Invalidation, Store, StoreResult};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use tokio::sync::oneshot;
+
+    #[test]
+    fn an_insert_after_an_invalidation_is_refused() {
+        let cache: GuardedCache<String, u32> = GuardedCache::new(10, Duration::from_secs(60));
+        let before = cache.ticket();
+        cache.invalidate("a");
+        cache.insert("a".to_owned(), 1, before);
+        assert_eq!(cache.get("a"), None, "read before the invalidation");
+        let after = cache.ticket();
+        cache.insert("a".to_owned(), 2, after);
+        assert_eq!(cache.get("a"), Some(2));
+        assert_eq!(cache.time_to_live(), Some(Duration::from_secs(60)));
+    }
+
+    /// The first `find_api_key` reads the key, then waits until the test lets it answer: the
+    /// revocation runs in between.
+    #[derive(Debug)]
+    struct PausingStore {
+        keys: Mutex<HashMap<SecretHash, ApiKey>>,
+        users: HashMap<String, User>,
+        pause: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+    }
+
+    fn unused() -> StoreError {
+        StoreError::Other("not used by this test".to_owned())
+    }
+
+    #[async_trait::async_trait]
+    impl Store for PausingStore {
+        async fn ping(&self) -> StoreResult<()> {
+            Ok(())
+        }
+        fn pool_usage(&self) -> (u32, u32) {
+            (0, 0)
+        }
+        async fn create_user(
+            &self,
+            _: &User,
+            _: Option<&ApiKey>,
+            _: &AuditEvent,
+        ) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
+            Ok(self.users.get(id).cloned())
+        }
+        async fn get_user_by_email(&self, _: &str) -> StoreResult<Option<User>> {
+            Err(unused())
+        }
+        async fn list_users(&self, _: Option<&str>, _: u32) -> StoreResult<Vec<User>> {
+            Err(unused())
+        }
+        async fn update_user(
+            &self,
+            _: &str,
+            _: &crate::store::UserChanges,
+            _: Timestamp,
+        ) -> StoreResult<Option<User>> {
+            Err(unused())
+        }
+        async fn delete_user(&self, _: &str) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn insert_api_key(&self, _: &ApiKey) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKey>> {
+            let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(keys.values().find(|k| k.id == id).cloned())
+        }
+        async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>> {
+            let found = self
+                .keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(hash)
+                .cloned();
+            let pause = self
+                .pause
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some((read, resume)) = pause {
+                let _ = read.send(());
+                let _ = resume.await;
+            }
+            Ok(found)
+        }
+        async fn list_api_keys(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: u32,
+        ) -> StoreResult<Vec<ApiKey>> {
+            Err(unused())
+        }
+        async fn revoke_api_key(&self, id: &str, at: Timestamp) -> StoreResult<bool> {
+            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            let key = keys
+                .values_mut()
+                .find(|k| k.id == id && k.revoked_at.is_none());
+            Ok(key.map(|k| k.revoked_at = Some(at)).is_some())
+        }
+        async fn rotate_api_key(&self, _: &str, _: Timestamp, _: &ApiKey) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn record_api_key_use(&self, _: &[(String, Timestamp)]) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn insert_audit_event(&self, _: &AuditEvent) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn list_audit_events(
+            &self,
+            _: Option<&str>,
+            _: Option<&str>,
+            _: u32,
+        ) -> StoreResult<Vec<AuditEvent>> {
+            Err(unused())
+        }
+        async fn insert_client(&self, _: &OAuthClient) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_client(&self, _: &str) -> StoreResult<Option<OAuthClient>> {
+            Err(unused())
+        }
+        async fn list_clients(
+            &self,
+            _: Option<&str>,
+            _: Option<&str>,
+            _: u32,
+        ) -> StoreResult<Vec<OAuthClient>> {
+            Err(unused())
+        }
+        async fn set_client_trusted(&self, _: &str, _: bool) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn update_client(
+            &self,
+            _: &str,
+            _: &crate::store::ClientChanges,
+            _: Timestamp,
+        ) -> StoreResult<Option<OAuthClient>> {
+            Err(unused())
+        }
+        async fn set_client_secret(
+            &self,
+            _: &str,
+            _: &SecretHash,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn revoke_api_keys_of_client(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: Timestamp,
+        ) -> StoreResult<Vec<SecretHash>> {
+            Err(unused())
+        }
+        async fn revoke_refresh_for_user(&self, _: &str, _: Timestamp) -> StoreResult<Vec<String>> {
+            Err(unused())
+        }
+        async fn delete_user_sessions(&self, _: &str) -> StoreResult<u64> {
+            Err(unused())
+        }
+        async fn reseal_signing_key(&self, _: &str, _: &[u8], _: &[u8]) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn init_secret_key_check(&self, _: &[u8], _: Timestamp) -> StoreResult<Vec<u8>> {
+            Err(unused())
+        }
+        async fn delete_client(&self, _: &str) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn insert_refresh_token(&self, _: &RefreshToken) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_refresh_token(&self, _: &SecretHash) -> StoreResult<Option<RefreshToken>> {
+            Err(unused())
+        }
+        async fn rotate_refresh_token(
+            &self,
+            _: &SecretHash,
+            _: Timestamp,
+            _: i64,
+            _: &RefreshToken,
+        ) -> StoreResult<RotateOutcome> {
+            Err(unused())
+        }
+        async fn revoke_refresh_family(&self, _: &str, _: Timestamp) -> StoreResult<u64> {
+            Err(unused())
+        }
+        async fn revoke_refresh_for_client(
+            &self,
+            _: &str,
+            _: &str,
+            _: Timestamp,
+        ) -> StoreResult<Vec<String>> {
+            Err(unused())
+        }
+        async fn insert_authorization_code(&self, _: &AuthorizationCode) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn consume_authorization_code(
+            &self,
+            _: &SecretHash,
+            _: Timestamp,
+        ) -> StoreResult<Option<AuthorizationCode>> {
+            Err(unused())
+        }
+        async fn upsert_consent(&self, _: &Consent) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_consent(&self, _: &str, _: &str) -> StoreResult<Option<Consent>> {
+            Err(unused())
+        }
+        async fn list_consents(&self, _: &str) -> StoreResult<Vec<Consent>> {
+            Err(unused())
+        }
+        async fn delete_consent(&self, _: &str, _: &str) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn insert_session(&self, _: &Session) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_session(&self, _: &SecretHash) -> StoreResult<Option<Session>> {
+            Err(unused())
+        }
+        async fn delete_session(&self, _: &SecretHash) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn publish_invalidation(&self, _: &Invalidation, _: Timestamp) -> StoreResult<i64> {
+            Ok(1)
+        }
+        async fn invalidations_since(&self, _: i64) -> StoreResult<Vec<(i64, Invalidation)>> {
+            Ok(Vec::new())
+        }
+        async fn latest_invalidation(&self) -> StoreResult<i64> {
+            Ok(0)
+        }
+        async fn active_denylist(&self, _: Timestamp) -> StoreResult<Vec<Invalidation>> {
+            Ok(Vec::new())
+        }
+        async fn insert_signing_key(&self, _: &SigningKey) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn list_signing_keys(&self, _: Timestamp) -> StoreResult<Vec<SigningKey>> {
+            Err(unused())
+        }
+        async fn retire_signing_keys(&self, _: &str, _: Timestamp) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn delete_expired(&self, _: Timestamp) -> StoreResult<u64> {
+            Err(unused())
+        }
+    }
+
+    /// A request misses the cache and reads the key while it is live; the key is revoked (its
+    /// invalidation runs) before that request caches what it read. The stale record must not
+    /// be cached: the next use of the key is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_read_before_its_revocation_is_not_cached_after_it() {
+        const NOW: Timestamp = 1_700_000_000;
+        let secret = generate(SecretKind::ApiKey);
+        let settings = Settings::default();
+        let user = User {
+            id: "usr_1".to_owned(),
+            email: "a@example.com".to_owned(),
+            name: "A".to_owned(),
+            role: Role::Member,
+            password_hash: String::new(),
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        let key = ApiKey {
+            id: "key_1".to_owned(),
+            user_id: user.id.clone(),
+            name: "k".to_owned(),
+            prefix: "napi_xxxx".to_owned(),
+            last_four: "xxxx".to_owned(),
+            hash: SecretHasher::new(&settings.pepper).hash(secret.expose()),
+            scopes: Scopes::all(),
+            created_at: NOW,
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+            rate_limit: None,
+            created_by_client: None,
+        };
+        let (read_tx, read_rx) = oneshot::channel();
+        let (resume_tx, resume_rx) = oneshot::channel();
+        let store = Arc::new(PausingStore {
+            keys: Mutex::new(HashMap::from([(key.hash, key)])),
+            users: HashMap::from([(user.id.clone(), user)]),
+            pause: Mutex::new(Some((read_tx, resume_rx))),
+        });
+        let api = Arc::new(NetApi::new(
+            store,
+            Arc::new(ManualClock::new(NOW)),
+            settings,
+        ));
+
+        let in_flight = tokio::spawn({
+            let api = api.clone();
+            let presented = secret.expose().to_owned();
+            async move { api.authenticate(&presented, "192.0.2.1").await }
+        });
+        read_rx.await.expect("the first request read the key");
+        api.revoke_api_key(&Principal::operator(), "key_1", None)
+            .await
+            .expect("revoke");
+        resume_tx.send(()).expect("resume the first request");
+        // It began before the revocation, so it may still pass; what it read is not kept.
+        assert!(in_flight.await.expect("task").is_ok());
+        match api.authenticate(secret.expose(), "192.0.2.1").await {
+            Err(Error::Unauthenticated(AuthFailure::Revoked)) => {}
+            other => panic!("the revoked key was accepted from the cache: {other:?}"),
+        }
+    }
+}
