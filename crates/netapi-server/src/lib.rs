@@ -92,12 +92,17 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when storage answers and takes writes: a read-only database is not ready.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.api.store().ping().await {
+    match state.api.store().ping_write().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(err) => {
-            tracing::warn!(error = %err, "storage is not answering");
-            ApiError::new(Code::Unavailable, "Storage is not answering.").into_response()
+            tracing::warn!(error = %err, "storage is not answering or not writable");
+            ApiError::new(
+                Code::Unavailable,
+                "Storage is not answering or not writable.",
+            )
+            .into_response()
         }
     }
 }
