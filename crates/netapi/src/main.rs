@@ -255,6 +255,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen()))?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    for warning in startup_warnings(&settings, &api.settings().issuer, address, tls.is_some()) {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         listen = %address,
         database = %redact_url(settings.database_url()),

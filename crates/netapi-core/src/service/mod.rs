@@ -67,6 +67,10 @@ pub struct Settings {
     pub require_pkce: bool,
     /// The algorithm of new signing keys.
     pub signing_algorithm: SigningAlgorithm,
+    /// Registrations per source address (IPv6: per /64) per hour over HTTP; 0 turns it off.
+    pub registration_limit_per_hour: u32,
+    /// Registrations over HTTP hashing or waiting to hash at once; past it, 503.
+    pub registration_hash_queue: usize,
 }
 
 impl Default for Settings {
@@ -86,6 +90,8 @@ impl Default for Settings {
             rate_limit_per_minute: 0,
             require_pkce: true,
             signing_algorithm: SigningAlgorithm::EdDsa,
+            registration_limit_per_hour: 20,
+            registration_hash_queue: 32,
         }
     }
 }
@@ -136,6 +142,10 @@ pub struct NetApi {
     key_usage: Mutex<HashMap<String, (Timestamp, bool)>>,
     limiter: FailureLimiter,
     requests: RequestLimiter,
+    /// Registrations per source, in one-hour windows.
+    registrations: RequestLimiter,
+    /// Places for registrations in the password-hashing queue.
+    registration_slots: Arc<tokio::sync::Semaphore>,
     key_ring: RwLock<Arc<KeyRing>>,
     denylist: RwLock<HashMap<String, Timestamp>>,
     seen_invalidation: AtomicI64,
@@ -227,6 +237,10 @@ impl NetApi {
             hasher: SecretHasher::new(&settings.pepper),
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             requests: RequestLimiter::default(),
+            registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
+            registration_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.registration_hash_queue,
+            )),
             keys_by_hash: Cache::new(capacity),
             unknown_keys: Cache::builder()
                 .max_capacity(capacity)
@@ -462,10 +476,13 @@ impl NetApi {
         Ok(())
     }
 
-    /// Removes expired rows and denylist entries; also reloads signing keys so that a key
+    /// Removes expired rows, denylist entries and finished limiter windows; also reloads signing keys so that a key
     /// whose time to sign has come starts signing.
     pub async fn housekeeping(&self) -> Result<u64> {
         let now = self.now();
+        self.limiter.sweep(now);
+        self.requests.sweep(now);
+        self.registrations.sweep(now);
         self.denylist
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
