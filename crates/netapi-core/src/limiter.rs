@@ -30,8 +30,6 @@ pub enum Surface {
     Password,
     /// Client authentication at the token, revocation and introspection endpoints.
     Client,
-    /// Registrations (counted per source whether they succeed or not).
-    Registration,
 }
 
 impl Surface {
@@ -40,7 +38,6 @@ impl Surface {
             Self::Bearer => "bearer",
             Self::Password => "password",
             Self::Client => "client",
-            Self::Registration => "registration",
         }
     }
 }

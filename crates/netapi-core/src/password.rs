@@ -138,11 +138,12 @@ struct Lanes {
     hashing: usize,
 }
 
-/// Argon2 runs on threads of its own, taking work in order within each lane. Each
-/// computation holds 19 MiB: running more at once than there are cores adds memory, not
-/// throughput, and a small fixed set of threads keeps the allocator from holding a 19 MiB
-/// arena for every thread of tokio's blocking pool that ever hashed (32 concurrent
-/// registrations took the server past 3 GB that way in bench/run.sh).
+/// Argon2 runs on threads of its own, taking work in order within each lane: one per core
+/// for hashing, plus one that only sign-ins use. Each computation holds 19 MiB: running more
+/// at once than there are cores adds memory, not throughput, and a small fixed set of
+/// threads keeps the allocator from holding a 19 MiB arena for every thread of tokio's
+/// blocking pool that ever hashed (32 concurrent registrations took the server past 3 GB
+/// that way in bench/run.sh).
 struct Pool {
     lanes: Mutex<Lanes>,
     wake: Condvar,
@@ -216,11 +217,12 @@ impl Pool {
     }
 }
 
-/// The process's argon2 threads, one per core (at least two).
+/// The process's argon2 threads: one per core, and one more kept for sign-ins.
 fn argon2_pool() -> Option<&'static Arc<Pool>> {
     static POOL: OnceLock<Option<Arc<Pool>>> = OnceLock::new();
     POOL.get_or_init(|| {
-        Pool::start(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Pool::start(cores + 1)
     })
     .as_ref()
 }

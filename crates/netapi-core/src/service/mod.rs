@@ -239,7 +239,9 @@ impl NetApi {
             requests: RequestLimiter::default(),
             registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             registration_slots: Arc::new(tokio::sync::Semaphore::new(
-                settings.registration_hash_queue,
+                settings
+                    .registration_hash_queue
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
             keys_by_hash: Cache::new(capacity),
             unknown_keys: Cache::builder()
