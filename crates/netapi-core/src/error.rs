@@ -74,6 +74,12 @@ pub enum Error {
     /// operator.
     #[error("{0}")]
     Misconfigured(String),
+    /// Too much work queued (password hashing); try again after `retry_after` seconds.
+    #[error("service busy")]
+    Busy {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// A bug or unexpected storage failure; the text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),

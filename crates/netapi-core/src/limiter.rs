@@ -1,69 +1,263 @@
-//! Counting failed authentications per subject (an address, an account, a client) in a
-//! fixed one-minute window, on the injected clock.
+//! Counting failed authentications and requests per subject (a source address, an account or
+//! client from a source, a credential) in fixed windows, on the injected clock.
+//!
+//! Memory is bounded whatever the input: a subject is kept as 16 bytes of a keyed SHA-256 of
+//! what it names (never the attacker's string), each limiter holds at most a fixed number of
+//! subjects, and finished windows are swept by the server's housekeeping timer.
 
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::clock::Timestamp;
 
+/// The window of failure and request counts, seconds.
 const WINDOW: i64 = 60;
-/// Past this many tracked subjects, finished windows are swept out.
-const SWEEP_AT: usize = 100_000;
+/// Most subjects one limiter tracks: about 40 bytes each, some 10 MB in all.
+pub const MAX_SUBJECTS: usize = 250_000;
+
+/// Which check an attempt belongs to. Each has buckets of its own, so that failures at one
+/// (say, invented API keys on `/v1`) never refuse another (a password sign-in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `Authorization: Bearer` on `/v1`.
+    Bearer,
+    /// Email and password sign-in.
+    Password,
+    /// Client authentication at the token, revocation and introspection endpoints.
+    Client,
+}
+
+impl Surface {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Bearer => "bearer",
+            Self::Password => "password",
+            Self::Client => "client",
+        }
+    }
+}
+
+/// A subject as the limiters keep it: a fixed-size keyed hash of what it names.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubjectKey([u8; 16]);
+
+impl std::fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectKey(..)")
+    }
+}
+
+/// Makes [`SubjectKey`]s with a salt drawn at start: nobody outside the process can compute
+/// which subjects share a bucket of the map.
+struct SubjectHasher {
+    salt: [u8; 32],
+}
+
+impl SubjectHasher {
+    fn new() -> Self {
+        let mut salt = [0u8; 32];
+        OsRng.fill_bytes(&mut salt);
+        Self { salt }
+    }
+
+    /// Hashes the parts, each length-prefixed so that no two lists of parts collide.
+    fn key(&self, parts: &[&str]) -> SubjectKey {
+        let mut hasher = Sha256::new();
+        hasher.update(self.salt);
+        for part in parts {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let digest = hasher.finalize();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        SubjectKey(key)
+    }
+}
+
+/// The source an address is counted under: IPv4 addresses (IPv4-mapped IPv6 included) as
+/// they are, IPv6 addresses by their /64, which one host or customer usually holds whole.
+pub fn source_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
+        },
+    }
+}
+
+/// [`source_group`] of a textual address; what does not parse is its own source.
+pub fn source_of(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(parsed @ IpAddr::V4(_)) => source_group(parsed).to_string(),
+        Ok(parsed) => match source_group(parsed) {
+            group @ IpAddr::V4(_) => group.to_string(),
+            group => format!("{group}/64"),
+        },
+        Err(_) => ip.to_owned(),
+    }
+}
+
+/// Counts in fixed windows of `window` seconds, at most `capacity` subjects.
+struct Windows {
+    counts: HashMap<SubjectKey, (Timestamp, u32)>,
+    capacity: usize,
+    window: i64,
+}
+
+impl Windows {
+    fn new(capacity: usize, window: i64) -> Self {
+        Self {
+            counts: HashMap::new(),
+            capacity: capacity.max(1),
+            window,
+        }
+    }
+
+    fn sweep(&mut self, now: Timestamp) {
+        let window = self.window;
+        self.counts.retain(|_, (start, _)| now < *start + window);
+    }
+
+    /// The current window of `key`, made if need be. When the map is full, finished windows
+    /// go first, then every window that `keep` does not protect; `None` when all that is
+    /// left is protected (the subject is then not counted until room is made).
+    fn current(
+        &mut self,
+        key: SubjectKey,
+        now: Timestamp,
+        keep: impl Fn(u32) -> bool,
+    ) -> Option<&mut (Timestamp, u32)> {
+        if !self.counts.contains_key(&key) && self.counts.len() >= self.capacity {
+            self.sweep(now);
+            if self.counts.len() >= self.capacity {
+                self.counts.retain(|_, (_, count)| keep(*count));
+            }
+            if self.counts.len() >= self.capacity {
+                return None;
+            }
+        }
+        let window = self.window;
+        let entry = self.counts.entry(key).or_insert((now, 0));
+        if now >= entry.0 + window {
+            *entry = (now, 0);
+        }
+        Some(entry)
+    }
+}
 
 /// Failed-attempt counters. Per process: with several instances each keeps its own counts,
 /// so the effective limit is the configured one times the number of instances.
-#[derive(Debug)]
+///
+/// At the subject cap, windows that block are never dropped before they end (flooding the
+/// map cannot unblock anyone); windows that do not block yet may be forgotten, and when only
+/// blocking windows are left, new subjects go uncounted (never refused) until room is made.
 pub struct FailureLimiter {
     limit: u32,
-    windows: Mutex<HashMap<String, (Timestamp, u32)>>,
+    hasher: SubjectHasher,
+    windows: Mutex<Windows>,
     /// The latest end of a window in which some subject reached the limit: before it nobody
     /// can be blocked, so the hot path answers without taking the lock.
     blocking_until: AtomicI64,
 }
 
+impl std::fmt::Debug for FailureLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailureLimiter")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FailureLimiter {
     /// A limiter allowing `limit` failures per subject per minute.
     pub fn new(limit: u32) -> Self {
+        Self::with_capacity(limit, MAX_SUBJECTS)
+    }
+
+    /// Like [`FailureLimiter::new`], tracking at most `capacity` subjects.
+    pub fn with_capacity(limit: u32, capacity: usize) -> Self {
         Self {
             limit,
-            windows: Mutex::new(HashMap::new()),
+            hasher: SubjectHasher::new(),
+            windows: Mutex::new(Windows::new(capacity, WINDOW)),
             blocking_until: AtomicI64::new(Timestamp::MIN),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Timestamp, u32)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
         self.windows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `Some(seconds to wait)` when `subject` has used up its failures for this window.
-    pub fn blocked(&self, subject: &str, now: Timestamp) -> Option<u64> {
+    /// The buckets an attempt at `surface` from `ip` counts in: the source's (IPv6 by /64)
+    /// and, when the attempt names an account or client, that one's from this source. No
+    /// bucket spans sources: failures from one never refuse a credential from another.
+    pub fn subjects(&self, surface: Surface, ip: &str, account: Option<&str>) -> Vec<SubjectKey> {
+        let source = source_of(ip);
+        let mut keys = vec![self.hasher.key(&[surface.tag(), "source", &source])];
+        if let Some(account) = account {
+            keys.push(
+                self.hasher
+                    .key(&[surface.tag(), "account", account, &source]),
+            );
+        }
+        keys
+    }
+
+    /// `Some(seconds to wait)` when any of `subjects` has used up its failures for this
+    /// window: the longest wait of them.
+    pub fn blocked(&self, subjects: &[SubjectKey], now: Timestamp) -> Option<u64> {
         if now >= self.blocking_until.load(Ordering::Relaxed) {
             return None;
         }
         let windows = self.lock();
-        let (start, count) = windows.get(subject)?;
-        let ends = start + WINDOW;
-        (now < ends && *count >= self.limit).then(|| u64::try_from(ends - now).unwrap_or(1))
+        subjects
+            .iter()
+            .filter_map(|subject| {
+                let (start, count) = windows.counts.get(subject)?;
+                let ends = start + WINDOW;
+                (now < ends && *count >= self.limit).then(|| u64::try_from(ends - now).unwrap_or(1))
+            })
+            .max()
     }
 
-    /// Counts one failure for `subject`.
-    pub fn record_failure(&self, subject: &str, now: Timestamp) {
+    /// Counts one failure for each of `subjects`.
+    pub fn record_failure(&self, subjects: &[SubjectKey], now: Timestamp) {
+        let limit = self.limit;
         let mut windows = self.lock();
-        if windows.len() >= SWEEP_AT {
-            windows.retain(|_, (start, _)| now < *start + WINDOW);
+        for subject in subjects {
+            let Some(entry) = windows.current(*subject, now, |count| count >= limit) else {
+                continue;
+            };
+            entry.1 = entry.1.saturating_add(1);
+            if entry.1 >= limit {
+                self.blocking_until
+                    .fetch_max(entry.0 + WINDOW, Ordering::Relaxed);
+            }
         }
-        let entry = windows.entry(subject.to_owned()).or_insert((now, 0));
-        if now >= entry.0 + WINDOW {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-        if entry.1 >= self.limit {
-            self.blocking_until
-                .fetch_max(entry.0 + WINDOW, Ordering::Relaxed);
-        }
+    }
+
+    /// Forgets finished windows; run by the housekeeping timer.
+    pub fn sweep(&self, now: Timestamp) {
+        self.lock().sweep(now);
+    }
+
+    /// How many subjects are tracked.
+    pub fn len(&self) -> usize {
+        self.lock().counts.len()
+    }
+
+    /// Whether no subject is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -78,28 +272,61 @@ pub struct RateStatus {
     pub reset: u64,
 }
 
-/// Requests per credential in a fixed one-minute window, on the injected clock. Per process,
-/// like [`FailureLimiter`].
-#[derive(Debug, Default)]
+/// Requests per subject in a fixed window (a minute unless made otherwise), on the injected
+/// clock. Per process,
+/// like [`FailureLimiter`]. Its subjects are credentials that authenticated (or sources, for
+/// registrations); at the subject cap, once finished windows are swept, new subjects go
+/// uncounted until room is made, and no running window is reset early.
 pub struct RequestLimiter {
-    windows: Mutex<HashMap<String, (Timestamp, u32)>>,
+    hasher: SubjectHasher,
+    windows: Mutex<Windows>,
+}
+
+impl std::fmt::Debug for RequestLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestLimiter").finish_non_exhaustive()
+    }
+}
+
+impl Default for RequestLimiter {
+    fn default() -> Self {
+        Self::with_capacity(MAX_SUBJECTS)
+    }
 }
 
 impl RequestLimiter {
+    /// A limiter tracking at most `capacity` subjects.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_window(capacity, WINDOW)
+    }
+
+    /// A limiter counting in windows of `window` seconds, at most `capacity` subjects.
+    pub fn with_window(capacity: usize, window: i64) -> Self {
+        Self {
+            hasher: SubjectHasher::new(),
+            windows: Mutex::new(Windows::new(capacity, window.max(1))),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
+        self.windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Counts a request of `subject`; `Err` (with the status, `remaining` 0) once past `limit`.
     pub fn hit(&self, subject: &str, limit: u32, now: Timestamp) -> Result<RateStatus, RateStatus> {
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if windows.len() >= SWEEP_AT {
-            windows.retain(|_, (start, _)| now < *start + WINDOW);
-        }
-        let entry = windows.entry(subject.to_owned()).or_insert((now, 0));
-        if now >= entry.0 + WINDOW {
-            *entry = (now, 0);
-        }
-        let reset = u64::try_from(entry.0 + WINDOW - now).unwrap_or(1);
+        let key = self.hasher.key(&[subject]);
+        let mut windows = self.lock();
+        let window = windows.window;
+        let Some(entry) = windows.current(key, now, |_| true) else {
+            return Ok(RateStatus {
+                limit,
+                remaining: limit.saturating_sub(1),
+                reset: window.unsigned_abs(),
+            });
+        };
+        let reset = u64::try_from(entry.0 + window - now).unwrap_or(1);
         if entry.1 >= limit {
             return Err(RateStatus {
                 limit,
@@ -113,6 +340,21 @@ impl RequestLimiter {
             remaining: limit - entry.1,
             reset,
         })
+    }
+
+    /// Forgets finished windows; run by the housekeeping timer.
+    pub fn sweep(&self, now: Timestamp) {
+        self.lock().sweep(now);
+    }
+
+    /// How many subjects are tracked.
+    pub fn len(&self) -> usize {
+        self.lock().counts.len()
+    }
+
+    /// Whether no subject is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -140,14 +382,137 @@ mod tests {
     #[test]
     fn blocks_after_the_limit_until_the_window_ends() {
         let limiter = FailureLimiter::new(3);
+        let one = limiter.subjects(Surface::Bearer, "192.0.2.1", None);
+        let two = limiter.subjects(Surface::Bearer, "192.0.2.2", None);
         for _ in 0..3 {
-            assert_eq!(limiter.blocked("ip:1", 1000), None);
-            limiter.record_failure("ip:1", 1000);
+            assert_eq!(limiter.blocked(&one, 1000), None);
+            limiter.record_failure(&one, 1000);
         }
-        assert_eq!(limiter.blocked("ip:1", 1010), Some(50));
-        assert_eq!(limiter.blocked("ip:2", 1010), None);
-        assert_eq!(limiter.blocked("ip:1", 1060), None);
-        limiter.record_failure("ip:1", 1060);
-        assert_eq!(limiter.blocked("ip:1", 1061), None);
+        assert_eq!(limiter.blocked(&one, 1010), Some(50));
+        assert_eq!(limiter.blocked(&two, 1010), None);
+        assert_eq!(limiter.blocked(&one, 1060), None);
+        limiter.record_failure(&one, 1060);
+        assert_eq!(limiter.blocked(&one, 1061), None);
+    }
+
+    #[test]
+    fn surfaces_and_sources_have_their_own_buckets() {
+        let limiter = FailureLimiter::new(2);
+        let attacker = limiter.subjects(Surface::Password, "192.0.2.1", Some("amy@example.com"));
+        limiter.record_failure(&attacker, 1000);
+        limiter.record_failure(&attacker, 1000);
+        assert!(limiter.blocked(&attacker, 1001).is_some());
+        // The same account from elsewhere, and the same source at another surface, are free.
+        let owner = limiter.subjects(Surface::Password, "198.51.100.7", Some("amy@example.com"));
+        assert_eq!(limiter.blocked(&owner, 1001), None);
+        let bearer = limiter.subjects(Surface::Bearer, "192.0.2.1", None);
+        assert_eq!(limiter.blocked(&bearer, 1001), None);
+        let client = limiter.subjects(Surface::Client, "192.0.2.1", Some("amy@example.com"));
+        assert_eq!(limiter.blocked(&client, 1001), None);
+    }
+
+    #[test]
+    fn ipv6_sources_are_grouped_by_64() {
+        assert_eq!(source_of("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(source_of("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+        assert_eq!(source_of("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(source_of("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(source_of("192.0.2.7"), "192.0.2.7");
+        assert_eq!(source_of("unknown"), "unknown");
+        // So an attacker hopping through the addresses of one /64 hits one bucket.
+        let limiter = FailureLimiter::new(2);
+        limiter.record_failure(
+            &limiter.subjects(Surface::Client, "2001:db8:1:2::1", None),
+            1000,
+        );
+        limiter.record_failure(
+            &limiter.subjects(Surface::Client, "2001:db8:1:2::2", None),
+            1000,
+        );
+        let third = limiter.subjects(Surface::Client, "2001:db8:1:2::3", None);
+        assert!(limiter.blocked(&third, 1000).is_some());
+        let neighbour = limiter.subjects(Surface::Client, "2001:db8:1:3::1", None);
+        assert_eq!(limiter.blocked(&neighbour, 1000), None);
+    }
+
+    #[test]
+    fn long_subjects_cost_a_fixed_size() {
+        let limiter = FailureLimiter::new(20);
+        let huge = "x".repeat(300 * 1024);
+        let keys = limiter.subjects(Surface::Client, "192.0.2.1", Some(&huge));
+        assert_eq!(std::mem::size_of_val(&keys[1]), 16);
+        limiter.record_failure(&keys, 1000);
+        assert_eq!(limiter.len(), 2);
+    }
+
+    #[test]
+    fn many_subjects_stay_within_the_cap_and_blocks_survive_a_flood() {
+        let limiter = FailureLimiter::with_capacity(3, 1000);
+        let blocked = limiter.subjects(Surface::Password, "192.0.2.1", None);
+        for _ in 0..3 {
+            limiter.record_failure(&blocked, 1000);
+        }
+        // A flood of invented subjects, far past the cap.
+        for n in 0..50_000u32 {
+            let ip = format!("10.{}.{}.{}", n >> 16, (n >> 8) & 0xff, n & 0xff);
+            limiter.record_failure(&limiter.subjects(Surface::Password, &ip, None), 1010);
+            assert!(limiter.len() <= 1000);
+        }
+        // The blocked source stays blocked for the rest of its window.
+        assert_eq!(limiter.blocked(&blocked, 1020), Some(40));
+        // Nobody else was refused by the flood: an untouched source is free.
+        let other = limiter.subjects(Surface::Password, "198.51.100.7", None);
+        assert_eq!(limiter.blocked(&other, 1020), None);
+    }
+
+    #[test]
+    fn when_only_blocking_windows_are_left_new_subjects_go_uncounted() {
+        let limiter = FailureLimiter::with_capacity(1, 4);
+        for n in 0..4 {
+            limiter.record_failure(
+                &limiter.subjects(Surface::Bearer, &format!("192.0.2.{n}"), None),
+                1000,
+            );
+        }
+        assert_eq!(limiter.len(), 4);
+        let newcomer = limiter.subjects(Surface::Bearer, "198.51.100.7", None);
+        limiter.record_failure(&newcomer, 1001);
+        assert_eq!(limiter.blocked(&newcomer, 1001), None);
+        let first = limiter.subjects(Surface::Bearer, "192.0.2.0", None);
+        assert!(limiter.blocked(&first, 1001).is_some());
+        // Once those windows end there is room again.
+        limiter.record_failure(&newcomer, 1060);
+        assert!(limiter.blocked(&newcomer, 1060).is_some());
+        assert_eq!(limiter.len(), 1);
+    }
+
+    #[test]
+    fn sweep_forgets_finished_windows() {
+        let failures = FailureLimiter::new(20);
+        let requests = RequestLimiter::default();
+        for n in 0..100 {
+            let ip = format!("192.0.2.{n}");
+            failures.record_failure(&failures.subjects(Surface::Bearer, &ip, None), 1000 + n);
+            let _ = requests.hit(&ip, 5, 1000 + n);
+        }
+        assert_eq!((failures.len(), requests.len()), (100, 100));
+        failures.sweep(1080);
+        requests.sweep(1080);
+        // Windows that began at 1021 or later are still running at 1080.
+        assert_eq!((failures.len(), requests.len()), (79, 79));
+        failures.sweep(2000);
+        requests.sweep(2000);
+        assert!(failures.is_empty() && requests.is_empty());
+    }
+
+    #[test]
+    fn the_request_limiter_is_bounded_too() {
+        let limiter = RequestLimiter::with_capacity(10);
+        for n in 0..100 {
+            assert!(limiter.hit(&format!("key:{n}"), 1, 1000).is_ok());
+        }
+        assert_eq!(limiter.len(), 10);
+        // A subject already counted keeps its window.
+        assert!(limiter.hit("key:0", 1, 1001).is_err());
     }
 }

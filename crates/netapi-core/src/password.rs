@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as PHC_B64;
 use rand::RngCore;
 use rand::rngs::OsRng;
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
@@ -154,68 +154,145 @@ fn verify_blocking(password: &str, phc: Option<&str>) -> bool {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Argon2 runs on threads of its own, one per core, taking work in order. Each computation
-/// holds 19 MiB: running more at once than there are cores adds memory, not throughput, and
-/// a small fixed set of threads keeps the allocator from holding a 19 MiB arena for every
-/// thread of tokio's blocking pool that ever hashed (32 concurrent registrations took the
-/// server past 3 GB that way in bench/run.sh).
-fn argon2_queue() -> Option<&'static mpsc::Sender<Job>> {
-    static QUEUE: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
-    QUEUE
-        .get_or_init(|| {
-            let (sender, receiver) = mpsc::channel::<Job>();
-            let receiver = Arc::new(Mutex::new(receiver));
-            let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-            let mut started = 0;
-            for n in 0..threads {
-                let receiver = receiver.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("argon2-{n}"))
-                    .spawn(move || {
-                        loop {
-                            let job = receiver
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .recv();
-                            let Ok(job) = job else { break };
-                            // A panic fails that one request (its answer channel is dropped),
-                            // not the thread.
-                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                        }
-                    });
-                started += usize::from(spawned.is_ok());
-            }
-            (started > 0).then_some(sender)
-        })
-        .as_ref()
+/// Which queue a job waits in. Sign-ins are answered first, and hashing new passwords
+/// (registrations, changes) never holds every thread, so that a burst of registrations
+/// delays a sign-in by one hash at most instead of by the whole queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Verify,
+    Hash,
 }
 
-/// Runs argon2 work off the async threads (see [`argon2_queue`]).
-async fn run_argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+#[derive(Default)]
+struct Lanes {
+    verify: std::collections::VecDeque<Job>,
+    hash: std::collections::VecDeque<Job>,
+    /// Hash jobs running now.
+    hashing: usize,
+}
+
+/// Argon2 runs on threads of its own, taking work in order within each lane: one per core
+/// for hashing, plus one that only sign-ins use. Each computation holds 19 MiB: running more
+/// at once than there are cores adds memory, not throughput, and a small fixed set of
+/// threads keeps the allocator from holding a 19 MiB arena for every thread of tokio's
+/// blocking pool that ever hashed (32 concurrent registrations took the server past 3 GB
+/// that way in bench/run.sh).
+struct Pool {
+    lanes: Mutex<Lanes>,
+    wake: Condvar,
+    /// Most threads hash jobs may hold at once: all but one.
+    hash_threads: usize,
+}
+
+impl Pool {
+    /// Starts `threads` workers (at least two: one is always free for sign-ins).
+    fn start(threads: usize) -> Option<Arc<Self>> {
+        let threads = threads.max(2);
+        let pool = Arc::new(Self {
+            lanes: Mutex::new(Lanes::default()),
+            wake: Condvar::new(),
+            hash_threads: threads - 1,
+        });
+        let mut started = 0;
+        for n in 0..threads {
+            let worker = pool.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || worker.work());
+            started += usize::from(spawned.is_ok());
+        }
+        (started > 0).then_some(pool)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.lanes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn submit(&self, lane: Lane, job: Job) {
+        let mut lanes = self.lock();
+        match lane {
+            Lane::Verify => lanes.verify.push_back(job),
+            Lane::Hash => lanes.hash.push_back(job),
+        }
+        drop(lanes);
+        self.wake.notify_all();
+    }
+
+    fn work(&self) {
+        loop {
+            let (lane, job) = {
+                let mut lanes = self.lock();
+                loop {
+                    if let Some(job) = lanes.verify.pop_front() {
+                        break (Lane::Verify, job);
+                    }
+                    if lanes.hashing < self.hash_threads
+                        && let Some(job) = lanes.hash.pop_front()
+                    {
+                        lanes.hashing += 1;
+                        break (Lane::Hash, job);
+                    }
+                    lanes = self
+                        .wake
+                        .wait(lanes)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            };
+            // A panic fails that one request (its answer channel is dropped), not the thread.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            if lane == Lane::Hash {
+                self.lock().hashing -= 1;
+                self.wake.notify_all();
+            }
+        }
+    }
+}
+
+/// The process's argon2 threads: one per core, and one more kept for sign-ins.
+fn argon2_pool() -> Option<&'static Arc<Pool>> {
+    static POOL: OnceLock<Option<Arc<Pool>>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Pool::start(cores + 1)
+    })
+    .as_ref()
+}
+
+/// Runs argon2 work off the async threads (see [`Pool`]).
+async fn run_argon2<T: Send + 'static>(
+    lane: Lane,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     let failed = |e: &dyn std::fmt::Display| Error::Internal(format!("password task: {e}"));
-    let Some(queue) = argon2_queue() else {
+    let Some(pool) = argon2_pool() else {
         return tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| failed(&e));
     };
     let (answer, answered) = tokio::sync::oneshot::channel();
-    queue
-        .send(Box::new(move || {
+    pool.submit(
+        lane,
+        Box::new(move || {
             let _ = answer.send(work());
-        }))
-        .map_err(|e| failed(&e))?;
+        }),
+    );
     answered.await.map_err(|e| failed(&e))
 }
 
 /// Hashes a password off the async threads.
 pub async fn hash(password: String) -> Result<String> {
-    run_argon2(move || hash_blocking(&password)).await?
+    run_argon2(Lane::Hash, move || hash_blocking(&password)).await?
 }
 
 /// Verifies `password` against `phc`; with `None` (no such user) it does the same work
 /// against a dummy hash and answers false, so timing does not tell whether the user exists.
 pub async fn verify(password: String, phc: Option<String>) -> Result<bool> {
-    run_argon2(move || verify_blocking(&password, phc.as_deref())).await
+    run_argon2(Lane::Verify, move || {
+        verify_blocking(&password, phc.as_deref())
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -308,6 +385,44 @@ mod tests {
         assert!(verify_blocking("correct horse", Some(&phc)));
         assert!(!verify_blocking("wrong horse", Some(&phc)));
         assert!(!verify_blocking("not a password of anybody", None));
+    }
+
+    #[test]
+    fn sign_ins_keep_a_thread_while_hashing_is_busy() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let pool = Pool::start(2).unwrap_or_else(|| unreachable!());
+        let (started, starts) = mpsc::channel();
+        let mut gates = Vec::new();
+        // Two slow hash jobs: only one of them may run, the other waits.
+        for _ in 0..2 {
+            let (open, gate) = mpsc::channel::<()>();
+            gates.push(open);
+            let started = started.clone();
+            pool.submit(
+                Lane::Hash,
+                Box::new(move || {
+                    let _ = started.send(());
+                    let _ = gate.recv();
+                }),
+            );
+        }
+        // A sign-in is answered while they hold their thread and queue.
+        let (done, answered) = mpsc::channel();
+        pool.submit(
+            Lane::Verify,
+            Box::new(move || {
+                let _ = done.send(());
+            }),
+        );
+        // Generous bound: it only stops a broken pool from hanging the suite.
+        assert!(answered.recv_timeout(Duration::from_secs(60)).is_ok());
+        assert!(starts.recv_timeout(Duration::from_secs(60)).is_ok());
+        assert!(starts.try_recv().is_err(), "both hash jobs ran at once");
+        for gate in gates {
+            let _ = gate.send(());
+        }
+        assert!(starts.recv_timeout(Duration::from_secs(60)).is_ok());
     }
 
     #[test]

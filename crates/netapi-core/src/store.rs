@@ -89,6 +89,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Answers when storage is reachable.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Answers when storage takes writes: a write that matches no row, in a transaction
+    /// that is rolled back, so a probe every second leaves nothing behind.
+    async fn ping_write(&self) -> StoreResult<()>;
+
     /// Connections in the pool and how many of them are idle, for metrics.
     fn pool_usage(&self) -> (u32, u32);
 

@@ -187,6 +187,13 @@ impl From<Error> for ApiError {
                 Code::Unavailable,
                 "The service is temporarily unavailable; try again shortly.",
             ),
+            Error::Busy { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    Code::Unavailable,
+                    format!("The server is busy; retry in {retry_after} seconds."),
+                )
+            },
             Error::Internal(detail) | Error::Misconfigured(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Self::internal()

@@ -43,6 +43,9 @@ pub struct HttpOptions {
     pub body_limit: usize,
     /// Most open connections; past it, new ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Most open connections from one source address (IPv6: per /64), trusted proxies
+    /// exempt; past it, new ones are closed. 0: no such cap.
+    pub max_connections_per_ip: usize,
     /// Longest a request may take, reading its body included (then 408).
     pub request_timeout: Duration,
     /// Longest a client may take to send a request's headers, and how long an idle keep-alive
@@ -59,6 +62,7 @@ impl std::fmt::Debug for HttpOptions {
         f.debug_struct("HttpOptions")
             .field("body_limit", &self.body_limit)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("request_timeout", &self.request_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("tls", &self.tls.is_some())
@@ -72,6 +76,7 @@ impl Default for HttpOptions {
         Self {
             body_limit: 64 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: 64,
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(15),
             tls: None,
@@ -92,12 +97,17 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when storage answers and takes writes: a read-only database is not ready.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.api.store().ping().await {
+    match state.api.store().ping_write().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(err) => {
-            tracing::warn!(error = %err, "storage is not answering");
-            ApiError::new(Code::Unavailable, "Storage is not answering.").into_response()
+            tracing::warn!(error = %err, "storage is not answering or not writable");
+            ApiError::new(
+                Code::Unavailable,
+                "Storage is not answering or not writable.",
+            )
+            .into_response()
         }
     }
 }
@@ -265,8 +275,13 @@ pub async fn serve(
         trusted_proxies: Arc::new(options.trusted_proxies.clone()),
     };
     let app = router(state, &options);
-    let mut listener =
-        listener::NetListener::new(listener, options.tls.clone(), options.max_connections)?;
+    let mut listener = listener::NetListener::new(
+        listener,
+        options.tls.clone(),
+        options.max_connections,
+        options.max_connections_per_ip,
+        options.trusted_proxies.clone(),
+    )?;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);

@@ -1,13 +1,15 @@
-//! The listening socket: TCP with `TCP_NODELAY`, optional TLS (rustls), and a cap on open
-//! connections. Handshakes run on their own tasks, so a slow or silent client cannot hold up
-//! the others, and each is cut off after a timeout.
+//! The listening socket: TCP with `TCP_NODELAY`, optional TLS (rustls), a cap on open
+//! connections and a smaller one per source address (IPv6: per /64), so that one client's
+//! idle or half-sent connections cannot take every place. Handshakes run on their own tasks,
+//! so a slow or silent client cannot hold up the others, and each is cut off after a timeout.
 
 use axum::serve::Listener;
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -46,10 +48,63 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A connection, plain or TLS, holding its place under the connection cap until dropped.
+use crate::proxy::TrustedProxies;
+
+/// Open connections per source.
+type PerSource = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// A connection's place under the per-source cap, given back when it is dropped.
+struct SourceSlot {
+    counts: PerSource,
+    source: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(open) = counts.get_mut(&self.source) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// Takes a place for a connection from `peer`: `None` when its source is at `cap`. Trusted
+/// proxies (which carry many clients) and a cap of 0 are not limited.
+fn take_source_slot(
+    counts: &PerSource,
+    peer: IpAddr,
+    cap: usize,
+    trusted: &TrustedProxies,
+) -> Option<Option<SourceSlot>> {
+    if cap == 0 || trusted.trusts(peer) {
+        return Some(None);
+    }
+    let source = netapi_core::limiter::source_group(peer);
+    let mut open = counts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let count = open.entry(source).or_insert(0);
+    if *count >= cap {
+        return None;
+    }
+    *count += 1;
+    Some(Some(SourceSlot {
+        counts: counts.clone(),
+        source,
+    }))
+}
+
+/// A connection, plain or TLS, holding its places under the connection caps until dropped.
 pub struct Connection {
     stream: Stream,
     _permit: OwnedSemaphorePermit,
+    _source: Option<SourceSlot>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -122,15 +177,20 @@ impl std::fmt::Debug for NetListener {
 }
 
 impl NetListener {
-    /// Starts accepting on `tcp`, at most `max_connections` open at once, through `tls` if set.
+    /// Starts accepting on `tcp`, at most `max_connections` open at once and
+    /// `max_per_source` from one source (0: no such cap; `trusted` proxies exempt), through
+    /// `tls` if set. A connection past the per-source cap is closed at once.
     pub fn new(
         tcp: TcpListener,
         tls: Option<TlsAcceptor>,
         max_connections: usize,
+        max_per_source: usize,
+        trusted: TrustedProxies,
     ) -> io::Result<Self> {
         let local = tcp.local_addr()?;
         let (sender, ready) = mpsc::channel(1024);
         let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+        let per_source: PerSource = Arc::default();
         tokio::spawn(async move {
             loop {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -145,6 +205,12 @@ impl NetListener {
                         continue;
                     }
                 };
+                let Some(source_slot) =
+                    take_source_slot(&per_source, addr.ip(), max_per_source, &trusted)
+                else {
+                    tracing::debug!(%addr, "too many connections from this source; closed");
+                    continue;
+                };
                 let _ = tcp_stream.set_nodelay(true);
                 let sender = sender.clone();
                 match tls.clone() {
@@ -152,6 +218,7 @@ impl NetListener {
                         let connection = Connection {
                             stream: Stream::Plain(tcp_stream),
                             _permit: permit,
+                            _source: source_slot,
                         };
                         if sender.send((connection, addr)).await.is_err() {
                             return;
@@ -169,6 +236,7 @@ impl NetListener {
                                     let connection = Connection {
                                         stream: Stream::Tls(Box::new(tls_stream)),
                                         _permit: permit,
+                                        _source: source_slot,
                                     };
                                     let _ = sender.send((connection, addr)).await;
                                 }

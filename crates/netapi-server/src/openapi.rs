@@ -1038,8 +1038,8 @@ const ERRORS: &[ErrorResponse] = &[
     (
         "ResourceExhausted",
         429,
-        "RESOURCE_EXHAUSTED: too many failed authentications, or the credential's request rate \
-         limit.",
+        "RESOURCE_EXHAUSTED: too many failed authentications or registrations from this \
+         address, or the credential's request rate limit.",
         &[("Retry-After", "Seconds to wait before trying again.")],
     ),
     (
@@ -1051,7 +1051,8 @@ const ERRORS: &[ErrorResponse] = &[
     (
         "Unavailable",
         503,
-        "UNAVAILABLE: storage down, or the server is shutting down.",
+        "UNAVAILABLE: storage down or not writable, the server is shutting down, or (at \
+         registration) the password-hashing queue is full, then with `Retry-After`.",
         &[],
     ),
 ];
@@ -1136,6 +1137,10 @@ error_set!(
 error_set!(
     /// Storage trouble.
     ServiceErrors: "Internal", "Unavailable"
+);
+error_set!(
+    /// A per-source limit (registrations).
+    SourceLimitErrors: "ResourceExhausted"
 );
 
 fn page_response(description: &str, content_type: &str) -> RefOr<OpenApiResponse> {

@@ -381,6 +381,13 @@ async fn start_session_response(
     response
 }
 
+fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
 fn error_response(err: Error) -> Response {
     match err {
         Error::Unavailable => error_page(
@@ -394,9 +401,19 @@ fn error_response(err: Error) -> Response {
                 "Something went wrong on our side.",
             )
         }
-        Error::RateLimited { .. } => error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts; try again later.",
+        Error::RateLimited { retry_after } => with_retry_after(
+            error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts; try again later.",
+            ),
+            retry_after,
+        ),
+        Error::Busy { retry_after } => with_retry_after(
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy; try again in a moment.",
+            ),
+            retry_after,
         ),
         other => error_page(StatusCode::BAD_REQUEST, &other.to_string()),
     }

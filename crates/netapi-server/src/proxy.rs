@@ -61,25 +61,29 @@ impl TrustedProxies {
             .map(Self)
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(ip))
     }
 
     /// The client's address: the peer, unless the peer is a trusted proxy; then the first
-    /// untrusted hop of `X-Forwarded-For` counted from the right.
+    /// untrusted hop of `X-Forwarded-For` counted from the right. A hop that is not an
+    /// address (after stripping a port) ends the walk: what lies left of it was written by
+    /// someone no trusted proxy vouches for, so the last trusted hop is the source.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops: Vec<IpAddr> = headers
+        let values: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse().ok())
+            .map(|v| v.to_str().unwrap_or(""))
             .collect();
         let mut client = peer;
-        for hop in hops.into_iter().rev() {
+        for hop in values.iter().rev().flat_map(|v| v.rsplit(',')) {
+            let Some(hop) = parse_hop(hop) else {
+                break;
+            };
             client = hop;
             if !self.trusts(hop) {
                 break;
@@ -87,6 +91,28 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// One hop of `X-Forwarded-For`: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (address, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        return port_ok
+            .then(|| address.parse::<std::net::Ipv6Addr>().ok())
+            .flatten()
+            .map(IpAddr::V6);
+    }
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    hop.parse::<std::net::SocketAddrV4>()
+        .ok()
+        .map(|s| IpAddr::V4(*s.ip()))
 }
 
 #[cfg(test)]
@@ -126,5 +152,47 @@ mod tests {
         assert_eq!(proxies.client_ip(ip("::1"), &HeaderMap::new()), ip("::1"));
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
         assert!(TrustedProxies::parse("proxy.local").is_err());
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hops() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap_or_default();
+        let peer = ip("10.1.2.3");
+        for (xff, client) in [
+            ("198.51.100.7:4711", "198.51.100.7"),
+            ("[2001:db8::7]:4711", "2001:db8::7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("1.2.3.4, 198.51.100.7:80, 10.0.0.1:443", "198.51.100.7"),
+        ] {
+            assert_eq!(proxies.client_ip(peer, &headers(xff)), ip(client), "{xff}");
+        }
+    }
+
+    #[test]
+    fn an_unparseable_hop_ends_the_walk() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap_or_default();
+        let peer = ip("10.1.2.3");
+        // What the client wrote left of a hop that is no address is never the source.
+        for (xff, client) in [
+            ("1.2.3.4, unknown", "10.1.2.3"),
+            ("1.2.3.4, unknown, 10.0.0.9", "10.0.0.9"),
+            ("1.2.3.4, _hidden", "10.1.2.3"),
+            ("1.2.3.4, 198.51.100.7:port", "10.1.2.3"),
+            ("1.2.3.4, [2001:db8::7]x", "10.1.2.3"),
+            ("1.2.3.4, ", "10.1.2.3"),
+        ] {
+            assert_eq!(proxies.client_ip(peer, &headers(xff)), ip(client), "{xff}");
+        }
+        // Several header lines read as one list, the last line nearest.
+        let mut two = HeaderMap::new();
+        two.append(
+            "x-forwarded-for",
+            "1.2.3.4".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        two.append(
+            "x-forwarded-for",
+            "198.51.100.7".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        assert_eq!(proxies.client_ip(peer, &two), ip("198.51.100.7"));
     }
 }

@@ -77,6 +77,7 @@ pub struct RegisterBody {
         (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = crate::openapi::Registration, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         crate::openapi::BodyErrors,
         crate::openapi::ConflictErrors,
+        crate::openapi::SourceLimitErrors,
         crate::openapi::ServiceErrors,
     )
 )]

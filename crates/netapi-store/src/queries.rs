@@ -171,6 +171,17 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn ping_write(&self) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                // A statement that writes nothing still needs write access (SQLite opens a
+                // write transaction for it, PostgreSQL refuses it on a read-only server).
+                sqlx::query("UPDATE signing_keys SET kid = kid WHERE 1 = 0")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.rollback().await.map_err(map_err)
+            }
+
             async fn create_user(&self, user: &User, first_key: Option<&ApiKey>, event: &AuditEvent) -> StoreResult<()> {
                 crate::retry_contention(|| self.create_user_once(user, first_key, event)).await
             }

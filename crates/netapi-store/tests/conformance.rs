@@ -232,6 +232,64 @@ async fn postgres_migrate_twice() {
     }
 }
 
+// Writability needs a second, read-only way into the same database, so it is written out
+// for each backend too: SQLite opened with `mode=ro` (a file's mode bits do not stop root),
+// PostgreSQL sessions with `default_transaction_read_only` (as on a hot standby).
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_ping_write_refuses_a_read_only_database() {
+    let path = sqlite_path();
+    let url = format!("sqlite://{path}");
+    let result = run_isolated(ping_write(url.clone(), format!("{url}?mode=ro"))).await;
+    remove_sqlite_files(&path);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_ping_write_refuses_a_read_only_database() {
+    let Some(db) = PgDatabase::create("postgres_ping_write_refuses_a_read_only_database").await
+    else {
+        return;
+    };
+    let separator = if db.url.contains('?') { '&' } else { '?' };
+    let read_only = format!(
+        "{}{separator}options=-c%20default_transaction_read_only%3Don",
+        db.url
+    );
+    let result = run_isolated(ping_write(db.url.clone(), read_only)).await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn ping_write(url: String, read_only_url: String) {
+    let store = netapi_store::open(&StoreOptions::new(url), true)
+        .await
+        .expect("open and migrate");
+    store.ping().await.expect("ping");
+    store.ping_write().await.expect("a writable database");
+    let read_only = netapi_store::open(&StoreOptions::new(read_only_url), false)
+        .await
+        .expect("open read-only");
+    read_only
+        .ping()
+        .await
+        .expect("a read-only database still answers");
+    assert!(read_only.ping_write().await.is_err());
+    // Probing leaves nothing behind, and the writable store is still writable.
+    for _ in 0..100 {
+        store.ping_write().await.expect("again");
+    }
+    let alice = user("alice@example.com");
+    store
+        .create_user(&alice, None, &event(Some(&alice.id), "user.created"))
+        .await
+        .expect("a write after probing");
+}
+
 async fn migrate_twice(url: String) {
     let options = StoreOptions::new(url);
     let first = netapi_store::open(&options, true)

@@ -75,6 +75,15 @@ pub struct Settings {
     /// Most open client connections [default: 10000]
     #[arg(long, env = "NETAPI_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Most open connections from one address (IPv6: per /64); trusted_proxies are exempt; 0 means no limit [default: 64]
+    #[arg(long, env = "NETAPI_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Registrations per hour from one address (IPv6: per /64); 0 means no limit [default: 20]
+    #[arg(long, env = "NETAPI_REGISTRATION_LIMIT_PER_HOUR")]
+    pub registration_limit_per_hour: Option<u32>,
+    /// Registrations hashing their password or waiting to, at once; past it 503 [default: 32]
+    #[arg(long, env = "NETAPI_REGISTRATION_HASH_QUEUE")]
+    pub registration_hash_queue: Option<usize>,
     /// Longest a request may take, in seconds, reading its body included [default: 30]
     #[arg(long, env = "NETAPI_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
@@ -133,6 +142,9 @@ impl Settings {
             require_pkce,
             signing_algorithm,
             max_connections,
+            max_connections_per_ip,
+            registration_limit_per_hour,
+            registration_hash_queue,
             request_timeout,
             cache_capacity,
             tls_cert,
@@ -230,6 +242,12 @@ impl Settings {
                 .unwrap_or(defaults.rate_limit_per_minute),
             require_pkce: self.require_pkce.unwrap_or(defaults.require_pkce),
             secret_key,
+            registration_limit_per_hour: self
+                .registration_limit_per_hour
+                .unwrap_or(defaults.registration_limit_per_hour),
+            registration_hash_queue: self
+                .registration_hash_queue
+                .unwrap_or(defaults.registration_hash_queue),
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {

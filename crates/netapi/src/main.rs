@@ -289,6 +289,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen()))?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    for warning in startup_warnings(&settings, &api.settings().issuer, address, tls.is_some()) {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         listen = %address,
         database = %redact_url(settings.database_url()),
@@ -300,6 +303,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let options = netapi_server::HttpOptions {
         body_limit: settings.body_limit.unwrap_or(defaults.body_limit),
         max_connections: settings.max_connections.unwrap_or(defaults.max_connections),
+        max_connections_per_ip: settings
+            .max_connections_per_ip
+            .unwrap_or(defaults.max_connections_per_ip),
         request_timeout: settings
             .request_timeout
             .map_or(defaults.request_timeout, std::time::Duration::from_secs),
@@ -313,6 +319,52 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     netapi_server::serve(listener, api, options, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Set-ups that run but that an operator most likely did not mean, each with what to do.
+fn startup_warnings(
+    settings: &Settings,
+    issuer: &str,
+    address: std::net::SocketAddr,
+    tls: bool,
+) -> Vec<String> {
+    let public = !address.ip().is_loopback();
+    let mut warnings = Vec::new();
+    match settings.pepper.as_deref() {
+        Some("") => warnings.push(
+            "pepper is set but empty: stored key, token and secret hashes are unkeyed; set \
+             pepper to a long random secret (before issuing credentials: changing it later \
+             invalidates them)"
+                .to_owned(),
+        ),
+        None if public => warnings.push(format!(
+            "no pepper is set while listening on {address}: stored key, token and secret \
+             hashes are unkeyed; set pepper to a long random secret (before issuing \
+             credentials: changing it later invalidates them)"
+        )),
+        _ => {}
+    }
+    let unspecified_host = url::Url::parse(issuer)
+        .ok()
+        .is_some_and(|url| match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_unspecified(),
+            Some(url::Host::Ipv6(ip)) => ip.is_unspecified(),
+            _ => false,
+        });
+    if unspecified_host {
+        warnings.push(format!(
+            "the issuer {issuer} names an unspecified address, which no client can reach and \
+             every token carries; set issuer to the public URL of this server"
+        ));
+    }
+    if !tls && public {
+        warnings.push(format!(
+            "serving plain HTTP on {address}, beyond loopback: keys, tokens and passwords \
+             cross the network in clear unless a TLS-terminating proxy is in front; set \
+             tls_cert and tls_key, or listen on 127.0.0.1 behind the proxy"
+        ));
+    }
+    warnings
 }
 
 async fn shutdown_signal() {

@@ -1760,3 +1760,72 @@ fn the_secret_key_file_is_made_once_and_never_silently_replaced() {
     assert!(!stderr.contains("secret key"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What `netapi serve` prints up to and including its "listening" line.
+fn startup_output(args: &[&str], pepper: Option<&str>) -> String {
+    use std::io::BufRead;
+    let db = temp_db();
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .args(args)
+        .args(["--database-url", &db])
+        .env_remove("NETAPI_PEPPER")
+        .env_remove("NETAPI_ISSUER")
+        .env_remove("NETAPI_LISTEN")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(pepper) = pepper {
+        command.env("NETAPI_PEPPER", pepper);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut output = String::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        output.push_str(&line);
+        output.push('\n');
+        if line.contains("Net API listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    output
+}
+
+#[test]
+fn risky_setups_are_warned_about_at_start_and_the_default_is_not() {
+    let port = free_port();
+    let quiet = startup_output(&["--listen", &format!("127.0.0.1:{port}")], None);
+    assert!(quiet.contains("Net API listening"), "{quiet}");
+    assert!(!quiet.contains("WARN"), "{quiet}");
+
+    // Every interface, plain HTTP, an empty pepper and the issuer that follows from it.
+    let port = free_port();
+    let risky = startup_output(&["--listen", &format!("0.0.0.0:{port}")], Some(""));
+    assert!(risky.contains("Net API listening"), "{risky}");
+    let warnings: Vec<&str> = risky.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 3, "{risky}");
+    assert!(risky.contains("pepper is set but empty"), "{risky}");
+    assert!(
+        risky.contains(&format!("the issuer http://0.0.0.0:{port} names")),
+        "{risky}"
+    );
+    assert!(risky.contains("serving plain HTTP on 0.0.0.0"), "{risky}");
+
+    // Beyond loopback without any pepper; a proper issuer is not warned about.
+    let port = free_port();
+    let no_pepper = startup_output(
+        &[
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+            "--issuer",
+            "https://auth.example.com",
+        ],
+        None,
+    );
+    assert!(no_pepper.contains("no pepper is set"), "{no_pepper}");
+    assert!(!no_pepper.contains("the issuer"), "{no_pepper}");
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::NetApi;
 use crate::error::{AuthFailure, Error, Result};
+use crate::limiter::Surface;
 use crate::model::ApiKey;
 use crate::scope::{Role, Scope, Scopes};
 use crate::secret::{FormatError, SecretKind, check_format};
@@ -126,8 +127,8 @@ impl NetApi {
     /// Authenticates the value of an `Authorization: Bearer` header, coming from `ip`.
     pub async fn authenticate(&self, bearer: &str, ip: &str) -> Result<Principal> {
         let now = self.now();
-        let ip_subject = format!("ip:{ip}");
-        if let Some(retry_after) = self.limiter.blocked(&ip_subject, now) {
+        let subjects = self.limiter.subjects(Surface::Bearer, ip, None);
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
             return Err(Error::RateLimited { retry_after });
         }
         let (method, outcome) = if bearer.starts_with(SecretKind::ApiKey.prefix()) {
@@ -148,7 +149,7 @@ impl NetApi {
         match outcome {
             Ok(principal) => Ok(principal),
             Err(Failure::Auth(failure, user_id)) => {
-                self.limiter.record_failure(&ip_subject, now);
+                self.limiter.record_failure(&subjects, now);
                 // Only failures that concern an account are worth a row; invented credentials
                 // are counted in metrics, so they cannot be turned into a write load.
                 if user_id.is_some() {

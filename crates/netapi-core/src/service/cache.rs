@@ -134,6 +134,9 @@ mod tests {
         async fn ping(&self) -> StoreResult<()> {
             Ok(())
         }
+        async fn ping_write(&self) -> StoreResult<()> {
+            Ok(())
+        }
         fn pool_usage(&self) -> (u32, u32) {
             (0, 0)
         }

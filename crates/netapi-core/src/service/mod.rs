@@ -72,6 +72,10 @@ pub struct Settings {
     pub signing_algorithm: SigningAlgorithm,
     /// The key kept outside the database, which seals signing keys.
     pub secret_key: SecretKey,
+    /// Registrations per source address (IPv6: per /64) per hour over HTTP; 0 turns it off.
+    pub registration_limit_per_hour: u32,
+    /// Registrations over HTTP hashing or waiting to hash at once; past it, 503.
+    pub registration_hash_queue: usize,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -91,6 +95,11 @@ impl std::fmt::Debug for Settings {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("require_pkce", &self.require_pkce)
             .field("signing_algorithm", &self.signing_algorithm)
+            .field(
+                "registration_limit_per_hour",
+                &self.registration_limit_per_hour,
+            )
+            .field("registration_hash_queue", &self.registration_hash_queue)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +122,8 @@ impl Default for Settings {
             require_pkce: true,
             signing_algorithm: SigningAlgorithm::EdDsa,
             secret_key: SecretKey::insecure_for_tests(),
+            registration_limit_per_hour: 20,
+            registration_hash_queue: 32,
         }
     }
 }
@@ -166,6 +177,10 @@ pub struct NetApi {
     key_usage: Mutex<HashMap<String, (Timestamp, bool)>>,
     limiter: FailureLimiter,
     requests: RequestLimiter,
+    /// Registrations per source, in one-hour windows.
+    registrations: RequestLimiter,
+    /// Places for registrations in the password-hashing queue.
+    registration_slots: Arc<tokio::sync::Semaphore>,
     key_ring: RwLock<Arc<KeyRing>>,
     denylist: RwLock<HashMap<String, Timestamp>>,
     seen_invalidation: AtomicI64,
@@ -257,6 +272,12 @@ impl NetApi {
             hasher: SecretHasher::new(&settings.pepper),
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             requests: RequestLimiter::default(),
+            registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
+            registration_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings
+                    .registration_hash_queue
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             keys_by_hash: GuardedCache::new(capacity, RECORD_TTL),
             unknown_keys: Cache::builder()
                 .max_capacity(capacity)
@@ -558,10 +579,13 @@ impl NetApi {
         Ok(())
     }
 
-    /// Removes expired rows and denylist entries; also reloads signing keys so that a key
+    /// Removes expired rows, denylist entries and finished limiter windows; also reloads signing keys so that a key
     /// whose time to sign has come starts signing.
     pub async fn housekeeping(&self) -> Result<u64> {
         let now = self.now();
+        self.limiter.sweep(now);
+        self.requests.sweep(now);
+        self.registrations.sweep(now);
         self.denylist
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

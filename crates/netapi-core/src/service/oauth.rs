@@ -13,6 +13,7 @@ use super::authn::AccessClaims;
 use crate::error::{AuthFailure, Error};
 use crate::ids::new_id;
 use crate::jwt::left_half_hash;
+use crate::limiter::Surface;
 use crate::model::{GrantType, OAuthClient, RefreshToken, RotateOutcome};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{DerivationKey, Secret, SecretKind, check_format, from_seed, generate};
@@ -122,6 +123,10 @@ impl From<crate::error::StoreError> for OAuthError {
 }
 
 type OAuthResult<T> = Result<T, OAuthError>;
+
+/// Longest `client_id` looked at; ours are far shorter, and longer ones are refused before
+/// they are counted or recorded.
+const MAX_CLIENT_ID_LEN: usize = 255;
 
 /// How the client presented itself.
 #[derive(Debug, Clone)]
@@ -314,20 +319,20 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
 
 impl NetApi {
     /// Authenticates the client of a token, revocation or introspection request. Failed
-    /// attempts count per client id and per address; past the limit the answer is 429 and
-    /// the secret is not even checked.
+    /// attempts count per address and per (client id, address); past the limit that address
+    /// gets 429 and the secret is not even checked, while the client still works from others.
     pub async fn authenticate_client(
         &self,
         auth: &ClientAuth,
         ip: &str,
     ) -> OAuthResult<OAuthClient> {
         let now = self.now();
-        let subjects = [format!("ip:{ip}"), format!("client:{}", auth.id())];
-        if let Some(retry_after) = subjects
-            .iter()
-            .filter_map(|s| self.limiter.blocked(s, now))
-            .max()
-        {
+        // No client has such an id: refused before it is counted, audited or kept.
+        if auth.id().len() > MAX_CLIENT_ID_LEN {
+            return Err(OAuthError::invalid_client());
+        }
+        let subjects = self.limiter.subjects(Surface::Client, ip, Some(auth.id()));
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
             return Err(OAuthError {
                 kind: OAuthErrorKind::InvalidClient,
                 description: "Too many failed client authentications; try again later.".to_owned(),
@@ -351,9 +356,7 @@ impl NetApi {
         match verified {
             Some(client) => Ok(client),
             None => {
-                for subject in &subjects {
-                    self.limiter.record_failure(subject, now);
-                }
+                self.limiter.record_failure(&subjects, now);
                 self.audit(
                     None,
                     "oauth_client.authentication_failed",

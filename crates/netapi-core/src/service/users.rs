@@ -5,6 +5,7 @@ use serde_json::json;
 use super::{NetApi, Page, PageRequest, Principal};
 use crate::error::{Error, Result, StoreError};
 use crate::ids::new_id;
+use crate::limiter::Surface;
 use crate::model::{ApiKey, User};
 use crate::password;
 use crate::scope::{Role, Scope};
@@ -100,8 +101,31 @@ impl NetApi {
         let email = normalize_email(&new.email)?;
         let name = normalize_name("name", &new.name)?;
         password::validate(new.password.expose(), &email)?;
-        let password_hash = password::hash(new.password.expose().to_owned()).await?;
         let now = self.now();
+        // Over HTTP: limited per source, refused at once for a taken email, and given only
+        // a bounded share of the hashing queue, so that a burst of registrations can neither
+        // run up work nor slow sign-ins. Operator commands (no address) are not limited.
+        let _slot = match ip {
+            Some(ip) => {
+                let limit = self.settings.registration_limit_per_hour;
+                if limit > 0 {
+                    self.registrations
+                        .hit(&crate::limiter::source_of(ip), limit, now)
+                        .map_err(|status| Error::RateLimited {
+                            retry_after: status.reset,
+                        })?;
+                }
+                if self.store.get_user_by_email(&email).await?.is_some() {
+                    return Err(Error::AlreadyExists(
+                        "A user with this email already exists.".to_owned(),
+                    ));
+                }
+                let slot = self.registration_slots.clone().try_acquire_owned();
+                Some(slot.map_err(|_| Error::Busy { retry_after: 1 })?)
+            }
+            None => None,
+        };
+        let password_hash = password::hash(new.password.expose().to_owned()).await?;
         let user = User {
             id: new_id("usr"),
             email,
@@ -298,16 +322,14 @@ impl NetApi {
             ));
         };
         let now = self.now();
-        let subjects: Vec<String> = ip
-            .map(|ip| format!("ip:{ip}"))
-            .into_iter()
-            .chain([format!("account:{}", user.email)])
-            .collect();
-        if let Some(retry_after) = subjects
-            .iter()
-            .filter_map(|s| self.limiter.blocked(s, now))
-            .max()
-        {
+        // Counted like sign-ins from the same source; operator commands (no address) are not.
+        let subjects = ip
+            .map(|ip| {
+                self.limiter
+                    .subjects(Surface::Password, ip, Some(&user.email))
+            })
+            .unwrap_or_default();
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
             return Err(Error::RateLimited { retry_after });
         }
         let ok = password::verify(
@@ -318,9 +340,7 @@ impl NetApi {
         if ok {
             return Ok(());
         }
-        for subject in &subjects {
-            self.limiter.record_failure(subject, now);
-        }
+        self.limiter.record_failure(&subjects, now);
         self.audit(Some(&user.id), "user.password_check_failed", ip, json!({}))
             .await;
         Err(Error::invalid("current_password", "is not correct"))
@@ -377,17 +397,18 @@ impl NetApi {
         Ok(())
     }
 
-    /// Checks an email and password (for the login page), limited per account and address.
+    /// Checks an email and password (for the login page), limited per address and per
+    /// (account, address).
     /// An unknown email costs the same as a wrong password and gets the same answer.
     pub async fn login(&self, email: &str, password: &Secret, ip: &str) -> Result<User> {
         let now = self.now();
         let email = email.trim().to_lowercase();
-        let subjects = [format!("ip:{ip}"), format!("account:{email}")];
-        if let Some(retry_after) = subjects
-            .iter()
-            .filter_map(|s| self.limiter.blocked(s, now))
-            .max()
-        {
+        // No account has such an address: refused before it is counted or kept.
+        if email.len() > MAX_EMAIL_LEN {
+            return Err(Error::Unauthenticated(crate::error::AuthFailure::Unknown));
+        }
+        let subjects = self.limiter.subjects(Surface::Password, ip, Some(&email));
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
             return Err(Error::RateLimited { retry_after });
         }
         let user = self.store.get_user_by_email(&email).await?;
@@ -403,9 +424,7 @@ impl NetApi {
                 Ok(user)
             }
             user => {
-                for subject in &subjects {
-                    self.limiter.record_failure(subject, now);
-                }
+                self.limiter.record_failure(&subjects, now);
                 self.audit(
                     user.as_ref().map(|u| u.id.as_str()),
                     "user.login_failed",

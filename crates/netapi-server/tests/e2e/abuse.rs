@@ -174,7 +174,8 @@ async fn credential_stuffing_against_login_is_slowed_and_audited(app: TestApp) {
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     assert_eq!(audit_events(&app, "user.login").await.len(), 1);
 
-    // Spread over many addresses, the attempts on one account are limited by its own count.
+    // Spread over many addresses, each address is counted on its own (with this account):
+    // someone else's failures never refuse the right password from another address.
     for n in 0..LIMIT {
         let attempt = app
             .api
@@ -190,6 +191,23 @@ async fn credential_stuffing_against_login_is_slowed_and_audited(app: TestApp) {
         .api
         .login("amy@example.com", &Secret::new(PASSWORD), "198.51.100.7")
         .await;
+    assert!(attempt.is_ok(), "{attempt:?}");
+    // One address guessing at one account is stopped at the limit, the right password too.
+    for n in 0..LIMIT {
+        let attempt = app
+            .api
+            .login(
+                "amy@example.com",
+                &Secret::new(format!("guess number {n}")),
+                "203.0.113.200",
+            )
+            .await;
+        assert!(matches!(attempt, Err(Error::Unauthenticated(_))), "{n}");
+    }
+    let attempt = app
+        .api
+        .login("amy@example.com", &Secret::new(PASSWORD), "203.0.113.200")
+        .await;
     assert!(
         matches!(attempt, Err(Error::RateLimited { retry_after }) if (1..=60).contains(&retry_after)),
         "{attempt:?}"
@@ -204,7 +222,7 @@ async fn credential_stuffing_against_login_is_slowed_and_audited(app: TestApp) {
                     .is_some_and(|ip| ip.starts_with("203.0.113."))
         })
         .count();
-    assert_eq!(on_amy, LIMIT);
+    assert_eq!(on_amy, 2 * LIMIT);
 }
 
 abuse_e2e!(
@@ -304,7 +322,8 @@ async fn credential_stuffing_against_the_token_endpoint_is_slowed_and_audited(ap
         token(first_id, first_secret, true).await.status(),
         StatusCode::OK
     );
-    // From many addresses, one client's secret is limited by the client's own count.
+    // From many addresses, each is counted on its own: the right secret from yet another
+    // works, and only an address that used up its failures is refused.
     for n in 0..LIMIT {
         let auth = ClientAuth::Basic {
             id: second_id.to_owned(),
@@ -321,9 +340,27 @@ async fn credential_stuffing_against_the_token_endpoint_is_slowed_and_audited(ap
         id: second_id.to_owned(),
         secret: Secret::new(second_secret),
     };
+    assert!(
+        app.api
+            .authenticate_client(&auth, "198.51.100.7")
+            .await
+            .is_ok()
+    );
+    let wrong = ClientAuth::Basic {
+        id: second_id.to_owned(),
+        secret: generate(SecretKind::ClientSecret),
+    };
+    for _ in 0..LIMIT {
+        let refused = app
+            .api
+            .authenticate_client(&wrong, "203.0.113.200")
+            .await
+            .unwrap_err();
+        assert!(refused.retry_after.is_none(), "{refused:?}");
+    }
     let refused = app
         .api
-        .authenticate_client(&auth, "198.51.100.7")
+        .authenticate_client(&auth, "203.0.113.200")
         .await
         .unwrap_err();
     assert!(refused.retry_after.is_some(), "{refused:?}");

@@ -96,6 +96,15 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with settings changed by `adjust` first.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        Self::spawn_with_http(backend, adjust, netapi_server::HttpOptions::default()).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with these HTTP options (trusted proxies, caps).
+    pub async fn spawn_with_http(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Settings),
+        http: netapi_server::HttpOptions,
+    ) -> Option<Self> {
         let database_url = fresh_database(backend).await?;
         let store = netapi_store::open(&StoreOptions::new(&database_url), true)
             .await
@@ -108,6 +117,8 @@ impl TestApp {
         let mut settings = Settings {
             issuer: base.clone(),
             auth_failure_limit: 1000,
+            // Tests register many users from one address; the limit's own tests set it.
+            registration_limit_per_hour: 0,
             ..Settings::default()
         };
         adjust(&mut settings);
@@ -116,7 +127,7 @@ impl TestApp {
         tokio::spawn(netapi_server::serve(
             listener,
             api.clone(),
-            netapi_server::HttpOptions::default(),
+            http,
             std::future::pending(),
         ));
         let http = Client::builder()

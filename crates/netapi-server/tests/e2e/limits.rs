@@ -197,3 +197,450 @@ async fn slow_headers_are_cut_off() {
     prompt.read_to_end(&mut answer).await.unwrap();
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Failure limits: bounded, per surface, per (account or client, source)
+
+/// The failed-authentication limit of the tests below.
+const FAILURES: usize = 3;
+const PASSWORD: &str = "correct horse battery";
+
+fn few_failures(settings: &mut netapi_core::Settings) {
+    settings.auth_failure_limit = u32::try_from(FAILURES).unwrap();
+}
+
+fn two_registrations_an_hour(settings: &mut netapi_core::Settings) {
+    settings.registration_limit_per_hour = 2;
+}
+
+fn no_room_to_hash(settings: &mut netapi_core::Settings) {
+    settings.registration_hash_queue = 0;
+}
+
+/// Like `e2e!`, behind a trusted proxy at 127.0.0.1 (so `X-Forwarded-For` names the source),
+/// with the settings changed by `$adjust`.
+macro_rules! proxied_e2e {
+    ($name:ident, $adjust:ident) => {
+        mod $name {
+            async fn spawn(backend: crate::helpers::Backend) -> Option<crate::helpers::TestApp> {
+                let http = netapi_server::HttpOptions {
+                    trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1")
+                        .unwrap(),
+                    ..netapi_server::HttpOptions::default()
+                };
+                crate::helpers::TestApp::spawn_with_http(backend, super::$adjust, http).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = spawn(crate::helpers::Backend::Sqlite).await {
+                    super::$name(app).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = spawn(crate::helpers::Backend::Postgres).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    };
+}
+
+/// A `client_credentials` request with HTTP Basic, from the source `xff`.
+async fn token_from(app: &TestApp, xff: &str, id: &str, secret: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/oauth/token"))
+        .header("x-forwarded-for", xff)
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in on the login page from the source `xff`, as a browser there would.
+async fn login_from(app: &TestApp, xff: &str, email: &str, password: &str) -> reqwest::Response {
+    let page = app
+        .http
+        .get(app.url("/login"))
+        .header("x-forwarded-for", xff)
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().unwrap().split(';').next().map(str::to_owned))
+        .collect();
+    let csrf = crate::authorize::hidden(&page.text().await.unwrap(), "csrf_token");
+    app.http
+        .post(app.url("/login"))
+        .header("x-forwarded-for", xff)
+        .header("cookie", cookies.join("; "))
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", csrf.as_str()),
+            ("return_to", "/portal"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn service_client(app: &TestApp, key: &str) -> (String, String) {
+    let client = app
+        .create_client(
+            key,
+            json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}),
+        )
+        .await;
+    (
+        client["client_id"].as_str().unwrap().to_owned(),
+        client["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+proxied_e2e!(
+    long_identifiers_are_refused_before_they_are_counted,
+    few_failures
+);
+
+async fn long_identifiers_are_refused_before_they_are_counted(app: TestApp) {
+    let key = app.member_key("long@example.com").await;
+    let (id, secret) = service_client(&app, &key).await;
+    // A 300 KB client_id in HTTP Basic: invalid_client, never counted, recorded or kept.
+    let huge = "c".repeat(300 * 1024);
+    for _ in 0..FAILURES + 2 {
+        let answer = token_from(&app, "192.0.2.1", &huge, "napcs_guess").await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    assert_eq!(
+        token_from(&app, "192.0.2.1", &id, &secret).await.status(),
+        StatusCode::OK
+    );
+    let events = app
+        .api
+        .store()
+        .list_audit_events(None, None, 100)
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.kind != "oauth_client.authentication_failed"),
+        "{events:?}"
+    );
+    // An email longer than any address: the usual answer, not counted either.
+    let long_email = format!("{}@example.com", "e".repeat(60 * 1024));
+    for _ in 0..FAILURES + 2 {
+        let answer = login_from(&app, "192.0.2.1", &long_email, PASSWORD).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            answer
+                .text()
+                .await
+                .unwrap()
+                .contains("Invalid email or password")
+        );
+    }
+    let signed_in = login_from(&app, "192.0.2.1", "long@example.com", PASSWORD).await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+}
+
+proxied_e2e!(failures_from_one_source_never_refuse_another, few_failures);
+
+async fn failures_from_one_source_never_refuse_another(app: TestApp) {
+    let key = app.member_key("amy@example.com").await;
+    let (id, secret) = service_client(&app, &key).await;
+    // Bad secrets from source A: A is slowed down, for this surface only.
+    for _ in 0..FAILURES * 7 {
+        let answer = token_from(&app, "192.0.2.1", &id, "napcs_wrong").await;
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&answer.status())
+        );
+    }
+    let refused = token_from(&app, "192.0.2.1", &id, &secret).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    // The real client, from source B, is served.
+    assert_eq!(
+        token_from(&app, "198.51.100.7", &id, &secret)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // And A's bearer credentials on /v1 and its sign-ins are counted apart.
+    let me = app
+        .http
+        .get(app.url("/v1/users/me"))
+        .header("x-forwarded-for", "192.0.2.1")
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(
+        login_from(&app, "192.0.2.1", "amy@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // Bad passwords for amy from source C: C is refused even the right one, for the rest of
+    // the window; amy from source D signs in.
+    for n in 0..FAILURES * 7 {
+        let answer = login_from(
+            &app,
+            "203.0.113.5",
+            "amy@example.com",
+            &format!("guess {n}"),
+        )
+        .await;
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&answer.status())
+        );
+    }
+    let refused = login_from(&app, "203.0.113.5", "amy@example.com", PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!((1..=60).contains(&header(&refused, "retry-after").parse::<u64>().unwrap()));
+    assert_eq!(
+        login_from(&app, "198.51.100.8", "amy@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    // The block lasts until the window ends, no longer.
+    app.clock.advance(61);
+    assert_eq!(
+        login_from(&app, "203.0.113.5", "amy@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // IPv6 sources count per /64: hopping addresses inside one does not help.
+    for n in 1..=FAILURES {
+        let answer = token_from(&app, &format!("2001:db8:1:2::{n}"), &id, "napcs_wrong").await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        token_from(&app, "2001:db8:1:2::ffff", &id, &secret)
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        token_from(&app, "2001:db8:1:3::1", &id, &secret)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+proxied_e2e!(
+    registrations_are_limited_per_source,
+    two_registrations_an_hour
+);
+
+async fn registrations_are_limited_per_source(app: TestApp) {
+    let register = async |xff: &str, email: &str| {
+        app.http
+            .post(app.url("/v1/register"))
+            .header("x-forwarded-for", xff)
+            .json(&json!({"email": email, "password": PASSWORD, "name": "Reg"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        register("192.0.2.1", "r1@example.com").await.status(),
+        StatusCode::CREATED
+    );
+    // A taken email counts too: the limit also slows probing for accounts.
+    let taken = register("192.0.2.1", "r1@example.com").await;
+    expect_error(taken, StatusCode::CONFLICT, "ALREADY_EXISTS").await;
+    let refused = register("192.0.2.1", "r2@example.com").await;
+    let retry_after: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    expect_error(refused, StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED").await;
+    // Another source is not affected; the first one may register again after the hour.
+    assert_eq!(
+        register("198.51.100.7", "r3@example.com").await.status(),
+        StatusCode::CREATED
+    );
+    app.clock.advance(3600);
+    assert_eq!(
+        register("192.0.2.1", "r2@example.com").await.status(),
+        StatusCode::CREATED
+    );
+}
+
+proxied_e2e!(
+    a_full_hashing_queue_answers_503_and_a_taken_email_409,
+    no_room_to_hash
+);
+
+async fn a_full_hashing_queue_answers_503_and_a_taken_email_409(app: TestApp) {
+    // Operator commands are not queued behind registrations from the network.
+    app.admin_key("taken@example.com").await;
+    let register = async |email: &str| {
+        app.http
+            .post(app.url("/v1/register"))
+            .json(&json!({"email": email, "password": PASSWORD, "name": "Reg"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    // The email is checked before any hashing: a taken one is 409 although no hash could run.
+    expect_error(
+        register("Taken@example.com").await,
+        StatusCode::CONFLICT,
+        "ALREADY_EXISTS",
+    )
+    .await;
+    let busy = register("new@example.com").await;
+    assert_eq!(header(&busy, "retry-after"), "1");
+    expect_error(busy, StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE").await;
+    // Sign-ins do not wait for that queue.
+    assert_eq!(
+        login_from(&app, "192.0.2.1", "taken@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections and readiness
+
+/// One source cannot hold more than its share of connections; another source and a trusted
+/// proxy still get through. (127.0.0.2 and 127.0.0.3 are other loopback sources on Linux.)
+#[tokio::test]
+async fn connections_per_source_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let options = netapi_server::HttpOptions {
+        max_connections_per_ip: 2,
+        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.3").unwrap(),
+        ..netapi_server::HttpOptions::default()
+    };
+    tokio::spawn(netapi_server::serve(
+        listener,
+        app.api.clone(),
+        options,
+        std::future::pending(),
+    ));
+    let connect_from = async |source: &str| {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(address).await.unwrap()
+    };
+    let served = async |stream: &mut tokio::net::TcpStream| {
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        if stream.write_all(request).await.is_err() {
+            return false;
+        }
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200")
+    };
+    // Two half-sent requests hold this source's places.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from("127.0.0.1").await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    let mut third = connect_from("127.0.0.1").await;
+    assert!(!served(&mut third).await, "a third connection was served");
+    let mut elsewhere = connect_from("127.0.0.2").await;
+    assert!(served(&mut elsewhere).await);
+    // A trusted proxy carries many clients: it is not capped.
+    let mut proxied = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from("127.0.0.3").await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        proxied.push(stream);
+    }
+    let mut proxy = connect_from("127.0.0.3").await;
+    assert!(served(&mut proxy).await);
+    // A place is given back when its connection closes.
+    drop(idle.pop());
+    let mut again = connect_from("127.0.0.1").await;
+    let mut tries = 0;
+    while !served(&mut again).await {
+        // The server notices the close when it next reads that socket; until then the
+        // place is still taken.
+        tries += 1;
+        assert!(tries < 1000, "the place was never given back");
+        tokio::task::yield_now().await;
+        again = connect_from("127.0.0.1").await;
+    }
+}
+
+/// A database that answers but cannot be written is not ready. SQLite is opened read-only
+/// with `mode=ro` in the URL: the file's mode bits would not stop a server running as root.
+#[tokio::test]
+async fn readyz_is_503_on_a_read_only_database() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let ready = async |base: &str| {
+        app.http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(ready(&app.base).await, StatusCode::OK);
+    let read_only = netapi_store::open(
+        &netapi_store::StoreOptions::new(format!("{}?mode=ro", app.database_url)),
+        false,
+    )
+    .await
+    .unwrap();
+    let api = std::sync::Arc::new(netapi_core::NetApi::new(
+        read_only,
+        app.clock.clone(),
+        app.api.settings().clone(),
+    ));
+    api.start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(netapi_server::serve(
+        listener,
+        api,
+        netapi_server::HttpOptions::default(),
+        std::future::pending(),
+    ));
+    let healthz = app
+        .http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), StatusCode::OK);
+    assert_eq!(ready(&base).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready(&app.base).await, StatusCode::OK);
+}
