@@ -58,6 +58,17 @@ macro_rules! impl_store {
             })
         }
 
+        /// The distinct `family_id`s of revoked refresh-token rows.
+        fn family_ids(rows: &[$row]) -> StoreResult<Vec<String>> {
+            let mut families: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get("family_id").map_err(map_err))
+                .collect::<StoreResult<_>>()?;
+            families.sort();
+            families.dedup();
+            Ok(families)
+        }
+
         fn rate_limit(stored: Option<i64>) -> Option<u32> {
             stored.and_then(|n| u32::try_from(n).ok())
         }
@@ -549,13 +560,7 @@ macro_rules! impl_store {
                 .fetch_all(self.writer())
                 .await
                 .map_err(map_err)?;
-                let mut families: Vec<String> = rows
-                    .iter()
-                    .map(|r| r.try_get("family_id").map_err(map_err))
-                    .collect::<StoreResult<_>>()?;
-                families.sort();
-                families.dedup();
-                Ok(families)
+                family_ids(&rows)
             }
 
             async fn revoke_refresh_for_user(
@@ -572,13 +577,7 @@ macro_rules! impl_store {
                 .fetch_all(self.writer())
                 .await
                 .map_err(map_err)?;
-                let mut families: Vec<String> = rows
-                    .iter()
-                    .map(|r| r.try_get("family_id").map_err(map_err))
-                    .collect::<StoreResult<_>>()?;
-                families.sort();
-                families.dedup();
-                Ok(families)
+                family_ids(&rows)
             }
 
             async fn insert_authorization_code(
@@ -868,6 +867,14 @@ macro_rules! impl_store {
                 check: &[u8],
                 at: Timestamp,
             ) -> StoreResult<Vec<u8>> {
+                // Read first: a database set up already needs no write (a read-only one starts).
+                let recorded = sqlx::query("SELECT check_value FROM secret_key_check WHERE id = 1")
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                if let Some(row) = recorded {
+                    return row.try_get("check_value").map_err(map_err);
+                }
                 sqlx::query(
                     "INSERT INTO secret_key_check (id, check_value, created_at) VALUES (1, $1, $2) \
                      ON CONFLICT (id) DO NOTHING",
