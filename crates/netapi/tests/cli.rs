@@ -7,6 +7,8 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod docs;
+
 const BIN: &str = env!("CARGO_BIN_EXE_netapi");
 /// Every process of these tests gets this pepper from the environment, so a key made by
 /// `netapi admin` only works if `admin` and `serve` read their settings alike.
