@@ -2,7 +2,8 @@
 //!
 //! Each file's fenced ```` ```sh ```` blocks run in order in one `bash` session (variables set in
 //! one block are there in the next), in a fresh directory, against a fresh server on a fresh
-//! SQLite database. `http://127.0.0.1:8080` (and its URL-encoded form) is replaced with that
+//! SQLite database in that directory (`sqlite://netapi.db`, configured by `netapi.toml` there;
+//! `netapi` on the `PATH` is this build's binary). `http://127.0.0.1:8080` (and its URL-encoded form) is replaced with that
 //! server's address, which is also its issuer. The convention (summed up in README.md):
 //!
 //! - Every `sh` block must exit with status 0. Only its standard output is compared.
@@ -20,7 +21,7 @@
 //!     (other lines may come between), after generated values on both sides are reduced to
 //!     their kind; `...` in a line matches anything.
 //! - Info-string flags: ```` ```sh no-run ```` is not run (it needs a browser, a real domain,
-//!   `cargo`, a configuration file on the server's machine...), nor is its answer compared;
+//!   `cargo`, PostgreSQL, the paths of a real deployment...), nor is its answer compared;
 //!   ```` ```json no-check ```` after an `sh` block is an illustration, not its answer.
 //! - A block inside an HTML comment (`<!-- ... -->`) runs too but is not shown to readers:
 //!   it prepares what a reader would have from elsewhere (a key, a signed-in approval).
@@ -74,7 +75,9 @@ fn blocks(markdown: &str) -> Vec<Block> {
     out
 }
 
-/// A `netapi serve` on a fresh SQLite database whose issuer is its own address.
+/// `netapi serve --config netapi.toml` in a fresh directory (so `sqlite://netapi.db` there),
+/// whose issuer is its own address; the documentation's `netapi ... --config netapi.toml`
+/// commands, run in the same directory, reach the same database.
 struct DocServer {
     child: Child,
     base: String,
@@ -90,18 +93,15 @@ impl DocServer {
         ));
         std::fs::create_dir_all(dir.join("work")).unwrap();
         let base = format!("http://127.0.0.1:{}", super::free_port());
+        let config = format!(
+            "listen = \"{}\"\nissuer = \"{base}\"\npepper = \"{}\"\n",
+            &base["http://".len()..],
+            super::PEPPER
+        );
+        std::fs::write(dir.join("work/netapi.toml"), config).unwrap();
         let mut child = Command::new(super::BIN)
-            .args([
-                "serve",
-                "--listen",
-                &base["http://".len()..],
-                "--issuer",
-                &base,
-            ])
-            .arg("--database-url")
-            .arg(format!("sqlite://{}", dir.join("netapi.db").display()))
-            .env("NETAPI_PEPPER", super::PEPPER)
-            .env("NETAPI_SECRET_KEY_FILE", dir.join("netapi.key"))
+            .args(["serve", "--config", "netapi.toml"])
+            .current_dir(dir.join("work"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -184,7 +184,15 @@ fn run_doc(relative: &str) -> Vec<String> {
     }
     let script_path = server.dir.join("doc.sh");
     std::fs::write(&script_path, script).unwrap();
+    // `netapi` is this build's binary.
+    let bin_dir = Path::new(super::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let status = Command::new("timeout")
+        .env("PATH", path)
         .args(["120", "bash"])
         .arg(&script_path)
         .arg(server.dir.join("work"))
