@@ -161,10 +161,15 @@ fn run_doc(relative: &str) -> Vec<String> {
         .stdout(Stdio::null())
         .status()
         .unwrap();
-    assert!(
-        tools.success(),
-        "the docs test needs curl, jq, openssl and timeout"
-    );
+    if !tools.success() {
+        // A user's machine may lack them; CI installs them (.ci/run), so there it must run.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the docs test needs curl, jq, openssl and timeout"
+        );
+        eprintln!("skipped: {relative} (the docs test needs curl, jq, openssl and timeout)");
+        return Vec::new();
+    }
     let name = relative.replace(['/', '.'], "-");
     let server = DocServer::start(&name);
     let encoded_doc = DOC_BASE.replace(':', "%3A").replace('/', "%2F");
