@@ -30,7 +30,10 @@ macro_rules! e2e {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await {
+                        let database = app.database_url.clone();
                         super::$name(app).await;
+                        // Passed: its database goes (a failed test's stays, to be looked at).
+                        $crate::helpers::drop_database(&database).await;
                     }
                 }
             }
@@ -86,6 +89,26 @@ pub async fn fresh_database(backend: Backend) -> Option<String> {
             Some(url.to_string())
         }
     }
+}
+
+/// Drops a test's PostgreSQL database, connections and all, so that runs do not pile them up
+/// on the machine (every CI run and session shares one server).
+pub async fn drop_database(database_url: &str) {
+    let (Ok(admin_url), Ok(url)) = (
+        std::env::var("NETAPI_TEST_POSTGRES_URL"),
+        url::Url::parse(database_url),
+    ) else {
+        return;
+    };
+    let name = url.path().trim_start_matches('/');
+    let pool = sqlx::PgPool::connect(&admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .expect("drop database");
+    pool.close().await;
 }
 
 impl TestApp {
