@@ -17,6 +17,13 @@ pub const RANDOM_LEN: usize = 32;
 /// Characters of the base62-encoded CRC32 checksum (62^6 > 2^32).
 pub const CHECKSUM_LEN: usize = 6;
 
+/// Compares two tokens in constant time (for equal lengths; a length is no secret here):
+/// CSRF tokens and anything else a caller presents against a stored value.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// A secret value in memory. Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -8,10 +8,10 @@ mod metrics;
 mod middleware;
 pub mod oauth;
 mod openapi;
-mod pages;
 pub mod proxy;
 mod v1;
 mod views;
+mod web;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -162,17 +162,42 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         )
         .route(
             "/oauth/authorize",
-            get(pages::authorize).post(pages::decide),
+            get(web::consent::authorize).post(web::consent::decide),
         );
     let pages = Router::new()
-        .route("/", get(pages::home))
-        .route("/assets/style.css", get(pages::stylesheet))
+        .route("/", get(web::home))
+        .route("/assets/style.css", get(web::stylesheet))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
-        .route("/register", get(pages::register_form).post(pages::register))
-        .route("/portal", get(pages::portal))
-        .route("/portal/{*action}", post(pages::portal_action));
+        .route(
+            "/login",
+            get(web::login::login_form).post(web::login::login),
+        )
+        .route("/logout", post(web::login::logout))
+        .route(
+            "/register",
+            get(web::register::register_form).post(web::register::register),
+        )
+        .route("/portal", get(web::portal::portal))
+        .route("/portal/keys", post(web::portal::create_key))
+        .route("/portal/keys/{id}/rotate", post(web::portal::rotate_key))
+        .route("/portal/keys/{id}/revoke", post(web::portal::revoke_key))
+        .route("/portal/clients", post(web::portal::create_client))
+        .route(
+            "/portal/clients/{id}/rotate-secret",
+            post(web::portal::rotate_client_secret),
+        )
+        .route(
+            "/portal/clients/{id}/delete",
+            post(web::portal::delete_client),
+        )
+        .route(
+            "/portal/clients/{id}/redirect-uris",
+            post(web::portal::set_redirect_uris),
+        )
+        .route(
+            "/portal/authorizations/{client_id}/withdraw",
+            post(web::portal::withdraw_authorization),
+        );
     let app = Router::new()
         // Merged with full paths rather than nested: `nest` rewrites every request's URI.
         .merge(v1)

@@ -1155,7 +1155,7 @@ fn page_response(description: &str, content_type: &str) -> RefOr<OpenApiResponse
     )
 }
 
-/// The error pages any page can answer with (`pages::error_response`).
+/// The error pages any page can answer with (`web::error::error_response`).
 pub struct PageErrors;
 
 impl IntoResponses for PageErrors {
@@ -1366,18 +1366,25 @@ pub async fn spec(State(state): State<AppState>) -> Response {
         crate::oauth::userinfo,
         crate::oauth::authorization_server_metadata,
         crate::oauth::openid_configuration,
-        crate::pages::authorize,
-        crate::pages::decide,
-        crate::pages::home,
-        crate::pages::stylesheet,
+        crate::web::consent::authorize,
+        crate::web::consent::decide,
+        crate::web::home,
+        crate::web::stylesheet,
         favicon,
-        crate::pages::login_form,
-        crate::pages::login,
-        crate::pages::logout,
-        crate::pages::register_form,
-        crate::pages::register,
-        crate::pages::portal,
-        crate::pages::portal_action,
+        crate::web::login::login_form,
+        crate::web::login::login,
+        crate::web::login::logout,
+        crate::web::register::register_form,
+        crate::web::register::register,
+        crate::web::portal::portal,
+        crate::web::portal::create_key,
+        crate::web::portal::rotate_key,
+        crate::web::portal::revoke_key,
+        crate::web::portal::create_client,
+        crate::web::portal::rotate_client_secret,
+        crate::web::portal::delete_client,
+        crate::web::portal::set_redirect_uris,
+        crate::web::portal::withdraw_authorization,
         crate::metrics::render,
         healthz,
         readyz,

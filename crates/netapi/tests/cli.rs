@@ -932,12 +932,17 @@ fn hidden_field(html: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in page:\n{html}"))
         + marker.len();
     let end = html[start..].find('"').unwrap() + start;
+    // Named or numeric references; `&` last.
     html[start..end]
-        .replace("&amp;", "&")
         .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
+        .replace("&#60;", "<")
         .replace("&gt;", ">")
+        .replace("&#62;", ">")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 /// The secret the portal shows once after creating a key.

@@ -492,9 +492,7 @@ impl NetApi {
 
     /// Checks a form's CSRF token against the session's, in constant time.
     pub fn csrf_matches(session: &Session, presented: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        session.csrf_token.len() == presented.len()
-            && bool::from(session.csrf_token.as_bytes().ct_eq(presented.as_bytes()))
+        crate::secret::constant_time_eq(&session.csrf_token, presented)
     }
 
     /// The issuer, for `iss` in redirects.

@@ -90,20 +90,20 @@ pub(crate) fn hidden(html: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in page"))
         + marker.len();
     let end = html[start..].find('"').unwrap() + start;
-    html[start..end]
-        .replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
+    unescape(&html[start..end])
 }
 
+/// Undoes HTML escaping, named or numeric (`&amp;` last, so `&amp;lt;` stays `&lt;`).
 fn unescape(text: &str) -> String {
-    text.replace("&amp;", "&")
-        .replace("&quot;", "\"")
+    text.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
+        .replace("&#60;", "<")
         .replace("&gt;", ">")
+        .replace("&#62;", ">")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 /// The page shown instead of an error redirect to a client not marked trusted (RFC 9700
@@ -1311,8 +1311,51 @@ async fn portal_cannot_rotate_a_key_wider_than_the_session(app: TestApp) {
     assert_eq!(app.get("/v1/users", &admin).await.status(), StatusCode::OK);
 }
 
+/// What people type (an application's name) reaches the pages as text, never as markup: the
+/// templates escape it, on the consent page and in the portal.
+async fn pages_escape_what_people_typed(app: TestApp) {
+    let name = "<script>alert(\"hi\")</script> & 'Co'";
+    let escaped = "&#60;script&#62;alert(&#34;hi&#34;)&#60;/script&#62; &#38; &#39;Co&#39;";
+    let (_, key) = app.register("ada@example.com").await;
+    let client = app
+        .create_client(
+            key["key"].as_str().unwrap(),
+            json!({
+                "client_name": name,
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code"],
+                "scope": "openid",
+            }),
+        )
+        .await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let client = oauth_client(&app, client_id, client["client_secret"].as_str().unwrap());
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(OAuthScope::new("openid".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut browser = Browser::new();
+    let consent = sign_in(&app, &mut browser, url.as_str(), "ada@example.com").await;
+    assert!(
+        consent.contains(&format!("Authorize {escaped}</h1>")),
+        "{consent}"
+    );
+    assert!(!consent.contains("<script>"), "{consent}");
+    // The request carried in the form comes back intact.
+    assert_eq!(hidden(&consent, "request"), url.query().unwrap());
+
+    let portal = browser.get(&app, &app.url("/portal")).await;
+    assert_eq!(portal.status(), StatusCode::OK);
+    let portal = portal.text().await.unwrap();
+    assert!(portal.contains(&format!("<h2>{escaped}</h2>")), "{portal}");
+    assert!(!portal.contains("<script>"));
+}
+
 e2e!(
     keys_made_by_an_app_end_with_its_consent,
     a_new_password_ends_sessions_and_refresh_tokens,
-    portal_cannot_rotate_a_key_wider_than_the_session
+    portal_cannot_rotate_a_key_wider_than_the_session,
+    pages_escape_what_people_typed
 );

@@ -1,0 +1,70 @@
+//! Cookies, the browser session and CSRF checks.
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use netapi_core::NetApi;
+use netapi_core::model::{Session, User};
+use netapi_core::secret::constant_time_eq;
+
+pub(super) const SESSION_COOKIE: &str = "netapi_session";
+/// The CSRF token of the sign-in and registration forms, which come before any session.
+pub(super) const LOGIN_CSRF_COOKIE: &str = "netapi_login_csrf";
+
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+pub(super) fn set_cookie(
+    response: &mut Response,
+    api: &NetApi,
+    name: &str,
+    value: &str,
+    max_age: i64,
+) {
+    let secure = if api.issuer().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    if let Ok(value) = HeaderValue::from_str(&text) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+pub(super) async fn current_session(api: &NetApi, headers: &HeaderMap) -> Option<(Session, User)> {
+    let value = cookie(headers, SESSION_COOKIE)?;
+    match api.find_session(&value).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(error = %err, "session lookup failed");
+            None
+        }
+    }
+}
+
+/// The sign-in and registration forms' token against their cookie (double submit).
+pub(super) fn csrf_cookie_matches(headers: &HeaderMap, presented: &str) -> bool {
+    // An empty token would let a forger set both halves to nothing.
+    cookie(headers, LOGIN_CSRF_COOKIE)
+        .is_some_and(|expected| !expected.is_empty() && constant_time_eq(&expected, presented))
+}
+
+/// Sets the session cookie and clears the sign-in form's.
+pub(super) fn set_session_cookies(response: &mut Response, api: &NetApi, secret: &str) {
+    set_cookie(
+        response,
+        api,
+        SESSION_COOKIE,
+        secret,
+        api.settings().session_ttl,
+    );
+    set_cookie(response, api, LOGIN_CSRF_COOKIE, "", 0);
+}
