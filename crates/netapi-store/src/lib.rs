@@ -64,11 +64,13 @@ pub async fn open(options: &StoreOptions, migrate: bool) -> Result<Arc<dyn Store
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let message = db.message();
-            if message.contains("email") {
-                StoreError::Conflict("email")
-            } else {
-                StoreError::Conflict("record")
+            // PostgreSQL names the constraint; SQLite names the column in its message.
+            let violated = db
+                .constraint()
+                .or_else(|| db.message().strip_prefix("UNIQUE constraint failed: "));
+            match violated {
+                Some("users_email_key" | "users.email") => StoreError::Conflict("email"),
+                _ => StoreError::Conflict("record"),
             }
         }
         sqlx::Error::Io(_)

@@ -234,7 +234,10 @@ impl Settings {
             auth_failure_limit: self
                 .auth_failure_limit
                 .unwrap_or(defaults.auth_failure_limit),
-            signing_key_publish_delay: self.signing_key_publish_delay.unwrap_or(300).max(0),
+            signing_key_publish_delay: self
+                .signing_key_publish_delay
+                .unwrap_or(defaults.signing_key_publish_delay)
+                .max(0),
             pepper: self.pepper.clone().unwrap_or_default().into_bytes(),
             cache_capacity: self.cache_capacity.unwrap_or(defaults.cache_capacity),
             rate_limit_per_minute: self

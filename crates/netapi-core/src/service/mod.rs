@@ -115,7 +115,7 @@ impl Default for Settings {
             authorization_code_ttl: 60,
             session_ttl: 43_200,
             auth_failure_limit: 20,
-            signing_key_publish_delay: 0,
+            signing_key_publish_delay: 300,
             pepper: Vec::new(),
             cache_capacity: 100_000,
             rate_limit_per_minute: 0,
