@@ -96,6 +96,15 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with settings changed by `adjust` first.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        Self::spawn_with_options(backend, adjust, netapi_server::HttpOptions::default()).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with HTTP options (say, trusted proxies) too.
+    pub async fn spawn_with_options(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Settings),
+        options: netapi_server::HttpOptions,
+    ) -> Option<Self> {
         let database_url = fresh_database(backend).await?;
         let store = netapi_store::open(&StoreOptions::new(&database_url), true)
             .await
@@ -116,7 +125,7 @@ impl TestApp {
         tokio::spawn(netapi_server::serve(
             listener,
             api.clone(),
-            netapi_server::HttpOptions::default(),
+            options,
             std::future::pending(),
         ));
         let http = Client::builder()
