@@ -328,6 +328,45 @@ async fn failure_limits_count_the_forwarded_client(app: TestApp) {
     );
 }
 
+/// Not from a trusted proxy, `X-Forwarded-For` is the client's own claim: failures count
+/// under the peer's address whatever it says.
+async fn an_untrusted_peer_cannot_choose_its_address(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.auth_failure_limit = 3).await else {
+        return;
+    };
+    let key = app.member_key("fwd-untrusted@example.com").await;
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
+        let response = app
+            .http
+            .get(app.url("/auth/forward"))
+            .bearer_auth(if client.ends_with(".4") {
+                key.as_str()
+            } else {
+                "napi_thisisnotakeyatallbutlooksalmostlikeone"
+            })
+            .header("X-Forwarded-For", client)
+            .send()
+            .await
+            .unwrap();
+        let expected = if client.ends_with(".4") {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(response.status(), expected, "{client}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peer_cannot_choose_its_address_sqlite() {
+    an_untrusted_peer_cannot_choose_its_address(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peer_cannot_choose_its_address_postgres() {
+    an_untrusted_peer_cannot_choose_its_address(Backend::Postgres).await;
+}
+
 macro_rules! proxy_tests {
     ($($name:ident),* $(,)?) => {
         $(
