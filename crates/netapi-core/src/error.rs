@@ -52,6 +52,15 @@ pub enum Error {
         /// What was refused.
         message: String,
     },
+    /// Authenticated, but without every scope a resource's request needs (forward auth: the
+    /// scopes are the caller's list, so they may be names no scope has).
+    #[error("missing scopes: {}", missing.join(" "))]
+    InsufficientScope {
+        /// Every scope the request needs, space-separated.
+        required: String,
+        /// Those the credential does not hold.
+        missing: Vec<String>,
+    },
     /// No such thing (or one the caller may not know of).
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -140,6 +140,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Points a Bearer challenge at the resource's RFC 9728 metadata (`resource_metadata`),
+    /// so that a client refused by a guarded API learns where to get a credential for it.
+    #[must_use]
+    pub fn with_resource_metadata(mut self, url: &str) -> Self {
+        if let Some(challenge) = self.www_authenticate.take() {
+            let rest = challenge
+                .strip_prefix("Bearer realm=\"netapi\"")
+                .unwrap_or_default();
+            self.www_authenticate = Some(format!(
+                "Bearer realm=\"netapi\", resource_metadata=\"{url}\"{rest}"
+            ));
+        }
+        self
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         match err {
@@ -161,6 +178,30 @@ impl From<Error> for ApiError {
                         "Bearer realm=\"netapi\", error=\"insufficient_scope\", scope=\"{scope}\""
                     ));
                 }
+                error
+            }
+            Error::InsufficientScope { required, missing } => {
+                let mut error = Self::new(
+                    Code::PermissionDenied,
+                    format!(
+                        "This request needs the scope{} '{}'.",
+                        if missing.len() == 1 { "" } else { "s" },
+                        missing.join("' '").escape_default()
+                    ),
+                );
+                for scope in &missing {
+                    error = error.with_detail(serde_json::json!({ "missing_scope": scope }));
+                }
+                // RFC 6750 scope tokens have neither `"` nor `\`; a name with one is dropped
+                // from the challenge rather than breaking its syntax.
+                let scope = required
+                    .split(' ')
+                    .filter(|s| !s.contains(['"', '\\']))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                error.www_authenticate = Some(format!(
+                    "Bearer realm=\"netapi\", error=\"insufficient_scope\", scope=\"{scope}\""
+                ));
                 error
             }
             Error::NotFound(what) => Self::new(Code::NotFound, format!("No such {what}.")),

@@ -69,13 +69,12 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
-        let credential = bearer(parts).map_err(ApiError::unauthenticated)?;
-        let principal = state.api.authenticate(credential, &ip).await?;
-        let status = state.api.check_rate(&principal)?;
-        if let (Some(status), Some(slot)) = (status, parts.extensions.get::<RateSlot>()) {
+        // Net API's own resource, no scope yet: each handler requires its own.
+        let access = state.api.check_access(bearer(parts), &ip, None, "").await?;
+        if let (Some(status), Some(slot)) = (access.rate, parts.extensions.get::<RateSlot>()) {
             let _ = slot.0.set(status);
         }
-        Ok(Self(principal))
+        Ok(Self(access.principal))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+mod forward;
 pub mod listener;
 mod metrics;
 mod middleware;
@@ -17,7 +18,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use netapi_core::NetApi;
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,6 +212,12 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
             "/.well-known/openid-configuration",
             get(oauth::openid_configuration),
         )
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(forward::metadata),
+        )
+        .route("/auth/forward", any(forward::forward))
+        .route("/auth/forward/{*path}", any(forward::forward_with_path))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))

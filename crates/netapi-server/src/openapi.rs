@@ -782,6 +782,40 @@ enum TokenTypeName {
     RefreshToken,
 }
 
+/// `resource` and `scope` of `/auth/forward` (read by `forward::query_values`).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ForwardQuery {
+    /// The identifier of the resource the original request is for; without it, Net API's own.
+    pub resource: Option<String>,
+    /// Space-separated scopes the credential must all hold.
+    pub scope: Option<String>,
+}
+
+/// `?resource=` of the metadata endpoint.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetadataQuery {
+    /// The resource's identifier; without it, Net API's own.
+    pub resource: Option<String>,
+}
+
+/// RFC 9728 protected resource metadata (`forward::metadata`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedResourceMetadata {
+    /// The resource's identifier.
+    resource: String,
+    /// The issuer, which makes credentials for it.
+    authorization_servers: Vec<String>,
+    /// The scope names a credential for it may carry.
+    scopes_supported: Vec<String>,
+    /// Always `["header"]`: `Authorization: Bearer`.
+    bearer_methods_supported: Vec<String>,
+    /// A name for people.
+    resource_name: String,
+}
+
 /// The public signing keys (RFC 7517).
 #[derive(Serialize, ToSchema)]
 pub struct Jwks {
@@ -1385,6 +1419,9 @@ pub async fn spec(State(state): State<AppState>) -> Response {
         crate::web::portal::delete_client,
         crate::web::portal::set_redirect_uris,
         crate::web::portal::withdraw_authorization,
+        crate::forward::forward,
+        crate::forward::forward_with_path,
+        crate::forward::metadata,
         crate::metrics::render,
         healthz,
         readyz,
@@ -1398,6 +1435,7 @@ pub async fn spec(State(state): State<AppState>) -> Response {
         (name = "oauth-clients", description = "OAuth 2.0 clients (RFC 7591 field names)."),
         (name = "audit", description = "Security events."),
         (name = "oauth", description = "OAuth 2.0 and OpenID Connect endpoints (RFC 6749, 7009, 7662, 8414)."),
+        (name = "forward-auth", description = "Checking a credential for a reverse proxy in front of an API (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`, Envoy `ext_authz`), and RFC 9728 protected resource metadata. 401, 403 and 429 carry the error envelope; a `resource` Net API does not guard is a 403 naming it."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
         (name = "browser", description = "Pages for people: sign-in, consent, registration and the developer portal. Every form carries a CSRF token."),
     )

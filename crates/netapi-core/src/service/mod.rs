@@ -1,6 +1,7 @@
 //! The operations of Net API. HTTP handlers and the CLI both call these; policy lives here
 //! once.
 
+mod access;
 mod audit;
 mod authn;
 mod authorize;
@@ -10,6 +11,7 @@ mod keys;
 mod oauth;
 mod users;
 
+pub use access::{Access, ProtectedResource};
 pub use audit::AuditPage;
 pub use authn::{Credential, Principal};
 pub use authorize::{AuthorizationRequest, AuthorizeError};

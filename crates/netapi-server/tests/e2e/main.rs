@@ -5,6 +5,7 @@
 mod abuse;
 mod api;
 mod authorize;
+mod forward_auth;
 mod helpers;
 mod keys_at_rest;
 mod limits;

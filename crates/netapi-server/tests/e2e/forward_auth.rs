@@ -1,0 +1,604 @@
+//! Forward auth (`/auth/forward`) for reverse proxies, RFC 9728 metadata, and a real nginx in
+//! front of an upstream that echoes the identity headers it received.
+
+use crate::e2e;
+use crate::helpers::{Backend, TestApp, expect_error, json_with};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+fn header(response: &Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn metadata_url(app: &TestApp) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(app.base.as_bytes()).collect();
+    format!(
+        "{}/.well-known/oauth-protected-resource?resource={encoded}",
+        app.base
+    )
+}
+
+/// `GET /auth/forward?resource=<issuer>&scope=<scope>` with `bearer` (if any).
+async fn forward(app: &TestApp, bearer: Option<&str>, scope: &str) -> Response {
+    let mut request = app
+        .http
+        .get(app.url("/auth/forward"))
+        .query(&[("resource", app.base.as_str()), ("scope", scope)])
+        .header("X-Original-Method", "GET")
+        .header("X-Original-URI", "/orders/42?secret=never-logged");
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    request.send().await.unwrap()
+}
+
+async fn grants_an_api_key_with_the_identity_headers(app: TestApp) {
+    let (user, key) = app.register("fwd@example.com").await;
+    let secret = key["key"].as_str().unwrap();
+    let response = forward(&app, Some(secret), "users:read keys:read").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "x-netapi-subject"), user["id"]);
+    assert_eq!(header(&response, "x-netapi-credential"), "api_key");
+    assert_eq!(header(&response, "x-netapi-key-id"), key["id"]);
+    assert!(response.headers().get("x-netapi-client-id").is_none());
+    let scopes = header(&response, "x-netapi-scopes");
+    assert!(scopes.split(' ').any(|s| s == "users:read"), "{scopes}");
+    assert!(!scopes.split(' ').any(|s| s == "admin"), "{scopes}");
+    assert_eq!(header(&response, "x-netapi-resource"), app.base);
+    assert_eq!(header(&response, "cache-control"), "no-store");
+    assert_eq!(response.text().await.unwrap(), "");
+
+    // Without `resource`: Net API's own; without `scope`: none required; any method.
+    let bare = app
+        .http
+        .post(app.url("/auth/forward"))
+        .bearer_auth(secret)
+        .body("ignored")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::OK);
+    assert_eq!(header(&bare, "x-netapi-resource"), app.base);
+
+    // Envoy's shape: the original path appended, resource and scopes in headers.
+    let envoy = app
+        .http
+        .delete(app.url("/auth/forward/orders/42?x=1"))
+        .bearer_auth(secret)
+        .header("X-Netapi-Resource", &app.base)
+        .header("X-Netapi-Scope", "users:read")
+        .header("X-Forwarded-Method", "DELETE")
+        .header("X-Forwarded-Uri", "/orders/42?x=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(envoy.status(), StatusCode::OK);
+    assert_eq!(header(&envoy, "x-netapi-subject"), user["id"]);
+    let envoy_denied = app
+        .http
+        .get(app.url("/auth/forward/orders"))
+        .bearer_auth(secret)
+        .header("X-Netapi-Scope", "admin")
+        .send()
+        .await
+        .unwrap();
+    expect_error(envoy_denied, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+}
+
+async fn grants_an_access_token_naming_its_client(app: TestApp) {
+    let (user, key) = app.register("fwd-token@example.com").await;
+    let client = app
+        .create_client(
+            key["key"].as_str().unwrap(),
+            json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}),
+        )
+        .await;
+    let token = app.client_credentials_token(&client).await;
+    let response = forward(&app, Some(&token), "users:read").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "x-netapi-subject"), user["id"]);
+    assert_eq!(header(&response, "x-netapi-credential"), "access_token");
+    assert_eq!(header(&response, "x-netapi-client-id"), client["client_id"]);
+    assert!(response.headers().get("x-netapi-key-id").is_none());
+    assert_eq!(header(&response, "x-netapi-scopes"), "users:read");
+
+    let denied = forward(&app, Some(&token), "users:read keys:write").await;
+    assert_eq!(
+        header(&denied, "www-authenticate"),
+        format!(
+            "Bearer realm=\"netapi\", resource_metadata=\"{}\", error=\"insufficient_scope\", scope=\"users:read keys:write\"",
+            metadata_url(&app)
+        )
+    );
+    let body = expect_error(denied, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    assert_eq!(
+        body["error"]["details"],
+        json!([{"missing_scope": "keys:write"}])
+    );
+}
+
+async fn refuses_in_the_contract_shapes(app: TestApp) {
+    let key = app.member_key("fwd-refused@example.com").await;
+
+    let missing = forward(&app, None, "").await;
+    assert_eq!(
+        header(&missing, "www-authenticate"),
+        format!(
+            "Bearer realm=\"netapi\", resource_metadata=\"{}\"",
+            metadata_url(&app)
+        )
+    );
+    assert_eq!(header(&missing, "cache-control"), "no-store");
+    let body = expect_error(missing, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
+    assert_eq!(
+        body["error"]["message"],
+        "Authentication failed. Please check your API key or token."
+    );
+
+    // A well-formed key nobody issued, and a token that is not one.
+    let mut forged = key.clone();
+    forged.replace_range(10..12, if &key[10..12] == "aa" { "bb" } else { "aa" });
+    for bad in [forged.as_str(), "eyJhbGciOiJub25lIn0.e30."] {
+        let response = forward(&app, Some(bad), "").await;
+        let challenge = header(&response, "www-authenticate");
+        assert!(
+            challenge.starts_with(&format!(
+                "Bearer realm=\"netapi\", resource_metadata=\"{}\", error=\"invalid_token\", error_description=",
+                metadata_url(&app)
+            )),
+            "{challenge}"
+        );
+        expect_error(response, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
+    }
+
+    // A scope this resource does not have is a missing scope, not a 500.
+    let unknown_scope = forward(&app, Some(&key), "orders:read").await;
+    let body = expect_error(unknown_scope, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    assert_eq!(
+        body["error"]["details"],
+        json!([{"missing_scope": "orders:read"}])
+    );
+    let admin_only = forward(&app, Some(&key), "admin").await;
+    assert!(header(&admin_only, "www-authenticate").contains("error=\"insufficient_scope\""));
+    expect_error(admin_only, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+
+    // A resource Net API does not guard: 403 naming it (nginx passes only 401 and 403), with
+    // or without a credential, on both URL shapes.
+    for bearer in [Some(key.as_str()), None] {
+        let mut request = app
+            .http
+            .get(app.url("/auth/forward"))
+            .query(&[("resource", "https://orders.example.com")]);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(header(&response, "cache-control"), "no-store");
+        let body = expect_error(response, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("'https://orders.example.com'"),
+            "{body}"
+        );
+    }
+    let envoy = app
+        .http
+        .get(app.url("/auth/forward/x"))
+        .bearer_auth(&key)
+        .header("X-Netapi-Resource", format!("{}/other", app.base))
+        .send()
+        .await
+        .unwrap();
+    expect_error(envoy, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+}
+
+async fn a_revoked_key_is_refused_at_once(app: TestApp) {
+    let (_, key) = app.register("fwd-revoke@example.com").await;
+    let secret = key["key"].as_str().unwrap();
+    let other = json_with(
+        app.post_json("/v1/api-keys", secret, json!({"name": "to revoke"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let doomed = other["key"].as_str().unwrap();
+    // Cached by the first use.
+    assert_eq!(
+        forward(&app, Some(doomed), "").await.status(),
+        StatusCode::OK
+    );
+    let id = other["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/v1/api-keys/{id}"), secret)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let refused = forward(&app, Some(doomed), "").await;
+    assert!(header(&refused, "www-authenticate").contains("revoked"));
+    expect_error(refused, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
+    assert_eq!(
+        forward(&app, Some(secret), "").await.status(),
+        StatusCode::OK
+    );
+}
+
+async fn protected_resource_metadata(app: TestApp) {
+    for url in [
+        app.url("/.well-known/oauth-protected-resource"),
+        metadata_url(&app),
+    ] {
+        let body = json_with(app.http.get(url).send().await.unwrap(), StatusCode::OK).await;
+        assert_eq!(body["resource"], app.base);
+        assert_eq!(body["authorization_servers"], json!([app.base]));
+        assert_eq!(body["bearer_methods_supported"], json!(["header"]));
+        assert_eq!(body["resource_name"], "Net API");
+        let scopes = body["scopes_supported"].as_array().unwrap();
+        assert!(scopes.contains(&json!("users:read")), "{body}");
+    }
+    let unknown = app
+        .http
+        .get(app.url("/.well-known/oauth-protected-resource"))
+        .query(&[("resource", "https://orders.example.com")])
+        .send()
+        .await
+        .unwrap();
+    expect_error(unknown, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+}
+
+e2e!(
+    grants_an_api_key_with_the_identity_headers,
+    grants_an_access_token_naming_its_client,
+    refuses_in_the_contract_shapes,
+    a_revoked_key_is_refused_at_once,
+    protected_resource_metadata,
+);
+
+/// Three requests a minute per credential, three failures a minute per client address, and
+/// 127.0.0.1 (where the proxies of these tests run) a trusted proxy.
+async fn behind_a_proxy(backend: Backend) -> Option<TestApp> {
+    let options = netapi_server::HttpOptions {
+        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1").unwrap(),
+        ..netapi_server::HttpOptions::default()
+    };
+    TestApp::spawn_with_http(
+        backend,
+        |s| {
+            s.rate_limit_per_minute = 3;
+            s.auth_failure_limit = 3;
+        },
+        options,
+    )
+    .await
+}
+
+async fn the_rate_limit_answers_429_with_its_headers(app: TestApp) {
+    let key = app.member_key("fwd-limit@example.com").await;
+    for remaining in ["2", "1", "0"] {
+        let response = forward(&app, Some(&key), "").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "ratelimit-limit"), "3");
+        assert_eq!(header(&response, "ratelimit-remaining"), remaining);
+    }
+    let refused = forward(&app, Some(&key), "").await;
+    let retry_after: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(header(&refused, "ratelimit-limit"), "3");
+    assert_eq!(header(&refused, "ratelimit-remaining"), "0");
+    assert_eq!(header(&refused, "cache-control"), "no-store");
+    expect_error(refused, StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED").await;
+    // The same budget as `/v1`: one decision.
+    assert_eq!(
+        app.get("/v1/users/me", &key).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.clock.advance(60);
+    assert_eq!(forward(&app, Some(&key), "").await.status(), StatusCode::OK);
+}
+
+async fn failure_limits_count_the_forwarded_client(app: TestApp) {
+    let key = app.member_key("fwd-failures@example.com").await;
+    let attempt = |client: &'static str, bearer: String| {
+        let request = app
+            .http
+            .get(app.url("/auth/forward"))
+            .bearer_auth(bearer)
+            .header("X-Forwarded-For", client);
+        async move { request.send().await.unwrap() }
+    };
+    let bad = "napi_thisisnotakeyatallbutlooksalmostlikeone".to_owned();
+    for _ in 0..3 {
+        let response = attempt("203.0.113.7", bad.clone()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // That client is now refused, even with a good key...
+    let blocked = attempt("203.0.113.7", key.clone()).await;
+    assert!(!header(&blocked, "retry-after").is_empty());
+    expect_error(blocked, StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED").await;
+    // ...while another client behind the same proxy is not.
+    assert_eq!(
+        attempt("203.0.113.8", key.clone()).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// Not from a trusted proxy, `X-Forwarded-For` is the client's own claim: failures count
+/// under the peer's address whatever it says.
+async fn an_untrusted_peer_cannot_choose_its_address(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.auth_failure_limit = 3).await else {
+        return;
+    };
+    let key = app.member_key("fwd-untrusted@example.com").await;
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
+        let response = app
+            .http
+            .get(app.url("/auth/forward"))
+            .bearer_auth(if client.ends_with(".4") {
+                key.as_str()
+            } else {
+                "napi_thisisnotakeyatallbutlooksalmostlikeone"
+            })
+            .header("X-Forwarded-For", client)
+            .send()
+            .await
+            .unwrap();
+        let expected = if client.ends_with(".4") {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(response.status(), expected, "{client}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peer_cannot_choose_its_address_sqlite() {
+    an_untrusted_peer_cannot_choose_its_address(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peer_cannot_choose_its_address_postgres() {
+    an_untrusted_peer_cannot_choose_its_address(Backend::Postgres).await;
+}
+
+macro_rules! proxy_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(app) = super::behind_a_proxy(crate::helpers::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = super::behind_a_proxy(crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+proxy_tests!(
+    the_rate_limit_answers_429_with_its_headers,
+    failure_limits_count_the_forwarded_client,
+    through_real_nginx,
+);
+
+// ---------------------------------------------------------------------------------------------
+// A real nginx, configured with the example of docs/forward-auth.md.
+
+/// The nginx binary, if installed.
+fn nginx_binary() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("nginx"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Kills nginx when the test ends, passing or failing.
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM, so that the master stops its workers (SIGKILL would orphan them).
+        let stopped = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// The guide's nginx example, verbatim: the `http {}` part and `netapi-guard.conf`.
+fn documented_config() -> (String, String) {
+    let guide = include_str!("../../../../docs/forward-auth.md");
+    let mut blocks = guide.split("```nginx\n").skip(1).map(|rest| {
+        let end = rest.find("```").expect("the block's end");
+        rest[..end].to_owned()
+    });
+    let server = blocks.next().expect("the guide's server block");
+    let guard = blocks.next().expect("the guide's netapi-guard.conf");
+    (server, guard)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An upstream that answers every request with the `X-Netapi-*` headers it received.
+async fn echo_upstream() -> String {
+    async fn echo(headers: axum::http::HeaderMap) -> axum::Json<Value> {
+        let seen: serde_json::Map<String, Value> = headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("x-netapi-"))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    Value::from(value.to_str().unwrap_or_default()),
+                )
+            })
+            .collect();
+        axum::Json(Value::Object(seen))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().fallback(echo))
+            .await
+            .unwrap();
+    });
+    address
+}
+
+async fn start_nginx(binary: &std::path::Path, netapi: &str, upstream: &str) -> (Nginx, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "netapi-nginx-{}",
+        netapi_core::secret::random_base62(10).to_lowercase()
+    ));
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let port = free_port();
+    let (server, guard) = documented_config();
+    std::fs::write(dir.join("netapi-guard.conf"), guard).unwrap();
+    let server = server
+        .replace("127.0.0.1:8080", netapi)
+        .replace("127.0.0.1:9000", upstream)
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .replace("https://netapi.example.com", &format!("http://{netapi}"));
+    let d = dir.display();
+    let config = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n\
+         access_log off;\n\
+         client_body_temp_path {d}/tmp/body;\nproxy_temp_path {d}/tmp/proxy;\n\
+         {server}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), config).unwrap();
+    let child = std::process::Command::new(binary)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let nginx = Nginx(child);
+    let address = format!("127.0.0.1:{port}");
+    // Waiting for a process to listen, not a timed assertion: it either comes up or fails.
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(&address).await.is_ok() {
+            return (nginx, format!("http://{address}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+    panic!("nginx did not start listening: {log}");
+}
+
+async fn through_real_nginx(app: TestApp) {
+    let Some(binary) = nginx_binary() else {
+        eprintln!("skipped: nginx not installed");
+        return;
+    };
+    let upstream = echo_upstream().await;
+    let netapi = app.base.trim_start_matches("http://").to_owned();
+    let (_nginx, proxy) = start_nginx(&binary, &netapi, &upstream).await;
+    let get = |bearer: Option<&str>, path: &str| {
+        let mut request = app
+            .http
+            .get(format!("{proxy}{path}"))
+            // A client cannot pass its own identity upstream.
+            .header("X-Netapi-Subject", "usr_forged");
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    let missing = get(None, "/orders/1").await;
+    assert_eq!(
+        missing.headers().get_all("www-authenticate").iter().count(),
+        1
+    );
+    assert!(
+        header(&missing, "www-authenticate").starts_with("Bearer realm=\"netapi\""),
+        "{:?}",
+        missing.headers()
+    );
+    let body = expect_error(missing, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
+    assert_eq!(
+        body["error"]["message"],
+        "Authentication failed. Please check your API key or token."
+    );
+
+    let (user, key) = app.register("nginx@example.com").await;
+    let secret = key["key"].as_str().unwrap();
+    let passed = get(Some(secret), "/orders/1?page=2").await;
+    let echoed = json_with(passed, StatusCode::OK).await;
+    assert_eq!(echoed["x-netapi-subject"], user["id"]);
+    assert_eq!(echoed["x-netapi-credential"], "api_key");
+    assert_eq!(echoed["x-netapi-key-id"], key["id"]);
+    assert_eq!(echoed["x-netapi-resource"], app.base);
+    assert!(echoed.get("x-netapi-client-id").is_none(), "{echoed}");
+
+    let bad = get(
+        Some("napi_thisisnotakeyatallbutlooksalmostlikeone"),
+        "/orders/1",
+    )
+    .await;
+    assert!(header(&bad, "www-authenticate").contains("error=\"invalid_token\""));
+    expect_error(bad, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
+
+    let denied = get(Some(secret), "/admin/reports").await;
+    assert_eq!(
+        denied.headers().get_all("www-authenticate").iter().count(),
+        1
+    );
+    assert!(
+        header(&denied, "www-authenticate")
+            .ends_with("error=\"insufficient_scope\", scope=\"admin\"")
+    );
+    expect_error(denied, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+
+    assert_eq!(
+        get(Some(secret), "/orders/2").await.status(),
+        StatusCode::OK
+    );
+    // Three requests of this key so far (the refused one counts); the limit is three a minute.
+    let limited = get(Some(secret), "/orders/1").await;
+    let retry_after: u64 = header(&limited, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED").await;
+
+    // The API's own metadata URL, served through the proxy.
+    let metadata = json_with(
+        get(None, "/.well-known/oauth-protected-resource").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(metadata["resource"], app.base);
+}
