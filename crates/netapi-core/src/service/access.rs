@@ -81,20 +81,31 @@ impl NetApi {
         let principal = self
             .authenticate(credential.map_err(Error::Unauthenticated)?, ip)
             .await?;
+        let required: Vec<&str> = required_scopes.split_whitespace().collect();
+        self.admit(principal, resource, &required)
+    }
+
+    /// What follows authentication, for forward auth, `/v1` and key verification alike: the
+    /// credential must be for `resource`, is counted against its per-minute limit
+    /// (`RequestRateLimited`), then must hold every scope of `required` (`InsufficientScope`;
+    /// a scope name the resource does not know is one the credential cannot hold).
+    pub(super) fn admit(
+        &self,
+        principal: Principal,
+        resource: ProtectedResource,
+        required: &[&str],
+    ) -> Result<Access> {
         // Every credential made today is for the built-in resource, the only one there is;
         // once there are others, a credential for one is refused by every other here.
         let rate = self.check_rate(&principal)?;
-        let missing: Vec<String> = required_scopes
-            .split_whitespace()
+        let missing: Vec<String> = required
+            .iter()
             .filter(|name| Scope::parse(name).is_none_or(|s| !principal.scopes.contains(s)))
-            .map(str::to_owned)
+            .map(|name| (*name).to_owned())
             .collect();
         if !missing.is_empty() {
             return Err(Error::InsufficientScope {
-                required: required_scopes
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                required: required.join(" "),
                 missing,
             });
         }
