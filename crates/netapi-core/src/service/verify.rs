@@ -189,8 +189,7 @@ impl NetApi {
                 _ => return Ok(answer(VerifyCode::WrongResource, Some(facts), None)),
             },
         };
-        let required: Vec<&str> = scopes.iter().map(String::as_str).collect();
-        match self.admit(principal, target, &required) {
+        match self.admit(principal, target, scopes.iter().map(String::as_str)) {
             Ok(access) => Ok(answer(VerifyCode::Valid, Some(facts), access.rate)),
             Err(Error::RequestRateLimited(status)) => {
                 Ok(answer(VerifyCode::RateLimited, Some(facts), Some(status)))
