@@ -27,11 +27,14 @@ pub enum Scope {
     Profile,
     /// The user's email address.
     Email,
+    /// Verify other API keys (`POST /v1/keys/verify`); admins only. Last, so that the bits of
+    /// stored scope sets keep their meaning.
+    KeysVerify,
 }
 
 impl Scope {
     /// Every scope, in the order they are documented.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::UsersRead,
         Self::UsersWrite,
         Self::KeysRead,
@@ -40,10 +43,14 @@ impl Scope {
         Self::ClientsWrite,
         Self::AuditRead,
         Self::Admin,
+        Self::KeysVerify,
         Self::OpenId,
         Self::Profile,
         Self::Email,
     ];
+
+    /// Scopes only a user with the admin role may hold.
+    pub const ADMIN_ONLY: [Self; 2] = [Self::Admin, Self::KeysVerify];
 
     /// The scope's name on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -59,6 +66,7 @@ impl Scope {
             Self::OpenId => "openid",
             Self::Profile => "profile",
             Self::Email => "email",
+            Self::KeysVerify => "keys:verify",
         }
     }
 
@@ -76,6 +84,7 @@ impl Scope {
             Self::OpenId => "Sign you in with your Net API account",
             Self::Profile => "See your name",
             Self::Email => "See your email address",
+            Self::KeysVerify => "Check any API key presented to your services",
         }
     }
 
@@ -222,7 +231,9 @@ impl Role {
     pub fn max_scopes(self) -> Scopes {
         match self {
             Self::Admin => Scopes::all(),
-            Self::Member => Scopes::all().without(Scope::Admin),
+            Self::Member => Scope::ADMIN_ONLY
+                .into_iter()
+                .fold(Scopes::all(), Scopes::without),
         }
     }
 }
@@ -249,6 +260,8 @@ mod tests {
         let all = Scopes::all();
         assert_eq!(Scopes::from_bits(all.bits()), all);
         assert!(!Role::Member.max_scopes().contains(Scope::Admin));
+        assert!(!Role::Member.max_scopes().contains(Scope::KeysVerify));
+        assert!(Role::Admin.max_scopes().contains(Scope::KeysVerify));
         assert!(
             Role::Member
                 .max_scopes()

@@ -137,6 +137,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .route("/v1/api-keys", get(v1::list_keys).post(v1::create_key))
         .route("/v1/api-keys/{id}", get(v1::get_key).delete(v1::revoke_key))
         .route("/v1/api-keys/{id}/rotate", post(v1::rotate_key))
+        .route("/v1/keys/verify", post(v1::verify_key))
         .route(
             "/v1/oauth-clients",
             get(v1::list_clients).post(v1::create_client),

@@ -721,6 +721,8 @@ pub enum Introspection {
     Inactive(InactiveToken),
     /// An active access or refresh token.
     Active(ActiveToken),
+    /// An active API key.
+    ActiveKey(ActiveApiKey),
 }
 
 /// `{"active": false}`.
@@ -742,6 +744,94 @@ fn const_true() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::Boolean)
         .enum_values(Some([true]))
+        .into()
+}
+
+/// The answer of `POST /v1/keys/verify` (`views::verification`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationView {
+    /// True exactly when `code` is `VALID`.
+    valid: bool,
+    #[schema(inline)]
+    code: VerifyCodeName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = key_id, required = false)]
+    key_id: Option<String>,
+    /// The user the key acts for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = user_id, required = false)]
+    subject: Option<String>,
+    /// The identifier of the resource the key is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = scopes_array, required = false)]
+    scopes: Option<Vec<String>>,
+    /// Present with the key's facts; `null` for a key that never expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = date_time_nullable, required = false)]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    ratelimit: Option<KeyRateLimit>,
+}
+
+/// The verified key's standing under its per-minute limit.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRateLimit {
+    /// Requests allowed per minute.
+    limit: u32,
+    /// Requests left in this minute.
+    remaining: u32,
+    /// Seconds until the minute resets.
+    reset: u64,
+}
+
+/// A verification's answer code.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum VerifyCodeName {
+    Valid,
+    NotFound,
+    Expired,
+    Revoked,
+    WrongResource,
+    InsufficientScope,
+    RateLimited,
+}
+
+/// An active API key (only an admin's client learns about API keys).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveApiKey {
+    #[schema(schema_with = const_true)]
+    active: bool,
+    scope: String,
+    #[schema(schema_with = user_id)]
+    sub: String,
+    /// The identifier of the resource the key is for.
+    aud: String,
+    iss: String,
+    /// When the key was made, seconds since the epoch.
+    iat: i64,
+    /// When the key expires, seconds since the epoch; absent when it never does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    exp: Option<i64>,
+    /// `api_key`.
+    #[schema(schema_with = const_api_key)]
+    token_type: String,
+    #[schema(schema_with = key_id)]
+    key_id: String,
+}
+
+fn const_api_key() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["api_key"]))
         .into()
 }
 
@@ -1386,6 +1476,7 @@ pub async fn spec(State(state): State<AppState>) -> Response {
         crate::v1::get_key,
         crate::v1::revoke_key,
         crate::v1::rotate_key,
+        crate::v1::verify_key,
         crate::v1::list_clients,
         crate::v1::create_client,
         crate::v1::get_client,

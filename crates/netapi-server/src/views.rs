@@ -95,3 +95,23 @@ pub fn event(event: &AuditEvent) -> Value {
         "created_at": format_rfc3339(event.created_at),
     })
 }
+
+/// A key verification: the code, and the key's facts where they apply (never the key).
+pub fn verification(v: &netapi_core::service::Verification) -> Value {
+    let mut out = json!({ "valid": v.valid(), "code": v.code.as_str() });
+    if let Some(key) = &v.key {
+        out["key_id"] = json!(key.key_id);
+        out["subject"] = json!(key.subject);
+        out["resource"] = json!(key.resource);
+        out["scopes"] = json!(key.scopes);
+        out["expires_at"] = time(key.expires_at);
+    }
+    if let Some(rate) = &v.rate {
+        out["ratelimit"] = json!({
+            "limit": rate.limit,
+            "remaining": rate.remaining,
+            "reset": rate.reset,
+        });
+    }
+    out
+}

@@ -81,20 +81,31 @@ impl NetApi {
         let principal = self
             .authenticate(credential.map_err(Error::Unauthenticated)?, ip)
             .await?;
+        self.admit(principal, resource, required_scopes.split_whitespace())
+    }
+
+    /// What follows authentication, for forward auth, `/v1` and key verification alike: the
+    /// credential must be for `resource`, is counted against its per-minute limit
+    /// (`RequestRateLimited`), then must hold every scope of `required` (`InsufficientScope`;
+    /// a scope name the resource does not know is one the credential cannot hold).
+    /// `required` is an iterator so that the hot path allocates nothing when all is well.
+    pub(super) fn admit<'a>(
+        &self,
+        principal: Principal,
+        resource: ProtectedResource,
+        required: impl Iterator<Item = &'a str> + Clone,
+    ) -> Result<Access> {
         // Every credential made today is for the built-in resource, the only one there is;
         // once there are others, a credential for one is refused by every other here.
         let rate = self.check_rate(&principal)?;
-        let missing: Vec<String> = required_scopes
-            .split_whitespace()
+        let missing: Vec<String> = required
+            .clone()
             .filter(|name| Scope::parse(name).is_none_or(|s| !principal.scopes.contains(s)))
             .map(str::to_owned)
             .collect();
         if !missing.is_empty() {
             return Err(Error::InsufficientScope {
-                required: required_scopes
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                required: required.collect::<Vec<_>>().join(" "),
                 missing,
             });
         }

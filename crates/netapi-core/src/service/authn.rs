@@ -168,6 +168,18 @@ impl NetApi {
     }
 
     async fn authenticate_api_key(&self, presented: &str, now: i64) -> Result<Principal, Failure> {
+        self.check_api_key(presented, now)
+            .await
+            .map(|(principal, _)| principal)
+    }
+
+    /// An API key's verdict alone, with the key: nothing counted against the presenter's
+    /// address and nothing audited (each caller decides), the same cache and revocation rules.
+    pub(super) async fn check_api_key(
+        &self,
+        presented: &str,
+        now: i64,
+    ) -> Result<(Principal, Arc<ApiKey>), Failure> {
         match check_format(SecretKind::ApiKey, presented) {
             Ok(()) => {}
             Err(FormatError::Malformed | FormatError::BadChecksum) => {
@@ -207,7 +219,7 @@ impl NetApi {
             return Err(Failure::Auth(AuthFailure::Revoked, None));
         };
         self.note_usage(&key.id, key.last_used_at, now);
-        Ok(Principal {
+        let principal = Principal {
             user_id: key.user_id.clone(),
             role: facts.role,
             scopes: key.scopes.intersect(facts.role.max_scopes()),
@@ -215,7 +227,8 @@ impl NetApi {
                 key_id: key.id.clone(),
             },
             rate: Some((format!("key:{}", key.id), key.rate_limit)),
-        })
+        };
+        Ok((principal, key))
     }
 
     /// Reads a key from storage and caches it, unless it was invalidated meanwhile.
@@ -339,7 +352,7 @@ impl NetApi {
 }
 
 /// An authentication failure, or a failure to decide.
-enum Failure {
+pub(super) enum Failure {
     Auth(AuthFailure, Option<String>),
     Other(Error),
 }

@@ -10,6 +10,7 @@ mod clients;
 mod keys;
 mod oauth;
 mod users;
+mod verify;
 
 pub use access::{Access, ProtectedResource};
 pub use audit::AuditPage;
@@ -21,6 +22,7 @@ pub use oauth::{
     ClientAuth, Introspection, OAuthError, OAuthErrorKind, TokenRequest, TokenResponse,
 };
 pub use users::{NewUser, UserPage, UserUpdate};
+pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

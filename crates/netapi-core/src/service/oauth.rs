@@ -296,6 +296,9 @@ pub struct Introspection {
     pub jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
+    /// The API key's id (API keys only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// What an issued grant is made of.
@@ -752,6 +755,9 @@ impl NetApi {
         let token = request.required("token")?;
         let inactive = Introspection::default();
         let now = self.now();
+        if token.starts_with(SecretKind::ApiKey.prefix()) {
+            return self.introspect_api_key(&client, token, now).await;
+        }
         if token.starts_with(SecretKind::RefreshToken.prefix()) {
             if check_format(SecretKind::RefreshToken, token).is_err() {
                 return Ok(inactive);
@@ -803,7 +809,44 @@ impl NetApi {
             exp: Some(claims.exp),
             jti: Some(claims.jti.clone()),
             token_type: Some("Bearer"),
+            key_id: None,
         })
+    }
+
+    /// Introspection of an API key. Every key is for Net API's own resource, about whose keys
+    /// only an admin's client (its owner has the admin role) may learn; any other client gets
+    /// `{"active": false}` before the key is even looked up. Nothing is counted against the
+    /// key's limit or the caller's address: the client authenticated, and the key is asked
+    /// about, not used.
+    async fn introspect_api_key(
+        &self,
+        client: &OAuthClient,
+        key: &str,
+        now: i64,
+    ) -> OAuthResult<Introspection> {
+        let owner_is_admin = self
+            .user_facts(&client.owner_id)
+            .await?
+            .is_some_and(|owner| owner.role == crate::scope::Role::Admin);
+        if !owner_is_admin {
+            return Ok(Introspection::default());
+        }
+        match self.check_api_key(key, now).await {
+            Ok((principal, stored)) => Ok(Introspection {
+                active: true,
+                scope: Some(principal.scopes.to_string()),
+                sub: Some(principal.user_id),
+                aud: Some(self.settings.issuer.clone()),
+                iss: Some(self.settings.issuer.clone()),
+                iat: Some(stored.created_at),
+                exp: stored.expires_at,
+                token_type: Some("api_key"),
+                key_id: Some(stored.id.clone()),
+                ..Introspection::default()
+            }),
+            Err(super::authn::Failure::Auth(..)) => Ok(Introspection::default()),
+            Err(super::authn::Failure::Other(err)) => Err(err.into()),
+        }
     }
 }
 

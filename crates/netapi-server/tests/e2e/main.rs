@@ -12,3 +12,4 @@ mod limits;
 mod oauth;
 mod openapi;
 mod password_rules;
+mod verify;

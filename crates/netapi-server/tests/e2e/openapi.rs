@@ -16,6 +16,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/api-keys", &["get", "post"]),
     ("/v1/api-keys/{id}", &["get", "delete"]),
     ("/v1/api-keys/{id}/rotate", &["post"]),
+    ("/v1/keys/verify", &["post"]),
     ("/v1/oauth-clients", &["get", "post"]),
     ("/v1/oauth-clients/{id}", &["get", "patch", "delete"]),
     ("/v1/oauth-clients/{id}/rotate-secret", &["post"]),
