@@ -435,11 +435,13 @@ pub struct VerifyKeyBody {
     /// The API key presented to your service; anything that is not one is `NOT_FOUND`.
     /// Never echoed back.
     key: String,
-    /// The identifier of the resource the key must be for; without it, the key's own.
-    #[schema(max_length = 2048, nullable = false)]
+    /// The identifier (an absolute URI, no fragment) of the resource the key must be for;
+    /// `null` or absent: the key's own.
+    #[schema(max_length = 2048, nullable = true)]
     resource: Option<String>,
-    /// Scopes the key must all hold (at most 64, each `^[a-z][a-z0-9_.:-]{0,63}$`, no repeats).
-    #[schema(max_items = 64, nullable = false)]
+    /// Scopes the key must all hold (at most 64, each `^[a-z][a-z0-9_.:-]{0,63}$`, no
+    /// repeats); `null` or absent: none.
+    #[schema(max_items = 64, nullable = true)]
     scopes: Option<Vec<String>>,
 }
 
