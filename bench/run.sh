@@ -238,7 +238,7 @@ seed_refresh_tokens() { # seed_refresh_tokens COUNT FILE
       csrf=$(grep -o 'name="csrf_token" value="[^"]*"' "$WORK/authorize.html" | head -n1 | sed 's/.*value="//; s/"$//')
       local request
       request=$(grep -o 'name="request" value="[^"]*"' "$WORK/authorize.html" | head -n1 |
-        sed 's/.*value="//; s/"$//; s/&amp;/\&/g; s/&#39;/'"'"'/g; s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g')
+        sed 's/.*value="//; s/"$//; s/&#39;/'"'"'/g; s/&quot;/"/g; s/&#34;/"/g; s/&lt;/</g; s/&#60;/</g; s/&gt;/>/g; s/&#62;/>/g; s/&amp;/\&/g; s/&#38;/\&/g')
       page=$(curl -sS -b "$jar" -c "$jar" -o /dev/null -w '%{http_code} %{redirect_url}' \
         --data-urlencode "csrf_token=$csrf" --data-urlencode "request=$request" \
         --data-urlencode "decision=approve" "$BASE/oauth/authorize")
