@@ -171,8 +171,9 @@ struct Lanes {
     hashing: usize,
 }
 
-/// Argon2 runs on threads of its own, taking work in order within each lane: one per core
-/// for hashing, plus one that only sign-ins use. Each computation holds 19 MiB: running more
+/// Argon2 runs on threads of its own, taking work in order within each lane: one per core (at
+/// least two), of which hashing may hold all but one, kept for sign-ins. Each computation
+/// holds 19 MiB: running more
 /// at once than there are cores adds memory, not throughput, and a small fixed set of
 /// threads keeps the allocator from holding a 19 MiB arena for every thread of tokio's
 /// blocking pool that ever hashed (32 concurrent registrations took the server past 3 GB
@@ -250,12 +251,13 @@ impl Pool {
     }
 }
 
-/// The process's argon2 threads: one per core, and one more kept for sign-ins.
+/// The process's argon2 threads: one per core (a third 19 MiB block on two cores took peak RSS
+/// past 64 MB under a registration burst).
 fn argon2_pool() -> Option<&'static Arc<Pool>> {
     static POOL: OnceLock<Option<Arc<Pool>>> = OnceLock::new();
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Pool::start(cores + 1)
+        Pool::start(cores)
     })
     .as_ref()
 }
