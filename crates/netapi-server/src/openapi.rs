@@ -1308,6 +1308,42 @@ impl IntoResponses for PageErrors {
     }
 }
 
+/// What every portal form can answer besides its own 200 page: the way to sign in, the CSRF
+/// refusal, the error pages and the form rejections.
+pub struct PortalFormErrors;
+
+impl IntoResponses for PortalFormErrors {
+    fn responses() -> BTreeMap<String, RefOr<OpenApiResponse>> {
+        let mut responses = BTreeMap::from([
+            (
+                "303".to_owned(),
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description("Not signed in: to the sign-in page.")
+                        .header(
+                            "Location",
+                            HeaderBuilder::new()
+                                .schema(string())
+                                .description(Some("`/login?return_to=/portal`"))
+                                .build(),
+                        )
+                        .build(),
+                ),
+            ),
+            (
+                "403".to_owned(),
+                page_response(
+                    "An error page: the CSRF token does not match the session.",
+                    "text/html",
+                ),
+            ),
+        ]);
+        responses.extend(PageErrors::responses());
+        responses.extend(FormErrors::responses());
+        responses
+    }
+}
+
 /// What a form body that cannot be read gets (axum's `Form` rejections).
 pub struct FormErrors;
 

@@ -237,11 +237,7 @@ pub struct KeyForm {
     request_body(content = KeyForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal showing the new key once, or what was wrong with the form.", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to the sign-in page.",
-            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
-        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        crate::openapi::PortalFormErrors,
     )
 )]
 pub async fn create_key(
@@ -303,11 +299,7 @@ pub async fn create_key(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal showing the new value once, or why it could not be rotated.", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to the sign-in page.",
-            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
-        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        crate::openapi::PortalFormErrors,
     )
 )]
 pub async fn rotate_key(
@@ -350,11 +342,7 @@ pub async fn rotate_key(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to the sign-in page.",
-            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
-        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        crate::openapi::PortalFormErrors,
     )
 )]
 pub async fn revoke_key(
@@ -402,11 +390,7 @@ pub struct ClientForm {
     request_body(content = ClientForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal showing the client secret once, or what was wrong with the form.", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to the sign-in page.",
-            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
-        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        crate::openapi::PortalFormErrors,
     )
 )]
 pub async fn create_client(
@@ -474,11 +458,7 @@ pub async fn create_client(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal showing the new secret once, or why it could not be rotated.", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to the sign-in page.",
-            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
-        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        crate::openapi::PortalFormErrors,
     )
 )]
 pub async fn rotate_client_secret(
@@ -521,11 +501,7 @@ pub async fn rotate_client_secret(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to the sign-in page.",
-            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
-        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        crate::openapi::PortalFormErrors,
     )
 )]
 pub async fn delete_client(
@@ -573,11 +549,7 @@ pub struct RedirectUrisForm {
     request_body(content = RedirectUrisForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to the sign-in page.",
-            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
-        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        crate::openapi::PortalFormErrors,
     )
 )]
 pub async fn set_redirect_uris(
@@ -622,11 +594,7 @@ pub async fn set_redirect_uris(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to the sign-in page.",
-            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
-        (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        crate::openapi::PortalFormErrors,
     )
 )]
 pub async fn withdraw_authorization(
