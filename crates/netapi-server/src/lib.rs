@@ -1,6 +1,8 @@
 //! The HTTP face of Net API (axum): routing, extractors, error rendering, middleware.
 //! Handlers parse, call one `NetApi` operation, and render.
 
+mod api;
+mod dto;
 pub mod error;
 pub mod extract;
 mod forward;
@@ -10,8 +12,6 @@ mod middleware;
 pub mod oauth;
 mod openapi;
 pub mod proxy;
-mod v1;
-mod views;
 mod web;
 
 use axum::Router;
@@ -122,37 +122,40 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router(state: AppState, options: &HttpOptions) -> Router {
     metrics::handle();
     let v1 = Router::new()
-        .route("/v1/register", post(v1::register))
-        .route("/v1/users", get(v1::list_users))
+        .route("/v1/register", post(api::register))
+        .route("/v1/users", get(api::list_users))
         .route(
             "/v1/users/me",
-            get(v1::me).patch(v1::update_me).delete(v1::delete_me),
+            get(api::me).patch(api::update_me).delete(api::delete_me),
         )
         .route(
             "/v1/users/{id}",
-            get(v1::get_user)
-                .patch(v1::update_user)
-                .delete(v1::delete_user),
+            get(api::get_user)
+                .patch(api::update_user)
+                .delete(api::delete_user),
         )
-        .route("/v1/api-keys", get(v1::list_keys).post(v1::create_key))
-        .route("/v1/api-keys/{id}", get(v1::get_key).delete(v1::revoke_key))
-        .route("/v1/api-keys/{id}/rotate", post(v1::rotate_key))
-        .route("/v1/keys/verify", post(v1::verify_key))
+        .route("/v1/api-keys", get(api::list_keys).post(api::create_key))
+        .route(
+            "/v1/api-keys/{id}",
+            get(api::get_key).delete(api::revoke_key),
+        )
+        .route("/v1/api-keys/{id}/rotate", post(api::rotate_key))
+        .route("/v1/keys/verify", post(api::verify_key))
         .route(
             "/v1/oauth-clients",
-            get(v1::list_clients).post(v1::create_client),
+            get(api::list_clients).post(api::create_client),
         )
         .route(
             "/v1/oauth-clients/{id}",
-            get(v1::get_client)
-                .patch(v1::update_client)
-                .delete(v1::delete_client),
+            get(api::get_client)
+                .patch(api::update_client)
+                .delete(api::delete_client),
         )
         .route(
             "/v1/oauth-clients/{id}/rotate-secret",
-            post(v1::rotate_client_secret),
+            post(api::rotate_client_secret),
         )
-        .route("/v1/audit-events", get(v1::list_events));
+        .route("/v1/audit-events", get(api::list_events));
     let oauth = Router::new()
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Auth, ClientIp, OptionalJson};
-use crate::views;
 
 /// `?page_size=N&page_token=T`
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -101,7 +101,7 @@ pub async fn register(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(json!({ "user": views::user(&user), "api_key": views::api_key(&key, Some(&secret)) })),
+        Json(json!({ "user": dto::user(&user), "api_key": dto::api_key(&key, Some(&secret)) })),
     ))
 }
 
@@ -125,7 +125,7 @@ pub async fn list_users(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
     let page = state.api.list_users(&caller, query.request("usr")?).await?;
-    Ok(Json(page_json("users", &page, views::user)))
+    Ok(Json(page_json("users", &page, dto::user)))
 }
 
 /// `GET /v1/users/me`
@@ -143,7 +143,7 @@ pub async fn list_users(
 )]
 pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
     let user = state.api.get_user(&caller, &caller.user_id).await?;
-    Ok(Json(views::UserView::of(&user)).into_response())
+    Ok(Json(dto::UserView::of(&user)).into_response())
 }
 
 /// `GET /v1/users/{id}`
@@ -166,7 +166,7 @@ pub async fn get_user(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let user = state.api.get_user(&caller, &id).await?;
-    Ok(Json(views::user(&user)))
+    Ok(Json(dto::user(&user)))
 }
 
 /// `PATCH /v1/users/{id}`
@@ -229,7 +229,7 @@ pub async fn update_user(
             Some(&ip),
         )
         .await?;
-    Ok(Json(views::user(&user)))
+    Ok(Json(dto::user(&user)))
 }
 
 /// `PATCH /v1/users/me`
@@ -328,7 +328,7 @@ pub async fn list_keys(
         .list_api_keys(&caller, query.request("key")?)
         .await?;
     Ok(Json(page_json("api_keys", &page, |k| {
-        views::api_key(k, None)
+        dto::api_key(k, None)
     })))
 }
 
@@ -401,7 +401,7 @@ pub async fn create_key(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(views::api_key(&key, Some(&secret))),
+        Json(dto::api_key(&key, Some(&secret))),
     ))
 }
 
@@ -425,7 +425,7 @@ pub async fn get_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key = state.api.get_api_key(&caller, &id).await?;
-    Ok(Json(views::api_key(&key, None)))
+    Ok(Json(dto::api_key(&key, None)))
 }
 
 /// `POST /v1/keys/verify`
@@ -489,7 +489,7 @@ pub async fn verify_key(
             body.scopes.as_deref().unwrap_or_default(),
         )
         .await?;
-    Ok((NO_STORE, Json(views::verification(&verification))))
+    Ok((NO_STORE, Json(dto::verification(&verification))))
 }
 
 /// `DELETE /v1/api-keys/{id}`
@@ -554,7 +554,7 @@ pub async fn rotate_key(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(views::api_key(&key, Some(&secret))),
+        Json(dto::api_key(&key, Some(&secret))),
     ))
 }
 
@@ -582,7 +582,7 @@ pub async fn list_clients(
         .list_clients(&caller, query.request("cli")?)
         .await?;
     Ok(Json(page_json("oauth_clients", &page, |c| {
-        views::client(c, None)
+        dto::client(c, None)
     })))
 }
 
@@ -661,7 +661,7 @@ pub async fn create_client(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(views::client(&client, secret.as_ref())),
+        Json(dto::client(&client, secret.as_ref())),
     ))
 }
 
@@ -685,7 +685,7 @@ pub async fn get_client(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let client = state.api.get_client(&caller, &id).await?;
-    Ok(Json(views::client(&client, None)))
+    Ok(Json(dto::client(&client, None)))
 }
 
 /// `PATCH /v1/oauth-clients/{id}`
@@ -755,7 +755,7 @@ pub async fn update_client(
             Some(&ip),
         )
         .await?;
-    Ok(Json(views::client(&client, None)))
+    Ok(Json(dto::client(&client, None)))
 }
 
 /// `DELETE /v1/oauth-clients/{id}`
@@ -807,7 +807,7 @@ pub async fn rotate_client_secret(
         .api
         .rotate_client_secret(&caller, &id, Some(&ip))
         .await?;
-    Ok((NO_STORE, Json(views::client(&client, Some(&secret)))))
+    Ok((NO_STORE, Json(dto::client(&client, Some(&secret)))))
 }
 
 /// `GET /v1/audit-events`
@@ -833,5 +833,5 @@ pub async fn list_events(
         .api
         .list_audit_events(&caller, query.request("evt")?)
         .await?;
-    Ok(Json(page_json("audit_events", &page, views::event)))
+    Ok(Json(page_json("audit_events", &page, dto::event)))
 }
