@@ -1,5 +1,6 @@
-//! The one place where errors become responses. Handlers return [`ApiError`]; the request-id
-//! middleware writes the envelope, so every error body carries the request id.
+//! The JSON API's errors: the one place where they become responses, and their description
+//! in the document. Handlers return [`ApiError`]; the request-id middleware writes the
+//! envelope (`dto::ErrorEnvelope`), so every error body carries the request id.
 
 use axum::http::HeaderMap;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,6 +9,12 @@ use netapi_core::limiter::RateStatus;
 use netapi_core::{AuthFailure, Error};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::IntoResponses;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::{Response as OpenApiResponse, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 
 /// The contract's error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -67,7 +74,7 @@ pub struct ErrorBody {
     pub message: String,
     /// Particulars (the field, the scope).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<Value>,
+    pub details: Vec<BTreeMap<String, Value>>,
 }
 
 /// An error on a non-OAuth endpoint.
@@ -100,7 +107,9 @@ impl ApiError {
     /// Adds a `details` entry.
     #[must_use]
     pub fn with_detail(mut self, detail: Value) -> Self {
-        self.body.details.push(detail);
+        if let Value::Object(fields) = detail {
+            self.body.details.push(fields.into_iter().collect());
+        }
         self
     }
 
@@ -283,3 +292,177 @@ pub fn set_rate_headers(headers: &mut HeaderMap, status: RateStatus) {
     headers.insert("ratelimit-remaining", HeaderValue::from(status.remaining));
     headers.insert("ratelimit-reset", HeaderValue::from(status.reset));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reusable error responses, referenced by the operations.
+
+/// A reusable error response: its component name, status, description and extra headers.
+type ErrorResponse = (
+    &'static str,
+    u16,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// Every error response of the envelope.
+pub(crate) const ERRORS: &[ErrorResponse] = &[
+    (
+        "InvalidArgument",
+        400,
+        "INVALID_ARGUMENT: malformed JSON, a field that fails validation, a bad query parameter \
+         (`details` names the field).",
+        &[],
+    ),
+    (
+        "Unauthenticated",
+        401,
+        "UNAUTHENTICATED: no credential, or an unknown, malformed, revoked or expired one.",
+        &[(
+            "WWW-Authenticate",
+            "`Bearer realm=\"netapi\"`, with `error=\"invalid_token\"` and \
+             `error_description` for a credential that was presented but is bad (RFC 6750).",
+        )],
+    ),
+    (
+        "PermissionDenied",
+        403,
+        "PERMISSION_DENIED: a missing scope (named in `details`, with `WWW-Authenticate: Bearer \
+         error=\"insufficient_scope\"`) or something only an administrator may do.",
+        &[],
+    ),
+    (
+        "NotFound",
+        404,
+        "NOT_FOUND: no such resource, or one of another user.",
+        &[],
+    ),
+    (
+        "MethodNotAllowed",
+        405,
+        "METHOD_NOT_ALLOWED: the path exists but not with this method.",
+        &[("Allow", "The methods the path supports.")],
+    ),
+    (
+        "DeadlineExceeded",
+        408,
+        "DEADLINE_EXCEEDED: the request was not received and handled in time.",
+        &[],
+    ),
+    (
+        "AlreadyExists",
+        409,
+        "ALREADY_EXISTS: the email is already registered.",
+        &[],
+    ),
+    (
+        "PayloadTooLarge",
+        413,
+        "PAYLOAD_TOO_LARGE: the body is over the limit (64 KiB by default).",
+        &[],
+    ),
+    (
+        "UnsupportedMediaType",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE: a body that is not `application/json`.",
+        &[],
+    ),
+    (
+        "ResourceExhausted",
+        429,
+        "RESOURCE_EXHAUSTED: too many failed authentications or registrations from this \
+         address, or the credential's request rate limit.",
+        &[("Retry-After", "Seconds to wait before trying again.")],
+    ),
+    (
+        "Internal",
+        500,
+        "INTERNAL: an unexpected failure; quote the `request_id`.",
+        &[],
+    ),
+    (
+        "Unavailable",
+        503,
+        "UNAVAILABLE: storage down or not writable, the server is shutting down, or (at \
+         registration) the password-hashing queue is full, then with `Retry-After`.",
+        &[],
+    ),
+];
+
+pub(crate) fn error_response(description: &str, headers: &[(&str, &str)]) -> OpenApiResponse {
+    let mut builder = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+            .build(),
+    );
+    for (name, text) in headers {
+        let schema = if *name == "Retry-After" {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+        } else {
+            ObjectBuilder::new().schema_type(Type::String)
+        };
+        builder = builder.header(
+            *name,
+            HeaderBuilder::new()
+                .schema(schema)
+                .description(Some(*text))
+                .build(),
+        );
+    }
+    builder.build()
+}
+
+macro_rules! error_set {
+    ($(#[$doc:meta])* $name:ident: $($component:literal),+) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<OpenApiResponse>> {
+                [$($component),+]
+                    .into_iter()
+                    .filter_map(|component| {
+                        ERRORS.iter().find(|e| e.0 == component).map(|e| {
+                            (e.1.to_string(), Ref::from_response_name(component).into())
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+error_set!(
+    /// What any authenticated `/v1` call can get.
+    AuthErrors: "Unauthenticated", "PermissionDenied", "ResourceExhausted", "Internal", "Unavailable"
+);
+error_set!(
+    /// What a JSON body can get.
+    BodyErrors: "InvalidArgument", "DeadlineExceeded", "PayloadTooLarge", "UnsupportedMediaType"
+);
+error_set!(
+    /// A bad query parameter or argument.
+    InvalidErrors: "InvalidArgument"
+);
+error_set!(
+    /// Storage not answering.
+    UnavailableErrors: "Unavailable"
+);
+error_set!(
+    /// A resource named in the path that is not there (or not the caller's).
+    NotFoundErrors: "NotFound"
+);
+error_set!(
+    /// Something that is already there.
+    ConflictErrors: "AlreadyExists"
+);
+error_set!(
+    /// Storage trouble.
+    ServiceErrors: "Internal", "Unavailable"
+);
+error_set!(
+    /// A per-source limit (registrations).
+    SourceLimitErrors: "ResourceExhausted"
+);

@@ -9,8 +9,8 @@ use netapi_core::service::Principal;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 
-use crate::AppState;
 use crate::error::{ApiError, Code};
+use crate::state::AppState;
 
 /// The source address of the request.
 #[derive(Debug, Clone)]

@@ -5,12 +5,16 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any};
 use netapi_core::Error;
 use netapi_core::service::{Access, Credential};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::error::ApiError;
+use crate::dto::oauth::ProtectedResourceMetadata;
+use crate::error::{ApiError, AuthErrors, NotFoundErrors};
 use crate::extract::{ClientIp, RateSlot, bearer};
+use crate::state::AppState;
 
 /// The first value of each query parameter named; a repeated or undecodable one cannot make
 /// the answer anything but the decision (a proxy turns a 400 into a 500).
@@ -31,13 +35,33 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
+/// `resource` and `scope` of `/auth/forward` (read by `query_values`).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // `query_values` reads them leniently (a repeated one is no error); this states them for the document.
+struct ForwardQuery {
+    /// The identifier of the resource the original request is for; without it, Net API's own.
+    resource: Option<String>,
+    /// Space-separated scopes the credential must all hold.
+    scope: Option<String>,
+}
+
+/// `?resource=` of the metadata endpoint.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Read by `query_values`, as `ForwardQuery`.
+struct MetadataQuery {
+    /// The resource's identifier; without it, Net API's own.
+    resource: Option<String>,
+}
+
 /// `/auth/forward?resource=...&scope=...`, any method.
 #[utoipa::path(
     get,
     path = "/auth/forward",
     tag = "forward-auth",
     operation_id = "forwardAuth",
-    params(crate::openapi::ForwardQuery),
+    params(ForwardQuery),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The credential may make the original request. Empty body; \
@@ -52,7 +76,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
                 ("X-Netapi-Resource" = String, description = "The resource's identifier."),
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
-        crate::openapi::AuthErrors,
+        AuthErrors,
     )
 )]
 pub async fn forward(
@@ -86,7 +110,7 @@ pub async fn forward(
                 ("X-Netapi-Resource" = String, description = "The resource's identifier."),
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
-        crate::openapi::AuthErrors,
+        AuthErrors,
     )
 )]
 pub async fn forward_with_path(
@@ -216,10 +240,10 @@ pub fn metadata_url(issuer: &str, identifier: &str) -> String {
     path = "/.well-known/oauth-protected-resource",
     tag = "forward-auth",
     operation_id = "protectedResourceMetadata",
-    params(crate::openapi::MetadataQuery),
+    params(MetadataQuery),
     responses(
-        (status = 200, description = "RFC 9728 metadata of the resource.", body = crate::openapi::ProtectedResourceMetadata),
-        crate::openapi::NotFoundErrors,
+        (status = 200, description = "RFC 9728 metadata of the resource.", body = ProtectedResourceMetadata),
+        NotFoundErrors,
     )
 )]
 pub async fn metadata(State(state): State<AppState>, request: Request) -> Response {
@@ -227,12 +251,44 @@ pub async fn metadata(State(state): State<AppState>, request: Request) -> Respon
     let Some(found) = state.api.protected_resource(resource.as_deref()) else {
         return ApiError::from(Error::NotFound("resource")).into_response();
     };
-    Json(serde_json::json!({
-        "resource": found.identifier,
-        "authorization_servers": [state.api.settings().issuer],
-        "scopes_supported": found.scopes_supported,
-        "bearer_methods_supported": ["header"],
-        "resource_name": found.name,
-    }))
+    Json(ProtectedResourceMetadata {
+        resource: found.identifier,
+        authorization_servers: vec![state.api.settings().issuer.clone()],
+        scopes_supported: found.scopes_supported,
+        bearer_methods_supported: vec!["header"],
+        resource_name: found.name,
+    })
     .into_response()
+}
+
+/// The forward-auth routes and the protected resource metadata, with their documentation.
+/// Forward auth answers any method (Envoy forwards the original one); the document shows it
+/// once, as GET, and its catch-all as one path parameter.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new().routes(routes!(metadata));
+    let router = any_method(router, "/auth/forward", routes!(forward), any(forward));
+    any_method(
+        router,
+        "/auth/forward/{*path}",
+        routes!(forward_with_path),
+        any(forward_with_path),
+    )
+}
+
+/// Serves `method_router` at `path` and adds the documentation `routes!` made for it.
+fn any_method(
+    router: OpenApiRouter<AppState>,
+    path: &str,
+    (schemas, paths, _): UtoipaMethodRouter<AppState>,
+    method_router: MethodRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let mut router = router.route(path, method_router);
+    let document = router.get_openapi_mut();
+    document.paths.paths.extend(paths.paths);
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+    router
 }

@@ -6,36 +6,33 @@ mod dto;
 pub mod error;
 pub mod extract;
 mod forward;
+mod health;
 pub mod listener;
 mod metrics;
 mod middleware;
 pub mod oauth;
 mod openapi;
 pub mod proxy;
+mod state;
 mod web;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+pub use state::AppState;
+
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::get;
+use axum::{Extension, Router};
 use netapi_core::NetApi;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, Code};
-
-/// What every handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The service.
-    pub api: Arc<NetApi>,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Arc<proxy::TrustedProxies>,
-}
 
 /// HTTP settings.
 #[derive(Clone)]
@@ -94,138 +91,31 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(Code::MethodNotAllowed, "This method is not allowed here.")
 }
 
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-/// Ready when storage answers and takes writes: a read-only database is not ready.
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.api.store().ping_write().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(err) => {
-            tracing::warn!(error = %err, "storage is not answering or not writable");
-            ApiError::new(
-                Code::Unavailable,
-                "Storage is not answering or not writable.",
-            )
-            .into_response()
-        }
-    }
-}
-
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked");
     ApiError::internal().into_response()
 }
 
-/// The whole application.
+/// The whole application: one route table, where each route is registered with its
+/// documentation (`routes!` reads the handler's `#[utoipa::path]`), so that `/openapi.json`
+/// describes exactly what is served.
 pub fn router(state: AppState, options: &HttpOptions) -> Router {
     metrics::handle();
-    let v1 = Router::new()
-        .route("/v1/register", post(api::register))
-        .route("/v1/users", get(api::list_users))
-        .route(
-            "/v1/users/me",
-            get(api::me).patch(api::update_me).delete(api::delete_me),
-        )
-        .route(
-            "/v1/users/{id}",
-            get(api::get_user)
-                .patch(api::update_user)
-                .delete(api::delete_user),
-        )
-        .route("/v1/api-keys", get(api::list_keys).post(api::create_key))
-        .route(
-            "/v1/api-keys/{id}",
-            get(api::get_key).delete(api::revoke_key),
-        )
-        .route("/v1/api-keys/{id}/rotate", post(api::rotate_key))
-        .route("/v1/keys/verify", post(api::verify_key))
-        .route(
-            "/v1/oauth-clients",
-            get(api::list_clients).post(api::create_client),
-        )
-        .route(
-            "/v1/oauth-clients/{id}",
-            get(api::get_client)
-                .patch(api::update_client)
-                .delete(api::delete_client),
-        )
-        .route(
-            "/v1/oauth-clients/{id}/rotate-secret",
-            post(api::rotate_client_secret),
-        )
-        .route("/v1/audit-events", get(api::list_events));
-    let oauth = Router::new()
-        .route("/oauth/token", post(oauth::token))
-        .route("/oauth/revoke", post(oauth::revoke))
-        .route("/oauth/introspect", post(oauth::introspect))
-        .route("/oauth/jwks.json", get(oauth::jwks))
-        .route(
-            "/oauth/userinfo",
-            get(oauth::userinfo).post(oauth::userinfo),
-        )
-        .route(
-            "/oauth/authorize",
-            get(web::consent::authorize).post(web::consent::decide),
-        );
-    let pages = Router::new()
-        .route("/", get(web::home))
-        .route("/assets/style.css", get(web::stylesheet))
-        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
-        .route(
-            "/login",
-            get(web::login::login_form).post(web::login::login),
-        )
-        .route("/logout", post(web::login::logout))
-        .route(
-            "/register",
-            get(web::register::register_form).post(web::register::register),
-        )
-        .route("/portal", get(web::portal::portal))
-        .route("/portal/keys", post(web::portal::create_key))
-        .route("/portal/keys/{id}/rotate", post(web::portal::rotate_key))
-        .route("/portal/keys/{id}/revoke", post(web::portal::revoke_key))
-        .route("/portal/clients", post(web::portal::create_client))
-        .route(
-            "/portal/clients/{id}/rotate-secret",
-            post(web::portal::rotate_client_secret),
-        )
-        .route(
-            "/portal/clients/{id}/delete",
-            post(web::portal::delete_client),
-        )
-        .route(
-            "/portal/clients/{id}/redirect-uris",
-            post(web::portal::set_redirect_uris),
-        )
-        .route(
-            "/portal/authorizations/{client_id}/withdraw",
-            post(web::portal::withdraw_authorization),
-        );
-    let app = Router::new()
-        // Merged with full paths rather than nested: `nest` rewrites every request's URI.
-        .merge(v1)
-        .merge(oauth)
-        .merge(pages)
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(oauth::authorization_server_metadata),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            get(oauth::openid_configuration),
-        )
-        .route(
-            "/.well-known/oauth-protected-resource",
-            get(forward::metadata),
-        )
-        .route("/auth/forward", any(forward::forward))
-        .route("/auth/forward/{*path}", any(forward::forward_with_path))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
-        .route("/openapi.json", get(openapi::spec))
+    let document = openapi::Document::default();
+    let (schemas, paths, _): UtoipaMethodRouter<AppState> = routes!(openapi::spec);
+    let spec = get(openapi::spec).layer(Extension(document.clone()));
+    let (app, collected) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(api::routes())
+        .merge(oauth::routes())
+        .merge(web::routes())
+        .merge(forward::routes())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::render))
+        .routes((schemas, paths, spec))
+        .split_for_parts();
+    let _ = document.set(openapi::document(collected, &state.api.settings().issuer));
+    let app = app
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// The process-wide recorder, installed on first use (the `metrics` facade is global).
 pub fn handle() -> Option<&'static PrometheusHandle> {

@@ -10,6 +10,7 @@ use netapi_core::ids::new_id;
 use std::time::Instant;
 use tracing::Instrument;
 
+use crate::dto::ErrorEnvelope;
 use crate::error::{Code, ErrorBody};
 use crate::extract::RateSlot;
 
@@ -43,21 +44,9 @@ pub async fn per_request(mut request: Request, next: Next) -> Response {
         });
     }
     if let Some(body) = response.extensions_mut().remove::<ErrorBody>() {
-        let envelope = serde_json::json!({
-            "error": {
-                "code": body.code,
-                "message": body.message,
-                "request_id": id,
-                "details": body.details,
-            }
-        });
-        let mut envelope = envelope;
-        if body.details.is_empty()
-            && let Some(error) = envelope.get_mut("error").and_then(|e| e.as_object_mut())
-        {
-            error.remove("details");
-        }
-        *response.body_mut() = Body::from(envelope.to_string());
+        let envelope =
+            serde_json::to_vec(&ErrorEnvelope::new(body, id.clone())).unwrap_or_default();
+        *response.body_mut() = Body::from(envelope);
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -20,6 +20,7 @@ pub use clients::{ClientPage, ClientUpdate, NewClient, validate_redirect_uri};
 pub use keys::{KeyPage, NewApiKey};
 pub use oauth::{
     ClientAuth, Introspection, OAuthError, OAuthErrorKind, TokenRequest, TokenResponse,
+    UserInfoClaims,
 };
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};

@@ -852,23 +852,38 @@ impl NetApi {
 
 impl NetApi {
     /// OpenID Connect UserInfo claims for the caller, limited by its scopes.
-    pub async fn userinfo(&self, caller: &super::Principal) -> Result<serde_json::Value, Error> {
+    pub async fn userinfo(&self, caller: &super::Principal) -> Result<UserInfoClaims, Error> {
         let user = self
             .store
             .get_user(&caller.user_id)
             .await?
             .ok_or(Error::NotFound("user"))?;
-        let mut claims = json!({ "sub": user.id });
-        if caller.scopes.contains(Scope::Profile) {
-            claims["name"] = json!(user.name);
-            claims["updated_at"] = json!(user.updated_at);
-        }
-        if caller.scopes.contains(Scope::Email) {
-            claims["email"] = json!(user.email);
-            claims["email_verified"] = json!(false);
-        }
-        Ok(claims)
+        let profile = caller.scopes.contains(Scope::Profile);
+        let email = caller.scopes.contains(Scope::Email);
+        Ok(UserInfoClaims {
+            name: profile.then(|| user.name.clone()),
+            updated_at: profile.then_some(user.updated_at),
+            email: email.then(|| user.email.clone()),
+            email_verified: email.then_some(false),
+            sub: user.id,
+        })
     }
+}
+
+/// The UserInfo claims a token's scopes allow: `name` and `updated_at` with `profile`,
+/// `email` and `email_verified` with `email`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfoClaims {
+    /// The user id.
+    pub sub: String,
+    /// The user's name.
+    pub name: Option<String>,
+    /// Last change, seconds since the epoch.
+    pub updated_at: Option<i64>,
+    /// The user's email.
+    pub email: Option<String>,
+    /// Always false: emails are not verified.
+    pub email_verified: Option<bool>,
 }
 
 #[cfg(test)]

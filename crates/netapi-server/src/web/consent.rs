@@ -13,9 +13,9 @@ use std::collections::HashMap;
 
 use super::error::{authorize_error, error_page, error_response};
 use super::login::login_page;
+use super::page::{Chrome, render};
 use super::session::current_session;
-use super::{Chrome, render};
-use crate::AppState;
+use crate::state::AppState;
 
 /// A login this recent satisfies `prompt=login`.
 const FRESH_LOGIN: i64 = 30;
@@ -78,13 +78,50 @@ async fn validated(api: &NetApi, raw: &str) -> Result<AuthorizationRequest, Resp
         .await
         .map_err(authorize_error)
 }
+
+/// `GET /oauth/authorize` query parameters (RFC 6749 §4.1.1, RFC 7636, OpenID Connect). Only
+/// `client_id` and `redirect_uri` are checked before redirecting: a bad value of any other
+/// parameter is answered with a redirect carrying `error` (RFC 6749 §4.1.2.1), so each is
+/// described as text with the values that succeed.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Core parses the raw query (`AuthorizationRequest`); this states it for the document.
+struct AuthorizeQuery {
+    /// The client; an unknown one gets the 400 error page, never a redirect.
+    #[param(required = true)]
+    client_id: String,
+    /// Must equal one of the client's redirect URIs exactly; may be left out when the client
+    /// has exactly one. Another value gets the 400 error page.
+    redirect_uri: Option<String>,
+    /// `code`; anything else (or nothing) is `unsupported_response_type` (`invalid_request`).
+    response_type: Option<String>,
+    /// Space-separated scopes, within the client's; default: every scope of the client.
+    /// Otherwise `invalid_scope`.
+    scope: Option<String>,
+    /// Returned unchanged with the redirect; at most 512 bytes.
+    state: Option<String>,
+    /// PKCE S256 challenge: 43 characters of base64url. Required for public clients and, by
+    /// default, for every client.
+    code_challenge: Option<String>,
+    /// `S256`.
+    code_challenge_method: Option<String>,
+    /// OpenID Connect nonce, copied into the ID token; at most 512 bytes.
+    nonce: Option<String>,
+    /// `none`, `login` or `consent`, space-separated (`none` alone).
+    prompt: Option<String>,
+    /// A non-negative number of seconds: the longest ago the user may have signed in.
+    max_age: Option<String>,
+    /// `query`.
+    response_mode: Option<String>,
+}
+
 /// `GET /oauth/authorize`: sign in if needed, ask consent if needed, then redirect with a code.
 #[utoipa::path(
     get,
     path = "/oauth/authorize",
     tag = "oauth",
     operation_id = "authorize",
-    params(crate::openapi::AuthorizeQuery),
+    params(AuthorizeQuery),
     responses(
         (status = 200, description = "The sign-in page, or the consent page for a signed-in user (`netapi_session` cookie).", body = String, content_type = "text/html"),
         (status = 303, description = "Back to the client's `redirect_uri` with `code`, `state` and `iss` (RFC 9207), or with `error`, `error_description`, `state` and `iss` (for errors before the user has seen the request, only to clients marked `trusted`).",

@@ -1,12 +1,19 @@
-//! The one place where errors become pages.
+//! The pages' errors: the one place where they become pages, and their description in the
+//! document.
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::Error;
 use netapi_core::service::AuthorizeError;
+use std::collections::BTreeMap;
+use utoipa::IntoResponses;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::{Response as OpenApiResponse, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, RefOr};
 
-use super::{Chrome, render};
+use super::page::{Chrome, render};
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -76,6 +83,8 @@ fn with_retry_after(mut response: Response, seconds: u64) -> Response {
     response
 }
 
+/// Every core error as a page: bad input and refusals are 4xx pages saying what is wrong;
+/// storage and server failures are 5xx pages that say nothing of their cause.
 pub(crate) fn error_response(err: Error) -> Response {
     match err {
         Error::Unavailable => error_page(
@@ -103,6 +112,113 @@ pub(crate) fn error_response(err: Error) -> Response {
             ),
             retry_after,
         ),
-        other => error_page(StatusCode::BAD_REQUEST, &other.to_string()),
+        // Named one by one, so that a new kind of error is a decision, not a 400 by default.
+        err @ (Error::InvalidArgument { .. }
+        | Error::Unauthenticated(_)
+        | Error::PermissionDenied { .. }
+        | Error::InsufficientScope { .. }
+        | Error::NotFound(_)
+        | Error::AlreadyExists(_)
+        | Error::RequestRateLimited(_)) => error_page(StatusCode::BAD_REQUEST, &err.to_string()),
+    }
+}
+
+fn page_response(description: &str, content_type: &str) -> RefOr<OpenApiResponse> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                content_type,
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// The error pages any page can answer with (`web::error::error_response`).
+pub struct PageErrors;
+
+impl IntoResponses for PageErrors {
+    fn responses() -> BTreeMap<String, RefOr<OpenApiResponse>> {
+        BTreeMap::from([
+            (
+                "400".to_owned(),
+                page_response(
+                    "An error page: the request cannot be carried out.",
+                    "text/html",
+                ),
+            ),
+            (
+                "429".to_owned(),
+                page_response("An error page: too many attempts.", "text/html"),
+            ),
+            (
+                "500".to_owned(),
+                page_response("An error page.", "text/html"),
+            ),
+            (
+                "503".to_owned(),
+                page_response("An error page: storage is not answering.", "text/html"),
+            ),
+        ])
+    }
+}
+
+/// What every portal form can answer besides its own 200 page: the way to sign in, the CSRF
+/// refusal, the error pages and the form rejections.
+pub struct PortalFormErrors;
+
+impl IntoResponses for PortalFormErrors {
+    fn responses() -> BTreeMap<String, RefOr<OpenApiResponse>> {
+        let mut responses = BTreeMap::from([
+            (
+                "303".to_owned(),
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description("Not signed in: to the sign-in page.")
+                        .header(
+                            "Location",
+                            HeaderBuilder::new()
+                                .schema(ObjectBuilder::new().schema_type(Type::String))
+                                .description(Some("`/login?return_to=/portal`"))
+                                .build(),
+                        )
+                        .build(),
+                ),
+            ),
+            (
+                "403".to_owned(),
+                page_response(
+                    "An error page: the CSRF token does not match the session.",
+                    "text/html",
+                ),
+            ),
+        ]);
+        responses.extend(PageErrors::responses());
+        responses.extend(FormErrors::responses());
+        responses
+    }
+}
+
+/// What a form body that cannot be read gets (axum's `Form` rejections).
+pub struct FormErrors;
+
+impl IntoResponses for FormErrors {
+    fn responses() -> BTreeMap<String, RefOr<OpenApiResponse>> {
+        BTreeMap::from([
+            (
+                "415".to_owned(),
+                page_response(
+                    "The body is not `application/x-www-form-urlencoded`.",
+                    "text/plain",
+                ),
+            ),
+            (
+                "422".to_owned(),
+                page_response("A form field is missing or malformed.", "text/plain"),
+            ),
+        ])
     }
 }

@@ -11,13 +11,13 @@ use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
 use super::error::{error_page, error_response};
+use super::page::{Chrome, render};
 use super::session::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, cookie, csrf_cookie_matches, current_session, set_cookie,
     set_session_cookies,
 };
-use super::{Chrome, render};
-use crate::AppState;
 use crate::extract::ClientIp;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -106,8 +106,8 @@ pub struct LoginForm {
             headers(("Location" = String, description = "`return_to`, a local path."))),
         (status = 401, description = "The sign-in page again: wrong email or password.", body = String, content_type = "text/html"),
         (status = 403, description = "The sign-in page again: the form expired (CSRF token and cookie differ).", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        super::error::PageErrors,
+        super::error::FormErrors,
     )
 )]
 pub async fn login(
@@ -198,8 +198,8 @@ pub struct CsrfForm {
         (status = 303, description = "Signed out (or not signed in): on to the sign-in page.",
             headers(("Location" = String, description = "`/login`"))),
         (status = 403, description = "An error page: the CSRF token does not match the session.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        super::error::PageErrors,
+        super::error::FormErrors,
     )
 )]
 pub async fn logout(

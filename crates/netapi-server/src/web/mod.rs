@@ -4,83 +4,20 @@
 //! Each page is an askama template in `crates/netapi-server/templates/` (escaping on by
 //! default) extending `base.html`; the handlers are in the module named after the page.
 
-pub mod consent;
-pub mod error;
-pub mod login;
-pub mod portal;
-pub mod register;
+mod consent;
+mod error;
+mod login;
+mod page;
+mod portal;
+mod register;
 mod session;
 
-use askama::Template;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use netapi_core::model::{Session, User};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// What `base.html` needs from every page.
-pub(crate) struct Chrome<'a> {
-    title: &'static str,
-    /// The signed-in user, for the header's sign-out form.
-    account: Option<Account<'a>>,
-    narrow: bool,
-}
-
-pub(crate) struct Account<'a> {
-    email: &'a str,
-    csrf: &'a str,
-}
-
-impl<'a> Chrome<'a> {
-    /// A narrow page for someone not (yet) signed in.
-    fn anonymous(title: &'static str) -> Self {
-        Chrome {
-            title,
-            account: None,
-            narrow: true,
-        }
-    }
-
-    fn signed_in(title: &'static str, user: &'a User, session: &'a Session, narrow: bool) -> Self {
-        Chrome {
-            title,
-            account: Some(Account {
-                email: &user.email,
-                csrf: &session.csrf_token,
-            }),
-            narrow,
-        }
-    }
-}
-
-/// Renders a page with the headers every page carries.
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    let html = match page.render() {
-        Ok(html) => html,
-        Err(err) => {
-            tracing::error!(error = %err, "a page failed to render");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            )
-                .into_response();
-        }
-    };
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    // Pages show new keys and secrets, and carry CSRF tokens: no cache may keep them.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
-        ),
-    );
-    response
-}
+use crate::state::AppState;
 
 /// The stylesheet; served from here so pages load nothing from elsewhere.
 #[utoipa::path(
@@ -102,6 +39,18 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// The favicon: none.
+#[utoipa::path(
+    get,
+    path = "/favicon.ico",
+    tag = "browser",
+    operation_id = "favicon",
+    responses((status = 204, description = "There is no favicon."))
+)]
+pub async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 /// `GET /`
 #[utoipa::path(
     get,
@@ -112,4 +61,26 @@ pub async fn stylesheet() -> Response {
 )]
 pub async fn home() -> Redirect {
     Redirect::to("/portal")
+}
+
+/// Every page route (and `/oauth/authorize`, which is pages), with its documentation: one
+/// route per portal action.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(home))
+        .routes(routes!(stylesheet))
+        .routes(routes!(favicon))
+        .routes(routes!(consent::authorize, consent::decide))
+        .routes(routes!(login::login_form, login::login))
+        .routes(routes!(login::logout))
+        .routes(routes!(register::register_form, register::register))
+        .routes(routes!(portal::portal))
+        .routes(routes!(portal::create_key))
+        .routes(routes!(portal::rotate_key))
+        .routes(routes!(portal::revoke_key))
+        .routes(routes!(portal::create_client))
+        .routes(routes!(portal::rotate_client_secret))
+        .routes(routes!(portal::delete_client))
+        .routes(routes!(portal::set_redirect_uris))
+        .routes(routes!(portal::withdraw_authorization))
 }

@@ -15,10 +15,10 @@ use serde::Deserialize;
 
 use super::error::{error_page, error_response};
 use super::login::CsrfForm;
+use super::page::{Chrome, render};
 use super::session::current_session;
-use super::{Chrome, render};
-use crate::AppState;
 use crate::extract::ClientIp;
+use crate::state::AppState;
 
 /// A message shown once at the top of the portal.
 pub(super) enum Flash {
@@ -237,7 +237,7 @@ pub struct KeyForm {
     request_body(content = KeyForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal showing the new key once, or what was wrong with the form.", body = String, content_type = "text/html"),
-        crate::openapi::PortalFormErrors,
+        super::error::PortalFormErrors,
     )
 )]
 pub async fn create_key(
@@ -299,7 +299,7 @@ pub async fn create_key(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal showing the new value once, or why it could not be rotated.", body = String, content_type = "text/html"),
-        crate::openapi::PortalFormErrors,
+        super::error::PortalFormErrors,
     )
 )]
 pub async fn rotate_key(
@@ -342,7 +342,7 @@ pub async fn rotate_key(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        crate::openapi::PortalFormErrors,
+        super::error::PortalFormErrors,
     )
 )]
 pub async fn revoke_key(
@@ -390,7 +390,7 @@ pub struct ClientForm {
     request_body(content = ClientForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal showing the client secret once, or what was wrong with the form.", body = String, content_type = "text/html"),
-        crate::openapi::PortalFormErrors,
+        super::error::PortalFormErrors,
     )
 )]
 pub async fn create_client(
@@ -458,7 +458,7 @@ pub async fn create_client(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal showing the new secret once, or why it could not be rotated.", body = String, content_type = "text/html"),
-        crate::openapi::PortalFormErrors,
+        super::error::PortalFormErrors,
     )
 )]
 pub async fn rotate_client_secret(
@@ -501,7 +501,7 @@ pub async fn rotate_client_secret(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        crate::openapi::PortalFormErrors,
+        super::error::PortalFormErrors,
     )
 )]
 pub async fn delete_client(
@@ -549,7 +549,7 @@ pub struct RedirectUrisForm {
     request_body(content = RedirectUrisForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        crate::openapi::PortalFormErrors,
+        super::error::PortalFormErrors,
     )
 )]
 pub async fn set_redirect_uris(
@@ -594,7 +594,7 @@ pub async fn set_redirect_uris(
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        crate::openapi::PortalFormErrors,
+        super::error::PortalFormErrors,
     )
 )]
 pub async fn withdraw_authorization(

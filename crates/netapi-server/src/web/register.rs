@@ -11,11 +11,11 @@ use netapi_core::{Error, NetApi, Role};
 use serde::Deserialize;
 
 use super::error::error_response;
+use super::page::{Chrome, render};
 use super::portal::{Flash, portal_page};
 use super::session::{LOGIN_CSRF_COOKIE, csrf_cookie_matches, set_cookie, set_session_cookies};
-use super::{Chrome, render};
-use crate::AppState;
 use crate::extract::ClientIp;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "register.html")]
@@ -56,11 +56,11 @@ fn register_page(api: &NetApi, message: Option<&str>, status: StatusCode) -> Res
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegisterForm {
     csrf_token: String,
-    #[schema(schema_with = crate::openapi::name_schema)]
+    #[schema(schema_with = crate::dto::fields::name)]
     name: String,
-    #[schema(schema_with = crate::openapi::email_schema)]
+    #[schema(schema_with = crate::dto::fields::email)]
     email: String,
-    #[schema(schema_with = crate::openapi::password_schema)]
+    #[schema(schema_with = crate::dto::fields::password)]
     password: Secret,
 }
 
@@ -76,8 +76,8 @@ pub struct RegisterForm {
         (status = 200, description = "The portal, signed in, showing the first API key once.", body = String, content_type = "text/html"),
         (status = 403, description = "The registration page again: the form expired.", body = String, content_type = "text/html"),
         (status = 409, description = "The registration page again: the email is taken.", body = String, content_type = "text/html"),
-        crate::openapi::PageErrors,
-        crate::openapi::FormErrors,
+        super::error::PageErrors,
+        super::error::FormErrors,
     )
 )]
 pub async fn register(

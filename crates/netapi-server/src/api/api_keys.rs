@@ -1,0 +1,203 @@
+//! `/v1/api-keys...`: API keys.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use netapi_core::Scopes;
+use netapi_core::clock::parse_rfc3339;
+use netapi_core::service::NewApiKey;
+use serde::Deserialize;
+
+use super::pagination::PageQuery;
+use crate::dto::{ApiKeyList, ApiKeyView, NO_STORE, NewApiKeyView, NoStore, fields};
+use crate::error::{ApiError, ApiResult, AuthErrors, BodyErrors, InvalidErrors, NotFoundErrors};
+use crate::extract::{ApiJson, ApiQuery, Auth, ClientIp, OptionalJson};
+use crate::state::AppState;
+
+/// `GET /v1/api-keys`
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "listApiKeys",
+    params(PageQuery),
+    security(("bearer" = ["keys:read"]), ("oauth2" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The caller's keys that are not revoked, oldest first.", body = ApiKeyList),
+        InvalidErrors,
+        AuthErrors,
+    )
+)]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ApiKeyList>> {
+    let page = state
+        .api
+        .list_api_keys(&caller, query.request("key")?)
+        .await?;
+    Ok(Json(page.into()))
+}
+
+/// `POST /v1/api-keys`
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    #[schema(schema_with = fields::name)]
+    name: String,
+    #[schema(schema_with = fields::scopes_nullable)]
+    scopes: Option<Vec<String>>,
+    #[schema(schema_with = fields::future_time_nullable)]
+    expires_at: Option<String>,
+    #[schema(schema_with = fields::rate_limit_nullable)]
+    rate_limit_per_minute: Option<u32>,
+}
+
+fn parse_scopes(field: &str, names: Option<Vec<String>>) -> ApiResult<Option<Scopes>> {
+    names
+        .map(|names| {
+            Scopes::parse_list(&names).map_err(|name| {
+                ApiError::invalid(field, format!("contains the unknown scope '{name}'"))
+            })
+        })
+        .transpose()
+}
+
+/// Creates a key; the key is in the answer this once.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "createApiKey",
+    request_body = NewKeyBody,
+    security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
+    responses(
+        (status = 201, description = "The key, shown this once.", body = NewApiKeyView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        BodyErrors,
+        AuthErrors,
+    )
+)]
+pub async fn create_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<NewKeyBody>,
+) -> ApiResult<(StatusCode, NoStore, Json<NewApiKeyView>)> {
+    let scopes = parse_scopes("scopes", body.scopes)?;
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|t| {
+            parse_rfc3339(t)
+                .ok_or_else(|| ApiError::invalid("expires_at", "must be an RFC 3339 date-time"))
+        })
+        .transpose()?;
+    let (key, secret) = state
+        .api
+        .create_api_key(
+            &caller,
+            NewApiKey {
+                name: body.name,
+                scopes,
+                expires_at,
+                rate_limit: body.rate_limit_per_minute,
+            },
+            Some(&ip),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        NO_STORE,
+        Json(NewApiKeyView::new(key, &secret)),
+    ))
+}
+
+/// `GET /v1/api-keys/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "getApiKey",
+    params(("id" = String, Path, description = "An API key id (`key_...`).")),
+    security(("bearer" = ["keys:read"]), ("oauth2" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The key, without the secret.", body = ApiKeyView),
+        NotFoundErrors,
+        AuthErrors,
+    )
+)]
+pub async fn get_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiKeyView>> {
+    let key = state.api.get_api_key(&caller, &id).await?;
+    Ok(Json(key.into()))
+}
+
+/// `DELETE /v1/api-keys/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "revokeApiKey",
+    params(("id" = String, Path, description = "An API key id (`key_...`).")),
+    security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
+    responses(
+        (status = 204, description = "Revoked: it stops working at once."),
+        NotFoundErrors,
+        AuthErrors,
+    )
+)]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.api.revoke_api_key(&caller, &id, Some(&ip)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/api-keys/{id}/rotate`
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    #[schema(schema_with = fields::grace_period_nullable)]
+    grace_period_seconds: Option<i64>,
+}
+
+/// Rotates a key; the new key is in the answer this once.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys/{id}/rotate",
+    tag = "api-keys",
+    operation_id = "rotateApiKey",
+    params(("id" = String, Path, description = "An API key id (`key_...`).")),
+    request_body(content = Option<RotateBody>, description = "Optional.", content_type = "application/json"),
+    security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
+    responses(
+        (status = 201, description = "The new key with the same settings, shown this once.", body = NewApiKeyView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        BodyErrors,
+        NotFoundErrors,
+        AuthErrors,
+    )
+)]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<RotateBody>,
+) -> ApiResult<(StatusCode, NoStore, Json<NewApiKeyView>)> {
+    let (key, secret) = state
+        .api
+        .rotate_api_key(&caller, &id, body.grace_period_seconds, Some(&ip))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        NO_STORE,
+        Json(NewApiKeyView::new(key, &secret)),
+    ))
+}

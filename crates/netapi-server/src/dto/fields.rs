@@ -1,0 +1,385 @@
+//! The rules of single fields, stated once and referenced by the fields that follow them
+//! (`#[schema(schema_with = ...)]`): ids, times, names, emails, passwords, scopes, redirect
+//! URIs. The patterns are what the server checks, written so that schemathesis generates
+//! values the server takes; what a pattern cannot say is said in the description.
+
+use netapi_core::Scope;
+use utoipa::openapi::schema::{
+    AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::{KnownFormat, Ref, RefOr, SchemaFormat};
+
+fn nullable(types: Type) -> SchemaType {
+    SchemaType::from_iter([types, Type::Null])
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+/// A regular expression matching a space-separated list of scope names (RFC 6749 §3.3), as
+/// `Scopes::parse_space_separated` accepts it.
+fn scope_list_pattern() -> String {
+    let names = Scope::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("|");
+    format!("^ *((?:{names})(?: +(?:{names}))*)? *$")
+}
+
+/// `[A-Za-z0-9]` ids with a kind prefix (`usr_...`).
+fn id_pattern(prefix: &str) -> String {
+    format!("^{prefix}_[0-9A-Za-z]{{20}}$")
+}
+
+/// Printable text that is not blank (`normalize_name`): 1 to 100 characters, no control
+/// characters, at least one that is not white space.
+const NAME_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+/// something@domain.tld (`normalize_email`): no white space or control characters, one `@`,
+/// and a domain of dot-separated labels.
+const EMAIL_PATTERN: &str =
+    r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@.\s\x00-\x1f\x7f-\x9f]+(\.[^@.\s\x00-\x1f\x7f-\x9f]+)+$";
+/// The same in printable ASCII.
+const ASCII_EMAIL_PATTERN: &str =
+    r"^[\x21-\x3f\x41-\x7e]+@[\x21-\x2d\x2f-\x3f\x41-\x7e]+(\.[\x21-\x2d\x2f-\x3f\x41-\x7e]+)+$";
+
+/// An `https` redirect URI that `validate_redirect_uri` takes: in normal form (lower-case host
+/// of letters and digits, no default port, no `.` or `..` path segment, nothing the URL
+/// standard would percent-encode, a query only after a path), without user information or
+/// fragment. It also takes `http` on a loopback host and private-use schemes; those are
+/// described in words.
+fn redirect_uri_pattern() -> String {
+    // Printable ASCII but for space, `"`, `#`, `<`, `>`, `?`, `` ` ``, `{`, `}`, `/` and `\`.
+    let path = r"!$%&'()*+,\-.0-9:;=@A-Z\[\]^_a-z|~";
+    let path_no_dot = r"!$%&'()*+,\-0-9:;=@A-Z\[\]^_a-z|~";
+    // Printable ASCII but for space, `"`, `#`, `<`, `>` and `'`.
+    let query = r"!$%&()*+,\-./0-9:;=?@A-Z\[\\\]^_`a-z{|}~";
+    let segment =
+        format!("(?:[{path_no_dot}][{path}]*|\\.[{path_no_dot}][{path}]*|\\.\\.[{path}]+)?");
+    format!("^https://[a-z][a-z0-9]*(\\.[a-z][a-z0-9]*)*((/{segment})+(\\?[{query}]*)?)?$")
+}
+
+fn name_field() -> ObjectBuilder {
+    string()
+        .min_length(Some(1))
+        .max_length(Some(100))
+        .pattern(Some(NAME_PATTERN))
+}
+
+pub(crate) fn name() -> Schema {
+    name_field()
+        .description(Some("1 to 100 printable characters."))
+        .into()
+}
+
+pub(crate) fn name_nullable() -> Schema {
+    name_field()
+        .schema_type(nullable(Type::String))
+        .description(Some(
+            "1 to 100 printable characters; `null` or absent: unchanged.",
+        ))
+        .into()
+}
+
+/// The server counts at most 254 bytes of UTF-8, which a schema cannot count: the email is
+/// either printable ASCII (up to 254 characters) or up to 63 characters of anything.
+fn email_variants() -> [Schema; 2] {
+    [
+        string()
+            .max_length(Some(254))
+            .pattern(Some(ASCII_EMAIL_PATTERN))
+            .into(),
+        string()
+            .max_length(Some(63))
+            .pattern(Some(EMAIL_PATTERN))
+            .into(),
+    ]
+}
+
+const EMAIL_DESCRIPTION: &str = "something@domain.tld, at most 254 bytes of UTF-8, without white \
+                                 space or control characters; stored lower-cased.";
+
+pub(crate) fn email() -> Schema {
+    let mut schema = AnyOfBuilder::new().description(Some(EMAIL_DESCRIPTION));
+    for variant in email_variants() {
+        schema = schema.item(variant);
+    }
+    schema.into()
+}
+
+pub(crate) fn email_nullable() -> Schema {
+    let mut schema = AnyOfBuilder::new().description(Some(format!(
+        "{EMAIL_DESCRIPTION} A new, unused one; `null` or absent: unchanged."
+    )));
+    for variant in email_variants() {
+        schema = schema.item(variant);
+    }
+    schema
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .into()
+}
+
+pub(crate) fn password() -> Schema {
+    string()
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(8))
+        .max_length(Some(128))
+        .description(Some("8 to 128 characters; not a common password, and not containing the email's local part."))
+        .into()
+}
+
+pub(crate) fn password_nullable() -> Schema {
+    string()
+        .schema_type(nullable(Type::String))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(8))
+        .max_length(Some(128))
+        .description(Some("8 to 128 characters; `null` or absent: unchanged."))
+        .into()
+}
+
+pub(crate) fn current_password() -> Schema {
+    string()
+        .schema_type(nullable(Type::String))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .max_length(Some(128))
+        .description(Some(
+            "The user's present password. Required with a new `email` or `password` (missing or \
+             wrong: 400 naming `current_password`; wrong ones count as failed sign-ins), except \
+             for an administrator changing another user. A successful change ends the user's \
+             browser sessions and refresh tokens (and their access tokens).",
+        ))
+        .into()
+}
+
+pub(crate) fn role_nullable() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .enum_values(Some(
+            ["admin", "member"].into_iter().map(Some).chain([None]),
+        ))
+        .description(Some(
+            "`admin` or `member`; changing it needs administrator powers.",
+        ))
+        .into()
+}
+
+pub(crate) fn scopes_nullable() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(Ref::from_schema_name("Scope"))
+        .description(Some(
+            "Scope names; default: the scopes of the credential making the request, which it \
+             cannot exceed (403).",
+        ))
+        .into()
+}
+
+pub(crate) fn scope_string_nullable() -> Schema {
+    string()
+        .schema_type(nullable(Type::String))
+        .pattern(Some(scope_list_pattern()))
+        .description(Some(
+            "Space-separated scope names: the most the client's tokens may carry. Default: the \
+             scopes of the credential making the request, which it cannot exceed (403).",
+        ))
+        .into()
+}
+
+pub(crate) fn future_time_nullable() -> Schema {
+    string()
+        .schema_type(nullable(Type::String))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .description(Some(
+            "RFC 3339 date-time in the future; `null` or absent: the key never expires.",
+        ))
+        .into()
+}
+
+pub(crate) fn rate_limit_nullable() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Integer))
+        .minimum(Some(0))
+        .maximum(Some(u32::MAX))
+        .description(Some(
+            "Requests per minute for this credential; `null`: the server's default. Only \
+             administrators may raise it above the default or turn it off (0).",
+        ))
+        .into()
+}
+
+pub(crate) fn grace_period_nullable() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Integer))
+        .minimum(Some(0))
+        .maximum(Some(2_592_000))
+        .description(Some(
+            "Seconds the old key keeps working (default 0: it stops at once; at most 30 days).",
+        ))
+        .into()
+}
+
+fn redirect_uri_items() -> ObjectBuilder {
+    string()
+        .pattern(Some(redirect_uri_pattern()))
+        .description(Some(
+            "Absolute, in normal form, without fragment or user information: `https`, `http` on a \
+         loopback host, or a private-use scheme containing a dot (RFC 8252).",
+        ))
+}
+
+pub(crate) fn redirect_uris() -> Schema {
+    ArrayBuilder::new()
+        .items(redirect_uri_items())
+        .max_items(Some(20))
+        .description(Some(
+            "At most 20; compared exactly at authorization time. `authorization_code` needs at \
+             least one.",
+        ))
+        .into()
+}
+
+pub(crate) fn redirect_uris_nullable() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(redirect_uri_items())
+        .max_items(Some(20))
+        .description(Some("At most 20; `null` or absent: unchanged."))
+        .into()
+}
+
+pub(crate) fn grant_types_nullable() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(Ref::from_schema_name("GrantType"))
+        .min_items(Some(1))
+        .description(Some(
+            "Default at creation: `[\"authorization_code\", \"refresh_token\"]` with redirect \
+             URIs, else `[\"client_credentials\"]`. A public client cannot use \
+             `client_credentials`.",
+        ))
+        .into()
+}
+
+pub(crate) fn response_types_nullable() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(string().enum_values(Some(["code"])))
+        .description(Some("Only `code` is supported."))
+        .into()
+}
+
+pub(crate) fn auth_method_nullable() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .enum_values(Some(
+            ["client_secret_basic", "client_secret_post", "none"]
+                .into_iter()
+                .map(Some)
+                .chain([None]),
+        ))
+        .description(Some(
+            "Default `client_secret_basic`; `none` makes a public client (no secret, PKCE only).",
+        ))
+        .into()
+}
+
+fn date_time() -> ObjectBuilder {
+    string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+}
+
+pub(crate) fn date_time_utc() -> Schema {
+    date_time().description(Some("RFC 3339, UTC.")).into()
+}
+
+pub(crate) fn date_time_nullable() -> Schema {
+    date_time()
+        .schema_type(nullable(Type::String))
+        .description(Some("RFC 3339, UTC, or `null`."))
+        .into()
+}
+
+pub(crate) fn user_id() -> Schema {
+    string().pattern(Some(id_pattern("usr"))).into()
+}
+
+pub(crate) fn user_id_nullable() -> Schema {
+    string()
+        .schema_type(nullable(Type::String))
+        .pattern(Some(id_pattern("usr")))
+        .into()
+}
+
+pub(crate) fn key_id() -> Schema {
+    string().pattern(Some(id_pattern("key"))).into()
+}
+
+pub(crate) fn client_id() -> Schema {
+    string().pattern(Some(id_pattern("cli"))).into()
+}
+
+pub(crate) fn event_id() -> Schema {
+    string().pattern(Some(id_pattern("evt"))).into()
+}
+
+/// `req_...`: the request id of the envelope and of `X-Request-Id`.
+pub(crate) fn request_id() -> ObjectBuilder {
+    string().pattern(Some("^req_[0-9A-Za-z]{20}$"))
+}
+
+pub(crate) fn scopes() -> Schema {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name("Scope"))
+        .into()
+}
+
+pub(crate) fn grant_types() -> Schema {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name("GrantType"))
+        .into()
+}
+
+pub(crate) fn grant_type() -> RefOr<Schema> {
+    Ref::from_schema_name("GrantType").into()
+}
+
+pub(crate) fn rate_limit() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Integer))
+        .minimum(Some(0))
+        .description(Some("Requests per minute; `null`: the server's default."))
+        .into()
+}
+
+pub(crate) fn next_page_token() -> Schema {
+    string()
+        .schema_type(nullable(Type::String))
+        .description(Some(
+            "Pass as `page_token` for the next page; `null` on the last page.",
+        ))
+        .into()
+}
+
+pub(crate) fn any_value() -> Schema {
+    Schema::Object(ObjectBuilder::new().build())
+}
+
+fn constant<T: Into<serde_json::Value>>(kind: Type, value: T) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(kind)
+        .enum_values(Some([value]))
+        .into()
+}
+
+pub(crate) fn const_true() -> Schema {
+    constant(Type::Boolean, true)
+}
+
+pub(crate) fn const_false() -> Schema {
+    constant(Type::Boolean, false)
+}
+
+pub(crate) fn const_api_key() -> Schema {
+    constant(Type::String, "api_key")
+}

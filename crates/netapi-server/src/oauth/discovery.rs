@@ -1,0 +1,95 @@
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414) and
+//! `GET /.well-known/openid-configuration` (OpenID Connect Discovery): one document.
+
+use axum::Json;
+use axum::extract::State;
+use netapi_core::Scopes;
+use netapi_core::model::GrantType;
+
+use crate::dto::oauth::ServerMetadata;
+use crate::state::AppState;
+
+fn metadata(state: &AppState) -> ServerMetadata {
+    let issuer = &state.api.settings().issuer;
+    let base = issuer.trim_end_matches('/');
+    // The algorithm of the key that signs ID tokens now (the configured one until a key is
+    // loaded).
+    let alg = state
+        .api
+        .key_ring()
+        .signing_alg()
+        .unwrap_or(state.api.settings().signing_algorithm);
+    ServerMetadata {
+        issuer: issuer.clone(),
+        authorization_endpoint: format!("{base}/oauth/authorize"),
+        token_endpoint: format!("{base}/oauth/token"),
+        revocation_endpoint: format!("{base}/oauth/revoke"),
+        introspection_endpoint: format!("{base}/oauth/introspect"),
+        userinfo_endpoint: format!("{base}/oauth/userinfo"),
+        jwks_uri: format!("{base}/oauth/jwks.json"),
+        registration_endpoint: format!("{base}/v1/oauth-clients"),
+        scopes_supported: Scopes::all().names(),
+        response_types_supported: vec!["code"],
+        response_modes_supported: vec!["query"],
+        grant_types_supported: GrantType::ALL.iter().map(|g| g.as_str()).collect(),
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        revocation_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        introspection_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        code_challenge_methods_supported: vec!["S256"],
+        authorization_response_iss_parameter_supported: true,
+        subject_types_supported: vec!["public"],
+        id_token_signing_alg_values_supported: vec![alg.as_str()],
+        claims_supported: vec![
+            "sub",
+            "iss",
+            "aud",
+            "azp",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "sid",
+            "name",
+            "updated_at",
+            "email",
+            "email_verified",
+        ],
+        prompt_values_supported: vec!["none", "login", "consent"],
+    }
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414)
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    operation_id = "authorizationServerMetadata",
+    responses((status = 200, description = "RFC 8414 metadata.", body = ServerMetadata))
+)]
+pub async fn authorization_server_metadata(State(state): State<AppState>) -> Json<ServerMetadata> {
+    Json(metadata(&state))
+}
+
+/// `GET /.well-known/openid-configuration`
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "oauth",
+    operation_id = "openidConfiguration",
+    responses((status = 200, description = "OpenID Connect discovery.", body = ServerMetadata))
+)]
+pub async fn openid_configuration(State(state): State<AppState>) -> Json<ServerMetadata> {
+    Json(metadata(&state))
+}

@@ -1,0 +1,78 @@
+//! `POST /oauth/token` (RFC 6749 §3.2).
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::client_auth::ClientRequest;
+use super::error::{OAuthErrors, OAuthFailure};
+use crate::dto::oauth::TokenResponse;
+use crate::dto::{NO_STORE, NoStore, fields};
+use crate::extract::ClientIp;
+use crate::state::AppState;
+
+/// `POST /oauth/token` (`application/x-www-form-urlencoded`; every parameter at most once).
+/// A confidential client authenticates with HTTP Basic or with `client_id` and
+/// `client_secret` here; a public client sends only `client_id`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // `parse_form` reads the form as a map for the core; this states it for the document.
+pub(crate) struct TokenForm {
+    #[schema(schema_with = fields::grant_type)]
+    grant_type: String,
+    /// `authorization_code`: the code from the redirect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    code: Option<String>,
+    /// `authorization_code`: the `redirect_uri` of the authorization request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier (RFC 7636).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    refresh_token: Option<String>,
+    /// Space-separated scopes (`client_credentials`, `refresh_token`: a narrower set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    scope: Option<String>,
+    /// `client_secret_post` and public clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    client_secret: Option<String>,
+}
+
+/// `POST /oauth/token`
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    operation_id = "token",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Tokens (RFC 6749 §5.1).", body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        OAuthErrors,
+    )
+)]
+pub async fn token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ClientRequest(request): ClientRequest,
+) -> Result<(NoStore, Json<TokenResponse>), OAuthFailure> {
+    let basic = request.client.is_basic();
+    let response = state
+        .api
+        .token(&request, &ip)
+        .await
+        .map_err(|error| OAuthFailure { error, basic })?;
+    Ok((NO_STORE, Json(response.into())))
+}
