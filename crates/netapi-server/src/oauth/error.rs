@@ -3,7 +3,7 @@
 //! their description in the document.
 
 use axum::Json;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netapi_core::service::{OAuthError, OAuthErrorKind};
 use std::collections::BTreeMap;
@@ -13,12 +13,8 @@ use utoipa::openapi::response::{Response as OpenApiResponse, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 
+use crate::dto::NO_STORE;
 use crate::dto::oauth::OAuthErrorBody;
-
-pub(super) fn no_store(headers: &mut HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-}
 
 /// An OAuth error response, remembering whether the client used HTTP Basic.
 #[derive(Debug)]
@@ -40,9 +36,9 @@ impl IntoResponse for OAuthFailure {
             }
         };
         let retry_after = self.error.retry_after;
-        let mut response = (status, Json(OAuthErrorBody::from(self.error))).into_response();
+        let mut response =
+            (status, NO_STORE, Json(OAuthErrorBody::from(self.error))).into_response();
         let headers = response.headers_mut();
-        no_store(headers);
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

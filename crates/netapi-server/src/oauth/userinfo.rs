@@ -4,12 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use netapi_core::Scope;
 use netapi_core::service::Credential;
+use netapi_core::{Error, Scope};
 
 use crate::dto::NO_STORE;
 use crate::dto::oauth::{BearerError, BearerErrorCode, UserInfo};
-use crate::error::ApiError;
+use crate::error::{ApiError, ServiceErrors};
 use crate::extract::Auth;
 use crate::state::AppState;
 
@@ -51,6 +51,7 @@ fn challenge(error: BearerErrorCode, description: &'static str) -> Response {
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"netapi\", error=\"invalid_token\", error_description=\"...\"`"))),
         (status = 403, description = "`insufficient_scope`: the token lacks `openid`.", body = BearerError,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"netapi\", error=\"insufficient_scope\", ...`"))),
+        ServiceErrors,
     )
 )]
 pub async fn userinfo(State(state): State<AppState>, auth: Result<Auth, ApiError>) -> Response {
@@ -73,6 +74,10 @@ pub async fn userinfo(State(state): State<AppState>, auth: Result<Auth, ApiError
     }
     match state.api.userinfo(&principal).await {
         Ok(claims) => (NO_STORE, Json(UserInfo::from(claims))).into_response(),
-        Err(_) => challenge(BearerErrorCode::InvalidToken, "The user no longer exists."),
+        Err(Error::NotFound(_)) => {
+            challenge(BearerErrorCode::InvalidToken, "The user no longer exists.")
+        }
+        // Storage failing is the server's trouble, not the token's.
+        Err(err) => ApiError::from(err).into_response(),
     }
 }

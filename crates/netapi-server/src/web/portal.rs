@@ -195,7 +195,15 @@ async fn member(api: &NetApi, headers: &HeaderMap, csrf_token: &str) -> Result<M
 async fn outcome_page(api: &NetApi, member: &Member, outcome: Result<Flash, Error>) -> Response {
     let flash = match outcome {
         Ok(flash) => flash,
-        Err(err @ (Error::Unavailable | Error::Internal(_) | Error::RateLimited { .. })) => {
+        // Storage and server failures (and their operator-only text) are error pages, never
+        // a message on a 200 page; each kind is named so that a new one is a decision.
+        Err(
+            err @ (Error::Unavailable
+            | Error::Internal(_)
+            | Error::Misconfigured(_)
+            | Error::Busy { .. }
+            | Error::RateLimited { .. }),
+        ) => {
             return error_response(err);
         }
         Err(Error::InvalidArgument { field, message }) => Flash::Error(
@@ -203,7 +211,14 @@ async fn outcome_page(api: &NetApi, member: &Member, outcome: Result<Flash, Erro
                 .trim()
                 .to_owned(),
         ),
-        Err(other) => Flash::Error(other.to_string()),
+        Err(
+            refused @ (Error::Unauthenticated(_)
+            | Error::PermissionDenied { .. }
+            | Error::InsufficientScope { .. }
+            | Error::NotFound(_)
+            | Error::AlreadyExists(_)
+            | Error::RequestRateLimited(_)),
+        ) => Flash::Error(refused.to_string()),
     };
     portal_page(api, &member.user, &member.session, Some(flash)).await
 }
