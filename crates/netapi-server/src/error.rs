@@ -253,6 +253,11 @@ impl From<Error> for ApiError {
 }
 
 impl ApiError {
+    /// Whether the server failed (storage, a bug) rather than the request.
+    pub fn is_server_failure(&self) -> bool {
+        matches!(self.body.code, Code::Internal | Code::Unavailable)
+    }
+
     /// A 500 that says nothing of its cause.
     pub fn internal() -> Self {
         Self::new(

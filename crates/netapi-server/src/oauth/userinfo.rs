@@ -59,6 +59,8 @@ pub async fn userinfo(State(state): State<AppState>, auth: Result<Auth, ApiError
         Ok(Auth(principal)) if matches!(principal.credential, Credential::AccessToken { .. }) => {
             principal
         }
+        // Storage failing while the token is checked is the server's trouble, not the token's.
+        Err(err) if err.is_server_failure() => return err.into_response(),
         _ => {
             return challenge(
                 BearerErrorCode::InvalidToken,

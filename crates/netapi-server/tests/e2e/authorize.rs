@@ -1353,7 +1353,44 @@ async fn pages_escape_what_people_typed(app: TestApp) {
     assert!(!portal.contains("<script>"));
 }
 
+/// A storage failure at UserInfo is the server's (5xx, the envelope), never the token's 401.
+async fn userinfo_answers_a_storage_failure_as_the_servers(app: TestApp) {
+    let own = app.member_key("ada@example.com").await;
+    let mut browser = Browser::new();
+    let (_, _, access, _) = app_tokens(
+        &app,
+        &mut browser,
+        &own,
+        "ada@example.com",
+        "openid profile",
+    )
+    .await;
+    json_with(app.get("/oauth/userinfo", &access).await, StatusCode::OK).await;
+    let sql = "ALTER TABLE users RENAME TO users_gone";
+    match app.backend {
+        crate::helpers::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        crate::helpers::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    let answer = app.get("/oauth/userinfo", &access).await;
+    let status = answer.status();
+    assert!(status.is_server_error(), "{status}");
+    let body: Value = answer.json().await.unwrap();
+    assert!(
+        ["INTERNAL", "UNAVAILABLE"].contains(&body["error"]["code"].as_str().unwrap_or_default()),
+        "{body}"
+    );
+}
+
 e2e!(
+    userinfo_answers_a_storage_failure_as_the_servers,
     keys_made_by_an_app_end_with_its_consent,
     a_new_password_ends_sessions_and_refresh_tokens,
     portal_cannot_rotate_a_key_wider_than_the_session,
