@@ -11,7 +11,7 @@ use netapi_core::service::AuthorizationRequest;
 use serde::Deserialize;
 use std::collections::HashMap;
 
-use super::error::{authorize_error, error_page, error_response};
+use super::error::PageError;
 use super::login::login_page;
 use super::page::{Chrome, render};
 use super::session::current_session;
@@ -76,7 +76,7 @@ async fn validated(api: &NetApi, raw: &str) -> Result<AuthorizationRequest, Resp
     }
     api.validate_authorization(&params, repeated.as_deref())
         .await
-        .map_err(authorize_error)
+        .map_err(|err| PageError::Authorize(err).into_response())
 }
 
 /// `GET /oauth/authorize` query parameters (RFC 6749 §4.1.1, RFC 7636, OpenID Connect). Only
@@ -151,11 +151,12 @@ pub async fn authorize(
     let session = session.filter(|(s, _)| api.session_satisfies(&request, s, fresh));
     let Some((session, user)) = session else {
         if request.prompt_none {
-            return authorize_error(request.early_error(
+            return PageError::Authorize(request.early_error(
                 &issuer,
                 "login_required",
                 "the user is not signed in",
-            ));
+            ))
+            .into_response();
         }
         return login_page(
             api,
@@ -167,15 +168,16 @@ pub async fn authorize(
     match api.has_consent(&user.id, &request).await {
         Ok(true) => match api.approve(&session, &request, false).await {
             Ok(url) => Redirect::to(&url).into_response(),
-            Err(err) => error_response(err),
+            Err(err) => PageError::Core(err).into_response(),
         },
-        Ok(false) if request.prompt_none => authorize_error(request.early_error(
+        Ok(false) if request.prompt_none => PageError::Authorize(request.early_error(
             &issuer,
             "consent_required",
             "the user has not approved this application",
-        )),
+        ))
+        .into_response(),
         Ok(false) => consent_page(&request, &raw, &user, &session),
-        Err(err) => error_response(err),
+        Err(err) => PageError::Core(err).into_response(),
     }
 }
 
@@ -226,10 +228,10 @@ pub async fn decide(
         );
     };
     if !NetApi::csrf_matches(&session, &form.csrf_token) {
-        return error_page(
-            StatusCode::FORBIDDEN,
+        return PageError::Forged(
             "The form expired or did not come from this site; go back and try again.",
-        );
+        )
+        .into_response();
     }
     match form.decision.as_str() {
         "approve" => match api.approve(&session, &request, true).await {
@@ -237,7 +239,7 @@ pub async fn decide(
                 tracing::info!(client_id = %request.client.id, user_id = %user.id, "authorization approved");
                 Redirect::to(&url).into_response()
             }
-            Err(err) => error_response(err),
+            Err(err) => PageError::Core(err).into_response(),
         },
         "deny" => Redirect::to(&request.error_redirect(
             api.issuer(),
@@ -245,9 +247,6 @@ pub async fn decide(
             "the user denied the request",
         ))
         .into_response(),
-        _ => error_page(
-            StatusCode::BAD_REQUEST,
-            "The decision must be approve or deny.",
-        ),
+        _ => PageError::Invalid("The decision must be approve or deny.").into_response(),
     }
 }

@@ -35,7 +35,7 @@ struct ErrorLinkPage<'a> {
     href: &'a str,
 }
 
-pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
+fn error_page(status: StatusCode, message: &str) -> Response {
     render(
         status,
         &ErrorPage {
@@ -67,12 +67,33 @@ fn error_link_page(url: &str) -> Response {
     )
 }
 
-pub(crate) fn authorize_error(err: AuthorizeError) -> Response {
-    match err {
-        AuthorizeError::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
-        AuthorizeError::Redirect(url) => Redirect::to(&url).into_response(),
-        AuthorizeError::Link(url) => error_link_page(&url),
-        AuthorizeError::Failed(err) => error_response(err),
+/// Why a page cannot do what was asked. Its [`IntoResponse`] is the one place where that
+/// becomes a page (or, for an authorization request, the redirect to the client).
+#[derive(Debug)]
+pub(crate) enum PageError {
+    /// A core error.
+    Core(Error),
+    /// An authorization request that cannot go on.
+    Authorize(AuthorizeError),
+    /// The form's CSRF token does not match the session (403), in the page's words.
+    Forged(&'static str),
+    /// A request the page cannot carry out (400), in the page's words.
+    Invalid(&'static str),
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Core(err) => core_error_page(err),
+            Self::Authorize(AuthorizeError::Page(message)) => {
+                error_page(StatusCode::BAD_REQUEST, &message)
+            }
+            Self::Authorize(AuthorizeError::Redirect(url)) => Redirect::to(&url).into_response(),
+            Self::Authorize(AuthorizeError::Link(url)) => error_link_page(&url),
+            Self::Authorize(AuthorizeError::Failed(err)) => core_error_page(err),
+            Self::Forged(message) => error_page(StatusCode::FORBIDDEN, message),
+            Self::Invalid(message) => error_page(StatusCode::BAD_REQUEST, message),
+        }
     }
 }
 
@@ -85,7 +106,7 @@ fn with_retry_after(mut response: Response, seconds: u64) -> Response {
 
 /// Every core error as a page: bad input and refusals are 4xx pages saying what is wrong;
 /// storage and server failures are 5xx pages that say nothing of their cause.
-pub(crate) fn error_response(err: Error) -> Response {
+fn core_error_page(err: Error) -> Response {
     match err {
         Error::Unavailable => error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -137,7 +158,7 @@ fn page_response(description: &str, content_type: &str) -> RefOr<OpenApiResponse
     )
 }
 
-/// The error pages any page can answer with (`web::error::error_response`).
+/// The error pages any page can answer with ([`PageError`]).
 pub struct PageErrors;
 
 impl IntoResponses for PageErrors {

@@ -10,7 +10,7 @@ use netapi_core::secret::{Secret, random_base62};
 use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
-use super::error::{error_page, error_response};
+use super::error::PageError;
 use super::page::{Chrome, render};
 use super::session::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, cookie, csrf_cookie_matches, current_session, set_cookie,
@@ -149,7 +149,7 @@ pub async fn login(
                 StatusCode::UNAUTHORIZED,
             );
         }
-        Err(err) => return error_response(err),
+        Err(err) => return PageError::Core(err).into_response(),
     };
     start_session_response(
         &state.api,
@@ -174,7 +174,7 @@ async fn start_session_response(
     }
     let (secret, _) = match api.start_session(user).await {
         Ok(started) => started,
-        Err(err) => return error_response(err),
+        Err(err) => return PageError::Core(err).into_response(),
     };
     set_session_cookies(&mut response, api, secret.expose());
     response
@@ -211,15 +211,12 @@ pub async fn logout(
         return Redirect::to("/login").into_response();
     };
     if !NetApi::csrf_matches(&session, &form.csrf_token) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "The form expired; go back and try again.",
-        );
+        return PageError::Forged("The form expired; go back and try again.").into_response();
     }
     if let Some(value) = cookie(&headers, SESSION_COOKIE)
         && let Err(err) = state.api.end_session(&value).await
     {
-        return error_response(err);
+        return PageError::Core(err).into_response();
     }
     let mut response = Redirect::to("/login").into_response();
     set_cookie(&mut response, &state.api, SESSION_COOKIE, "", 0);

@@ -13,7 +13,7 @@ use netapi_core::service::{ClientUpdate, NewApiKey, NewClient, PageRequest, Prin
 use netapi_core::{Error, NetApi, Scope};
 use serde::Deserialize;
 
-use super::error::{error_page, error_response};
+use super::error::PageError;
 use super::login::CsrfForm;
 use super::page::{Chrome, render};
 use super::session::current_session;
@@ -178,10 +178,10 @@ async fn member(api: &NetApi, headers: &HeaderMap, csrf_token: &str) -> Result<M
         return Err(Redirect::to("/login?return_to=/portal").into_response());
     };
     if !NetApi::csrf_matches(&session, csrf_token) {
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
+        return Err(PageError::Forged(
             "The form expired or did not come from this site; reload the portal and try again.",
-        ));
+        )
+        .into_response());
     }
     let principal = NetApi::session_principal(&user);
     Ok(Member {
@@ -204,7 +204,7 @@ async fn outcome_page(api: &NetApi, member: &Member, outcome: Result<Flash, Erro
             | Error::Busy { .. }
             | Error::RateLimited { .. }),
         ) => {
-            return error_response(err);
+            return PageError::Core(err).into_response();
         }
         Err(Error::InvalidArgument { field, message }) => Flash::Error(
             format!("{} {message}.", field.unwrap_or_default())

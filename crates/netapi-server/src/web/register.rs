@@ -4,13 +4,13 @@ use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use netapi_core::secret::{Secret, random_base62};
 use netapi_core::service::NewUser;
 use netapi_core::{Error, NetApi, Role};
 use serde::Deserialize;
 
-use super::error::error_response;
+use super::error::PageError;
 use super::page::{Chrome, render};
 use super::portal::{Flash, portal_page};
 use super::session::{LOGIN_CSRF_COOKIE, csrf_cookie_matches, set_cookie, set_session_cookies};
@@ -114,11 +114,11 @@ pub async fn register(
         Err(Error::AlreadyExists(message)) => {
             return register_page(api, Some(&message), StatusCode::CONFLICT);
         }
-        Err(err) => return error_response(err),
+        Err(err) => return PageError::Core(err).into_response(),
     };
     let (session_secret, session) = match api.start_session(&user).await {
         Ok(started) => started,
-        Err(err) => return error_response(err),
+        Err(err) => return PageError::Core(err).into_response(),
     };
     let flash = Flash::Secret {
         title: format!("Welcome! Your first API key, \"{}\"", key.name),
