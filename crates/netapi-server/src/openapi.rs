@@ -4,8 +4,10 @@
 //! `X-Request-Id` everywhere) and the per-server parts (the issuer as server URL, the OAuth
 //! endpoints in the security schemes). It imports no handler.
 
+use axum::Extension;
+use axum::body::Bytes;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use netapi_core::Scope;
 use netapi_core::model::GrantType;
 use serde_json::Value;
@@ -258,9 +260,9 @@ pub(crate) fn base() -> OpenApi {
     ApiDoc::openapi()
 }
 
-/// The whole document, from what the route table collected, for a server whose issuer is
-/// `issuer`.
-pub(crate) fn document(mut doc: OpenApi, issuer: &str) -> Value {
+/// The whole document as JSON text, from what the route table collected, for a server whose
+/// issuer is `issuer`.
+pub(crate) fn document(mut doc: OpenApi, issuer: &str) -> Bytes {
     Common.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.servers = Some(vec![Server::new(issuer.trim_end_matches('/'))]);
@@ -272,11 +274,12 @@ pub(crate) fn document(mut doc: OpenApi, issuer: &str) -> Value {
     let mut value = serde_json::to_value(&doc).unwrap_or(Value::Null);
     require_headers(&mut value);
     add_client_rules(&mut value);
-    value
+    Bytes::from(value.to_string())
 }
 
-/// The document, built once when the router is: filled in by [`crate::router`].
-pub(crate) type Document = Arc<OnceLock<Value>>;
+/// The document as served (JSON text), built once when the router is: filled in by
+/// [`crate::router`].
+pub(crate) type Document = Arc<OnceLock<Bytes>>;
 
 /// This document.
 #[utoipa::path(
@@ -287,7 +290,11 @@ pub(crate) type Document = Arc<OnceLock<Value>>;
     responses((status = 200, description = "The OpenAPI 3.1 description of every endpoint.", body = Object))
 )]
 pub async fn spec(Extension(document): Extension<Document>) -> Response {
-    Json(document.get()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.get().cloned().unwrap_or_default(),
+    )
+        .into_response()
 }
 
 /// The rules of `check_client_shape` that tie one field of a new client to another, as JSON
