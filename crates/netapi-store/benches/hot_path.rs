@@ -176,6 +176,8 @@ impl Fixture {
             rotated_at: None,
             revoked_at: None,
             successor_key: None,
+            resource_id: None,
+            resource_scopes: Vec::new(),
         };
         (token, secret)
     }

@@ -360,6 +360,7 @@ impl NetApi {
                     user_id: session.user_id.clone(),
                     client_id: request.client.id.clone(),
                     scopes,
+                    resource_scopes: Vec::new(),
                     granted_at: now,
                 })
                 .await?;
@@ -380,6 +381,8 @@ impl NetApi {
                 created_at: now,
                 expires_at: now + self.settings.authorization_code_ttl,
                 used_at: None,
+                resource_id: None,
+                resource_scopes: Vec::new(),
             })
             .await?;
         let mut pairs = vec![("code", secret.expose())];

@@ -208,6 +208,8 @@ impl NetApi {
             secret_hash: secret.as_ref().map(|s| self.hasher().hash(s.expose())),
             rate_limit: new.rate_limit,
             trusted: new.trusted,
+            resources: Vec::new(),
+            resource_scopes: Vec::new(),
             created_at: now,
             updated_at: now,
         };

@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::ids::{looks_like_id, new_id};
 use crate::jwt::{KeyRing, generate_key};
 use crate::limiter::{FailureLimiter, RateStatus, RequestLimiter};
-use crate::model::{ApiKey, AuditEvent, OAuthClient, SigningAlgorithm, SigningKey, User};
+use crate::model::{ApiKey, AuditEvent, OAuthClient, Resource, SigningAlgorithm, SigningKey, User};
 use crate::sealing::{SecretKey, is_sealed};
 use crate::secret::{SecretHash, SecretHasher};
 use crate::store::{Invalidation, Store};
@@ -177,6 +177,12 @@ pub struct NetApi {
     verified_tokens: Cache<[u8; 32], Arc<authn::AccessClaims>>,
     users: GuardedCache<String, Option<UserFacts>>,
     clients: GuardedCache<String, Option<ClientFacts>>,
+    /// Resources by `id:<id>` and by `uri:<identifier>`, deleted ones and unknown
+    /// identifiers included (as `None`), so that a credential for a resource costs no storage
+    /// access on a hit; every change to any resource drops them all.
+    resources: GuardedCache<String, Option<Arc<Resource>>>,
+    /// What administrators granted users, by (user id, resource id).
+    grants: GuardedCache<(String, String), Arc<[String]>>,
     /// Per key: the last use noted, and whether it still has to be written.
     key_usage: Mutex<HashMap<String, (Timestamp, bool)>>,
     limiter: FailureLimiter,
@@ -293,6 +299,8 @@ impl NetApi {
                 .build(),
             users: GuardedCache::new(capacity, RECORD_TTL),
             clients: GuardedCache::new(capacity, RECORD_TTL),
+            resources: GuardedCache::new(capacity, RECORD_TTL),
+            grants: GuardedCache::new(capacity, RECORD_TTL),
             key_usage: Mutex::new(HashMap::new()),
             key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
             denylist: RwLock::new(HashMap::new()),
@@ -518,6 +526,13 @@ impl NetApi {
                 expires_at,
             } => self.deny(format!("sid:{family_id}"), *expires_at),
             Invalidation::SigningKeys => {}
+            Invalidation::Resource(_) => self.resources.invalidate_all(),
+            Invalidation::Grant {
+                user_id,
+                resource_id,
+            } => self
+                .grants
+                .invalidate(&(user_id.clone(), resource_id.clone())),
         }
     }
 

@@ -488,6 +488,8 @@ impl NetApi {
             rotated_at: None,
             revoked_at: None,
             successor_key: Some(DerivationKey::random()),
+            resource_id: current.resource_id.clone(),
+            resource_scopes: current.resource_scopes.clone(),
         };
         match self
             .store
@@ -603,6 +605,8 @@ impl NetApi {
                     rotated_at: None,
                     revoked_at: None,
                     successor_key: Some(DerivationKey::random()),
+                    resource_id: code.resource_id.clone(),
+                    resource_scopes: code.resource_scopes.clone(),
                 })
                 .await?;
             Some(secret)
