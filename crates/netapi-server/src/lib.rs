@@ -10,6 +10,7 @@ mod middleware;
 pub mod oauth;
 mod openapi;
 pub mod proxy;
+mod resources;
 mod v1;
 mod views;
 mod web;
@@ -152,7 +153,21 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
             "/v1/oauth-clients/{id}/rotate-secret",
             post(v1::rotate_client_secret),
         )
-        .route("/v1/audit-events", get(v1::list_events));
+        .route("/v1/audit-events", get(v1::list_events))
+        .route(
+            "/v1/resources",
+            get(resources::list_resources).post(resources::create_resource),
+        )
+        .route(
+            "/v1/resources/{id}",
+            get(resources::get_resource)
+                .patch(resources::update_resource)
+                .delete(resources::delete_resource),
+        )
+        .route(
+            "/v1/users/{id}/grants",
+            get(resources::list_grants).put(resources::set_grant),
+        );
     let oauth = Router::new()
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))

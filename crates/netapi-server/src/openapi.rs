@@ -443,8 +443,14 @@ pub struct ApiKeyView {
     /// The last 4 characters of the key.
     #[schema(pattern = "^[0-9A-Za-z]{4}$")]
     last_four: String,
-    #[schema(schema_with = scopes_array)]
+    /// The identifier of the resource the key is for (the issuer: Net API's own).
+    resource: String,
+    /// Scope names of the key's resource.
+    #[schema(schema_with = crate::resources::scope_names)]
     scopes: Vec<String>,
+    /// The JSON object given at creation, or `null`.
+    #[schema(value_type = Option<Object>, required = true)]
+    metadata: Option<Value>,
     #[schema(schema_with = date_time_schema)]
     created_at: String,
     /// Kept to within about a minute.
@@ -471,8 +477,13 @@ pub struct NewApiKeyView {
     prefix: String,
     #[schema(pattern = "^[0-9A-Za-z]{4}$")]
     last_four: String,
-    #[schema(schema_with = scopes_array)]
+    /// The identifier of the resource the key is for (the issuer: Net API's own).
+    resource: String,
+    #[schema(schema_with = crate::resources::scope_names)]
     scopes: Vec<String>,
+    /// The JSON object given at creation, or `null`.
+    #[schema(value_type = Option<Object>, required = true)]
+    metadata: Option<Value>,
     #[schema(schema_with = date_time_schema)]
     created_at: String,
     #[schema(schema_with = date_time_nullable, required = true)]
@@ -767,12 +778,16 @@ pub struct VerificationView {
     #[schema(nullable = false)]
     resource: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = scopes_array, required = false)]
+    #[schema(schema_with = crate::resources::scope_names, required = false)]
     scopes: Option<Vec<String>>,
     /// Present with the key's facts; `null` for a key that never expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = date_time_nullable, required = false)]
     expires_at: Option<String>,
+    /// Present with the key's facts: its metadata, or `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, required = false)]
+    metadata: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     ratelimit: Option<KeyRateLimit>,
@@ -826,6 +841,10 @@ pub struct ActiveApiKey {
     token_type: String,
     #[schema(schema_with = key_id)]
     key_id: String,
+    /// The key's metadata; absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object, nullable = false)]
+    metadata: Option<Value>,
 }
 
 fn const_api_key() -> Schema {
@@ -1520,6 +1539,13 @@ pub async fn spec(State(state): State<AppState>) -> Response {
         crate::v1::delete_client,
         crate::v1::rotate_client_secret,
         crate::v1::list_events,
+        crate::resources::list_resources,
+        crate::resources::create_resource,
+        crate::resources::get_resource,
+        crate::resources::update_resource,
+        crate::resources::delete_resource,
+        crate::resources::list_grants,
+        crate::resources::set_grant,
         crate::oauth::token,
         crate::oauth::revoke,
         crate::oauth::introspect,
@@ -1561,6 +1587,7 @@ pub async fn spec(State(state): State<AppState>) -> Response {
         (name = "api-keys", description = "API keys."),
         (name = "oauth-clients", description = "OAuth 2.0 clients (RFC 7591 field names)."),
         (name = "audit", description = "Security events."),
+        (name = "resources", description = "The operator's APIs that Net API guards besides its own (RFC 8707 resources), and the scopes of theirs administrators grant users."),
         (name = "oauth", description = "OAuth 2.0 and OpenID Connect endpoints (RFC 6749, 7009, 7662, 8414)."),
         (name = "forward-auth", description = "Checking a credential for a reverse proxy in front of an API (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`, Envoy `ext_authz`), and RFC 9728 protected resource metadata. 401, 403 and 429 carry the error envelope; a `resource` Net API does not guard is a 403 naming it."),
         (name = "operations", description = "Health, readiness, metrics and this document."),

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use netapi_core::Scopes;
 use netapi_core::clock::parse_rfc3339;
 use netapi_core::scope::Role;
 use netapi_core::secret::Secret;
@@ -32,7 +31,7 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    fn request(&self, prefix: &str) -> ApiResult<PageRequest> {
+    pub(crate) fn request(&self, prefix: &str) -> ApiResult<PageRequest> {
         Ok(PageRequest::parse(
             prefix,
             self.page_size,
@@ -101,7 +100,9 @@ pub async fn register(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(json!({ "user": views::user(&user), "api_key": views::api_key(&key, Some(&secret)) })),
+        Json(
+            json!({ "user": views::user(&user), "api_key": views::api_key(&key, Some(&secret), state.api.issuer()) }),
+        ),
     ))
 }
 
@@ -328,7 +329,7 @@ pub async fn list_keys(
         .list_api_keys(&caller, query.request("key")?)
         .await?;
     Ok(Json(page_json("api_keys", &page, |k| {
-        views::api_key(k, None)
+        views::api_key(k, None, state.api.issuer())
     })))
 }
 
@@ -338,22 +339,18 @@ pub async fn list_keys(
 pub struct NewKeyBody {
     #[schema(schema_with = crate::openapi::name_schema)]
     name: String,
-    #[schema(schema_with = crate::openapi::scopes_array_nullable)]
+    /// The identifier of the resource the key is for; default: Net API's own.
+    #[schema(max_length = 255, nullable = true)]
+    resource: Option<String>,
+    #[schema(schema_with = crate::resources::key_scopes_nullable)]
     scopes: Option<Vec<String>>,
+    /// A JSON object of at most 4 KiB, returned wherever the key is verified.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
     #[schema(schema_with = crate::openapi::future_time_nullable)]
     expires_at: Option<String>,
     #[schema(schema_with = crate::openapi::rate_limit_nullable)]
     rate_limit_per_minute: Option<u32>,
-}
-
-fn parse_scopes(field: &str, names: Option<Vec<String>>) -> ApiResult<Option<Scopes>> {
-    names
-        .map(|names| {
-            Scopes::parse_list(&names).map_err(|name| {
-                ApiError::invalid(field, format!("contains the unknown scope '{name}'"))
-            })
-        })
-        .transpose()
 }
 
 /// Creates a key; the key is in the answer this once.
@@ -376,7 +373,6 @@ pub async fn create_key(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<NewKeyBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let scopes = parse_scopes("scopes", body.scopes)?;
     let expires_at = body
         .expires_at
         .as_deref()
@@ -391,7 +387,9 @@ pub async fn create_key(
             &caller,
             NewApiKey {
                 name: body.name,
-                scopes,
+                resource: body.resource,
+                scopes: body.scopes,
+                metadata: body.metadata,
                 expires_at,
                 rate_limit: body.rate_limit_per_minute,
             },
@@ -401,7 +399,7 @@ pub async fn create_key(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(views::api_key(&key, Some(&secret))),
+        Json(views::api_key(&key, Some(&secret), state.api.issuer())),
     ))
 }
 
@@ -425,7 +423,7 @@ pub async fn get_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key = state.api.get_api_key(&caller, &id).await?;
-    Ok(Json(views::api_key(&key, None)))
+    Ok(Json(views::api_key(&key, None, state.api.issuer())))
 }
 
 /// `POST /v1/keys/verify`
@@ -554,7 +552,7 @@ pub async fn rotate_key(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(views::api_key(&key, Some(&secret))),
+        Json(views::api_key(&key, Some(&secret), state.api.issuer())),
     ))
 }
 

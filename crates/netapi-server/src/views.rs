@@ -40,15 +40,28 @@ pub fn user(user: &User) -> Value {
     json!(UserView::of(user))
 }
 
-/// An API key; `secret` only at creation or rotation.
-pub fn api_key(key: &ApiKey, secret: Option<&Secret>) -> Value {
+/// A stored JSON object (key metadata) as a value; `null` when there is none.
+fn metadata(text: Option<&str>) -> Value {
+    text.and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// An API key; `secret` only at creation or rotation. `issuer` is the identifier of Net
+/// API's own resource, shown for its keys.
+pub fn api_key(key: &ApiKey, secret: Option<&Secret>, issuer: &str) -> Value {
+    let (resource, scopes) = match &key.resource {
+        None => (issuer, json!(key.scopes.names())),
+        Some(r) => (r.identifier.as_str(), json!(key.resource_scopes)),
+    };
     let mut view = json!({
         "id": key.id,
         "user_id": key.user_id,
         "name": key.name,
         "prefix": key.prefix,
         "last_four": key.last_four,
-        "scopes": key.scopes.names(),
+        "resource": resource,
+        "scopes": scopes,
+        "metadata": metadata(key.metadata.as_deref()),
         "created_at": format_rfc3339(key.created_at),
         "last_used_at": time(key.last_used_at),
         "expires_at": time(key.expires_at),
@@ -105,6 +118,7 @@ pub fn verification(v: &netapi_core::service::Verification) -> Value {
         out["resource"] = json!(key.resource);
         out["scopes"] = json!(key.scopes);
         out["expires_at"] = time(key.expires_at);
+        out["metadata"] = metadata(key.metadata.as_deref());
     }
     if let Some(rate) = &v.rate {
         out["ratelimit"] = json!({

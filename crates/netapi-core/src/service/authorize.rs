@@ -441,6 +441,8 @@ impl NetApi {
             scopes: user.role.max_scopes().without(crate::scope::Scope::Admin),
             credential: super::Credential::Session,
             rate: None,
+            resource: None,
+            resource_scopes: Vec::new(),
         }
     }
 

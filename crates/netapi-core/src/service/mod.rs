@@ -9,6 +9,7 @@ mod cache;
 mod clients;
 mod keys;
 mod oauth;
+mod resources;
 mod users;
 mod verify;
 
@@ -20,6 +21,10 @@ pub use clients::{ClientPage, ClientUpdate, NewClient, validate_redirect_uri};
 pub use keys::{KeyPage, NewApiKey};
 pub use oauth::{
     ClientAuth, Introspection, OAuthError, OAuthErrorKind, TokenRequest, TokenResponse,
+};
+pub use resources::{
+    MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
+    ResourcePage, ResourceUpdate, TOKEN_TTL_RANGE, well_formed_scope,
 };
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use super::NetApi;
 use super::authn::AccessClaims;
-use crate::error::{AuthFailure, Error};
+use crate::error::Error;
 use crate::ids::new_id;
 use crate::jwt::left_half_hash;
 use crate::limiter::Surface;
@@ -299,6 +299,9 @@ pub struct Introspection {
     /// The API key's id (API keys only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The API key's metadata, a JSON object (API keys that have one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// What an issued grant is made of.
@@ -770,41 +773,68 @@ impl NetApi {
                 .store
                 .get_refresh_token(&self.hasher().hash(token))
                 .await?;
-            return Ok(match found {
-                Some(t)
-                    if t.revoked_at.is_none()
-                        && t.rotated_at.is_none()
-                        && now < t.expires_at
-                        && self.user_facts(&t.user_id).await?.is_some() =>
-                {
-                    Introspection {
-                        active: true,
-                        scope: Some(t.scopes.to_string()),
-                        client_id: Some(t.client_id),
-                        sub: Some(t.user_id),
-                        iss: Some(self.settings.issuer.clone()),
-                        iat: Some(t.issued_at),
-                        exp: Some(t.expires_at),
-                        token_type: Some("refresh_token"),
-                        ..Introspection::default()
-                    }
-                }
-                _ => inactive,
+            let Some(t) = found
+                .filter(|t| t.revoked_at.is_none() && t.rotated_at.is_none() && now < t.expires_at)
+            else {
+                return Ok(inactive);
+            };
+            if self.user_facts(&t.user_id).await?.is_none() {
+                return Ok(inactive);
+            }
+            let (aud, scope) =
+                match &t.resource_id {
+                    None => (None, t.scopes.to_string()),
+                    Some(id) => match self.resource_by_id(id).await?.filter(|r| {
+                        r.deleted_at.is_none() && client.resources.contains(&r.identifier)
+                    }) {
+                        Some(r) => (Some(r.identifier.clone()), t.resource_scopes.join(" ")),
+                        None => return Ok(inactive),
+                    },
+                };
+            return Ok(Introspection {
+                active: true,
+                scope: Some(scope),
+                client_id: Some(t.client_id),
+                sub: Some(t.user_id),
+                aud,
+                iss: Some(self.settings.issuer.clone()),
+                iat: Some(t.issued_at),
+                exp: Some(t.expires_at),
+                token_type: Some("refresh_token"),
+                ..Introspection::default()
             });
         }
-        let claims = match self.verify_access_token(token, now) {
-            Ok(claims) => claims,
-            Err(AuthFailure::Malformed | AuthFailure::Expired | AuthFailure::Revoked)
-            | Err(AuthFailure::Missing | AuthFailure::Unknown) => return Ok(inactive),
+        let Ok(claims) = self.verify_access_token(token, now) else {
+            return Ok(inactive);
         };
-        if !self.client_alive(&claims.client_id).await?
-            || self.user_facts(&claims.sub).await?.is_none()
-        {
+        // A token for a resource is told only to clients that list the resource.
+        let resource = match self.token_resource(&claims).await {
+            Ok(Some(r)) if !client.resources.contains(&r.identifier) => return Ok(inactive),
+            Ok(resource) => resource,
+            Err(super::authn::Failure::Auth(..)) => return Ok(inactive),
+            Err(super::authn::Failure::Other(err)) => return Err(err.into()),
+        };
+        if !self.client_alive(&claims.client_id).await? {
             return Ok(inactive);
         }
+        let Some(user) = self.user_facts(&claims.sub).await? else {
+            return Ok(inactive);
+        };
+        let scope = match &resource {
+            None => claims.scope.clone(),
+            Some(resource) => {
+                let held = self.held_scopes(&claims.sub, user.role, resource).await?;
+                claims
+                    .scope
+                    .split(' ')
+                    .filter(|s| held.iter().any(|h| h == s))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
         Ok(Introspection {
             active: true,
-            scope: Some(claims.scope.clone()),
+            scope: Some(scope),
             client_id: Some(claims.client_id.clone()),
             sub: Some(claims.sub.clone()),
             aud: Some(claims.aud.clone()),
@@ -814,14 +844,15 @@ impl NetApi {
             jti: Some(claims.jti.clone()),
             token_type: Some("Bearer"),
             key_id: None,
+            metadata: None,
         })
     }
 
-    /// Introspection of an API key. Every key is for Net API's own resource, about whose keys
-    /// only an admin's client (its owner has the admin role) may learn; any other client gets
-    /// `{"active": false}` before the key is even looked up. Nothing is counted against the
-    /// key's limit or the caller's address: the client authenticated, and the key is asked
-    /// about, not used.
+    /// Introspection of an API key. A client learns about keys of the resources it lists;
+    /// about keys for Net API's own, only an admin's client (its owner has the admin role)
+    /// may. A client that can learn about none gets `{"active": false}` before the key is
+    /// even looked up. Nothing is counted against the key's limit or the caller's address:
+    /// the client authenticated, and the key is asked about, not used.
     async fn introspect_api_key(
         &self,
         client: &OAuthClient,
@@ -832,15 +863,31 @@ impl NetApi {
             .user_facts(&client.owner_id)
             .await?
             .is_some_and(|owner| owner.role == crate::scope::Role::Admin);
-        if !owner_is_admin {
+        if !owner_is_admin && client.resources.is_empty() {
             return Ok(Introspection::default());
         }
         match self.check_api_key(key, now).await {
+            Ok((principal, _))
+                if !match &principal.resource {
+                    None => owner_is_admin,
+                    Some(r) => client.resources.contains(&r.identifier),
+                } =>
+            {
+                Ok(Introspection::default())
+            }
             Ok((principal, stored)) => Ok(Introspection {
                 active: true,
-                scope: Some(principal.scopes.to_string()),
+                scope: Some(principal.scope_names()),
+                aud: Some(
+                    principal
+                        .resource_identifier(&self.settings.issuer)
+                        .to_owned(),
+                ),
                 sub: Some(principal.user_id),
-                aud: Some(self.settings.issuer.clone()),
+                metadata: stored
+                    .metadata
+                    .as_deref()
+                    .and_then(|m| serde_json::from_str(m).ok()),
                 iss: Some(self.settings.issuer.clone()),
                 iat: Some(stored.created_at),
                 exp: stored.expires_at,

@@ -269,9 +269,8 @@ pub async fn create_key(
                     &me.principal,
                     NewApiKey {
                         name: form.name,
-                        scopes: None,
                         expires_at,
-                        rate_limit: None,
+                        ..NewApiKey::default()
                     },
                     Some(ip.as_str()),
                 )

@@ -12,4 +12,5 @@ mod limits;
 mod oauth;
 mod openapi;
 mod password_rules;
+mod resources;
 mod verify;
