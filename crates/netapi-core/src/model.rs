@@ -271,6 +271,17 @@ impl OAuthClient {
     pub fn is_public(&self) -> bool {
         self.auth_method == ClientAuthMethod::None
     }
+
+    /// Its `scope`: Net API's own scope names, then those of its resources.
+    pub fn scopes_string(&self) -> String {
+        let mut names: Vec<&str> = self.scopes.names();
+        for name in &self.resource_scopes {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        names.join(" ")
+    }
 }
 
 /// A refresh token. Tokens descended from one grant share a `family_id`; reuse of a rotated

@@ -60,17 +60,6 @@ fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
 }
 
-/// A regular expression matching a space-separated list of scope names (RFC 6749 §3.3), as
-/// `Scopes::parse_space_separated` accepts it.
-fn scope_list_pattern() -> String {
-    let names = Scope::ALL
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join("|");
-    format!("^ *((?:{names})(?: +(?:{names}))*)? *$")
-}
-
 /// `[A-Za-z0-9]` ids with a kind prefix (`usr_...`).
 fn id_pattern(prefix: &str) -> String {
     format!("^{prefix}_[0-9A-Za-z]{{20}}$")
@@ -222,10 +211,14 @@ pub(crate) fn scopes_array_nullable() -> Schema {
 pub(crate) fn scope_string_nullable() -> Schema {
     string()
         .schema_type(nullable(Type::String))
-        .pattern(Some(scope_list_pattern()))
+        .pattern(Some(
+            "^ *([a-z][a-z0-9_.:-]{0,63}( +[a-z][a-z0-9_.:-]{0,63})*)? *$",
+        ))
         .description(Some(
-            "Space-separated scope names: the most the client's tokens may carry. Default: the \
-             scopes of the credential making the request, which it cannot exceed (403).",
+            "Space-separated scope names: the most the client's tokens may carry, of Net API's \
+             own (`Scope`) and of the client's `resources`. Default: the scopes of the \
+             credential making the request, which it cannot exceed (403), and every scope it \
+             holds on those resources.",
         ))
         .into()
 }
@@ -515,8 +508,10 @@ pub struct ClientView {
     /// `["code"]` when the client may use `authorization_code`, else `[]`.
     #[schema(inline)]
     response_types: Vec<ResponseType>,
-    /// Space-separated.
+    /// Space-separated: Net API's own scopes, then those of its resources.
     scope: String,
+    /// Identifiers of the resources it may ask tokens for, besides Net API's own.
+    resources: Vec<String>,
     #[schema(inline)]
     token_endpoint_auth_method: AuthMethod,
     /// Seconds since the epoch.

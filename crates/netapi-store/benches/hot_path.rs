@@ -134,6 +134,7 @@ impl Fixture {
                     auth_method: None,
                     rate_limit: None,
                     trusted: false,
+                    resources: None,
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();

@@ -14,10 +14,11 @@ use crate::error::Error;
 use crate::ids::new_id;
 use crate::jwt::left_half_hash;
 use crate::limiter::Surface;
-use crate::model::{GrantType, OAuthClient, RefreshToken, RotateOutcome};
+use crate::model::{GrantType, OAuthClient, RefreshToken, Resource, RotateOutcome};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{DerivationKey, Secret, SecretKind, check_format, from_seed, generate};
 use crate::store::Invalidation;
+use std::sync::Arc;
 
 /// RFC 6749 §5.2 error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub enum OAuthErrorKind {
     UnsupportedGrantType,
     /// `invalid_scope`
     InvalidScope,
+    /// `invalid_target` (RFC 8707): an unknown resource, or one the client may not use.
+    InvalidTarget,
     /// `server_error`
     ServerError,
     /// `temporarily_unavailable`
@@ -50,6 +53,7 @@ impl OAuthErrorKind {
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -309,9 +313,22 @@ struct Grant<'a> {
     client: &'a OAuthClient,
     user_id: &'a str,
     scopes: Scopes,
+    /// The resource the access token is for (`aud`); `None`: Net API's own.
+    resource: Option<&'a Resource>,
+    /// Its scopes on `resource`.
+    resource_scopes: &'a [String],
     family_id: Option<&'a str>,
     auth_time: Option<i64>,
     nonce: Option<&'a str>,
+}
+
+fn invalid_target(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(OAuthErrorKind::InvalidTarget, description)
+}
+
+/// `names` in the order of `allowed`, kept only where `keep` holds.
+fn kept(allowed: &[String], keep: impl Fn(&String) -> bool) -> Vec<String> {
+    allowed.iter().filter(|n| keep(n)).cloned().collect()
 }
 
 /// Whether the `code_verifier` matches an S256 challenge (RFC 7636 §4.6).
@@ -420,11 +437,115 @@ impl NetApi {
         Ok(requested)
     }
 
+    /// The resource a token request names (RFC 8707): `None` for none or Net API's own;
+    /// `invalid_target` for a malformed, unknown or deleted one, or one the client does not
+    /// list. One resource per request (several are refused before this, as a limitation).
+    pub(crate) async fn requested_resource(
+        &self,
+        named: Option<&str>,
+        client: &OAuthClient,
+    ) -> OAuthResult<Option<Arc<Resource>>> {
+        let Some(named) = named.filter(|n| *n != self.settings.issuer) else {
+            return Ok(None);
+        };
+        if named.len() > super::MAX_RESOURCE_LEN
+            || !url::Url::parse(named).is_ok_and(|u| u.fragment().is_none())
+        {
+            return Err(invalid_target(
+                "The resource must be an absolute URI without a fragment.",
+            ));
+        }
+        match self.resource_by_identifier(named).await? {
+            Some(resource)
+                if resource.deleted_at.is_none()
+                    && client.resources.contains(&resource.identifier) =>
+            {
+                Ok(Some(resource))
+            }
+            _ => Err(invalid_target(
+                "The resource is unknown, or this client may not ask for tokens for it.",
+            )),
+        }
+    }
+
+    /// The scopes of `resource` a request asks for, each a scope of the resource
+    /// (`invalid_scope` otherwise) within `allowed`; `allowed` itself without `scope`.
+    fn requested_resource_scopes(
+        request: &TokenRequest,
+        resource: &Resource,
+        allowed: &[String],
+    ) -> OAuthResult<Vec<String>> {
+        let Some(text) = request.param("scope") else {
+            return Ok(allowed.to_vec());
+        };
+        let mut names: Vec<String> = Vec::new();
+        for name in text.split(' ').filter(|s| !s.is_empty()) {
+            if !resource.has_scope(name) {
+                return Err(OAuthError::new(
+                    OAuthErrorKind::InvalidScope,
+                    format!(
+                        "'{}' is not a scope of the resource {}.",
+                        name.chars().take(64).collect::<String>().escape_default(),
+                        resource.identifier
+                    ),
+                ));
+            }
+            if !allowed.iter().any(|a| a == name) {
+                return Err(OAuthError::new(
+                    OAuthErrorKind::InvalidScope,
+                    format!("The scope '{name}' is not allowed here."),
+                ));
+            }
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    /// The scopes of `resource` a client may use there.
+    fn client_resource_scopes(client: &OAuthClient, resource: &Resource) -> Vec<String> {
+        resource
+            .scopes
+            .iter()
+            .map(|s| &s.name)
+            .filter(|n| client.resource_scopes.contains(n))
+            .cloned()
+            .collect()
+    }
+
     async fn client_credentials(
         &self,
         request: &TokenRequest,
         client: &OAuthClient,
     ) -> OAuthResult<TokenResponse> {
+        if let Some(resource) = self
+            .requested_resource(request.param("resource"), client)
+            .await?
+        {
+            let allowed = Self::client_resource_scopes(client, &resource);
+            let wanted = Self::requested_resource_scopes(request, &resource, &allowed)?;
+            let Some(owner) = self.user_facts(&client.owner_id).await? else {
+                return Err(OAuthError::invalid_client());
+            };
+            let held = self
+                .held_scopes(&client.owner_id, owner.role, &resource)
+                .await?;
+            let scopes = kept(&wanted, |n| held.contains(n));
+            return self.issue(
+                &Grant {
+                    client,
+                    user_id: &client.owner_id,
+                    scopes: Scopes::EMPTY,
+                    resource: Some(&resource),
+                    resource_scopes: &scopes,
+                    family_id: None,
+                    auth_time: None,
+                    nonce: None,
+                },
+                None,
+            );
+        }
         let allowed = client
             .scopes
             .without(Scope::OpenId)
@@ -440,6 +561,8 @@ impl NetApi {
                 client,
                 user_id: &client.owner_id,
                 scopes,
+                resource: None,
+                resource_scopes: &[],
                 family_id: None,
                 auth_time: None,
                 nonce: None,
@@ -467,9 +590,24 @@ impl NetApi {
         if current.client_id != client.id {
             return Err(invalid());
         }
-        let scopes = self.requested_scopes(request, current.scopes)?;
         let Some(owner) = self.user_facts(&current.user_id).await? else {
             return Err(invalid());
+        };
+        let resource = self
+            .granted_resource(current.resource_id.as_deref(), request.param("resource"))
+            .await?;
+        let (scopes, resource_scopes) = match &resource {
+            None => (self.requested_scopes(request, current.scopes)?, Vec::new()),
+            Some(resource) => {
+                let wanted =
+                    Self::requested_resource_scopes(request, resource, &current.resource_scopes)?;
+                let allowed = Self::client_resource_scopes(client, resource);
+                let held = self
+                    .held_scopes(&current.user_id, owner.role, resource)
+                    .await?;
+                let names = kept(&wanted, |n| allowed.contains(n) && held.contains(n));
+                (Scopes::EMPTY, names)
+            }
         };
         let now = self.now();
         let secret = match current.successor_key {
@@ -492,7 +630,10 @@ impl NetApi {
             revoked_at: None,
             successor_key: Some(DerivationKey::random()),
             resource_id: current.resource_id.clone(),
-            resource_scopes: current.resource_scopes.clone(),
+            resource_scopes: resource.as_ref().map_or_else(Vec::new, |r| {
+                let allowed = Self::client_resource_scopes(client, r);
+                kept(&current.resource_scopes, |n| allowed.contains(n))
+            }),
         };
         match self
             .store
@@ -521,6 +662,8 @@ impl NetApi {
                 client,
                 user_id: &current.user_id,
                 scopes,
+                resource: resource.as_deref(),
+                resource_scopes: &resource_scopes,
                 family_id: Some(&current.family_id),
                 auth_time: Some(current.auth_time),
                 nonce: None,
@@ -588,10 +731,25 @@ impl NetApi {
         let Some(owner) = self.user_facts(&code.user_id).await? else {
             return Err(invalid());
         };
+        let resource = self
+            .granted_resource(code.resource_id.as_deref(), request.param("resource"))
+            .await?;
         let scopes = code
             .scopes
             .intersect(owner.role.max_scopes())
             .intersect(client.scopes);
+        let resource_scopes = match &resource {
+            None => Vec::new(),
+            Some(resource) => {
+                let allowed = Self::client_resource_scopes(client, resource);
+                let held = self
+                    .held_scopes(&code.user_id, owner.role, resource)
+                    .await?;
+                kept(&code.resource_scopes, |n| {
+                    allowed.contains(n) && held.contains(n)
+                })
+            }
+        };
         let refresh = if client.allows(GrantType::RefreshToken) {
             let secret = generate(SecretKind::RefreshToken);
             self.store
@@ -609,7 +767,7 @@ impl NetApi {
                     revoked_at: None,
                     successor_key: Some(DerivationKey::random()),
                     resource_id: code.resource_id.clone(),
-                    resource_scopes: code.resource_scopes.clone(),
+                    resource_scopes: resource_scopes.clone(),
                 })
                 .await?;
             Some(secret)
@@ -621,12 +779,44 @@ impl NetApi {
                 client,
                 user_id: &code.user_id,
                 scopes,
+                resource: resource.as_deref(),
+                resource_scopes: &resource_scopes,
                 family_id: Some(&code.family_id),
                 auth_time: Some(code.auth_time),
                 nonce: code.nonce.as_deref(),
             },
             refresh,
         )
+    }
+
+    /// The live resource a grant (a code or refresh token) was made for, which a token
+    /// request may name again or leave out (`invalid_target` for any other); `None`: Net
+    /// API's own.
+    async fn granted_resource(
+        &self,
+        granted: Option<&str>,
+        named: Option<&str>,
+    ) -> OAuthResult<Option<Arc<Resource>>> {
+        let resource = match granted {
+            None => None,
+            Some(id) => Some(
+                self.resource_by_id(id)
+                    .await?
+                    .filter(|r| r.deleted_at.is_none())
+                    .ok_or_else(|| {
+                        OAuthError::invalid_grant("The resource of this grant no longer exists.")
+                    })?,
+            ),
+        };
+        let identifier = resource
+            .as_ref()
+            .map_or(self.settings.issuer.as_str(), |r| r.identifier.as_str());
+        match named {
+            Some(named) if named != identifier => Err(invalid_target(
+                "The resource must be the one the grant was made for.",
+            )),
+            _ => Ok(resource),
+        }
     }
 
     /// The successor of a refresh token: an HMAC of the token's own random key and the
@@ -659,13 +849,26 @@ impl NetApi {
     fn issue(&self, grant: &Grant<'_>, refresh: Option<Secret>) -> OAuthResult<TokenResponse> {
         let now = self.now();
         let ring = self.key_ring();
-        let ttl = self.settings.access_token_ttl;
+        let (ttl, aud, scope) = match grant.resource {
+            None => (
+                self.settings.access_token_ttl,
+                self.settings.issuer.clone(),
+                grant.scopes.to_string(),
+            ),
+            Some(resource) => (
+                resource
+                    .access_token_ttl
+                    .map_or(self.settings.access_token_ttl, i64::from),
+                resource.identifier.clone(),
+                grant.resource_scopes.join(" "),
+            ),
+        };
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             sub: grant.user_id.to_owned(),
-            aud: self.settings.issuer.clone(),
+            aud,
             client_id: grant.client.id.clone(),
-            scope: grant.scopes.to_string(),
+            scope: scope.clone(),
             jti: new_id("at"),
             iat: now,
             exp: now + ttl,
@@ -702,7 +905,7 @@ impl NetApi {
             access_token,
             token_type: "Bearer",
             expires_in: ttl,
-            scope: grant.scopes.to_string(),
+            scope,
             refresh_token: refresh.map(|s| s.expose().to_owned()),
             id_token,
         })

@@ -423,6 +423,7 @@ pub async fn create_client(
                     auth_method: Some(method.to_owned()),
                     rate_limit: None,
                     trusted: false,
+                    resources: None,
                 },
                 Some(ip.as_str()),
             )
