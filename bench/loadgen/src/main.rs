@@ -675,6 +675,9 @@ async fn seed_keys(args: SeedArgs) -> anyhow::Result<()> {
                     last_used_at: None,
                     expires_at: None,
                     revoked_at: None,
+                    resource: None,
+                    resource_scopes: Vec::new(),
+                    metadata: None,
                 };
                 store
                     .insert_api_key(&key)

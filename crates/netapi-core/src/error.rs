@@ -15,6 +15,8 @@ pub enum AuthFailure {
     Revoked,
     /// Past its expiry.
     Expired,
+    /// Made for another resource than the one it was presented to (its audience).
+    WrongResource,
 }
 
 impl AuthFailure {
@@ -26,6 +28,7 @@ impl AuthFailure {
             Self::Unknown => "unknown",
             Self::Revoked => "revoked",
             Self::Expired => "expired",
+            Self::WrongResource => "wrong_resource",
         }
     }
 }

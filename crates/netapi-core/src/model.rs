@@ -63,6 +63,85 @@ pub struct ApiKey {
     /// The OAuth client whose access token created the key (carried over by rotation): the
     /// key is revoked when the user withdraws that client's consent or the client is deleted.
     pub created_by_client: Option<String>,
+    /// The resource the key is for; `None`: Net API's own (whose scopes are `scopes`).
+    pub resource: Option<ResourceRef>,
+    /// The key's scopes on `resource` (empty for Net API's own keys).
+    pub resource_scopes: Vec<String>,
+    /// A JSON object (at most 4 KiB) returned wherever the key is verified.
+    pub metadata: Option<String>,
+}
+
+/// Which resource a credential is for: its id and identifier, both fixed for its lifetime
+/// (an identifier is never changed nor reused), so keeping both costs no lookup to show it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceRef {
+    /// `res_...`
+    pub id: String,
+    /// The identifier (a token's `aud`).
+    pub identifier: String,
+}
+
+/// One scope of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceScope {
+    /// `^[a-z][a-z0-9_.:-]{0,63}$`, unique within the resource.
+    pub name: String,
+    /// What it allows, shown on the consent page.
+    pub description: String,
+}
+
+/// An API of the operator's that Net API guards (RFC 8707 "resource", RFC 9728 "protected
+/// resource"). A deleted one stays as a tombstone so that its identifier is never reused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Resource {
+    /// `res_...`
+    pub id: String,
+    /// The absolute URI credentials are made for (a token's `aud`); never changes.
+    pub identifier: String,
+    /// A name for people.
+    pub name: String,
+    /// Every scope a credential for it may carry.
+    pub scopes: Vec<ResourceScope>,
+    /// The scopes every user holds; others only by an administrator's grant.
+    pub self_service_scopes: Vec<String>,
+    /// Whether users may make API keys for it.
+    pub allow_api_keys: bool,
+    /// Lifetime of its access tokens, seconds; the server's when `None`.
+    pub access_token_ttl: Option<u32>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Deletion time: from then on nothing made for it works.
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl Resource {
+    /// Whether `name` is one of its scopes.
+    pub fn has_scope(&self, name: &str) -> bool {
+        self.scopes.iter().any(|s| s.name == name)
+    }
+
+    /// Its id and identifier.
+    pub fn reference(&self) -> ResourceRef {
+        ResourceRef {
+            id: self.id.clone(),
+            identifier: self.identifier.clone(),
+        }
+    }
+}
+
+/// Scopes of a resource an administrator granted a user, beyond the self-service ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceGrant {
+    /// The user.
+    pub user_id: String,
+    /// The resource.
+    pub resource_id: String,
+    /// The granted scope names.
+    pub scopes: Vec<String>,
+    /// When the grant last changed.
+    pub updated_at: Timestamp,
 }
 
 /// A recorded security event.
@@ -172,6 +251,10 @@ pub struct OAuthClient {
     /// Marked trusted by an administrator: `/oauth/authorize` may redirect errors to it before
     /// the user has seen the request (RFC 9700 §4.11.2); others get a page with a link.
     pub trusted: bool,
+    /// Identifiers of the resources it may ask tokens for (RFC 8707), besides Net API's own.
+    pub resources: Vec<String>,
+    /// The scope names of those resources its tokens may carry.
+    pub resource_scopes: Vec<String>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -187,6 +270,17 @@ impl OAuthClient {
     /// Whether the client has no secret.
     pub fn is_public(&self) -> bool {
         self.auth_method == ClientAuthMethod::None
+    }
+
+    /// Its `scope`: Net API's own scope names, then those of its resources.
+    pub fn scopes_string(&self) -> String {
+        let mut names: Vec<&str> = self.scopes.names();
+        for name in &self.resource_scopes {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        names.join(" ")
     }
 }
 
@@ -221,6 +315,10 @@ pub struct RefreshToken {
     /// only the token can work the successor out. `None` for tokens stored before migration
     /// 0004, whose successors are random.
     pub successor_key: Option<crate::secret::DerivationKey>,
+    /// The resource its access tokens are for (`resource_scopes` on it); `None`: Net API's own.
+    pub resource_id: Option<String>,
+    /// Its scopes on `resource_id`.
+    pub resource_scopes: Vec<String>,
 }
 
 /// What happened when a refresh token was presented for rotation.
@@ -265,6 +363,10 @@ pub struct AuthorizationCode {
     pub expires_at: Timestamp,
     /// Set when exchanged.
     pub used_at: Option<Timestamp>,
+    /// The resource of the request (RFC 8707); `None`: Net API's own.
+    pub resource_id: Option<String>,
+    /// The approved scopes on `resource_id`.
+    pub resource_scopes: Vec<String>,
 }
 
 /// A user's remembered approval of a client's scopes.
@@ -276,6 +378,8 @@ pub struct Consent {
     pub client_id: String,
     /// What was approved.
     pub scopes: Scopes,
+    /// What was approved on other resources: `(resource id, scope name)` pairs.
+    pub resource_scopes: Vec<(String, String)>,
     /// When.
     pub granted_at: Timestamp,
 }

@@ -30,11 +30,15 @@ pub enum Scope {
     /// Verify other API keys (`POST /v1/keys/verify`); admins only. Last, so that the bits of
     /// stored scope sets keep their meaning.
     KeysVerify,
+    /// Read the resources Net API guards; admins only. After `KeysVerify` for the same reason.
+    ResourcesRead,
+    /// Create, change and delete resources and grant their scopes; admins only.
+    ResourcesWrite,
 }
 
 impl Scope {
     /// Every scope, in the order they are documented.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::UsersRead,
         Self::UsersWrite,
         Self::KeysRead,
@@ -44,13 +48,20 @@ impl Scope {
         Self::AuditRead,
         Self::Admin,
         Self::KeysVerify,
+        Self::ResourcesRead,
+        Self::ResourcesWrite,
         Self::OpenId,
         Self::Profile,
         Self::Email,
     ];
 
     /// Scopes only a user with the admin role may hold.
-    pub const ADMIN_ONLY: [Self; 2] = [Self::Admin, Self::KeysVerify];
+    pub const ADMIN_ONLY: [Self; 4] = [
+        Self::Admin,
+        Self::KeysVerify,
+        Self::ResourcesRead,
+        Self::ResourcesWrite,
+    ];
 
     /// The scope's name on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -67,6 +78,8 @@ impl Scope {
             Self::Profile => "profile",
             Self::Email => "email",
             Self::KeysVerify => "keys:verify",
+            Self::ResourcesRead => "resources:read",
+            Self::ResourcesWrite => "resources:write",
         }
     }
 
@@ -85,6 +98,8 @@ impl Scope {
             Self::Profile => "See your name",
             Self::Email => "See your email address",
             Self::KeysVerify => "Check any API key presented to your services",
+            Self::ResourcesRead => "See the APIs Net API guards",
+            Self::ResourcesWrite => "Define the APIs Net API guards and who holds their scopes",
         }
     }
 
@@ -262,6 +277,12 @@ mod tests {
         assert!(!Role::Member.max_scopes().contains(Scope::Admin));
         assert!(!Role::Member.max_scopes().contains(Scope::KeysVerify));
         assert!(Role::Admin.max_scopes().contains(Scope::KeysVerify));
+        assert!(!Role::Member.max_scopes().contains(Scope::ResourcesRead));
+        assert!(!Role::Member.max_scopes().contains(Scope::ResourcesWrite));
+        assert!(Role::Admin.max_scopes().contains(Scope::ResourcesWrite));
+        // Bits stored before the resource scopes existed keep their meaning.
+        assert_eq!(Scopes::EMPTY.with(Scope::KeysVerify).bits(), 1 << 11);
+        assert_eq!(Scopes::EMPTY.with(Scope::ResourcesWrite).bits(), 1 << 13);
         assert!(
             Role::Member
                 .max_scopes()

@@ -5,8 +5,8 @@
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
-    ApiKey, AuditEvent, AuthorizationCode, Consent, GrantType, OAuthClient, RefreshToken,
-    RotateOutcome, Session, SigningKey, User,
+    ApiKey, AuditEvent, AuthorizationCode, Consent, GrantType, OAuthClient, RefreshToken, Resource,
+    ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey, User,
 };
 use crate::scope::{Role, Scopes};
 use crate::secret::SecretHash;
@@ -39,6 +39,16 @@ pub enum Invalidation {
     },
     /// The signing keys changed.
     SigningKeys,
+    /// A resource was created, changed or deleted (subject: its id). Every cached resource
+    /// is dropped: they are few and rarely change, and "no such identifier" is cached too.
+    Resource(String),
+    /// An administrator changed what a user holds on a resource.
+    Grant {
+        /// The user.
+        user_id: String,
+        /// The resource.
+        resource_id: String,
+    },
 }
 
 /// The columns of a user that a change writes; `None` leaves a column as storage has it, so
@@ -81,6 +91,35 @@ pub struct ClientChanges {
     pub scopes: Option<Scopes>,
     /// Requests per minute (`Some(None)`: back to the default).
     pub rate_limit: Option<Option<u32>>,
+    /// `resources` (identifiers).
+    pub resources: Option<Vec<String>>,
+    /// The resource scope names its `scope` names.
+    pub resource_scopes: Option<Vec<String>>,
+}
+
+/// The columns of a resource that a change writes; `None` leaves a column as storage has it.
+/// The identifier is not among them: it never changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New scopes.
+    pub scopes: Option<Vec<ResourceScope>>,
+    /// New self-service scopes.
+    pub self_service_scopes: Option<Vec<String>>,
+    /// Whether API keys may be made for it.
+    pub allow_api_keys: Option<bool>,
+    /// Access token lifetime (`Some(None)`: back to the server's).
+    pub access_token_ttl: Option<Option<u32>>,
+}
+
+/// What deleting a resource revoked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceDeletion {
+    /// Hashes of the API keys it revoked.
+    pub keys: Vec<SecretHash>,
+    /// Refresh-token families it revoked, sorted, without repeats.
+    pub families: Vec<String>,
 }
 
 /// Persistent storage for everything Net API knows.
@@ -293,6 +332,42 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Records `check` as the secret key's check value unless one is recorded already, and
     /// returns the recorded one (the first instance's, when several start at once).
     async fn init_secret_key_check(&self, check: &[u8], at: Timestamp) -> StoreResult<Vec<u8>>;
+
+    // --- resources ---
+    /// Stores a new resource. `Conflict("identifier")` if its identifier is taken, by a live
+    /// or a deleted resource.
+    async fn insert_resource(&self, resource: &Resource) -> StoreResult<()>;
+    /// A resource by id, deleted ones included.
+    async fn get_resource(&self, id: &str) -> StoreResult<Option<Resource>>;
+    /// A resource by identifier, deleted ones included.
+    async fn get_resource_by_identifier(&self, identifier: &str) -> StoreResult<Option<Resource>>;
+    /// Live resources ordered by id, after the cursor.
+    async fn list_resources(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Resource>>;
+    /// Writes the given columns of a live resource (and `updated_at`); returns it as it now
+    /// is, `None` if it is unknown or deleted.
+    async fn update_resource(
+        &self,
+        id: &str,
+        changes: &ResourceChanges,
+        at: Timestamp,
+    ) -> StoreResult<Option<Resource>>;
+    /// Atomically marks a live resource deleted, revokes its API keys and refresh tokens,
+    /// and removes its grants and authorization codes. `None` if unknown or already deleted.
+    async fn delete_resource(
+        &self,
+        id: &str,
+        at: Timestamp,
+    ) -> StoreResult<Option<ResourceDeletion>>;
+    /// Replaces what an administrator granted a user on a resource; no scopes removes it.
+    async fn set_resource_grant(&self, grant: &ResourceGrant) -> StoreResult<()>;
+    /// What a user was granted on a resource.
+    async fn get_resource_grant(
+        &self,
+        user_id: &str,
+        resource_id: &str,
+    ) -> StoreResult<Option<ResourceGrant>>;
+    /// Every grant of a user, ordered by resource id.
+    async fn list_resource_grants(&self, user_id: &str) -> StoreResult<Vec<ResourceGrant>>;
 
     // --- housekeeping ---
     /// Deletes expired codes, sessions, refresh tokens, denylist entries and old

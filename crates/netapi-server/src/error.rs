@@ -135,6 +135,11 @@ impl ApiError {
             AuthFailure::Malformed | AuthFailure::Unknown => {
                 (AUTH_FAILED.to_owned(), Some("The credential is not valid"))
             }
+            AuthFailure::WrongResource => (
+                "Authentication failed: the API key or token was made for another resource."
+                    .to_owned(),
+                Some("The credential was made for another resource (wrong audience)"),
+            ),
         };
         let challenge = match description {
             None => "Bearer realm=\"netapi\"".to_owned(),

@@ -74,6 +74,7 @@ struct MetadataQuery {
                 ("X-Netapi-Client-Id" = String, description = "The OAuth client's id (access tokens only)."),
                 ("X-Netapi-Scopes" = String, description = "The credential's scopes, space-separated."),
                 ("X-Netapi-Resource" = String, description = "The resource's identifier."),
+                ("X-Netapi-Metadata" = String, description = "The API key's metadata, a JSON object with non-ASCII characters escaped (API keys that have metadata only)."),
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
         AuthErrors,
@@ -152,6 +153,9 @@ async fn decide(
             let metadata = state
                 .api
                 .protected_resource(resource.as_deref())
+                .await
+                .ok()
+                .flatten()
                 .map(|r| metadata_url(&state.api.settings().issuer, &r.identifier));
             let error = ApiError::from(err);
             match metadata {
@@ -170,7 +174,7 @@ async fn decide(
 fn granted(access: &Access) -> Response {
     let principal = &access.principal;
     let (kind, id_header, id) = match &principal.credential {
-        Credential::ApiKey { key_id } => ("api_key", "x-netapi-key-id", key_id.as_str()),
+        Credential::ApiKey { key_id, .. } => ("api_key", "x-netapi-key-id", key_id.as_str()),
         Credential::AccessToken { client_id, .. } => {
             ("access_token", "x-netapi-client-id", client_id.as_str())
         }
@@ -183,14 +187,39 @@ fn granted(access: &Access) -> Response {
         ("x-netapi-subject", principal.user_id.as_str()),
         ("x-netapi-credential", kind),
         (id_header, id),
-        ("x-netapi-scopes", &principal.scopes.to_string()),
+        ("x-netapi-scopes", &principal.scope_names()),
         ("x-netapi-resource", &access.resource),
     ] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     }
+    if let Credential::ApiKey {
+        metadata: Some(metadata),
+        ..
+    } = &principal.credential
+        && let Ok(value) = HeaderValue::from_str(&ascii_json(metadata))
+    {
+        headers.insert(HeaderName::from_static("x-netapi-metadata"), value);
+    }
     response
+}
+
+/// JSON text with every character beyond ASCII written as a `\u` escape, so that it fits in
+/// a header value unchanged in meaning.
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// The original method and path (never the query: it can carry secrets) go to the debug log;
@@ -248,8 +277,10 @@ pub fn metadata_url(issuer: &str, identifier: &str) -> String {
 )]
 pub async fn metadata(State(state): State<AppState>, request: Request) -> Response {
     let [resource] = query_values(&request, ["resource"]);
-    let Some(found) = state.api.protected_resource(resource.as_deref()) else {
-        return ApiError::from(Error::NotFound("resource")).into_response();
+    let found = match state.api.protected_resource(resource.as_deref()).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return ApiError::from(Error::NotFound("resource")).into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
     };
     Json(ProtectedResourceMetadata {
         resource: found.identifier,

@@ -134,6 +134,7 @@ impl Fixture {
                     auth_method: None,
                     rate_limit: None,
                     trusted: false,
+                    resources: None,
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();
@@ -176,6 +177,8 @@ impl Fixture {
             rotated_at: None,
             revoked_at: None,
             successor_key: None,
+            resource_id: None,
+            resource_scopes: Vec::new(),
         };
         (token, secret)
     }

@@ -2,7 +2,7 @@
 //! text ids, integer seconds, integer scope bit sets and binary hashes.
 
 use netapi_core::StoreError;
-use netapi_core::model::{ClientAuthMethod, GrantType, SigningAlgorithm};
+use netapi_core::model::{ClientAuthMethod, GrantType, ResourceScope, SigningAlgorithm};
 use netapi_core::scope::Role;
 use netapi_core::secret::SecretHash;
 use netapi_core::store::Invalidation;
@@ -54,6 +54,57 @@ pub(crate) fn split_grants(text: &str) -> Result<Vec<GrantType>, StoreError> {
         .collect()
 }
 
+/// Scope names and identifiers are stored space-separated (neither has white space).
+pub(crate) fn join_names(names: &[String]) -> String {
+    names.join(" ")
+}
+
+pub(crate) fn split_names(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A resource's scopes, one per line: the name, a space, the description (validated
+/// descriptions have no line breaks).
+pub(crate) fn join_resource_scopes(scopes: &[ResourceScope]) -> String {
+    scopes
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.description))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(crate) fn split_resource_scopes(text: &str) -> Vec<ResourceScope> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let (name, description) = line.split_once(' ').unwrap_or((line, ""));
+            ResourceScope {
+                name: name.to_owned(),
+                description: description.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Consented `(resource id, scope)` pairs as `res_.../name` words (ids have no `/`).
+pub(crate) fn join_pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(resource, scope)| format!("{resource}/{scope}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn split_pairs(text: &str) -> Vec<(String, String)> {
+    text.split(' ')
+        .filter_map(|word| word.split_once('/'))
+        .map(|(resource, scope)| (resource.to_owned(), scope.to_owned()))
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -82,6 +133,11 @@ pub(crate) fn encode_invalidation(inv: &Invalidation) -> (&'static str, String, 
             expires_at,
         } => ("family", family_id.clone(), Some(*expires_at)),
         Invalidation::SigningKeys => ("signing_keys", String::new(), None),
+        Invalidation::Resource(id) => ("resource", id.clone(), None),
+        Invalidation::Grant {
+            user_id,
+            resource_id,
+        } => ("grant", format!("{user_id} {resource_id}"), None),
     }
 }
 
@@ -103,6 +159,14 @@ pub(crate) fn decode_invalidation(
             expires_at: expires_at?,
         },
         "signing_keys" => Invalidation::SigningKeys,
+        "resource" => Invalidation::Resource(subject),
+        "grant" => {
+            let (user_id, resource_id) = subject.split_once(' ')?;
+            Invalidation::Grant {
+                user_id: user_id.to_owned(),
+                resource_id: resource_id.to_owned(),
+            }
+        }
         _ => return None,
     })
 }
@@ -110,6 +174,29 @@ pub(crate) fn decode_invalidation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_round_trip() {
+        let scopes = vec![
+            ResourceScope {
+                name: "orders:read".to_owned(),
+                description: "Read your orders, all of them".to_owned(),
+            },
+            ResourceScope {
+                name: "x".to_owned(),
+                description: String::new(),
+            },
+        ];
+        assert_eq!(
+            split_resource_scopes(&join_resource_scopes(&scopes)),
+            scopes
+        );
+        let names = vec!["a".to_owned(), "b:c".to_owned()];
+        assert_eq!(split_names(&join_names(&names)), names);
+        assert!(split_names("").is_empty());
+        let pairs = vec![("res_1".to_owned(), "a:b".to_owned())];
+        assert_eq!(split_pairs(&join_pairs(&pairs)), pairs);
+    }
 
     #[test]
     fn invalidations_round_trip() {
@@ -126,6 +213,11 @@ mod tests {
                 expires_at: 6,
             },
             Invalidation::SigningKeys,
+            Invalidation::Resource("res_1".to_owned()),
+            Invalidation::Grant {
+                user_id: "usr_1".to_owned(),
+                resource_id: "res_1".to_owned(),
+            },
         ];
         for inv in all {
             let (kind, subject, exp) = encode_invalidation(&inv);

@@ -31,6 +31,30 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "resources",
+        &[
+            ("id", Text),
+            ("identifier", Text),
+            ("name", Text),
+            ("scopes", Text),
+            ("self_service_scopes", Text),
+            ("allow_api_keys", Bool),
+            ("access_token_ttl", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+            ("deleted_at", Int),
+        ],
+    ),
+    (
+        "resource_grants",
+        &[
+            ("user_id", Text),
+            ("resource_id", Text),
+            ("scopes", Text),
+            ("updated_at", Int),
+        ],
+    ),
+    (
         "api_keys",
         &[
             ("id", Text),
@@ -46,6 +70,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("revoked_at", Int),
             ("rate_limit", Int),
             ("created_by_client", Text),
+            ("resource_id", Text),
+            ("resource_identifier", Text),
+            ("resource_scopes", Text),
+            ("metadata", Text),
         ],
     ),
     (
@@ -74,6 +102,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("updated_at", Int),
             ("rate_limit", Int),
             ("trusted", Bool),
+            ("resources", Text),
+            ("resource_scopes", Text),
         ],
     ),
     (
@@ -91,6 +121,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("rotated_at", Int),
             ("revoked_at", Int),
             ("successor_key", Blob),
+            ("resource_id", Text),
+            ("resource_scopes", Text),
         ],
     ),
     (
@@ -109,6 +141,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("expires_at", Int),
             ("used_at", Int),
             ("redirect_uri_in_request", Bool),
+            ("resource_id", Text),
+            ("resource_scopes", Text),
         ],
     ),
     (
@@ -118,6 +152,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("client_id", Text),
             ("scopes", Int),
             ("granted_at", Int),
+            ("resource_scopes", Text),
         ],
     ),
     (

@@ -70,6 +70,9 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                 .or_else(|| db.message().strip_prefix("UNIQUE constraint failed: "));
             match violated {
                 Some("users_email_key" | "users.email") => StoreError::Conflict("email"),
+                Some("resources_identifier_key" | "resources.identifier") => {
+                    StoreError::Conflict("identifier")
+                }
                 _ => StoreError::Conflict("record"),
             }
         }

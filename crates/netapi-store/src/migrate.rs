@@ -14,6 +14,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/sqlite/0005_secret_key_check.sql"),
     ),
+    (6, include_str!("../migrations/sqlite/0006_resources.sql")),
 ];
 
 /// `(version, sql)` for PostgreSQL.
@@ -35,6 +36,7 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/postgres/0005_secret_key_check.sql"),
     ),
+    (6, include_str!("../migrations/postgres/0006_resources.sql")),
 ];
 
 /// Splits a migration file into statements (our files have no `;` inside literals).

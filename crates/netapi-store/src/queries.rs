@@ -7,21 +7,26 @@
 
 pub(crate) const USER_COLUMNS: &str =
     "id, email, name, role, password_hash, created_at, updated_at";
-pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, prefix, last_four, hash, scopes, created_at, last_used_at, expires_at, revoked_at, rate_limit, created_by_client";
-pub(crate) const CLIENT_COLUMNS: &str = "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, created_at, updated_at, rate_limit, trusted";
-pub(crate) const REFRESH_COLUMNS: &str = "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, family_expires_at, auth_time, rotated_at, revoked_at, successor_key";
-pub(crate) const CODE_COLUMNS: &str = "hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, family_id, created_at, expires_at, used_at, redirect_uri_in_request";
+pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, prefix, last_four, hash, scopes, created_at, last_used_at, expires_at, revoked_at, rate_limit, created_by_client, resource_id, resource_identifier, resource_scopes, metadata";
+pub(crate) const CLIENT_COLUMNS: &str = "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, created_at, updated_at, rate_limit, trusted, resources, resource_scopes";
+pub(crate) const REFRESH_COLUMNS: &str = "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, family_expires_at, auth_time, rotated_at, revoked_at, successor_key, resource_id, resource_scopes";
+pub(crate) const CODE_COLUMNS: &str = "hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, family_id, created_at, expires_at, used_at, redirect_uri_in_request, resource_id, resource_scopes";
+pub(crate) const RESOURCE_COLUMNS: &str = "id, identifier, name, scopes, self_service_scopes, allow_api_keys, access_token_ttl, created_at, updated_at, deleted_at";
+pub(crate) const CONSENT_COLUMNS: &str = "user_id, client_id, scopes, granted_at, resource_scopes";
 pub(crate) const EVENT_COLUMNS: &str = "id, user_id, kind, ip, detail, created_at";
 
 macro_rules! impl_store {
     ($store:ty, $row:ty) => {
         use netapi_core::model::{
             ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken,
-            RotateOutcome, Session, SigningKey, User,
+            Resource, ResourceGrant, ResourceRef, RotateOutcome, Session, SigningKey, User,
         };
         use netapi_core::scope::Scopes;
         use netapi_core::secret::SecretHash;
-        use netapi_core::store::{ClientChanges, Invalidation, Store, StoreResult, UserChanges};
+        use netapi_core::store::{
+            ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, StoreResult,
+            UserChanges,
+        };
         use netapi_core::Timestamp;
         use sqlx::Row;
         use $crate::codec;
@@ -55,6 +60,41 @@ macro_rules! impl_store {
                 revoked_at: row.try_get("revoked_at").map_err(map_err)?,
                 rate_limit: rate_limit(row.try_get("rate_limit").map_err(map_err)?),
                 created_by_client: row.try_get("created_by_client").map_err(map_err)?,
+                resource: match (
+                    row.try_get::<Option<String>, _>("resource_id").map_err(map_err)?,
+                    row.try_get::<Option<String>, _>("resource_identifier").map_err(map_err)?,
+                ) {
+                    (Some(id), Some(identifier)) => Some(ResourceRef { id, identifier }),
+                    _ => None,
+                },
+                resource_scopes: codec::split_names(row.try_get("resource_scopes").map_err(map_err)?),
+                metadata: row.try_get("metadata").map_err(map_err)?,
+            })
+        }
+
+        fn resource_from(row: &$row) -> StoreResult<Resource> {
+            Ok(Resource {
+                id: row.try_get("id").map_err(map_err)?,
+                identifier: row.try_get("identifier").map_err(map_err)?,
+                name: row.try_get("name").map_err(map_err)?,
+                scopes: codec::split_resource_scopes(row.try_get("scopes").map_err(map_err)?),
+                self_service_scopes: codec::split_names(
+                    row.try_get("self_service_scopes").map_err(map_err)?,
+                ),
+                allow_api_keys: row.try_get("allow_api_keys").map_err(map_err)?,
+                access_token_ttl: rate_limit(row.try_get("access_token_ttl").map_err(map_err)?),
+                created_at: row.try_get("created_at").map_err(map_err)?,
+                updated_at: row.try_get("updated_at").map_err(map_err)?,
+                deleted_at: row.try_get("deleted_at").map_err(map_err)?,
+            })
+        }
+
+        fn grant_from(row: &$row) -> StoreResult<ResourceGrant> {
+            Ok(ResourceGrant {
+                user_id: row.try_get("user_id").map_err(map_err)?,
+                resource_id: row.try_get("resource_id").map_err(map_err)?,
+                scopes: codec::split_names(row.try_get("scopes").map_err(map_err)?),
+                updated_at: row.try_get("updated_at").map_err(map_err)?,
             })
         }
 
@@ -88,6 +128,8 @@ macro_rules! impl_store {
                 updated_at: row.try_get("updated_at").map_err(map_err)?,
                 rate_limit: rate_limit(row.try_get("rate_limit").map_err(map_err)?),
                 trusted: row.try_get("trusted").map_err(map_err)?,
+                resources: codec::split_names(row.try_get("resources").map_err(map_err)?),
+                resource_scopes: codec::split_names(row.try_get("resource_scopes").map_err(map_err)?),
             })
         }
 
@@ -109,6 +151,8 @@ macro_rules! impl_store {
                     .map_err(map_err)?
                     .as_deref()
                     .and_then(netapi_core::secret::DerivationKey::from_slice),
+                resource_id: row.try_get("resource_id").map_err(map_err)?,
+                resource_scopes: codec::split_names(row.try_get("resource_scopes").map_err(map_err)?),
             })
         }
 
@@ -129,6 +173,8 @@ macro_rules! impl_store {
                 created_at: row.try_get("created_at").map_err(map_err)?,
                 expires_at: row.try_get("expires_at").map_err(map_err)?,
                 used_at: row.try_get("used_at").map_err(map_err)?,
+                resource_id: row.try_get("resource_id").map_err(map_err)?,
+                resource_scopes: codec::split_names(row.try_get("resource_scopes").map_err(map_err)?),
             })
         }
 
@@ -149,6 +195,7 @@ macro_rules! impl_store {
                 client_id: row.try_get("client_id").map_err(map_err)?,
                 scopes: Scopes::from_bits(row.try_get("scopes").map_err(map_err)?),
                 granted_at: row.try_get("granted_at").map_err(map_err)?,
+                resource_scopes: codec::split_pairs(row.try_get("resource_scopes").map_err(map_err)?),
             })
         }
 
@@ -388,7 +435,7 @@ macro_rules! impl_store {
             async fn insert_client(&self, client: &OAuthClient) -> StoreResult<()> {
                 sqlx::query(&format!(
                     "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                 ))
                 .bind(&client.id)
                 .bind(&client.owner_id)
@@ -402,6 +449,8 @@ macro_rules! impl_store {
                 .bind(client.updated_at)
                 .bind(client.rate_limit.map(i64::from))
                 .bind(client.trusted)
+                .bind(codec::join_names(&client.resources))
+                .bind(codec::join_names(&client.resource_scopes))
                 .execute(self.writer())
                 .await
                 .map_err(map_err)?;
@@ -470,7 +519,9 @@ macro_rules! impl_store {
                     "UPDATE oauth_clients SET name = COALESCE($2, name), \
                      redirect_uris = COALESCE($3, redirect_uris), \
                      grant_types = COALESCE($4, grant_types), scopes = COALESCE($5, scopes), \
-                     rate_limit = CASE WHEN $6 THEN $7 ELSE rate_limit END, updated_at = $8 \
+                     rate_limit = CASE WHEN $6 THEN $7 ELSE rate_limit END, updated_at = $8, \
+                     resources = COALESCE($9, resources), \
+                     resource_scopes = COALESCE($10, resource_scopes) \
                      WHERE id = $1 RETURNING {CLIENT_COLUMNS}"
                 ))
                 .bind(id)
@@ -481,6 +532,8 @@ macro_rules! impl_store {
                 .bind(changes.rate_limit.is_some())
                 .bind(changes.rate_limit.flatten().map(i64::from))
                 .bind(at)
+                .bind(changes.resources.as_deref().map(codec::join_names))
+                .bind(changes.resource_scopes.as_deref().map(codec::join_names))
                 .fetch_optional(self.writer())
                 .await
                 .map_err(map_err)?;
@@ -586,7 +639,7 @@ macro_rules! impl_store {
             ) -> StoreResult<()> {
                 sqlx::query(&format!(
                     "INSERT INTO authorization_codes ({CODE_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                 ))
                 .bind(code.hash.0.as_slice())
                 .bind(&code.client_id)
@@ -601,6 +654,8 @@ macro_rules! impl_store {
                 .bind(code.expires_at)
                 .bind(code.used_at)
                 .bind(code.redirect_uri_in_request)
+                .bind(&code.resource_id)
+                .bind(codec::join_names(&code.resource_scopes))
                 .execute(self.writer())
                 .await
                 .map_err(map_err)?;
@@ -638,14 +693,16 @@ macro_rules! impl_store {
 
             async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO consents (user_id, client_id, scopes, granted_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) \
-                     DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+                    "INSERT INTO consents (user_id, client_id, scopes, granted_at, resource_scopes) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, client_id) \
+                     DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at, \
+                     resource_scopes = excluded.resource_scopes",
                 )
                 .bind(&consent.user_id)
                 .bind(&consent.client_id)
                 .bind(consent.scopes.bits())
                 .bind(consent.granted_at)
+                .bind(codec::join_pairs(&consent.resource_scopes))
                 .execute(self.writer())
                 .await
                 .map_err(map_err)?;
@@ -657,10 +714,10 @@ macro_rules! impl_store {
                 user_id: &str,
                 client_id: &str,
             ) -> StoreResult<Option<Consent>> {
-                let row = sqlx::query(
-                    "SELECT user_id, client_id, scopes, granted_at FROM consents \
-                     WHERE user_id = $1 AND client_id = $2",
-                )
+                let row = sqlx::query(&format!(
+                    "SELECT {CONSENT_COLUMNS} FROM consents \
+                     WHERE user_id = $1 AND client_id = $2"
+                ))
                 .bind(user_id)
                 .bind(client_id)
                 .fetch_optional(&self.pool)
@@ -670,10 +727,10 @@ macro_rules! impl_store {
             }
 
             async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>> {
-                let rows = sqlx::query(
-                    "SELECT user_id, client_id, scopes, granted_at FROM consents \
-                     WHERE user_id = $1 ORDER BY client_id",
-                )
+                let rows = sqlx::query(&format!(
+                    "SELECT {CONSENT_COLUMNS} FROM consents \
+                     WHERE user_id = $1 ORDER BY client_id"
+                ))
                 .bind(user_id)
                 .fetch_all(&self.pool)
                 .await
@@ -892,6 +949,160 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
+            async fn insert_resource(&self, resource: &Resource) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO resources ({RESOURCE_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                ))
+                .bind(&resource.id)
+                .bind(&resource.identifier)
+                .bind(&resource.name)
+                .bind(codec::join_resource_scopes(&resource.scopes))
+                .bind(codec::join_names(&resource.self_service_scopes))
+                .bind(resource.allow_api_keys)
+                .bind(resource.access_token_ttl.map(i64::from))
+                .bind(resource.created_at)
+                .bind(resource.updated_at)
+                .bind(resource.deleted_at)
+                .execute(self.writer())
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn get_resource(&self, id: &str) -> StoreResult<Option<Resource>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(resource_from).transpose()
+            }
+
+            async fn get_resource_by_identifier(
+                &self,
+                identifier: &str,
+            ) -> StoreResult<Option<Resource>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE identifier = $1"
+                ))
+                .bind(identifier)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(resource_from).transpose()
+            }
+
+            async fn list_resources(
+                &self,
+                after: Option<&str>,
+                n: u32,
+            ) -> StoreResult<Vec<Resource>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id > $1 \
+                     AND deleted_at IS NULL ORDER BY id LIMIT $2"
+                ))
+                .bind(after.unwrap_or(""))
+                .bind(limit(n))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                all(&rows, resource_from)
+            }
+
+            async fn update_resource(
+                &self,
+                id: &str,
+                changes: &ResourceChanges,
+                at: Timestamp,
+            ) -> StoreResult<Option<Resource>> {
+                let row = sqlx::query(&format!(
+                    "UPDATE resources SET name = COALESCE($2, name), \
+                     scopes = COALESCE($3, scopes), \
+                     self_service_scopes = COALESCE($4, self_service_scopes), \
+                     allow_api_keys = COALESCE($5, allow_api_keys), \
+                     access_token_ttl = CASE WHEN $6 THEN $7 ELSE access_token_ttl END, \
+                     updated_at = $8 WHERE id = $1 AND deleted_at IS NULL \
+                     RETURNING {RESOURCE_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(changes.name.as_deref())
+                .bind(changes.scopes.as_deref().map(codec::join_resource_scopes))
+                .bind(changes.self_service_scopes.as_deref().map(codec::join_names))
+                .bind(changes.allow_api_keys)
+                .bind(changes.access_token_ttl.is_some())
+                .bind(changes.access_token_ttl.flatten().map(i64::from))
+                .bind(at)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(resource_from).transpose()
+            }
+
+            async fn delete_resource(
+                &self,
+                id: &str,
+                at: Timestamp,
+            ) -> StoreResult<Option<ResourceDeletion>> {
+                crate::retry_contention(|| self.delete_resource_once(id, at)).await
+            }
+
+            async fn set_resource_grant(&self, grant: &ResourceGrant) -> StoreResult<()> {
+                if grant.scopes.is_empty() {
+                    sqlx::query("DELETE FROM resource_grants WHERE user_id = $1 AND resource_id = $2")
+                        .bind(&grant.user_id)
+                        .bind(&grant.resource_id)
+                        .execute(self.writer())
+                        .await
+                        .map_err(map_err)?;
+                    return Ok(());
+                }
+                sqlx::query(
+                    "INSERT INTO resource_grants (user_id, resource_id, scopes, updated_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, resource_id) \
+                     DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
+                )
+                .bind(&grant.user_id)
+                .bind(&grant.resource_id)
+                .bind(codec::join_names(&grant.scopes))
+                .bind(grant.updated_at)
+                .execute(self.writer())
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn get_resource_grant(
+                &self,
+                user_id: &str,
+                resource_id: &str,
+            ) -> StoreResult<Option<ResourceGrant>> {
+                let row = sqlx::query(
+                    "SELECT user_id, resource_id, scopes, updated_at FROM resource_grants \
+                     WHERE user_id = $1 AND resource_id = $2",
+                )
+                .bind(user_id)
+                .bind(resource_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(grant_from).transpose()
+            }
+
+            async fn list_resource_grants(&self, user_id: &str) -> StoreResult<Vec<ResourceGrant>> {
+                let rows = sqlx::query(
+                    "SELECT user_id, resource_id, scopes, updated_at FROM resource_grants \
+                     WHERE user_id = $1 ORDER BY resource_id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                all(&rows, grant_from)
+            }
+
             async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64> {
                 // Invalidations without an expiry are kept an hour: long enough for any
                 // live process to have polled them.
@@ -920,6 +1131,59 @@ macro_rules! impl_store {
 
         /// Single attempts of the write transactions, which `Store` retries on contention.
         impl $store {
+            async fn delete_resource_once(
+                &self,
+                id: &str,
+                at: Timestamp,
+            ) -> StoreResult<Option<ResourceDeletion>> {
+                let mut tx = self.begin_write().await?;
+                let marked = sqlx::query(
+                    "UPDATE resources SET deleted_at = $2, updated_at = $2 \
+                     WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if marked.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                let keys = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $2 WHERE resource_id = $1 \
+                     AND revoked_at IS NULL RETURNING hash",
+                )
+                .bind(id)
+                .bind(at)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| codec::hash(r.try_get("hash").map_err(map_err)?))
+                .collect::<StoreResult<Vec<_>>>()?;
+                let families = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE resource_id = $1 \
+                     AND revoked_at IS NULL RETURNING family_id",
+                )
+                .bind(id)
+                .bind(at)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let families = family_ids(&families)?;
+                for sql in [
+                    "DELETE FROM resource_grants WHERE resource_id = $1",
+                    "DELETE FROM authorization_codes WHERE resource_id = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(ResourceDeletion { keys, families }))
+            }
             async fn rotate_refresh_token_once(
                 &self,
                 old: &SecretHash,
@@ -1120,7 +1384,7 @@ macro_rules! impl_store {
         ) -> StoreResult<()> {
             sqlx::query(&format!(
                 "INSERT INTO api_keys ({KEY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
             ))
             .bind(&key.id)
             .bind(&key.user_id)
@@ -1135,6 +1399,10 @@ macro_rules! impl_store {
             .bind(key.revoked_at)
             .bind(key.rate_limit.map(i64::from))
             .bind(&key.created_by_client)
+            .bind(key.resource.as_ref().map(|r| r.id.as_str()))
+            .bind(key.resource.as_ref().map(|r| r.identifier.as_str()))
+            .bind(codec::join_names(&key.resource_scopes))
+            .bind(&key.metadata)
             .execute(executor)
             .await
             .map_err(map_err)?;
@@ -1166,7 +1434,7 @@ macro_rules! impl_store {
         ) -> StoreResult<()> {
             sqlx::query(&format!(
                 "INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ))
             .bind(token.hash.0.as_slice())
             .bind(&token.family_id)
@@ -1180,6 +1448,8 @@ macro_rules! impl_store {
             .bind(token.rotated_at)
             .bind(token.revoked_at)
             .bind(token.successor_key.map(|k| k.0.to_vec()))
+            .bind(&token.resource_id)
+            .bind(codec::join_names(&token.resource_scopes))
             .execute(executor)
             .await
             .map_err(map_err)?;

@@ -9,10 +9,13 @@
 use netapi_core::ids::new_id;
 use netapi_core::model::{
     ApiKey, AuditEvent, AuthorizationCode, ClientAuthMethod, Consent, GrantType, OAuthClient,
-    RefreshToken, RotateOutcome, Session, SigningAlgorithm, SigningKey, User,
+    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
+    SigningKey, User,
 };
 use netapi_core::secret::SecretHash;
-use netapi_core::store::{ClientChanges, Invalidation, Store, UserChanges};
+use netapi_core::store::{
+    ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, UserChanges,
+};
 use netapi_core::{Role, Scope, Scopes, StoreError, Timestamp};
 use netapi_store::StoreOptions;
 use sqlx::Connection;
@@ -198,6 +201,9 @@ conformance! {
     authorization_codes_concurrent =>
         sqlite_authorization_codes_concurrent, postgres_authorization_codes_concurrent;
     consents => sqlite_consents, postgres_consents;
+    resources_crud => sqlite_resources_crud, postgres_resources_crud;
+    resources_delete_revokes => sqlite_resources_delete_revokes, postgres_resources_delete_revokes;
+    resource_grants => sqlite_resource_grants, postgres_resource_grants;
     sessions => sqlite_sessions, postgres_sessions;
     invalidations => sqlite_invalidations, postgres_invalidations;
     denylist => sqlite_denylist, postgres_denylist;
@@ -368,6 +374,9 @@ fn api_key(user_id: &str, n: u8) -> ApiKey {
         revoked_at: None,
         rate_limit: Some(u32::from(n) * 10),
         created_by_client: None,
+        resource: None,
+        resource_scopes: Vec::new(),
+        metadata: None,
     }
 }
 
@@ -388,6 +397,8 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
         updated_at: NOW,
         rate_limit: Some(u32::from(n) + 100),
         trusted: false,
+        resources: Vec::new(),
+        resource_scopes: Vec::new(),
     }
 }
 
@@ -414,6 +425,8 @@ fn refresh(user_id: &str, client_id: &str, family_id: &str, n: u8) -> RefreshTok
         rotated_at: None,
         revoked_at: None,
         successor_key: Some(netapi_core::secret::DerivationKey([n; 32])),
+        resource_id: None,
+        resource_scopes: Vec::new(),
     }
 }
 
@@ -432,6 +445,8 @@ fn code(user_id: &str, client_id: &str, n: u8) -> AuthorizationCode {
         created_at: NOW,
         expires_at: NOW + 60,
         used_at: None,
+        resource_id: None,
+        resource_scopes: Vec::new(),
     }
 }
 
@@ -764,6 +779,7 @@ async fn users_delete_cascades(store: Arc<dyn Store>) {
         user_id: alice.id.clone(),
         client_id: bob_client.id.clone(),
         scopes: Scopes::EMPTY.with(Scope::OpenId),
+        resource_scopes: Vec::new(),
         granted_at: NOW,
     };
     store.upsert_consent(&consent).await.expect("consent");
@@ -1337,12 +1353,16 @@ async fn clients_crud(store: Arc<dyn Store>) {
     changed.scopes = Scopes::EMPTY.with(Scope::OpenId).with(Scope::UsersRead);
     changed.rate_limit = None;
     changed.updated_at = NOW + 60;
+    changed.resources = vec!["https://orders.example.com".to_owned()];
+    changed.resource_scopes = vec!["orders:read".to_owned(), "orders:write".to_owned()];
     let changes = ClientChanges {
         name: Some(changed.name.clone()),
         redirect_uris: Some(changed.redirect_uris.clone()),
         grant_types: Some(changed.grant_types.clone()),
         scopes: Some(changed.scopes),
         rate_limit: Some(None),
+        resources: Some(changed.resources.clone()),
+        resource_scopes: Some(changed.resource_scopes.clone()),
     };
     assert_eq!(
         store
@@ -1417,6 +1437,7 @@ async fn clients_delete_cascades(store: Arc<dyn Store>) {
                 user_id: alice.id.clone(),
                 client_id: c.id.clone(),
                 scopes: Scopes::EMPTY.with(Scope::OpenId),
+                resource_scopes: Vec::new(),
                 granted_at: NOW,
             })
             .await
@@ -2042,6 +2063,7 @@ async fn consents(store: Arc<dyn Store>) {
         user_id: alice.id.clone(),
         client_id: app.id.clone(),
         scopes: Scopes::EMPTY.with(Scope::OpenId),
+        resource_scopes: Vec::new(),
         granted_at: NOW,
     };
     store.upsert_consent(&narrow).await.expect("upsert");
@@ -2059,6 +2081,10 @@ async fn consents(store: Arc<dyn Store>) {
             .with(Scope::OpenId)
             .with(Scope::Email)
             .with(Scope::Profile),
+        resource_scopes: vec![
+            ("res_1".to_owned(), "orders:read".to_owned()),
+            ("res_2".to_owned(), "a.b_c-d".to_owned()),
+        ],
         granted_at: NOW + 100,
         ..narrow.clone()
     };
@@ -2793,5 +2819,330 @@ async fn sessions_of_user(store: Arc<dyn Store>) {
     assert_eq!(
         store.delete_user_sessions(&alice.id).await.expect("again"),
         0
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Resources
+// ------------------------------------------------------------------------------------------
+
+fn resource(identifier: &str) -> Resource {
+    Resource {
+        id: new_id("res"),
+        identifier: identifier.to_owned(),
+        name: format!("API at {identifier}"),
+        scopes: vec![
+            ResourceScope {
+                name: "orders:read".to_owned(),
+                description: "Read your orders".to_owned(),
+            },
+            ResourceScope {
+                name: "orders:write".to_owned(),
+                description: String::new(),
+            },
+        ],
+        self_service_scopes: vec!["orders:read".to_owned()],
+        allow_api_keys: true,
+        access_token_ttl: Some(300),
+        created_at: NOW,
+        updated_at: NOW,
+        deleted_at: None,
+    }
+}
+
+async fn resources_crud(store: Arc<dyn Store>) {
+    let orders = resource("https://orders.example.com");
+    store.insert_resource(&orders).await.expect("insert");
+    tick().await;
+    let billing = Resource {
+        allow_api_keys: false,
+        access_token_ttl: None,
+        self_service_scopes: Vec::new(),
+        ..resource("http://127.0.0.1:9000/billing")
+    };
+    store.insert_resource(&billing).await.expect("insert");
+    assert_eq!(
+        store.get_resource(&orders.id).await.expect("get"),
+        Some(orders.clone())
+    );
+    assert_eq!(
+        store
+            .get_resource_by_identifier(&billing.identifier)
+            .await
+            .expect("by identifier"),
+        Some(billing.clone())
+    );
+    assert_eq!(
+        store
+            .get_resource_by_identifier("https://nowhere.example.com")
+            .await
+            .expect("unknown"),
+        None
+    );
+    let taken = Resource {
+        id: new_id("res"),
+        ..orders.clone()
+    };
+    assert!(matches!(
+        store.insert_resource(&taken).await,
+        Err(StoreError::Conflict("identifier"))
+    ));
+    let page = store.list_resources(None, 1).await.expect("list");
+    assert_eq!(page, vec![orders.clone()]);
+    let rest = store
+        .list_resources(Some(&orders.id), 10)
+        .await
+        .expect("list");
+    assert_eq!(rest, vec![billing.clone()]);
+
+    let changes = ResourceChanges {
+        name: Some("Orders".to_owned()),
+        self_service_scopes: Some(Vec::new()),
+        access_token_ttl: Some(None),
+        ..ResourceChanges::default()
+    };
+    let changed = store
+        .update_resource(&orders.id, &changes, NOW + 5)
+        .await
+        .expect("update")
+        .expect("live");
+    assert_eq!(
+        changed,
+        Resource {
+            name: "Orders".to_owned(),
+            self_service_scopes: Vec::new(),
+            access_token_ttl: None,
+            updated_at: NOW + 5,
+            ..orders.clone()
+        }
+    );
+
+    // Deleted: a tombstone that keeps its identifier taken and takes no more changes.
+    assert_eq!(
+        store
+            .delete_resource(&orders.id, NOW + 10)
+            .await
+            .expect("delete"),
+        Some(ResourceDeletion::default())
+    );
+    assert_eq!(
+        store
+            .delete_resource(&orders.id, NOW + 11)
+            .await
+            .expect("again"),
+        None
+    );
+    assert_eq!(
+        store
+            .delete_resource("res_unknown", NOW)
+            .await
+            .expect("unknown"),
+        None
+    );
+    let tombstone = store
+        .get_resource(&orders.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(tombstone.deleted_at, Some(NOW + 10));
+    assert_eq!(
+        store.list_resources(None, 10).await.expect("list"),
+        vec![billing.clone()]
+    );
+    assert!(matches!(
+        store.insert_resource(&taken).await,
+        Err(StoreError::Conflict("identifier"))
+    ));
+    assert_eq!(
+        store
+            .update_resource(&orders.id, &changes, NOW + 12)
+            .await
+            .expect("update"),
+        None
+    );
+}
+
+async fn resources_delete_revokes(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let orders = resource("https://orders.example.com");
+    let billing = resource("https://billing.example.com");
+    for r in [&orders, &billing] {
+        store.insert_resource(r).await.expect("insert");
+    }
+    let for_orders = |key: ApiKey| ApiKey {
+        scopes: Scopes::EMPTY,
+        resource: Some(orders.reference()),
+        resource_scopes: vec!["orders:read".to_owned()],
+        metadata: Some(r#"{"plan":"gold"}"#.to_owned()),
+        ..key
+    };
+    let orders_key = for_orders(api_key(&alice.id, 1));
+    let own_key = api_key(&alice.id, 2);
+    let billing_key = ApiKey {
+        resource: Some(billing.reference()),
+        ..api_key(&alice.id, 3)
+    };
+    for key in [&orders_key, &own_key, &billing_key] {
+        store.insert_api_key(key).await.expect("key");
+    }
+    assert_eq!(
+        store.get_api_key(&orders_key.id).await.expect("get"),
+        Some(orders_key.clone()),
+        "the resource, its scopes and the metadata round-trip"
+    );
+    let orders_token = RefreshToken {
+        resource_id: Some(orders.id.clone()),
+        resource_scopes: vec!["orders:write".to_owned()],
+        ..refresh(&alice.id, &app.id, "fam_orders", 4)
+    };
+    let own_token = refresh(&alice.id, &app.id, "fam_own", 5);
+    for t in [&orders_token, &own_token] {
+        store.insert_refresh_token(t).await.expect("refresh");
+    }
+    assert_eq!(
+        store.get_refresh_token(&h(4)).await.expect("get"),
+        Some(orders_token.clone())
+    );
+    let orders_code = AuthorizationCode {
+        resource_id: Some(orders.id.clone()),
+        resource_scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
+        ..code(&alice.id, &app.id, 6)
+    };
+    store
+        .insert_authorization_code(&orders_code)
+        .await
+        .expect("code");
+    let own_code = code(&alice.id, &app.id, 7);
+    store
+        .insert_authorization_code(&own_code)
+        .await
+        .expect("code");
+    let grant = ResourceGrant {
+        user_id: alice.id.clone(),
+        resource_id: orders.id.clone(),
+        scopes: vec!["orders:write".to_owned()],
+        updated_at: NOW,
+    };
+    store.set_resource_grant(&grant).await.expect("grant");
+
+    let deleted = store
+        .delete_resource(&orders.id, NOW + 1)
+        .await
+        .expect("delete")
+        .expect("was live");
+    assert_eq!(
+        deleted,
+        ResourceDeletion {
+            keys: vec![orders_key.hash],
+            families: vec!["fam_orders".to_owned()],
+        }
+    );
+    let revoked = store
+        .get_api_key(&orders_key.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(revoked.revoked_at, Some(NOW + 1));
+    for untouched in [&own_key, &billing_key] {
+        assert_eq!(
+            store
+                .get_api_key(&untouched.id)
+                .await
+                .expect("get")
+                .as_ref(),
+            Some(untouched)
+        );
+    }
+    let token = store
+        .get_refresh_token(&h(4))
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(token.revoked_at, Some(NOW + 1));
+    assert_eq!(
+        store.get_refresh_token(&h(5)).await.expect("get"),
+        Some(own_token)
+    );
+    assert_eq!(
+        store
+            .consume_authorization_code(&h(6), NOW + 2)
+            .await
+            .expect("code"),
+        None,
+        "its codes are gone"
+    );
+    let mut own = store
+        .consume_authorization_code(&h(7), NOW + 2)
+        .await
+        .expect("code")
+        .expect("kept");
+    own.used_at = None;
+    assert_eq!(own, own_code);
+    assert_eq!(
+        store
+            .get_resource_grant(&alice.id, &orders.id)
+            .await
+            .expect("grant"),
+        None
+    );
+}
+
+async fn resource_grants(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let orders = resource("https://orders.example.com");
+    let billing = resource("https://billing.example.com");
+    for r in [&orders, &billing] {
+        store.insert_resource(r).await.expect("insert");
+    }
+    let grant = |user: &User, r: &Resource, scopes: &[&str], at| ResourceGrant {
+        user_id: user.id.clone(),
+        resource_id: r.id.clone(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        updated_at: at,
+    };
+    let first = grant(&alice, &orders, &["orders:write"], NOW);
+    store.set_resource_grant(&first).await.expect("set");
+    let replaced = grant(&alice, &orders, &["orders:read", "orders:write"], NOW + 1);
+    store.set_resource_grant(&replaced).await.expect("replace");
+    let other = grant(&alice, &billing, &["orders:read"], NOW);
+    store.set_resource_grant(&other).await.expect("set");
+    let bobs = grant(&bob, &orders, &["orders:write"], NOW);
+    store.set_resource_grant(&bobs).await.expect("set");
+    assert_eq!(
+        store
+            .get_resource_grant(&alice.id, &orders.id)
+            .await
+            .expect("get"),
+        Some(replaced.clone())
+    );
+    let mut expected = vec![replaced.clone(), other.clone()];
+    expected.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+    assert_eq!(
+        store.list_resource_grants(&alice.id).await.expect("list"),
+        expected
+    );
+    // No scopes: the grant goes.
+    store
+        .set_resource_grant(&grant(&alice, &billing, &[], NOW + 2))
+        .await
+        .expect("clear");
+    assert_eq!(
+        store.list_resource_grants(&alice.id).await.expect("list"),
+        vec![replaced]
+    );
+    // A deleted user's grants go with it; others stay.
+    assert!(store.delete_user(&alice.id).await.expect("delete"));
+    assert!(
+        store
+            .list_resource_grants(&alice.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        store.list_resource_grants(&bob.id).await.expect("list"),
+        vec![bobs]
     );
 }

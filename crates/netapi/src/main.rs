@@ -490,6 +490,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         auth_method: public.then(|| "none".to_owned()),
                         rate_limit: None,
                         trusted,
+                        resources: None,
                     },
                     None,
                 )

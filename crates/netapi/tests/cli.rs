@@ -595,6 +595,53 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         .await
         .unwrap();
     let app_key = app_key["key"].as_str().unwrap().to_owned();
+    // A resource, a grant on it and a key for it: the move keeps all three.
+    let operator = create_user(&sqlite, "mover-admin@example.com", true);
+    let member_id: String = http
+        .get(format!("{}/v1/users/me", before.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orders = "https://orders.example.com";
+    let defined = http
+        .post(format!("{}/v1/resources", before.base))
+        .bearer_auth(&operator)
+        .json(&json!({"identifier": orders, "name": "Orders", "scopes": [{"name": "orders:read"}, {"name": "orders:write"}], "self_service_scopes": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(defined.status().as_u16(), 201);
+    let granted = http
+        .put(format!("{}/v1/users/{member_id}/grants", before.base))
+        .bearer_auth(&operator)
+        .json(&json!({"resource": orders, "scopes": ["orders:write"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status().as_u16(), 200);
+    let orders_key: Value = http
+        .post(format!("{}/v1/api-keys", before.base))
+        .bearer_auth(&key)
+        .json(&json!({"name": "orders", "resource": orders, "metadata": {"team": "shop"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        orders_key["scopes"],
+        json!(["orders:write"]),
+        "{orders_key}"
+    );
+    let orders_key = orders_key["key"].as_str().unwrap().to_owned();
     assert!(before.stop().success());
     let client_id = client["client_id"].as_str().unwrap();
     let marked = admin(
@@ -612,7 +659,14 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("users: 1 rows"));
+    let report = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "users: 2 rows",
+        "resources: 1 rows",
+        "resource_grants: 1 rows",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
     // A second move into the now non-empty database is refused.
     let again = Command::new(BIN)
         .args(["migrate-store", "--from", &sqlite, "--to", &pg])
@@ -707,6 +761,31 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     assert_eq!(deleted.status().as_u16(), 204);
     assert_eq!(status_with(app_key).await, 401);
     assert_eq!(status_with(key.clone()).await, 200);
+    let grants: Value = http
+        .get(format!("{}/v1/users/{member_id}/grants", after.base))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        grants,
+        json!({"grants": [{"resource": orders, "scopes": ["orders:write"]}]})
+    );
+    let forwarded = http
+        .get(format!("{}/auth/forward", after.base))
+        .query(&[("resource", orders), ("scope", "orders:write")])
+        .bearer_auth(&orders_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status().as_u16(), 200);
+    assert_eq!(
+        forwarded.headers()["x-netapi-metadata"],
+        r#"{"team":"shop"}"#
+    );
     assert!(after.stop().success());
 }
 

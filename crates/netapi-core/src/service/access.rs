@@ -1,17 +1,18 @@
 //! The access decision: may this credential, from this address, reach this resource with these
-//! scopes? One decision for Net API's own `/v1` and for forward auth (reverse proxies in front
-//! of an operator's APIs), so both share the caches, revocation, failure limits and
-//! per-credential rate limits of [`NetApi::authenticate`].
+//! scopes? One decision for Net API's own `/v1`, for forward auth (reverse proxies in front
+//! of an operator's APIs) and for key verification, so all share the caches, revocation,
+//! failure limits and per-credential rate limits of [`NetApi::authenticate`].
+
+use std::sync::Arc;
 
 use super::{NetApi, Principal};
 use crate::error::{AuthFailure, Error, Result};
 use crate::limiter::RateStatus;
+use crate::model::Resource;
 use crate::scope::Scope;
 
-/// An API Net API guards (RFC 8707 "resource", RFC 9728 "protected resource").
-///
-/// Today the only one is Net API's own API, whose identifier is the issuer; operator-defined
-/// resources are to be added behind the same lookup ([`NetApi::protected_resource`]).
+/// An API Net API guards (RFC 8707 "resource", RFC 9728 "protected resource"): its own, whose
+/// identifier is the issuer, or one an administrator defined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtectedResource {
     /// The identifier credentials are made for (a token's `aud`).
@@ -20,6 +21,8 @@ pub struct ProtectedResource {
     pub name: String,
     /// The scope names a credential for it may carry.
     pub scopes_supported: Vec<String>,
+    /// The operator's resource; `None`: Net API's own.
+    pub resource: Option<Arc<Resource>>,
 }
 
 /// A granted request: who, for which resource, and the caller's rate-limit standing.
@@ -34,20 +37,35 @@ pub struct Access {
 }
 
 impl NetApi {
-    /// The resource with this identifier; `None` (no identifier given) is Net API's own.
-    /// Identifiers are compared exactly, as RFC 8707 compares them.
-    pub fn protected_resource(&self, identifier: Option<&str>) -> Option<ProtectedResource> {
+    /// The live resource with this identifier; `None` (no identifier given) or the issuer is
+    /// Net API's own. Identifiers are compared exactly, as RFC 8707 compares them. Cached.
+    pub async fn protected_resource(
+        &self,
+        identifier: Option<&str>,
+    ) -> Result<Option<ProtectedResource>> {
         let issuer = &self.settings.issuer;
         match identifier {
             None => {}
             Some(identifier) if identifier == issuer => {}
-            Some(_) => return None,
+            Some(identifier) => {
+                let found = self
+                    .resource_by_identifier(identifier)
+                    .await?
+                    .filter(|r| r.deleted_at.is_none());
+                return Ok(found.map(|resource| ProtectedResource {
+                    identifier: resource.identifier.clone(),
+                    name: resource.name.clone(),
+                    scopes_supported: resource.scopes.iter().map(|s| s.name.clone()).collect(),
+                    resource: Some(resource),
+                }));
+            }
         }
-        Some(ProtectedResource {
+        Ok(Some(ProtectedResource {
             identifier: issuer.clone(),
             name: "Net API".to_owned(),
             scopes_supported: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
-        })
+            resource: None,
+        }))
     }
 
     /// Decides whether a request may reach `resource` (`None`: Net API's own) holding every
@@ -57,10 +75,10 @@ impl NetApi {
     /// In order: an unknown resource is refused (`PermissionDenied`, whatever the
     /// credential: it is the operator's mistake, and the answer must get through a proxy that
     /// passes only 401 and 403); then the credential is authenticated (`Unauthenticated`, or
-    /// `RateLimited` after too many failures from `ip`); then the request is counted against
-    /// the credential's per-minute limit (`RequestRateLimited`); then every required scope
-    /// must be held (`InsufficientScope`; a scope name the resource does not know is one the
-    /// credential cannot hold).
+    /// `RateLimited` after too many failures from `ip`); then it must be for that resource;
+    /// then the request is counted against the credential's per-minute limit
+    /// (`RequestRateLimited`); then every required scope must be held (`InsufficientScope`;
+    /// a scope name the resource does not know is one the credential cannot hold).
     pub async fn check_access(
         &self,
         credential: Result<&str, AuthFailure>,
@@ -68,7 +86,7 @@ impl NetApi {
         resource: Option<&str>,
         required_scopes: &str,
     ) -> Result<Access> {
-        let Some(resource) = self.protected_resource(resource) else {
+        let Some(resource) = self.protected_resource(resource).await? else {
             let named = resource.unwrap_or_default();
             return Err(Error::PermissionDenied {
                 scope: None,
@@ -85,22 +103,30 @@ impl NetApi {
     }
 
     /// What follows authentication, for forward auth, `/v1` and key verification alike: the
-    /// credential must be for `resource`, is counted against its per-minute limit
-    /// (`RequestRateLimited`), then must hold every scope of `required` (`InsufficientScope`;
-    /// a scope name the resource does not know is one the credential cannot hold).
-    /// `required` is an iterator so that the hot path allocates nothing when all is well.
+    /// credential must be for `resource` (`Unauthenticated`: a credential made for another
+    /// resource, Net API's own included, is no credential here), is counted against its
+    /// per-minute limit (`RequestRateLimited`), then must hold every scope of `required`
+    /// (`InsufficientScope`; a scope name the resource does not know is one the credential
+    /// cannot hold). `required` is an iterator so that the hot path allocates nothing when
+    /// all is well.
     pub(super) fn admit<'a>(
         &self,
         principal: Principal,
         resource: ProtectedResource,
         required: impl Iterator<Item = &'a str> + Clone,
     ) -> Result<Access> {
-        // Every credential made today is for the built-in resource, the only one there is;
-        // once there are others, a credential for one is refused by every other here.
+        let made_for = principal.resource.as_ref().map(|r| r.id.as_str());
+        if made_for != resource.resource.as_ref().map(|r| r.id.as_str()) {
+            return Err(Error::Unauthenticated(AuthFailure::WrongResource));
+        }
         let rate = self.check_rate(&principal)?;
+        let holds = |name: &str| match &principal.resource {
+            None => Scope::parse(name).is_some_and(|s| principal.scopes.contains(s)),
+            Some(_) => principal.resource_scopes.iter().any(|s| s == name),
+        };
         let missing: Vec<String> = required
             .clone()
-            .filter(|name| Scope::parse(name).is_none_or(|s| !principal.scopes.contains(s)))
+            .filter(|name| !holds(name))
             .map(str::to_owned)
             .collect();
         if !missing.is_empty() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::NetApi;
 use crate::error::{AuthFailure, Error, Result};
 use crate::limiter::Surface;
-use crate::model::ApiKey;
+use crate::model::{ApiKey, Resource};
 use crate::scope::{Role, Scope, Scopes};
 use crate::secret::{FormatError, SecretKind, check_format};
 
@@ -19,6 +19,8 @@ pub enum Credential {
     ApiKey {
         /// Its id.
         key_id: String,
+        /// Its metadata (a JSON object), returned wherever it is verified.
+        metadata: Option<String>,
     },
     /// An OAuth 2.0 access token.
     AccessToken {
@@ -46,6 +48,10 @@ pub struct Principal {
     pub credential: Credential,
     /// What its requests are counted under, and its own per-minute limit if it has one.
     pub rate: Option<(String, Option<u32>)>,
+    /// The resource the credential is for; `None`: Net API's own (whose scopes are `scopes`).
+    pub resource: Option<Arc<Resource>>,
+    /// Its scopes on `resource`, cut down to what its user holds there now.
+    pub resource_scopes: Vec<String>,
 }
 
 impl Principal {
@@ -57,7 +63,22 @@ impl Principal {
             scopes: Scopes::all(),
             credential: Credential::Operator,
             rate: None,
+            resource: None,
+            resource_scopes: Vec::new(),
         }
+    }
+
+    /// The credential's scope names for its resource, space-separated.
+    pub fn scope_names(&self) -> String {
+        match &self.resource {
+            None => self.scopes.to_string(),
+            Some(_) => self.resource_scopes.join(" "),
+        }
+    }
+
+    /// The identifier of the resource the credential is for (`issuer`: Net API's own).
+    pub fn resource_identifier<'a>(&'a self, issuer: &'a str) -> &'a str {
+        self.resource.as_ref().map_or(issuer, |r| &r.identifier)
     }
 
     /// Fails with `PermissionDenied` naming `scope` unless the credential carries it.
@@ -218,15 +239,49 @@ impl NetApi {
         let Some(facts) = self.user_facts(&key.user_id).await? else {
             return Err(Failure::Auth(AuthFailure::Revoked, None));
         };
+        let (resource, resource_scopes) = match &key.resource {
+            None => (None, Vec::new()),
+            Some(reference) => {
+                // A deleted resource's keys are revoked with it; until that reaches this
+                // cache, its tombstone refuses them.
+                let Some(resource) = self
+                    .resource_by_id(&reference.id)
+                    .await?
+                    .filter(|r| r.deleted_at.is_none())
+                else {
+                    return Err(Failure::Auth(
+                        AuthFailure::Revoked,
+                        Some(key.user_id.clone()),
+                    ));
+                };
+                let held = self
+                    .held_scopes(&key.user_id, facts.role, &resource)
+                    .await?;
+                let scopes = key
+                    .resource_scopes
+                    .iter()
+                    .filter(|s| held.contains(s))
+                    .cloned()
+                    .collect();
+                (Some(resource), scopes)
+            }
+        };
         self.note_usage(&key.id, key.last_used_at, now);
         let principal = Principal {
             user_id: key.user_id.clone(),
             role: facts.role,
-            scopes: key.scopes.intersect(facts.role.max_scopes()),
+            scopes: if resource.is_some() {
+                Scopes::EMPTY
+            } else {
+                key.scopes.intersect(facts.role.max_scopes())
+            },
             credential: super::Credential::ApiKey {
                 key_id: key.id.clone(),
+                metadata: key.metadata.clone(),
             },
             rate: Some((format!("key:{}", key.id), key.rate_limit)),
+            resource,
+            resource_scopes,
         };
         Ok((principal, key))
     }
@@ -268,18 +323,63 @@ impl NetApi {
         let Some(facts) = self.user_facts(&claims.sub).await? else {
             return Err(Failure::Auth(AuthFailure::Revoked, None));
         };
-        let scopes = Scopes::parse_space_separated(&claims.scope)
-            .map_err(|_| Failure::Auth(AuthFailure::Malformed, None))?;
+        let resource = self.token_resource(&claims).await?;
+        let (scopes, resource_scopes) = match &resource {
+            None => (
+                Scopes::parse_space_separated(&claims.scope)
+                    .map_err(|_| Failure::Auth(AuthFailure::Malformed, None))?
+                    .intersect(facts.role.max_scopes()),
+                Vec::new(),
+            ),
+            Some(resource) => {
+                let held = self.held_scopes(&claims.sub, facts.role, resource).await?;
+                let names = claims
+                    .scope
+                    .split(' ')
+                    .filter(|s| held.iter().any(|h| h == s))
+                    .map(str::to_owned)
+                    .collect();
+                (Scopes::EMPTY, names)
+            }
+        };
         Ok(Principal {
             user_id: claims.sub.clone(),
             role: facts.role,
-            scopes: scopes.intersect(facts.role.max_scopes()),
+            scopes,
             rate: Some((format!("client:{}", claims.client_id), client.rate_limit)),
             credential: super::Credential::AccessToken {
                 client_id: claims.client_id.clone(),
                 jti: claims.jti.clone(),
             },
+            resource,
+            resource_scopes,
         })
+    }
+
+    /// The resource an access token is for: `None` for Net API's own (`aud` is the issuer),
+    /// else the live resource whose identifier is its `aud`, whose lifetime bounds the
+    /// token's as the server's bounds its own tokens'. A deleted resource's tokens are
+    /// revoked; an `aud` no resource ever had is not a token of this server.
+    pub(super) async fn token_resource(
+        &self,
+        claims: &AccessClaims,
+    ) -> Result<Option<Arc<Resource>>, Failure> {
+        if claims.aud == self.settings.issuer {
+            return Ok(None);
+        }
+        let Some(resource) = self.resource_by_identifier(&claims.aud).await? else {
+            return Err(Failure::Auth(AuthFailure::Malformed, None));
+        };
+        if resource.deleted_at.is_some() {
+            return Err(Failure::Auth(AuthFailure::Revoked, None));
+        }
+        let ttl = resource
+            .access_token_ttl
+            .map_or(self.settings.access_token_ttl, i64::from);
+        if claims.exp.saturating_sub(claims.iat) > ttl + LEEWAY {
+            return Err(Failure::Auth(AuthFailure::Malformed, None));
+        }
+        Ok(Some(resource))
     }
 
     /// Signature, type, issuer, audience, time and denylist; no storage. A token seen
@@ -303,7 +403,9 @@ impl NetApi {
                 claims
             }
         };
-        if claims.iss != self.settings.issuer || claims.aud != self.settings.issuer {
+        // The audience is Net API's own or a resource's: the latter is checked, lifetime
+        // included, by `token_resource`, which needs storage on a cache miss.
+        if claims.iss != self.settings.issuer {
             return Err(AuthFailure::Malformed);
         }
         if claims.nbf.is_some_and(|nbf| now + LEEWAY < nbf) || now + LEEWAY < claims.iat {
@@ -311,7 +413,9 @@ impl NetApi {
         }
         // A token that lives longer than this server issues them was not made by it as
         // configured (a stolen signing key, or a lifetime since shortened): refused.
-        if claims.exp.saturating_sub(claims.iat) > self.settings.access_token_ttl + LEEWAY {
+        if claims.aud == self.settings.issuer
+            && claims.exp.saturating_sub(claims.iat) > self.settings.access_token_ttl + LEEWAY
+        {
             return Err(AuthFailure::Malformed);
         }
         if now >= claims.exp {

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use super::{NetApi, Principal};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
-use crate::model::{AuthorizationCode, Consent, GrantType, OAuthClient, Session, User};
+use crate::model::{AuthorizationCode, Consent, GrantType, OAuthClient, Resource, Session, User};
 use crate::scope::Scopes;
 use crate::secret::{Secret, SecretKind, check_format, generate, random_base62};
 use crate::store::Invalidation;
+use std::sync::Arc;
 
 /// A validated authorization request.
 #[derive(Debug, Clone)]
@@ -21,8 +22,12 @@ pub struct AuthorizationRequest {
     pub redirect_uri: String,
     /// Whether the request named it (the token request must then repeat it).
     pub redirect_uri_in_request: bool,
-    /// Requested scopes (within the client's).
+    /// Requested scopes of Net API's own (within the client's); none for another resource.
     pub scopes: Scopes,
+    /// The resource the tokens are to be for (RFC 8707); `None`: Net API's own.
+    pub resource: Option<Arc<Resource>>,
+    /// Requested scopes of `resource` (within the client's).
+    pub resource_scopes: Vec<String>,
     /// Returned verbatim.
     pub state: Option<String>,
     /// PKCE S256 challenge.
@@ -150,6 +155,8 @@ impl NetApi {
         let state = param("state").map(str::to_owned);
         let mut request = AuthorizationRequest {
             scopes: client.scopes,
+            resource: None,
+            resource_scopes: Vec::new(),
             client,
             redirect_uri,
             redirect_uri_in_request,
@@ -177,6 +184,13 @@ impl NetApi {
         if let Some(name) = repeated {
             if name == "state" {
                 request.state = None;
+            }
+            if name == "resource" {
+                return Err(fail(
+                    &request,
+                    "invalid_target",
+                    "one resource per request: several resource parameters are not supported",
+                ));
             }
             return Err(fail(
                 &request,
@@ -222,7 +236,46 @@ impl NetApi {
                 "this client may not use the authorization code flow",
             ));
         }
-        if let Some(scope) = param("scope") {
+        match self
+            .requested_resource(param("resource"), &request.client)
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(resource)) => {
+                let allowed: Vec<String> = resource
+                    .scopes
+                    .iter()
+                    .map(|s| &s.name)
+                    .filter(|n| request.client.resource_scopes.contains(n))
+                    .cloned()
+                    .collect();
+                let wanted: Vec<&str> = param("scope")
+                    .map(|s| s.split(' ').filter(|n| !n.is_empty()).collect())
+                    .unwrap_or_default();
+                if wanted.iter().any(|n| !allowed.iter().any(|a| a == n)) {
+                    return Err(fail(
+                        &request,
+                        "invalid_scope",
+                        "the requested scope is not a scope of the resource, or not allowed for this client",
+                    ));
+                }
+                request.scopes = Scopes::EMPTY;
+                request.resource_scopes = if wanted.is_empty() {
+                    allowed
+                } else {
+                    allowed
+                        .into_iter()
+                        .filter(|a| wanted.contains(&a.as_str()))
+                        .collect()
+                };
+                request.resource = Some(resource);
+            }
+            Err(err) if err.kind == super::OAuthErrorKind::InvalidTarget => {
+                return Err(fail(&request, "invalid_target", &err.description));
+            }
+            Err(_) => return Err(AuthorizeError::Failed(Error::Unavailable)),
+        }
+        if let Some(scope) = param("scope").filter(|_| request.resource.is_none()) {
             match Scopes::parse_space_separated(scope) {
                 Ok(scopes) if scopes.is_subset_of(request.client.scopes) && !scopes.is_empty() => {
                     request.scopes = scopes;
@@ -336,7 +389,16 @@ impl NetApi {
             .store
             .get_consent(user_id, &request.client.id)
             .await?
-            .is_some_and(|c| request.scopes.is_subset_of(c.scopes)))
+            .is_some_and(|c| {
+                request.scopes.is_subset_of(c.scopes)
+                    && request.resource.as_ref().is_none_or(|r| {
+                        request.resource_scopes.iter().all(|name| {
+                            c.resource_scopes
+                                .iter()
+                                .any(|(id, n)| id == &r.id && n == name)
+                        })
+                    })
+            }))
     }
 
     /// Records consent (when `remember`) and issues a code; returns the redirect URL carrying
@@ -352,14 +414,28 @@ impl NetApi {
             let previous = self
                 .store
                 .get_consent(&session.user_id, &request.client.id)
-                .await?
-                .map_or(Scopes::EMPTY, |c| c.scopes);
-            let scopes: Scopes = previous.iter().chain(request.scopes.iter()).collect();
+                .await?;
+            let scopes: Scopes = previous
+                .as_ref()
+                .map_or(Scopes::EMPTY, |c| c.scopes)
+                .iter()
+                .chain(request.scopes.iter())
+                .collect();
+            let mut resource_scopes = previous.map(|c| c.resource_scopes).unwrap_or_default();
+            if let Some(resource) = &request.resource {
+                for name in &request.resource_scopes {
+                    let pair = (resource.id.clone(), name.clone());
+                    if !resource_scopes.contains(&pair) {
+                        resource_scopes.push(pair);
+                    }
+                }
+            }
             self.store
                 .upsert_consent(&Consent {
                     user_id: session.user_id.clone(),
                     client_id: request.client.id.clone(),
                     scopes,
+                    resource_scopes,
                     granted_at: now,
                 })
                 .await?;
@@ -380,6 +456,8 @@ impl NetApi {
                 created_at: now,
                 expires_at: now + self.settings.authorization_code_ttl,
                 used_at: None,
+                resource_id: request.resource.as_ref().map(|r| r.id.clone()),
+                resource_scopes: request.resource_scopes.clone(),
             })
             .await?;
         let mut pairs = vec![("code", secret.expose())];
@@ -438,6 +516,8 @@ impl NetApi {
             scopes: user.role.max_scopes().without(crate::scope::Scope::Admin),
             credential: super::Credential::Session,
             rate: None,
+            resource: None,
+            resource_scopes: Vec::new(),
         }
     }
 

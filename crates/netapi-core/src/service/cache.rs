@@ -80,6 +80,16 @@ where
         self.entries.invalidate(key);
     }
 
+    /// Drops every entry, and makes every read that started before this unfit to be cached.
+    pub(crate) fn invalidate_all(&self) {
+        let mut generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *generation = generation.wrapping_add(1);
+        self.entries.invalidate_all();
+    }
+
     #[cfg(test)]
     pub(crate) fn time_to_live(&self) -> Option<Duration> {
         self.entries.policy().time_to_live()
@@ -92,8 +102,8 @@ mod tests {
     use crate::clock::{ManualClock, Timestamp};
     use crate::error::{AuthFailure, Error, StoreError};
     use crate::model::{
-        ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, RotateOutcome,
-        Session, SigningKey, User,
+        ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, Resource,
+        ResourceGrant, RotateOutcome, Session, SigningKey, User,
     };
     use crate::scope::{Role, Scopes};
     use crate::secret::{SecretHash, SecretHasher, SecretKind, generate};
@@ -362,6 +372,42 @@ mod tests {
         async fn delete_expired(&self, _: Timestamp) -> StoreResult<u64> {
             Err(unused())
         }
+        async fn insert_resource(&self, _: &Resource) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_resource(&self, _: &str) -> StoreResult<Option<Resource>> {
+            Err(unused())
+        }
+        async fn get_resource_by_identifier(&self, _: &str) -> StoreResult<Option<Resource>> {
+            Err(unused())
+        }
+        async fn list_resources(&self, _: Option<&str>, _: u32) -> StoreResult<Vec<Resource>> {
+            Err(unused())
+        }
+        async fn update_resource(
+            &self,
+            _: &str,
+            _: &crate::store::ResourceChanges,
+            _: Timestamp,
+        ) -> StoreResult<Option<Resource>> {
+            Err(unused())
+        }
+        async fn delete_resource(
+            &self,
+            _: &str,
+            _: Timestamp,
+        ) -> StoreResult<Option<crate::store::ResourceDeletion>> {
+            Err(unused())
+        }
+        async fn set_resource_grant(&self, _: &ResourceGrant) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_resource_grant(&self, _: &str, _: &str) -> StoreResult<Option<ResourceGrant>> {
+            Err(unused())
+        }
+        async fn list_resource_grants(&self, _: &str) -> StoreResult<Vec<ResourceGrant>> {
+            Err(unused())
+        }
     }
 
     /// A request misses the cache and reads the key while it is live; the key is revoked (its
@@ -395,6 +441,9 @@ mod tests {
             revoked_at: None,
             rate_limit: None,
             created_by_client: None,
+            resource: None,
+            resource_scopes: Vec::new(),
+            metadata: None,
         };
         let (read_tx, read_rx) = oneshot::channel();
         let (resume_tx, resume_rx) = oneshot::channel();

@@ -6,10 +6,11 @@ use subtle::ConstantTimeEq;
 use super::{NetApi, Page, PageRequest, Principal};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
-use crate::model::{ClientAuthMethod, GrantType, OAuthClient};
+use crate::model::{ClientAuthMethod, GrantType, OAuthClient, Resource};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{Secret, SecretKind, check_format, generate};
 use crate::store::{ClientChanges, Invalidation};
+use std::sync::Arc;
 
 /// A client to register.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +30,8 @@ pub struct NewClient {
     pub rate_limit: Option<u32>,
     /// Errors may be redirected before the user has seen a request; administrators only.
     pub trusted: bool,
+    /// Identifiers of the resources it may ask tokens for (RFC 8707), besides Net API's own.
+    pub resources: Option<Vec<String>>,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -46,6 +49,8 @@ pub struct ClientUpdate {
     pub rate_limit: Option<Option<u32>>,
     /// Whether the client is trusted; administrators only.
     pub trusted: Option<bool>,
+    /// `resources` (identifiers).
+    pub resources: Option<Vec<String>>,
 }
 
 /// A page of clients.
@@ -53,6 +58,8 @@ pub type ClientPage = Page<OAuthClient>;
 
 /// Most redirect URIs per client.
 const MAX_REDIRECT_URIS: usize = 20;
+/// Most resources per client.
+const MAX_CLIENT_RESOURCES: usize = 20;
 
 /// Checks one redirect URI: absolute, no fragment, no user info; `https`, `http` only on
 /// loopback, or a private-use scheme with a dot (RFC 8252 native apps).
@@ -144,14 +151,82 @@ fn check_may_set_trusted(caller: &Principal) -> Result<()> {
 }
 
 impl NetApi {
-    fn client_scopes(caller: &Principal, scope: Option<&str>) -> Result<Scopes> {
+    /// The live resources a client lists, each once.
+    async fn client_resources(&self, identifiers: &[String]) -> Result<Vec<Arc<Resource>>> {
+        if identifiers.len() > MAX_CLIENT_RESOURCES {
+            return Err(Error::invalid(
+                "resources",
+                format!("at most {MAX_CLIENT_RESOURCES} are allowed"),
+            ));
+        }
+        let mut resources: Vec<Arc<Resource>> = Vec::with_capacity(identifiers.len());
+        for identifier in identifiers {
+            if identifier == &self.settings.issuer {
+                // Net API's own is always allowed; listing it changes nothing.
+                continue;
+            }
+            let resource = self.live_resource("resources", identifier).await?;
+            if !resources.iter().any(|r| r.id == resource.id) {
+                resources.push(resource);
+            }
+        }
+        Ok(resources)
+    }
+
+    /// A client's scopes: `scope` names Net API's own scopes and those of its resources
+    /// (`None`: every scope the caller has, and holds on those resources). The caller must
+    /// hold each: a resource scope on at least one listed resource that has it.
+    async fn client_scopes(
+        &self,
+        caller: &Principal,
+        scope: Option<&str>,
+        resources: &[Arc<Resource>],
+    ) -> Result<(Scopes, Vec<String>)> {
+        let mut held: Vec<String> = Vec::new();
+        for resource in resources {
+            for name in self
+                .held_scopes(&caller.user_id, caller.role, resource)
+                .await?
+            {
+                if !held.contains(&name) {
+                    held.push(name);
+                }
+            }
+        }
         let Some(scope) = scope else {
-            return Ok(caller.scopes);
+            return Ok((caller.scopes, held));
         };
-        let scopes = Scopes::parse_space_separated(scope)
-            .map_err(|name| Error::invalid("scope", format!("'{name}' is not a known scope")))?;
-        Self::check_client_scopes(caller, scopes)?;
-        Ok(scopes)
+        let mut own = Scopes::EMPTY;
+        let mut names: Vec<String> = Vec::new();
+        for name in scope.split(' ').filter(|s| !s.is_empty()) {
+            let builtin = crate::scope::Scope::parse(name);
+            let of_resource = resources.iter().any(|r| r.has_scope(name));
+            if builtin.is_none() && !of_resource {
+                return Err(Error::invalid(
+                    "scope",
+                    format!(
+                        "'{}' is not a known scope (of Net API or of the client's resources)",
+                        name.chars().take(64).collect::<String>().escape_default()
+                    ),
+                ));
+            }
+            if let Some(builtin) = builtin {
+                own = own.with(builtin);
+            }
+            if of_resource && !names.iter().any(|n| n == name) {
+                if !held.iter().any(|h| h == name) {
+                    return Err(Error::PermissionDenied {
+                        scope: None,
+                        message: format!(
+                            "A client cannot be given the scope '{name}', which you do not hold on its resources."
+                        ),
+                    });
+                }
+                names.push(name.to_owned());
+            }
+        }
+        Self::check_client_scopes(caller, own)?;
+        Ok((own, names))
     }
 
     /// A client's scopes after a create or change must all be the caller's: whoever changes
@@ -189,7 +264,12 @@ impl NetApi {
             None if new.redirect_uris.is_empty() => vec![GrantType::ClientCredentials],
             None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         };
-        let scopes = Self::client_scopes(caller, new.scope.as_deref())?;
+        let resources = self
+            .client_resources(new.resources.as_deref().unwrap_or_default())
+            .await?;
+        let (scopes, resource_scopes) = self
+            .client_scopes(caller, new.scope.as_deref(), &resources)
+            .await?;
         self.validate_rate_limit(caller, "rate_limit_per_minute", new.rate_limit)?;
         if new.trusted {
             check_may_set_trusted(caller)?;
@@ -208,6 +288,8 @@ impl NetApi {
             secret_hash: secret.as_ref().map(|s| self.hasher().hash(s.expose())),
             rate_limit: new.rate_limit,
             trusted: new.trusted,
+            resources: resources.iter().map(|r| r.identifier.clone()).collect(),
+            resource_scopes,
             created_at: now,
             updated_at: now,
         };
@@ -273,9 +355,36 @@ impl NetApi {
             client.grant_types = parse_grant_types(&names)?;
             changes.grant_types = Some(client.grant_types.clone());
         }
-        if let Some(scope) = update.scope {
-            client.scopes = Self::client_scopes(caller, Some(&scope))?;
-            changes.scopes = Some(client.scopes);
+        if update.scope.is_some() || update.resources.is_some() {
+            let resources = match &update.resources {
+                Some(identifiers) => self.client_resources(identifiers).await?,
+                None => self.client_resources(&client.resources).await?,
+            };
+            let scope = match update.scope {
+                Some(scope) => scope,
+                // The client keeps the scopes it had that its resources still have.
+                None => client.scopes_string(),
+            };
+            let kept: String = scope
+                .split(' ')
+                .filter(|n| {
+                    crate::scope::Scope::parse(n).is_some()
+                        || resources.iter().any(|r| r.has_scope(n))
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let scope = if update.resources.is_some() {
+                kept
+            } else {
+                scope
+            };
+            let (own, names) = self.client_scopes(caller, Some(&scope), &resources).await?;
+            client.scopes = own;
+            client.resource_scopes = names.clone();
+            client.resources = resources.iter().map(|r| r.identifier.clone()).collect();
+            changes.scopes = Some(own);
+            changes.resource_scopes = Some(names);
+            changes.resources = Some(client.resources.clone());
         }
         if let Some(rate_limit) = update.rate_limit {
             self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;

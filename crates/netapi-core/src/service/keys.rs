@@ -10,12 +10,17 @@ use crate::secret::Secret;
 use crate::store::Invalidation;
 
 /// A key to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewApiKey {
     /// Label.
     pub name: String,
-    /// Scopes; the caller's own when `None`.
-    pub scopes: Option<Scopes>,
+    /// The identifier of the resource it is for; Net API's own when `None`.
+    pub resource: Option<String>,
+    /// Scope names of that resource: for Net API's own, the caller's own when `None`; for
+    /// another, every scope the caller holds there.
+    pub scopes: Option<Vec<String>>,
+    /// A JSON object of at most 4 KiB, returned wherever the key is verified.
+    pub metadata: Option<serde_json::Value>,
     /// Expiry, if any; must be in the future.
     pub expires_at: Option<i64>,
     /// Requests per minute, overriding the default (raising it needs an administrator).
@@ -38,10 +43,45 @@ impl NetApi {
     ) -> Result<(ApiKey, Secret)> {
         caller.require(Scope::KeysWrite)?;
         let name = super::users::normalize_name("name", &new.name)?;
-        let scopes = new.scopes.unwrap_or(caller.scopes);
-        caller.require_all(scopes, |missing| {
-            format!("A key cannot carry the scope '{missing}', which you do not have.")
-        })?;
+        let metadata = super::resources::validate_metadata(new.metadata.as_ref())?;
+        let target = match new.resource.as_deref() {
+            Some(identifier) if identifier != self.settings.issuer => {
+                let resource = self.live_resource("resource", identifier).await?;
+                if !resource.allow_api_keys {
+                    return Err(Error::invalid(
+                        "resource",
+                        "does not allow API keys (allow_api_keys is false)",
+                    ));
+                }
+                Some(resource)
+            }
+            _ => None,
+        };
+        let (scopes, resource_scopes) = match &target {
+            None => {
+                let scopes = match &new.scopes {
+                    Some(names) => Scopes::parse_list(names).map_err(|name| {
+                        Error::invalid(
+                            "scopes",
+                            format!(
+                                "contains the unknown scope '{}'",
+                                name.chars().take(64).collect::<String>().escape_default()
+                            ),
+                        )
+                    })?,
+                    None => caller.scopes,
+                };
+                caller.require_all(scopes, |missing| {
+                    format!("A key cannot carry the scope '{missing}', which you do not have.")
+                })?;
+                (scopes, Vec::new())
+            }
+            Some(resource) => (
+                Scopes::EMPTY,
+                self.resource_scopes_held(caller, resource, new.scopes.as_deref())
+                    .await?,
+            ),
+        };
         if let Some(expires_at) = new.expires_at
             && expires_at <= self.now()
         {
@@ -51,6 +91,9 @@ impl NetApi {
         let (mut key, secret) = self.mint_api_key(&caller.user_id, name, scopes, new.expires_at);
         key.rate_limit = new.rate_limit;
         key.created_by_client = caller.client_id().map(str::to_owned);
+        key.resource = target.map(|r| r.reference());
+        key.resource_scopes = resource_scopes;
+        key.metadata = metadata;
         self.store.insert_api_key(&key).await?;
         self.audit(
             Some(&caller.user_id),
@@ -60,6 +103,49 @@ impl NetApi {
         )
         .await;
         Ok((key, secret))
+    }
+
+    /// The scopes of `resource` a key asks for (`None`: every one the caller's user holds
+    /// there), each a scope of the resource (`InvalidArgument`) that the user holds
+    /// (`PermissionDenied`): the no-escalation rule, counting self-service scopes and grants.
+    async fn resource_scopes_held(
+        &self,
+        caller: &Principal,
+        resource: &crate::model::Resource,
+        wanted: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        let held = self
+            .held_scopes(&caller.user_id, caller.role, resource)
+            .await?;
+        let Some(wanted) = wanted else {
+            return Ok(held);
+        };
+        let mut scopes: Vec<String> = Vec::with_capacity(wanted.len());
+        for name in wanted {
+            if !resource.has_scope(name) {
+                return Err(Error::invalid(
+                    "scopes",
+                    format!(
+                        "'{}' is not a scope of the resource {}",
+                        name.chars().take(64).collect::<String>().escape_default(),
+                        resource.identifier
+                    ),
+                ));
+            }
+            if !held.contains(name) {
+                return Err(Error::PermissionDenied {
+                    scope: None,
+                    message: format!(
+                        "A key cannot carry the scope '{name}' of {}, which you do not hold there.",
+                        resource.identifier
+                    ),
+                });
+            }
+            if !scopes.contains(name) {
+                scopes.push(name.clone());
+            }
+        }
+        Ok(scopes)
     }
 
     /// The caller's live keys.
@@ -133,6 +219,15 @@ impl NetApi {
                 "You cannot rotate a key that carries the scope '{missing}', which you do not have."
             )
         })?;
+        if let Some(reference) = &old.resource {
+            let resource = self
+                .resource_by_id(&reference.id)
+                .await?
+                .filter(|r| r.deleted_at.is_none())
+                .ok_or(Error::NotFound("API key"))?;
+            self.resource_scopes_held(caller, &resource, Some(&old.resource_scopes))
+                .await?;
+        }
         let now = self.now();
         if old.expires_at.is_some_and(|exp| exp <= now) {
             return Err(Error::invalid("id", "an expired key cannot be rotated"));
@@ -144,6 +239,9 @@ impl NetApi {
             self.mint_api_key(&old.user_id, old.name.clone(), old.scopes, old.expires_at);
         new_key.rate_limit = old.rate_limit;
         new_key.created_by_client = old.created_by_client.clone();
+        new_key.resource = old.resource.clone();
+        new_key.resource_scopes = old.resource_scopes.clone();
+        new_key.metadata = old.metadata.clone();
         if !self
             .store
             .rotate_api_key(&old.id, old_expires_at, &new_key)

@@ -9,6 +9,7 @@ mod cache;
 mod clients;
 mod keys;
 mod oauth;
+mod resources;
 mod users;
 mod verify;
 
@@ -21,6 +22,10 @@ pub use keys::{KeyPage, NewApiKey};
 pub use oauth::{
     ClientAuth, Introspection, OAuthError, OAuthErrorKind, TokenRequest, TokenResponse,
     UserInfoClaims,
+};
+pub use resources::{
+    MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
+    ResourcePage, ResourceUpdate, TOKEN_TTL_RANGE, well_formed_scope,
 };
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
@@ -38,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::ids::{looks_like_id, new_id};
 use crate::jwt::{KeyRing, generate_key};
 use crate::limiter::{FailureLimiter, RateStatus, RequestLimiter};
-use crate::model::{ApiKey, AuditEvent, OAuthClient, SigningAlgorithm, SigningKey, User};
+use crate::model::{ApiKey, AuditEvent, OAuthClient, Resource, SigningAlgorithm, SigningKey, User};
 use crate::sealing::{SecretKey, is_sealed};
 use crate::secret::{SecretHash, SecretHasher};
 use crate::store::{Invalidation, Store};
@@ -178,6 +183,12 @@ pub struct NetApi {
     verified_tokens: Cache<[u8; 32], Arc<authn::AccessClaims>>,
     users: GuardedCache<String, Option<UserFacts>>,
     clients: GuardedCache<String, Option<ClientFacts>>,
+    /// Resources by `id:<id>` and by `uri:<identifier>`, deleted ones and unknown
+    /// identifiers included (as `None`), so that a credential for a resource costs no storage
+    /// access on a hit; every change to any resource drops them all.
+    resources: GuardedCache<String, Option<Arc<Resource>>>,
+    /// What administrators granted users, by (user id, resource id).
+    grants: GuardedCache<(String, String), Arc<[String]>>,
     /// Per key: the last use noted, and whether it still has to be written.
     key_usage: Mutex<HashMap<String, (Timestamp, bool)>>,
     limiter: FailureLimiter,
@@ -294,6 +305,8 @@ impl NetApi {
                 .build(),
             users: GuardedCache::new(capacity, RECORD_TTL),
             clients: GuardedCache::new(capacity, RECORD_TTL),
+            resources: GuardedCache::new(capacity, RECORD_TTL),
+            grants: GuardedCache::new(capacity, RECORD_TTL),
             key_usage: Mutex::new(HashMap::new()),
             key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
             denylist: RwLock::new(HashMap::new()),
@@ -519,6 +532,13 @@ impl NetApi {
                 expires_at,
             } => self.deny(format!("sid:{family_id}"), *expires_at),
             Invalidation::SigningKeys => {}
+            Invalidation::Resource(_) => self.resources.invalidate_all(),
+            Invalidation::Grant {
+                user_id,
+                resource_id,
+            } => self
+                .grants
+                .invalidate(&(user_id.clone(), resource_id.clone())),
         }
     }
 

@@ -10,14 +10,15 @@ use std::collections::HashMap;
 
 use super::NetApi;
 use super::authn::AccessClaims;
-use crate::error::{AuthFailure, Error};
+use crate::error::Error;
 use crate::ids::new_id;
 use crate::jwt::left_half_hash;
 use crate::limiter::Surface;
-use crate::model::{GrantType, OAuthClient, RefreshToken, RotateOutcome};
+use crate::model::{GrantType, OAuthClient, RefreshToken, Resource, RotateOutcome};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{DerivationKey, Secret, SecretKind, check_format, from_seed, generate};
 use crate::store::Invalidation;
+use std::sync::Arc;
 
 /// RFC 6749 §5.2 error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub enum OAuthErrorKind {
     UnsupportedGrantType,
     /// `invalid_scope`
     InvalidScope,
+    /// `invalid_target` (RFC 8707): an unknown resource, or one the client may not use.
+    InvalidTarget,
     /// `server_error`
     ServerError,
     /// `temporarily_unavailable`
@@ -50,6 +53,7 @@ impl OAuthErrorKind {
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -299,6 +303,9 @@ pub struct Introspection {
     /// The API key's id (API keys only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The API key's metadata, a JSON object (API keys that have one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// What an issued grant is made of.
@@ -306,9 +313,22 @@ struct Grant<'a> {
     client: &'a OAuthClient,
     user_id: &'a str,
     scopes: Scopes,
+    /// The resource the access token is for (`aud`); `None`: Net API's own.
+    resource: Option<&'a Resource>,
+    /// Its scopes on `resource`.
+    resource_scopes: &'a [String],
     family_id: Option<&'a str>,
     auth_time: Option<i64>,
     nonce: Option<&'a str>,
+}
+
+fn invalid_target(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(OAuthErrorKind::InvalidTarget, description)
+}
+
+/// `names` in the order of `allowed`, kept only where `keep` holds.
+fn kept(allowed: &[String], keep: impl Fn(&String) -> bool) -> Vec<String> {
+    allowed.iter().filter(|n| keep(n)).cloned().collect()
 }
 
 /// Whether the `code_verifier` matches an S256 challenge (RFC 7636 §4.6).
@@ -417,11 +437,115 @@ impl NetApi {
         Ok(requested)
     }
 
+    /// The resource a token request names (RFC 8707): `None` for none or Net API's own;
+    /// `invalid_target` for a malformed, unknown or deleted one, or one the client does not
+    /// list. One resource per request (several are refused before this, as a limitation).
+    pub(crate) async fn requested_resource(
+        &self,
+        named: Option<&str>,
+        client: &OAuthClient,
+    ) -> OAuthResult<Option<Arc<Resource>>> {
+        let Some(named) = named.filter(|n| *n != self.settings.issuer) else {
+            return Ok(None);
+        };
+        if named.len() > super::MAX_RESOURCE_LEN
+            || !url::Url::parse(named).is_ok_and(|u| u.fragment().is_none())
+        {
+            return Err(invalid_target(
+                "The resource must be an absolute URI without a fragment.",
+            ));
+        }
+        match self.resource_by_identifier(named).await? {
+            Some(resource)
+                if resource.deleted_at.is_none()
+                    && client.resources.contains(&resource.identifier) =>
+            {
+                Ok(Some(resource))
+            }
+            _ => Err(invalid_target(
+                "The resource is unknown, or this client may not ask for tokens for it.",
+            )),
+        }
+    }
+
+    /// The scopes of `resource` a request asks for, each a scope of the resource
+    /// (`invalid_scope` otherwise) within `allowed`; `allowed` itself without `scope`.
+    fn requested_resource_scopes(
+        request: &TokenRequest,
+        resource: &Resource,
+        allowed: &[String],
+    ) -> OAuthResult<Vec<String>> {
+        let Some(text) = request.param("scope") else {
+            return Ok(allowed.to_vec());
+        };
+        let mut names: Vec<String> = Vec::new();
+        for name in text.split(' ').filter(|s| !s.is_empty()) {
+            if !resource.has_scope(name) {
+                return Err(OAuthError::new(
+                    OAuthErrorKind::InvalidScope,
+                    format!(
+                        "'{}' is not a scope of the resource {}.",
+                        name.chars().take(64).collect::<String>().escape_default(),
+                        resource.identifier
+                    ),
+                ));
+            }
+            if !allowed.iter().any(|a| a == name) {
+                return Err(OAuthError::new(
+                    OAuthErrorKind::InvalidScope,
+                    format!("The scope '{name}' is not allowed here."),
+                ));
+            }
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    /// The scopes of `resource` a client may use there.
+    fn client_resource_scopes(client: &OAuthClient, resource: &Resource) -> Vec<String> {
+        resource
+            .scopes
+            .iter()
+            .map(|s| &s.name)
+            .filter(|n| client.resource_scopes.contains(n))
+            .cloned()
+            .collect()
+    }
+
     async fn client_credentials(
         &self,
         request: &TokenRequest,
         client: &OAuthClient,
     ) -> OAuthResult<TokenResponse> {
+        if let Some(resource) = self
+            .requested_resource(request.param("resource"), client)
+            .await?
+        {
+            let allowed = Self::client_resource_scopes(client, &resource);
+            let wanted = Self::requested_resource_scopes(request, &resource, &allowed)?;
+            let Some(owner) = self.user_facts(&client.owner_id).await? else {
+                return Err(OAuthError::invalid_client());
+            };
+            let held = self
+                .held_scopes(&client.owner_id, owner.role, &resource)
+                .await?;
+            let scopes = kept(&wanted, |n| held.contains(n));
+            return self.issue(
+                &Grant {
+                    client,
+                    user_id: &client.owner_id,
+                    scopes: Scopes::EMPTY,
+                    resource: Some(&resource),
+                    resource_scopes: &scopes,
+                    family_id: None,
+                    auth_time: None,
+                    nonce: None,
+                },
+                None,
+            );
+        }
         let allowed = client
             .scopes
             .without(Scope::OpenId)
@@ -437,6 +561,8 @@ impl NetApi {
                 client,
                 user_id: &client.owner_id,
                 scopes,
+                resource: None,
+                resource_scopes: &[],
                 family_id: None,
                 auth_time: None,
                 nonce: None,
@@ -464,9 +590,24 @@ impl NetApi {
         if current.client_id != client.id {
             return Err(invalid());
         }
-        let scopes = self.requested_scopes(request, current.scopes)?;
         let Some(owner) = self.user_facts(&current.user_id).await? else {
             return Err(invalid());
+        };
+        let resource = self
+            .granted_resource(current.resource_id.as_deref(), request.param("resource"))
+            .await?;
+        let (scopes, resource_scopes) = match &resource {
+            None => (self.requested_scopes(request, current.scopes)?, Vec::new()),
+            Some(resource) => {
+                let wanted =
+                    Self::requested_resource_scopes(request, resource, &current.resource_scopes)?;
+                let allowed = Self::client_resource_scopes(client, resource);
+                let held = self
+                    .held_scopes(&current.user_id, owner.role, resource)
+                    .await?;
+                let names = kept(&wanted, |n| allowed.contains(n) && held.contains(n));
+                (Scopes::EMPTY, names)
+            }
         };
         let now = self.now();
         let secret = match current.successor_key {
@@ -488,6 +629,11 @@ impl NetApi {
             rotated_at: None,
             revoked_at: None,
             successor_key: Some(DerivationKey::random()),
+            resource_id: current.resource_id.clone(),
+            resource_scopes: resource.as_ref().map_or_else(Vec::new, |r| {
+                let allowed = Self::client_resource_scopes(client, r);
+                kept(&current.resource_scopes, |n| allowed.contains(n))
+            }),
         };
         match self
             .store
@@ -516,6 +662,8 @@ impl NetApi {
                 client,
                 user_id: &current.user_id,
                 scopes,
+                resource: resource.as_deref(),
+                resource_scopes: &resource_scopes,
                 family_id: Some(&current.family_id),
                 auth_time: Some(current.auth_time),
                 nonce: None,
@@ -583,10 +731,25 @@ impl NetApi {
         let Some(owner) = self.user_facts(&code.user_id).await? else {
             return Err(invalid());
         };
+        let resource = self
+            .granted_resource(code.resource_id.as_deref(), request.param("resource"))
+            .await?;
         let scopes = code
             .scopes
             .intersect(owner.role.max_scopes())
             .intersect(client.scopes);
+        let resource_scopes = match &resource {
+            None => Vec::new(),
+            Some(resource) => {
+                let allowed = Self::client_resource_scopes(client, resource);
+                let held = self
+                    .held_scopes(&code.user_id, owner.role, resource)
+                    .await?;
+                kept(&code.resource_scopes, |n| {
+                    allowed.contains(n) && held.contains(n)
+                })
+            }
+        };
         let refresh = if client.allows(GrantType::RefreshToken) {
             let secret = generate(SecretKind::RefreshToken);
             self.store
@@ -603,6 +766,8 @@ impl NetApi {
                     rotated_at: None,
                     revoked_at: None,
                     successor_key: Some(DerivationKey::random()),
+                    resource_id: code.resource_id.clone(),
+                    resource_scopes: resource_scopes.clone(),
                 })
                 .await?;
             Some(secret)
@@ -614,12 +779,44 @@ impl NetApi {
                 client,
                 user_id: &code.user_id,
                 scopes,
+                resource: resource.as_deref(),
+                resource_scopes: &resource_scopes,
                 family_id: Some(&code.family_id),
                 auth_time: Some(code.auth_time),
                 nonce: code.nonce.as_deref(),
             },
             refresh,
         )
+    }
+
+    /// The live resource a grant (a code or refresh token) was made for, which a token
+    /// request may name again or leave out (`invalid_target` for any other); `None`: Net
+    /// API's own.
+    async fn granted_resource(
+        &self,
+        granted: Option<&str>,
+        named: Option<&str>,
+    ) -> OAuthResult<Option<Arc<Resource>>> {
+        let resource = match granted {
+            None => None,
+            Some(id) => Some(
+                self.resource_by_id(id)
+                    .await?
+                    .filter(|r| r.deleted_at.is_none())
+                    .ok_or_else(|| {
+                        OAuthError::invalid_grant("The resource of this grant no longer exists.")
+                    })?,
+            ),
+        };
+        let identifier = resource
+            .as_ref()
+            .map_or(self.settings.issuer.as_str(), |r| r.identifier.as_str());
+        match named {
+            Some(named) if named != identifier => Err(invalid_target(
+                "The resource must be the one the grant was made for.",
+            )),
+            _ => Ok(resource),
+        }
     }
 
     /// The successor of a refresh token: an HMAC of the token's own random key and the
@@ -652,13 +849,26 @@ impl NetApi {
     fn issue(&self, grant: &Grant<'_>, refresh: Option<Secret>) -> OAuthResult<TokenResponse> {
         let now = self.now();
         let ring = self.key_ring();
-        let ttl = self.settings.access_token_ttl;
+        let (ttl, aud, scope) = match grant.resource {
+            None => (
+                self.settings.access_token_ttl,
+                self.settings.issuer.clone(),
+                grant.scopes.to_string(),
+            ),
+            Some(resource) => (
+                resource
+                    .access_token_ttl
+                    .map_or(self.settings.access_token_ttl, i64::from),
+                resource.identifier.clone(),
+                grant.resource_scopes.join(" "),
+            ),
+        };
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             sub: grant.user_id.to_owned(),
-            aud: self.settings.issuer.clone(),
+            aud,
             client_id: grant.client.id.clone(),
-            scope: grant.scopes.to_string(),
+            scope: scope.clone(),
             jti: new_id("at"),
             iat: now,
             exp: now + ttl,
@@ -695,7 +905,7 @@ impl NetApi {
             access_token,
             token_type: "Bearer",
             expires_in: ttl,
-            scope: grant.scopes.to_string(),
+            scope,
             refresh_token: refresh.map(|s| s.expose().to_owned()),
             id_token,
         })
@@ -766,41 +976,68 @@ impl NetApi {
                 .store
                 .get_refresh_token(&self.hasher().hash(token))
                 .await?;
-            return Ok(match found {
-                Some(t)
-                    if t.revoked_at.is_none()
-                        && t.rotated_at.is_none()
-                        && now < t.expires_at
-                        && self.user_facts(&t.user_id).await?.is_some() =>
-                {
-                    Introspection {
-                        active: true,
-                        scope: Some(t.scopes.to_string()),
-                        client_id: Some(t.client_id),
-                        sub: Some(t.user_id),
-                        iss: Some(self.settings.issuer.clone()),
-                        iat: Some(t.issued_at),
-                        exp: Some(t.expires_at),
-                        token_type: Some("refresh_token"),
-                        ..Introspection::default()
-                    }
-                }
-                _ => inactive,
+            let Some(t) = found
+                .filter(|t| t.revoked_at.is_none() && t.rotated_at.is_none() && now < t.expires_at)
+            else {
+                return Ok(inactive);
+            };
+            if self.user_facts(&t.user_id).await?.is_none() {
+                return Ok(inactive);
+            }
+            let (aud, scope) =
+                match &t.resource_id {
+                    None => (None, t.scopes.to_string()),
+                    Some(id) => match self.resource_by_id(id).await?.filter(|r| {
+                        r.deleted_at.is_none() && client.resources.contains(&r.identifier)
+                    }) {
+                        Some(r) => (Some(r.identifier.clone()), t.resource_scopes.join(" ")),
+                        None => return Ok(inactive),
+                    },
+                };
+            return Ok(Introspection {
+                active: true,
+                scope: Some(scope),
+                client_id: Some(t.client_id),
+                sub: Some(t.user_id),
+                aud,
+                iss: Some(self.settings.issuer.clone()),
+                iat: Some(t.issued_at),
+                exp: Some(t.expires_at),
+                token_type: Some("refresh_token"),
+                ..Introspection::default()
             });
         }
-        let claims = match self.verify_access_token(token, now) {
-            Ok(claims) => claims,
-            Err(AuthFailure::Malformed | AuthFailure::Expired | AuthFailure::Revoked)
-            | Err(AuthFailure::Missing | AuthFailure::Unknown) => return Ok(inactive),
+        let Ok(claims) = self.verify_access_token(token, now) else {
+            return Ok(inactive);
         };
-        if !self.client_alive(&claims.client_id).await?
-            || self.user_facts(&claims.sub).await?.is_none()
-        {
+        // A token for a resource is told only to clients that list the resource.
+        let resource = match self.token_resource(&claims).await {
+            Ok(Some(r)) if !client.resources.contains(&r.identifier) => return Ok(inactive),
+            Ok(resource) => resource,
+            Err(super::authn::Failure::Auth(..)) => return Ok(inactive),
+            Err(super::authn::Failure::Other(err)) => return Err(err.into()),
+        };
+        if !self.client_alive(&claims.client_id).await? {
             return Ok(inactive);
         }
+        let Some(user) = self.user_facts(&claims.sub).await? else {
+            return Ok(inactive);
+        };
+        let scope = match &resource {
+            None => claims.scope.clone(),
+            Some(resource) => {
+                let held = self.held_scopes(&claims.sub, user.role, resource).await?;
+                claims
+                    .scope
+                    .split(' ')
+                    .filter(|s| held.iter().any(|h| h == s))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
         Ok(Introspection {
             active: true,
-            scope: Some(claims.scope.clone()),
+            scope: Some(scope),
             client_id: Some(claims.client_id.clone()),
             sub: Some(claims.sub.clone()),
             aud: Some(claims.aud.clone()),
@@ -810,14 +1047,15 @@ impl NetApi {
             jti: Some(claims.jti.clone()),
             token_type: Some("Bearer"),
             key_id: None,
+            metadata: None,
         })
     }
 
-    /// Introspection of an API key. Every key is for Net API's own resource, about whose keys
-    /// only an admin's client (its owner has the admin role) may learn; any other client gets
-    /// `{"active": false}` before the key is even looked up. Nothing is counted against the
-    /// key's limit or the caller's address: the client authenticated, and the key is asked
-    /// about, not used.
+    /// Introspection of an API key. A client learns about keys of the resources it lists;
+    /// about keys for Net API's own, only an admin's client (its owner has the admin role)
+    /// may. A client that can learn about none gets `{"active": false}` before the key is
+    /// even looked up. Nothing is counted against the key's limit or the caller's address:
+    /// the client authenticated, and the key is asked about, not used.
     async fn introspect_api_key(
         &self,
         client: &OAuthClient,
@@ -828,15 +1066,31 @@ impl NetApi {
             .user_facts(&client.owner_id)
             .await?
             .is_some_and(|owner| owner.role == crate::scope::Role::Admin);
-        if !owner_is_admin {
+        if !owner_is_admin && client.resources.is_empty() {
             return Ok(Introspection::default());
         }
         match self.check_api_key(key, now).await {
+            Ok((principal, _))
+                if !match &principal.resource {
+                    None => owner_is_admin,
+                    Some(r) => client.resources.contains(&r.identifier),
+                } =>
+            {
+                Ok(Introspection::default())
+            }
             Ok((principal, stored)) => Ok(Introspection {
                 active: true,
-                scope: Some(principal.scopes.to_string()),
+                scope: Some(principal.scope_names()),
+                aud: Some(
+                    principal
+                        .resource_identifier(&self.settings.issuer)
+                        .to_owned(),
+                ),
                 sub: Some(principal.user_id),
-                aud: Some(self.settings.issuer.clone()),
+                metadata: stored
+                    .metadata
+                    .as_deref()
+                    .and_then(|m| serde_json::from_str(m).ok()),
                 iss: Some(self.settings.issuer.clone()),
                 iat: Some(stored.created_at),
                 exp: stored.expires_at,

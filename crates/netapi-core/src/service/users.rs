@@ -183,6 +183,9 @@ impl NetApi {
             revoked_at: None,
             rate_limit: None,
             created_by_client: None,
+            resource: None,
+            resource_scopes: Vec::new(),
+            metadata: None,
         };
         (key, secret)
     }

@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use netapi_core::Scopes;
 use netapi_core::clock::parse_rfc3339;
-use netapi_core::service::NewApiKey;
+use netapi_core::service::{NewApiKey, Page};
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::pagination::PageQuery;
 use crate::dto::{ApiKeyList, ApiKeyView, NO_STORE, NewApiKeyView, NoStore, fields};
@@ -37,7 +37,18 @@ pub async fn list_keys(
         .api
         .list_api_keys(&caller, query.request("key")?)
         .await?;
-    Ok(Json(page.into()))
+    let issuer = state.api.issuer();
+    Ok(Json(
+        Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|key| ApiKeyView::new(key, issuer))
+                .collect(),
+            next_page_token: page.next_page_token,
+        }
+        .into(),
+    ))
 }
 
 /// `POST /v1/api-keys`
@@ -46,22 +57,18 @@ pub async fn list_keys(
 pub struct NewKeyBody {
     #[schema(schema_with = fields::name)]
     name: String,
-    #[schema(schema_with = fields::scopes_nullable)]
+    /// The identifier of the resource the key is for; default: Net API's own.
+    #[schema(max_length = 255, nullable = true)]
+    resource: Option<String>,
+    #[schema(schema_with = fields::key_scopes_nullable)]
     scopes: Option<Vec<String>>,
+    /// A JSON object of at most 4 KiB, returned wherever the key is verified.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
     #[schema(schema_with = fields::future_time_nullable)]
     expires_at: Option<String>,
     #[schema(schema_with = fields::rate_limit_nullable)]
     rate_limit_per_minute: Option<u32>,
-}
-
-fn parse_scopes(field: &str, names: Option<Vec<String>>) -> ApiResult<Option<Scopes>> {
-    names
-        .map(|names| {
-            Scopes::parse_list(&names).map_err(|name| {
-                ApiError::invalid(field, format!("contains the unknown scope '{name}'"))
-            })
-        })
-        .transpose()
 }
 
 /// Creates a key; the key is in the answer this once.
@@ -84,7 +91,6 @@ pub async fn create_key(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<NewKeyBody>,
 ) -> ApiResult<(StatusCode, NoStore, Json<NewApiKeyView>)> {
-    let scopes = parse_scopes("scopes", body.scopes)?;
     let expires_at = body
         .expires_at
         .as_deref()
@@ -99,7 +105,9 @@ pub async fn create_key(
             &caller,
             NewApiKey {
                 name: body.name,
-                scopes,
+                resource: body.resource,
+                scopes: body.scopes,
+                metadata: body.metadata,
                 expires_at,
                 rate_limit: body.rate_limit_per_minute,
             },
@@ -109,7 +117,7 @@ pub async fn create_key(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(NewApiKeyView::new(key, &secret)),
+        Json(NewApiKeyView::new(key, &secret, state.api.issuer())),
     ))
 }
 
@@ -133,7 +141,7 @@ pub async fn get_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKeyView>> {
     let key = state.api.get_api_key(&caller, &id).await?;
-    Ok(Json(key.into()))
+    Ok(Json(ApiKeyView::new(key, state.api.issuer())))
 }
 
 /// `DELETE /v1/api-keys/{id}`
@@ -198,6 +206,6 @@ pub async fn rotate_key(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(NewApiKeyView::new(key, &secret)),
+        Json(NewApiKeyView::new(key, &secret, state.api.issuer())),
     ))
 }

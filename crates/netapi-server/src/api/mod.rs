@@ -1,5 +1,6 @@
 //! The `/v1` API, one module per resource; the file is named after the path's first segment
-//! after `/v1/` (`/v1/keys/verify` is `verify.rs`, `/v1/register` is in `users.rs`). Each
+//! after `/v1/` (`/v1/keys/verify` is `verify.rs`, `/v1/register` is in `users.rs`, a user's
+//! grants of resources' scopes, `/v1/users/{id}/grants`, in `resources.rs`). Each
 //! handler carries its `#[utoipa::path]`, and [`routes`] registers route and documentation in
 //! one call.
 
@@ -7,6 +8,7 @@ mod api_keys;
 mod audit;
 mod oauth_clients;
 mod pagination;
+mod resources;
 mod users;
 mod verify;
 
@@ -41,4 +43,14 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(oauth_clients::rotate_client_secret))
         .routes(routes!(audit::list_events))
+        .routes(routes!(
+            resources::list_resources,
+            resources::create_resource
+        ))
+        .routes(routes!(
+            resources::get_resource,
+            resources::update_resource,
+            resources::delete_resource
+        ))
+        .routes(routes!(resources::list_grants, resources::set_grant))
 }

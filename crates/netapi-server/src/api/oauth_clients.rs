@@ -61,6 +61,10 @@ pub struct NewClientBody {
     /// Redirect `/oauth/authorize` errors to this client at once (RFC 9700 §4.11.2); only
     /// administrators may set it. Default `false`.
     trusted: Option<bool>,
+    /// Identifiers of the resources it may ask tokens for (RFC 8707 `resource`), besides Net
+    /// API's own; `scope` may then name their scopes. Default: none.
+    #[schema(max_items = 20, nullable = true)]
+    resources: Option<Vec<String>>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -106,6 +110,7 @@ pub async fn create_client(
                 auth_method: body.token_endpoint_auth_method,
                 rate_limit: body.rate_limit_per_minute,
                 trusted: body.trusted.unwrap_or(false),
+                resources: body.resources,
             },
             Some(&ip),
         )
@@ -160,6 +165,9 @@ pub struct ClientPatch {
     rate_limit_per_minute: Option<Option<u32>>,
     /// Only administrators may change it.
     trusted: Option<bool>,
+    /// Replaces the list; the client keeps only the scopes its resources still have.
+    #[schema(max_items = 20, nullable = true)]
+    resources: Option<Vec<String>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -203,6 +211,7 @@ pub async fn update_client(
                 scope: body.scope,
                 rate_limit: body.rate_limit_per_minute,
                 trusted: body.trusted,
+                resources: body.resources,
             },
             Some(&ip),
         )

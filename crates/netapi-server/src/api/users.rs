@@ -66,7 +66,7 @@ pub async fn register(
         NO_STORE,
         Json(Registration {
             user: user.into(),
-            api_key: NewApiKeyView::new(key, &secret),
+            api_key: NewApiKeyView::new(key, &secret, state.api.issuer()),
         }),
     ))
 }

@@ -3,7 +3,6 @@
 //! URIs. The patterns are what the server checks, written so that schemathesis generates
 //! values the server takes; what a pattern cannot say is said in the description.
 
-use netapi_core::Scope;
 use utoipa::openapi::schema::{
     AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
 };
@@ -15,17 +14,6 @@ fn nullable(types: Type) -> SchemaType {
 
 fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
-}
-
-/// A regular expression matching a space-separated list of scope names (RFC 6749 §3.3), as
-/// `Scopes::parse_space_separated` accepts it.
-fn scope_list_pattern() -> String {
-    let names = Scope::ALL
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join("|");
-    format!("^ *((?:{names})(?: +(?:{names}))*)? *$")
 }
 
 /// `[A-Za-z0-9]` ids with a kind prefix (`usr_...`).
@@ -165,24 +153,17 @@ pub(crate) fn role_nullable() -> Schema {
         .into()
 }
 
-pub(crate) fn scopes_nullable() -> Schema {
-    ArrayBuilder::new()
-        .schema_type(nullable(Type::Array))
-        .items(Ref::from_schema_name("Scope"))
-        .description(Some(
-            "Scope names; default: the scopes of the credential making the request, which it \
-             cannot exceed (403).",
-        ))
-        .into()
-}
-
 pub(crate) fn scope_string_nullable() -> Schema {
     string()
         .schema_type(nullable(Type::String))
-        .pattern(Some(scope_list_pattern()))
+        .pattern(Some(
+            "^ *([a-z][a-z0-9_.:-]{0,63}( +[a-z][a-z0-9_.:-]{0,63})*)? *$",
+        ))
         .description(Some(
-            "Space-separated scope names: the most the client's tokens may carry. Default: the \
-             scopes of the credential making the request, which it cannot exceed (403).",
+            "Space-separated scope names: the most the client's tokens may carry, of Net API's \
+             own (`Scope`) and of the client's `resources`. Default: the scopes of the \
+             credential making the request, which it cannot exceed (403), and every scope it \
+             holds on those resources.",
         ))
         .into()
 }
@@ -382,4 +363,30 @@ pub(crate) fn const_false() -> Schema {
 
 pub(crate) fn const_api_key() -> Schema {
     constant(Type::String, "api_key")
+}
+
+/// The pattern of a resource's scope names.
+const SCOPE_NAME_PATTERN: &str = "^[a-z][a-z0-9_.:-]{0,63}$";
+
+fn scope_name() -> ObjectBuilder {
+    string().pattern(Some(SCOPE_NAME_PATTERN))
+}
+
+/// Scope names of a resource: Net API's own (see `Scope`) or an operator's.
+pub(crate) fn scope_names() -> Schema {
+    ArrayBuilder::new().items(scope_name()).into()
+}
+
+/// The `scopes` of a new key: names of its resource's scopes.
+pub(crate) fn key_scopes_nullable() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(scope_name())
+        .description(Some(
+            "Scope names of the key's resource. For Net API's own: default the scopes of the \
+             credential making the request, which it cannot exceed (403). For another: \
+             default every scope of it the caller holds (its self-service scopes and those \
+             granted); one the caller does not hold is 403, one the resource does not have 400.",
+        ))
+        .into()
 }

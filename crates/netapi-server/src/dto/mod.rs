@@ -5,6 +5,7 @@
 
 pub(crate) mod fields;
 pub(crate) mod oauth;
+pub(crate) mod resources;
 
 use axum::http::header;
 use netapi_core::clock::format_rfc3339;
@@ -95,8 +96,14 @@ pub(crate) struct ApiKeyView {
     /// The last 4 characters of the key.
     #[schema(pattern = "^[0-9A-Za-z]{4}$")]
     last_four: String,
-    #[schema(schema_with = fields::scopes)]
-    scopes: Vec<&'static str>,
+    /// The identifier of the resource the key is for (the issuer: Net API's own).
+    resource: String,
+    /// Scope names of the key's resource.
+    #[schema(schema_with = fields::scope_names)]
+    scopes: Vec<String>,
+    /// The JSON object given at creation, or `null`.
+    #[schema(value_type = Option<Object>, required = true)]
+    metadata: Option<Value>,
     #[schema(schema_with = fields::date_time_utc)]
     created_at: String,
     /// Kept to within about a minute.
@@ -109,10 +116,25 @@ pub(crate) struct ApiKeyView {
     rate_limit_per_minute: Option<u32>,
 }
 
-impl From<ApiKey> for ApiKeyView {
-    fn from(key: ApiKey) -> Self {
+/// Key metadata as stored (JSON object text) to a value; `null` when there is none.
+fn metadata(text: Option<&str>) -> Option<Value> {
+    text.and_then(|m| serde_json::from_str(m).ok())
+}
+
+impl ApiKeyView {
+    /// The key; `issuer` is the identifier of Net API's own resource, shown for its keys.
+    pub(crate) fn new(key: ApiKey, issuer: &str) -> Self {
+        let (resource, scopes) = match &key.resource {
+            None => (
+                issuer.to_owned(),
+                key.scopes.names().into_iter().map(str::to_owned).collect(),
+            ),
+            Some(r) => (r.identifier.clone(), key.resource_scopes.clone()),
+        };
         Self {
-            scopes: key.scopes.names(),
+            resource,
+            scopes,
+            metadata: metadata(key.metadata.as_deref()),
             created_at: format_rfc3339(key.created_at),
             last_used_at: time(key.last_used_at),
             expires_at: time(key.expires_at),
@@ -142,8 +164,14 @@ pub(crate) struct NewApiKeyView {
     prefix: String,
     #[schema(pattern = "^[0-9A-Za-z]{4}$")]
     last_four: String,
-    #[schema(schema_with = fields::scopes)]
-    scopes: Vec<&'static str>,
+    /// The identifier of the resource the key is for (the issuer: Net API's own).
+    resource: String,
+    /// Scope names of the key's resource.
+    #[schema(schema_with = fields::scope_names)]
+    scopes: Vec<String>,
+    /// The JSON object given at creation, or `null`.
+    #[schema(value_type = Option<Object>, required = true)]
+    metadata: Option<Value>,
     #[schema(schema_with = fields::date_time_utc)]
     created_at: String,
     #[schema(schema_with = fields::date_time_nullable, required = true)]
@@ -158,26 +186,30 @@ pub(crate) struct NewApiKeyView {
 }
 
 impl NewApiKeyView {
-    pub(crate) fn new(key: ApiKey, secret: &Secret) -> Self {
+    pub(crate) fn new(key: ApiKey, secret: &Secret, issuer: &str) -> Self {
         let ApiKeyView {
             id,
             user_id,
             name,
             prefix,
             last_four,
+            resource,
             scopes,
+            metadata,
             created_at,
             last_used_at,
             expires_at,
             rate_limit_per_minute,
-        } = key.into();
+        } = ApiKeyView::new(key, issuer);
         Self {
             id,
             user_id,
             name,
             prefix,
             last_four,
+            resource,
             scopes,
+            metadata,
             created_at,
             last_used_at,
             expires_at,
@@ -204,8 +236,10 @@ pub(crate) struct ClientView {
     /// `["code"]` when the client may use `authorization_code`, else `[]`.
     #[schema(inline)]
     response_types: Vec<ResponseType>,
-    /// Space-separated.
+    /// Space-separated: Net API's own scopes, then those of its resources.
     scope: String,
+    /// Identifiers of the resources it may ask tokens for, besides Net API's own.
+    resources: Vec<String>,
     #[schema(inline)]
     token_endpoint_auth_method: AuthMethod,
     /// Seconds since the epoch.
@@ -241,7 +275,7 @@ impl ClientView {
                 Vec::new()
             },
             grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
-            scope: client.scopes.to_string(),
+            scope: client.scopes_string(),
             token_endpoint_auth_method: client.auth_method.into(),
             client_id_issued_at: client.created_at,
             rate_limit_per_minute: client.rate_limit,
@@ -254,6 +288,7 @@ impl ClientView {
             client_name: client.name,
             owner_id: client.owner_id,
             redirect_uris: client.redirect_uris,
+            resources: client.resources,
         }
     }
 }
@@ -395,12 +430,16 @@ pub(crate) struct VerificationView {
     #[schema(nullable = false)]
     resource: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = fields::scopes, required = false)]
-    scopes: Option<Vec<&'static str>>,
+    #[schema(schema_with = fields::scope_names, required = false)]
+    scopes: Option<Vec<String>>,
     /// Present with the key's facts; `null` for a key that never expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = fields::date_time_nullable, required = false)]
     expires_at: Option<Option<String>>,
+    /// Present with the key's facts: its metadata, or `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, required = false)]
+    metadata: Option<Option<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     ratelimit: Option<KeyRateLimit>,
@@ -409,15 +448,16 @@ pub(crate) struct VerificationView {
 impl From<Verification> for VerificationView {
     fn from(v: Verification) -> Self {
         let valid = v.valid();
-        let (key_id, subject, resource, scopes, expires_at) = match v.key {
+        let (key_id, subject, resource, scopes, expires_at, metadata) = match v.key {
             Some(key) => (
                 Some(key.key_id),
                 Some(key.subject),
                 Some(key.resource),
                 Some(key.scopes),
                 Some(time(key.expires_at)),
+                Some(metadata(key.metadata.as_deref())),
             ),
-            None => (None, None, None, None, None),
+            None => (None, None, None, None, None, None),
         };
         Self {
             valid,
@@ -427,6 +467,7 @@ impl From<Verification> for VerificationView {
             resource,
             scopes,
             expires_at,
+            metadata,
             ratelimit: v.rate.map(|rate| KeyRateLimit {
                 limit: rate.limit,
                 remaining: rate.remaining,

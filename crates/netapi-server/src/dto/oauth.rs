@@ -26,7 +26,8 @@ impl From<OAuthError> for OAuthErrorBody {
     }
 }
 
-/// The RFC 6749 error codes the token, revocation and introspection endpoints use.
+/// The error codes the token, revocation and introspection endpoints use (RFC 6749, and RFC
+/// 8707's `invalid_target`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum OAuthErrorCode {
@@ -36,6 +37,7 @@ enum OAuthErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
+    InvalidTarget,
     ServerError,
     TemporarilyUnavailable,
 }
@@ -49,6 +51,7 @@ impl From<OAuthErrorKind> for OAuthErrorCode {
             OAuthErrorKind::UnauthorizedClient => Self::UnauthorizedClient,
             OAuthErrorKind::UnsupportedGrantType => Self::UnsupportedGrantType,
             OAuthErrorKind::InvalidScope => Self::InvalidScope,
+            OAuthErrorKind::InvalidTarget => Self::InvalidTarget,
             OAuthErrorKind::ServerError => Self::ServerError,
             OAuthErrorKind::TemporarilyUnavailable => Self::TemporarilyUnavailable,
         }
@@ -162,6 +165,7 @@ impl From<CoreIntrospection> for Introspection {
                 exp: found.exp,
                 token_type: "api_key",
                 key_id,
+                metadata: found.metadata,
             }),
             None => Self::Active(ActiveToken {
                 active: true,
@@ -191,7 +195,8 @@ pub(crate) struct InactiveToken {
     active: bool,
 }
 
-/// An active API key (only an admin's client learns about API keys).
+/// An active API key (a client learns only about keys of the resources it lists, and an
+/// admin's client about Net API's own).
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ActiveApiKey {
@@ -214,6 +219,10 @@ pub(crate) struct ActiveApiKey {
     token_type: &'static str,
     #[schema(schema_with = fields::key_id)]
     key_id: String,
+    /// The key's metadata; absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object, nullable = false)]
+    metadata: Option<serde_json::Value>,
 }
 
 /// An active token's claims.

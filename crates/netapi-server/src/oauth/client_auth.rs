@@ -95,6 +95,16 @@ fn token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuth
             "The body must be application/x-www-form-urlencoded.",
         ));
     }
+    let resources = url::form_urlencoded::parse(body)
+        .filter(|(name, _)| name == "resource")
+        .count();
+    if resources > 1 {
+        // RFC 8707 allows several; one per request is what this server supports.
+        return Err(failure(
+            OAuthErrorKind::InvalidTarget,
+            "One resource per request: several resource parameters are not supported.",
+        ));
+    }
     let params = parse_form(body).map_err(|e| failure(OAuthErrorKind::InvalidRequest, &e))?;
     let basic = parse_basic(headers).map_err(|MalformedBasic| OAuthFailure {
         error: OAuthError::new(

@@ -26,8 +26,10 @@ struct ConsentPage<'a> {
     chrome: Chrome<'a>,
     client_name: &'a str,
     email: &'a str,
+    /// The name and identifier of the resource asked for, when it is not Net API's own.
+    resource: Option<(&'a str, &'a str)>,
     /// Each scope's description and name.
-    scopes: Vec<(&'static str, &'static str)>,
+    scopes: Vec<(&'a str, &'a str)>,
     /// Where the user will be sent back to.
     host: String,
     csrf: &'a str,
@@ -51,11 +53,30 @@ fn consent_page(
             chrome: Chrome::signed_in("Authorize", user, session, true),
             client_name: &request.client.name,
             email: &user.email,
-            scopes: request
-                .scopes
-                .iter()
-                .map(|s| (s.description(), s.as_str()))
-                .collect(),
+            resource: request
+                .resource
+                .as_ref()
+                .map(|r| (r.name.as_str(), r.identifier.as_str())),
+            scopes: match &request.resource {
+                None => request
+                    .scopes
+                    .iter()
+                    .map(|s| (s.description(), s.as_str()))
+                    .collect(),
+                Some(resource) => resource
+                    .scopes
+                    .iter()
+                    .filter(|s| request.resource_scopes.contains(&s.name))
+                    .map(|s| {
+                        let description = if s.description.is_empty() {
+                            s.name.as_str()
+                        } else {
+                            s.description.as_str()
+                        };
+                        (description, s.name.as_str())
+                    })
+                    .collect(),
+            },
             host,
             csrf: &session.csrf_token,
             request: raw_query,

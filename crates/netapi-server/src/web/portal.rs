@@ -284,9 +284,8 @@ pub async fn create_key(
                     &me.principal,
                     NewApiKey {
                         name: form.name,
-                        scopes: None,
                         expires_at,
-                        rate_limit: None,
+                        ..NewApiKey::default()
                     },
                     Some(ip.as_str()),
                 )
@@ -439,6 +438,7 @@ pub async fn create_client(
                     auth_method: Some(method.to_owned()),
                     rate_limit: None,
                     trusted: false,
+                    resources: None,
                 },
                 Some(ip.as_str()),
             )

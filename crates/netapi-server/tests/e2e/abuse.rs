@@ -514,9 +514,7 @@ async fn refusing_a_key_takes_no_longer_for_a_known_one(app: TestApp) {
                 &owner,
                 NewApiKey {
                     name: format!("revoked {n}"),
-                    scopes: None,
-                    expires_at: None,
-                    rate_limit: None,
+                    ..NewApiKey::default()
                 },
                 None,
             )

@@ -198,7 +198,12 @@ fn oauth_client(
 }
 
 /// Signs in through the login page that `authorize_url` leads to; returns the consent page.
-async fn sign_in(app: &TestApp, browser: &mut Browser, authorize_url: &str, email: &str) -> String {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    browser: &mut Browser,
+    authorize_url: &str,
+    email: &str,
+) -> String {
     let login = browser.get(app, authorize_url).await;
     assert_eq!(login.status(), StatusCode::OK);
     let csp = login.headers()["content-security-policy"]

@@ -539,6 +539,19 @@ async fn through_real_nginx(app: TestApp) {
         async move { request.send().await.unwrap() }
     };
 
+    // The guide's API: the resource it defines, and a key made for it.
+    let api = "https://api.example.com";
+    let admin = app.admin_key("nginx-admin@example.com").await;
+    let defined = app
+        .post_json(
+            "/v1/resources",
+            &admin,
+            json!({"identifier": api, "name": "Orders API",
+                   "scopes": [{"name": "orders:read"}, {"name": "orders:admin"}],
+                   "self_service_scopes": ["orders:read"]}),
+        )
+        .await;
+    assert_eq!(defined.status(), StatusCode::CREATED);
     let missing = get(None, "/orders/1").await;
     assert_eq!(
         missing.headers().get_all("www-authenticate").iter().count(),
@@ -555,15 +568,32 @@ async fn through_real_nginx(app: TestApp) {
         "Authentication failed. Please check your API key or token."
     );
 
-    let (user, key) = app.register("nginx@example.com").await;
+    let (user, own_key) = app.register("nginx@example.com").await;
+    let own = own_key["key"].as_str().unwrap();
+    let made = app
+        .post_json(
+            "/v1/api-keys",
+            own,
+            json!({"name": "shop", "resource": api, "metadata": {"shop": "Zürich"}}),
+        )
+        .await;
+    let key = json_with(made, StatusCode::CREATED).await;
     let secret = key["key"].as_str().unwrap();
     let passed = get(Some(secret), "/orders/1?page=2").await;
     let echoed = json_with(passed, StatusCode::OK).await;
     assert_eq!(echoed["x-netapi-subject"], user["id"]);
     assert_eq!(echoed["x-netapi-credential"], "api_key");
     assert_eq!(echoed["x-netapi-key-id"], key["id"]);
-    assert_eq!(echoed["x-netapi-resource"], app.base);
+    assert_eq!(echoed["x-netapi-resource"], api);
+    assert_eq!(echoed["x-netapi-scopes"], "orders:read");
+    let metadata: Value =
+        serde_json::from_str(echoed["x-netapi-metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(metadata, json!({"shop": "Zürich"}));
     assert!(echoed.get("x-netapi-client-id").is_none(), "{echoed}");
+    // Net API's own key is no credential for the API.
+    let own_refused = get(Some(own), "/orders/1").await;
+    assert!(header(&own_refused, "www-authenticate").contains("error=\"invalid_token\""));
+    expect_error(own_refused, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
 
     let bad = get(
         Some("napi_thisisnotakeyatallbutlooksalmostlikeone"),
@@ -580,7 +610,7 @@ async fn through_real_nginx(app: TestApp) {
     );
     assert!(
         header(&denied, "www-authenticate")
-            .ends_with("error=\"insufficient_scope\", scope=\"admin\"")
+            .ends_with("error=\"insufficient_scope\", scope=\"orders:admin\"")
     );
     expect_error(denied, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
 
@@ -600,5 +630,6 @@ async fn through_real_nginx(app: TestApp) {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(metadata["resource"], app.base);
+    assert_eq!(metadata["resource"], api);
+    assert_eq!(metadata["resource_name"], "Orders API");
 }

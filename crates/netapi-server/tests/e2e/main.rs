@@ -12,4 +12,6 @@ mod limits;
 mod oauth;
 mod openapi;
 mod password_rules;
+mod resource_oauth;
+mod resources;
 mod verify;

@@ -191,6 +191,8 @@ async fn mint_refresh(app: &TestApp, client: &TestClient, scope: &str) -> (Strin
             rotated_at: None,
             revoked_at: None,
             successor_key: Some(netapi_core::secret::DerivationKey::random()),
+            resource_id: None,
+            resource_scopes: Vec::new(),
         })
         .await
         .unwrap();

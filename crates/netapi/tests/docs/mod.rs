@@ -268,6 +268,11 @@ fn oauth_guide_examples_run() {
 }
 
 #[test]
+fn resources_guide_examples_run() {
+    check("docs/resources.md");
+}
+
+#[test]
 fn operations_examples_run() {
     check("docs/operations.md");
 }
