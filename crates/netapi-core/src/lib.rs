@@ -13,6 +13,7 @@ pub mod sealing;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod usage;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{AuthFailure, Error, Result, StoreError};
