@@ -10,6 +10,7 @@ use crate::model::{
 };
 use crate::scope::{Role, Scopes};
 use crate::secret::SecretHash;
+use crate::usage::UsageCount;
 
 /// Shorthand for storage results.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -195,6 +196,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreResult<Vec<SecretHash>>;
     /// Records last use times in one batch.
     async fn record_api_key_use(&self, uses: &[(String, Timestamp)]) -> StoreResult<()>;
+    /// Adds checks counted in memory to the stored hourly counts, in one batch; counts of keys
+    /// that no longer exist are dropped.
+    async fn add_api_key_usage(&self, counts: &[UsageCount]) -> StoreResult<()>;
+    /// A key's hourly counts with `from <= hour < to`.
+    async fn api_key_usage(
+        &self,
+        key_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<Vec<UsageCount>>;
+    /// Forgets hourly counts of hours before `hour`; returns how many rows went.
+    async fn delete_api_key_usage_before(&self, hour: Timestamp) -> StoreResult<u64>;
 
     // --- audit ---
     /// Appends an event.

@@ -189,11 +189,12 @@ impl Granularity {
         }
     }
 
-    /// The most buckets one answer holds: 31 days of hours, or about two years of days.
+    /// The most buckets one answer holds: 31 days of hours, or 400 days (as long as counts
+    /// are kept).
     pub const fn max_buckets(self) -> i64 {
         match self {
             Self::Hour => 31 * 24,
-            Self::Day => 732,
+            Self::Day => 400,
         }
     }
 

@@ -77,6 +77,15 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "api_key_usage",
+        &[
+            ("key_id", Text),
+            ("hour", Int),
+            ("outcome", Text),
+            ("count", Int),
+        ],
+    ),
+    (
         "audit_events",
         &[
             ("id", Text),

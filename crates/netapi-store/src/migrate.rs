@@ -15,6 +15,10 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0005_secret_key_check.sql"),
     ),
     (6, include_str!("../migrations/sqlite/0006_resources.sql")),
+    (
+        7,
+        include_str!("../migrations/sqlite/0007_api_key_usage.sql"),
+    ),
 ];
 
 /// `(version, sql)` for PostgreSQL.
@@ -37,6 +41,10 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0005_secret_key_check.sql"),
     ),
     (6, include_str!("../migrations/postgres/0006_resources.sql")),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_api_key_usage.sql"),
+    ),
 ];
 
 /// Splits a migration file into statements (our files have no `;` inside literals).

@@ -28,6 +28,7 @@ macro_rules! impl_store {
             UserChanges,
         };
         use netapi_core::Timestamp;
+        use netapi_core::usage::{UsageCount, UsageOutcome};
         use sqlx::Row;
         use $crate::codec;
         use $crate::map_err;
@@ -396,6 +397,51 @@ macro_rules! impl_store {
 
             async fn record_api_key_use(&self, uses: &[(String, Timestamp)]) -> StoreResult<()> {
                 crate::retry_contention(|| self.record_api_key_use_once(uses)).await
+            }
+
+            async fn add_api_key_usage(&self, counts: &[UsageCount]) -> StoreResult<()> {
+                crate::retry_contention(|| self.add_api_key_usage_once(counts)).await
+            }
+
+            async fn api_key_usage(
+                &self,
+                key_id: &str,
+                from: Timestamp,
+                to: Timestamp,
+            ) -> StoreResult<Vec<UsageCount>> {
+                let rows = sqlx::query(
+                    "SELECT hour, outcome, count FROM api_key_usage \
+                     WHERE key_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, outcome",
+                )
+                .bind(key_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let outcome: String = row.try_get("outcome").map_err(map_err)?;
+                        let count: i64 = row.try_get("count").map_err(map_err)?;
+                        Ok(UsageCount {
+                            key_id: key_id.to_owned(),
+                            hour: row.try_get("hour").map_err(map_err)?,
+                            outcome: UsageOutcome::parse(&outcome).ok_or_else(|| {
+                                StoreError::Other(format!("unknown usage outcome '{outcome}'"))
+                            })?,
+                            count: u64::try_from(count).unwrap_or(0),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_api_key_usage_before(&self, hour: Timestamp) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM api_key_usage WHERE hour < $1")
+                    .bind(hour)
+                    .execute(self.writer())
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected())
             }
 
             async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
@@ -1278,6 +1324,25 @@ macro_rules! impl_store {
                 insert_key(&mut *tx, new_key).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(true)
+            }
+            async fn add_api_key_usage_once(&self, counts: &[UsageCount]) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                for count in counts {
+                    sqlx::query(
+                        "INSERT INTO api_key_usage (key_id, hour, outcome, count) \
+                         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = $1) \
+                         ON CONFLICT (key_id, hour, outcome) \
+                         DO UPDATE SET count = api_key_usage.count + excluded.count",
+                    )
+                    .bind(&count.key_id)
+                    .bind(count.hour)
+                    .bind(count.outcome.as_str())
+                    .bind(i64::try_from(count.count).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)
             }
             async fn record_api_key_use_once(&self, uses: &[(String, Timestamp)]) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;

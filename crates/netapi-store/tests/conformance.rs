@@ -170,6 +170,7 @@ macro_rules! conformance {
 
 conformance! {
     users_crud => sqlite_users_crud, postgres_users_crud;
+    api_key_usage_adds_up => sqlite_api_key_usage_adds_up, postgres_api_key_usage_adds_up;
     users_duplicate_email => sqlite_users_duplicate_email, postgres_users_duplicate_email;
     users_list_pagination => sqlite_users_list_pagination, postgres_users_list_pagination;
     users_concurrent_create => sqlite_users_concurrent_create, postgres_users_concurrent_create;
@@ -1126,6 +1127,88 @@ async fn api_keys_record_use(store: Arc<dyn Store>) {
 
     store.record_api_key_use(&[]).await.expect("empty batch");
     assert_eq!(last_used(k1).await, Some(NOW + 30));
+}
+
+async fn api_key_usage_adds_up(store: Arc<dyn Store>) {
+    use netapi_core::usage::{HOUR, UsageCount, UsageOutcome};
+    let alice = add_user(&store, "alice@example.com").await;
+    let key = api_key(&alice.id, 1);
+    store.insert_api_key(&key).await.expect("insert");
+    let hour = NOW - NOW.rem_euclid(HOUR);
+    let count = |key_id: &str, hour, outcome, count| UsageCount {
+        key_id: key_id.to_owned(),
+        hour,
+        outcome,
+        count,
+    };
+    store
+        .add_api_key_usage(&[
+            count(&key.id, hour, UsageOutcome::Valid, 3),
+            count(&key.id, hour, UsageOutcome::Expired, 1),
+            count(&key.id, hour - HOUR, UsageOutcome::Valid, 5),
+            // A key that no longer exists is dropped, not an error that would keep the batch.
+            count("key_gone", hour, UsageOutcome::Valid, 7),
+        ])
+        .await
+        .expect("add");
+    // A second batch adds to the first.
+    store
+        .add_api_key_usage(&[count(&key.id, hour, UsageOutcome::Valid, 2)])
+        .await
+        .expect("add again");
+    let mut rows = store
+        .api_key_usage(&key.id, hour - HOUR, hour + HOUR)
+        .await
+        .expect("read");
+    rows.sort_by_key(|r| (r.hour, r.outcome.as_str()));
+    assert_eq!(
+        rows,
+        vec![
+            count(&key.id, hour - HOUR, UsageOutcome::Valid, 5),
+            count(&key.id, hour, UsageOutcome::Expired, 1),
+            count(&key.id, hour, UsageOutcome::Valid, 5),
+        ]
+    );
+    assert!(
+        store
+            .api_key_usage("key_gone", hour - HOUR, hour + HOUR)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    // The range is half-open and old hours can be forgotten.
+    assert_eq!(
+        store
+            .api_key_usage(&key.id, hour, hour + HOUR)
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .delete_api_key_usage_before(hour)
+            .await
+            .expect("forget"),
+        1
+    );
+    assert_eq!(
+        store
+            .api_key_usage(&key.id, hour - HOUR, hour + HOUR)
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
+    // Deleting the user takes its keys' counts with them.
+    store.delete_user(&alice.id).await.expect("delete user");
+    assert!(
+        store
+            .api_key_usage(&key.id, hour - HOUR, hour + HOUR)
+            .await
+            .expect("read")
+            .is_empty()
+    );
 }
 
 // ------------------------------------------------------------------------------------------

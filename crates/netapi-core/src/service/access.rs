@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use super::{NetApi, Principal};
+use super::{Credential, NetApi, Principal};
 use crate::error::{AuthFailure, Error, Result};
 use crate::limiter::RateStatus;
 use crate::model::Resource;
 use crate::scope::Scope;
+use crate::usage::UsageOutcome;
 
 /// An API Net API guards (RFC 8707 "resource", RFC 9728 "protected resource"): its own, whose
 /// identifier is the issuer, or one an administrator defined.
@@ -115,11 +116,23 @@ impl NetApi {
         resource: ProtectedResource,
         required: impl Iterator<Item = &'a str> + Clone,
     ) -> Result<Access> {
+        let key_id = match &principal.credential {
+            Credential::ApiKey { key_id, .. } => Some(key_id.as_str()),
+            _ => None,
+        };
+        let count = |outcome| {
+            if let Some(key_id) = key_id {
+                self.count_key_check(key_id, outcome);
+            }
+        };
         let made_for = principal.resource.as_ref().map(|r| r.id.as_str());
         if made_for != resource.resource.as_ref().map(|r| r.id.as_str()) {
+            count(UsageOutcome::WrongResource);
             return Err(Error::Unauthenticated(AuthFailure::WrongResource));
         }
-        let rate = self.check_rate(&principal)?;
+        let rate = self.check_rate(&principal).inspect_err(|_| {
+            count(UsageOutcome::RateLimited);
+        })?;
         let holds = |name: &str| match &principal.resource {
             None => Scope::parse(name).is_some_and(|s| principal.scopes.contains(s)),
             Some(_) => principal.resource_scopes.iter().any(|s| s == name),
@@ -130,11 +143,13 @@ impl NetApi {
             .map(str::to_owned)
             .collect();
         if !missing.is_empty() {
+            count(UsageOutcome::InsufficientScope);
             return Err(Error::InsufficientScope {
                 required: required.collect::<Vec<_>>().join(" "),
                 missing,
             });
         }
+        count(UsageOutcome::Valid);
         Ok(Access {
             principal,
             resource: resource.identifier,

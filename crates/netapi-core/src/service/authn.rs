@@ -1,6 +1,7 @@
 //! Checking a bearer credential: the hot path. A cache hit costs a checksum, an HMAC and two
 //! in-memory lookups; storage is asked only on a miss.
 
+use crate::usage::UsageOutcome;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::sync::Arc;
@@ -225,12 +226,14 @@ impl NetApi {
             },
         };
         if key.revoked_at.is_some() {
+            self.count_key_check(&key.id, UsageOutcome::Revoked);
             return Err(Failure::Auth(
                 AuthFailure::Revoked,
                 Some(key.user_id.clone()),
             ));
         }
         if key.expires_at.is_some_and(|exp| now >= exp) {
+            self.count_key_check(&key.id, UsageOutcome::Expired);
             return Err(Failure::Auth(
                 AuthFailure::Expired,
                 Some(key.user_id.clone()),

@@ -224,6 +224,20 @@ mod tests {
         async fn record_api_key_use(&self, _: &[(String, Timestamp)]) -> StoreResult<()> {
             Ok(())
         }
+        async fn add_api_key_usage(&self, _: &[crate::usage::UsageCount]) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn api_key_usage(
+            &self,
+            _: &str,
+            _: Timestamp,
+            _: Timestamp,
+        ) -> StoreResult<Vec<crate::usage::UsageCount>> {
+            Ok(Vec::new())
+        }
+        async fn delete_api_key_usage_before(&self, _: Timestamp) -> StoreResult<u64> {
+            Ok(0)
+        }
         async fn insert_audit_event(&self, _: &AuditEvent) -> StoreResult<()> {
             Ok(())
         }

@@ -10,6 +10,7 @@ mod clients;
 mod keys;
 mod oauth;
 mod resources;
+mod usage;
 mod users;
 mod verify;
 
@@ -27,6 +28,7 @@ pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
     ResourcePage, ResourceUpdate, TOKEN_TTL_RANGE, well_formed_scope,
 };
+pub use usage::{KeyUsage, USAGE_RETENTION_DAYS, UsageQuery};
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
 
@@ -191,6 +193,8 @@ pub struct NetApi {
     grants: GuardedCache<(String, String), Arc<[String]>>,
     /// Per key: the last use noted, and whether it still has to be written.
     key_usage: Mutex<HashMap<String, (Timestamp, bool)>>,
+    /// Checks of API keys by hour and outcome, until the next flush writes them.
+    usage: crate::usage::UsageTally,
     limiter: FailureLimiter,
     requests: RequestLimiter,
     /// Registrations per source, in one-hour windows.
@@ -308,6 +312,7 @@ impl NetApi {
             resources: GuardedCache::new(capacity, RECORD_TTL),
             grants: GuardedCache::new(capacity, RECORD_TTL),
             key_usage: Mutex::new(HashMap::new()),
+            usage: crate::usage::UsageTally::default(),
             key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
             denylist: RwLock::new(HashMap::new()),
             seen_invalidation: AtomicI64::new(0),
@@ -578,7 +583,8 @@ impl NetApi {
         Ok(())
     }
 
-    /// Writes batched `last_used_at` times. Run about once a minute and at shutdown.
+    /// Writes batched `last_used_at` times and usage counts. Run about once a minute and at
+    /// shutdown.
     pub async fn flush_usage(&self) -> Result<()> {
         let now = self.now();
         let batch: Vec<(String, Timestamp)> = {
@@ -601,6 +607,14 @@ impl NetApi {
         if !batch.is_empty() {
             self.store.record_api_key_use(&batch).await?;
         }
+        let counts = self.usage.take();
+        if !counts.is_empty()
+            && let Err(err) = self.store.add_api_key_usage(&counts).await
+        {
+            // Kept for the next flush: a database that is away for a while loses no count.
+            self.usage.restore(counts);
+            return Err(err.into());
+        }
         Ok(())
     }
 
@@ -616,7 +630,12 @@ impl NetApi {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|_, expires_at| *expires_at > now);
         self.reload_signing_keys().await?;
-        Ok(self.store.delete_expired(now).await?)
+        let usage_horizon = now - usage::USAGE_RETENTION_DAYS * crate::usage::DAY;
+        let old_usage = self
+            .store
+            .delete_api_key_usage_before(usage_horizon)
+            .await?;
+        Ok(self.store.delete_expired(now).await? + old_usage)
     }
 
     /// Counts a request against the caller's per-minute limit (its key's or client's own, or

@@ -1,6 +1,6 @@
 //! The `/v1` API, one module per resource; the file is named after the path's first segment
 //! after `/v1/` (`/v1/keys/verify` is `verify.rs`, `/v1/register` is in `users.rs`, a user's
-//! grants of resources' scopes, `/v1/users/{id}/grants`, in `resources.rs`). Each
+//! grants of resources' scopes, `/v1/users/{id}/grants`, in `resources.rs`, `/v1/api-keys/{id}/usage` in `usage.rs`). Each
 //! handler carries its `#[utoipa::path]`, and [`routes`] registers route and documentation in
 //! one call.
 
@@ -9,6 +9,7 @@ mod audit;
 mod oauth_clients;
 mod pagination;
 mod resources;
+mod usage;
 mod users;
 mod verify;
 
@@ -31,6 +32,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::list_keys, api_keys::create_key))
         .routes(routes!(api_keys::get_key, api_keys::revoke_key))
         .routes(routes!(api_keys::rotate_key))
+        .routes(routes!(usage::key_usage))
         .routes(routes!(verify::verify_key))
         .routes(routes!(
             oauth_clients::list_clients,

@@ -35,7 +35,7 @@ struct ErrorLinkPage<'a> {
     href: &'a str,
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(super) fn error_page(status: StatusCode, message: &str) -> Response {
     render(
         status,
         &ErrorPage {

@@ -11,6 +11,7 @@ mod page;
 mod portal;
 mod register;
 mod session;
+mod usage_chart;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -78,6 +79,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(portal::create_key))
         .routes(routes!(portal::rotate_key))
         .routes(routes!(portal::revoke_key))
+        .routes(routes!(portal::key_usage))
         .routes(routes!(portal::create_client))
         .routes(routes!(portal::rotate_client_secret))
         .routes(routes!(portal::delete_client))

@@ -9,7 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::clock::format_rfc3339;
 use netapi_core::model::{Session, User};
-use netapi_core::service::{ClientUpdate, NewApiKey, NewClient, PageRequest, Principal};
+use netapi_core::service::{
+    ClientUpdate, KeyUsage, NewApiKey, NewClient, PageRequest, Principal, UsageQuery,
+};
+use netapi_core::usage::{Granularity, UsageOutcome};
 use netapi_core::{Error, NetApi, Scope};
 use serde::Deserialize;
 
@@ -341,6 +344,104 @@ pub async fn rotate_key(
             })
     };
     outcome_page(&state.api, &me, outcome).await
+}
+
+#[derive(Template)]
+#[template(path = "key_usage.html")]
+struct KeyUsagePage<'a> {
+    chrome: Chrome<'a>,
+    name: String,
+    hours_total: u64,
+    hours_summary: String,
+    hours_chart: String,
+    days_total: u64,
+    days_summary: String,
+    days_chart: String,
+}
+
+/// The total and a "valid: 3, expired: 1" summary of a usage answer.
+fn summary(usage: &KeyUsage) -> (u64, String) {
+    let mut sums = [0u64; UsageOutcome::ALL.len()];
+    for bucket in &usage.buckets {
+        for (sum, count) in sums.iter_mut().zip(bucket.counts) {
+            *sum += count;
+        }
+    }
+    let parts: Vec<String> = UsageOutcome::ALL
+        .iter()
+        .zip(sums)
+        .filter(|(_, n)| *n > 0)
+        .map(|(outcome, n)| format!("{}: {n}", outcome.as_str()))
+        .collect();
+    (sums.iter().sum(), parts.join(", "))
+}
+
+/// `GET /portal/keys/{id}/usage`
+#[utoipa::path(
+    get,
+    path = "/portal/keys/{id}/usage",
+    tag = "browser",
+    operation_id = "portalKeyUsage",
+    params(
+        ("id" = String, Path, description = "The API key's id."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    responses(
+        (status = 200, description = "Charts of the key's checks by hour and by day (SVG drawn by the server).", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
+        (status = 404, description = "No such key of the user's.", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn key_usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some((session, user)) = current_session(&state.api, &headers).await else {
+        return Redirect::to("/login?return_to=/portal").into_response();
+    };
+    let principal = NetApi::session_principal(&user);
+    let ask = |granularity| UsageQuery {
+        from: None,
+        to: None,
+        granularity: Some(granularity),
+    };
+    let (key, hours, days) = match async {
+        let key = state.api.get_api_key(&principal, &id).await?;
+        let hours = state
+            .api
+            .api_key_usage(&principal, &id, ask(Granularity::Hour))
+            .await?;
+        let days = state
+            .api
+            .api_key_usage(&principal, &id, ask(Granularity::Day))
+            .await?;
+        Ok::<_, Error>((key, hours, days))
+    }
+    .await
+    {
+        Ok(found) => found,
+        Err(Error::NotFound(what)) => {
+            return super::error::error_page(StatusCode::NOT_FOUND, &format!("{what} not found"));
+        }
+        Err(err) => return PageError::Core(err).into_response(),
+    };
+    let (hours_total, hours_summary) = summary(&hours);
+    let (days_total, days_summary) = summary(&days);
+    render(
+        StatusCode::OK,
+        &KeyUsagePage {
+            chrome: Chrome::signed_in("Key usage", &user, &session, false),
+            name: key.name,
+            hours_total,
+            hours_summary,
+            hours_chart: super::usage_chart::render(&hours.buckets, Granularity::Hour),
+            days_total,
+            days_summary,
+            days_chart: super::usage_chart::render(&days.buckets, Granularity::Day),
+        },
+    )
 }
 
 /// `POST /portal/keys/{id}/revoke`

@@ -14,4 +14,5 @@ mod openapi;
 mod password_rules;
 mod resource_oauth;
 mod resources;
+mod usage;
 mod verify;
