@@ -252,7 +252,41 @@ async fn protected_resource_metadata(app: TestApp) {
     expect_error(unknown, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 }
 
+/// Decisions are counted by outcome and by the original method the proxy named (standard
+/// methods by name, anything else as `other`, none as `unknown`).
+async fn counts_decisions_by_outcome_and_method(app: TestApp) {
+    let key = app.member_key("fwd-metrics@example.com").await;
+    for (method, bearer) in [("PATCH", key.as_str()), ("BREW", "napi_nope"), ("", "")] {
+        let mut request = app.http.get(app.url("/auth/forward"));
+        if !method.is_empty() {
+            request = request.header("X-Forwarded-Method", method);
+        }
+        if !bearer.is_empty() {
+            request = request.bearer_auth(bearer);
+        }
+        request.send().await.unwrap();
+    }
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for labels in [
+        r#"outcome="allowed",method="patch""#,
+        r#"outcome="unauthenticated",method="other""#,
+        r#"outcome="unauthenticated",method="unknown""#,
+    ] {
+        let line = format!("netapi_forward_auth_total{{{labels}}}");
+        assert!(metrics.contains(&line), "no {line} in:\n{metrics}");
+    }
+}
+
 e2e!(
+    counts_decisions_by_outcome_and_method,
     grants_an_api_key_with_the_identity_headers,
     grants_an_access_token_naming_its_client,
     refuses_in_the_contract_shapes,
