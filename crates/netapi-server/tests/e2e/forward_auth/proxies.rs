@@ -267,10 +267,11 @@ fn client_from(source: &str) -> Client {
 }
 
 /// `GET` through the proxy, with identity headers of the client's own that must not reach
-/// the upstream.
+/// the upstream, and an address of its own choosing that must not be where its failures count.
 async fn call(client: &Client, url: String, bearer: Option<&str>) -> Response {
     let mut request = client
         .get(url)
+        .header("X-Forwarded-For", "198.51.100.7")
         .header("X-Netapi-Subject", "usr_forged")
         .header("X-Netapi-Key-Id", "key_forged")
         .header("X-Netapi-Client-Id", "cli_forged");
@@ -422,8 +423,9 @@ async fn guarded(app: &TestApp, proxy: &Proxy) {
     // A token for another audience is refused here too once a second resource can be made
     // (`Access` checks the audience); today every credential is for this one.
 
-    // Failure limits count the client the proxy names in X-Forwarded-For, not the proxy:
-    // three failures lock out that client, even with a good key, and no one else.
+    // Failure limits count the client the proxy names in X-Forwarded-For, not the proxy nor
+    // the address the client wrote there itself: three failures lock out that client, even
+    // with a good key, and no one else.
     let (_, fresh) = app.register(&user("fresh")).await;
     let fresh = fresh["key"].as_str().unwrap();
     let mallory = client_from("127.0.0.21");
