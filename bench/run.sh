@@ -11,14 +11,16 @@
 #                                      median round of each row (default 3; a shared or
 #                                      virtual machine moves between runs)
 #   --only LIST                        only these scenarios (comma-separated loadgen names,
-#                                      e.g. refresh,introspect); healthz always runs
+#                                      e.g. refresh,introspect); healthz and the bare axum
+#                                      baseline always run
 #   --duration S  --connections N  --scale-keys N  --no-build  --output FILE (also write the
 #   tables there)  --server-log DIR (keep the server logs)  --profile DIR (record a perf
 #   profile of the server, event cpu-clock, for each scenario: DIR/<run>-<scenario>.data)
 #
 # Needs: cargo, curl; taskset (util-linux) to pin the server and the load generator to
 # different cores; psql for --postgres. Everything else is built from this repository
-# (the load generator is bench/loadgen). Traffic goes to 127.0.0.1 only.
+# (the load generator is bench/loadgen, the bare axum baseline bench/baseline). Traffic goes
+# to 127.0.0.1 only.
 set -euo pipefail
 
 DURATION=10
@@ -47,7 +49,7 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE_DIR="$2"; shift 2 ;;
     --only) ONLY=",$2,"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -70,10 +72,14 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 
 if [ "$BUILD" = 1 ]; then
   log "building release binaries"
-  cargo build --release -p netapi -p netapi-loadgen
+  cargo build --release -p netapi -p netapi-loadgen -p netapi-bench-baseline
 fi
 NETAPI="$ROOT/target/release/netapi"
 LOADGEN="$ROOT/target/release/netapi-loadgen"
+BASELINE="$ROOT/target/release/netapi-bench-baseline"
+# The row every other is also compared with: the same forward-auth request, answered by a
+# bare axum server after one SHA-256 and one HashMap lookup.
+BARE_ROW="bare axum baseline"
 
 # Pinning: the server on the first half of the cores, the load generator on the rest.
 CORES=$(nproc)
@@ -94,8 +100,10 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/netapi-bench.XXXXXX")
 SERVER_PID=""
 PG_DATABASES=()
+BARE_PID=""
 cleanup() {
   stop_server || true
+  stop_baseline || true
   for db in "${PG_DATABASES[@]}"; do
     psql "$PG_URL" -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -166,11 +174,34 @@ stop_server() {
   SERVER_PID=""
 }
 
+start_baseline() { # start_baseline API_KEY: the bare server, pinned as the server is
+  local port
+  port=$(free_port)
+  BARE_BASE="http://127.0.0.1:$port"
+  "${SERVER_PIN[@]}" "$BASELINE" --listen "127.0.0.1:$port" --key "$1" >/dev/null 2>&1 &
+  BARE_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fsS -H "Authorization: Bearer $1" "$BARE_BASE/" >/dev/null 2>&1 && return 0
+    kill -0 "$BARE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "the bare baseline did not start" >&2
+  return 1
+}
+
+stop_baseline() {
+  if [ -n "$BARE_PID" ] && kill -0 "$BARE_PID" 2>/dev/null; then
+    kill -TERM "$BARE_PID" 2>/dev/null || true
+    wait "$BARE_PID" 2>/dev/null || true
+  fi
+  BARE_PID=""
+}
+
 # measure NAME LOADGEN-ARGS...: one scenario; appends a row to $ROWS:
 # name, req/s, p50, p99, errors, server CPU %, server CPU µs per request, load generator CPU %
 measure() {
   local name="$1"; shift
-  if [ -n "$ONLY" ] && [ "$2" != healthz ] && [[ "$ONLY" != *",$2,"* ]]; then return 0; fi
+  if [ -n "$ONLY" ] && [ "$2" != healthz ] && [ "$name" != "$BARE_ROW" ] && [[ "$ONLY" != *",$2,"* ]]; then return 0; fi
   local before after started ended line perf_pid="" connections="${MEASURE_CONNECTIONS:-$CONNECTIONS}"
   if [ -n "$PROFILE_DIR" ]; then
     perf record -q -e cpu-clock -F 1999 -g -p "$SERVER_PID" \
@@ -258,8 +289,8 @@ seed_refresh_tokens() { # seed_refresh_tokens COUNT FILE
 }
 
 # table TITLE ROWS-FILE: the Markdown table of one run. With several rounds, each row is the
-# round with the median req/s, and its ratio the median of the per-round ratios to that
-# round's healthz.
+# round with the median req/s, and each ratio the median of the per-round ratios to that
+# round's healthz, or bare axum baseline.
 table() {
   local title="$1" rows="$2" rounds
   rounds=$(awk -F'\t' '{ if ($9 > n) n = $9 } END { print n + 0 }' "$rows")
@@ -267,9 +298,9 @@ table() {
   echo "### $title"
   echo
   [ "$rounds" -gt 1 ] && { echo "Median of $rounds interleaved rounds."; echo; }
-  echo "| scenario | req/s | p50 ms | p99 ms | ratio to healthz | errors | server CPU | server CPU µs/req | load gen CPU |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-  awk -F'\t' '
+  echo "| scenario | req/s | p50 ms | p99 ms | ratio to healthz | ratio to bare | errors | server CPU | server CPU µs/req | load gen CPU |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk -F'\t' -v bare_row="$BARE_ROW" '
     function median_index(list, count,    i, j, t, idx) {
       # list[1..count] holds "value SUBSEP row"; returns the row of the median value.
       for (i = 2; i <= count; i++) {
@@ -284,16 +315,18 @@ table() {
       row[NR] = $0
       if (!($1 in seen)) { seen[$1] = 1; order[++names] = $1 }
       if ($1 == "healthz") base[$9] = $2
+      if ($1 == bare_row) bare[$9] = $2
       name_of[NR] = $1; rps[NR] = $2; round_of[NR] = $9
     }
     END {
       for (n = 1; n <= names; n++) {
-        name = order[n]; count = 0; rcount = 0
-        delete by_rps; delete by_ratio
+        name = order[n]; count = 0; rcount = 0; bcount = 0
+        delete by_rps; delete by_ratio; delete by_bare
         for (i = 1; i <= NR; i++) {
           if (name_of[i] != name) continue
           by_rps[++count] = rps[i] SUBSEP i
           if (base[round_of[i]] > 0) by_ratio[++rcount] = (rps[i] / base[round_of[i]]) SUBSEP i
+          if (bare[round_of[i]] > 0) by_bare[++bcount] = (rps[i] / bare[round_of[i]]) SUBSEP i
         }
         pick = median_index(by_rps, count)
         ratio = "-"
@@ -301,8 +334,13 @@ table() {
           r = median_index(by_ratio, rcount)
           ratio = sprintf("%.2f", rps[r] / base[round_of[r]])
         }
+        bare_ratio = "-"
+        if (bcount > 0) {
+          r = median_index(by_bare, bcount)
+          bare_ratio = sprintf("%.2f", rps[r] / bare[round_of[r]])
+        }
         split(row[pick], f, "\t")
-        printf "| %s | %.0f | %.2f | %.2f | %s | %d | %d %% | %d | %d %% |\n", f[1], f[2], f[3], f[4], ratio, f[5], f[6], f[7], f[8]
+        printf "| %s | %.0f | %.2f | %.2f | %s | %s | %d | %d %% | %d | %d %% |\n", f[1], f[2], f[3], f[4], ratio, bare_ratio, f[5], f[6], f[7], f[8]
       }
     }' "$rows"
 }
@@ -331,16 +369,28 @@ full_run() { # full_run LABEL DATABASE_URL
   WEB_SECRET=$(json_field client_secret "$answer")
   [ -n "$CC_SECRET" ] && [ -n "$WEB_SECRET" ] || { echo "could not create the clients" >&2; return 1; }
   seed_refresh_tokens "$CONNECTIONS" "$WORK/refresh-$label.txt"
+  VERIFY_KEY=$(json_field key "$(api_post /v1/api-keys '{"name":"bench verifier","scopes":["keys:verify"]}')")
+  [ -n "$VERIFY_KEY" ] || { echo "could not create the keys:verify key" >&2; return 1; }
+  start_baseline "$API_KEY"
 
   for ROUND in $(seq 1 "$ROUNDS"); do
     # Every round rotates each connection's refresh token; the next one starts new families.
     [ "$ROUND" -gt 1 ] && seed_refresh_tokens "$CONNECTIONS" "$WORK/refresh-$label.txt"
     log "$label round $ROUND/$ROUNDS: healthz"
     measure healthz --scenario healthz
+    log "$label round $ROUND/$ROUNDS: $BARE_ROW"
+    SERVER_PID=$BARE_PID BASE=$BARE_BASE measure "$BARE_ROW" --scenario forward-auth-apikey \
+      --api-key "$API_KEY" --resource "$BASE"
     log "$label round $ROUND/$ROUNDS: users-me-apikey"
     measure "users/me, API key" --scenario users-me-apikey --api-key "$API_KEY"
     log "$label round $ROUND/$ROUNDS: users-me-token"
     measure "users/me, access token" --scenario users-me-token --token "$(access_token)"
+    log "$label round $ROUND/$ROUNDS: forward-auth-apikey"
+    measure "forward auth, API key" --scenario forward-auth-apikey --api-key "$API_KEY" --resource "$BASE"
+    log "$label round $ROUND/$ROUNDS: forward-auth-token"
+    measure "forward auth, access token" --scenario forward-auth-token --token "$(access_token)" --resource "$BASE"
+    log "$label round $ROUND/$ROUNDS: verify"
+    measure "keys/verify" --scenario verify --api-key "$VERIFY_KEY" --verify-key "$API_KEY"
     log "$label round $ROUND/$ROUNDS: client-credentials"
     measure "token, client credentials" --scenario client-credentials --client-id "$CC_ID" --client-secret "$CC_SECRET"
     log "$label round $ROUND/$ROUNDS: refresh"
@@ -349,6 +399,7 @@ full_run() { # full_run LABEL DATABASE_URL
     log "$label round $ROUND/$ROUNDS: introspect"
     measure "introspect" --scenario introspect --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$(access_token)"
   done
+  stop_baseline
   ROUND=1
   local rss_auth
   rss_auth=$(peak_rss_mb "$SERVER_PID")

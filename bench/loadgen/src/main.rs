@@ -55,6 +55,13 @@ enum Scenario {
     Register,
     /// GET /v1/users/me with a different API key on every request (cache misses)
     UsersMeApikeyMiss,
+    /// GET /auth/forward?resource=...&scope=users:read with an API key (the bare baseline
+    /// answers the same request)
+    ForwardAuthApikey,
+    /// GET /auth/forward?resource=...&scope=users:read with an access token
+    ForwardAuthToken,
+    /// POST /v1/keys/verify of --verify-key, with a keys:verify key as --api-key
+    Verify,
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +102,13 @@ struct RunArgs {
     /// File with one API key per line, each sent once (users-me-apikey-miss)
     #[arg(long)]
     keys_file: Option<PathBuf>,
+    /// The resource identifier forward auth is asked about (forward-auth-*); without it, none
+    /// is sent (Net API's own)
+    #[arg(long)]
+    resource: Option<String>,
+    /// The API key to verify (verify)
+    #[arg(long)]
+    verify_key: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -152,6 +166,10 @@ struct Shared {
     token: Option<String>,
     miss_keys: Vec<String>,
     next_miss: AtomicUsize,
+    /// The forward-auth request's path and query.
+    forward_path: String,
+    /// The verify request's body.
+    verify_body: String,
     measure_from: Instant,
     end: Instant,
     tag: String,
@@ -197,8 +215,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Ok(())
     };
     match args.scenario {
-        Scenario::UsersMeApikey => need(args.api_key.as_ref(), "--api-key")?,
-        Scenario::UsersMeToken => need(args.token.as_ref(), "--token")?,
+        Scenario::UsersMeApikey | Scenario::ForwardAuthApikey => {
+            need(args.api_key.as_ref(), "--api-key")?;
+        }
+        Scenario::UsersMeToken | Scenario::ForwardAuthToken => {
+            need(args.token.as_ref(), "--token")?;
+        }
+        Scenario::Verify => {
+            need(args.api_key.as_ref(), "--api-key")?;
+            need(args.verify_key.as_ref(), "--verify-key")?;
+        }
         Scenario::ClientCredentials | Scenario::Refresh => {
             need(basic.as_ref(), "--client-id and --client-secret")?;
         }
@@ -239,10 +265,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         addr,
         host: authority,
         bearer: match args.scenario {
-            Scenario::UsersMeApikey => args.api_key.clone(),
-            Scenario::UsersMeToken => args.token.clone(),
+            Scenario::UsersMeApikey | Scenario::ForwardAuthApikey | Scenario::Verify => {
+                args.api_key.clone()
+            }
+            Scenario::UsersMeToken | Scenario::ForwardAuthToken => args.token.clone(),
             _ => None,
         },
+        forward_path: {
+            let mut query = String::from("scope=users%3Aread");
+            if let Some(resource) = &args.resource {
+                query = format!("resource={}&{query}", form_encode(resource));
+            }
+            format!("/auth/forward?{query}")
+        },
+        verify_body: serde_json::json!({
+            "key": args.verify_key.as_deref().unwrap_or_default(),
+            "scopes": ["users:read"],
+        })
+        .to_string(),
         basic,
         token: args.token.clone(),
         miss_keys,
@@ -318,6 +358,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         total.all
     );
     Ok(())
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn read_lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
@@ -422,6 +475,22 @@ fn next_request(
                 None,
             )?
         }
+        Scenario::ForwardAuthApikey | Scenario::ForwardAuthToken => build(
+            shared,
+            Method::GET,
+            &shared.forward_path,
+            bearer.as_deref(),
+            None,
+            None,
+        )?,
+        Scenario::Verify => build(
+            shared,
+            Method::POST,
+            "/v1/keys/verify",
+            bearer.as_deref(),
+            None,
+            Some(shared.verify_body.clone()),
+        )?,
         Scenario::ClientCredentials => build(
             shared,
             Method::POST,
@@ -499,13 +568,18 @@ fn check(scenario: Scenario, status: StatusCode, body: &[u8]) -> Result<Option<S
             }
             Ok(None)
         }
-        Scenario::Introspect => {
+        Scenario::Introspect | Scenario::Verify => {
             let value: serde_json::Value =
                 serde_json::from_slice(body).map_err(|e| format!("bad JSON ({e}): {}", show()))?;
-            if value["active"] == serde_json::Value::Bool(true) {
+            let field = if scenario == Scenario::Verify {
+                "valid"
+            } else {
+                "active"
+            };
+            if value[field] == serde_json::Value::Bool(true) {
                 Ok(None)
             } else {
-                Err(format!("token not active: {}", show()))
+                Err(format!("not {field}: {}", show()))
             }
         }
         _ => Ok(None),

@@ -11,6 +11,9 @@ use netapi_core::service::{Access, Credential};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use crate::dto::oauth::ProtectedResourceMetadata;
 use crate::error::{ApiError, AuthErrors, NotFoundErrors};
 use crate::extract::{ClientIp, RateSlot, bearer};
@@ -223,12 +226,11 @@ fn ascii_json(json: &str) -> String {
 }
 
 /// The original method and path (never the query: it can carry secrets) go to the debug log;
-/// the outcome, by method, to metrics. Nothing is written to the audit log on this path.
+/// the outcome, by method, to metrics. Nothing is written to the audit log on this path, and
+/// nothing is allocated when debug logging is off: this runs on every proxied request.
 fn log_decision(headers: &HeaderMap, outcome: &Result<Access, Error>) {
-    let original = |a: &str, b: &str| header_text(headers, a).or_else(|| header_text(headers, b));
+    let original = |a: &str, b: &str| headers.get(a).or_else(|| headers.get(b));
     let method = original("x-forwarded-method", "x-original-method");
-    let path = original("x-forwarded-uri", "x-original-uri")
-        .map(|uri| uri.split(['?', '#']).next().unwrap_or_default().to_owned());
     let result = match outcome {
         Ok(_) => "allowed",
         Err(Error::Unauthenticated(_)) => "unauthenticated",
@@ -237,21 +239,46 @@ fn log_decision(headers: &HeaderMap, outcome: &Result<Access, Error>) {
         Err(Error::RateLimited { .. } | Error::RequestRateLimited(_)) => "rate_limited",
         Err(_) => "error",
     };
-    let method_label = match method.as_deref() {
-        Some(m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS")) => {
-            m.to_ascii_lowercase()
-        }
-        Some(_) => "other".to_owned(),
-        None => "unknown".to_owned(),
+    let method_label = match method.map(HeaderValue::as_bytes) {
+        Some(b"GET") => "get",
+        Some(b"HEAD") => "head",
+        Some(b"POST") => "post",
+        Some(b"PUT") => "put",
+        Some(b"PATCH") => "patch",
+        Some(b"DELETE") => "delete",
+        Some(b"OPTIONS") => "options",
+        Some(_) => "other",
+        None => "unknown",
     };
-    metrics::counter!("netapi_forward_auth_total", "outcome" => result, "method" => method_label)
-        .increment(1);
+    COUNTERS.with_borrow_mut(|counters| {
+        counters
+            .entry((result, method_label))
+            .or_insert_with(|| {
+                metrics::counter!("netapi_forward_auth_total", "outcome" => result, "method" => method_label)
+            })
+            .increment(1);
+    });
+    // The fields are evaluated only when the event is enabled.
     tracing::debug!(
-        original_method = method.as_deref().unwrap_or("-"),
-        original_path = path.as_deref().unwrap_or("-"),
+        original_method = method
+            .map_or("-".into(), |v| String::from_utf8_lossy(v.as_bytes()))
+            .as_ref(),
+        original_path = original("x-forwarded-uri", "x-original-uri")
+            .map_or("-".into(), |v| String::from_utf8_lossy(v.as_bytes()))
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default(),
         outcome = result,
         "forward auth"
     );
+}
+
+thread_local! {
+    /// The outcome counters already registered, per worker thread: the registry's lookup
+    /// (building and hashing a labelled key) would otherwise run on every request. Bounded
+    /// by outcomes × methods.
+    static COUNTERS: RefCell<HashMap<(&'static str, &'static str), metrics::Counter>> =
+        RefCell::new(HashMap::new());
 }
 
 /// `<issuer>/.well-known/oauth-protected-resource?resource=<identifier>`.

@@ -1,10 +1,10 @@
-//! Forward auth (`/auth/forward`) for reverse proxies, RFC 9728 metadata, and a real nginx in
-//! front of an upstream that echoes the identity headers it received.
+//! Forward auth (`/auth/forward`) for reverse proxies and RFC 9728 metadata; real proxies in
+//! front of it in `proxies`.
 
 use crate::e2e;
 use crate::helpers::{Backend, TestApp, expect_error, json_with};
 use reqwest::{Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn header(response: &Response, name: &str) -> String {
     response
@@ -252,7 +252,41 @@ async fn protected_resource_metadata(app: TestApp) {
     expect_error(unknown, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 }
 
+/// Decisions are counted by outcome and by the original method the proxy named (standard
+/// methods by name, anything else as `other`, none as `unknown`).
+async fn counts_decisions_by_outcome_and_method(app: TestApp) {
+    let key = app.member_key("fwd-metrics@example.com").await;
+    for (method, bearer) in [("PATCH", key.as_str()), ("BREW", "napi_nope"), ("", "")] {
+        let mut request = app.http.get(app.url("/auth/forward"));
+        if !method.is_empty() {
+            request = request.header("X-Forwarded-Method", method);
+        }
+        if !bearer.is_empty() {
+            request = request.bearer_auth(bearer);
+        }
+        request.send().await.unwrap();
+    }
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for labels in [
+        r#"outcome="allowed",method="patch""#,
+        r#"outcome="unauthenticated",method="other""#,
+        r#"outcome="unauthenticated",method="unknown""#,
+    ] {
+        let line = format!("netapi_forward_auth_total{{{labels}}}");
+        assert!(metrics.contains(&line), "no {line} in:\n{metrics}");
+    }
+}
+
 e2e!(
+    counts_decisions_by_outcome_and_method,
     grants_an_api_key_with_the_identity_headers,
     grants_an_access_token_naming_its_client,
     refuses_in_the_contract_shapes,
@@ -355,6 +389,9 @@ async fn an_untrusted_peer_cannot_choose_its_address(backend: Backend) {
         };
         assert_eq!(response.status(), expected, "{client}");
     }
+    if backend == Backend::Postgres {
+        crate::helpers::drop_database(&app.database_url).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,15 +410,17 @@ macro_rules! proxy_tests {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    if let Some(app) = super::behind_a_proxy(crate::helpers::Backend::Sqlite).await {
+                    if let Some(app) = crate::forward_auth::behind_a_proxy(crate::helpers::Backend::Sqlite).await {
                         super::$name(app).await;
                     }
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if let Some(app) = super::behind_a_proxy(crate::helpers::Backend::Postgres).await {
+                    if let Some(app) = crate::forward_auth::behind_a_proxy(crate::helpers::Backend::Postgres).await {
+                        let database = app.database_url.clone();
                         super::$name(app).await;
+                        crate::helpers::drop_database(&database).await;
                     }
                 }
             }
@@ -392,244 +431,6 @@ macro_rules! proxy_tests {
 proxy_tests!(
     the_rate_limit_answers_429_with_its_headers,
     failure_limits_count_the_forwarded_client,
-    through_real_nginx,
 );
 
-// ---------------------------------------------------------------------------------------------
-// A real nginx, configured with the example of docs/forward-auth.md.
-
-/// The nginx binary, if installed.
-fn nginx_binary() -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .chain([std::path::PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Kills nginx when the test ends, passing or failing.
-struct Nginx(std::process::Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM, so that the master stops its workers (SIGKILL would orphan them).
-        let stopped = std::process::Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !stopped {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-/// The guide's nginx example, verbatim: the `http {}` part and `netapi-guard.conf`.
-fn documented_config() -> (String, String) {
-    let guide = include_str!("../../../../docs/forward-auth.md");
-    let mut blocks = guide.split("```nginx\n").skip(1).map(|rest| {
-        let end = rest.find("```").expect("the block's end");
-        rest[..end].to_owned()
-    });
-    let server = blocks.next().expect("the guide's server block");
-    let guard = blocks.next().expect("the guide's netapi-guard.conf");
-    (server, guard)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An upstream that answers every request with the `X-Netapi-*` headers it received.
-async fn echo_upstream() -> String {
-    async fn echo(headers: axum::http::HeaderMap) -> axum::Json<Value> {
-        let seen: serde_json::Map<String, Value> = headers
-            .iter()
-            .filter(|(name, _)| name.as_str().starts_with("x-netapi-"))
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    Value::from(value.to_str().unwrap_or_default()),
-                )
-            })
-            .collect();
-        axum::Json(Value::Object(seen))
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        axum::serve(listener, axum::Router::new().fallback(echo))
-            .await
-            .unwrap();
-    });
-    address
-}
-
-async fn start_nginx(binary: &std::path::Path, netapi: &str, upstream: &str) -> (Nginx, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "netapi-nginx-{}",
-        netapi_core::secret::random_base62(10).to_lowercase()
-    ));
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    let port = free_port();
-    let (server, guard) = documented_config();
-    std::fs::write(dir.join("netapi-guard.conf"), guard).unwrap();
-    let server = server
-        .replace("127.0.0.1:8080", netapi)
-        .replace("127.0.0.1:9000", upstream)
-        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
-        .replace("https://netapi.example.com", &format!("http://{netapi}"));
-    let d = dir.display();
-    let config = format!(
-        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n\
-         access_log off;\n\
-         client_body_temp_path {d}/tmp/body;\nproxy_temp_path {d}/tmp/proxy;\n\
-         {server}\n}}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), config).unwrap();
-    let child = std::process::Command::new(binary)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "daemon off;"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let nginx = Nginx(child);
-    let address = format!("127.0.0.1:{port}");
-    // Waiting for a process to listen, not a timed assertion: it either comes up or fails.
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(&address).await.is_ok() {
-            return (nginx, format!("http://{address}"));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-    panic!("nginx did not start listening: {log}");
-}
-
-async fn through_real_nginx(app: TestApp) {
-    let Some(binary) = nginx_binary() else {
-        eprintln!("skipped: nginx not installed");
-        return;
-    };
-    let upstream = echo_upstream().await;
-    let netapi = app.base.trim_start_matches("http://").to_owned();
-    let (_nginx, proxy) = start_nginx(&binary, &netapi, &upstream).await;
-    let get = |bearer: Option<&str>, path: &str| {
-        let mut request = app
-            .http
-            .get(format!("{proxy}{path}"))
-            // A client cannot pass its own identity upstream.
-            .header("X-Netapi-Subject", "usr_forged");
-        if let Some(bearer) = bearer {
-            request = request.bearer_auth(bearer);
-        }
-        async move { request.send().await.unwrap() }
-    };
-
-    // The guide's API: the resource it defines, and a key made for it.
-    let api = "https://api.example.com";
-    let admin = app.admin_key("nginx-admin@example.com").await;
-    let defined = app
-        .post_json(
-            "/v1/resources",
-            &admin,
-            json!({"identifier": api, "name": "Orders API",
-                   "scopes": [{"name": "orders:read"}, {"name": "orders:admin"}],
-                   "self_service_scopes": ["orders:read"]}),
-        )
-        .await;
-    assert_eq!(defined.status(), StatusCode::CREATED);
-    let missing = get(None, "/orders/1").await;
-    assert_eq!(
-        missing.headers().get_all("www-authenticate").iter().count(),
-        1
-    );
-    assert!(
-        header(&missing, "www-authenticate").starts_with("Bearer realm=\"netapi\""),
-        "{:?}",
-        missing.headers()
-    );
-    let body = expect_error(missing, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
-    assert_eq!(
-        body["error"]["message"],
-        "Authentication failed. Please check your API key or token."
-    );
-
-    let (user, own_key) = app.register("nginx@example.com").await;
-    let own = own_key["key"].as_str().unwrap();
-    let made = app
-        .post_json(
-            "/v1/api-keys",
-            own,
-            json!({"name": "shop", "resource": api, "metadata": {"shop": "Zürich"}}),
-        )
-        .await;
-    let key = json_with(made, StatusCode::CREATED).await;
-    let secret = key["key"].as_str().unwrap();
-    let passed = get(Some(secret), "/orders/1?page=2").await;
-    let echoed = json_with(passed, StatusCode::OK).await;
-    assert_eq!(echoed["x-netapi-subject"], user["id"]);
-    assert_eq!(echoed["x-netapi-credential"], "api_key");
-    assert_eq!(echoed["x-netapi-key-id"], key["id"]);
-    assert_eq!(echoed["x-netapi-resource"], api);
-    assert_eq!(echoed["x-netapi-scopes"], "orders:read");
-    let metadata: Value =
-        serde_json::from_str(echoed["x-netapi-metadata"].as_str().unwrap()).unwrap();
-    assert_eq!(metadata, json!({"shop": "Zürich"}));
-    assert!(echoed.get("x-netapi-client-id").is_none(), "{echoed}");
-    // Net API's own key is no credential for the API.
-    let own_refused = get(Some(own), "/orders/1").await;
-    assert!(header(&own_refused, "www-authenticate").contains("error=\"invalid_token\""));
-    expect_error(own_refused, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
-
-    let bad = get(
-        Some("napi_thisisnotakeyatallbutlooksalmostlikeone"),
-        "/orders/1",
-    )
-    .await;
-    assert!(header(&bad, "www-authenticate").contains("error=\"invalid_token\""));
-    expect_error(bad, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
-
-    let denied = get(Some(secret), "/admin/reports").await;
-    assert_eq!(
-        denied.headers().get_all("www-authenticate").iter().count(),
-        1
-    );
-    assert!(
-        header(&denied, "www-authenticate")
-            .ends_with("error=\"insufficient_scope\", scope=\"orders:admin\"")
-    );
-    expect_error(denied, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
-
-    assert_eq!(
-        get(Some(secret), "/orders/2").await.status(),
-        StatusCode::OK
-    );
-    // Three requests of this key so far (the refused one counts); the limit is three a minute.
-    let limited = get(Some(secret), "/orders/1").await;
-    let retry_after: u64 = header(&limited, "retry-after").parse().unwrap();
-    assert!((1..=60).contains(&retry_after));
-    expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED").await;
-
-    // The API's own metadata URL, served through the proxy.
-    let metadata = json_with(
-        get(None, "/.well-known/oauth-protected-resource").await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(metadata["resource"], api);
-    assert_eq!(metadata["resource_name"], "Orders API");
-}
+mod proxies;

@@ -283,6 +283,11 @@ fn security_examples_run() {
 }
 
 #[test]
+fn forward_auth_examples_run() {
+    check("docs/forward-auth.md");
+}
+
+#[test]
 fn benchmark_examples_run() {
     check("docs/benchmarks.md");
 }
