@@ -521,6 +521,23 @@ impl NetApi {
         }
     }
 
+    /// The principal of a signed-in administrator on the portal's resources page: admin
+    /// powers limited to resources, grants and finding users; `None` for members.
+    pub fn session_resource_admin(user: &User) -> Option<Principal> {
+        use crate::scope::{Role, Scope};
+        (user.role == Role::Admin).then(|| Principal {
+            scopes: [
+                Scope::Admin,
+                Scope::ResourcesRead,
+                Scope::ResourcesWrite,
+                Scope::UsersRead,
+            ]
+            .into_iter()
+            .fold(Scopes::EMPTY, Scopes::with),
+            ..Self::session_principal(user)
+        })
+    }
+
     /// The applications a user has authorized.
     pub async fn authorized_apps(
         &self,

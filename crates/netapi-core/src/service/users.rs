@@ -226,6 +226,17 @@ impl NetApi {
             .ok_or(Error::NotFound("user"))
     }
 
+    /// The user with this email, for an administrator naming someone by email (the portal's
+    /// grant form); to members every other user is "not found".
+    pub async fn get_user_by_email(&self, caller: &Principal, email: &str) -> Result<User> {
+        caller.require(Scope::UsersRead)?;
+        let email = normalize_email(email)?;
+        match self.store.get_user_by_email(&email).await? {
+            Some(user) if caller.may_act_on(&user.id) => Ok(user),
+            _ => Err(Error::NotFound("user")),
+        }
+    }
+
     /// Changes a user. Members change themselves (not their role); admins anyone. Changing
     /// the email or password needs the present password (but for an administrator acting on
     /// someone else) and ends the user's browser sessions and refresh-token families. Only

@@ -10,6 +10,7 @@ mod login;
 mod page;
 mod portal;
 mod register;
+mod resources;
 mod session;
 mod usage_chart;
 
@@ -85,4 +86,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(portal::delete_client))
         .routes(routes!(portal::set_redirect_uris))
         .routes(routes!(portal::withdraw_authorization))
+        .routes(routes!(resources::resources, resources::create_resource))
+        .routes(routes!(resources::delete_resource))
+        .routes(routes!(resources::set_grant))
 }

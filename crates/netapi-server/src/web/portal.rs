@@ -13,7 +13,7 @@ use netapi_core::service::{
     ClientUpdate, KeyUsage, NewApiKey, NewClient, PageRequest, Principal, UsageQuery,
 };
 use netapi_core::usage::{Granularity, UsageOutcome};
-use netapi_core::{Error, NetApi, Scope};
+use netapi_core::{Error, NetApi, Role, Scope};
 use serde::Deserialize;
 
 use super::error::PageError;
@@ -35,6 +35,9 @@ struct KeyRow {
     name: String,
     prefix: String,
     last_four: String,
+    /// The identifier of the resource it is for; empty for Net API's own.
+    resource: String,
+    scopes: String,
     created: String,
     used: String,
     expires: String,
@@ -62,6 +65,8 @@ struct AppRow {
 #[template(path = "portal.html")]
 struct PortalPage<'a> {
     chrome: Chrome<'a>,
+    /// Administrators get a link to the resources page.
+    admin: bool,
     flash: Option<Flash>,
     csrf: &'a str,
     keys: Vec<KeyRow>,
@@ -91,6 +96,11 @@ pub(super) async fn portal_page(
         .unwrap_or_default()
         .into_iter()
         .map(|key| KeyRow {
+            scopes: match &key.resource {
+                Some(_) => key.resource_scopes.join(" "),
+                None => key.scopes.to_string(),
+            },
+            resource: key.resource.map(|r| r.identifier).unwrap_or_default(),
             created: format_rfc3339(key.created_at),
             used: when(key.last_used_at),
             expires: when(key.expires_at),
@@ -140,6 +150,7 @@ pub(super) async fn portal_page(
         StatusCode::OK,
         &PortalPage {
             chrome: Chrome::signed_in("Developer portal", user, session, false),
+            admin: user.role == Role::Admin,
             flash,
             csrf: &session.csrf_token,
             keys,
@@ -170,13 +181,17 @@ pub async fn portal(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// The signed-in user behind a portal form whose CSRF token matches the session.
-struct Member {
-    session: Session,
-    user: User,
-    principal: Principal,
+pub(super) struct Member {
+    pub(super) session: Session,
+    pub(super) user: User,
+    pub(super) principal: Principal,
 }
 
-async fn member(api: &NetApi, headers: &HeaderMap, csrf_token: &str) -> Result<Member, Response> {
+pub(super) async fn member(
+    api: &NetApi,
+    headers: &HeaderMap,
+    csrf_token: &str,
+) -> Result<Member, Response> {
     let Some((session, user)) = current_session(api, headers).await else {
         return Err(Redirect::to("/login?return_to=/portal").into_response());
     };
@@ -196,7 +211,15 @@ async fn member(api: &NetApi, headers: &HeaderMap, csrf_token: &str) -> Result<M
 
 /// The portal with an action's outcome; failures of the service itself are error pages.
 async fn outcome_page(api: &NetApi, member: &Member, outcome: Result<Flash, Error>) -> Response {
-    let flash = match outcome {
+    match flash_for(outcome) {
+        Ok(flash) => portal_page(api, &member.user, &member.session, Some(flash)).await,
+        Err(page) => page.into_response(),
+    }
+}
+
+/// The flash telling an action's outcome, or the error page of a failure of the service.
+pub(super) fn flash_for(outcome: Result<Flash, Error>) -> Result<Flash, PageError> {
+    Ok(match outcome {
         Ok(flash) => flash,
         // Storage and server failures (and their operator-only text) are error pages, never
         // a message on a 200 page; each kind is named so that a new one is a decision.
@@ -207,7 +230,7 @@ async fn outcome_page(api: &NetApi, member: &Member, outcome: Result<Flash, Erro
             | Error::Busy { .. }
             | Error::RateLimited { .. }),
         ) => {
-            return PageError::Core(err).into_response();
+            return Err(PageError::Core(err));
         }
         Err(Error::InvalidArgument { field, message }) => Flash::Error(
             format!("{} {message}.", field.unwrap_or_default())
@@ -222,11 +245,10 @@ async fn outcome_page(api: &NetApi, member: &Member, outcome: Result<Flash, Erro
             | Error::AlreadyExists(_)
             | Error::RequestRateLimited(_)),
         ) => Flash::Error(refused.to_string()),
-    };
-    portal_page(api, &member.user, &member.session, Some(flash)).await
+    })
 }
 
-fn lines(text: &str) -> Vec<String> {
+pub(super) fn lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())

@@ -12,6 +12,7 @@ mod limits;
 mod oauth;
 mod openapi;
 mod password_rules;
+mod portal_resources;
 mod resource_oauth;
 mod resources;
 mod usage;

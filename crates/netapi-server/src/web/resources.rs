@@ -1,0 +1,367 @@
+//! The portal's resources page, for administrators only: the operator's resources, a form to
+//! define one, deletion, and a form to set what a user is granted on one. Members get the
+//! not-found page, as for a page that does not exist.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use netapi_core::model::{ResourceScope, Session, User};
+use netapi_core::service::{NewResource, PageRequest, Principal};
+use netapi_core::{Error, NetApi};
+use serde::Deserialize;
+
+use super::error::{PageError, error_page};
+use super::page::{Chrome, render};
+use super::portal::{Flash, Member, flash_for, member};
+use super::session::current_session;
+use crate::extract::ClientIp;
+use crate::state::AppState;
+
+struct ResourceRow {
+    id: String,
+    identifier: String,
+    name: String,
+    /// `(name, description)`.
+    scopes: Vec<(String, String)>,
+    self_service: String,
+    allow_api_keys: bool,
+    token_lifetime: String,
+}
+
+#[derive(Template)]
+#[template(path = "resources.html")]
+struct ResourcesPage<'a> {
+    chrome: Chrome<'a>,
+    flash: Option<Flash>,
+    csrf: &'a str,
+    resources: Vec<ResourceRow>,
+}
+
+fn not_found() -> Response {
+    error_page(StatusCode::NOT_FOUND, "page not found")
+}
+
+async fn resources_page(
+    api: &NetApi,
+    admin: &Principal,
+    user: &User,
+    session: &Session,
+    flash: Option<Flash>,
+) -> Response {
+    let page = PageRequest {
+        cursor: None,
+        size: 100,
+    };
+    let resources = match api.list_resources(admin, page).await {
+        Ok(page) => page.items,
+        Err(err) => return PageError::Core(err).into_response(),
+    };
+    let resources = resources
+        .into_iter()
+        .map(|r| ResourceRow {
+            scopes: r
+                .scopes
+                .into_iter()
+                .map(|s| (s.name, s.description))
+                .collect(),
+            self_service: r.self_service_scopes.join(" "),
+            allow_api_keys: r.allow_api_keys,
+            token_lifetime: r
+                .access_token_ttl
+                .map_or_else(|| "server default".to_owned(), |s| format!("{s} s")),
+            id: r.id,
+            identifier: r.identifier,
+            name: r.name,
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &ResourcesPage {
+            chrome: Chrome::signed_in("Resources", user, session, false),
+            flash,
+            csrf: &session.csrf_token,
+            resources,
+        },
+    )
+}
+
+/// `GET /portal/resources`
+#[utoipa::path(
+    get,
+    path = "/portal/resources",
+    tag = "browser",
+    operation_id = "portalResources",
+    params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    responses(
+        (status = 200, description = "The resources page (administrators).", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
+        super::error::PageErrors,
+    )
+)]
+pub async fn resources(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((session, user)) = current_session(&state.api, &headers).await else {
+        return Redirect::to("/login?return_to=/portal").into_response();
+    };
+    match NetApi::session_resource_admin(&user) {
+        Some(admin) => resources_page(&state.api, &admin, &user, &session, None).await,
+        None => not_found(),
+    }
+}
+
+/// The administrator behind a form of the resources page (CSRF checked), with admin powers
+/// for resources; a member gets the not-found page.
+async fn admin(
+    api: &NetApi,
+    headers: &HeaderMap,
+    csrf_token: &str,
+) -> Result<(Member, Principal), Response> {
+    let me = member(api, headers, csrf_token).await?;
+    match NetApi::session_resource_admin(&me.user) {
+        Some(admin) => Ok((me, admin)),
+        None => Err(not_found()),
+    }
+}
+
+/// The resources page with an action's outcome.
+async fn outcome(
+    api: &NetApi,
+    (me, admin): &(Member, Principal),
+    outcome: Result<Flash, Error>,
+) -> Response {
+    match flash_for(outcome) {
+        Ok(flash) => resources_page(api, admin, &me.user, &me.session, Some(flash)).await,
+        Err(page) => page.into_response(),
+    }
+}
+
+/// Names separated by spaces, commas or new lines.
+fn names(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The new-resource form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ResourceForm {
+    csrf_token: String,
+    /// The absolute URI credentials are made for.
+    #[serde(default)]
+    identifier: String,
+    #[serde(default)]
+    name: String,
+    /// One per line: the name, a space, the description.
+    #[serde(default)]
+    scopes: String,
+    /// Names separated by spaces; empty: none (every other scope only by grant).
+    #[serde(default)]
+    self_service_scopes: String,
+    /// Present (any value) when API keys may be made for it.
+    #[serde(default)]
+    allow_api_keys: Option<String>,
+    /// Seconds, or empty for the server's.
+    #[serde(default)]
+    access_token_ttl: String,
+}
+
+/// `POST /portal/resources`: defines a resource.
+#[utoipa::path(
+    post,
+    path = "/portal/resources",
+    tag = "browser",
+    operation_id = "portalCreateResource",
+    params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    request_body(content = ResourceForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The resources page with the outcome.", body = String, content_type = "text/html"),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
+        super::error::PortalFormErrors,
+    )
+)]
+pub async fn create_resource(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<ResourceForm>,
+) -> Response {
+    let me = match admin(&state.api, &headers, &form.csrf_token).await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let result = async {
+        let access_token_ttl =
+            match form.access_token_ttl.trim() {
+                "" => None,
+                ttl => Some(ttl.parse::<u32>().map_err(|_| {
+                    Error::invalid("access_token_ttl", "must be a number of seconds")
+                })?),
+            };
+        let scopes = super::portal::lines(&form.scopes)
+            .into_iter()
+            .map(|line| match line.split_once(char::is_whitespace) {
+                Some((name, description)) => ResourceScope {
+                    name: name.to_owned(),
+                    description: description.trim().to_owned(),
+                },
+                None => ResourceScope {
+                    name: line,
+                    description: String::new(),
+                },
+            })
+            .collect();
+        let resource = state
+            .api
+            .create_resource(
+                &me.1,
+                NewResource {
+                    identifier: form.identifier.trim().to_owned(),
+                    name: form.name,
+                    scopes,
+                    self_service_scopes: Some(names(&form.self_service_scopes)),
+                    allow_api_keys: Some(form.allow_api_keys.is_some()),
+                    access_token_ttl,
+                },
+                Some(ip.as_str()),
+            )
+            .await?;
+        Ok(Flash::Notice(format!(
+            "\"{}\" ({}) is defined.",
+            resource.name, resource.identifier
+        )))
+    }
+    .await;
+    outcome(&state.api, &me, result).await
+}
+
+/// The delete form: the word `delete` typed to confirm.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct DeleteResourceForm {
+    csrf_token: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /portal/resources/{id}/delete`: deletes a resource; every credential for it stops.
+#[utoipa::path(
+    post,
+    path = "/portal/resources/{id}/delete",
+    tag = "browser",
+    operation_id = "portalDeleteResource",
+    params(
+        ("id" = String, Path, description = "The resource's id."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    request_body(content = DeleteResourceForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The resources page with the outcome.", body = String, content_type = "text/html"),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
+        super::error::PortalFormErrors,
+    )
+)]
+pub async fn delete_resource(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DeleteResourceForm>,
+) -> Response {
+    let me = match admin(&state.api, &headers, &form.csrf_token).await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let result = if form.confirm.trim() == "delete" {
+        state
+            .api
+            .delete_resource(&me.1, &id, Some(ip.as_str()))
+            .await
+            .map(|()| {
+                Flash::Notice(
+                    "The resource was deleted; its keys and tokens no longer work.".to_owned(),
+                )
+            })
+    } else {
+        Ok(Flash::Error(
+            "Type the word delete to confirm; nothing was deleted.".to_owned(),
+        ))
+    };
+    outcome(&state.api, &me, result).await
+}
+
+/// The grant form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct GrantForm {
+    csrf_token: String,
+    /// The user's email or id.
+    #[serde(default)]
+    user: String,
+    /// The resource's identifier.
+    #[serde(default)]
+    resource: String,
+    /// Scope names separated by spaces; they replace the user's grant (empty: none).
+    #[serde(default)]
+    scopes: String,
+}
+
+/// `POST /portal/grants`: replaces what a user is granted on a resource.
+#[utoipa::path(
+    post,
+    path = "/portal/grants",
+    tag = "browser",
+    operation_id = "portalSetGrant",
+    params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    request_body(content = GrantForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The resources page with the outcome.", body = String, content_type = "text/html"),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
+        super::error::PortalFormErrors,
+    )
+)]
+pub async fn set_grant(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<GrantForm>,
+) -> Response {
+    let me = match admin(&state.api, &headers, &form.csrf_token).await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let result = async {
+        let who = form.user.trim();
+        let user = if who.contains('@') {
+            state.api.get_user_by_email(&me.1, who).await?
+        } else {
+            state.api.get_user(&me.1, who).await?
+        };
+        let (resource, scopes) = state
+            .api
+            .set_grant(
+                &me.1,
+                &user.id,
+                form.resource.trim(),
+                &names(&form.scopes),
+                Some(ip.as_str()),
+            )
+            .await?;
+        Ok(Flash::Notice(if scopes.is_empty() {
+            format!(
+                "{} is granted nothing on {}.",
+                user.email, resource.identifier
+            )
+        } else {
+            format!(
+                "{} is granted {} on {}.",
+                user.email,
+                scopes.join(" "),
+                resource.identifier
+            )
+        }))
+    }
+    .await;
+    outcome(&state.api, &me, result).await
+}
