@@ -312,7 +312,7 @@ pub async fn metadata(State(state): State<AppState>, request: Request) -> Respon
     Json(ProtectedResourceMetadata {
         resource: found.identifier,
         authorization_servers: vec![state.api.settings().issuer.clone()],
-        scopes_supported: found.scopes_supported,
+        scopes_supported: found.scopes_supported.to_vec(),
         bearer_methods_supported: vec!["header"],
         resource_name: found.name,
     })

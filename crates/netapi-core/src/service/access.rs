@@ -3,7 +3,7 @@
 //! of an operator's APIs) and for key verification, so all share the caches, revocation,
 //! failure limits and per-credential rate limits of [`NetApi::authenticate`].
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use super::{Credential, NetApi, Principal};
 use crate::error::{AuthFailure, Error, Result};
@@ -20,8 +20,9 @@ pub struct ProtectedResource {
     pub identifier: String,
     /// A name for people.
     pub name: String,
-    /// The scope names a credential for it may carry.
-    pub scopes_supported: Vec<String>,
+    /// The scope names a credential for it may carry (shared: Net API's own are built once,
+    /// not on every check).
+    pub scopes_supported: Arc<[String]>,
     /// The operator's resource; `None`: Net API's own.
     pub resource: Option<Arc<Resource>>,
 }
@@ -36,6 +37,10 @@ pub struct Access {
     /// The caller's standing under its per-minute limit, where one applies.
     pub rate: Option<RateStatus>,
 }
+
+/// The scope names of Net API's own API.
+static OWN_SCOPES: LazyLock<Arc<[String]>> =
+    LazyLock::new(|| Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect());
 
 impl NetApi {
     /// The live resource with this identifier; `None` (no identifier given) or the issuer is
@@ -64,7 +69,7 @@ impl NetApi {
         Ok(Some(ProtectedResource {
             identifier: issuer.clone(),
             name: "Net API".to_owned(),
-            scopes_supported: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+            scopes_supported: Arc::clone(&OWN_SCOPES),
             resource: None,
         }))
     }
