@@ -98,14 +98,7 @@ impl UsageTally {
             Some(hours) => hours,
             None => counts.entry(key_id.to_owned()).or_default(),
         };
-        let slot = match hours.iter().position(|(h, _)| *h == hour) {
-            Some(i) => &mut hours[i].1,
-            None => {
-                hours.push((hour, OutcomeCounts::default()));
-                &mut hours.last_mut().expect("just pushed").1
-            }
-        };
-        slot[outcome.index()] += 1;
+        hour_slot(hours, hour)[outcome.index()] += 1;
     }
 
     /// Takes every count gathered so far, leaving the tally empty.
@@ -133,17 +126,10 @@ impl UsageTally {
 
     /// Puts counts back after a flush that could not write them, so that none is lost.
     pub fn restore(&self, rows: Vec<UsageCount>) {
+        let mut counts = self.lock();
         for row in rows {
-            let mut counts = self.lock();
             let hours = counts.entry(row.key_id).or_default();
-            let slot = match hours.iter().position(|(h, _)| *h == row.hour) {
-                Some(i) => &mut hours[i].1,
-                None => {
-                    hours.push((row.hour, OutcomeCounts::default()));
-                    &mut hours.last_mut().expect("just pushed").1
-                }
-            };
-            slot[row.outcome.index()] += row.count;
+            hour_slot(hours, row.hour)[row.outcome.index()] += row.count;
         }
     }
 
@@ -152,6 +138,18 @@ impl UsageTally {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The counts of `hour` among a key's hours, added if missing.
+fn hour_slot(hours: &mut Vec<(Timestamp, OutcomeCounts)>, hour: Timestamp) -> &mut OutcomeCounts {
+    let i = match hours.iter().position(|(h, _)| *h == hour) {
+        Some(i) => i,
+        None => {
+            hours.push((hour, OutcomeCounts::default()));
+            hours.len() - 1
+        }
+    };
+    &mut hours[i].1
 }
 
 /// The width of the buckets of a usage answer.

@@ -25,6 +25,8 @@ pub struct UsageQuery {
 pub struct KeyUsage {
     /// The key.
     pub key_id: String,
+    /// The key's name, for pages that show it.
+    pub key_name: String,
     /// The bucket width.
     pub granularity: Granularity,
     /// The start of the first bucket.
@@ -70,7 +72,8 @@ impl NetApi {
                 ),
             ));
         }
-        self.store
+        let key = self
+            .store
             .get_api_key(key_id)
             .await?
             .filter(|key| caller.may_act_on(&key.user_id))
@@ -78,7 +81,8 @@ impl NetApi {
         self.flush_usage().await?;
         let rows = self.store.api_key_usage(key_id, first, to).await?;
         Ok(KeyUsage {
-            key_id: key_id.to_owned(),
+            key_id: key.id,
+            key_name: key.name,
             granularity,
             from: first,
             to,

@@ -3,14 +3,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use netapi_core::clock::parse_rfc3339;
 use netapi_core::service::{NewApiKey, Page};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::pagination::PageQuery;
 use crate::dto::{ApiKeyList, ApiKeyView, NO_STORE, NewApiKeyView, NoStore, fields};
-use crate::error::{ApiError, ApiResult, AuthErrors, BodyErrors, InvalidErrors, NotFoundErrors};
+use crate::error::{ApiResult, AuthErrors, BodyErrors, InvalidErrors, NotFoundErrors};
 use crate::extract::{ApiJson, ApiQuery, Auth, ClientIp, OptionalJson};
 use crate::state::AppState;
 
@@ -91,14 +90,7 @@ pub async fn create_key(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<NewKeyBody>,
 ) -> ApiResult<(StatusCode, NoStore, Json<NewApiKeyView>)> {
-    let expires_at = body
-        .expires_at
-        .as_deref()
-        .map(|t| {
-            parse_rfc3339(t)
-                .ok_or_else(|| ApiError::invalid("expires_at", "must be an RFC 3339 date-time"))
-        })
-        .transpose()?;
+    let expires_at = super::rfc3339_field("expires_at", body.expires_at.as_deref())?;
     let (key, secret) = state
         .api
         .create_api_key(

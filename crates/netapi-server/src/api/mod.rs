@@ -16,7 +16,19 @@ mod verify;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+/// An optional RFC 3339 date-time field as seconds since the epoch; a malformed one is
+/// `INVALID_ARGUMENT` naming `field`.
+fn rfc3339_field(field: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
+    value
+        .map(|t| {
+            netapi_core::clock::parse_rfc3339(t)
+                .ok_or_else(|| ApiError::invalid(field, "must be an RFC 3339 date-time"))
+        })
+        .transpose()
+}
 
 /// Every `/v1` route with its documentation.
 pub(crate) fn routes() -> OpenApiRouter<AppState> {

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use netapi_core::clock::parse_rfc3339;
 use netapi_core::service::UsageQuery;
 use netapi_core::usage::Granularity;
 use serde::Deserialize;
@@ -26,15 +25,6 @@ pub(crate) struct UsageParams {
     /// `hour` (default; at most 744 buckets) or `day` (at most 400; counts are kept 400 days).
     #[param(pattern = "^(hour|day)$")]
     granularity: Option<String>,
-}
-
-fn time(field: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
-    value
-        .map(|t| {
-            parse_rfc3339(t)
-                .ok_or_else(|| ApiError::invalid(field, "must be an RFC 3339 date-time"))
-        })
-        .transpose()
 }
 
 /// How a key's checks ended (`/v1` requests, forward auth, `/v1/keys/verify`, introspection),
@@ -69,8 +59,8 @@ pub async fn key_usage(
         })
         .transpose()?;
     let query = UsageQuery {
-        from: time("from", params.from.as_deref())?,
-        to: time("to", params.to.as_deref())?,
+        from: super::rfc3339_field("from", params.from.as_deref())?,
+        to: super::rfc3339_field("to", params.to.as_deref())?,
         granularity,
     };
     let usage = state.api.api_key_usage(&caller, &id, query).await?;

@@ -40,6 +40,12 @@ pub(crate) struct TokenForm {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     scope: Option<String>,
+    /// The identifier of the resource the access token is for (RFC 8707); default: Net API's
+    /// own. One per request; one the client does not list, or no live resource has, is
+    /// `invalid_target`. With `authorization_code` and `refresh_token`, the granted one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 255)]
+    resource: Option<String>,
     /// `client_secret_post` and public clients.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]

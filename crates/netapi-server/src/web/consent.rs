@@ -119,6 +119,10 @@ struct AuthorizeQuery {
     /// Space-separated scopes, within the client's; default: every scope of the client.
     /// Otherwise `invalid_scope`.
     scope: Option<String>,
+    /// The identifier of the resource the tokens are for (RFC 8707); default: Net API's own.
+    /// One per request; one the client does not list, or no live resource has, is an
+    /// `invalid_target` error redirect. `scope` then names that resource's scopes.
+    resource: Option<String>,
     /// Returned unchanged with the redirect; at most 512 bytes.
     state: Option<String>,
     /// PKCE S256 challenge: 43 characters of base64url. Required for public clients and, by

@@ -429,8 +429,7 @@ pub async fn key_usage(
         to: None,
         granularity: Some(granularity),
     };
-    let (key, hours, days) = match async {
-        let key = state.api.get_api_key(&principal, &id).await?;
+    let (hours, days) = match async {
         let hours = state
             .api
             .api_key_usage(&principal, &id, ask(Granularity::Hour))
@@ -439,7 +438,7 @@ pub async fn key_usage(
             .api
             .api_key_usage(&principal, &id, ask(Granularity::Day))
             .await?;
-        Ok::<_, Error>((key, hours, days))
+        Ok::<_, Error>((hours, days))
     }
     .await
     {
@@ -455,7 +454,7 @@ pub async fn key_usage(
         StatusCode::OK,
         &KeyUsagePage {
             chrome: Chrome::signed_in("Key usage", &user, &session, false),
-            name: key.name,
+            name: hours.key_name.clone(),
             hours_total,
             hours_summary,
             hours_chart: super::usage_chart::render(&hours.buckets, Granularity::Hour),
