@@ -27,6 +27,14 @@ pub struct ProtectedResource {
     pub resource: Option<Arc<Resource>>,
 }
 
+/// What an identifier names: a live resource, a deleted one (its identifier is never reused)
+/// or nothing.
+enum ResourceLookup {
+    Live(ProtectedResource),
+    Deleted,
+    Unknown,
+}
+
 /// A granted request: who, for which resource, and the caller's rate-limit standing.
 #[derive(Debug, Clone)]
 pub struct Access {
@@ -49,24 +57,31 @@ impl NetApi {
         &self,
         identifier: Option<&str>,
     ) -> Result<Option<ProtectedResource>> {
+        Ok(match self.lookup_resource(identifier).await? {
+            ResourceLookup::Live(resource) => Some(resource),
+            ResourceLookup::Deleted | ResourceLookup::Unknown => None,
+        })
+    }
+
+    async fn lookup_resource(&self, identifier: Option<&str>) -> Result<ResourceLookup> {
         let issuer = &self.settings.issuer;
         match identifier {
             None => {}
             Some(identifier) if identifier == issuer => {}
             Some(identifier) => {
-                let found = self
-                    .resource_by_identifier(identifier)
-                    .await?
-                    .filter(|r| r.deleted_at.is_none());
-                return Ok(found.map(|resource| ProtectedResource {
-                    identifier: resource.identifier.clone(),
-                    name: resource.name.clone(),
-                    scopes_supported: resource.scopes.iter().map(|s| s.name.clone()).collect(),
-                    resource: Some(resource),
-                }));
+                return Ok(match self.resource_by_identifier(identifier).await? {
+                    None => ResourceLookup::Unknown,
+                    Some(resource) if resource.deleted_at.is_some() => ResourceLookup::Deleted,
+                    Some(resource) => ResourceLookup::Live(ProtectedResource {
+                        identifier: resource.identifier.clone(),
+                        name: resource.name.clone(),
+                        scopes_supported: resource.scopes.iter().map(|s| s.name.clone()).collect(),
+                        resource: Some(resource),
+                    }),
+                });
             }
         }
-        Ok(Some(ProtectedResource {
+        Ok(ResourceLookup::Live(ProtectedResource {
             identifier: issuer.clone(),
             name: "Net API".to_owned(),
             scopes_supported: Arc::clone(&OWN_SCOPES),
@@ -80,7 +95,8 @@ impl NetApi {
     ///
     /// In order: an unknown resource is refused (`PermissionDenied`, whatever the
     /// credential: it is the operator's mistake, and the answer must get through a proxy that
-    /// passes only 401 and 403); then the credential is authenticated (`Unauthenticated`, or
+    /// passes only 401 and 403), a deleted one as if its credential were revoked
+    /// (`Unauthenticated`); then the credential is authenticated (`Unauthenticated`, or
     /// `RateLimited` after too many failures from `ip`); then it must be for that resource;
     /// then the request is counted against the credential's per-minute limit
     /// (`RequestRateLimited`); then every required scope must be held (`InsufficientScope`;
@@ -92,15 +108,24 @@ impl NetApi {
         resource: Option<&str>,
         required_scopes: &str,
     ) -> Result<Access> {
-        let Some(resource) = self.protected_resource(resource).await? else {
-            let named = resource.unwrap_or_default();
-            return Err(Error::PermissionDenied {
-                scope: None,
-                message: format!(
-                    "Unknown resource '{}': Net API guards no resource with this identifier.",
-                    named.escape_default()
-                ),
-            });
+        let resource = match self.lookup_resource(resource).await? {
+            ResourceLookup::Live(found) => found,
+            // Deleting a resource ended every credential for it: whatever is presented is
+            // refused as a revoked credential is, so its callers hear 401, not the 403 of a
+            // proxy pointed at the wrong identifier.
+            ResourceLookup::Deleted => {
+                let failure = credential.err().unwrap_or(AuthFailure::Revoked);
+                return Err(Error::Unauthenticated(failure));
+            }
+            ResourceLookup::Unknown => {
+                return Err(Error::PermissionDenied {
+                    scope: None,
+                    message: format!(
+                        "Unknown resource '{}': Net API guards no resource with this identifier.",
+                        resource.unwrap_or_default().escape_default()
+                    ),
+                });
+            }
         };
         let principal = self
             .authenticate(credential.map_err(Error::Unauthenticated)?, ip)

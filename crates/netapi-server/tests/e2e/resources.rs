@@ -725,9 +725,26 @@ async fn deleting_a_resource_stops_its_keys_everywhere_at_once(app: TestApp) {
         )
         .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    // Here at once: the resource is unknown now, which a proxy hears as 403.
+    // Here at once: its keys are refused as revoked ones are, with 401.
+    let refused = forward(&app, secret, ORDERS, "orders:read").await;
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    expect_error(refused, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
+    // Without a credential, a deleted resource is no different from a live one.
+    let bare = app
+        .http
+        .get(app.url("/auth/forward"))
+        .query(&[("resource", ORDERS)])
+        .send()
+        .await
+        .unwrap();
+    expect_error(bare, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
+    // A proxy pointed at an identifier that never existed hears 403: the operator's mistake.
     expect_error(
-        forward(&app, secret, ORDERS, "orders:read").await,
+        forward(&app, secret, "https://never.example.com", "orders:read").await,
         StatusCode::FORBIDDEN,
         "PERMISSION_DENIED",
     )
@@ -743,7 +760,9 @@ async fn deleting_a_resource_stops_its_keys_everywhere_at_once(app: TestApp) {
     other.poll_invalidations().await.unwrap();
     assert!(matches!(
         decide().await,
-        Err(netapi_core::Error::PermissionDenied { .. })
+        Err(netapi_core::Error::Unauthenticated(
+            netapi_core::AuthFailure::Revoked
+        ))
     ));
     let verifier = make_key(
         &app,
