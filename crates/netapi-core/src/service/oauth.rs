@@ -986,6 +986,9 @@ impl NetApi {
             }
             let (aud, scope) =
                 match &t.resource_id {
+                    None if !self.may_learn_of_own_token(&client, &t.client_id).await? => {
+                        return Ok(inactive);
+                    }
                     None => (None, t.scopes.to_string()),
                     Some(id) => match self.resource_by_id(id).await?.filter(|r| {
                         r.deleted_at.is_none() && client.resources.contains(&r.identifier)
@@ -1013,6 +1016,13 @@ impl NetApi {
         // A token for a resource is told only to clients that list the resource.
         let resource = match self.token_resource(&claims).await {
             Ok(Some(r)) if !client.resources.contains(&r.identifier) => return Ok(inactive),
+            Ok(None)
+                if !self
+                    .may_learn_of_own_token(&client, &claims.client_id)
+                    .await? =>
+            {
+                return Ok(inactive);
+            }
             Ok(resource) => resource,
             Err(super::authn::Failure::Auth(..)) => return Ok(inactive),
             Err(super::authn::Failure::Other(err)) => return Err(err.into()),
@@ -1051,6 +1061,25 @@ impl NetApi {
         })
     }
 
+    /// Whether the client's owner is an administrator (whose clients may learn about any
+    /// credential for Net API's own API).
+    async fn owner_is_admin(&self, client: &OAuthClient) -> Result<bool, Error> {
+        Ok(self
+            .user_facts(&client.owner_id)
+            .await?
+            .is_some_and(|owner| owner.role == crate::scope::Role::Admin))
+    }
+
+    /// A token for Net API's own API is told about only to the client it was issued to, or
+    /// to an admin's client: one application must not learn about another's users.
+    async fn may_learn_of_own_token(
+        &self,
+        client: &OAuthClient,
+        issued_to: &str,
+    ) -> Result<bool, Error> {
+        Ok(client.id == issued_to || self.owner_is_admin(client).await?)
+    }
+
     /// Introspection of an API key. A client learns about keys of the resources it lists;
     /// about keys for Net API's own, only an admin's client (its owner has the admin role)
     /// may. A client that can learn about none gets `{"active": false}` before the key is
@@ -1062,10 +1091,7 @@ impl NetApi {
         key: &str,
         now: i64,
     ) -> OAuthResult<Introspection> {
-        let owner_is_admin = self
-            .user_facts(&client.owner_id)
-            .await?
-            .is_some_and(|owner| owner.role == crate::scope::Role::Admin);
+        let owner_is_admin = self.owner_is_admin(client).await?;
         if !owner_is_admin && client.resources.is_empty() {
             return Ok(Introspection::default());
         }

@@ -98,6 +98,35 @@ async fn client_with(app: &TestApp, grants: &[&str], scope: &str, method: &str) 
     }
 }
 
+/// A `client_credentials` client of an administrator.
+async fn admin_client(app: &TestApp) -> TestClient {
+    let email = unique_email("admin");
+    let owner_key = app.admin_key(&email).await;
+    let body = app
+        .create_client(
+            &owner_key,
+            json!({
+                "client_name": "Admin tool",
+                "grant_types": ["client_credentials"],
+                "scope": "users:read",
+                "token_endpoint_auth_method": "client_secret_basic",
+            }),
+        )
+        .await;
+    let owner: Value = app
+        .get("/v1/users/me", &owner_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    TestClient {
+        id: body["client_id"].as_str().unwrap().to_owned(),
+        secret: body["client_secret"].as_str().unwrap().to_owned(),
+        owner_id: owner["id"].as_str().unwrap().to_owned(),
+        owner_key,
+    }
+}
+
 /// A `client_credentials` client (HTTP Basic) with the given scope.
 async fn cc_client(app: &TestApp, scope: &str) -> TestClient {
     client_with(app, &["client_credentials"], scope, "client_secret_basic").await
@@ -1567,9 +1596,19 @@ async fn introspection_of_an_active_token(app: TestApp) {
     assert_eq!(body["client_id"], client.id.as_str());
     assert_eq!(body["sub"], client.owner_id.as_str());
     assert_eq!(body["iss"], app.base.as_str());
-    // Through the oauth2 crate, by a different client (any confidential client may ask).
+    // Another member's application learns nothing of it (nor of a refresh token, below).
     let other = cc_client(&app, "users:read").await;
-    let answer = oauth(&app, &other, AuthType::BasicAuth)
+    let (_, _, body) = post_form(
+        &app,
+        "/oauth/introspect",
+        basic_of(&other),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(body, json!({ "active": false }));
+    // Through the oauth2 crate, by an administrator's application, which may ask about any.
+    let admin = admin_client(&app).await;
+    let answer = oauth(&app, &admin, AuthType::BasicAuth)
         .introspect(&AccessToken::new(token.clone()))
         .request_async(&http())
         .await
@@ -1660,6 +1699,24 @@ async fn introspection_of_refresh_tokens(app: TestApp) {
     assert!(body["exp"].is_i64() && body["iat"].is_i64(), "body: {body}");
     assert_eq!(body["client_id"], client.id.as_str());
     assert_eq!(body["sub"], client.owner_id.as_str());
+    let other = cc_client(&app, "users:read").await;
+    let (_, _, body) = post_form(
+        &app,
+        "/oauth/introspect",
+        basic_of(&other),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(body, json!({ "active": false }));
+    let admin = admin_client(&app).await;
+    let (_, _, body) = post_form(
+        &app,
+        "/oauth/introspect",
+        basic_of(&admin),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(body["active"], true, "body: {body}");
     // A rotated one is no longer active.
     let (_, next) = refresh_with(&app, &client, &token).await.unwrap();
     let (_, _, body) = post_form(
