@@ -182,17 +182,7 @@ impl NetApi {
         scope: Option<&str>,
         resources: &[Arc<Resource>],
     ) -> Result<(Scopes, Vec<String>)> {
-        let mut held: Vec<String> = Vec::new();
-        for resource in resources {
-            for name in self
-                .held_scopes(&caller.user_id, caller.role, resource)
-                .await?
-            {
-                if !held.contains(&name) {
-                    held.push(name);
-                }
-            }
-        }
+        let held = self.held_on(caller, resources).await?;
         let Some(scope) = scope else {
             return Ok((caller.scopes, held));
         };
@@ -227,6 +217,62 @@ impl NetApi {
         }
         Self::check_client_scopes(caller, own)?;
         Ok((own, names))
+    }
+
+    /// The scope names the caller holds on any of `resources`.
+    async fn held_on(
+        &self,
+        caller: &Principal,
+        resources: &[Arc<Resource>],
+    ) -> Result<Vec<String>> {
+        let mut held: Vec<String> = Vec::new();
+        for resource in resources {
+            for name in self
+                .held_scopes(&caller.user_id, caller.role, resource)
+                .await?
+            {
+                if !held.contains(&name) {
+                    held.push(name);
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// Whoever changes a client or rotates its secret can obtain tokens with every scope it
+    /// has on its resources too: the caller must hold each of them there (an owner whose
+    /// grant an administrator withdrew may no longer touch a client made with it).
+    async fn check_client_resource_scopes(
+        &self,
+        caller: &Principal,
+        client: &OAuthClient,
+    ) -> Result<()> {
+        if client.resource_scopes.is_empty() {
+            return Ok(());
+        }
+        // A deleted resource's scopes obtain nothing any more: only live ones count.
+        let mut resources = Vec::with_capacity(client.resources.len());
+        for identifier in &client.resources {
+            if let Some(live) = self.protected_resource(Some(identifier)).await?
+                && let Some(resource) = live.resource
+            {
+                resources.push(resource);
+            }
+        }
+        let held = self.held_on(caller, &resources).await?;
+        let missing = client
+            .resource_scopes
+            .iter()
+            .find(|name| !held.contains(name) && resources.iter().any(|r| r.has_scope(name)));
+        match missing {
+            None => Ok(()),
+            Some(missing) => Err(Error::PermissionDenied {
+                scope: None,
+                message: format!(
+                    "You cannot change a client that holds the scope '{missing}' of its resources, which you do not hold."
+                ),
+            }),
+        }
     }
 
     /// A client's scopes after a create or change must all be the caller's: whoever changes
@@ -392,6 +438,7 @@ impl NetApi {
             changes.rate_limit = Some(rate_limit);
         }
         Self::check_client_scopes(caller, client.scopes)?;
+        self.check_client_resource_scopes(caller, &client).await?;
         let trusted = update.trusted.filter(|t| *t != client.trusted);
         if trusted.is_some() {
             check_may_set_trusted(caller)?;
@@ -465,6 +512,7 @@ impl NetApi {
                 "You cannot rotate the secret of a client that holds the scope '{missing}', which you do not have."
             )
         })?;
+        self.check_client_resource_scopes(caller, &client).await?;
         let secret = generate(SecretKind::ClientSecret);
         let hash = self.hasher().hash(secret.expose());
         client.secret_hash = Some(hash);

@@ -428,6 +428,48 @@ async fn client_credentials_for_a_resource(app: TestApp) {
     )
     .await;
     assert_eq!(reissued["scope"], "orders:read");
+    // The client still lists orders:write, which its owner no longer holds: the owner may
+    // neither rotate its secret nor change it (either would hand the scope back); an
+    // administrator may.
+    let client_path = format!(
+        "/v1/oauth-clients/{}",
+        client["client_id"].as_str().unwrap()
+    );
+    let rotate = app
+        .http
+        .post(app.url(&format!("{client_path}/rotate-secret")))
+        .bearer_auth(member_key)
+        .send()
+        .await
+        .unwrap();
+    let refused = expect_error(rotate, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("orders:write"),
+        "{refused}"
+    );
+    let rename = app
+        .http
+        .patch(app.url(&client_path))
+        .bearer_auth(member_key)
+        .json(&json!({"client_name": "renamed"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(rename, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    let unchanged = json_with(app.get(&client_path, member_key).await, StatusCode::OK).await;
+    assert_eq!(unchanged["client_name"], "svc");
+    let by_admin = app
+        .http
+        .patch(app.url(&client_path))
+        .bearer_auth(&admin)
+        .json(&json!({"client_name": "renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_admin.status(), StatusCode::OK);
 
     // Deleting the resource stops its tokens at once; it is no target any more.
     let listed = json_with(app.get("/v1/resources", &admin).await, StatusCode::OK).await;
@@ -441,7 +483,7 @@ async fn client_credentials_for_a_resource(app: TestApp) {
     );
     assert_eq!(
         forward(&app, &access, ORDERS, "orders:read").await.status(),
-        StatusCode::FORBIDDEN
+        StatusCode::UNAUTHORIZED
     );
     let verifier_client = app
         .create_client(
