@@ -2,7 +2,8 @@
 //! metadata. The decision itself is `NetApi::check_access`, the one `/v1` uses.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
@@ -13,6 +14,7 @@ use utoipa_axum::routes;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use crate::dto::oauth::ProtectedResourceMetadata;
 use crate::error::{ApiError, AuthErrors, NotFoundErrors};
@@ -21,9 +23,9 @@ use crate::state::AppState;
 
 /// The first value of each query parameter named; a repeated or undecodable one cannot make
 /// the answer anything but the decision (a proxy turns a 400 into a 500).
-fn query_values<const N: usize>(request: &Request, names: [&str; N]) -> [Option<String>; N] {
+fn query_values<const N: usize>(parts: &Parts, names: [&str; N]) -> [Option<String>; N] {
     let mut found: [Option<String>; N] = std::array::from_fn(|_| None);
-    let query = request.uri().query().unwrap_or_default();
+    let query = parts.uri.query().unwrap_or_default();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         if let Some(i) = names.iter().position(|n| *n == name) {
             found[i].get_or_insert_with(|| value.into_owned());
@@ -41,8 +43,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 /// `resource` and `scope` of `/auth/forward` (read by `query_values`).
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // `query_values` reads them leniently (a repeated one is no error); this states them for the document.
-struct ForwardQuery {
+pub struct ForwardQuery {
     /// The identifier of the resource the original request is for; without it, Net API's own.
     resource: Option<String>,
     /// Space-separated scopes the credential must all hold.
@@ -52,10 +53,29 @@ struct ForwardQuery {
 /// `?resource=` of the metadata endpoint.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // Read by `query_values`, as `ForwardQuery`.
-struct MetadataQuery {
+pub struct MetadataQuery {
     /// The resource's identifier; without it, Net API's own.
     resource: Option<String>,
+}
+
+/// Read leniently (`query_values`): a repeated parameter is no error.
+impl<S: Send + Sync> FromRequestParts<S> for ForwardQuery {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let [resource, scope] = query_values(parts, ["resource", "scope"]);
+        Ok(Self { resource, scope })
+    }
+}
+
+/// Read leniently, as `ForwardQuery`.
+impl<S: Send + Sync> FromRequestParts<S> for MetadataQuery {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let [resource] = query_values(parts, ["resource"]);
+        Ok(Self { resource })
+    }
 }
 
 /// `/auth/forward?resource=...&scope=...`, any method.
@@ -86,9 +106,9 @@ struct MetadataQuery {
 pub async fn forward(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    ForwardQuery { resource, scope }: ForwardQuery,
     request: Request,
 ) -> Response {
-    let [resource, scope] = query_values(&request, ["resource", "scope"]);
     decide(&state, &ip, request, resource, scope).await
 }
 
@@ -302,8 +322,10 @@ pub fn metadata_url(issuer: &str, identifier: &str) -> String {
         NotFoundErrors,
     )
 )]
-pub async fn metadata(State(state): State<AppState>, request: Request) -> Response {
-    let [resource] = query_values(&request, ["resource"]);
+pub async fn metadata(
+    State(state): State<AppState>,
+    MetadataQuery { resource }: MetadataQuery,
+) -> Response {
     let found = match state.api.protected_resource(resource.as_deref()).await {
         Ok(Some(found)) => found,
         Ok(None) => return ApiError::from(Error::NotFound("resource")).into_response(),
