@@ -513,6 +513,42 @@ impl NetApi {
         Ok((resource, scopes))
     }
 
+    /// The resources the caller may make API keys for, with the scopes it holds on each:
+    /// live ones that allow keys and where it holds at least one scope, oldest first, at
+    /// most `limit` (the portal's key form offers these).
+    pub async fn key_resources(
+        &self,
+        caller: &Principal,
+        limit: u32,
+    ) -> Result<Vec<(Resource, Vec<String>)>> {
+        caller.require(Scope::KeysWrite)?;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        // Pages through them all: a member cannot list resources otherwise, and those it
+        // holds nothing on are skipped, so a page alone could come back empty.
+        loop {
+            let page = self.store.list_resources(after.as_deref(), 100).await?;
+            let Some(last) = page.last() else {
+                return Ok(out);
+            };
+            after = Some(last.id.clone());
+            for resource in page {
+                if !resource.allow_api_keys || resource.deleted_at.is_some() {
+                    continue;
+                }
+                let held = self
+                    .held_scopes(&caller.user_id, caller.role, &resource)
+                    .await?;
+                if !held.is_empty() {
+                    out.push((resource, held));
+                    if out.len() >= limit as usize {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+    }
+
     /// What `user_id` was granted, on live resources. Administrators only.
     pub async fn list_grants(
         &self,

@@ -87,6 +87,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(portal::set_redirect_uris))
         .routes(routes!(portal::withdraw_authorization))
         .routes(routes!(resources::resources, resources::create_resource))
+        .routes(routes!(resources::edit_resource))
         .routes(routes!(resources::delete_resource))
         .routes(routes!(resources::set_grant))
 }

@@ -43,6 +43,14 @@ struct KeyRow {
     expires: String,
 }
 
+/// A resource the user may make keys for, in the key form's choice.
+struct KeyTarget {
+    identifier: String,
+    name: String,
+    /// The scopes the user holds there, space-separated.
+    scopes: String,
+}
+
 struct ClientCard {
     id: String,
     name: String,
@@ -70,6 +78,8 @@ struct PortalPage<'a> {
     flash: Option<Flash>,
     csrf: &'a str,
     keys: Vec<KeyRow>,
+    /// Besides Net API's own.
+    key_targets: Vec<KeyTarget>,
     clients: Vec<ClientCard>,
     apps: Vec<AppRow>,
 }
@@ -108,6 +118,17 @@ pub(super) async fn portal_page(
             name: key.name,
             prefix: key.prefix,
             last_four: key.last_four,
+        })
+        .collect();
+    let key_targets = api
+        .key_resources(&principal, 100)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(resource, held)| KeyTarget {
+            identifier: resource.identifier,
+            name: resource.name,
+            scopes: held.join(" "),
         })
         .collect();
     let clients = api
@@ -154,6 +175,7 @@ pub(super) async fn portal_page(
             flash,
             csrf: &session.csrf_token,
             keys,
+            key_targets,
             clients,
             apps,
         },
@@ -178,6 +200,14 @@ pub async fn portal(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Some((session, user)) => portal_page(&state.api, &user, &session, None).await,
         None => Redirect::to("/login?return_to=/portal").into_response(),
     }
+}
+
+/// Names separated by spaces, commas or new lines.
+pub(super) fn names(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The signed-in user behind a portal form whose CSRF token matches the session.
@@ -265,6 +295,12 @@ pub struct KeyForm {
     /// Days from now, or empty for a key that does not expire.
     #[serde(default)]
     expires_in_days: String,
+    /// The identifier of the resource the key is for; empty for Net API's own.
+    #[serde(default)]
+    resource: String,
+    /// Scope names separated by spaces; empty for every scope held there.
+    #[serde(default)]
+    scopes: String,
 }
 
 /// `POST /portal/keys`: creates an API key and shows it once.
@@ -310,6 +346,10 @@ pub async fn create_key(
                     NewApiKey {
                         name: form.name,
                         expires_at,
+                        resource: Some(form.resource.trim())
+                            .filter(|r| !r.is_empty())
+                            .map(str::to_owned),
+                        scopes: Some(names(&form.scopes)).filter(|n| !n.is_empty()),
                         ..NewApiKey::default()
                     },
                     Some(ip.as_str()),

@@ -4,17 +4,17 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::model::{ResourceScope, Session, User};
-use netapi_core::service::{NewResource, PageRequest, Principal};
+use netapi_core::service::{NewResource, PageRequest, Principal, ResourceUpdate};
 use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
 use super::error::{PageError, error_page};
 use super::page::{Chrome, render};
-use super::portal::{Flash, Member, flash_for, member};
+use super::portal::{Flash, Member, flash_for, member, names};
 use super::session::current_session;
 use crate::extract::ClientIp;
 use crate::state::AppState;
@@ -25,9 +25,21 @@ struct ResourceRow {
     name: String,
     /// `(name, description)`.
     scopes: Vec<(String, String)>,
+    /// The scopes as the edit form takes them: one per line, the name, a space, the
+    /// description.
+    scope_lines: String,
     self_service: String,
     allow_api_keys: bool,
     token_lifetime: String,
+    /// Seconds, or empty for the server's: the edit form's value.
+    ttl_seconds: String,
+}
+
+/// What one user was granted, shown after a lookup.
+struct GrantsView {
+    email: String,
+    /// `(resource identifier, scopes space-separated)`.
+    grants: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -37,6 +49,15 @@ struct ResourcesPage<'a> {
     flash: Option<Flash>,
     csrf: &'a str,
     resources: Vec<ResourceRow>,
+    lookup: Option<GrantsView>,
+}
+
+/// `?user=` of the resources page: whose grants to show.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GrantsLookup {
+    /// A user's email or id.
+    user: Option<String>,
 }
 
 fn not_found() -> Response {
@@ -50,6 +71,17 @@ async fn resources_page(
     session: &Session,
     flash: Option<Flash>,
 ) -> Response {
+    resources_page_with(api, admin, user, session, flash, None).await
+}
+
+async fn resources_page_with(
+    api: &NetApi,
+    admin: &Principal,
+    user: &User,
+    session: &Session,
+    flash: Option<Flash>,
+    lookup: Option<GrantsView>,
+) -> Response {
     let page = PageRequest {
         cursor: None,
         size: 100,
@@ -61,6 +93,20 @@ async fn resources_page(
     let resources = resources
         .into_iter()
         .map(|r| ResourceRow {
+            scope_lines: r
+                .scopes
+                .iter()
+                .map(|s| {
+                    format!("{} {}", s.name, s.description)
+                        .trim_end()
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            ttl_seconds: r
+                .access_token_ttl
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
             scopes: r
                 .scopes
                 .into_iter()
@@ -83,6 +129,7 @@ async fn resources_page(
             flash,
             csrf: &session.csrf_token,
             resources,
+            lookup,
         },
     )
 }
@@ -93,7 +140,10 @@ async fn resources_page(
     path = "/portal/resources",
     tag = "browser",
     operation_id = "portalResources",
-    params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    params(
+        GrantsLookup,
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
     responses(
         (status = 200, description = "The resources page (administrators).", body = String, content_type = "text/html"),
         (status = 303, description = "Not signed in: to the sign-in page.",
@@ -102,14 +152,53 @@ async fn resources_page(
         super::error::PageErrors,
     )
 )]
-pub async fn resources(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn resources(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<GrantsLookup>,
+) -> Response {
     let Some((session, user)) = current_session(&state.api, &headers).await else {
         return Redirect::to("/login?return_to=/portal").into_response();
     };
-    match NetApi::session_resource_admin(&user) {
-        Some(admin) => resources_page(&state.api, &admin, &user, &session, None).await,
-        None => not_found(),
+    let Some(admin) = NetApi::session_resource_admin(&user) else {
+        return not_found();
+    };
+    let who = query.user.as_deref().map(str::trim).unwrap_or_default();
+    let (flash, lookup) = if who.is_empty() {
+        (None, None)
+    } else {
+        match grants_of(&state.api, &admin, who).await {
+            Ok(view) => (None, Some(view)),
+            Err(err) => match flash_for(Err(err)) {
+                Ok(flash) => (Some(flash), None),
+                Err(page) => return page.into_response(),
+            },
+        }
+    };
+    resources_page_with(&state.api, &admin, &user, &session, flash, lookup).await
+}
+
+/// The user named by email or id.
+async fn user_named(api: &NetApi, admin: &Principal, who: &str) -> Result<User, Error> {
+    if who.contains('@') {
+        api.get_user_by_email(admin, who).await
+    } else {
+        api.get_user(admin, who).await
     }
+}
+
+async fn grants_of(api: &NetApi, admin: &Principal, who: &str) -> Result<GrantsView, Error> {
+    let user = user_named(api, admin, who).await?;
+    let grants = api
+        .list_grants(admin, &user.id)
+        .await?
+        .into_iter()
+        .map(|(resource, scopes)| (resource.identifier.clone(), scopes.join(" ")))
+        .collect();
+    Ok(GrantsView {
+        email: user.email,
+        grants,
+    })
 }
 
 /// The administrator behind a form of the resources page (CSRF checked), with admin powers
@@ -138,15 +227,7 @@ async fn outcome(
     }
 }
 
-/// Names separated by spaces, commas or new lines.
-fn names(text: &str) -> Vec<String> {
-    text.split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The new-resource form.
+/// The form that defines a resource, or changes one (whose identifier is not read).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ResourceForm {
     csrf_token: String,
@@ -194,26 +275,8 @@ pub async fn create_resource(
         Err(response) => return response,
     };
     let result = async {
-        let access_token_ttl =
-            match form.access_token_ttl.trim() {
-                "" => None,
-                ttl => Some(ttl.parse::<u32>().map_err(|_| {
-                    Error::invalid("access_token_ttl", "must be a number of seconds")
-                })?),
-            };
-        let scopes = super::portal::lines(&form.scopes)
-            .into_iter()
-            .map(|line| match line.split_once(char::is_whitespace) {
-                Some((name, description)) => ResourceScope {
-                    name: name.to_owned(),
-                    description: description.trim().to_owned(),
-                },
-                None => ResourceScope {
-                    name: line,
-                    description: String::new(),
-                },
-            })
-            .collect();
+        let access_token_ttl = ttl_field(&form.access_token_ttl)?;
+        let scopes = scope_lines(&form.scopes);
         let resource = state
             .api
             .create_resource(
@@ -231,6 +294,83 @@ pub async fn create_resource(
             .await?;
         Ok(Flash::Notice(format!(
             "\"{}\" ({}) is defined.",
+            resource.name, resource.identifier
+        )))
+    }
+    .await;
+    outcome(&state.api, &me, result).await
+}
+
+/// Seconds, or `None` (empty) for the server's lifetime.
+fn ttl_field(text: &str) -> Result<Option<u32>, Error> {
+    match text.trim() {
+        "" => Ok(None),
+        ttl => ttl
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| Error::invalid("access_token_ttl", "must be a number of seconds")),
+    }
+}
+
+/// Scopes one per line: the name, a space, the description.
+fn scope_lines(text: &str) -> Vec<ResourceScope> {
+    super::portal::lines(text)
+        .into_iter()
+        .map(|line| match line.split_once(char::is_whitespace) {
+            Some((name, description)) => ResourceScope {
+                name: name.to_owned(),
+                description: description.trim().to_owned(),
+            },
+            None => ResourceScope {
+                name: line,
+                description: String::new(),
+            },
+        })
+        .collect()
+}
+
+/// `POST /portal/resources/{id}/edit`: changes a resource (never its identifier).
+#[utoipa::path(
+    post,
+    path = "/portal/resources/{id}/edit",
+    tag = "browser",
+    operation_id = "portalEditResource",
+    params(
+        ("id" = String, Path, description = "The resource's id."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    request_body(content = ResourceForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The resources page with the outcome.", body = String, content_type = "text/html"),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
+        super::error::PortalFormErrors,
+    )
+)]
+pub async fn edit_resource(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ResourceForm>,
+) -> Response {
+    let me = match admin(&state.api, &headers, &form.csrf_token).await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let result = async {
+        let update = ResourceUpdate {
+            name: Some(form.name),
+            scopes: Some(scope_lines(&form.scopes)),
+            self_service_scopes: Some(names(&form.self_service_scopes)),
+            allow_api_keys: Some(form.allow_api_keys.is_some()),
+            access_token_ttl: Some(ttl_field(&form.access_token_ttl)?),
+        };
+        let resource = state
+            .api
+            .update_resource(&me.1, &id, update, Some(ip.as_str()))
+            .await?;
+        Ok(Flash::Notice(format!(
+            "\"{}\" ({}) is changed; credentials already made keep only the scopes it still has.",
             resource.name, resource.identifier
         )))
     }
@@ -332,12 +472,7 @@ pub async fn set_grant(
         Err(response) => return response,
     };
     let result = async {
-        let who = form.user.trim();
-        let user = if who.contains('@') {
-            state.api.get_user_by_email(&me.1, who).await?
-        } else {
-            state.api.get_user(&me.1, who).await?
-        };
+        let user = user_named(&state.api, &me.1, form.user.trim()).await?;
         let (resource, scopes) = state
             .api
             .set_grant(

@@ -15,6 +15,7 @@ e2e!(
     a_forged_csrf_token_is_refused_on_the_resources_page,
     deleting_through_the_portal_stops_a_key_for_the_resource,
     a_grant_through_the_portal_lets_a_member_make_a_key,
+    an_admin_edits_a_resource_through_the_portal,
 );
 
 /// Signs `email` in through the login page; returns the portal's HTML.
@@ -100,6 +101,26 @@ async fn grant_in_portal(
         .await;
     assert_eq!(answer.status(), StatusCode::OK);
     answer.text().await.unwrap()
+}
+
+/// A page's HTML (a 200).
+async fn page_text(app: &TestApp, browser: &mut Browser, path: &str) -> String {
+    let page = browser.get(app, &app.url(path)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    page.text().await.unwrap()
+}
+
+/// Posts a form; returns the page it answers with (a 200).
+async fn post_text(
+    app: &TestApp,
+    browser: &mut Browser,
+    path: &str,
+    form: &[(&str, String)],
+) -> String {
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = browser.post(app, path, &form).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    page.text().await.unwrap()
 }
 
 async fn resources_of(app: &TestApp, admin: &str) -> serde_json::Value {
@@ -202,6 +223,29 @@ async fn members_get_no_resources_page_nor_its_actions(app: TestApp) {
         )
         .await;
     assert_eq!(deleted.status(), StatusCode::NOT_FOUND);
+    let edited = browser
+        .post(
+            &app,
+            &format!("/portal/resources/{}/edit", orders["id"].as_str().unwrap()),
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("name", "Mine now"),
+                ("scopes", "orders:read"),
+                ("self_service_scopes", "orders:read"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status(), StatusCode::NOT_FOUND);
+    let looked_up = browser
+        .get(
+            &app,
+            &app.url(&format!(
+                "/portal/resources?user={}",
+                member["id"].as_str().unwrap()
+            )),
+        )
+        .await;
+    assert_eq!(looked_up.status(), StatusCode::NOT_FOUND);
     let granted = browser
         .post(
             &app,
@@ -218,6 +262,7 @@ async fn members_get_no_resources_page_nor_its_actions(app: TestApp) {
 
     let listed = resources_of(&app, &admin).await;
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["name"], "Orders API", "{listed}");
     let grants = json_with(
         app.get(
             &format!("/v1/users/{}/grants", member["id"].as_str().unwrap()),
@@ -334,7 +379,7 @@ async fn deleting_through_the_portal_stops_a_key_for_the_resource(app: TestApp) 
     assert!(!html.contains(&format!("<code>{ORDERS}</code>")), "{html}");
     assert_eq!(
         forward(&app, secret, ORDERS, "orders:read").await.status(),
-        StatusCode::FORBIDDEN
+        StatusCode::UNAUTHORIZED
     );
     assert_eq!(resources_of(&app, &admin).await, json!([]));
     // Again: no longer there, said as a message.
@@ -406,4 +451,164 @@ async fn a_grant_through_the_portal_lets_a_member_make_a_key(app: TestApp) {
         "{portal}"
     );
     assert!(portal.contains("<td>orders:write</td>"), "{portal}");
+
+    // The administrator looks the grant up.
+    let shown = page_text(
+        &app,
+        &mut browser,
+        "/portal/resources?user=grantee%40example.com",
+    )
+    .await;
+    assert!(
+        shown.contains("What <strong>grantee@example.com</strong> was granted"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "<td><code>{ORDERS}</code></td><td>orders:write</td>"
+        )),
+        "{shown}"
+    );
+    let unknown = page_text(
+        &app,
+        &mut browser,
+        "/portal/resources?user=nobody%40example.com",
+    )
+    .await;
+    assert!(
+        unknown.contains("class=\"error\"") && unknown.contains("user not found"),
+        "{unknown}"
+    );
+
+    // The member makes a key for the resource in the portal: the form offers it, with the
+    // scopes the member holds there.
+    assert!(
+        portal.contains(&format!(
+            "<option value=\"{ORDERS}\">Orders API ({ORDERS}): orders:read orders:write</option>"
+        )),
+        "{portal}"
+    );
+    let csrf = hidden(&portal, "csrf_token");
+    let key_form = |scopes: &'static str| {
+        [
+            ("csrf_token", csrf.clone()),
+            ("name", "orders writer".to_owned()),
+            ("resource", ORDERS.to_owned()),
+            ("scopes", scopes.to_owned()),
+        ]
+    };
+    let refused = post_text(
+        &app,
+        &mut member_browser,
+        "/portal/keys",
+        &key_form("orders:fly"),
+    )
+    .await;
+    assert!(
+        refused.contains("class=\"error\"") && !refused.contains("id=\"new-secret\""),
+        "{refused}"
+    );
+    let made = post_text(
+        &app,
+        &mut member_browser,
+        "/portal/keys",
+        &key_form("orders:write"),
+    )
+    .await;
+    let start = made.find("id=\"new-secret\">").expect("a new key") + "id=\"new-secret\">".len();
+    let secret = &made[start..start + made[start..].find('<').unwrap()];
+    assert_eq!(
+        forward(&app, secret, ORDERS, "orders:write").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        forward(&app, secret, ORDERS, "orders:read").await.status(),
+        StatusCode::FORBIDDEN,
+        "made with orders:write only"
+    );
+}
+
+async fn an_admin_edits_a_resource_through_the_portal(app: TestApp) {
+    let mut browser = Browser::new();
+    let (admin, csrf) = admin_on_the_page(&app, &mut browser, "edit-page@example.com").await;
+    let orders = define(&app, &admin, orders_api(ORDERS)).await;
+    let path = format!("/portal/resources/{}/edit", orders["id"].as_str().unwrap());
+    let html = page_text(&app, &mut browser, "/portal/resources").await;
+    // The form is filled with what the resource is now.
+    assert!(
+        html.contains(
+            "orders:read See your orders\norders:write Place and cancel orders</textarea>"
+        ),
+        "{html}"
+    );
+    let form = |fields: &[(&'static str, &'static str)]| {
+        let mut form = vec![("csrf_token", csrf.clone())];
+        form.extend(fields.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        form
+    };
+    // A bad scope name: a message, and nothing changed.
+    let bad = post_text(
+        &app,
+        &mut browser,
+        &path,
+        &form(&[
+            ("name", "Orders"),
+            ("scopes", "Orders Read"),
+            ("self_service_scopes", ""),
+        ]),
+    )
+    .await;
+    assert!(bad.contains("class=\"error\""), "{bad}");
+    let listed = resources_of(&app, &admin).await;
+    assert_eq!(listed[0]["name"], "Orders API");
+    assert_eq!(listed[0]["scopes"].as_array().unwrap().len(), 2);
+
+    let changed = post_text(
+        &app,
+        &mut browser,
+        &path,
+        &form(&[
+            ("name", "Orders v2"),
+            (
+                "scopes",
+                "orders:read See your orders\r\norders:refund Refund an order",
+            ),
+            ("self_service_scopes", "orders:read orders:refund"),
+            ("access_token_ttl", "300"),
+        ]),
+    )
+    .await;
+    assert!(changed.contains("is changed"), "{changed}");
+    let listed = resources_of(&app, &admin).await;
+    assert_eq!(listed[0]["identifier"], ORDERS);
+    assert_eq!(listed[0]["name"], "Orders v2");
+    assert_eq!(
+        listed[0]["scopes"],
+        json!([
+            {"name": "orders:read", "description": "See your orders"},
+            {"name": "orders:refund", "description": "Refund an order"},
+        ])
+    );
+    assert_eq!(
+        listed[0]["self_service_scopes"],
+        json!(["orders:read", "orders:refund"])
+    );
+    assert_eq!(listed[0]["allow_api_keys"], false, "the box was not ticked");
+    assert_eq!(listed[0]["access_token_ttl"], 300);
+    // Emptied, the lifetime goes back to the server's.
+    post_text(
+        &app,
+        &mut browser,
+        &path,
+        &form(&[
+            ("name", "Orders v2"),
+            ("scopes", "orders:read See your orders"),
+            ("allow_api_keys", "on"),
+            ("access_token_ttl", ""),
+        ]),
+    )
+    .await;
+    let listed = resources_of(&app, &admin).await;
+    assert!(listed[0]["access_token_ttl"].is_null(), "{listed}");
+    assert_eq!(listed[0]["allow_api_keys"], true);
 }
