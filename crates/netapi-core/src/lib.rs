@@ -2,6 +2,7 @@
 //! Knows nothing of HTTP or SQL: the server crate speaks HTTP, the store crate speaks SQL.
 
 pub mod clock;
+pub mod counters;
 pub mod error;
 pub mod ids;
 pub mod jwt;

@@ -215,11 +215,24 @@ impl FailureLimiter {
     /// `Some(seconds to wait)` when any of `subjects` has used up its failures for this
     /// window: the longest wait of them.
     pub fn blocked(&self, subjects: &[SubjectKey], now: Timestamp) -> Option<u64> {
+        self.blocked_with(|| subjects, now)
+    }
+
+    /// Like [`FailureLimiter::blocked`], making the subjects only when someone may be
+    /// blocked at all: on the hot path (no subject at its limit in this window) nothing is
+    /// hashed and no lock is taken.
+    pub fn blocked_with<S: AsRef<[SubjectKey]>>(
+        &self,
+        subjects: impl FnOnce() -> S,
+        now: Timestamp,
+    ) -> Option<u64> {
         if now >= self.blocking_until.load(Ordering::Relaxed) {
             return None;
         }
+        let subjects = subjects();
         let windows = self.lock();
         subjects
+            .as_ref()
             .iter()
             .filter_map(|subject| {
                 let (start, count) = windows.counts.get(subject)?;
@@ -393,6 +406,30 @@ mod tests {
         assert_eq!(limiter.blocked(&one, 1060), None);
         limiter.record_failure(&one, 1060);
         assert_eq!(limiter.blocked(&one, 1061), None);
+    }
+
+    #[test]
+    fn subjects_are_made_only_while_someone_may_be_blocked() {
+        let limiter = FailureLimiter::new(2);
+        let made = std::cell::Cell::new(0);
+        let subjects = || {
+            made.set(made.get() + 1);
+            limiter.subjects(Surface::Bearer, "192.0.2.1", None)
+        };
+        // Failures below the limit block nobody: nothing is hashed to find that out.
+        limiter.record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.1", None), 1000);
+        assert_eq!(limiter.blocked_with(subjects, 1001), None);
+        assert_eq!(made.get(), 0);
+        limiter.record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.9", None), 1000);
+        limiter.record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.9", None), 1000);
+        // Someone is blocked now: the subjects are made, and only the blocked one waits.
+        assert_eq!(limiter.blocked_with(subjects, 1001), None);
+        assert_eq!(made.get(), 1);
+        let blocked = || limiter.subjects(Surface::Bearer, "192.0.2.9", None);
+        assert_eq!(limiter.blocked_with(blocked, 1001), Some(59));
+        // Once that window has ended, nothing is made again.
+        assert_eq!(limiter.blocked_with(subjects, 1060), None);
+        assert_eq!(made.get(), 1);
     }
 
     #[test]

@@ -12,8 +12,6 @@ use netapi_core::service::{Access, Credential};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::convert::Infallible;
 
 use crate::dto::oauth::ProtectedResourceMetadata;
@@ -270,14 +268,10 @@ fn log_decision(headers: &HeaderMap, outcome: &Result<Access, Error>) {
         Some(_) => "other",
         None => "unknown",
     };
-    COUNTERS.with_borrow_mut(|counters| {
-        counters
-            .entry((result, method_label))
-            .or_insert_with(|| {
-                metrics::counter!("netapi_forward_auth_total", "outcome" => result, "method" => method_label)
-            })
-            .increment(1);
-    });
+    netapi_core::counters::increment(
+        "netapi_forward_auth_total",
+        [("outcome", result), ("method", method_label)],
+    );
     // The fields are evaluated only when the event is enabled.
     tracing::debug!(
         original_method = method
@@ -291,14 +285,6 @@ fn log_decision(headers: &HeaderMap, outcome: &Result<Access, Error>) {
         outcome = result,
         "forward auth"
     );
-}
-
-thread_local! {
-    /// The outcome counters already registered, per worker thread: the registry's lookup
-    /// (building and hashing a labelled key) would otherwise run on every request. Bounded
-    /// by outcomes × methods.
-    static COUNTERS: RefCell<HashMap<(&'static str, &'static str), metrics::Counter>> =
-        RefCell::new(HashMap::new());
 }
 
 /// `<issuer>/.well-known/oauth-protected-resource?resource=<identifier>`.
@@ -332,9 +318,9 @@ pub async fn metadata(
         Err(err) => return ApiError::from(err).into_response(),
     };
     Json(ProtectedResourceMetadata {
+        scopes_supported: found.scopes_supported(),
         resource: found.identifier,
         authorization_servers: vec![state.api.settings().issuer.clone()],
-        scopes_supported: found.scopes_supported.to_vec(),
         bearer_methods_supported: vec!["header"],
         resource_name: found.name,
     })

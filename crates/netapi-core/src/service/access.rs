@@ -3,7 +3,7 @@
 //! of an operator's APIs) and for key verification, so all share the caches, revocation,
 //! failure limits and per-credential rate limits of [`NetApi::authenticate`].
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use super::{Credential, NetApi, Principal};
 use crate::error::{AuthFailure, Error, Result};
@@ -20,11 +20,19 @@ pub struct ProtectedResource {
     pub identifier: String,
     /// A name for people.
     pub name: String,
-    /// The scope names a credential for it may carry (shared: Net API's own are built once,
-    /// not on every check).
-    pub scopes_supported: Arc<[String]>,
     /// The operator's resource; `None`: Net API's own.
     pub resource: Option<Arc<Resource>>,
+}
+
+impl ProtectedResource {
+    /// The scope names a credential for it may carry. Made when asked (metadata, errors),
+    /// not on every access check.
+    pub fn scopes_supported(&self) -> Vec<String> {
+        match &self.resource {
+            Some(resource) => resource.scopes.iter().map(|s| s.name.clone()).collect(),
+            None => Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+        }
+    }
 }
 
 /// What an identifier names: a live resource, a deleted one (its identifier is never reused)
@@ -45,10 +53,6 @@ pub struct Access {
     /// The caller's standing under its per-minute limit, where one applies.
     pub rate: Option<RateStatus>,
 }
-
-/// The scope names of Net API's own API.
-static OWN_SCOPES: LazyLock<Arc<[String]>> =
-    LazyLock::new(|| Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect());
 
 impl NetApi {
     /// The live resource with this identifier; `None` (no identifier given) or the issuer is
@@ -75,7 +79,6 @@ impl NetApi {
                     Some(resource) => ResourceLookup::Live(ProtectedResource {
                         identifier: resource.identifier.clone(),
                         name: resource.name.clone(),
-                        scopes_supported: resource.scopes.iter().map(|s| s.name.clone()).collect(),
                         resource: Some(resource),
                     }),
                 });
@@ -84,7 +87,6 @@ impl NetApi {
         Ok(ResourceLookup::Live(ProtectedResource {
             identifier: issuer.clone(),
             name: "Net API".to_owned(),
-            scopes_supported: Arc::clone(&OWN_SCOPES),
             resource: None,
         }))
     }

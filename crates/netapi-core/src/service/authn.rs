@@ -149,8 +149,8 @@ impl NetApi {
     /// Authenticates the value of an `Authorization: Bearer` header, coming from `ip`.
     pub async fn authenticate(&self, bearer: &str, ip: &str) -> Result<Principal> {
         let now = self.now();
-        let subjects = self.limiter.subjects(Surface::Bearer, ip, None);
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        let subjects = || self.limiter.subjects(Surface::Bearer, ip, None);
+        if let Some(retry_after) = self.limiter.blocked_with(subjects, now) {
             return Err(Error::RateLimited { retry_after });
         }
         let (method, outcome) = if bearer.starts_with(SecretKind::ApiKey.prefix()) {
@@ -166,12 +166,14 @@ impl NetApi {
             Err(Failure::Auth(failure, _)) => failure.as_str(),
             Err(Failure::Other(_)) => "error",
         };
-        metrics::counter!("netapi_authentications_total", "method" => method, "outcome" => result)
-            .increment(1);
+        crate::counters::increment(
+            "netapi_authentications_total",
+            [("method", method), ("outcome", result)],
+        );
         match outcome {
             Ok(principal) => Ok(principal),
             Err(Failure::Auth(failure, user_id)) => {
-                self.limiter.record_failure(&subjects, now);
+                self.limiter.record_failure(&subjects(), now);
                 // Only failures that concern an account are worth a row; invented credentials
                 // are counted in metrics, so they cannot be turned into a write load.
                 if user_id.is_some() {
