@@ -246,9 +246,9 @@ impl NetApi {
         Ok(requested)
     }
 
-    /// The resource a token request names (RFC 8707): `None` for none or Net API's own;
-    /// `invalid_target` for a malformed, unknown or deleted one, or one the client does not
-    /// list. One resource per request (several are refused before this, as a limitation).
+    /// The resource a token or authorization request names (RFC 8707, its shape already
+    /// checked by the parser): `None` for none or Net API's own; `invalid_target` for an
+    /// unknown or deleted one, or one the client does not list.
     pub(crate) async fn requested_resource(
         &self,
         named: Option<&ResourceIndicator>,

@@ -14,8 +14,8 @@ use crate::secret::Secret;
 const MAX_PARAM_LEN: usize = 512;
 
 /// The parameters of a token, revocation or introspection form, each given at most once
-/// (RFC 6749 §3.2). An empty value counts as absent. It never leaves this module: the typed
-/// requests are read from it.
+/// (RFC 6749 §3.2). An empty value counts as absent. Only the typed requests of this module
+/// read its values.
 pub struct OAuthForm(HashMap<String, String>);
 
 /// Names the parameters, never their values (codes, tokens and secrets travel in them).
