@@ -13,7 +13,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use netapi_core::jwt::{KeyRing, generate_key};
-use netapi_core::model::{RefreshToken, SigningAlgorithm, SigningKey};
+use netapi_core::model::{GrantType, RefreshToken, SigningAlgorithm, SigningKey};
 use netapi_core::secret::{Secret, SecretHasher, SecretKind, check_format, generate};
 use netapi_core::service::{
     ClientAuth, ClientRequest, NewClient, NewUser, Principal, TokenGrant, TokenTarget,
@@ -130,7 +130,7 @@ impl Fixture {
                 let new = NewClient {
                     name: name.to_owned(),
                     redirect_uris: redirect,
-                    grant_types: Some(grants.iter().map(|g| (*g).to_owned()).collect()),
+                    grant_types: Some(grants.iter().filter_map(|g| GrantType::parse(g)).collect()),
                     scope: Some("users:read".to_owned()),
                     auth_method: None,
                     rate_limit: None,

@@ -22,7 +22,10 @@ pub use authn::{Credential, Principal};
 pub use authorize::{
     AuthorizationRequest, AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason,
 };
-pub use clients::{ClientPage, ClientUpdate, NewClient, validate_redirect_uri};
+pub use clients::{
+    ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types,
+    validate_redirect_uri,
+};
 pub use keys::{KeyPage, NewApiKey};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
