@@ -13,12 +13,13 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use netapi_core::jwt::{KeyRing, generate_key};
-use netapi_core::model::{RefreshToken, SigningAlgorithm, SigningKey};
+use netapi_core::model::{GrantType, RefreshToken, SigningAlgorithm, SigningKey};
 use netapi_core::secret::{Secret, SecretHasher, SecretKind, check_format, generate};
-use netapi_core::service::{ClientAuth, NewClient, NewUser, Principal, TokenRequest};
+use netapi_core::service::{
+    ClientAuth, ClientRequest, NewClient, NewUser, Principal, TokenGrant, TokenTarget,
+};
 use netapi_core::{NetApi, Role, Settings, SystemClock};
 use netapi_store::StoreOptions;
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,7 +130,7 @@ impl Fixture {
                 let new = NewClient {
                     name: name.to_owned(),
                     redirect_uris: redirect,
-                    grant_types: Some(grants.iter().map(|g| (*g).to_owned()).collect()),
+                    grant_types: Some(grants.iter().filter_map(|g| GrantType::parse(g)).collect()),
                     scope: Some("users:read".to_owned()),
                     auth_method: None,
                     rate_limit: None,
@@ -213,8 +214,11 @@ fn service(c: &mut Criterion) {
         b.iter(|| f.rt.block_on(store.get_user(&f.user_id)).unwrap())
     });
 
-    let machine_request = TokenRequest {
-        params: HashMap::from([("grant_type".to_owned(), "client_credentials".to_owned())]),
+    let machine_request = ClientRequest {
+        params: TokenGrant::ClientCredentials {
+            scope: None,
+            resource: None,
+        },
         client: ClientAuth::Basic {
             id: f.machine.0.clone(),
             secret: f.machine.1.clone(),
@@ -236,8 +240,10 @@ fn service(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    let introspect_request = TokenRequest {
-        params: HashMap::from([("token".to_owned(), access_token.clone())]),
+    let introspect_request = ClientRequest {
+        params: TokenTarget {
+            token: Secret::new(access_token.clone()),
+        },
         client: machine_request.client.clone(),
     };
     c.bench_function("NetApi::introspect (access token, SQLite)", |b| {
@@ -275,11 +281,12 @@ fn service(c: &mut Criterion) {
     };
     c.bench_function("NetApi::token (refresh with rotation, SQLite)", |b| {
         b.iter(|| {
-            let request = TokenRequest {
-                params: HashMap::from([
-                    ("grant_type".to_owned(), "refresh_token".to_owned()),
-                    ("refresh_token".to_owned(), presented.clone()),
-                ]),
+            let request = ClientRequest {
+                params: TokenGrant::RefreshToken {
+                    refresh_token: Secret::new(presented.clone()),
+                    scope: None,
+                    resource: None,
+                },
                 client: web.clone(),
             };
             let answer = f.rt.block_on(api.token(&request, "127.0.0.1")).unwrap();

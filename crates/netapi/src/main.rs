@@ -5,7 +5,10 @@ mod secret_key;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use netapi_core::service::{ClientUpdate, NewClient, NewUser, PageRequest, Principal};
+use netapi_core::model::ClientAuthMethod;
+use netapi_core::service::{
+    ClientUpdate, NewClient, NewUser, PageRequest, Principal, parse_grant_types,
+};
 use netapi_core::{NetApi, Role, SystemClock};
 use netapi_store::StoreOptions;
 use std::io::Read;
@@ -485,9 +488,14 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                     NewClient {
                         name,
                         redirect_uris,
-                        grant_types: (!grant_types.is_empty()).then_some(grant_types),
+                        grant_types: match grant_types.as_slice() {
+                            [] => None,
+                            names => {
+                                Some(parse_grant_types(names).map_err(|e| anyhow::anyhow!("{e}"))?)
+                            }
+                        },
                         scope,
-                        auth_method: public.then(|| "none".to_owned()),
+                        auth_method: public.then_some(ClientAuthMethod::None),
                         rate_limit: None,
                         trusted,
                         resources: None,

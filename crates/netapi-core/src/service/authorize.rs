@@ -2,8 +2,8 @@
 //! browser sessions. The HTTP layer renders pages; every decision is made here.
 
 use serde_json::json;
-use std::collections::HashMap;
 
+use super::requests::AuthorizationParams;
 use super::{NetApi, Principal};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
@@ -48,19 +48,136 @@ pub struct AuthorizationRequest {
 #[derive(Debug)]
 pub enum AuthorizeError {
     /// The client or redirect URI cannot be trusted: show a page, never redirect.
-    Page(String),
+    Page(PageReason),
     /// Tell the client, at its redirect URI.
-    Redirect(String),
+    Redirect(ErrorRedirect),
     /// Tell a client the operator has not marked trusted, before the user has seen the
-    /// request: a page with a link to this URL (the redirect it would have been), so that a
+    /// request: a page with a link to this redirect (the one it would have been), so that a
     /// registered redirect URI cannot serve as an open redirector (RFC 9700 §4.11.2).
-    Link(String),
-    /// Storage failed while looking up the client.
+    Link(ErrorRedirect),
+    /// Storage failed.
     Failed(Error),
 }
 
-/// Longest `state` and `nonce` accepted.
-const MAX_PARAM_LEN: usize = 512;
+/// Why an authorization request is answered with a page and not at the redirect URI: its
+/// client or redirect URI cannot be trusted (RFC 6749 §4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageReason {
+    /// `client_id` or `redirect_uri` is given more than once.
+    RepeatedParameter(&'static str),
+    /// No `client_id`.
+    MissingClientId,
+    /// No client has that id.
+    UnknownClient,
+    /// `redirect_uri` is not one of the client's.
+    RedirectMismatch,
+    /// No `redirect_uri`, and the client has several.
+    MissingRedirectUri,
+}
+
+/// Why an authorization request is refused at the client's redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeReason {
+    /// A parameter is given more than once (its name, at most 64 characters).
+    RepeatedParameter(String),
+    /// More than one `resource`.
+    SeveralResources,
+    /// `state` is longer than 512 bytes.
+    StateTooLong,
+    /// `request` or `request_uri`.
+    RequestObject,
+    /// `response_type` other than `code`.
+    UnsupportedResponseType,
+    /// No `response_type`.
+    MissingResponseType,
+    /// `response_mode` other than `query`.
+    UnsupportedResponseMode,
+    /// The client may not use the authorization code flow.
+    UnauthorizedClient,
+    /// `resource` is not an absolute URI without a fragment.
+    MalformedResource,
+    /// No live resource has that identifier, or the client does not list it.
+    UnknownResource,
+    /// A scope the resource does not have, or the client may not use there.
+    InvalidResourceScope,
+    /// A scope Net API does not have, or the client may not use.
+    InvalidScope,
+    /// `code_challenge` is not 43 characters of base64url.
+    MalformedCodeChallenge,
+    /// `code_challenge_method` is not `S256`.
+    CodeChallengeMethod,
+    /// No `code_challenge`, and the client or the server requires PKCE.
+    PkceRequired,
+    /// `nonce` is longer than 512 bytes.
+    NonceTooLong,
+    /// A `prompt` value other than `none`, `login` or `consent`.
+    UnknownPrompt,
+    /// `prompt=none` with another value.
+    PromptNoneCombined,
+    /// `max_age` is not a non-negative integer.
+    MalformedMaxAge,
+    /// `prompt=none`, and nobody is signed in (or not recently enough).
+    LoginRequired,
+    /// `prompt=none`, and the user has not approved the client.
+    ConsentRequired,
+    /// The user said no.
+    AccessDenied,
+}
+
+impl AuthorizeReason {
+    /// The `error` code (RFC 6749 §4.1.2.1, OpenID Connect Core §3.1.2.6, RFC 8707).
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::RepeatedParameter(_)
+            | Self::StateTooLong
+            | Self::MissingResponseType
+            | Self::UnsupportedResponseMode
+            | Self::MalformedCodeChallenge
+            | Self::CodeChallengeMethod
+            | Self::PkceRequired
+            | Self::NonceTooLong
+            | Self::UnknownPrompt
+            | Self::PromptNoneCombined
+            | Self::MalformedMaxAge => "invalid_request",
+            Self::SeveralResources | Self::MalformedResource | Self::UnknownResource => {
+                "invalid_target"
+            }
+            Self::RequestObject => "request_not_supported",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::InvalidResourceScope | Self::InvalidScope => "invalid_scope",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::AccessDenied => "access_denied",
+        }
+    }
+}
+
+/// An error to send back to the client's redirect URI, with `error`, `error_description`,
+/// `state` and `iss` (RFC 9207).
+#[derive(Debug, Clone)]
+pub struct ErrorRedirect {
+    /// Why.
+    pub reason: AuthorizeReason,
+    redirect_uri: String,
+    state: Option<String>,
+    issuer: String,
+}
+
+impl ErrorRedirect {
+    /// The URL, with `description` (the server's words for the reason) as `error_description`.
+    pub fn url(&self, description: &str) -> String {
+        let mut pairs = vec![
+            ("error", self.reason.code()),
+            ("error_description", description),
+        ];
+        if let Some(state) = &self.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", &self.issuer));
+        redirect_with(&self.redirect_uri, &pairs)
+    }
+}
 
 fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
     match url::Url::parse(redirect_uri) {
@@ -80,87 +197,70 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
 impl AuthorizationRequest {
     /// An error found before the user has seen the request: redirected for a trusted
     /// client, otherwise shown on a page that links to the same redirect.
-    pub fn early_error(&self, issuer: &str, error: &str, description: &str) -> AuthorizeError {
-        let url = self.error_redirect(issuer, error, description);
+    pub fn early_error(&self, issuer: &str, reason: AuthorizeReason) -> AuthorizeError {
+        let redirect = self.error_redirect(issuer, reason);
         if self.client.trusted {
-            AuthorizeError::Redirect(url)
+            AuthorizeError::Redirect(redirect)
         } else {
-            AuthorizeError::Link(url)
+            AuthorizeError::Link(redirect)
         }
     }
 
     /// The redirect telling the client about an error.
-    pub fn error_redirect(&self, issuer: &str, error: &str, description: &str) -> String {
-        let mut pairs = vec![("error", error), ("error_description", description)];
-        if let Some(state) = &self.state {
-            pairs.push(("state", state));
+    pub fn error_redirect(&self, issuer: &str, reason: AuthorizeReason) -> ErrorRedirect {
+        ErrorRedirect {
+            reason,
+            redirect_uri: self.redirect_uri.clone(),
+            state: self.state.clone(),
+            issuer: issuer.to_owned(),
         }
-        pairs.push(("iss", issuer));
-        redirect_with(&self.redirect_uri, &pairs)
     }
 }
 
 impl NetApi {
-    /// Validates `GET /oauth/authorize` parameters. `repeated` names a parameter that was
-    /// given more than once, which RFC 6749 §3.1 forbids: a repeated `client_id` or
-    /// `redirect_uri` gets the error page (neither can be trusted), anything else an
-    /// `invalid_request` redirect.
+    /// Validates the parameters of `GET /oauth/authorize`. The client and redirect URI are
+    /// checked first: until both are known, every error is a page (a repeated `client_id`
+    /// or `redirect_uri` too, RFC 6749 §3.1); after that, each check in turn answers at the
+    /// redirect URI.
     pub async fn validate_authorization(
         &self,
-        params: &HashMap<String, String>,
-        repeated: Option<&str>,
+        params: &AuthorizationParams,
     ) -> std::result::Result<AuthorizationRequest, AuthorizeError> {
-        if let Some(name @ ("client_id" | "redirect_uri")) = repeated {
-            return Err(AuthorizeError::Page(format!(
-                "The request gives {name} more than once."
+        if let Some(name @ ("client_id" | "redirect_uri")) = params.repeated.as_deref() {
+            return Err(AuthorizeError::Page(PageReason::RepeatedParameter(
+                if name == "client_id" {
+                    "client_id"
+                } else {
+                    "redirect_uri"
+                },
             )));
         }
-        let param = |name: &str| {
-            params
-                .get(name)
-                .map(String::as_str)
-                .filter(|v| !v.is_empty())
-        };
-        let client_id = param("client_id").ok_or_else(|| {
-            AuthorizeError::Page("The request names no client (client_id).".to_owned())
-        })?;
+        let client_id = params
+            .client_id
+            .as_deref()
+            .ok_or(AuthorizeError::Page(PageReason::MissingClientId))?;
         let client = match self.store.get_client(client_id).await {
             Ok(Some(client)) => client,
-            Ok(None) => {
-                return Err(AuthorizeError::Page(
-                    "This application is not registered here.".to_owned(),
-                ));
-            }
+            Ok(None) => return Err(AuthorizeError::Page(PageReason::UnknownClient)),
             Err(err) => {
                 tracing::warn!(error = %err, "authorize: storage failed");
                 return Err(AuthorizeError::Failed(err.into()));
             }
         };
-        let redirect_uri_in_request = param("redirect_uri").is_some();
-        let redirect_uri = match param("redirect_uri") {
+        let redirect_uri = match params.redirect_uri.as_deref() {
             Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
-            Some(_) => {
-                return Err(AuthorizeError::Page(
-                    "The redirect URI does not match any registered for this application."
-                        .to_owned(),
-                ));
-            }
+            Some(_) => return Err(AuthorizeError::Page(PageReason::RedirectMismatch)),
             None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-            None => {
-                return Err(AuthorizeError::Page(
-                    "The request names no redirect URI.".to_owned(),
-                ));
-            }
+            None => return Err(AuthorizeError::Page(PageReason::MissingRedirectUri)),
         };
-        let state = param("state").map(str::to_owned);
         let mut request = AuthorizationRequest {
             scopes: client.scopes,
             resource: None,
             resource_scopes: Vec::new(),
             client,
             redirect_uri,
-            redirect_uri_in_request,
-            state,
+            redirect_uri_in_request: params.redirect_uri.is_some(),
+            state: None,
             code_challenge: None,
             nonce: None,
             prompt_login: false,
@@ -170,76 +270,39 @@ impl NetApi {
         };
         let issuer = self.settings.issuer.clone();
         // The user has seen nothing of this request yet.
-        let fail = |request: &AuthorizationRequest, error: &str, description: &str| {
-            request.early_error(&issuer, error, description)
+        let fail = |request: &AuthorizationRequest, reason: AuthorizeReason| {
+            request.early_error(&issuer, reason)
         };
-        if request
-            .state
-            .as_ref()
-            .is_some_and(|s| s.len() > MAX_PARAM_LEN)
-        {
-            request.state = None;
-            return Err(fail(&request, "invalid_request", "state is too long"));
+        // A `state` that is too long, or repeated, is not sent back.
+        match &params.state {
+            Ok(state) => request.state.clone_from(state),
+            Err(reason) => return Err(fail(&request, reason.clone())),
         }
-        if let Some(name) = repeated {
+        if let Some(name) = &params.repeated {
             if name == "state" {
                 request.state = None;
             }
-            if name == "resource" {
-                return Err(fail(
-                    &request,
-                    "invalid_target",
-                    "one resource per request: several resource parameters are not supported",
-                ));
-            }
-            return Err(fail(
-                &request,
-                "invalid_request",
-                &format!("{name} is given more than once"),
-            ));
+            let reason = if name == "resource" {
+                AuthorizeReason::SeveralResources
+            } else {
+                AuthorizeReason::RepeatedParameter(name.clone())
+            };
+            return Err(fail(&request, reason));
         }
-        if params.keys().any(|k| k == "request" || k == "request_uri") {
-            return Err(fail(
-                &request,
-                "request_not_supported",
-                "request objects are not supported",
-            ));
+        if params.request_object {
+            return Err(fail(&request, AuthorizeReason::RequestObject));
         }
-        match param("response_type") {
-            Some("code") => {}
-            Some(_) => {
-                return Err(fail(
-                    &request,
-                    "unsupported_response_type",
-                    "only response_type=code is supported",
-                ));
-            }
-            None => {
-                return Err(fail(
-                    &request,
-                    "invalid_request",
-                    "response_type is missing",
-                ));
-            }
-        }
-        if param("response_mode").is_some_and(|m| m != "query") {
-            return Err(fail(
-                &request,
-                "invalid_request",
-                "only response_mode=query is supported",
-            ));
+        if let Err(reason) = &params.response {
+            return Err(fail(&request, reason.clone()));
         }
         if !request.client.allows(GrantType::AuthorizationCode) {
-            return Err(fail(
-                &request,
-                "unauthorized_client",
-                "this client may not use the authorization code flow",
-            ));
+            return Err(fail(&request, AuthorizeReason::UnauthorizedClient));
         }
-        match self
-            .requested_resource(param("resource"), &request.client)
-            .await
-        {
+        let named = match &params.resource {
+            Ok(named) => named.as_ref(),
+            Err(reason) => return Err(fail(&request, reason.clone())),
+        };
+        match self.requested_resource(named, &request.client).await {
             Ok(None) => {}
             Ok(Some(resource)) => {
                 let allowed: Vec<String> = resource
@@ -249,15 +312,13 @@ impl NetApi {
                     .filter(|n| request.client.resource_scopes.contains(n))
                     .cloned()
                     .collect();
-                let wanted: Vec<&str> = param("scope")
+                let wanted: Vec<&str> = params
+                    .scope
+                    .as_deref()
                     .map(|s| s.split(' ').filter(|n| !n.is_empty()).collect())
                     .unwrap_or_default();
                 if wanted.iter().any(|n| !allowed.iter().any(|a| a == n)) {
-                    return Err(fail(
-                        &request,
-                        "invalid_scope",
-                        "the requested scope is not a scope of the resource, or not allowed for this client",
-                    ));
+                    return Err(fail(&request, AuthorizeReason::InvalidResourceScope));
                 }
                 request.scopes = Scopes::EMPTY;
                 request.resource_scopes = if wanted.is_empty() {
@@ -270,98 +331,38 @@ impl NetApi {
                 };
                 request.resource = Some(resource);
             }
-            Err(err) if err.kind == super::OAuthErrorKind::InvalidTarget => {
-                return Err(fail(&request, "invalid_target", &err.description));
+            Err(err) if err.kind() == super::OAuthErrorKind::InvalidTarget => {
+                return Err(fail(&request, AuthorizeReason::UnknownResource));
             }
             Err(_) => return Err(AuthorizeError::Failed(Error::Unavailable)),
         }
-        if let Some(scope) = param("scope").filter(|_| request.resource.is_none()) {
+        if let Some(scope) = params
+            .scope
+            .as_deref()
+            .filter(|_| request.resource.is_none())
+        {
             match Scopes::parse_space_separated(scope) {
                 Ok(scopes) if scopes.is_subset_of(request.client.scopes) && !scopes.is_empty() => {
                     request.scopes = scopes;
                 }
-                _ => {
-                    return Err(fail(
-                        &request,
-                        "invalid_scope",
-                        "the requested scope is unknown or not allowed for this client",
-                    ));
-                }
+                _ => return Err(fail(&request, AuthorizeReason::InvalidScope)),
             }
         }
-        match (param("code_challenge"), param("code_challenge_method")) {
-            (Some(challenge), Some("S256"))
-                if challenge.len() == 43
-                    && challenge
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-            {
-                request.code_challenge = Some(challenge.to_owned());
+        match &params.code_challenge {
+            Ok(Some(challenge)) => request.code_challenge = Some(challenge.clone()),
+            Ok(None) if request.client.is_public() || self.settings.require_pkce => {
+                return Err(fail(&request, AuthorizeReason::PkceRequired));
             }
-            (Some(_), Some("S256")) => {
-                return Err(fail(
-                    &request,
-                    "invalid_request",
-                    "code_challenge is not a valid S256 challenge",
-                ));
-            }
-            (Some(_), _) => {
-                return Err(fail(
-                    &request,
-                    "invalid_request",
-                    "code_challenge_method must be S256",
-                ));
-            }
-            (None, _) if request.client.is_public() || self.settings.require_pkce => {
-                return Err(fail(
-                    &request,
-                    "invalid_request",
-                    "PKCE is required: send code_challenge with code_challenge_method=S256",
-                ));
-            }
-            (None, _) => {}
+            Ok(None) => {}
+            Err(reason) => return Err(fail(&request, reason.clone())),
         }
-        if let Some(nonce) = param("nonce") {
-            if nonce.len() > MAX_PARAM_LEN {
-                return Err(fail(&request, "invalid_request", "nonce is too long"));
-            }
-            request.nonce = Some(nonce.to_owned());
-        }
-        if let Some(prompt) = param("prompt") {
-            for value in prompt.split(' ').filter(|v| !v.is_empty()) {
-                match value {
-                    "none" => request.prompt_none = true,
-                    "login" => request.prompt_login = true,
-                    "consent" => request.prompt_consent = true,
-                    _ => {
-                        return Err(fail(
-                            &request,
-                            "invalid_request",
-                            "prompt must be none, login or consent",
-                        ));
-                    }
-                }
-            }
-            if request.prompt_none && (request.prompt_login || request.prompt_consent) {
-                return Err(fail(
-                    &request,
-                    "invalid_request",
-                    "prompt=none cannot be combined",
-                ));
-            }
-        }
-        if let Some(max_age) = param("max_age") {
-            match max_age.parse::<i64>() {
-                Ok(seconds) if seconds >= 0 => request.max_age = Some(seconds),
-                _ => {
-                    return Err(fail(
-                        &request,
-                        "invalid_request",
-                        "max_age must be a non-negative integer",
-                    ));
-                }
-            }
-        }
+        request.nonce = params.nonce.clone().map_err(|r| fail(&request, r))?;
+        let prompt = params.prompt.clone().map_err(|r| fail(&request, r))?;
+        let max_age = params.max_age.clone().map_err(|r| fail(&request, r))?;
+        request.prompt_none = prompt.none;
+        request.prompt_login = prompt.login;
+        request.prompt_consent = prompt.consent;
+        request.max_age = max_age;
         Ok(request)
     }
 

@@ -21,11 +21,11 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     /// `grant_types`; by default `authorization_code` + `refresh_token` when there are
     /// redirect URIs, else `client_credentials`.
-    pub grant_types: Option<Vec<String>>,
+    pub grant_types: Option<Vec<GrantType>>,
     /// `scope`, space separated; the caller's scopes by default.
     pub scope: Option<String>,
     /// `token_endpoint_auth_method`; `client_secret_basic` by default.
-    pub auth_method: Option<String>,
+    pub auth_method: Option<ClientAuthMethod>,
     /// Requests per minute for its tokens, overriding the default.
     pub rate_limit: Option<u32>,
     /// Errors may be redirected before the user has seen a request; administrators only.
@@ -42,7 +42,7 @@ pub struct ClientUpdate {
     /// `redirect_uris`.
     pub redirect_uris: Option<Vec<String>>,
     /// `grant_types`.
-    pub grant_types: Option<Vec<String>>,
+    pub grant_types: Option<Vec<GrantType>>,
     /// `scope`.
     pub scope: Option<String>,
     /// Requests per minute for its tokens (`Some(None)` returns to the default).
@@ -90,17 +90,38 @@ pub fn validate_redirect_uri(uri: &str) -> Result<()> {
     }
 }
 
-fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>> {
+/// Reads `grant_types` (RFC 7591 names) where a request arrives: an unknown name is
+/// `INVALID_ARGUMENT` on the field.
+pub fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>> {
+    names
+        .iter()
+        .map(|name| {
+            GrantType::parse(name).ok_or_else(|| {
+                Error::invalid(
+                    "grant_types",
+                    format!("'{name}' is not a supported grant type"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads `token_endpoint_auth_method` (RFC 7591 name) where a request arrives.
+pub fn parse_auth_method(name: &str) -> Result<ClientAuthMethod> {
+    ClientAuthMethod::parse(name).ok_or_else(|| {
+        Error::invalid(
+            "token_endpoint_auth_method",
+            "must be client_secret_basic, client_secret_post or none",
+        )
+    })
+}
+
+/// A client's grant types: each once, at least one.
+fn distinct_grant_types(asked: &[GrantType]) -> Result<Vec<GrantType>> {
     let mut grants = Vec::new();
-    for name in names {
-        let grant = GrantType::parse(name).ok_or_else(|| {
-            Error::invalid(
-                "grant_types",
-                format!("'{name}' is not a supported grant type"),
-            )
-        })?;
-        if !grants.contains(&grant) {
-            grants.push(grant);
+    for grant in asked {
+        if !grants.contains(grant) {
+            grants.push(*grant);
         }
     }
     if grants.is_empty() {
@@ -296,17 +317,9 @@ impl NetApi {
             return Err(Error::invalid("owner", "a client must belong to a user"));
         }
         let name = super::users::normalize_name("client_name", &new.name)?;
-        let auth_method = match new.auth_method.as_deref() {
-            None => ClientAuthMethod::SecretBasic,
-            Some(name) => ClientAuthMethod::parse(name).ok_or_else(|| {
-                Error::invalid(
-                    "token_endpoint_auth_method",
-                    "must be client_secret_basic, client_secret_post or none",
-                )
-            })?,
-        };
+        let auth_method = new.auth_method.unwrap_or(ClientAuthMethod::SecretBasic);
         let grant_types = match &new.grant_types {
-            Some(names) => parse_grant_types(names)?,
+            Some(grants) => distinct_grant_types(grants)?,
             None if new.redirect_uris.is_empty() => vec![GrantType::ClientCredentials],
             None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         };
@@ -397,8 +410,8 @@ impl NetApi {
             client.redirect_uris = uris;
             changes.redirect_uris = Some(client.redirect_uris.clone());
         }
-        if let Some(names) = update.grant_types {
-            client.grant_types = parse_grant_types(&names)?;
+        if let Some(grants) = update.grant_types {
+            client.grant_types = distinct_grant_types(&grants)?;
             changes.grant_types = Some(client.grant_types.clone());
         }
         if update.scope.is_some() || update.resources.is_some() {
@@ -570,6 +583,41 @@ impl NetApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refused_field(result: Result<impl std::fmt::Debug>) -> Option<String> {
+        match result {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn grant_types_and_auth_methods_are_read_by_their_rfc_7591_names() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_grant_types(&names(&["refresh_token", "authorization_code"])).ok(),
+            Some(vec![GrantType::RefreshToken, GrantType::AuthorizationCode])
+        );
+        assert_eq!(
+            refused_field(parse_grant_types(&names(&["refresh_token", "password"]))).as_deref(),
+            Some("grant_types")
+        );
+        assert_eq!(parse_auth_method("none").ok(), Some(ClientAuthMethod::None));
+        assert_eq!(
+            refused_field(parse_auth_method("private_key_jwt")).as_deref(),
+            Some("token_endpoint_auth_method")
+        );
+        // A client keeps each grant type once, and needs one.
+        assert_eq!(
+            distinct_grant_types(&[GrantType::ClientCredentials, GrantType::ClientCredentials])
+                .ok(),
+            Some(vec![GrantType::ClientCredentials])
+        );
+        assert_eq!(
+            refused_field(distinct_grant_types(&[])).as_deref(),
+            Some("grant_types")
+        );
+    }
 
     #[test]
     fn redirect_uri_rules() {

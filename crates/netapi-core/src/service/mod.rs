@@ -9,6 +9,8 @@ mod cache;
 mod clients;
 mod keys;
 mod oauth;
+mod oauth_error;
+mod requests;
 mod resources;
 mod usage;
 mod users;
@@ -17,12 +19,19 @@ mod verify;
 pub use access::{Access, ProtectedResource};
 pub use audit::AuditPage;
 pub use authn::{Credential, Principal};
-pub use authorize::{AuthorizationRequest, AuthorizeError};
-pub use clients::{ClientPage, ClientUpdate, NewClient, validate_redirect_uri};
+pub use authorize::{
+    AuthorizationRequest, AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason,
+};
+pub use clients::{
+    ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types,
+    validate_redirect_uri,
+};
 pub use keys::{KeyPage, NewApiKey};
-pub use oauth::{
-    ClientAuth, Introspection, OAuthError, OAuthErrorKind, TokenRequest, TokenResponse,
-    UserInfoClaims,
+pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
+pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
+pub use requests::{
+    AuthorizationParams, ClientAuth, ClientRequest, OAuthForm, Prompt, ResourceIndicator,
+    TokenGrant, TokenTarget,
 };
 pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,

@@ -6,10 +6,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 use super::NetApi;
 use super::authn::AccessClaims;
+use super::oauth_error::{OAuthError, OAuthReason, echoed};
+use super::requests::{ClientAuth, ClientRequest, ResourceIndicator, TokenGrant, TokenTarget};
 use crate::error::Error;
 use crate::ids::new_id;
 use crate::jwt::left_half_hash;
@@ -20,227 +21,11 @@ use crate::secret::{DerivationKey, Secret, SecretKind, check_format, from_seed, 
 use crate::store::Invalidation;
 use std::sync::Arc;
 
-/// RFC 6749 §5.2 error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OAuthErrorKind {
-    /// `invalid_request`
-    InvalidRequest,
-    /// `invalid_client`
-    InvalidClient,
-    /// `invalid_grant`
-    InvalidGrant,
-    /// `unauthorized_client`
-    UnauthorizedClient,
-    /// `unsupported_grant_type`
-    UnsupportedGrantType,
-    /// `invalid_scope`
-    InvalidScope,
-    /// `invalid_target` (RFC 8707): an unknown resource, or one the client may not use.
-    InvalidTarget,
-    /// `server_error`
-    ServerError,
-    /// `temporarily_unavailable`
-    TemporarilyUnavailable,
-}
-
-impl OAuthErrorKind {
-    /// The RFC name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidTarget => "invalid_target",
-            Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-        }
-    }
-}
-
-/// An error of the OAuth endpoints, in RFC shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
-    /// The code.
-    pub kind: OAuthErrorKind,
-    /// A human-readable description (never a secret).
-    pub description: String,
-    /// Set when the answer is 429: seconds to wait.
-    pub retry_after: Option<u64>,
-}
-
-impl OAuthError {
-    /// An error of `kind`.
-    pub fn new(kind: OAuthErrorKind, description: impl Into<String>) -> Self {
-        Self {
-            kind,
-            description: description.into(),
-            retry_after: None,
-        }
-    }
-
-    fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(OAuthErrorKind::InvalidRequest, description)
-    }
-
-    fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(OAuthErrorKind::InvalidGrant, description)
-    }
-
-    fn invalid_client() -> Self {
-        Self::new(
-            OAuthErrorKind::InvalidClient,
-            "Client authentication failed.",
-        )
-    }
-}
-
-impl From<Error> for OAuthError {
-    fn from(err: Error) -> Self {
-        match err {
-            Error::Unavailable => Self::new(
-                OAuthErrorKind::TemporarilyUnavailable,
-                "The server cannot reach its storage; try again shortly.",
-            ),
-            Error::RateLimited { retry_after } => Self {
-                kind: OAuthErrorKind::InvalidRequest,
-                description: "Too many failed attempts; try again later.".to_owned(),
-                retry_after: Some(retry_after),
-            },
-            other => {
-                tracing::error!(error = %other, "OAuth request failed");
-                Self::new(
-                    OAuthErrorKind::ServerError,
-                    "The server could not complete the request.",
-                )
-            }
-        }
-    }
-}
-
-impl From<crate::error::StoreError> for OAuthError {
-    fn from(err: crate::error::StoreError) -> Self {
-        Error::from(err).into()
-    }
-}
-
 type OAuthResult<T> = Result<T, OAuthError>;
 
 /// Longest `client_id` looked at; ours are far shorter, and longer ones are refused before
 /// they are counted or recorded.
 const MAX_CLIENT_ID_LEN: usize = 255;
-
-/// How the client presented itself.
-#[derive(Debug, Clone)]
-pub enum ClientAuth {
-    /// HTTP Basic (id and secret already form-urldecoded).
-    Basic {
-        /// `client_id`.
-        id: String,
-        /// `client_secret`.
-        secret: Secret,
-    },
-    /// `client_id` and `client_secret` in the body.
-    Post {
-        /// `client_id`.
-        id: String,
-        /// `client_secret`.
-        secret: Secret,
-    },
-    /// Only `client_id` (public client).
-    None {
-        /// `client_id`.
-        id: String,
-    },
-}
-
-impl ClientAuth {
-    /// The presented `client_id`.
-    pub fn id(&self) -> &str {
-        match self {
-            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
-        }
-    }
-
-    /// Whether HTTP Basic was used (then `invalid_client` is a 401 with a challenge).
-    pub fn is_basic(&self) -> bool {
-        matches!(self, Self::Basic { .. })
-    }
-
-    /// Works out the method from the Basic header (if any) and the form; more than one
-    /// method at once is `invalid_request`.
-    pub fn from_request(
-        basic: Option<(String, String)>,
-        form: &HashMap<String, String>,
-    ) -> OAuthResult<Self> {
-        let post_id = form.get("client_id");
-        let post_secret = form.get("client_secret");
-        match (basic, post_id, post_secret) {
-            (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
-                "Use one client authentication method, not both HTTP Basic and client_secret.",
-            )),
-            (Some((id, secret)), post_id, None) => {
-                if post_id.is_some_and(|p| *p != id) {
-                    return Err(OAuthError::invalid_request(
-                        "client_id in the body does not match the HTTP Basic credentials.",
-                    ));
-                }
-                Ok(Self::Basic {
-                    id,
-                    secret: Secret::new(secret),
-                })
-            }
-            (None, Some(id), Some(secret)) => Ok(Self::Post {
-                id: id.clone(),
-                secret: Secret::new(secret.clone()),
-            }),
-            (None, Some(id), None) => Ok(Self::None { id: id.clone() }),
-            (None, None, _) => Err(OAuthError::new(
-                OAuthErrorKind::InvalidClient,
-                "Client authentication is required.",
-            )),
-        }
-    }
-}
-
-/// A token request: the form parameters (each at most once) and the client's credentials.
-/// Its `Debug` names the parameters but never prints their values (codes, refresh tokens,
-/// secrets and verifiers travel in them).
-#[derive(Clone)]
-pub struct TokenRequest {
-    /// Form parameters.
-    pub params: HashMap<String, String>,
-    /// Client authentication.
-    pub client: ClientAuth,
-}
-
-impl std::fmt::Debug for TokenRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&str> = self.params.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        f.debug_struct("TokenRequest")
-            .field("params", &names)
-            .field("client", &self.client)
-            .finish()
-    }
-}
-
-impl TokenRequest {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    fn required(&self, name: &str) -> OAuthResult<&str> {
-        self.param(name).ok_or_else(|| {
-            OAuthError::invalid_request(format!("The parameter '{name}' is missing."))
-        })
-    }
-}
 
 /// A successful token response (RFC 6749 §5.1). Its `Debug` leaves the tokens out.
 #[derive(Clone, Serialize)]
@@ -322,8 +107,18 @@ struct Grant<'a> {
     nonce: Option<&'a str>,
 }
 
-fn invalid_target(description: impl Into<String>) -> OAuthError {
-    OAuthError::new(OAuthErrorKind::InvalidTarget, description)
+/// What a refresh request asks for beyond the token itself.
+struct Asked<'a> {
+    scope: Option<&'a str>,
+    resource: Option<&'a ResourceIndicator>,
+}
+
+/// What an authorization code exchange presents.
+struct PresentedCode<'a> {
+    code: &'a str,
+    redirect_uri: Option<&'a str>,
+    code_verifier: Option<&'a str>,
+    resource: Option<&'a ResourceIndicator>,
 }
 
 /// `names` in the order of `allowed`, kept only where `keep` holds.
@@ -352,13 +147,12 @@ impl NetApi {
         let now = self.now();
         // No client has such an id: refused before it is counted, audited or kept.
         if auth.id().len() > MAX_CLIENT_ID_LEN {
-            return Err(OAuthError::invalid_client());
+            return Err(OAuthReason::ClientAuthenticationFailed.into());
         }
         let subjects = self.limiter.subjects(Surface::Client, ip, Some(auth.id()));
         if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
             return Err(OAuthError {
-                kind: OAuthErrorKind::InvalidClient,
-                description: "Too many failed client authentications; try again later.".to_owned(),
+                reason: OAuthReason::ClientLocked,
                 retry_after: Some(retry_after),
             });
         }
@@ -387,114 +181,114 @@ impl NetApi {
                     json!({ "client_id": auth.id().chars().take(64).collect::<String>() }),
                 )
                 .await;
-                Err(OAuthError::invalid_client())
+                Err(OAuthReason::ClientAuthenticationFailed.into())
             }
         }
     }
 
     /// `POST /oauth/token`.
-    pub async fn token(&self, request: &TokenRequest, ip: &str) -> OAuthResult<TokenResponse> {
-        let grant_type = request.required("grant_type")?;
-        let grant = GrantType::parse(grant_type).ok_or_else(|| {
-            OAuthError::new(
-                OAuthErrorKind::UnsupportedGrantType,
-                format!("The grant type '{grant_type}' is not supported."),
-            )
-        })?;
+    pub async fn token(
+        &self,
+        request: &ClientRequest<TokenGrant>,
+        ip: &str,
+    ) -> OAuthResult<TokenResponse> {
+        let grant = request.params.grant_type();
         let client = self.authenticate_client(&request.client, ip).await?;
         if !client.allows(grant) {
-            return Err(OAuthError::new(
-                OAuthErrorKind::UnauthorizedClient,
-                format!("This client may not use the {grant_type} grant."),
-            ));
+            return Err(OAuthReason::GrantNotAllowed(grant).into());
         }
-        let response = match grant {
-            GrantType::ClientCredentials => self.client_credentials(request, &client).await,
-            GrantType::RefreshToken => self.refresh(request, &client, ip).await,
-            GrantType::AuthorizationCode => self.exchange_code(request, &client, ip).await,
+        let response = match &request.params {
+            TokenGrant::ClientCredentials { scope, resource } => {
+                self.client_credentials(&client, scope.as_deref(), resource.as_ref())
+                    .await
+            }
+            TokenGrant::RefreshToken {
+                refresh_token,
+                scope,
+                resource,
+            } => {
+                let asked = Asked {
+                    scope: scope.as_deref(),
+                    resource: resource.as_ref(),
+                };
+                self.refresh(&client, refresh_token.expose(), asked, ip)
+                    .await
+            }
+            TokenGrant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+                resource,
+            } => {
+                let presented = PresentedCode {
+                    code: code.expose(),
+                    redirect_uri: redirect_uri.as_deref(),
+                    code_verifier: code_verifier.as_ref().map(Secret::expose),
+                    resource: resource.as_ref(),
+                };
+                self.exchange_code(&client, presented, ip).await
+            }
         }?;
         metrics::counter!("netapi_tokens_issued_total", "grant_type" => grant.as_str())
             .increment(1);
         Ok(response)
     }
 
-    fn requested_scopes(&self, request: &TokenRequest, allowed: Scopes) -> OAuthResult<Scopes> {
-        let Some(text) = request.param("scope") else {
+    fn requested_scopes(scope: Option<&str>, allowed: Scopes) -> OAuthResult<Scopes> {
+        let Some(text) = scope else {
             return Ok(allowed);
         };
-        let requested = Scopes::parse_space_separated(text).map_err(|name| {
-            OAuthError::new(
-                OAuthErrorKind::InvalidScope,
-                format!("Unknown scope '{name}'."),
-            )
-        })?;
+        let requested = Scopes::parse_space_separated(text)
+            .map_err(|name| OAuthReason::UnknownScope(echoed(&name)))?;
         if let Some(extra) = requested.iter().find(|s| !allowed.contains(*s)) {
-            return Err(OAuthError::new(
-                OAuthErrorKind::InvalidScope,
-                format!("The scope '{extra}' is not allowed here."),
-            ));
+            return Err(OAuthReason::ScopeNotAllowed(extra.to_string()).into());
         }
         Ok(requested)
     }
 
-    /// The resource a token request names (RFC 8707): `None` for none or Net API's own;
-    /// `invalid_target` for a malformed, unknown or deleted one, or one the client does not
-    /// list. One resource per request (several are refused before this, as a limitation).
+    /// The resource a token or authorization request names (RFC 8707, its shape already
+    /// checked by the parser): `None` for none or Net API's own; `invalid_target` for an
+    /// unknown or deleted one, or one the client does not list.
     pub(crate) async fn requested_resource(
         &self,
-        named: Option<&str>,
+        named: Option<&ResourceIndicator>,
         client: &OAuthClient,
     ) -> OAuthResult<Option<Arc<Resource>>> {
-        let Some(named) = named.filter(|n| *n != self.settings.issuer) else {
+        let Some(named) = named.filter(|n| n.as_str() != self.settings.issuer) else {
             return Ok(None);
         };
-        if named.len() > super::MAX_RESOURCE_LEN
-            || !url::Url::parse(named).is_ok_and(|u| u.fragment().is_none())
-        {
-            return Err(invalid_target(
-                "The resource must be an absolute URI without a fragment.",
-            ));
-        }
-        match self.resource_by_identifier(named).await? {
+        match self.resource_by_identifier(named.as_str()).await? {
             Some(resource)
                 if resource.deleted_at.is_none()
                     && client.resources.contains(&resource.identifier) =>
             {
                 Ok(Some(resource))
             }
-            _ => Err(invalid_target(
-                "The resource is unknown, or this client may not ask for tokens for it.",
-            )),
+            _ => Err(OAuthReason::UnknownResource.into()),
         }
     }
 
     /// The scopes of `resource` a request asks for, each a scope of the resource
     /// (`invalid_scope` otherwise) within `allowed`; `allowed` itself without `scope`.
     fn requested_resource_scopes(
-        request: &TokenRequest,
+        scope: Option<&str>,
         resource: &Resource,
         allowed: &[String],
     ) -> OAuthResult<Vec<String>> {
-        let Some(text) = request.param("scope") else {
+        let Some(text) = scope else {
             return Ok(allowed.to_vec());
         };
         let mut names: Vec<String> = Vec::new();
         for name in text.split(' ').filter(|s| !s.is_empty()) {
             if !resource.has_scope(name) {
-                return Err(OAuthError::new(
-                    OAuthErrorKind::InvalidScope,
-                    format!(
-                        "'{}' is not a scope of the resource {}.",
-                        name.chars().take(64).collect::<String>().escape_default(),
-                        resource.identifier
-                    ),
-                ));
+                return Err(OAuthReason::NotAResourceScope {
+                    scope: echoed(name),
+                    resource: resource.identifier.clone(),
+                }
+                .into());
             }
             if !allowed.iter().any(|a| a == name) {
-                return Err(OAuthError::new(
-                    OAuthErrorKind::InvalidScope,
-                    format!("The scope '{name}' is not allowed here."),
-                ));
+                return Err(OAuthReason::ScopeNotAllowed(name.to_owned()).into());
             }
             if !names.iter().any(|n| n == name) {
                 names.push(name.to_owned());
@@ -516,17 +310,15 @@ impl NetApi {
 
     async fn client_credentials(
         &self,
-        request: &TokenRequest,
         client: &OAuthClient,
+        scope: Option<&str>,
+        resource: Option<&ResourceIndicator>,
     ) -> OAuthResult<TokenResponse> {
-        if let Some(resource) = self
-            .requested_resource(request.param("resource"), client)
-            .await?
-        {
+        if let Some(resource) = self.requested_resource(resource, client).await? {
             let allowed = Self::client_resource_scopes(client, &resource);
-            let wanted = Self::requested_resource_scopes(request, &resource, &allowed)?;
+            let wanted = Self::requested_resource_scopes(scope, &resource, &allowed)?;
             let Some(owner) = self.user_facts(&client.owner_id).await? else {
-                return Err(OAuthError::invalid_client());
+                return Err(OAuthReason::ClientAuthenticationFailed.into());
             };
             let held = self
                 .held_scopes(&client.owner_id, owner.role, &resource)
@@ -551,9 +343,9 @@ impl NetApi {
             .without(Scope::OpenId)
             .without(Scope::Profile)
             .without(Scope::Email);
-        let scopes = self.requested_scopes(request, allowed)?;
+        let scopes = Self::requested_scopes(scope, allowed)?;
         let Some(owner) = self.user_facts(&client.owner_id).await? else {
-            return Err(OAuthError::invalid_client());
+            return Err(OAuthReason::ClientAuthenticationFailed.into());
         };
         let scopes = scopes.intersect(owner.role.max_scopes());
         self.issue(
@@ -573,13 +365,12 @@ impl NetApi {
 
     async fn refresh(
         &self,
-        request: &TokenRequest,
         client: &OAuthClient,
+        presented: &str,
+        asked: Asked<'_>,
         ip: &str,
     ) -> OAuthResult<TokenResponse> {
-        let presented = request.required("refresh_token")?;
-        let invalid =
-            || OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
+        let invalid = || OAuthError::from(OAuthReason::InvalidRefreshToken);
         if check_format(SecretKind::RefreshToken, presented).is_err() {
             return Err(invalid());
         }
@@ -594,13 +385,19 @@ impl NetApi {
             return Err(invalid());
         };
         let resource = self
-            .granted_resource(current.resource_id.as_deref(), request.param("resource"))
+            .granted_resource(current.resource_id.as_deref(), asked.resource)
             .await?;
         let (scopes, resource_scopes) = match &resource {
-            None => (self.requested_scopes(request, current.scopes)?, Vec::new()),
+            None => (
+                Self::requested_scopes(asked.scope, current.scopes)?,
+                Vec::new(),
+            ),
             Some(resource) => {
-                let wanted =
-                    Self::requested_resource_scopes(request, resource, &current.resource_scopes)?;
+                let wanted = Self::requested_resource_scopes(
+                    asked.scope,
+                    resource,
+                    &current.resource_scopes,
+                )?;
                 let allowed = Self::client_resource_scopes(client, resource);
                 let held = self
                     .held_scopes(&current.user_id, owner.role, resource)
@@ -674,20 +471,18 @@ impl NetApi {
 
     async fn exchange_code(
         &self,
-        request: &TokenRequest,
         client: &OAuthClient,
+        presented: PresentedCode<'_>,
         ip: &str,
     ) -> OAuthResult<TokenResponse> {
-        let presented = request.required("code")?;
-        let invalid =
-            || OAuthError::invalid_grant("The authorization code is invalid, expired or used.");
-        if check_format(SecretKind::AuthorizationCode, presented).is_err() {
+        let invalid = || OAuthError::from(OAuthReason::InvalidCode);
+        if check_format(SecretKind::AuthorizationCode, presented.code).is_err() {
             return Err(invalid());
         }
         let now = self.now();
         let Some(code) = self
             .store
-            .consume_authorization_code(&self.hasher().hash(presented), now)
+            .consume_authorization_code(&self.hasher().hash(presented.code), now)
             .await?
         else {
             return Err(invalid());
@@ -714,25 +509,23 @@ impl NetApi {
         // single registered URI, so there is nothing to confuse it with).
         let only_uri =
             client.redirect_uris.len() == 1 && client.redirect_uris[0] == code.redirect_uri;
-        let redirect_matches = match request.param("redirect_uri") {
+        let redirect_matches = match presented.redirect_uri {
             Some(uri) => uri == code.redirect_uri,
             None => !code.redirect_uri_in_request && only_uri,
         };
         if !redirect_matches {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri does not match the authorization request.",
-            ));
+            return Err(OAuthReason::RedirectMismatch.into());
         }
-        match (&code.code_challenge, request.param("code_verifier")) {
+        match (&code.code_challenge, presented.code_verifier) {
             (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => {}
             (None, None) => {}
-            _ => return Err(OAuthError::invalid_grant("PKCE verification failed.")),
+            _ => return Err(OAuthReason::PkceFailed.into()),
         }
         let Some(owner) = self.user_facts(&code.user_id).await? else {
             return Err(invalid());
         };
         let resource = self
-            .granted_resource(code.resource_id.as_deref(), request.param("resource"))
+            .granted_resource(code.resource_id.as_deref(), presented.resource)
             .await?;
         let scopes = code
             .scopes
@@ -795,7 +588,7 @@ impl NetApi {
     async fn granted_resource(
         &self,
         granted: Option<&str>,
-        named: Option<&str>,
+        named: Option<&ResourceIndicator>,
     ) -> OAuthResult<Option<Arc<Resource>>> {
         let resource = match granted {
             None => None,
@@ -803,18 +596,16 @@ impl NetApi {
                 self.resource_by_id(id)
                     .await?
                     .filter(|r| r.deleted_at.is_none())
-                    .ok_or_else(|| {
-                        OAuthError::invalid_grant("The resource of this grant no longer exists.")
-                    })?,
+                    .ok_or(OAuthReason::GrantResourceGone)?,
             ),
         };
         let identifier = resource
             .as_ref()
             .map_or(self.settings.issuer.as_str(), |r| r.identifier.as_str());
         match named {
-            Some(named) if named != identifier => Err(invalid_target(
-                "The resource must be the one the grant was made for.",
-            )),
+            Some(named) if named.as_str() != identifier => {
+                Err(OAuthReason::ResourceNotGranted.into())
+            }
             _ => Ok(resource),
         }
     }
@@ -876,8 +667,7 @@ impl NetApi {
             sid: grant.family_id.map(str::to_owned),
             auth_time: grant.auth_time,
         };
-        let unavailable =
-            || OAuthError::new(OAuthErrorKind::ServerError, "No signing key is available.");
+        let unavailable = || OAuthError::from(OAuthReason::NoSigningKey);
         let access_token = ring.sign("at+jwt", &claims).ok_or_else(unavailable)?;
         let id_token = match grant.auth_time {
             Some(auth_time) if grant.scopes.contains(Scope::OpenId) => {
@@ -913,9 +703,13 @@ impl NetApi {
 
     /// `POST /oauth/revoke` (RFC 7009). Unknown tokens, and tokens of other clients, are
     /// ignored; the answer is the same either way.
-    pub async fn revoke_token(&self, request: &TokenRequest, ip: &str) -> OAuthResult<()> {
+    pub async fn revoke_token(
+        &self,
+        request: &ClientRequest<TokenTarget>,
+        ip: &str,
+    ) -> OAuthResult<()> {
         let client = self.authenticate_client(&request.client, ip).await?;
-        let token = request.required("token")?;
+        let token = request.params.token.expose();
         if token.starts_with(SecretKind::RefreshToken.prefix()) {
             if check_format(SecretKind::RefreshToken, token).is_ok()
                 && let Some(found) = self
@@ -957,12 +751,16 @@ impl NetApi {
     }
 
     /// `POST /oauth/introspect` (RFC 7662), for confidential clients.
-    pub async fn introspect(&self, request: &TokenRequest, ip: &str) -> OAuthResult<Introspection> {
+    pub async fn introspect(
+        &self,
+        request: &ClientRequest<TokenTarget>,
+        ip: &str,
+    ) -> OAuthResult<Introspection> {
         let client = self.authenticate_client(&request.client, ip).await?;
         if client.is_public() {
-            return Err(OAuthError::invalid_client());
+            return Err(OAuthReason::ClientAuthenticationFailed.into());
         }
-        let token = request.required("token")?;
+        let token = request.params.token.expose();
         let inactive = Introspection::default();
         let now = self.now();
         if token.starts_with(SecretKind::ApiKey.prefix()) {
@@ -1183,26 +981,7 @@ mod tests {
     }
 
     #[test]
-    fn debug_output_of_requests_and_answers_carries_no_secret() {
-        let mut params = HashMap::new();
-        for (name, value) in [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", "naprt_XYZZYrefresh"),
-            ("code", "napac_XYZZYcode"),
-            ("code_verifier", "XYZZYverifier"),
-            ("client_secret", "napcs_XYZZYclient"),
-        ] {
-            params.insert(name.to_owned(), value.to_owned());
-        }
-        let client = ClientAuth::from_request(None, &{
-            let mut form = params.clone();
-            form.insert("client_id".to_owned(), "cli_x".to_owned());
-            form
-        });
-        let request = TokenRequest {
-            params,
-            client: client.unwrap_or(ClientAuth::None { id: String::new() }),
-        };
+    fn debug_output_of_a_token_response_carries_no_secret() {
         let response = TokenResponse {
             access_token: "eyJXYZZYaccess".to_owned(),
             token_type: "Bearer",
@@ -1211,25 +990,8 @@ mod tests {
             refresh_token: Some("naprt_XYZZYnewrefresh".to_owned()),
             id_token: Some("eyJXYZZYid".to_owned()),
         };
-        let printed = format!("{request:?} {response:?}");
+        let printed = format!("{response:?}");
         assert!(printed.contains("refresh_token") && printed.contains("users:read"));
         assert!(!printed.contains("XYZZY"), "{printed}");
-    }
-
-    #[test]
-    fn two_client_authentication_methods_are_refused() {
-        let mut form = HashMap::new();
-        form.insert("client_id".to_owned(), "cli_x".to_owned());
-        form.insert("client_secret".to_owned(), "s".to_owned());
-        let both = ClientAuth::from_request(Some(("cli_x".to_owned(), "s".to_owned())), &form);
-        assert!(matches!(both, Err(e) if e.kind == OAuthErrorKind::InvalidRequest));
-        let post = ClientAuth::from_request(None, &form);
-        assert!(matches!(post, Ok(ClientAuth::Post { .. })));
-        form.remove("client_secret");
-        assert!(matches!(
-            ClientAuth::from_request(None, &form),
-            Ok(ClientAuth::None { .. })
-        ));
-        assert!(ClientAuth::from_request(None, &HashMap::new()).is_err());
     }
 }

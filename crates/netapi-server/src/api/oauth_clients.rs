@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use netapi_core::service::{ClientUpdate, NewClient};
+use netapi_core::service::{ClientUpdate, NewClient, parse_auth_method, parse_grant_types};
 use serde::Deserialize;
 
 use super::pagination::PageQuery;
@@ -105,9 +105,17 @@ pub async fn create_client(
             NewClient {
                 name: body.client_name,
                 redirect_uris: body.redirect_uris,
-                grant_types: body.grant_types,
+                grant_types: body
+                    .grant_types
+                    .as_deref()
+                    .map(parse_grant_types)
+                    .transpose()?,
                 scope: body.scope,
-                auth_method: body.token_endpoint_auth_method,
+                auth_method: body
+                    .token_endpoint_auth_method
+                    .as_deref()
+                    .map(parse_auth_method)
+                    .transpose()?,
                 rate_limit: body.rate_limit_per_minute,
                 trusted: body.trusted.unwrap_or(false),
                 resources: body.resources,
@@ -207,7 +215,11 @@ pub async fn update_client(
             ClientUpdate {
                 name: body.client_name,
                 redirect_uris: body.redirect_uris,
-                grant_types: body.grant_types,
+                grant_types: body
+                    .grant_types
+                    .as_deref()
+                    .map(parse_grant_types)
+                    .transpose()?,
                 scope: body.scope,
                 rate_limit: body.rate_limit_per_minute,
                 trusted: body.trusted,

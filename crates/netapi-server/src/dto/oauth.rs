@@ -1,7 +1,7 @@
 //! Bodies of the OAuth 2.0 and OpenID Connect endpoints (RFC 6749, 7009, 7517, 7662, 8414,
 //! 9728, OpenID Connect Core and Discovery).
 
-use netapi_core::service::{Introspection as CoreIntrospection, OAuthError, OAuthErrorKind};
+use netapi_core::service::{Introspection as CoreIntrospection, OAuthErrorKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,11 +17,12 @@ pub(crate) struct OAuthErrorBody {
     error_description: String,
 }
 
-impl From<OAuthError> for OAuthErrorBody {
-    fn from(error: OAuthError) -> Self {
+impl OAuthErrorBody {
+    /// The body of an error of `kind`, in the words `oauth/error.rs` chose.
+    pub(crate) fn new(kind: OAuthErrorKind, error_description: String) -> Self {
         Self {
-            error: error.kind.into(),
-            error_description: error.description,
+            error: kind.into(),
+            error_description,
         }
     }
 }

@@ -8,18 +8,21 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use netapi_core::service::{ClientAuth, OAuthError, OAuthErrorKind, TokenRequest};
-use std::collections::HashMap;
+use netapi_core::service::{ClientRequest, OAuthError, OAuthErrorKind, OAuthForm, OAuthReason};
 
-use super::error::{OAuthFailure, failure};
+use super::error::OAuthFailure;
 use crate::state::AppState;
 
-/// The parsed form and the client's credentials; rejected with the OAuth error shape (a body
-/// over the limit: axum's own rejection, as before).
+/// The client's credentials and the request's parameters (`T`: a `TokenGrant` or a
+/// `TokenTarget`), parsed once; rejected with the OAuth error shape (a body over the limit:
+/// axum's own rejection, as before).
 #[derive(Debug)]
-pub(crate) struct ClientRequest(pub(crate) TokenRequest);
+pub(crate) struct ClientForm<T>(pub(crate) ClientRequest<T>);
 
-impl FromRequest<AppState> for ClientRequest {
+impl<T> FromRequest<AppState> for ClientForm<T>
+where
+    T: for<'a> TryFrom<&'a OAuthForm, Error = OAuthError>,
+{
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -27,22 +30,15 @@ impl FromRequest<AppState> for ClientRequest {
         let body = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        token_request(&headers, &body)
+        client_request(&headers, &body)
             .map(Self)
             .map_err(IntoResponse::into_response)
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` where every parameter appears at most once
-/// (RFC 6749 §3.2).
-pub fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, String> {
-    let mut params = HashMap::new();
-    for (name, value) in url::form_urlencoded::parse(body) {
-        if params.insert(name.to_string(), value.to_string()).is_some() {
-            return Err(format!("The parameter '{name}' is repeated."));
-        }
-    }
-    Ok(params)
+/// Decodes `application/x-www-form-urlencoded` into its pairs, in order.
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// HTTP Basic credentials that cannot be decoded.
@@ -88,36 +84,30 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-fn token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthFailure> {
+fn client_request<T>(headers: &HeaderMap, body: &[u8]) -> Result<ClientRequest<T>, OAuthFailure>
+where
+    T: for<'a> TryFrom<&'a OAuthForm, Error = OAuthError>,
+{
+    let plain = |reason: OAuthReason| OAuthFailure {
+        error: reason.into(),
+        basic: false,
+    };
     if !is_form(headers) {
-        return Err(failure(
-            OAuthErrorKind::InvalidRequest,
-            "The body must be application/x-www-form-urlencoded.",
-        ));
+        return Err(plain(OAuthReason::NotAForm));
     }
-    let resources = url::form_urlencoded::parse(body)
-        .filter(|(name, _)| name == "resource")
-        .count();
-    if resources > 1 {
-        // RFC 8707 allows several; one per request is what this server supports.
-        return Err(failure(
-            OAuthErrorKind::InvalidTarget,
-            "One resource per request: several resource parameters are not supported.",
-        ));
-    }
-    let params = parse_form(body).map_err(|e| failure(OAuthErrorKind::InvalidRequest, &e))?;
+    let form = OAuthForm::parse(&form_pairs(body)).map_err(|error| OAuthFailure {
+        error,
+        basic: false,
+    })?;
     let basic = parse_basic(headers).map_err(|MalformedBasic| OAuthFailure {
-        error: OAuthError::new(
-            OAuthErrorKind::InvalidClient,
-            "The HTTP Basic credentials are malformed.",
-        ),
+        error: OAuthReason::MalformedBasic.into(),
         basic: true,
     })?;
-    let client = ClientAuth::from_request(basic, &params).map_err(|error| OAuthFailure {
-        basic: error.kind == OAuthErrorKind::InvalidClient,
+    // No credentials at all is a 401 with a challenge.
+    ClientRequest::from_form(basic, &form).map_err(|error| OAuthFailure {
+        basic: error.kind() == OAuthErrorKind::InvalidClient,
         error,
-    })?;
-    Ok(TokenRequest { params, client })
+    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! The OAuth endpoints' errors (RFC 6749 §5.2's shape, not the `/v1` envelope, because that
-//! is what OAuth client libraries parse): the one place where they become responses, and
-//! their description in the document.
+//! is what OAuth client libraries parse): the one place where they become responses, where
+//! core's reasons get their words (`error_description`), and their description in the
+//! document.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use netapi_core::service::{OAuthError, OAuthErrorKind};
+use netapi_core::service::{OAuthError, OAuthErrorKind, OAuthReason};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use utoipa::IntoResponses;
 use utoipa::openapi::header::HeaderBuilder;
@@ -25,10 +27,11 @@ pub struct OAuthFailure {
 
 impl IntoResponse for OAuthFailure {
     fn into_response(self) -> Response {
+        let kind = self.error.kind();
         let status = if self.error.retry_after.is_some() {
             StatusCode::TOO_MANY_REQUESTS
         } else {
-            match self.error.kind {
+            match kind {
                 OAuthErrorKind::InvalidClient if self.basic => StatusCode::UNAUTHORIZED,
                 OAuthErrorKind::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
                 OAuthErrorKind::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -36,8 +39,8 @@ impl IntoResponse for OAuthFailure {
             }
         };
         let retry_after = self.error.retry_after;
-        let mut response =
-            (status, NO_STORE, Json(OAuthErrorBody::from(self.error))).into_response();
+        let body = OAuthErrorBody::new(kind, description(&self.error.reason).into_owned());
+        let mut response = (status, NO_STORE, Json(body)).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -52,10 +55,53 @@ impl IntoResponse for OAuthFailure {
     }
 }
 
-pub(super) fn failure(kind: OAuthErrorKind, description: &str) -> OAuthFailure {
-    OAuthFailure {
-        error: OAuthError::new(kind, description),
-        basic: false,
+/// The words a client reads for each reason (never a secret: reasons carry none).
+fn description(reason: &OAuthReason) -> Cow<'static, str> {
+    use OAuthReason as R;
+    match reason {
+        R::NotAForm => "The body must be application/x-www-form-urlencoded.".into(),
+        R::RepeatedParameter(name) => format!("The parameter '{name}' is repeated.").into(),
+        R::MissingParameter(name) => format!("The parameter '{name}' is missing.").into(),
+        R::TwoClientAuthMethods => {
+            "Use one client authentication method, not both HTTP Basic and client_secret.".into()
+        }
+        R::ClientIdMismatch => {
+            "client_id in the body does not match the HTTP Basic credentials.".into()
+        }
+        R::RateLimited => "Too many failed attempts; try again later.".into(),
+        R::MalformedBasic => "The HTTP Basic credentials are malformed.".into(),
+        R::ClientAuthenticationRequired => "Client authentication is required.".into(),
+        R::ClientAuthenticationFailed => "Client authentication failed.".into(),
+        R::ClientLocked => "Too many failed client authentications; try again later.".into(),
+        R::InvalidCode => "The authorization code is invalid, expired or used.".into(),
+        R::InvalidRefreshToken => "The refresh token is invalid, expired or revoked.".into(),
+        R::RedirectMismatch => "redirect_uri does not match the authorization request.".into(),
+        R::PkceFailed => "PKCE verification failed.".into(),
+        R::GrantResourceGone => "The resource of this grant no longer exists.".into(),
+        R::GrantNotAllowed(grant) => {
+            format!("This client may not use the {} grant.", grant.as_str()).into()
+        }
+        R::UnsupportedGrantType(name) => {
+            format!("The grant type '{name}' is not supported.").into()
+        }
+        R::UnknownScope(name) => format!("Unknown scope '{name}'.").into(),
+        R::ScopeNotAllowed(name) => format!("The scope '{name}' is not allowed here.").into(),
+        R::NotAResourceScope { scope, resource } => format!(
+            "'{}' is not a scope of the resource {resource}.",
+            scope.escape_default()
+        )
+        .into(),
+        R::MalformedResource => "The resource must be an absolute URI without a fragment.".into(),
+        R::UnknownResource => {
+            "The resource is unknown, or this client may not ask for tokens for it.".into()
+        }
+        R::ResourceNotGranted => "The resource must be the one the grant was made for.".into(),
+        R::SeveralResources => {
+            "One resource per request: several resource parameters are not supported.".into()
+        }
+        R::NoSigningKey => "No signing key is available.".into(),
+        R::Internal => "The server could not complete the request.".into(),
+        R::Unavailable => "The server cannot reach its storage; try again shortly.".into(),
     }
 }
 

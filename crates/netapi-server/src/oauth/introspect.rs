@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::client_auth::ClientRequest;
+use super::client_auth::ClientForm;
 use super::error::{OAuthErrors, OAuthFailure};
 use super::revoke::TokenTargetForm;
 use crate::dto::oauth::Introspection;
 use crate::dto::{NO_STORE, NoStore};
 use crate::extract::ClientIp;
 use crate::state::AppState;
+use netapi_core::service::TokenTarget;
 
 /// `POST /oauth/introspect` (RFC 7662)
 #[utoipa::path(
@@ -27,7 +28,7 @@ use crate::state::AppState;
 pub async fn introspect(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    ClientRequest(request): ClientRequest,
+    ClientForm(request): ClientForm<TokenTarget>,
 ) -> Result<(NoStore, Json<Introspection>), OAuthFailure> {
     let basic = request.client.is_basic();
     let answer = state

@@ -11,7 +11,7 @@ mod revoke;
 mod token;
 mod userinfo;
 
-pub use client_auth::{MalformedBasic, parse_basic, parse_form};
+pub use client_auth::{MalformedBasic, form_pairs, parse_basic};
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -5,17 +5,18 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::client_auth::ClientRequest;
+use super::client_auth::ClientForm;
 use super::error::{OAuthErrors, OAuthFailure};
 use crate::dto::oauth::RevocationResponse;
 use crate::dto::{NO_STORE, NoStore};
 use crate::extract::ClientIp;
 use crate::state::AppState;
+use netapi_core::service::TokenTarget;
 
 /// `POST /oauth/revoke` and `POST /oauth/introspect` (`application/x-www-form-urlencoded`;
 /// every parameter at most once). The client authenticates as at the token endpoint.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // `parse_form` reads the form as a map for the core; this states it for the document.
+#[allow(dead_code)] // Core parses the form (`TokenTarget`); this states it for the document.
 pub(crate) struct TokenTargetForm {
     /// The access or refresh token.
     #[schema(min_length = 1)]
@@ -50,7 +51,7 @@ pub(crate) struct TokenTargetForm {
 pub async fn revoke(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    ClientRequest(request): ClientRequest,
+    ClientForm(request): ClientForm<TokenTarget>,
 ) -> Result<(NoStore, Json<RevocationResponse>), OAuthFailure> {
     let basic = request.client.is_basic();
     state

@@ -5,18 +5,19 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::client_auth::ClientRequest;
+use super::client_auth::ClientForm;
 use super::error::{OAuthErrors, OAuthFailure};
 use crate::dto::oauth::TokenResponse;
 use crate::dto::{NO_STORE, NoStore, fields};
 use crate::extract::ClientIp;
 use crate::state::AppState;
+use netapi_core::service::TokenGrant;
 
 /// `POST /oauth/token` (`application/x-www-form-urlencoded`; every parameter at most once).
 /// A confidential client authenticates with HTTP Basic or with `client_id` and
 /// `client_secret` here; a public client sends only `client_id`.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // `parse_form` reads the form as a map for the core; this states it for the document.
+#[allow(dead_code)] // Core parses the form (`TokenGrant`); this states it for the document.
 pub(crate) struct TokenForm {
     #[schema(schema_with = fields::grant_type)]
     grant_type: String,
@@ -72,7 +73,7 @@ pub(crate) struct TokenForm {
 pub async fn token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    ClientRequest(request): ClientRequest,
+    ClientForm(request): ClientForm<TokenGrant>,
 ) -> Result<(NoStore, Json<TokenResponse>), OAuthFailure> {
     let basic = request.client.is_basic();
     let response = state

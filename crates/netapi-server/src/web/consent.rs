@@ -7,9 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::NetApi;
 use netapi_core::model::{Session, User};
-use netapi_core::service::AuthorizationRequest;
+use netapi_core::service::{
+    AuthorizationParams, AuthorizationRequest, AuthorizeError, AuthorizeReason,
+};
 use serde::Deserialize;
-use std::collections::HashMap;
 
 use super::error::PageError;
 use super::login::login_page;
@@ -85,17 +86,12 @@ fn consent_page(
 }
 
 /// Parses and validates the parameters of an authorization request (the query string, or
-/// the consent form's copy of it). A parameter given twice is refused (RFC 6749 §3.1).
+/// the consent form's copy of it).
 async fn validated(api: &NetApi, raw: &str) -> Result<AuthorizationRequest, Response> {
-    let mut params = HashMap::new();
-    let mut repeated = None;
-    for (name, value) in url::form_urlencoded::parse(raw.as_bytes()).into_owned() {
-        if params.contains_key(&name) {
-            repeated.get_or_insert_with(|| name.clone());
-        }
-        params.insert(name, value);
-    }
-    api.validate_authorization(&params, repeated.as_deref())
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect();
+    api.validate_authorization(&AuthorizationParams::parse(&pairs))
         .await
         .map_err(|err| PageError::Authorize(err).into_response())
 }
@@ -106,7 +102,7 @@ async fn validated(api: &NetApi, raw: &str) -> Result<AuthorizationRequest, Resp
 /// described as text with the values that succeed.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // Core parses the raw query (`AuthorizationRequest`); this states it for the document.
+#[allow(dead_code)] // Core parses the raw query (`AuthorizationParams`); this states it for the document.
 struct AuthorizeQuery {
     /// The client; an unknown one gets the 400 error page, never a redirect.
     #[param(required = true)]
@@ -176,11 +172,9 @@ pub async fn authorize(
     let session = session.filter(|(s, _)| api.session_satisfies(&request, s, fresh));
     let Some((session, user)) = session else {
         if request.prompt_none {
-            return PageError::Authorize(request.early_error(
-                &issuer,
-                "login_required",
-                "the user is not signed in",
-            ))
+            return PageError::Authorize(
+                request.early_error(&issuer, AuthorizeReason::LoginRequired),
+            )
             .into_response();
         }
         return login_page(
@@ -195,12 +189,10 @@ pub async fn authorize(
             Ok(url) => Redirect::to(&url).into_response(),
             Err(err) => PageError::Core(err).into_response(),
         },
-        Ok(false) if request.prompt_none => PageError::Authorize(request.early_error(
-            &issuer,
-            "consent_required",
-            "the user has not approved this application",
-        ))
-        .into_response(),
+        Ok(false) if request.prompt_none => {
+            PageError::Authorize(request.early_error(&issuer, AuthorizeReason::ConsentRequired))
+                .into_response()
+        }
         Ok(false) => consent_page(&request, &raw, &user, &session),
         Err(err) => PageError::Core(err).into_response(),
     }
@@ -266,10 +258,8 @@ pub async fn decide(
             }
             Err(err) => PageError::Core(err).into_response(),
         },
-        "deny" => Redirect::to(&request.error_redirect(
-            api.issuer(),
-            "access_denied",
-            "the user denied the request",
+        "deny" => PageError::Authorize(AuthorizeError::Redirect(
+            request.error_redirect(api.issuer(), AuthorizeReason::AccessDenied),
         ))
         .into_response(),
         _ => PageError::Invalid("The decision must be approve or deny.").into_response(),

@@ -1,11 +1,13 @@
-//! The pages' errors: the one place where they become pages, and their description in the
-//! document.
+//! The pages' errors: the one place where they become pages (or, for an authorization
+//! request, the redirect to the client), where core's reasons get their words, and their
+//! description in the document.
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::Error;
-use netapi_core::service::AuthorizeError;
+use netapi_core::service::{AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use utoipa::IntoResponses;
 use utoipa::openapi::header::HeaderBuilder;
@@ -45,24 +47,20 @@ pub(super) fn error_page(status: StatusCode, message: &str) -> Response {
     )
 }
 
-fn error_link_page(url: &str) -> Response {
-    let parsed = url::Url::parse(url).ok();
-    let error = parsed
-        .as_ref()
-        .and_then(|u| u.query_pairs().find(|(name, _)| name == "error"))
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default();
-    let host = parsed
-        .as_ref()
+fn error_link_page(redirect: &ErrorRedirect) -> Response {
+    let url = redirect_url(redirect);
+    let error = redirect.reason.code().to_owned();
+    let host = url::Url::parse(&url)
+        .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| url.to_owned());
+        .unwrap_or_else(|| url.clone());
     render(
         StatusCode::BAD_REQUEST,
         &ErrorLinkPage {
             chrome: Chrome::anonymous("Something is wrong"),
             error,
             host,
-            href: url,
+            href: &url,
         },
     )
 }
@@ -85,16 +83,72 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             Self::Core(err) => core_error_page(err),
-            Self::Authorize(AuthorizeError::Page(message)) => {
-                error_page(StatusCode::BAD_REQUEST, &message)
+            Self::Authorize(AuthorizeError::Page(reason)) => {
+                error_page(StatusCode::BAD_REQUEST, &page_words(&reason))
             }
-            Self::Authorize(AuthorizeError::Redirect(url)) => Redirect::to(&url).into_response(),
-            Self::Authorize(AuthorizeError::Link(url)) => error_link_page(&url),
+            Self::Authorize(AuthorizeError::Redirect(redirect)) => {
+                Redirect::to(&redirect_url(&redirect)).into_response()
+            }
+            Self::Authorize(AuthorizeError::Link(redirect)) => error_link_page(&redirect),
             Self::Authorize(AuthorizeError::Failed(err)) => core_error_page(err),
             Self::Forged(message) => error_page(StatusCode::FORBIDDEN, message),
             Self::Invalid(message) => error_page(StatusCode::BAD_REQUEST, message),
         }
     }
+}
+
+/// The page's words for a request whose client or redirect URI cannot be trusted.
+fn page_words(reason: &PageReason) -> Cow<'static, str> {
+    match reason {
+        PageReason::RepeatedParameter(name) => {
+            format!("The request gives {name} more than once.").into()
+        }
+        PageReason::MissingClientId => "The request names no client (client_id).".into(),
+        PageReason::UnknownClient => "This application is not registered here.".into(),
+        PageReason::RedirectMismatch => {
+            "The redirect URI does not match any registered for this application.".into()
+        }
+        PageReason::MissingRedirectUri => "The request names no redirect URI.".into(),
+    }
+}
+
+/// The redirect to the client, with the words for its reason as `error_description`.
+fn redirect_url(redirect: &ErrorRedirect) -> String {
+    use AuthorizeReason as R;
+    let description: Cow<'static, str> = match &redirect.reason {
+        R::RepeatedParameter(name) => format!("{name} is given more than once").into(),
+        R::SeveralResources => {
+            "one resource per request: several resource parameters are not supported".into()
+        }
+        R::StateTooLong => "state is too long".into(),
+        R::RequestObject => "request objects are not supported".into(),
+        R::UnsupportedResponseType => "only response_type=code is supported".into(),
+        R::MissingResponseType => "response_type is missing".into(),
+        R::UnsupportedResponseMode => "only response_mode=query is supported".into(),
+        R::UnauthorizedClient => "this client may not use the authorization code flow".into(),
+        R::MalformedResource => "The resource must be an absolute URI without a fragment.".into(),
+        R::UnknownResource => {
+            "The resource is unknown, or this client may not ask for tokens for it.".into()
+        }
+        R::InvalidResourceScope => {
+            "the requested scope is not a scope of the resource, or not allowed for this client"
+                .into()
+        }
+        R::InvalidScope => "the requested scope is unknown or not allowed for this client".into(),
+        R::MalformedCodeChallenge => "code_challenge is not a valid S256 challenge".into(),
+        R::CodeChallengeMethod => "code_challenge_method must be S256".into(),
+        R::PkceRequired => {
+            "PKCE is required: send code_challenge with code_challenge_method=S256".into()
+        }
+        R::NonceTooLong => "nonce is too long".into(),
+        R::UnknownPrompt => "prompt must be none, login or consent".into(),
+        R::PromptNoneCombined => "prompt=none cannot be combined".into(),
+        R::MalformedMaxAge => "max_age must be a non-negative integer".into(),
+        R::LoginRequired => "the user is not signed in".into(),
+        R::ConsentRequired => "the user has not approved this application".into(),
+        R::AccessDenied => "the user denied the request".into(),
+    };
+    redirect.url(&description)
 }
 
 fn with_retry_after(mut response: Response, seconds: u64) -> Response {

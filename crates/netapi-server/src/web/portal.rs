@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::clock::format_rfc3339;
-use netapi_core::model::{Session, User};
+use netapi_core::model::{ClientAuthMethod, GrantType, Session, User};
 use netapi_core::service::{
     ClientUpdate, KeyUsage, NewApiKey, NewClient, PageRequest, Principal, UsageQuery,
 };
@@ -580,13 +580,14 @@ pub async fn create_client(
         Err(response) => return response,
     };
     let outcome = {
+        let web_grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
         let (grants, method) = match form.kind.as_str() {
-            "native" => (vec!["authorization_code", "refresh_token"], "none"),
-            "service" => (vec!["client_credentials"], "client_secret_basic"),
-            _ => (
-                vec!["authorization_code", "refresh_token"],
-                "client_secret_basic",
+            "native" => (web_grants, ClientAuthMethod::None),
+            "service" => (
+                vec![GrantType::ClientCredentials],
+                ClientAuthMethod::SecretBasic,
             ),
+            _ => (web_grants, ClientAuthMethod::SecretBasic),
         };
         state
             .api
@@ -595,9 +596,9 @@ pub async fn create_client(
                 NewClient {
                     name: form.name,
                     redirect_uris: lines(&form.redirect_uris),
-                    grant_types: Some(grants.into_iter().map(str::to_owned).collect()),
+                    grant_types: Some(grants),
                     scope: Some(me.principal.scopes.without(Scope::Admin).to_string()),
-                    auth_method: Some(method.to_owned()),
+                    auth_method: Some(method),
                     rate_limit: None,
                     trusted: false,
                     resources: None,
