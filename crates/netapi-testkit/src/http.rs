@@ -148,12 +148,60 @@ pub struct Pkce {
 }
 
 impl Pkce {
+    /// A new random verifier (64 characters, within RFC 7636's 43 to 128) and its challenge.
     pub fn random() -> Self {
-        let verifier = netapi_core::secret::random_base62(64);
-        let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        Self::from_verifier(&netapi_core::secret::random_base62(64))
+    }
+
+    /// The pair for a chosen verifier.
+    pub fn from_verifier(verifier: &str) -> Self {
         Self {
-            verifier,
-            challenge,
+            verifier: verifier.to_owned(),
+            challenge: URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pkce_challenge_is_rfc_7636s() {
+        // RFC 7636, Appendix B.
+        let pair = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert_eq!(
+            pair.challenge,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let random = Pkce::random();
+        assert_eq!(random.verifier.len(), 64);
+        assert_ne!(random.verifier, Pkce::random().verifier);
+    }
+
+    #[test]
+    fn hidden_fields_are_unescaped_once() {
+        let html =
+            r#"<input type="hidden" name="return_to" value="/a?b=1&amp;c=&lt;&#39;&amp;lt;">"#;
+        assert_eq!(hidden_field(html, "return_to"), "/a?b=1&c=<'&lt;");
+    }
+
+    #[test]
+    fn query_pairs_reads_relative_and_absolute_urls() {
+        assert_eq!(query_pairs("/cb?code=x%2By&state=s")["code"], "x+y");
+        assert_eq!(query_pairs("http://127.0.0.1:9/cb?state=s")["state"], "s");
+    }
+
+    #[test]
+    fn basic_credentials_are_base64_of_id_colon_secret() {
+        // RFC 7617, section 2.
+        assert_eq!(
+            basic("Aladdin", "open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(
+            basic_header("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 }
