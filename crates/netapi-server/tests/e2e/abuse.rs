@@ -3,7 +3,9 @@
 //! `redirect_uri` (and the login page's `return_to`).
 
 use crate::e2e;
-use crate::helpers::{Browser, TestApp, expect_error, hidden_field, location_of, query_pairs};
+use crate::helpers::{
+    Browser, PASSWORD, TestApp, expect_error, hidden_field, location_of, query_pairs,
+};
 use netapi_core::secret::{Secret, SecretHasher, SecretKind, check_format, generate};
 use netapi_core::service::{ClientAuth, NewApiKey};
 use netapi_core::{AuthFailure, Error};
@@ -11,7 +13,6 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Instant;
 
-const PASSWORD: &str = "correct horse battery";
 /// The failed-authentication limit of the credential-stuffing tests.
 const LIMIT: usize = 5;
 

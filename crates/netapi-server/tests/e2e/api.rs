@@ -8,9 +8,8 @@ use reqwest::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-use crate::helpers::{TestApp, expect_error, json_with};
+use crate::helpers::{PASSWORD, TestApp, expect_error, json_with};
 
-const PASSWORD: &str = "correct horse battery";
 const AUTH_FAILED: &str = "Authentication failed. Please check your API key or token.";
 const CHALLENGE: &str = "Bearer realm=\"netapi\"";
 /// What a registration key carries: every scope but `admin`, in documented order.

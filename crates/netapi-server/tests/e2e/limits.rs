@@ -1,7 +1,7 @@
 //! Per-key and per-client request limits, with their headers.
 
 use crate::e2e;
-use crate::helpers::{Backend, TestApp, expect_error, json_with};
+use crate::helpers::{Backend, PASSWORD, TestApp, expect_error, json_with};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -183,7 +183,6 @@ async fn slow_headers_are_cut_off() {
 
 /// The failed-authentication limit of the tests below.
 const FAILURES: usize = 3;
-const PASSWORD: &str = "correct horse battery";
 
 /// Behind a trusted proxy at 127.0.0.1 (so `X-Forwarded-For` names the source), with the
 /// settings changed by `adjust`.
