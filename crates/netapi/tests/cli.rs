@@ -2,6 +2,12 @@
 //! graceful shutdown, and several processes on one PostgreSQL database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use netapi_testkit::{
+    Backend, Browser, PASSWORD, Pkce, Site, approve, basic, client_credentials_token,
+    create_client, exchange_code, free_port, fresh_database, fresh_sqlite_url, hidden_field,
+    location_of, plain_client, query_pairs, register, register_in_browser, shown_secret,
+    unique_name,
+};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -18,26 +24,6 @@ const PEPPER: &str = "a-pepper-for-the-cli-tests";
 /// moved into PostgreSQL keeps its sealed signing keys, so both must read the same key).
 fn shared_key_file() -> std::path::PathBuf {
     std::env::temp_dir().join("netapi-cli-tests.key")
-}
-
-fn temp_db() -> String {
-    let name = format!("netapi-cli-{}-{}.db", std::process::id(), rand_suffix());
-    format!("sqlite://{}", std::env::temp_dir().join(name).display())
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn create_user(db: &str, email: &str, admin: bool) -> String {
@@ -66,7 +52,7 @@ fn create_user(db: &str, email: &str, admin: bool) -> String {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"correct horse battery\n")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
         .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(
@@ -81,6 +67,17 @@ fn create_user(db: &str, email: &str, admin: bool) -> String {
 struct Server {
     child: Child,
     base: String,
+    http: reqwest::Client,
+}
+
+impl Site for Server {
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
 }
 
 impl Server {
@@ -113,6 +110,7 @@ impl Server {
         let server = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            http: plain_client(),
         };
         let client = reqwest::Client::new();
         for _ in 0..200 {
@@ -147,7 +145,7 @@ impl Drop for Server {
 
 #[tokio::test]
 async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
-    let db = temp_db();
+    let db = fresh_sqlite_url();
     let key = create_user(&db, "root@example.com", true);
     assert!(
         key.starts_with("napi_") && key.len() == 43,
@@ -207,7 +205,7 @@ async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
 
 #[test]
 fn unknown_configuration_keys_are_refused() {
-    let path = std::env::temp_dir().join(format!("netapi-cli-{}.toml", rand_suffix()));
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("netapi-cli-")));
     std::fs::write(&path, "listen = \"127.0.0.1:0\"\nacces_token_ttl = 5\n").unwrap();
     let output = Command::new(BIN)
         .args(["serve", "--config", path.to_str().unwrap()])
@@ -220,7 +218,7 @@ fn unknown_configuration_keys_are_refused() {
 
 #[test]
 fn migrate_applies_and_is_idempotent() {
-    let db = temp_db();
+    let db = fresh_sqlite_url();
     for _ in 0..2 {
         let output = Command::new(BIN)
             .args(["migrate", "--database-url", &db])
@@ -232,21 +230,6 @@ fn migrate_applies_and_is_idempotent() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-}
-
-async fn fresh_postgres() -> Option<String> {
-    let Ok(admin) = std::env::var("NETAPI_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: NETAPI_TEST_POSTGRES_URL is not set");
-        return None;
-    };
-    let name = format!("netapi_cli_{}", rand_suffix());
-    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
 }
 
 /// Polls until `check` holds; the contract allows one second for a revocation to reach every
@@ -266,7 +249,7 @@ async fn within_one_second(mut check: impl AsyncFnMut() -> bool) -> bool {
 
 #[tokio::test]
 async fn a_revocation_through_one_instance_holds_on_the_other() {
-    let Some(db) = fresh_postgres().await else {
+    let Some(db) = fresh_database(Backend::Postgres).await else {
         return;
     };
     Command::new(BIN)
@@ -276,15 +259,7 @@ async fn a_revocation_through_one_instance_holds_on_the_other() {
     let a = Server::start(&db).await;
     let b = Server::start(&db).await;
     let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{}/v1/register", a.base))
-        .json(&json!({"email": "multi@example.com", "password": "correct horse battery", "name": "M"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = register(&a, "multi@example.com", PASSWORD).await;
     let key = registered["api_key"]["key"].as_str().unwrap().to_owned();
     let key_id = registered["api_key"]["id"].as_str().unwrap().to_owned();
     let status_on = async |base: &str, credential: &str| {
@@ -301,31 +276,17 @@ async fn a_revocation_through_one_instance_holds_on_the_other() {
     assert_eq!(status_on(&a.base, &key).await, 200);
 
     // An access token from A, cached as valid on B.
-    let client: Value = http
-        .post(format!("{}/v1/oauth-clients", a.base))
-        .bearer_auth(&key)
-        .json(&json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let client = create_client(
+        &a,
+        &key,
+        json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}),
+    )
+    .await;
     let (id, secret) = (
         client["client_id"].as_str().unwrap(),
         client["client_secret"].as_str().unwrap(),
     );
-    let token: Value = http
-        .post(format!("{}/oauth/token", a.base))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = token["access_token"].as_str().unwrap().to_owned();
+    let access = client_credentials_token(&a, &client).await;
     assert_eq!(status_on(&b.base, &access).await, 200);
 
     let revoke = http
@@ -370,25 +331,21 @@ async fn a_person_in_a_browser_registers_creates_a_key_and_authorizes_an_app() {
         eprintln!("skipped: needs {chromium} and `npm ci` in tests/browser");
         return;
     }
-    let db = temp_db();
+    let db = fresh_sqlite_url();
     let admin_key = create_user(&db, "owner@example.com", true);
     let server = Server::start(&db).await;
     let callback_port = free_port();
-    let client: Value = reqwest::Client::new()
-        .post(format!("{}/v1/oauth-clients", server.base))
-        .bearer_auth(&admin_key)
-        .json(&json!({
+    let client = create_client(
+        &server,
+        &admin_key,
+        json!({
             "client_name": "Browser Demo App",
             "redirect_uris": [format!("http://127.0.0.1:{callback_port}/callback")],
             "token_endpoint_auth_method": "none",
             "scope": "openid email users:read",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     let output = Command::new("node")
         .arg(script_dir.join("flow.mjs"))
         .env("BASE", &server.base)
@@ -462,7 +419,7 @@ impl CuttableProxy {
 
 #[tokio::test]
 async fn the_database_going_away_gives_503_and_the_server_recovers() {
-    let Some(db) = fresh_postgres().await else {
+    let Some(db) = fresh_database(Backend::Postgres).await else {
         return;
     };
     let url = url_with_port(&db, 0);
@@ -486,16 +443,14 @@ async fn the_database_going_away_gives_503_and_the_server_recovers() {
 
     proxy.cut();
     assert_eq!(ready().await, 503);
-    let register = http
+    let refused = http
         .post(format!("{}/v1/register", server.base))
-        .json(
-            &json!({"email": "down@example.com", "password": "correct horse battery", "name": "D"}),
-        )
+        .json(&json!({"email": "down@example.com", "password": PASSWORD, "name": "D"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(register.status().as_u16(), 503);
-    let body: Value = register.json().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "UNAVAILABLE");
     // The authorization endpoint cannot look up the client: a 503 page, not a 400 one.
     let authorize = http
@@ -531,15 +486,7 @@ async fn the_database_going_away_gives_503_and_the_server_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the server did not reconnect");
-    let register = http
-        .post(format!("{}/v1/register", server.base))
-        .json(
-            &json!({"email": "back@example.com", "password": "correct horse battery", "name": "B"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(register.status().as_u16(), 201);
+    register(&server, "back@example.com", PASSWORD).await;
     assert!(server.stop().success());
 }
 
@@ -553,40 +500,24 @@ fn url_with_port(url: &str, port: u16) -> reqwest::Url {
 
 #[tokio::test]
 async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
-    let Some(pg) = fresh_postgres().await else {
+    let Some(pg) = fresh_database(Backend::Postgres).await else {
         return;
     };
-    let sqlite = temp_db();
+    let sqlite = fresh_sqlite_url();
     let key = create_user(&sqlite, "mover@example.com", false);
     let http = reqwest::Client::new();
     let before = Server::start(&sqlite).await;
-    let client: Value = http
-        .post(format!("{}/v1/oauth-clients", before.base))
-        .bearer_auth(&key)
-        .json(&json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read keys:write"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let old_token: Value = http
-        .post(format!("{}/oauth/token", before.base))
-        .basic_auth(
-            client["client_id"].as_str().unwrap(),
-            client["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let client = create_client(
+        &before,
+        &key,
+        json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read keys:write"}),
+    )
+    .await;
+    let old_token = client_credentials_token(&before, &client).await;
     // A key made by the application: the move must keep which application made it.
     let app_key: Value = http
         .post(format!("{}/v1/api-keys", before.base))
-        .bearer_auth(old_token["access_token"].as_str().unwrap())
+        .bearer_auth(&old_token)
         .json(&json!({"name": "made by svc", "scopes": ["users:read"]}))
         .send()
         .await
@@ -684,7 +615,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     assert_eq!(me.status().as_u16(), 200);
     let old = http
         .get(format!("{}/v1/users/me", after.base))
-        .bearer_auth(old_token["access_token"].as_str().unwrap())
+        .bearer_auth(&old_token)
         .send()
         .await
         .unwrap();
@@ -706,17 +637,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         moved["trusted"], true,
         "the operator's mark is carried over"
     );
-    let token = http
-        .post(format!("{}/oauth/token", after.base))
-        .basic_auth(
-            client["client_id"].as_str().unwrap(),
-            client["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status().as_u16(), 200);
+    client_credentials_token(&after, &client).await;
     let events: Value = http
         .get(format!("{}/v1/audit-events", after.base))
         .bearer_auth(&key)
@@ -791,7 +712,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
 
 #[tokio::test]
 async fn tls_is_served_directly_with_hsts() {
-    let dir = std::env::temp_dir().join(format!("netapi-tls-{}", rand_suffix()));
+    let dir = std::env::temp_dir().join(unique_name("netapi-tls-"));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = Command::new("openssl")
@@ -826,7 +747,7 @@ async fn tls_is_served_directly_with_hsts() {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--database-url",
-            &temp_db(),
+            &fresh_sqlite_url(),
         ])
         .arg("--tls-cert")
         .arg(&cert)
@@ -880,7 +801,7 @@ async fn tls_is_served_directly_with_hsts() {
 /// Every write the server acknowledged survives `kill -9` at an arbitrary moment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
-    let db = temp_db();
+    let db = fresh_sqlite_url();
     let key = create_user(&db, "durable@example.com", false);
     let mut server = Server::start(&db).await;
     let http = reqwest::Client::new();
@@ -941,7 +862,7 @@ async fn acknowledged_writes_survive_kill_9() {
 
 #[tokio::test]
 async fn migrate_from_several_instances_at_once_is_safe() {
-    let Some(db) = fresh_postgres().await else {
+    let Some(db) = fresh_database(Backend::Postgres).await else {
         return;
     };
     let runs: Vec<Child> = (0..4)
@@ -963,99 +884,12 @@ async fn migrate_from_several_instances_at_once_is_safe() {
         );
     }
     let server = Server::start(&db).await;
-    let registered = reqwest::Client::new()
-        .post(format!("{}/v1/register", server.base))
-        .json(&json!({"email": "m@example.com", "password": "correct horse battery", "name": "M"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status().as_u16(), 201);
+    register(&server, "m@example.com", PASSWORD).await;
     assert!(server.stop().success());
 }
 
 // ---------------------------------------------------------------------------------------------
 // No secret in the logs
-
-/// A browser's cookies, kept by hand: names and values, as `Set-Cookie` left them.
-#[derive(Default)]
-struct Cookies(std::collections::HashMap<String, String>);
-
-impl Cookies {
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn remember(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all("set-cookie") {
-            let text = value.to_str().unwrap();
-            let pair = text.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() {
-                self.0.remove(name);
-            } else {
-                self.0.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-}
-
-/// The value of a hidden form field, unescaped.
-fn hidden_field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in page:\n{html}"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    // Named or numeric references; `&` last.
-    html[start..end]
-        .replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&#60;", "<")
-        .replace("&gt;", ">")
-        .replace("&#62;", ">")
-        .replace("&amp;", "&")
-        .replace("&#38;", "&")
-}
-
-/// The secret the portal shows once after creating a key.
-fn shown_secret(html: &str) -> String {
-    let marker = "id=\"new-secret\">";
-    let start = html.find(marker).expect("a new secret on the page") + marker.len();
-    let end = html[start..].find('<').unwrap() + start;
-    html[start..end].to_owned()
-}
-
-fn location_of(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("no Location on a {}", response.status()))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn query_pairs(url: &str) -> std::collections::HashMap<String, String> {
-    reqwest::Url::parse("http://base.invalid")
-        .unwrap()
-        .join(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
-
-fn basic(id: &str, secret: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-}
 
 /// Everything a full run created or sent that must never be written to a log.
 #[derive(Default)]
@@ -1097,14 +931,7 @@ impl Secrets {
 /// Drives a full run through the binary, logging at `rust_log` in JSON to one file (stdout
 /// and stderr both), then looks for every secret of the run in that file.
 async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
-    use base64::Engine;
-    use sha2::Digest;
-
-    let log_path = std::env::temp_dir().join(format!(
-        "netapi-log-{}-{}.log",
-        std::process::id(),
-        rand_suffix()
-    ));
+    let log_path = std::env::temp_dir().join(format!("{}.log", unique_name("netapi-log-")));
     let log = std::fs::File::create(&log_path).unwrap();
     let server = Server::start_with(db, |command| {
         command
@@ -1115,10 +942,7 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
     })
     .await;
     let base = server.base.clone();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = server.http.clone();
     let mut secrets = Secrets::default();
     secrets.add("the pepper", PEPPER);
     let mut requests = 0usize;
@@ -1126,15 +950,7 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
     // Registration, keys: create, rotate, revoke.
     let password = "Tr0ub4dor and 3 staples";
     secrets.add("the password", password);
-    let registered: Value = http
-        .post(format!("{base}/v1/register"))
-        .json(&json!({"email": "logs@example.com", "password": password, "name": "Logs"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = register(&server, "logs@example.com", password).await;
     requests += 1;
     let key = registered["api_key"]["key"].as_str().unwrap().to_owned();
     secrets.add("the first API key", &key);
@@ -1180,16 +996,12 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
     assert_eq!(revoked.status().as_u16(), 204);
 
     // A confidential client: client_credentials, introspection, revocation.
-    let service: Value = http
-        .post(format!("{base}/v1/oauth-clients"))
-        .bearer_auth(&key)
-        .json(&json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let service = create_client(
+        &server,
+        &key,
+        json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}),
+    )
+    .await;
     requests += 1;
     let service_id = service["client_id"].as_str().unwrap().to_owned();
     secrets.add(
@@ -1214,18 +1026,12 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
         "HTTP Basic credentials",
         &basic(&service_id, &service_secret),
     );
-    let token: Value = http
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(&service_id, Some(&service_secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let service_token = client_credentials_token(
+        &server,
+        &json!({"client_id": service_id, "client_secret": service_secret}),
+    )
+    .await;
     requests += 1;
-    let service_token = token["access_token"].as_str().unwrap().to_owned();
     secrets.add("a client_credentials access token", &service_token);
     let me = http
         .get(format!("{base}/v1/users/me"))
@@ -1259,35 +1065,31 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
 
     // The authorization code flow with PKCE, through the login and consent pages.
     let redirect_uri = "http://127.0.0.1:9/callback";
-    let web: Value = http
-        .post(format!("{base}/v1/oauth-clients"))
-        .bearer_auth(&key)
-        .json(&json!({"client_name": "web", "redirect_uris": [redirect_uri], "scope": "openid email users:read"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let web = create_client(
+        &server,
+        &key,
+        json!({"client_name": "web", "redirect_uris": [redirect_uri], "scope": "openid email users:read"}),
+    )
+    .await;
     requests += 1;
     let web_id = web["client_id"].as_str().unwrap().to_owned();
     let web_secret = web["client_secret"].as_str().unwrap().to_owned();
     secrets.add("a web client's secret", &web_secret);
     secrets.add("HTTP Basic credentials", &basic(&web_id, &web_secret));
-    let verifier = netapi_core::secret::random_base62(64);
+    let Pkce {
+        verifier,
+        challenge,
+    } = Pkce::random();
     secrets.add("the PKCE code_verifier", &verifier);
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
     let authorize = format!(
         "{base}/oauth/authorize?response_type=code&client_id={web_id}&redirect_uri={redirect_uri}\
          &scope=openid%20email%20users%3Aread&state=st4te&nonce=n0nce\
          &code_challenge={challenge}&code_challenge_method=S256"
     );
-    let mut cookies = Cookies::default();
-    let login_page = http.get(&authorize).send().await.unwrap();
+    let mut browser = Browser::new();
+    let login_page = browser.get(&server, &authorize).await;
     requests += 1;
     assert_eq!(login_page.status().as_u16(), 200);
-    cookies.remember(&login_page);
     let html = login_page.text().await.unwrap();
     let mut login_csrf = hidden_field(&html, "csrf_token");
     secrets.add("the login form's CSRF token", &login_csrf);
@@ -1298,83 +1100,63 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
         ("logs@example.com", wrong_password),
         ("nobody-here@example.com", password),
     ] {
-        let failed = http
-            .post(format!("{base}/login"))
-            .header("cookie", cookies.header())
-            .form(&[
-                ("email", email),
-                ("password", attempt),
-                ("csrf_token", &login_csrf),
-                ("return_to", &return_to),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let failed = browser
+            .post(
+                &server,
+                "/login",
+                &[
+                    ("email", email),
+                    ("password", attempt),
+                    ("csrf_token", &login_csrf),
+                    ("return_to", &return_to),
+                ],
+            )
+            .await;
         requests += 1;
         assert_eq!(failed.status().as_u16(), 401);
-        cookies.remember(&failed);
         // The answer is a fresh form, with a fresh CSRF token.
         login_csrf = hidden_field(&failed.text().await.unwrap(), "csrf_token");
         secrets.add("the login form's CSRF token", &login_csrf);
     }
-    let signed_in = http
-        .post(format!("{base}/login"))
-        .header("cookie", cookies.header())
-        .form(&[
-            ("email", "logs@example.com"),
-            ("password", password),
-            ("csrf_token", &login_csrf),
-            ("return_to", &return_to),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let signed_in = browser
+        .post(
+            &server,
+            "/login",
+            &[
+                ("email", "logs@example.com"),
+                ("password", password),
+                ("csrf_token", &login_csrf),
+                ("return_to", &return_to),
+            ],
+        )
+        .await;
     requests += 1;
     assert_eq!(signed_in.status().as_u16(), 303);
-    cookies.remember(&signed_in);
-    let session = cookies.0["netapi_session"].clone();
-    secrets.add("the session cookie", &session);
-    let consent = http
-        .get(format!("{base}{}", location_of(&signed_in)))
-        .header("cookie", cookies.header())
-        .send()
-        .await
-        .unwrap();
+    secrets.add("the session cookie", &browser.cookies["netapi_session"]);
+    let consent = browser
+        .get(&server, &server.url(&location_of(&signed_in)))
+        .await;
     requests += 1;
     assert_eq!(consent.status().as_u16(), 200);
     let html = consent.text().await.unwrap();
-    let consent_csrf = hidden_field(&html, "csrf_token");
-    secrets.add("the consent form's CSRF token", &consent_csrf);
-    let approved = http
-        .post(format!("{base}/oauth/authorize"))
-        .header("cookie", cookies.header())
-        .form(&[
-            ("csrf_token", consent_csrf.as_str()),
-            ("request", &hidden_field(&html, "request")),
-            ("decision", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    secrets.add(
+        "the consent form's CSRF token",
+        &hidden_field(&html, "csrf_token"),
+    );
+    let approved = approve(&server, &mut browser, &html).await;
     requests += 1;
     assert_eq!(approved.status().as_u16(), 303);
     let code = query_pairs(&location_of(&approved))["code"].clone();
     secrets.add("the authorization code", &code);
-    let tokens: Value = http
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(&web_id, Some(&web_secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = exchange_code(
+        &server,
+        &web_id,
+        Some(&web_secret),
+        &code,
+        Some(redirect_uri),
+        Some(&verifier),
+    )
+    .await;
     requests += 1;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
@@ -1429,70 +1211,48 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
     assert_eq!(revoke.status().as_u16(), 200);
 
     // The portal: a key made on the page, then sign out; then an account made on the page.
-    let portal = http
-        .get(format!("{base}/portal"))
-        .header("cookie", cookies.header())
-        .send()
-        .await
-        .unwrap();
+    let portal = browser.get(&server, &format!("{base}/portal")).await;
     requests += 1;
     let portal_csrf = hidden_field(&portal.text().await.unwrap(), "csrf_token");
     secrets.add("the portal's CSRF token", &portal_csrf);
-    let made = http
-        .post(format!("{base}/portal/keys"))
-        .header("cookie", cookies.header())
-        .form(&[
-            ("csrf_token", portal_csrf.as_str()),
-            ("name", "from the portal"),
-            ("expires_in_days", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let made = browser
+        .post(
+            &server,
+            "/portal/keys",
+            &[
+                ("csrf_token", portal_csrf.as_str()),
+                ("name", "from the portal"),
+                ("expires_in_days", ""),
+            ],
+        )
+        .await;
     requests += 1;
     secrets.add(
         "a key made in the portal",
         &shown_secret(&made.text().await.unwrap()),
     );
-    let out = http
-        .post(format!("{base}/logout"))
-        .header("cookie", cookies.header())
-        .form(&[("csrf_token", portal_csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let out = browser
+        .post(&server, "/logout", &[("csrf_token", portal_csrf.as_str())])
+        .await;
     requests += 1;
     assert_eq!(out.status().as_u16(), 303);
-    let mut newcomer = Cookies::default();
-    let form = http.get(format!("{base}/register")).send().await.unwrap();
-    requests += 1;
-    newcomer.remember(&form);
-    let register_csrf = hidden_field(&form.text().await.unwrap(), "csrf_token");
+    let mut newcomer = Browser::new();
     let second_password = "a second Password for the form";
     secrets.add("a password typed into the page", second_password);
-    let welcome = http
-        .post(format!("{base}/register"))
-        .header("cookie", newcomer.header())
-        .form(&[
-            ("csrf_token", register_csrf.as_str()),
-            ("name", "Page"),
-            ("email", "page@example.com"),
-            ("password", second_password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    requests += 1;
-    assert_eq!(welcome.status().as_u16(), 200);
-    newcomer.remember(&welcome);
+    let shown = register_in_browser(
+        &server,
+        &mut newcomer,
+        "Page",
+        "page@example.com",
+        second_password,
+    )
+    .await;
+    requests += 2;
     secrets.add(
         "a session cookie from the page",
-        &newcomer.0["netapi_session"],
+        &newcomer.cookies["netapi_session"],
     );
-    secrets.add(
-        "a key shown on the page",
-        &shown_secret(&welcome.text().await.unwrap()),
-    );
+    secrets.add("a key shown on the page", &shown);
 
     // Failures that carry secrets: a wrong client secret (Basic and in the body), bad keys and
     // tokens in the Authorization header, a replayed code, codes and tokens in query strings,
@@ -1653,17 +1413,17 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
 
 #[tokio::test]
 async fn no_secret_reaches_a_debug_log() {
-    no_secret_in_the_log_of_a_full_run(&temp_db(), "debug").await;
+    no_secret_in_the_log_of_a_full_run(&fresh_sqlite_url(), "debug").await;
 }
 
 #[tokio::test]
 async fn no_secret_reaches_a_trace_log() {
-    no_secret_in_the_log_of_a_full_run(&temp_db(), "trace").await;
+    no_secret_in_the_log_of_a_full_run(&fresh_sqlite_url(), "trace").await;
 }
 
 #[tokio::test]
 async fn no_secret_reaches_a_trace_log_on_postgres() {
-    let Some(db) = fresh_postgres().await else {
+    let Some(db) = fresh_database(Backend::Postgres).await else {
         return;
     };
     no_secret_in_the_log_of_a_full_run(&db, "trace").await;
@@ -1687,7 +1447,7 @@ fn admin(db: &str, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn oauth_clients_are_managed_from_the_command_line() {
-    let db = temp_db();
+    let db = fresh_sqlite_url();
     create_user(&db, "ops@example.com", false);
     let created = admin(
         &db,
@@ -1792,7 +1552,7 @@ fn admin_with_default_key(db: &str, args: &[&str]) -> std::process::Output {
 /// 0600), and afterwards a different or missing key file is refused rather than replaced.
 #[test]
 fn the_secret_key_file_is_made_once_and_never_silently_replaced() {
-    let dir = std::env::temp_dir().join(format!("netapi-keyfile-{}", rand_suffix()));
+    let dir = std::env::temp_dir().join(unique_name("netapi-keyfile-"));
     std::fs::create_dir_all(&dir).unwrap();
     let db = format!("sqlite://{}", dir.join("netapi.db").display());
     let key_file = dir.join("netapi.key");
@@ -1850,7 +1610,7 @@ fn the_secret_key_file_is_made_once_and_never_silently_replaced() {
 /// What `netapi serve` prints up to and including its "listening" line.
 fn startup_output(args: &[&str], pepper: Option<&str>) -> String {
     use std::io::BufRead;
-    let db = temp_db();
+    let db = fresh_sqlite_url();
     let mut command = Command::new(BIN);
     command
         .arg("serve")

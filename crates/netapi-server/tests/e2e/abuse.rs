@@ -2,8 +2,10 @@
 //! endpoint, telling known from unknown credentials by timing, and open redirects through
 //! `redirect_uri` (and the login page's `return_to`).
 
-use crate::authorize::{Browser, hidden, location, query_of};
-use crate::helpers::{TestApp, expect_error};
+use crate::e2e;
+use crate::helpers::{
+    Browser, PASSWORD, TestApp, expect_error, hidden_field, location_of, query_pairs,
+};
 use netapi_core::secret::{Secret, SecretHasher, SecretKind, check_format, generate};
 use netapi_core::service::{ClientAuth, NewApiKey};
 use netapi_core::{AuthFailure, Error};
@@ -11,38 +13,6 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Instant;
 
-/// Like `e2e!`, with the settings changed by the function `$adjust` first.
-macro_rules! abuse_e2e {
-    ($name:ident, $adjust:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(app) = $crate::helpers::TestApp::spawn_with(
-                    $crate::helpers::Backend::Sqlite,
-                    super::$adjust,
-                )
-                .await
-                {
-                    super::$name(app).await;
-                }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = $crate::helpers::TestApp::spawn_with(
-                    $crate::helpers::Backend::Postgres,
-                    super::$adjust,
-                )
-                .await
-                {
-                    super::$name(app).await;
-                }
-            }
-        }
-    };
-}
-
-const PASSWORD: &str = "correct horse battery";
 /// The failed-authentication limit of the credential-stuffing tests.
 const LIMIT: usize = 5;
 
@@ -75,10 +45,7 @@ fn low_failure_limit(settings: &mut netapi_core::Settings) {
     settings.auth_failure_limit = u32::try_from(LIMIT).unwrap();
 }
 
-abuse_e2e!(
-    credential_stuffing_against_login_is_slowed_and_audited,
-    low_failure_limit
-);
+e2e!(settings = low_failure_limit; credential_stuffing_against_login_is_slowed_and_audited);
 
 async fn credential_stuffing_against_login_is_slowed_and_audited(app: TestApp) {
     let mut ids = std::collections::HashMap::new();
@@ -98,7 +65,7 @@ async fn credential_stuffing_against_login_is_slowed_and_audited(app: TestApp) {
     assert_eq!(list.len(), LIMIT);
     let mut browser = Browser::new();
     let page = browser.get(&app, &app.url("/login")).await;
-    let mut csrf = hidden(&page.text().await.unwrap(), "csrf_token");
+    let mut csrf = hidden_field(&page.text().await.unwrap(), "csrf_token");
     for (email, password) in list {
         let answer = browser
             .post(
@@ -113,7 +80,7 @@ async fn credential_stuffing_against_login_is_slowed_and_audited(app: TestApp) {
             )
             .await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{email}");
-        csrf = hidden(&answer.text().await.unwrap(), "csrf_token");
+        csrf = hidden_field(&answer.text().await.unwrap(), "csrf_token");
     }
     // Past the limit the address is refused before any password is checked, the right one
     // included, and nobody is signed in.
@@ -158,7 +125,7 @@ async fn credential_stuffing_against_login_is_slowed_and_audited(app: TestApp) {
     // The window is a minute on the server's clock.
     app.clock.advance(61);
     let page = browser.get(&app, &app.url("/login")).await;
-    let csrf = hidden(&page.text().await.unwrap(), "csrf_token");
+    let csrf = hidden_field(&page.text().await.unwrap(), "csrf_token");
     let signed_in = browser
         .post(
             &app,
@@ -225,10 +192,7 @@ async fn credential_stuffing_against_login_is_slowed_and_audited(app: TestApp) {
     assert_eq!(on_amy, 2 * LIMIT);
 }
 
-abuse_e2e!(
-    credential_stuffing_against_the_token_endpoint_is_slowed_and_audited,
-    low_failure_limit
-);
+e2e!(settings = low_failure_limit; credential_stuffing_against_the_token_endpoint_is_slowed_and_audited);
 
 async fn credential_stuffing_against_the_token_endpoint_is_slowed_and_audited(app: TestApp) {
     let key = app.member_key("svc-owner@example.com").await;
@@ -824,19 +788,19 @@ async fn redirect_uri_tricks_get_an_error_page_never_a_redirect(app: TestApp) {
             &[
                 ("email", "redirects@example.com"),
                 ("password", PASSWORD),
-                ("csrf_token", &hidden(&html, "csrf_token")),
-                ("return_to", &hidden(&html, "return_to")),
+                ("csrf_token", &hidden_field(&html, "csrf_token")),
+                ("return_to", &hidden_field(&html, "return_to")),
             ],
         )
         .await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     let consent = browser
-        .get(&app, &app.url(&location(&signed_in)))
+        .get(&app, &app.url(&location_of(&signed_in)))
         .await
         .text()
         .await
         .unwrap();
-    let csrf = hidden(&consent, "csrf_token");
+    let csrf = hidden_field(&consent, "csrf_token");
     for trick in [
         "https://evil.example/cb",
         "https://app.example.com@evil.example/cb",
@@ -864,13 +828,13 @@ async fn redirect_uri_tricks_get_an_error_page_never_a_redirect(app: TestApp) {
             "/oauth/authorize",
             &[
                 ("csrf_token", &csrf),
-                ("request", &hidden(&consent, "request")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "approve"),
             ],
         )
         .await;
-    assert!(location(&approved).starts_with(&format!("{REGISTERED}?code=")));
-    assert!(query_of(&location(&approved))["code"].starts_with("napac_"));
+    assert!(location_of(&approved).starts_with(&format!("{REGISTERED}?code=")));
+    assert!(query_pairs(&location_of(&approved))["code"].starts_with("napac_"));
 }
 
 crate::e2e!(registration_refuses_redirect_uris_that_could_mislead);
@@ -976,7 +940,7 @@ async fn login_return_to_stays_on_this_site(app: TestApp) {
             .text()
             .await
             .unwrap();
-        assert_eq!(hidden(&page, "return_to"), "/portal", "{trick:?}");
+        assert_eq!(hidden_field(&page, "return_to"), "/portal", "{trick:?}");
         let signed_in = browser
             .post(
                 &app,
@@ -984,13 +948,13 @@ async fn login_return_to_stays_on_this_site(app: TestApp) {
                 &[
                     ("email", "returns@example.com"),
                     ("password", PASSWORD),
-                    ("csrf_token", &hidden(&page, "csrf_token")),
+                    ("csrf_token", &hidden_field(&page, "csrf_token")),
                     ("return_to", trick),
                 ],
             )
             .await;
         assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "{trick:?}");
-        assert_eq!(location(&signed_in), "/portal", "{trick:?}");
+        assert_eq!(location_of(&signed_in), "/portal", "{trick:?}");
     }
     // A path of this site is kept.
     let page = browser
@@ -999,5 +963,5 @@ async fn login_return_to_stays_on_this_site(app: TestApp) {
         .text()
         .await
         .unwrap();
-    assert_eq!(hidden(&page, "return_to"), "/portal?tab=keys");
+    assert_eq!(hidden_field(&page, "return_to"), "/portal?tab=keys");
 }

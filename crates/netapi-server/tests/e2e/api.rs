@@ -8,9 +8,8 @@ use reqwest::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-use crate::helpers::{Backend, TestApp, expect_error, json_with};
+use crate::helpers::{PASSWORD, TestApp, expect_error, json_with};
 
-const PASSWORD: &str = "correct horse battery";
 const AUTH_FAILED: &str = "Authentication failed. Please check your API key or token.";
 const CHALLENGE: &str = "Bearer realm=\"netapi\"";
 /// What a registration key carries: every scope but `admin`, in documented order.
@@ -1818,25 +1817,10 @@ async fn revocation_reaches_another_instance_within_a_second(app: TestApp) {
 // ---------------------------------------------------------------------------------------------
 // The failed-authentication limit (its own settings, so its own pair of tests).
 
-mod rate_limit {
-    use super::{Backend, TestApp};
-
-    async fn run(backend: Backend) {
-        if let Some(app) = TestApp::spawn_with(backend, |s| s.auth_failure_limit = 3).await {
-            super::failed_authentications_are_rate_limited(app).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(Backend::Postgres).await;
-    }
-}
+crate::e2e!(
+    settings = |s| s.auth_failure_limit = 3;
+    failed_authentications_are_rate_limited
+);
 
 async fn failed_authentications_are_rate_limited(app: TestApp) {
     let key = app.member_key("ada@example.com").await;
@@ -2407,24 +2391,10 @@ crate::e2e!(
     names_with_bidirectional_controls_are_refused,
 );
 
-mod wrong_current_passwords_are_limited_like_sign_ins {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(crate::helpers::Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(crate::helpers::Backend::Postgres).await;
-    }
-
-    async fn run(backend: crate::helpers::Backend) {
-        let adjust = |s: &mut netapi_core::Settings| s.auth_failure_limit = 3;
-        if let Some(app) = crate::helpers::TestApp::spawn_with(backend, adjust).await {
-            super::wrong_current_passwords_are_limited_like_sign_ins(app).await;
-        }
-    }
-}
+crate::e2e!(
+    settings = |s| s.auth_failure_limit = 3;
+    wrong_current_passwords_are_limited_like_sign_ins
+);
 
 crate::e2e!(answers_that_carry_a_secret_are_not_stored);
 

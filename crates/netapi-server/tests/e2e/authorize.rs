@@ -2,7 +2,10 @@
 //! it (cookies and forms by hand), then the exchange with the `oauth2` crate.
 
 use crate::e2e;
-use crate::helpers::{TestApp, json_with};
+use crate::helpers::{
+    Browser, TestApp, approved_code, authorize_and_exchange, exchange_code, hidden_field,
+    json_with, location_of, query_pairs, sign_in, unescape,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use oauth2::basic::BasicClient;
@@ -12,99 +15,8 @@ use oauth2::{
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-pub(crate) struct Browser {
-    pub(crate) cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    pub(crate) fn new() -> Self {
-        Self {
-            cookies: HashMap::new(),
-        }
-    }
-
-    fn header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn remember(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all("set-cookie") {
-            let text = value.to_str().unwrap();
-            assert!(
-                text.contains("HttpOnly") && text.contains("SameSite=Lax"),
-                "cookie flags: {text}"
-            );
-            let (pair, _) = text.split_once(';').unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    pub(crate) async fn get(&mut self, app: &TestApp, url: &str) -> reqwest::Response {
-        let response = app
-            .http
-            .get(url)
-            .header("cookie", self.header())
-            .send()
-            .await
-            .unwrap();
-        self.remember(&response);
-        response
-    }
-
-    pub(crate) async fn post(
-        &mut self,
-        app: &TestApp,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let response = app
-            .http
-            .post(app.url(path))
-            .header("cookie", self.header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.remember(&response);
-        response
-    }
-}
-
-pub(crate) fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in page"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    unescape(&html[start..end])
-}
-
-/// Undoes HTML escaping, named or numeric (`&amp;` last, so `&amp;lt;` stays `&lt;`).
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&#60;", "<")
-        .replace("&gt;", ">")
-        .replace("&#62;", ">")
-        .replace("&amp;", "&")
-        .replace("&#38;", "&")
-}
 
 /// The page shown instead of an error redirect to a client not marked trusted (RFC 9700
 /// §4.11.2): 400, no `Location`, and a link back; returns the link.
@@ -142,18 +54,6 @@ pub(crate) async fn trust(app: &TestApp, client_id: &str) {
         .await
         .unwrap();
     assert_eq!(json_with(response, StatusCode::OK).await["trusted"], true);
-}
-
-pub(crate) fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
-
-pub(crate) fn query_of(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
 }
 
 async fn web_client(app: &TestApp, owner_key: &str) -> (String, String) {
@@ -197,45 +97,6 @@ fn oauth_client(
         .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap())
 }
 
-/// Signs in through the login page that `authorize_url` leads to; returns the consent page.
-pub(crate) async fn sign_in(
-    app: &TestApp,
-    browser: &mut Browser,
-    authorize_url: &str,
-    email: &str,
-) -> String {
-    let login = browser.get(app, authorize_url).await;
-    assert_eq!(login.status(), StatusCode::OK);
-    let csp = login.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
-    assert_eq!(login.headers()["x-frame-options"], "DENY");
-    let html = login.text().await.unwrap();
-    assert!(html.contains("name=\"email\"") && html.contains("name=\"password\""));
-    let csrf = hidden(&html, "csrf_token");
-    let return_to = hidden(&html, "return_to");
-    let signed_in = browser
-        .post(
-            app,
-            "/login",
-            &[
-                ("email", email),
-                ("password", "correct horse battery"),
-                ("csrf_token", &csrf),
-                ("return_to", &return_to),
-            ],
-        )
-        .await;
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let next = location(&signed_in);
-    assert!(next.starts_with("/oauth/authorize?"));
-    let consent = browser.get(app, &app.url(&next)).await;
-    assert_eq!(consent.status(), StatusCode::OK);
-    consent.text().await.unwrap()
-}
-
 async fn full_flow(app: TestApp) {
     let (user, key) = app.register("ada@example.com").await;
     let (client_id, secret) = web_client(&app, key["key"].as_str().unwrap()).await;
@@ -257,16 +118,16 @@ async fn full_flow(app: TestApp) {
             &app,
             "/oauth/authorize",
             &[
-                ("csrf_token", &hidden(&consent, "csrf_token")),
-                ("request", &hidden(&consent, "request")),
+                ("csrf_token", &hidden_field(&consent, "csrf_token")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "approve"),
             ],
         )
         .await;
     assert_eq!(approved.status(), StatusCode::SEE_OTHER);
-    let back = location(&approved);
+    let back = location_of(&approved);
     assert!(back.starts_with(REDIRECT));
-    let params = query_of(&back);
+    let params = query_pairs(&back);
     assert_eq!(params["state"], *state.secret());
     assert_eq!(params["iss"], app.base);
     let code = params["code"].clone();
@@ -313,7 +174,7 @@ async fn full_flow(app: TestApp) {
         .url();
     let again = browser.get(&app, url.as_str()).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
-    let code = query_of(&location(&again))["code"].clone();
+    let code = query_pairs(&location_of(&again))["code"].clone();
     // Exchanged by hand this time, to read the ID token the typed client drops.
     let raw = json_with(
         app.http
@@ -430,7 +291,7 @@ async fn errors_and_denial(app: TestApp) {
             .unwrap();
         let link = error_link(response).await;
         assert!(link.starts_with(REDIRECT), "{link}");
-        let params = query_of(&link);
+        let params = query_pairs(&link);
         assert_eq!(params["error"], *error, "{query}");
         assert_eq!(params["state"], "xyz");
         assert_eq!(params["iss"], app.base);
@@ -447,7 +308,7 @@ async fn errors_and_denial(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{query}");
-        assert_eq!(location(&response), *link);
+        assert_eq!(location_of(&response), *link);
     }
     // Consent denied.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -464,7 +325,7 @@ async fn errors_and_denial(app: TestApp) {
             "/oauth/authorize",
             &[
                 ("csrf_token", "forged"),
-                ("request", &hidden(&consent, "request")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "approve"),
             ],
         )
@@ -475,26 +336,26 @@ async fn errors_and_denial(app: TestApp) {
             &app,
             "/oauth/authorize",
             &[
-                ("csrf_token", &hidden(&consent, "csrf_token")),
-                ("request", &hidden(&consent, "request")),
+                ("csrf_token", &hidden_field(&consent, "csrf_token")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "deny"),
             ],
         )
         .await;
-    assert_eq!(query_of(&location(&denied))["error"], "access_denied");
+    assert_eq!(query_pairs(&location_of(&denied))["error"], "access_denied");
     // Wrong verifier: invalid_grant.
     let approved = browser
         .post(
             &app,
             "/oauth/authorize",
             &[
-                ("csrf_token", &hidden(&consent, "csrf_token")),
-                ("request", &hidden(&consent, "request")),
+                ("csrf_token", &hidden_field(&consent, "csrf_token")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "approve"),
             ],
         )
         .await;
-    let code = query_of(&location(&approved))["code"].clone();
+    let code = query_pairs(&location_of(&approved))["code"].clone();
     let http = oauth2::reqwest::ClientBuilder::new()
         .redirect(oauth2::reqwest::redirect::Policy::none())
         .build()
@@ -514,13 +375,13 @@ async fn errors_and_denial(app: TestApp) {
             &app,
             "/oauth/authorize",
             &[
-                ("csrf_token", &hidden(&consent, "csrf_token")),
-                ("request", &hidden(&consent, "request")),
+                ("csrf_token", &hidden_field(&consent, "csrf_token")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "approve"),
             ],
         )
         .await;
-    let code = query_of(&location(&approved))["code"].clone();
+    let code = query_pairs(&location_of(&approved))["code"].clone();
     app.clock.advance(61);
     let late = client
         .exchange_code(AuthorizationCode::new(code))
@@ -539,7 +400,7 @@ async fn wrong_password_and_no_enumeration(app: TestApp) {
         .text()
         .await
         .unwrap();
-    let csrf = hidden(&page, "csrf_token");
+    let csrf = hidden_field(&page, "csrf_token");
     let wrong = browser
         .post(
             &app,
@@ -560,7 +421,7 @@ async fn wrong_password_and_no_enumeration(app: TestApp) {
         .text()
         .await
         .unwrap();
-    let csrf = hidden(&page, "csrf_token");
+    let csrf = hidden_field(&page, "csrf_token");
     let unknown = browser
         .post(
             &app,
@@ -618,7 +479,7 @@ async fn wrong_password_and_no_enumeration(app: TestApp) {
         .text()
         .await
         .unwrap();
-    let csrf = hidden(&page, "csrf_token");
+    let csrf = hidden_field(&page, "csrf_token");
     let ok = browser
         .post(
             &app,
@@ -631,7 +492,7 @@ async fn wrong_password_and_no_enumeration(app: TestApp) {
             ],
         )
         .await;
-    assert_eq!(location(&ok), "/portal");
+    assert_eq!(location_of(&ok), "/portal");
 }
 
 async fn portal_manages_keys_and_apps(app: TestApp) {
@@ -642,7 +503,7 @@ async fn portal_manages_keys_and_apps(app: TestApp) {
         .text()
         .await
         .unwrap();
-    let csrf = hidden(&page, "csrf_token");
+    let csrf = hidden_field(&page, "csrf_token");
     let registered = browser
         .post(
             &app,
@@ -665,7 +526,7 @@ async fn portal_manages_keys_and_apps(app: TestApp) {
         app.get("/v1/users/me", &first_key).await.status(),
         StatusCode::OK
     );
-    let csrf = hidden(&html, "csrf_token");
+    let csrf = hidden_field(&html, "csrf_token");
     let created = browser
         .post(
             &app,
@@ -746,23 +607,6 @@ e2e!(
     portal_manages_keys_and_apps
 );
 
-/// Signs in and approves an authorization request for `client`, returning the code.
-async fn approved_code(app: &TestApp, browser: &mut Browser, url: &str, email: &str) -> String {
-    let consent = sign_in(app, browser, url, email).await;
-    let approved = browser
-        .post(
-            app,
-            "/oauth/authorize",
-            &[
-                ("csrf_token", &hidden(&consent, "csrf_token")),
-                ("request", &hidden(&consent, "request")),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
-    query_of(&location(&approved))["code"].clone()
-}
-
 async fn redirect_uri_may_be_left_out_only_for_a_single_registered_uri(app: TestApp) {
     let key = app.member_key("erin@example.com").await;
     let (client_id, secret) = web_client(&app, &key).await;
@@ -774,19 +618,15 @@ async fn redirect_uri_may_be_left_out_only_for_a_single_registered_uri(app: Test
     ));
     let mut browser = Browser::new();
     let code = approved_code(&app, &mut browser, &url, "erin@example.com").await;
-    let token = app
-        .http
-        .post(app.url("/oauth/token"))
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("code_verifier", verifier.secret()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status(), StatusCode::OK);
+    exchange_code(
+        &app,
+        &client_id,
+        Some(&secret),
+        &code,
+        None,
+        Some(verifier.secret()),
+    )
+    .await;
     // Userinfo answers access tokens only, never API keys.
     let info = app.get("/oauth/userinfo", &key).await;
     assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
@@ -806,19 +646,7 @@ async fn confidential_clients_may_skip_pkce_when_configured(app: TestApp) {
     ));
     let mut browser = Browser::new();
     let code = approved_code(&app, &mut browser, &url, "frank@example.com").await;
-    let token = app
-        .http
-        .post(app.url("/oauth/token"))
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status(), StatusCode::OK);
+    exchange_code(&app, &client_id, Some(&secret), &code, Some(REDIRECT), None).await;
     // A public client still needs PKCE.
     let public = app
         .create_client(&key, json!({"client_name": "cli", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
@@ -833,29 +661,15 @@ async fn confidential_clients_may_skip_pkce_when_configured(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(
-        query_of(&error_link(refused).await)["error"],
+        query_pairs(&error_link(refused).await)["error"],
         "invalid_request"
     );
 }
 
-mod confidential_clients_may_skip_pkce_when_configured {
-    use crate::helpers::{Backend, TestApp};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        if let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| s.require_pkce = false).await {
-            super::confidential_clients_may_skip_pkce_when_configured(app).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if let Some(app) = TestApp::spawn_with(Backend::Postgres, |s| s.require_pkce = false).await
-        {
-            super::confidential_clients_may_skip_pkce_when_configured(app).await;
-        }
-    }
-}
+e2e!(
+    settings = |s| s.require_pkce = false;
+    confidential_clients_may_skip_pkce_when_configured
+);
 
 e2e!(
     redirect_uri_may_be_left_out_only_for_a_single_registered_uri,
@@ -888,7 +702,7 @@ async fn a_code_exchange_must_repeat_the_redirect_uri_the_request_named(app: Tes
         } else {
             // Signed in and approved already: straight back with a code.
             let again = browser.get(&app, &url).await;
-            query_of(&location(&again))["code"].clone()
+            query_pairs(&location_of(&again))["code"].clone()
         };
         codes.push((code, verifier));
     }
@@ -983,7 +797,7 @@ async fn errors_after_sign_in_redirect_even_for_untrusted_clients(app: TestApp) 
     // nothing of this request, so an untrusted client gets the page.
     let silent = browser.get(&app, &format!("{url}&prompt=none")).await;
     assert_eq!(
-        query_of(&error_link(silent).await)["error"],
+        query_pairs(&error_link(silent).await)["error"],
         "consent_required"
     );
     let denied = browser
@@ -991,14 +805,14 @@ async fn errors_after_sign_in_redirect_even_for_untrusted_clients(app: TestApp) 
             &app,
             "/oauth/authorize",
             &[
-                ("csrf_token", &hidden(&consent, "csrf_token")),
-                ("request", &hidden(&consent, "request")),
+                ("csrf_token", &hidden_field(&consent, "csrf_token")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "deny"),
             ],
         )
         .await;
     assert_eq!(denied.status(), StatusCode::SEE_OTHER);
-    let params = query_of(&location(&denied));
+    let params = query_pairs(&location_of(&denied));
     assert_eq!(
         (params["error"].as_str(), params["state"].as_str()),
         ("access_denied", "st")
@@ -1009,8 +823,8 @@ async fn errors_after_sign_in_redirect_even_for_untrusted_clients(app: TestApp) 
             &app,
             "/oauth/authorize",
             &[
-                ("csrf_token", &hidden(&consent, "csrf_token")),
-                ("request", &hidden(&consent, "request")),
+                ("csrf_token", &hidden_field(&consent, "csrf_token")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "approve"),
             ],
         )
@@ -1019,7 +833,7 @@ async fn errors_after_sign_in_redirect_even_for_untrusted_clients(app: TestApp) 
     // Approved before: silent authentication works as ever.
     let silent = browser.get(&app, &format!("{url}&prompt=none")).await;
     assert_eq!(silent.status(), StatusCode::SEE_OTHER);
-    assert!(query_of(&location(&silent))["code"].starts_with("napac_"));
+    assert!(query_pairs(&location_of(&silent))["code"].starts_with("napac_"));
 }
 
 /// With `signing_algorithm = ES256`, tokens are ES256 JWTs that verify against the published
@@ -1068,32 +882,10 @@ async fn es256_tokens_verify_against_the_published_key(app: TestApp) {
     );
 }
 
-mod es256_tokens_verify_against_the_published_key {
-    use crate::helpers::{Backend, TestApp};
-    use netapi_core::model::SigningAlgorithm;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        if let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| {
-            s.signing_algorithm = SigningAlgorithm::Es256
-        })
-        .await
-        {
-            super::es256_tokens_verify_against_the_published_key(app).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if let Some(app) = TestApp::spawn_with(Backend::Postgres, |s| {
-            s.signing_algorithm = SigningAlgorithm::Es256
-        })
-        .await
-        {
-            super::es256_tokens_verify_against_the_published_key(app).await;
-        }
-    }
-}
+e2e!(
+    settings = |s| s.signing_algorithm = netapi_core::model::SigningAlgorithm::Es256;
+    es256_tokens_verify_against_the_published_key
+);
 
 // ---------------------------------------------------------------------------------------
 // Issue 11: what an application made ends with its consent; a new password ends sign-ins.
@@ -1119,37 +911,10 @@ async fn app_tokens(
             }),
         )
         .await;
-    let id = client["client_id"].as_str().unwrap().to_owned();
-    let secret = client["client_secret"].as_str().unwrap().to_owned();
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let oauth = oauth_client(app, &id, &secret);
-    let mut request = oauth
-        .authorize_url(CsrfToken::new_random)
-        .set_pkce_challenge(challenge);
-    for name in scope.split(' ') {
-        request = request.add_scope(OAuthScope::new(name.to_owned()));
-    }
-    let (url, _) = request.url();
-    let code = approved_code(app, browser, url.as_str(), email).await;
-    let tokens = json_with(
-        app.http
-            .post(app.url("/oauth/token"))
-            .basic_auth(&id, Some(&secret))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", verifier.secret()),
-            ])
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let tokens = authorize_and_exchange(app, browser, &client, REDIRECT, scope, email).await;
     (
-        id,
-        secret,
+        client["client_id"].as_str().unwrap().to_owned(),
+        client["client_secret"].as_str().unwrap().to_owned(),
         tokens["access_token"].as_str().unwrap().to_owned(),
         tokens["refresh_token"].as_str().unwrap().to_owned(),
     )
@@ -1204,7 +969,7 @@ async fn keys_made_by_an_app_end_with_its_consent(app: TestApp) {
         .post(
             &app,
             &format!("/portal/authorizations/{client_id}/withdraw"),
-            &[("csrf_token", &hidden(&portal, "csrf_token"))],
+            &[("csrf_token", &hidden_field(&portal, "csrf_token"))],
         )
         .await;
     assert_eq!(withdrawn.status(), StatusCode::OK);
@@ -1286,7 +1051,7 @@ async fn portal_cannot_rotate_a_key_wider_than_the_session(app: TestApp) {
             &[
                 ("email", "root@example.com"),
                 ("password", "correct horse battery"),
-                ("csrf_token", &hidden(&login, "csrf_token")),
+                ("csrf_token", &hidden_field(&login, "csrf_token")),
                 ("return_to", "/portal"),
             ],
         )
@@ -1302,7 +1067,7 @@ async fn portal_cannot_rotate_a_key_wider_than_the_session(app: TestApp) {
         .post(
             &app,
             &format!("/portal/keys/{key_id}/rotate"),
-            &[("csrf_token", &hidden(&portal, "csrf_token"))],
+            &[("csrf_token", &hidden_field(&portal, "csrf_token"))],
         )
         .await;
     assert_eq!(refused.status(), StatusCode::OK);
@@ -1349,7 +1114,7 @@ async fn pages_escape_what_people_typed(app: TestApp) {
     );
     assert!(!consent.contains("<script>"), "{consent}");
     // The request carried in the form comes back intact.
-    assert_eq!(hidden(&consent, "request"), url.query().unwrap());
+    assert_eq!(hidden_field(&consent, "request"), url.query().unwrap());
 
     let portal = browser.get(&app, &app.url("/portal")).await;
     assert_eq!(portal.status(), StatusCode::OK);

@@ -364,10 +364,7 @@ async fn failure_limits_count_the_forwarded_client(app: TestApp) {
 
 /// Not from a trusted proxy, `X-Forwarded-For` is the client's own claim: failures count
 /// under the peer's address whatever it says.
-async fn an_untrusted_peer_cannot_choose_its_address(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| s.auth_failure_limit = 3).await else {
-        return;
-    };
+async fn an_untrusted_peer_cannot_choose_its_address(app: TestApp) {
     let key = app.member_key("fwd-untrusted@example.com").await;
     for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
         let response = app
@@ -389,46 +386,15 @@ async fn an_untrusted_peer_cannot_choose_its_address(backend: Backend) {
         };
         assert_eq!(response.status(), expected, "{client}");
     }
-    if backend == Backend::Postgres {
-        crate::helpers::drop_database(&app.database_url).await;
-    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_untrusted_peer_cannot_choose_its_address_sqlite() {
-    an_untrusted_peer_cannot_choose_its_address(Backend::Sqlite).await;
-}
+e2e!(
+    settings = |s| s.auth_failure_limit = 3;
+    an_untrusted_peer_cannot_choose_its_address
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_untrusted_peer_cannot_choose_its_address_postgres() {
-    an_untrusted_peer_cannot_choose_its_address(Backend::Postgres).await;
-}
-
-macro_rules! proxy_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    if let Some(app) = crate::forward_auth::behind_a_proxy(crate::helpers::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(app) = crate::forward_auth::behind_a_proxy(crate::helpers::Backend::Postgres).await {
-                        let database = app.database_url.clone();
-                        super::$name(app).await;
-                        crate::helpers::drop_database(&database).await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
-proxy_tests!(
+e2e!(
+    spawn = behind_a_proxy;
     the_rate_limit_answers_429_with_its_headers,
     failure_limits_count_the_forwarded_client,
 );

@@ -1,6 +1,7 @@
 //! Per-key and per-client request limits, with their headers.
 
-use crate::helpers::{Backend, TestApp, expect_error, json_with};
+use crate::e2e;
+use crate::helpers::{Backend, PASSWORD, TestApp, expect_error, json_with};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -120,29 +121,8 @@ async fn access_tokens_count_against_their_client(app: TestApp) {
     .await;
 }
 
-macro_rules! limited_tests {
-    ($($name:ident),*) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    if let Some(app) = super::limited(crate::helpers::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(app) = super::limited(crate::helpers::Backend::Postgres).await {
-                        super::$name(app).await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
-limited_tests!(
+e2e!(
+    spawn = limited;
     default_limit_counts_down_then_429,
     overrides_per_key_need_an_admin_to_raise,
     access_tokens_count_against_their_client
@@ -203,49 +183,33 @@ async fn slow_headers_are_cut_off() {
 
 /// The failed-authentication limit of the tests below.
 const FAILURES: usize = 3;
-const PASSWORD: &str = "correct horse battery";
 
-fn few_failures(settings: &mut netapi_core::Settings) {
-    settings.auth_failure_limit = u32::try_from(FAILURES).unwrap();
-}
-
-fn two_registrations_an_hour(settings: &mut netapi_core::Settings) {
-    settings.registration_limit_per_hour = 2;
-}
-
-fn no_room_to_hash(settings: &mut netapi_core::Settings) {
-    settings.registration_hash_queue = 0;
-}
-
-/// Like `e2e!`, behind a trusted proxy at 127.0.0.1 (so `X-Forwarded-For` names the source),
-/// with the settings changed by `$adjust`.
-macro_rules! proxied_e2e {
-    ($name:ident, $adjust:ident) => {
-        mod $name {
-            async fn spawn(backend: crate::helpers::Backend) -> Option<crate::helpers::TestApp> {
-                let http = netapi_server::HttpOptions {
-                    trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1")
-                        .unwrap(),
-                    ..netapi_server::HttpOptions::default()
-                };
-                crate::helpers::TestApp::spawn_with_http(backend, super::$adjust, http).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(app) = spawn(crate::helpers::Backend::Sqlite).await {
-                    super::$name(app).await;
-                }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = spawn(crate::helpers::Backend::Postgres).await {
-                    super::$name(app).await;
-                }
-            }
-        }
+/// Behind a trusted proxy at 127.0.0.1 (so `X-Forwarded-For` names the source), with the
+/// settings changed by `adjust`.
+async fn behind_a_proxy(
+    backend: Backend,
+    adjust: impl FnOnce(&mut netapi_core::Settings),
+) -> Option<TestApp> {
+    let http = netapi_server::HttpOptions {
+        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1").unwrap(),
+        ..netapi_server::HttpOptions::default()
     };
+    TestApp::spawn_with_http(backend, adjust, http).await
+}
+
+async fn few_failures(backend: Backend) -> Option<TestApp> {
+    behind_a_proxy(backend, |s| {
+        s.auth_failure_limit = u32::try_from(FAILURES).unwrap();
+    })
+    .await
+}
+
+async fn two_registrations_an_hour(backend: Backend) -> Option<TestApp> {
+    behind_a_proxy(backend, |s| s.registration_limit_per_hour = 2).await
+}
+
+async fn no_room_to_hash(backend: Backend) -> Option<TestApp> {
+    behind_a_proxy(backend, |s| s.registration_hash_queue = 0).await
 }
 
 /// A `client_credentials` request with HTTP Basic, from the source `xff`.
@@ -275,7 +239,7 @@ async fn login_from(app: &TestApp, xff: &str, email: &str, password: &str) -> re
         .iter()
         .filter_map(|v| v.to_str().unwrap().split(';').next().map(str::to_owned))
         .collect();
-    let csrf = crate::authorize::hidden(&page.text().await.unwrap(), "csrf_token");
+    let csrf = crate::helpers::hidden_field(&page.text().await.unwrap(), "csrf_token");
     app.http
         .post(app.url("/login"))
         .header("x-forwarded-for", xff)
@@ -304,10 +268,7 @@ async fn service_client(app: &TestApp, key: &str) -> (String, String) {
     )
 }
 
-proxied_e2e!(
-    long_identifiers_are_refused_before_they_are_counted,
-    few_failures
-);
+e2e!(spawn = few_failures; long_identifiers_are_refused_before_they_are_counted);
 
 async fn long_identifiers_are_refused_before_they_are_counted(app: TestApp) {
     let key = app.member_key("long@example.com").await;
@@ -353,7 +314,7 @@ async fn long_identifiers_are_refused_before_they_are_counted(app: TestApp) {
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
 }
 
-proxied_e2e!(failures_from_one_source_never_refuse_another, few_failures);
+e2e!(spawn = few_failures; failures_from_one_source_never_refuse_another);
 
 async fn failures_from_one_source_never_refuse_another(app: TestApp) {
     let key = app.member_key("amy@example.com").await;
@@ -447,10 +408,7 @@ async fn failures_from_one_source_never_refuse_another(app: TestApp) {
 // ---------------------------------------------------------------------------------------------
 // Registration
 
-proxied_e2e!(
-    registrations_are_limited_per_source,
-    two_registrations_an_hour
-);
+e2e!(spawn = two_registrations_an_hour; registrations_are_limited_per_source);
 
 async fn registrations_are_limited_per_source(app: TestApp) {
     let register = async |xff: &str, email: &str| {
@@ -485,10 +443,7 @@ async fn registrations_are_limited_per_source(app: TestApp) {
     );
 }
 
-proxied_e2e!(
-    a_full_hashing_queue_answers_503_and_a_taken_email_409,
-    no_room_to_hash
-);
+e2e!(spawn = no_room_to_hash; a_full_hashing_queue_answers_503_and_a_taken_email_409);
 
 async fn a_full_hashing_queue_answers_503_and_a_taken_email_409(app: TestApp) {
     // Operator commands are not queued behind registrations from the network.

@@ -2,6 +2,9 @@
 //! Every test runs on SQLite, and on PostgreSQL too when `NETAPI_TEST_POSTGRES_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// One scenario on both backends: `netapi_testkit::e2e!`, as `crate::e2e!`.
+use netapi_testkit::e2e;
+
 mod abuse;
 mod api;
 mod authorize;

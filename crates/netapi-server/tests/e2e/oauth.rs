@@ -20,40 +20,12 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_error, json_with};
+use crate::e2e;
+use crate::helpers::{Backend, TestApp, basic_header, expect_error, json_with};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Like `e2e!`, with settings changed first.
-macro_rules! e2e_with {
-    ($name:ident, $adjust:expr) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(app) =
-                    $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, $adjust)
-                        .await
-                {
-                    super::$name(app).await;
-                }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = $crate::helpers::TestApp::spawn_with(
-                    $crate::helpers::Backend::Postgres,
-                    $adjust,
-                )
-                .await
-                {
-                    super::$name(app).await;
-                }
-            }
-        }
-    };
-}
 
 /// A registered client and its owner.
 #[derive(Debug, Clone)]
@@ -256,10 +228,6 @@ async fn refresh_with(
 /// Percent-encodes every byte (a stricter encoder than any client would use).
 fn percent_all(text: &str) -> String {
     text.bytes().map(|b| format!("%{b:02X}")).collect()
-}
-
-fn basic_header(id: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
 /// `POST /oauth/<endpoint>` with a form, optionally HTTP Basic (encoded as given).
@@ -1361,12 +1329,9 @@ async fn refresh_by_another_client_is_invalid_grant(app: TestApp) {
     refresh_with(&app, &client, &token).await.unwrap();
 }
 
-e2e_with!(
-    refresh_token_idle_expiry,
-    |s: &mut netapi_core::Settings| {
+e2e!(settings = |s: &mut netapi_core::Settings| {
         s.refresh_token_ttl = 100;
-    }
-);
+    }; refresh_token_idle_expiry);
 
 async fn refresh_token_idle_expiry(app: TestApp) {
     let client = refresh_client(&app).await;
@@ -1383,13 +1348,10 @@ async fn refresh_token_idle_expiry(app: TestApp) {
     );
 }
 
-e2e_with!(
-    refresh_token_family_absolute_expiry,
-    |s: &mut netapi_core::Settings| {
+e2e!(settings = |s: &mut netapi_core::Settings| {
         s.refresh_token_ttl = 100;
         s.refresh_token_max_ttl = 150;
-    }
-);
+    }; refresh_token_family_absolute_expiry);
 
 async fn refresh_token_family_absolute_expiry(app: TestApp) {
     let client = refresh_client(&app).await;
@@ -1745,12 +1707,12 @@ crate::e2e!(
     discovery_documents,
     id_token_at_hash_follows_the_signing_algorithm
 );
-e2e_with!(es256_is_named_in_discovery, |s| {
+e2e!(settings = |s| {
     s.signing_algorithm = netapi_core::model::SigningAlgorithm::Es256;
-});
-e2e_with!(id_token_at_hash_follows_the_signing_algorithm_es256, |s| {
+}; es256_is_named_in_discovery);
+e2e!(settings = |s| {
     s.signing_algorithm = netapi_core::model::SigningAlgorithm::Es256;
-});
+}; id_token_at_hash_follows_the_signing_algorithm_es256);
 
 async fn es256_is_named_in_discovery(app: TestApp) {
     for path in [
@@ -2077,12 +2039,9 @@ async fn members_cannot_see_each_others_clients(app: TestApp) {
 // Brute force
 // ---------------------------------------------------------------------------------------
 
-e2e_with!(
-    client_secret_brute_force_is_limited,
-    |s: &mut netapi_core::Settings| {
+e2e!(settings = |s: &mut netapi_core::Settings| {
         s.auth_failure_limit = 3;
-    }
-);
+    }; client_secret_brute_force_is_limited);
 
 async fn client_secret_brute_force_is_limited(app: TestApp) {
     let client = cc_client(&app, "users:read").await;
@@ -2128,9 +2087,9 @@ async fn client_secret_brute_force_is_limited(app: TestApp) {
 // Signing-key rotation
 // ---------------------------------------------------------------------------------------
 
-e2e_with!(signing_key_rotation, |s: &mut netapi_core::Settings| {
+e2e!(settings = |s: &mut netapi_core::Settings| {
     s.signing_key_publish_delay = 0;
-});
+}; signing_key_rotation);
 
 async fn signing_key_rotation(app: TestApp) {
     let client = cc_client(&app, "users:read").await;

@@ -1,9 +1,8 @@
 //! The portal's resources page: administrators define and delete resources and set grants
 //! through forms (CSRF checked, errors as messages); members get neither page nor actions.
 
-use crate::authorize::{Browser, hidden};
 use crate::e2e;
-use crate::helpers::{TestApp, json_with};
+use crate::helpers::{Browser, TestApp, hidden_field, json_with, sign_in_to_portal};
 use crate::resources::{ORDERS, define, forward, orders_api};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -18,36 +17,14 @@ e2e!(
     an_admin_edits_a_resource_through_the_portal,
 );
 
-/// Signs `email` in through the login page; returns the portal's HTML.
-async fn sign_in(app: &TestApp, browser: &mut Browser, email: &str) -> String {
-    let login = browser.get(app, &app.url("/login?return_to=/portal")).await;
-    let html = login.text().await.unwrap();
-    let signed_in = browser
-        .post(
-            app,
-            "/login",
-            &[
-                ("email", email),
-                ("password", "correct horse battery"),
-                ("csrf_token", &hidden(&html, "csrf_token")),
-                ("return_to", &hidden(&html, "return_to")),
-            ],
-        )
-        .await;
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let portal = browser.get(app, &app.url("/portal")).await;
-    assert_eq!(portal.status(), StatusCode::OK);
-    portal.text().await.unwrap()
-}
-
 /// An administrator signed in on the resources page; returns its key and the page's CSRF token.
 async fn admin_on_the_page(app: &TestApp, browser: &mut Browser, email: &str) -> (String, String) {
     let key = app.admin_key(email).await;
-    let portal = sign_in(app, browser, email).await;
+    let portal = sign_in_to_portal(app, browser, email).await;
     assert!(portal.contains("href=\"/portal/resources\""), "{portal}");
     let page = browser.get(app, &app.url("/portal/resources")).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let csrf = hidden(&page.text().await.unwrap(), "csrf_token");
+    let csrf = hidden_field(&page.text().await.unwrap(), "csrf_token");
     (key, csrf)
 }
 
@@ -193,9 +170,9 @@ async fn members_get_no_resources_page_nor_its_actions(app: TestApp) {
     let orders = define(&app, &admin, orders_api(ORDERS)).await;
     let (member, _) = app.register("plain@example.com").await;
     let mut browser = Browser::new();
-    let portal = sign_in(&app, &mut browser, "plain@example.com").await;
+    let portal = sign_in_to_portal(&app, &mut browser, "plain@example.com").await;
     assert!(!portal.contains("/portal/resources"), "{portal}");
-    let csrf = hidden(&portal, "csrf_token");
+    let csrf = hidden_field(&portal, "csrf_token");
 
     let page = browser.get(&app, &app.url("/portal/resources")).await;
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
@@ -445,7 +422,7 @@ async fn a_grant_through_the_portal_lets_a_member_make_a_key(app: TestApp) {
 
     // The member's portal shows the key's resource and scopes.
     let mut member_browser = Browser::new();
-    let portal = sign_in(&app, &mut member_browser, "grantee@example.com").await;
+    let portal = sign_in_to_portal(&app, &mut member_browser, "grantee@example.com").await;
     assert!(
         portal.contains(&format!("<code>{ORDERS}</code>")),
         "{portal}"

@@ -2,9 +2,11 @@
 //! for every grant, `invalid_target`, tokens whose `aud` and scopes are the resource's, the
 //! consent page naming the resource, and introspection told only about listed resources.
 
-use crate::authorize::{Browser, error_link, hidden, location, query_of, sign_in, trust};
+use crate::authorize::{error_link, trust};
 use crate::e2e;
-use crate::helpers::{TestApp, expect_error, json_with};
+use crate::helpers::{
+    Browser, TestApp, expect_error, hidden_field, json_with, location_of, query_pairs, sign_in,
+};
 use crate::resources::{ORDERS, define, forward, orders_api};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -112,13 +114,13 @@ async fn authorization_code_with_pkce_for_a_resource(app: TestApp) {
             &app,
             "/oauth/authorize",
             &[
-                ("csrf_token", &hidden(&consent, "csrf_token")),
-                ("request", &hidden(&consent, "request")),
+                ("csrf_token", &hidden_field(&consent, "csrf_token")),
+                ("request", &hidden_field(&consent, "request")),
                 ("decision", "approve"),
             ],
         )
         .await;
-    let code = query_of(&location(&approved))["code"].clone();
+    let code = query_pairs(&location_of(&approved))["code"].clone();
     let exchange = |code: String, resource: &'static str| {
         let client = client.clone();
         let app = &app;
@@ -236,10 +238,10 @@ async fn authorization_code_with_pkce_for_a_resource(app: TestApp) {
     // The consent is remembered for the resource; a code must be exchanged for its own.
     let remembered = browser.get(&app, &url).await;
     assert_eq!(remembered.status(), StatusCode::SEE_OTHER);
-    let code = query_of(&location(&remembered))["code"].clone();
+    let code = query_pairs(&location_of(&remembered))["code"].clone();
     oauth_error(exchange(code, BILLING).await, "invalid_target").await;
     let remembered = browser.get(&app, &url).await;
-    let code = query_of(&location(&remembered))["code"].clone();
+    let code = query_pairs(&location_of(&remembered))["code"].clone();
     let plain = json_with(exchange(code, "").await, StatusCode::OK).await;
     assert_eq!(
         claims(plain["access_token"].as_str().unwrap())["aud"],
@@ -537,7 +539,7 @@ async fn bad_targets_at_the_authorization_endpoint(app: TestApp) {
             .unwrap(),
     )
     .await;
-    assert_eq!(query_of(&link)["error"], "invalid_target");
+    assert_eq!(query_pairs(&link)["error"], "invalid_target");
     trust(&app, client_id).await;
     for extra in [
         vec![("resource", BILLING)],
@@ -552,7 +554,7 @@ async fn bad_targets_at_the_authorization_endpoint(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{extra:?}");
-        let params = query_of(&location(&response));
+        let params = query_pairs(&location_of(&response));
         assert_eq!(params["error"], "invalid_target", "{extra:?}");
         assert_eq!(params["state"], "s1");
         assert_eq!(params["iss"], app.base);
@@ -569,7 +571,7 @@ async fn bad_targets_at_the_authorization_endpoint(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(
-            query_of(&location(&response))["error"],
+            query_pairs(&location_of(&response))["error"],
             "invalid_scope",
             "{scope}"
         );

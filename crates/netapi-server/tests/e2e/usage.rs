@@ -1,9 +1,8 @@
 //! Usage of API keys: checks counted by outcome in memory on every path (`/v1`, forward auth,
 //! `/v1/keys/verify`), written in batches, answered per hour or day.
 
-use crate::authorize::{Browser, hidden};
 use crate::e2e;
-use crate::helpers::{TestApp, expect_error, json_with};
+use crate::helpers::{Browser, PASSWORD, TestApp, expect_error, json_with, register_in_browser};
 use netapi_core::Clock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -183,31 +182,16 @@ async fn bad_usage_questions_are_refused(app: TestApp) {
     expect_error(unknown, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 }
 
-/// Registers through the page; returns the first key, shown once on the portal.
-async fn register_in_browser(app: &TestApp, browser: &mut Browser, email: &str) -> String {
-    let page = browser.get(app, &app.url("/register")).await;
-    let csrf = hidden(&page.text().await.unwrap(), "csrf_token");
-    let registered = browser
-        .post(
-            app,
-            "/register",
-            &[
-                ("csrf_token", csrf.as_str()),
-                ("name", "Chart Reader"),
-                ("email", email),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
-    assert_eq!(registered.status(), StatusCode::OK);
-    let html = registered.text().await.unwrap();
-    let start = html.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
-    html[start..start + 43].to_owned()
-}
-
 async fn the_portal_charts_a_keys_usage(app: TestApp) {
     let mut browser = Browser::new();
-    let key = register_in_browser(&app, &mut browser, "chart@example.com").await;
+    let key = register_in_browser(
+        &app,
+        &mut browser,
+        "Chart Reader",
+        "chart@example.com",
+        PASSWORD,
+    )
+    .await;
     for _ in 0..2 {
         assert_eq!(app.get("/v1/users/me", &key).await.status(), StatusCode::OK);
     }
@@ -240,7 +224,14 @@ async fn the_portal_charts_a_keys_usage(app: TestApp) {
 
     // Someone else's key is not found; without a session, the sign-in page.
     let mut stranger = Browser::new();
-    register_in_browser(&app, &mut stranger, "other@example.com").await;
+    register_in_browser(
+        &app,
+        &mut stranger,
+        "Chart Reader",
+        "other@example.com",
+        PASSWORD,
+    )
+    .await;
     let hidden_page = stranger
         .get(&app, &app.url(&format!("/portal/keys/{id}/usage")))
         .await;

@@ -1,5 +1,6 @@
 //! `POST /v1/keys/verify` (answer codes for a trusted service) and introspection of API keys.
 
+use crate::e2e;
 use crate::helpers::{Backend, TestApp, expect_error, json_with};
 use netapi_core::Clock;
 use netapi_core::clock::format_rfc3339;
@@ -8,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// `rate` requests a minute per credential, three failures a minute per address.
-async fn spawn(backend: Backend, rate: u32) -> Option<TestApp> {
+async fn spawn_with_rate(backend: Backend, rate: u32) -> Option<TestApp> {
     TestApp::spawn_with(backend, |s| {
         s.rate_limit_per_minute = rate;
         s.auth_failure_limit = 3;
@@ -16,39 +17,26 @@ async fn spawn(backend: Backend, rate: u32) -> Option<TestApp> {
     .await
 }
 
-macro_rules! verify_tests {
-    ($($name:ident: $rate:expr),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    if let Some(app) = super::spawn(crate::helpers::Backend::Sqlite, $rate).await {
-                        super::$name(app).await;
-                    }
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(app) = super::spawn(crate::helpers::Backend::Postgres, $rate).await {
-                        let database = app.database_url.clone();
-                        super::$name(app).await;
-                        crate::helpers::drop_database(&database).await;
-                    }
-                }
-            }
-        )*
-    };
+/// A thousand requests a minute per credential: more than these tests send.
+async fn unlimited(backend: Backend) -> Option<TestApp> {
+    spawn_with_rate(backend, 1000).await
 }
 
-verify_tests!(
-    answers_every_code: 1000,
-    needs_the_admin_only_scope: 1000,
-    a_malformed_request_is_400: 1000,
-    a_key_over_its_limit_is_rate_limited: 3,
-    failures_of_the_verified_key_lock_nobody_out: 1000,
-    introspection_of_an_api_key_by_an_admins_client: 1000,
-    introspection_of_an_api_key_by_a_members_client: 1000,
+/// Three requests a minute per credential.
+async fn three_a_minute(backend: Backend) -> Option<TestApp> {
+    spawn_with_rate(backend, 3).await
+}
+
+e2e!(
+    spawn = unlimited;
+    answers_every_code,
+    needs_the_admin_only_scope,
+    a_malformed_request_is_400,
+    failures_of_the_verified_key_lock_nobody_out,
+    introspection_of_an_api_key_by_an_admins_client,
+    introspection_of_an_api_key_by_a_members_client,
 );
+e2e!(spawn = three_a_minute; a_key_over_its_limit_is_rate_limited);
 
 /// A key holding only `keys:verify`, with no per-minute limit, made by a new admin.
 async fn verifier(app: &TestApp, email: &str) -> String {

@@ -86,13 +86,10 @@ struct DocServer {
 
 impl DocServer {
     fn start(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "netapi-docs-{name}-{}-{}",
-            std::process::id(),
-            super::rand_suffix()
-        ));
+        let dir =
+            std::env::temp_dir().join(netapi_testkit::unique_name(&format!("netapi-docs-{name}-")));
         std::fs::create_dir_all(dir.join("work")).unwrap();
-        let base = format!("http://127.0.0.1:{}", super::free_port());
+        let base = format!("http://127.0.0.1:{}", netapi_testkit::free_port());
         let config = format!(
             "listen = \"{}\"\nissuer = \"{base}\"\npepper = \"{}\"\n",
             &base["http://".len()..],

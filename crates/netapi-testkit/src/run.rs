@@ -1,0 +1,33 @@
+//! What each test made by [`crate::e2e!`] does.
+
+use crate::app::{Backend, TestApp};
+use crate::database::drop_database;
+use std::future::Future;
+
+/// Starts a server on `backend` with `spawn` and runs `scenario` against it, on a runtime of
+/// two worker threads (what `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`
+/// gives). Returns at once when `spawn` finds no database (PostgreSQL not configured); drops a
+/// PostgreSQL database once its scenario has passed.
+pub fn run_scenario<S, Started, T, Done>(backend: Backend, spawn: S, scenario: T)
+where
+    S: FnOnce(Backend) -> Started,
+    Started: Future<Output = Option<TestApp>>,
+    T: FnOnce(TestApp) -> Done,
+    Done: Future<Output = ()>,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+        .block_on(async move {
+            let Some(app) = spawn(backend).await else {
+                return;
+            };
+            let database = app.database_url.clone();
+            scenario(app).await;
+            if backend == Backend::Postgres {
+                drop_database(&database).await;
+            }
+        });
+}
