@@ -2,7 +2,9 @@
 //! through forms (CSRF checked, errors as messages); members get neither page nor actions.
 
 use crate::e2e;
-use crate::helpers::{Browser, TestApp, hidden_field, json_with, sign_in_to_portal};
+use crate::helpers::{
+    Browser, TestApp, hidden_field, json_with, shown_secret, sign_in_to_portal,
+};
 use crate::resources::{ORDERS, define, forward, orders_api};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -465,7 +467,7 @@ async fn a_grant_through_the_portal_lets_a_member_make_a_key(app: TestApp) {
         )),
         "{portal}"
     );
-    let csrf = hidden(&portal, "csrf_token");
+    let csrf = hidden_field(&portal, "csrf_token");
     let key_form = |scopes: &'static str| {
         [
             ("csrf_token", csrf.clone()),
@@ -492,8 +494,8 @@ async fn a_grant_through_the_portal_lets_a_member_make_a_key(app: TestApp) {
         &key_form("orders:write"),
     )
     .await;
-    let start = made.find("id=\"new-secret\">").expect("a new key") + "id=\"new-secret\">".len();
-    let secret = &made[start..start + made[start..].find('<').unwrap()];
+    let secret = shown_secret(&made);
+    let secret = secret.as_str();
     assert_eq!(
         forward(&app, secret, ORDERS, "orders:write").await.status(),
         StatusCode::OK
