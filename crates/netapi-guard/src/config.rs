@@ -157,3 +157,26 @@ impl GuardConfig {
 fn secs(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let introspecting = GuardConfig::new("https://auth.example.com", "https://api.example.com")
+            .introspection("cli_1", "napcs_very_secret");
+        let verifying = GuardConfig::new("https://auth.example.com", "https://api.example.com")
+            .verify_endpoint("napi_very_secret");
+        let shown = format!("{introspecting:?} {verifying:?}");
+        assert!(shown.contains("cli_1"));
+        assert!(!shown.contains("very_secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_leeway_is_capped_at_five_seconds() {
+        let config = GuardConfig::new("https://a.example.com", "https://b.example.com");
+        assert_eq!(config.clone().leeway(Duration::from_secs(60)).leeway, 5);
+        assert_eq!(config.leeway(Duration::from_secs(2)).leeway, 2);
+    }
+}

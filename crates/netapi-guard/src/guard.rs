@@ -18,9 +18,12 @@ use crate::token::{self, Expected};
 
 /// The longest resource identifier Net API accepts.
 const MAX_RESOURCE_LEN: usize = 255;
-/// Net API's API keys: this prefix and 38 base62 characters.
+/// Net API's API keys: this prefix, 32 random base62 characters and a 6-character checksum
+/// (the CRC32 of everything before it in base62, most significant digit first).
 const API_KEY_PREFIX: &str = "napi_";
-const API_KEY_BODY_LEN: usize = 38;
+const API_KEY_RANDOM_LEN: usize = 32;
+const API_KEY_CHECKSUM_LEN: usize = 6;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const UNKNOWN_SIGNING_KEY: &str = "The access token's signing key is unknown.";
 const KEYS_NOT_ACCEPTED: &str = "API keys are not accepted here.";
 
@@ -373,12 +376,27 @@ impl Guard {
     }
 }
 
-/// Whether a credential has the shape of a Net API key (its checksum is the issuer's to
-/// check); anything else is refused without asking the issuer.
+/// Whether a credential is a Net API key with a good checksum: a mistyped or invented key
+/// is refused without asking the issuer.
 fn is_api_key(credential: &str) -> bool {
-    credential.strip_prefix(API_KEY_PREFIX).is_some_and(|body| {
-        body.len() == API_KEY_BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
+    let well_formed = credential.len()
+        == API_KEY_PREFIX.len() + API_KEY_RANDOM_LEN + API_KEY_CHECKSUM_LEN
+        && credential.starts_with(API_KEY_PREFIX)
+        && credential
+            .bytes()
+            .skip(API_KEY_PREFIX.len())
+            .all(|b| b.is_ascii_alphanumeric());
+    if !well_formed {
+        return false;
+    }
+    let (checked, checksum) = credential.split_at(credential.len() - API_KEY_CHECKSUM_LEN);
+    let mut value = u64::from(crc32fast::hash(checked.as_bytes()));
+    let mut expected = [0u8; API_KEY_CHECKSUM_LEN];
+    for digit in expected.iter_mut().rev() {
+        *digit = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    checksum.as_bytes() == expected
 }
 
 pub(crate) fn split_scopes(scope: Option<&str>) -> Vec<String> {
@@ -417,12 +435,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_shape_of_a_net_api_key_is_sent_to_the_issuer() {
-        assert!(is_api_key(&format!("napi_{}", "aZ09".repeat(9) + "ab")));
-        assert!(!is_api_key(&format!("napi_{}", "a".repeat(37))));
-        assert!(!is_api_key(&format!("napi_{}", "a".repeat(39))));
+    fn only_keys_with_a_good_checksum_are_sent_to_the_issuer() {
+        // The example key of Net API's documentation.
+        let key = "napi_JNmJJ9ppGis79LdiVB56gNnwCY8JwfT00lDFGZ";
+        assert!(is_api_key(key));
+        let mistyped = key.replacen("JNm", "JMm", 1);
+        assert!(!is_api_key(&mistyped));
+        assert!(!is_api_key(&key.replacen("napi_", "napx_", 1)));
+        assert!(!is_api_key(&key[..key.len() - 1]));
+        assert!(!is_api_key(&format!("{key}0")));
+        assert!(!is_api_key(&format!("napi_{}", "a".repeat(38))));
         assert!(!is_api_key(&format!("napi_{}-", "a".repeat(37))));
-        assert!(!is_api_key(&format!("napx_{}", "a".repeat(38))));
     }
 
     #[test]

@@ -76,3 +76,11 @@ pub use guard::{Guard, SetupError};
 pub use layer::{GuardLayer, GuardService};
 pub use principal::{CredentialKind, Principal, RequireScope, Scope, is_scope_name};
 pub use rejection::{Rejection, RejectionKind};
+
+/// The README's and the guide's examples, compiled as doctests so that they cannot drift
+/// (the guide's `sh no-run` blocks are for the docs test, not rustdoc).
+#[cfg(doctest)]
+#[allow(rustdoc::invalid_codeblock_attributes)]
+#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../../docs/guard.md")]
+struct DocumentationExamples;

@@ -98,8 +98,11 @@ async fn no_credential_or_a_bad_one_is_401(server: Server) {
         body["error"]["message"],
         "Authentication failed. Please check your API key or token."
     );
-    // A well-formed key that does not exist, a checksum-shaped forgery and garbage.
+    // A key that does not exist (asked about), an invented one (refused by its checksum), a
+    // forged token and garbage.
+    let unknown = netapi_core::secret::generate(netapi_core::secret::SecretKind::ApiKey);
     for bad in [
+        unknown.expose().to_owned(),
         format!("napi_{}", "A".repeat(38)),
         "eyJhbGciOiJFZERTQSJ9.e30.c2ln".to_owned(),
         "hello".to_owned(),
