@@ -80,10 +80,12 @@ impl Rejection {
     fn code_and_message(&self) -> (&'static str, String) {
         match &self.kind {
             RejectionKind::Missing => ("UNAUTHENTICATED", AUTHENTICATION_FAILED.to_owned()),
+            // An expired credential says so (Net API's contract); other reasons stay in the
+            // challenge's `error_description`.
             RejectionKind::InvalidToken { description } => (
                 "UNAUTHENTICATED",
                 if description.contains("expired") {
-                    format!("{description} {AUTHENTICATION_FAILED}")
+                    (*description).to_owned()
                 } else {
                     AUTHENTICATION_FAILED.to_owned()
                 },
