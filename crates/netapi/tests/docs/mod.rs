@@ -285,6 +285,11 @@ fn forward_auth_examples_run() {
 }
 
 #[test]
+fn guard_guide_examples_run() {
+    check("docs/guard.md");
+}
+
+#[test]
 fn benchmark_examples_run() {
     check("docs/benchmarks.md");
 }

@@ -1,0 +1,484 @@
+//! netapi-guard against a real Net API server: the orders example with API keys and access
+//! tokens, audiences, scopes, revocation, expiry and signing-key rotation.
+
+mod server;
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use netapi_guard::{CredentialKind, Guard, GuardConfig, RejectionKind, SetupError};
+use reqwest::StatusCode;
+use serde_json::json;
+use server::{ORDERS, ORDERS_TOKEN_TTL, Server, json_with, refusal};
+
+scenarios!(
+    keys_and_tokens_pass_with_their_scopes,
+    a_missing_scope_is_403_with_the_scope_named,
+    no_credential_or_a_bad_one_is_401,
+    credentials_of_another_resource_are_refused,
+    a_revoked_key_is_refused_once_the_cache_ttl_has_passed,
+    with_a_zero_ttl_a_revoked_key_is_refused_at_once,
+    the_verify_endpoint_checks_keys_too,
+    an_expired_token_is_refused_after_at_most_five_seconds_of_leeway,
+    introspecting_tokens_sees_their_revocation,
+    a_rotated_signing_key_is_fetched_without_a_restart,
+    the_principal_carries_the_key_and_its_metadata,
+    a_guard_refuses_to_start_for_the_wrong_issuer,
+);
+
+async fn keys_and_tokens_pass_with_their_scopes(server: Server) {
+    let orders = server.orders_api(server.introspecting()).await;
+    let key = server.orders_key(&server.admin_key, json!({})).await;
+    let admin_id = server
+        .api
+        .authenticate(&server.admin_key, "127.0.0.1")
+        .await
+        .expect("admin")
+        .user_id;
+
+    let body = json_with(orders.get(key["key"].as_str()).await, StatusCode::OK).await;
+    assert_eq!(
+        body,
+        json!({"subject": admin_id, "credential": "api_key", "scopes": ["orders:read", "orders:write"]})
+    );
+    let key = key["key"].as_str().expect("key");
+    json_with(orders.post(key).await, StatusCode::OK).await;
+
+    let token = server.token(Some(ORDERS)).await;
+    let body = json_with(orders.get(Some(&token)).await, StatusCode::OK).await;
+    assert_eq!(
+        body,
+        json!({"subject": admin_id, "credential": "access_token", "scopes": ["orders:read", "orders:write"]})
+    );
+    json_with(orders.post(&token).await, StatusCode::OK).await;
+}
+
+async fn a_missing_scope_is_403_with_the_scope_named(server: Server) {
+    let orders = server.orders_api(server.introspecting()).await;
+    let (_, member) = server.member("ada@example.com").await;
+    let key = server.orders_key(&member, json!({})).await;
+    assert_eq!(key["scopes"], json!(["orders:read"]), "self-service only");
+    let key = key["key"].as_str().expect("key");
+
+    json_with(orders.get(Some(key)).await, StatusCode::OK).await;
+    let (body, challenge) = refusal(
+        orders.post(key).await,
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+    )
+    .await;
+    assert_eq!(
+        body["error"]["details"],
+        json!([{"missing_scope": "orders:write"}])
+    );
+    assert!(
+        challenge.ends_with(", error=\"insufficient_scope\", scope=\"orders:write\""),
+        "{challenge}"
+    );
+}
+
+async fn no_credential_or_a_bad_one_is_401(server: Server) {
+    let orders = server.orders_api(server.introspecting()).await;
+    let (body, challenge) = refusal(
+        orders.get(None).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    assert_eq!(
+        challenge,
+        format!(
+            "Bearer realm=\"netapi\", resource_metadata=\"{}/.well-known/oauth-protected-resource?resource=https%3A%2F%2Forders.example.com\"",
+            server.base
+        )
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "Authentication failed. Please check your API key or token."
+    );
+    // A key that does not exist (asked about), an invented one (refused by its checksum), a
+    // forged token and garbage.
+    let unknown = netapi_core::secret::generate(netapi_core::secret::SecretKind::ApiKey);
+    for bad in [
+        unknown.expose().to_owned(),
+        format!("napi_{}", "A".repeat(38)),
+        "eyJhbGciOiJFZERTQSJ9.e30.c2ln".to_owned(),
+        "hello".to_owned(),
+    ] {
+        let (_, challenge) = refusal(
+            orders.get(Some(&bad)).await,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        )
+        .await;
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        assert!(!challenge.contains(&bad));
+    }
+}
+
+async fn credentials_of_another_resource_are_refused(server: Server) {
+    let orders = server.orders_api(server.introspecting()).await;
+    // Net API's own key and token (its own resource): valid at /v1, refused here.
+    let (_, member) = server.member("ada@example.com").await;
+    refusal(
+        orders.get(Some(&member)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    let own_token = server.token(None).await;
+    let (_, challenge) = refusal(
+        orders.get(Some(&own_token)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    assert!(
+        challenge.contains("error_description=\"The credential is for another resource.\""),
+        "{challenge}"
+    );
+
+    // A guard for another resource refuses the orders credentials.
+    let admin = server.admin_key.clone();
+    server
+        .post(
+            "/v1/resources",
+            &admin,
+            json!({"identifier": "https://billing.example.com", "name": "Billing",
+                   "scopes": [{"name": "orders:read", "description": "Same name, other API"}]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let billing = server
+        .orders_api(
+            GuardConfig::new(&server.base, "https://billing.example.com")
+                .introspection(&server.client_id, &server.client_secret),
+        )
+        .await;
+    let key = server.orders_key(&admin, json!({})).await;
+    refusal(
+        billing.get(key["key"].as_str()).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    let token = server.token(Some(ORDERS)).await;
+    refusal(
+        billing.get(Some(&token)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+}
+
+async fn a_revoked_key_is_refused_once_the_cache_ttl_has_passed(server: Server) {
+    let orders = server
+        .orders_api(server.introspecting().cache_ttl(Duration::from_secs(30)))
+        .await;
+    let key = server.orders_key(&server.admin_key, json!({})).await;
+    let secret = key["key"].as_str().expect("key");
+    json_with(orders.get(Some(secret)).await, StatusCode::OK).await;
+
+    revoke_key(&server, key["id"].as_str().expect("id")).await;
+    // Within the documented bound the cached answer stands...
+    server.clock.advance(29);
+    json_with(orders.get(Some(secret)).await, StatusCode::OK).await;
+    // ...and not a second longer.
+    server.clock.advance(1);
+    refusal(
+        orders.get(Some(secret)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+}
+
+async fn with_a_zero_ttl_a_revoked_key_is_refused_at_once(server: Server) {
+    let orders = server
+        .orders_api(server.introspecting().cache_ttl(Duration::ZERO))
+        .await;
+    let key = server.orders_key(&server.admin_key, json!({})).await;
+    let secret = key["key"].as_str().expect("key");
+    json_with(orders.get(Some(secret)).await, StatusCode::OK).await;
+    revoke_key(&server, key["id"].as_str().expect("id")).await;
+    refusal(
+        orders.get(Some(secret)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+}
+
+async fn revoke_key(server: &Server, id: &str) {
+    let response = server
+        .http
+        .delete(server.url(&format!("/v1/api-keys/{id}")))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .expect("revoke");
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+async fn the_verify_endpoint_checks_keys_too(server: Server) {
+    let verifier = server
+        .post(
+            "/v1/api-keys",
+            &server.admin_key,
+            json!({"name": "orders verifier", "scopes": ["keys:verify"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let orders = server
+        .orders_api(
+            server
+                .config()
+                .verify_endpoint(verifier["key"].as_str().expect("key"))
+                .cache_ttl(Duration::ZERO),
+        )
+        .await;
+    let (_, member) = server.member("ada@example.com").await;
+    let key = server.orders_key(&member, json!({})).await;
+    let secret = key["key"].as_str().expect("key");
+    let body = json_with(orders.get(Some(secret)).await, StatusCode::OK).await;
+    assert_eq!(body["credential"], "api_key");
+    assert_eq!(body["scopes"], json!(["orders:read"]));
+    refusal(
+        orders.post(secret).await,
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+    )
+    .await;
+    // Net API's own key is for another resource.
+    let (_, challenge) = refusal(
+        orders.get(Some(&member)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    assert!(challenge.contains("another resource"), "{challenge}");
+    revoke_key_as(&server, &member, key["id"].as_str().expect("id")).await;
+    refusal(
+        orders.get(Some(secret)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+}
+
+async fn revoke_key_as(server: &Server, owner: &str, id: &str) {
+    let response = server
+        .http
+        .delete(server.url(&format!("/v1/api-keys/{id}")))
+        .bearer_auth(owner)
+        .send()
+        .await
+        .expect("revoke");
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+async fn an_expired_token_is_refused_after_at_most_five_seconds_of_leeway(server: Server) {
+    let orders = server.orders_api(server.config()).await;
+    let token = server.token(Some(ORDERS)).await;
+    json_with(orders.get(Some(&token)).await, StatusCode::OK).await;
+    server.clock.advance(ORDERS_TOKEN_TTL + 4);
+    json_with(orders.get(Some(&token)).await, StatusCode::OK).await;
+    server.clock.advance(1);
+    let (body, challenge) = refusal(
+        orders.get(Some(&token)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired")),
+        "{body}"
+    );
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    // A smaller leeway refuses earlier; a larger one is capped at five seconds.
+    let strict = server
+        .orders_api(server.config().leeway(Duration::ZERO))
+        .await;
+    let lax = server
+        .orders_api(server.config().leeway(Duration::from_secs(60)))
+        .await;
+    let token = server.token(Some(ORDERS)).await;
+    server.clock.advance(ORDERS_TOKEN_TTL);
+    refusal(
+        strict.get(Some(&token)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    json_with(lax.get(Some(&token)).await, StatusCode::OK).await;
+    server.clock.advance(5);
+    refusal(
+        lax.get(Some(&token)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+}
+
+async fn introspecting_tokens_sees_their_revocation(server: Server) {
+    let offline = server.orders_api(server.introspecting()).await;
+    let online = server
+        .orders_api(
+            server
+                .introspecting()
+                .introspect_tokens(true)
+                .cache_ttl(Duration::ZERO),
+        )
+        .await;
+    let token = server.token(Some(ORDERS)).await;
+    json_with(online.get(Some(&token)).await, StatusCode::OK).await;
+    let response = server
+        .http
+        .post(server.url("/oauth/revoke"))
+        .basic_auth(&server.client_id, Some(&server.client_secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(response.status(), StatusCode::OK);
+    refusal(
+        online.get(Some(&token)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    // Checked offline, a revoked token is good until it expires (as the docs say).
+    json_with(offline.get(Some(&token)).await, StatusCode::OK).await;
+
+    // Asking for token introspection without a client is a configuration error.
+    assert!(matches!(
+        Guard::discover(server.config().introspect_tokens(true)).await,
+        Err(SetupError::Config(_))
+    ));
+}
+
+async fn a_rotated_signing_key_is_fetched_without_a_restart(server: Server) {
+    let orders = server
+        .orders_api(
+            server
+                .config()
+                .jwks_refetch_interval(Duration::from_secs(30)),
+        )
+        .await;
+    let old = server.token(Some(ORDERS)).await;
+    json_with(orders.get(Some(&old)).await, StatusCode::OK).await;
+
+    // A token naming a made-up key spends the refetch allowance...
+    server.clock.advance(30);
+    let (_, rest) = old.split_once('.').expect("jwt");
+    let header = B64.encode(json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "made-up"}).to_string());
+    let (_, challenge) = refusal(
+        orders.get(Some(&format!("{header}.{rest}"))).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    assert!(challenge.contains("signing key is unknown"), "{challenge}");
+
+    server.api.rotate_signing_key().await.expect("rotate");
+    let new = server.token(Some(ORDERS)).await;
+    assert_ne!(kid(&new), kid(&old), "the new key signs");
+    // ...so the new key is not fetched until the interval has passed (no hammering)...
+    refusal(
+        orders.get(Some(&new)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    server.clock.advance(30);
+    // ...and then it is, without a restart; the old key is still published.
+    json_with(orders.get(Some(&new)).await, StatusCode::OK).await;
+    json_with(orders.get(Some(&old)).await, StatusCode::OK).await;
+}
+
+fn kid(token: &str) -> String {
+    let header = token.split('.').next().expect("header");
+    let header: serde_json::Value =
+        serde_json::from_slice(&B64.decode(header).expect("base64")).expect("json");
+    header["kid"].as_str().expect("kid").to_owned()
+}
+
+async fn the_principal_carries_the_key_and_its_metadata(server: Server) {
+    let guard = Guard::discover(server.introspecting())
+        .await
+        .expect("guard");
+    assert_eq!(guard.resource(), ORDERS);
+    let key = server
+        .orders_key(&server.admin_key, json!({"metadata": {"shop": 42}}))
+        .await;
+    let headers = bearer(key["key"].as_str().expect("key"));
+    let principal = guard.authenticate(&headers).await.expect("valid");
+    assert_eq!(principal.credential, CredentialKind::ApiKey);
+    assert_eq!(principal.key_id.as_deref(), key["id"].as_str());
+    assert_eq!(principal.metadata, Some(json!({"shop": 42})));
+    assert_eq!(principal.client_id, None);
+
+    let token = server.token(Some(ORDERS)).await;
+    let principal = guard.authenticate(&bearer(&token)).await.expect("valid");
+    assert_eq!(principal.credential, CredentialKind::AccessToken);
+    assert_eq!(
+        principal.client_id.as_deref(),
+        Some(server.client_id.as_str())
+    );
+    assert_eq!(principal.key_id, None);
+    assert!(principal.has_scope("orders:write"));
+    assert_eq!(
+        principal.expires_at,
+        Some(netapi_core::Clock::now(&*server.clock) + ORDERS_TOKEN_TTL)
+    );
+
+    // Keys are refused, without asking anyone, by a guard that has no way to check them.
+    let tokens_only = Guard::discover(server.config()).await.expect("guard");
+    let refusal = tokens_only
+        .authenticate(&headers)
+        .await
+        .expect_err("no key check");
+    assert_eq!(
+        refusal.kind(),
+        &RejectionKind::InvalidToken {
+            description: "API keys are not accepted here."
+        }
+    );
+    assert_eq!(
+        tokens_only
+            .authenticate(&HeaderMap::new())
+            .await
+            .err()
+            .map(|r| r.kind().clone()),
+        Some(RejectionKind::Missing)
+    );
+}
+
+fn bearer(credential: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {credential}")).expect("header"),
+    );
+    headers
+}
+
+async fn a_guard_refuses_to_start_for_the_wrong_issuer(server: Server) {
+    let other_issuer = format!("{}/", server.base);
+    assert!(matches!(
+        Guard::discover(GuardConfig::new(other_issuer, ORDERS)).await,
+        Err(SetupError::Issuer {
+            what: "metadata",
+            ..
+        })
+    ));
+    assert!(matches!(
+        Guard::discover(GuardConfig::new("ftp://example.com", ORDERS)).await,
+        Err(SetupError::Config(_))
+    ));
+}
