@@ -14,9 +14,31 @@ pub enum Backend {
 }
 
 /// Makes two tests of one scenario: `sqlite` always, `postgres` when the variable is set.
-/// The scenario is `async fn name(app: TestApp)`.
+/// The scenario is `async fn name(app: TestApp)`. With `settings = adjust;` first, the server
+/// starts with its settings changed by `fn adjust(&mut Settings)` of the calling module.
 #[macro_export]
 macro_rules! e2e {
+    (settings = $adjust:ident; $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, super::$adjust).await {
+                        super::$name(app).await;
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, super::$adjust).await {
+                        let database = app.database_url.clone();
+                        super::$name(app).await;
+                        $crate::helpers::drop_database(&database).await;
+                    }
+                }
+            }
+        )*
+    };
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
