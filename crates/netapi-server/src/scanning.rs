@@ -32,9 +32,12 @@ pub(crate) struct SignedReport {
     body: Bytes,
 }
 
-/// The answer of an endpoint that is off: the same as for a path that does not exist.
+/// The answer while the endpoint is off: a 404 that tells the operator why.
 fn endpoint_off() -> ApiError {
-    ApiError::new(Code::NotFound, "No such endpoint.")
+    ApiError::new(
+        Code::NotFound,
+        "Secret scanning is off on this server (secret_scanning_github_keys is not set).",
+    )
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

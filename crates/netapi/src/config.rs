@@ -215,8 +215,12 @@ impl Settings {
         }
         if let Some(path) = &self.secret_scanning_github_keys {
             // Read here too, so that a wrong file is named before any database is opened.
-            netapi_core::scanning::GithubKeys::read(path)
-                .context("secret_scanning_github_keys: GitHub's public keys cannot be used")?;
+            netapi_core::scanning::GithubKeys::read(path).with_context(|| {
+                format!(
+                    "secret_scanning_github_keys: GitHub's public keys in {} cannot be used",
+                    path.display()
+                )
+            })?;
         }
         Ok(netapi_core::Settings {
             issuer,

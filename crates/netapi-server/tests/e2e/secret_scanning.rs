@@ -379,12 +379,14 @@ async fn oversized_and_malformed_reports_are_refused(app: TestApp) {
 async fn without_the_setting_the_endpoint_is_off(app: TestApp) {
     let key = app.member_key("ada@example.com").await;
     let body = batch(&[&key]);
-    expect_error(
+    let error = expect_error(
         report(&app, &body).await,
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
     )
     .await;
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("secret_scanning_github_keys"), "{message}");
     assert_eq!(status_of(&app, &key).await, StatusCode::OK);
 }
 

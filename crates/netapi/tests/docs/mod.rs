@@ -288,6 +288,11 @@ fn forward_auth_examples_run() {
 }
 
 #[test]
+fn secret_scanning_examples_run() {
+    check("docs/secret-scanning.md");
+}
+
+#[test]
 fn benchmark_examples_run() {
     check("docs/benchmarks.md");
 }
