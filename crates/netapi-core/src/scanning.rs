@@ -188,11 +188,13 @@ pub struct ReportedToken {
 
 /// Parses a (verified) report: a JSON array of at most [`MAX_REPORT_TOKENS`] tokens.
 pub fn parse_report(body: &[u8]) -> Result<Vec<ReportedToken>, ScanError> {
+    // The message says where, never what: serde's own text may quote a value, a token perhaps.
     let tokens: Vec<ReportedToken> = serde_json::from_slice(body).map_err(|err| {
-        let text = err.to_string();
-        let summary = text.split(" at line ").next().unwrap_or(&text).to_owned();
         ScanError::InvalidReport(format!(
-            "The body is not a JSON array of {{\"token\", \"type\", \"url\", \"source\"}}: {summary}."
+            "The body is not a JSON array of {{\"token\", \"type\", \"url\", \"source\"}} \
+             (line {}, column {}).",
+            err.line(),
+            err.column()
         ))
     })?;
     if tokens.len() > MAX_REPORT_TOKENS {
@@ -374,6 +376,8 @@ mod tests {
         assert_eq!(report[0].source.as_deref(), Some("content"));
         assert!(!format!("{:?}", report[0]).contains("napi_x"));
         assert!(parse_report(br#"[{"type":"t"}]"#).is_err());
+        let quoted = parse_report(br#"["napi_JNmJJ9ppGis79LdiVB56gNnwCY8JwfT00lDFGZ"]"#);
+        assert!(matches!(quoted, Err(ScanError::InvalidReport(m)) if !m.contains("napi_")));
         assert!(parse_report(br#"{"token":"x"}"#).is_err());
         let many = format!(
             "[{}]",

@@ -279,6 +279,9 @@ async fn a_bad_signature_is_refused_and_revokes_nothing(app: TestApp) {
         let response = post(&app, &body, identifier, signature.as_deref()).await;
         expect_error(response, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
     }
+    // The signature is checked before the body is parsed: unsigned garbage is a 401, not a 400.
+    let garbage = post(&app, "not json", Some(KEY_ID), Some(&sign(github(), &body))).await;
+    expect_error(garbage, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
     assert_eq!(status_of(&app, &key).await, StatusCode::OK);
 }
 
