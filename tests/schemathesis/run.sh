@@ -3,7 +3,7 @@
 # temporary SQLite database, runs `st run` on /openapi.json with a bounded number of examples,
 # stops the server and exits with schemathesis's status.
 #
-# Needs python3 with schemathesis (`pip install schemathesis==4.32.5`).
+# Needs python3 with schemathesis (`pip install schemathesis==4.32.5`) and openssl.
 # NETAPI_ST_PORT (default 18181), NETAPI_ST_EXAMPLES (default 50) and NETAPI_ST_SEED (default a
 # fixed seed, so that CI is repeatable) change the run; extra arguments go to `st run`.
 set -euo pipefail
@@ -37,7 +37,14 @@ if curl -fsS "$base/healthz" >/dev/null 2>&1; then
   echo "something already answers on $base; set NETAPI_ST_PORT" >&2
   exit 1
 fi
+# Secret scanning on, with a P-256 key of our own standing in for GitHub's: schemathesis's
+# requests are unsigned, so the endpoint answers them past its 404.
+openssl ecparam -name prime256v1 -genkey -noout -out "$work/github.key"
+openssl ec -in "$work/github.key" -pubout -out "$work/github.pub" 2>/dev/null
+python3 -c 'import json, sys; print(json.dumps({"public_keys": [{"key_identifier": "st", "key": open(sys.argv[1]).read(), "is_current": True}]}))' \
+  "$work/github.pub" >"$work/github-keys.json"
 "$bin" serve --listen "127.0.0.1:$port" --database-url "$db" --auth-failure-limit 1000000 \
+  --secret-scanning-github-keys "$work/github-keys.json" \
   >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do

@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod limiter;
 pub mod model;
 pub mod password;
+pub mod scanning;
 pub mod scope;
 pub mod sealing;
 pub mod secret;

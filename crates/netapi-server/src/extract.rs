@@ -91,7 +91,7 @@ fn is_json(request: &Request) -> bool {
         })
 }
 
-async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {

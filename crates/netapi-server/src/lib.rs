@@ -13,6 +13,7 @@ mod middleware;
 pub mod oauth;
 mod openapi;
 pub mod proxy;
+mod scanning;
 mod state;
 mod web;
 
@@ -109,6 +110,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .merge(oauth::routes())
         .merge(web::routes())
         .merge(forward::routes())
+        .merge(scanning::routes())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::render))

@@ -74,6 +74,7 @@ fn request_id_header() -> utoipa::openapi::header::Header {
         (name = "resources", description = "The operator's APIs that Net API guards besides its own (RFC 8707 resources), and the scopes of theirs administrators grant users."),
         (name = "oauth", description = "OAuth 2.0 and OpenID Connect endpoints (RFC 6749, 7009, 7662, 8414)."),
         (name = "forward-auth", description = "Checking a credential for a reverse proxy in front of an API (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`, Envoy `ext_authz`), and RFC 9728 protected resource metadata. 401, 403 and 429 carry the error envelope; a `resource` Net API does not guard is a 403 naming it."),
+        (name = "secret-scanning", description = "Leaked keys revoke themselves: reports of GitHub's secret scanning partner program, signed by GitHub, answered with a label per token."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
         (name = "browser", description = "Pages for people: sign-in, consent, registration and the developer portal. Every form carries a CSRF token."),
     )

@@ -99,6 +99,11 @@ pub struct Settings {
     /// Log format: text or json [default: text]
     #[arg(long, env = "NETAPI_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// GitHub's secret scanning public keys, the JSON of
+    /// https://api.github.com/meta/public_keys/secret_scanning, read at start; turns on
+    /// POST /secret-scanning/github [default: none, the endpoint answers 404]
+    #[arg(long, env = "NETAPI_SECRET_SCANNING_GITHUB_KEYS")]
+    pub secret_scanning_github_keys: Option<PathBuf>,
 }
 
 macro_rules! fill_from {
@@ -150,6 +155,7 @@ impl Settings {
             tls_cert,
             tls_key,
             log_format,
+            secret_scanning_github_keys,
         );
         Ok(self)
     }
@@ -207,6 +213,15 @@ impl Settings {
         if refresh_reuse_grace < 0 {
             bail!("refresh_reuse_grace must not be negative");
         }
+        if let Some(path) = &self.secret_scanning_github_keys {
+            // Read here too, so that a wrong file is named before any database is opened.
+            netapi_core::scanning::GithubKeys::read(path).with_context(|| {
+                format!(
+                    "secret_scanning_github_keys: GitHub's public keys in {} cannot be used",
+                    path.display()
+                )
+            })?;
+        }
         Ok(netapi_core::Settings {
             issuer,
             access_token_ttl: positive(
@@ -251,6 +266,7 @@ impl Settings {
             registration_hash_queue: self
                 .registration_hash_queue
                 .unwrap_or(defaults.registration_hash_queue),
+            secret_scanning_github_keys: self.secret_scanning_github_keys.clone(),
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {
@@ -294,6 +310,24 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(core.issuer, "http://127.0.0.1:9000");
         assert_eq!(core.refresh_reuse_grace, 10);
+    }
+
+    #[test]
+    fn a_secret_scanning_key_file_that_cannot_be_used_stops_the_start() {
+        let settings = Settings {
+            secret_scanning_github_keys: Some("/nonexistent/github-keys.json".into()),
+            ..Settings::default()
+        };
+        let err = settings
+            .core(SecretKey::insecure_for_tests())
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(
+            err.contains("secret_scanning_github_keys")
+                && err.contains("/nonexistent/github-keys.json"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -211,21 +211,8 @@ impl NetApi {
             }
         }
         let hash = self.hasher.hash(presented);
-        if self.unknown_keys.contains_key(&hash) {
+        let Some(key) = self.key_by_hash(&hash).await? else {
             return Err(Failure::Auth(AuthFailure::Unknown, None));
-        }
-        let cached = self.keys_by_hash.get(&hash);
-        let lookup = if cached.is_some() { "hit" } else { "miss" };
-        metrics::counter!("netapi_credential_cache_total", "result" => lookup).increment(1);
-        let key = match cached {
-            Some(key) => key,
-            None => match self.find_api_key_uncached(&hash).await? {
-                Some(key) => key,
-                None => {
-                    self.unknown_keys.insert(hash, ());
-                    return Err(Failure::Auth(AuthFailure::Unknown, None));
-                }
-            },
         };
         if key.revoked_at.is_some() {
             self.count_key_check(&key.id, UsageOutcome::Revoked);
@@ -289,6 +276,28 @@ impl NetApi {
             resource_scopes,
         };
         Ok((principal, key))
+    }
+
+    /// The key stored under `hash`, revoked or not, through the caches: a hash known to be
+    /// unknown costs no storage access, and one found unknown is remembered so.
+    pub(super) async fn key_by_hash(
+        &self,
+        hash: &crate::secret::SecretHash,
+    ) -> Result<Option<Arc<ApiKey>>> {
+        if self.unknown_keys.contains_key(hash) {
+            return Ok(None);
+        }
+        let cached = self.keys_by_hash.get(hash);
+        let lookup = if cached.is_some() { "hit" } else { "miss" };
+        metrics::counter!("netapi_credential_cache_total", "result" => lookup).increment(1);
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let found = self.find_api_key_uncached(hash).await?;
+        if found.is_none() {
+            self.unknown_keys.insert(*hash, ());
+        }
+        Ok(found)
     }
 
     /// Reads a key from storage and caches it, unless it was invalidated meanwhile.

@@ -181,18 +181,29 @@ impl NetApi {
     ) -> Result<()> {
         caller.require(Scope::KeysWrite)?;
         let key = self.visible_key(caller, id).await?;
-        if !self.store.revoke_api_key(id, self.now()).await? {
+        let detail = json!({ "api_key_id": key.id });
+        if !self.revoke_key(&key, "api_key.revoked", ip, detail).await? {
             return Err(Error::NotFound("API key"));
         }
-        self.invalidate(Invalidation::ApiKey(key.hash)).await?;
-        self.audit(
-            Some(&key.user_id),
-            "api_key.revoked",
-            ip,
-            json!({ "api_key_id": key.id }),
-        )
-        .await;
         Ok(())
+    }
+
+    /// The one way a single key is revoked: in storage, then in every process's cache (so it
+    /// stops working at once), then recorded as `kind` with `detail`. False, and nothing
+    /// recorded, when storage had it revoked already.
+    pub(super) async fn revoke_key(
+        &self,
+        key: &ApiKey,
+        kind: &str,
+        ip: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<bool> {
+        if !self.store.revoke_api_key(&key.id, self.now()).await? {
+            return Ok(false);
+        }
+        self.invalidate(Invalidation::ApiKey(key.hash)).await?;
+        self.audit(Some(&key.user_id), kind, ip, detail).await;
+        Ok(true)
     }
 
     /// Replaces a key with a new one of the same name, scopes and expiry; the old key keeps

@@ -12,6 +12,7 @@ mod oauth;
 mod oauth_error;
 mod requests;
 mod resources;
+mod scanning;
 mod usage;
 mod users;
 mod verify;
@@ -97,6 +98,9 @@ pub struct Settings {
     pub registration_limit_per_hour: u32,
     /// Registrations over HTTP hashing or waiting to hash at once; past it, 503.
     pub registration_hash_queue: usize,
+    /// GitHub's secret scanning public keys (its JSON), read at start; `None` turns
+    /// `POST /secret-scanning/github` off.
+    pub secret_scanning_github_keys: Option<std::path::PathBuf>,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -121,6 +125,10 @@ impl std::fmt::Debug for Settings {
                 &self.registration_limit_per_hour,
             )
             .field("registration_hash_queue", &self.registration_hash_queue)
+            .field(
+                "secret_scanning_github_keys",
+                &self.secret_scanning_github_keys,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +153,7 @@ impl Default for Settings {
             secret_key: SecretKey::insecure_for_tests(),
             registration_limit_per_hour: 20,
             registration_hash_queue: 32,
+            secret_scanning_github_keys: None,
         }
     }
 }
@@ -213,6 +222,8 @@ pub struct NetApi {
     key_ring: RwLock<Arc<KeyRing>>,
     denylist: RwLock<HashMap<String, Timestamp>>,
     seen_invalidation: AtomicI64,
+    /// GitHub's secret scanning keys, when the endpoint is on.
+    github_keys: Option<scanning::GithubKeySource>,
 }
 
 impl std::fmt::Debug for NetApi {
@@ -325,16 +336,21 @@ impl NetApi {
             key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
             denylist: RwLock::new(HashMap::new()),
             seen_invalidation: AtomicI64::new(0),
+            github_keys: settings
+                .secret_scanning_github_keys
+                .clone()
+                .map(scanning::GithubKeySource::new),
             store,
             clock,
             settings,
         }
     }
 
-    /// Checks the secret key against the database, loads signing keys (sealing any stored in
-    /// plaintext by an earlier version, and making the first one if there is none) and the
-    /// denylist.
+    /// Reads GitHub's secret scanning keys (when set), checks the secret key against the
+    /// database, loads signing keys (sealing any stored in plaintext by an earlier version,
+    /// and making the first one if there is none) and the denylist.
     pub async fn start(&self) -> Result<()> {
+        self.load_github_keys().await?;
         let now = self.now();
         self.check_secret_key().await?;
         self.seal_plaintext_signing_keys().await?;

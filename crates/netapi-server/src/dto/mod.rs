@@ -6,6 +6,7 @@
 pub(crate) mod fields;
 pub(crate) mod oauth;
 pub(crate) mod resources;
+pub(crate) mod scanning;
 pub(crate) mod usage;
 
 use axum::http::header;

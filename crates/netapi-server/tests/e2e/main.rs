@@ -18,5 +18,6 @@ mod password_rules;
 mod portal_resources;
 mod resource_oauth;
 mod resources;
+mod secret_scanning;
 mod usage;
 mod verify;

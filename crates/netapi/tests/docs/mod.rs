@@ -290,6 +290,11 @@ fn guard_guide_examples_run() {
 }
 
 #[test]
+fn secret_scanning_examples_run() {
+    check("docs/secret-scanning.md");
+}
+
+#[test]
 fn benchmark_examples_run() {
     check("docs/benchmarks.md");
 }
