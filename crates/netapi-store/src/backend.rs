@@ -21,8 +21,8 @@ use crate::map_err;
 use netapi_core::StoreError;
 use netapi_core::store::StoreResult;
 
-/// One argument of a statement, in one of the four column types both backends store.
-#[derive(Debug)]
+/// One argument of a statement, in one of the four column types both backends store. (No
+/// `Debug`: arguments carry hashes.)
 pub(crate) enum Arg<'a> {
     Text(Option<Cow<'a, str>>),
     Int(Option<i64>),

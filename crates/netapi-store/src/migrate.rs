@@ -21,16 +21,20 @@ use netapi_core::store::StoreResult;
 
 /// The migrations of `migrations/sqlite`.
 pub(crate) fn sqlite() -> Migrator {
-    without_own_lock(sqlx::migrate!("./migrations/sqlite"))
+    configured(sqlx::migrate!("./migrations/sqlite"))
 }
 
 /// The migrations of `migrations/postgres`.
 pub(crate) fn postgres() -> Migrator {
-    without_own_lock(sqlx::migrate!("./migrations/postgres"))
+    configured(sqlx::migrate!("./migrations/postgres"))
 }
 
-fn without_own_lock(mut migrator: Migrator) -> Migrator {
+/// Without sqlx's lock (the backend holds its own), and accepting versions this build does
+/// not know: an instance of this release still starts after a later one migrated, as with
+/// the old runner (every migration adds before it removes).
+fn configured(mut migrator: Migrator) -> Migrator {
     migrator.set_locking(false);
+    migrator.set_ignore_missing(true);
     migrator
 }
 

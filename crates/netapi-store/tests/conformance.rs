@@ -231,6 +231,15 @@ async fn sqlite_migrate_twice() {
             .await
             .expect("count versions");
         assert_eq!(versions, ALL_VERSIONS);
+        // A later release's migration recorded: this release still opens the database.
+        sqlx::query(RECORD_LATER_VERSION)
+            .bind(b"checksum".as_slice())
+            .execute(&mut conn)
+            .await
+            .expect("record a later version");
+        netapi_store::open(&StoreOptions::new(url.clone()), true)
+            .await
+            .expect("opens after a later release migrated");
     })
     .await;
     remove_sqlite_files(&path);
@@ -253,6 +262,15 @@ async fn postgres_migrate_twice() {
             .await
             .expect("count versions");
         assert_eq!(versions, ALL_VERSIONS);
+        // A later release's migration recorded: this release still opens the database.
+        sqlx::query(RECORD_LATER_VERSION)
+            .bind(b"checksum".as_slice())
+            .execute(&mut conn)
+            .await
+            .expect("record a later version");
+        netapi_store::open(&StoreOptions::new(url.clone()), true)
+            .await
+            .expect("opens after a later release migrated");
     })
     .await;
     db.drop_database().await;
@@ -260,6 +278,10 @@ async fn postgres_migrate_twice() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// What a later release's migration 0099 leaves in sqlx's table.
+const RECORD_LATER_VERSION: &str = "INSERT INTO _sqlx_migrations \
+     (version, description, success, checksum, execution_time) VALUES (99, 'later', TRUE, $1, 0)";
 
 // Databases made by earlier releases, whose own migration runner recorded versions in
 // `schema_migrations` (and split each file on `;`), open with sqlx's migrator, data kept.
