@@ -27,6 +27,11 @@ pub(crate) fn alg(name: &str) -> Result<SigningAlgorithm, StoreError> {
     SigningAlgorithm::parse(name).ok_or_else(|| corrupt("algorithm"))
 }
 
+/// A stored count that must fit a `u32` (rate limits, lifetimes); anything else reads as none.
+pub(crate) fn rate_limit(stored: Option<i64>) -> Option<u32> {
+    stored.and_then(|n| u32::try_from(n).ok())
+}
+
 /// Redirect URIs are stored one per line (a validated URI has no line break).
 pub(crate) fn join_uris(uris: &[String]) -> String {
     uris.join("\n")

@@ -1,14 +1,17 @@
 //! The [`Store`] of Net API on SQLite (embedded, the default) and PostgreSQL (several
-//! instances). Both run the same SQL, written once in [`queries`]; what differs (connecting,
-//! migrations, how a write transaction begins) lives in [`sqlite`] and [`postgres`].
+//! instances). Both run the same SQL, written once in [`tables`] (one file per table) over
+//! the small [`backend`] interface; what differs (connecting, where writes go, how a write
+//! transaction begins, migrating) lives in [`sqlite`] and [`postgres`], and [`store`]
+//! forwards the [`Store`] trait to the functions of [`tables`].
 
+mod backend;
 mod codec;
 mod copy;
 mod migrate;
-#[macro_use]
-mod queries;
 mod postgres;
 mod sqlite;
+mod store;
+mod tables;
 
 pub use copy::copy_sqlite_to_postgres;
 pub use postgres::PgStore;

@@ -3,14 +3,14 @@
 //! enough and no serialization failure can reach a client.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{StoreOptions, migrate};
+use crate::backend::{Arg, Backend, Exec, RowType, arguments};
+use crate::{StoreOptions, map_err, migrate};
 use netapi_core::StoreError;
-
-type Db = sqlx::Postgres;
+use netapi_core::store::StoreResult;
 
 /// Lock id that serialises `netapi migrate` across processes.
 const MIGRATION_LOCK: i64 = 0x6e65_7461_7069;
@@ -37,26 +37,68 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    /// PostgreSQL locks rows, not the database: writes share the pool.
-    fn writer(&self) -> &sqlx::PgPool {
-        &self.pool
-    }
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Db>, StoreError> {
-        self.pool.begin().await.map_err(map_err)
-    }
-
-    /// Applies pending migrations; safe to run from several processes at once.
+    /// Applies pending migrations (see [`crate::migrate`]); safe to run from several
+    /// processes at once: they take turns on one advisory lock, which processes of earlier
+    /// releases take too.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = migrate::postgres();
         let mut tx = self.begin_write().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        apply_migrations(&mut tx, migrate::POSTGRES).await?;
+        migrate::run(&mut *tx, &migrator, COUNT_TABLES).await?;
         tx.commit().await.map_err(map_err)
     }
 }
 
-impl_store!(PgStore, sqlx::postgres::PgRow);
+const COUNT_TABLES: &str = "SELECT COUNT(*) FROM pg_catalog.pg_tables \
+     WHERE schemaname = current_schema() AND tablename = $1";
+
+/// PostgreSQL locks rows, not the database: writes share the pool.
+impl Backend for PgStore {
+    type Db = Postgres;
+
+    fn read_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn write_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(map_err)
+    }
+}
+
+impl Exec for PgConnection {
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
+        let done = sqlx::query_with(sql, arguments::<Postgres>(args)?)
+            .execute(self)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch_optional<T: RowType>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> StoreResult<Option<T>> {
+        sqlx::query_as_with(sql, arguments::<Postgres>(args)?)
+            .fetch_optional(self)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn fetch_all<T: RowType>(&mut self, sql: &str, args: &[Arg<'_>]) -> StoreResult<Vec<T>> {
+        sqlx::query_as_with(sql, arguments::<Postgres>(args)?)
+            .fetch_all(self)
+            .await
+            .map_err(map_err)
+    }
+}
+
+crate::store::forward_store!(PgStore);

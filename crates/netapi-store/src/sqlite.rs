@@ -6,14 +6,14 @@
 //! foreign keys on (SQLite's default is off).
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{StoreOptions, migrate};
+use crate::backend::{Arg, Backend, Exec, RowType, arguments};
+use crate::{StoreOptions, map_err, migrate};
 use netapi_core::StoreError;
-
-type Db = sqlx::Sqlite;
+use netapi_core::store::StoreResult;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -59,23 +59,62 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
-    fn writer(&self) -> &SqlitePool {
+    /// Applies pending migrations (see [`crate::migrate`]).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = migrate::sqlite();
+        let mut tx = self.begin_write().await?;
+        migrate::run(&mut *tx, &migrator, COUNT_TABLES).await?;
+        tx.commit().await.map_err(map_err)
+    }
+}
+
+const COUNT_TABLES: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1";
+
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    fn read_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn write_pool(&self) -> &SqlitePool {
         &self.writer
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Db>, StoreError> {
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)
     }
+}
 
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        apply_migrations(&mut tx, migrate::SQLITE).await?;
-        tx.commit().await.map_err(map_err)
+impl Exec for SqliteConnection {
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
+        let done = sqlx::query_with(sql, arguments::<Sqlite>(args)?)
+            .execute(self)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch_optional<T: RowType>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> StoreResult<Option<T>> {
+        sqlx::query_as_with(sql, arguments::<Sqlite>(args)?)
+            .fetch_optional(self)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn fetch_all<T: RowType>(&mut self, sql: &str, args: &[Arg<'_>]) -> StoreResult<Vec<T>> {
+        sqlx::query_as_with(sql, arguments::<Sqlite>(args)?)
+            .fetch_all(self)
+            .await
+            .map_err(map_err)
     }
 }
 
-impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+crate::store::forward_store!(SqliteStore);

@@ -16,6 +16,7 @@ use netapi_core::secret::SecretHash;
 use netapi_core::store::{
     ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, UserChanges,
 };
+use netapi_core::usage::{UsageCount, UsageOutcome};
 use netapi_core::{Role, Scope, Scopes, StoreError, Timestamp};
 use netapi_store::StoreOptions;
 use sqlx::Connection;
@@ -220,7 +221,27 @@ conformance! {
 async fn sqlite_migrate_twice() {
     let path = sqlite_path();
     let url = format!("sqlite://{path}");
-    let result = run_isolated(migrate_twice(url)).await;
+    let result = run_isolated(async move {
+        migrate_twice(url.clone()).await;
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        let versions: (i64, i64) = sqlx::query_as(COUNT_VERSIONS)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count versions");
+        assert_eq!(versions, ALL_VERSIONS);
+        // A later release's migration recorded: this release still opens the database.
+        sqlx::query(RECORD_LATER_VERSION)
+            .bind(b"checksum".as_slice())
+            .execute(&mut conn)
+            .await
+            .expect("record a later version");
+        netapi_store::open(&StoreOptions::new(url.clone()), true)
+            .await
+            .expect("opens after a later release migrated");
+    })
+    .await;
     remove_sqlite_files(&path);
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
@@ -232,11 +253,211 @@ async fn postgres_migrate_twice() {
     let Some(db) = PgDatabase::create("postgres_migrate_twice").await else {
         return;
     };
-    let result = run_isolated(migrate_twice(db.url.clone())).await;
+    let url = db.url.clone();
+    let result = run_isolated(async move {
+        migrate_twice(url.clone()).await;
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let versions: (i64, i64) = sqlx::query_as(COUNT_VERSIONS)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count versions");
+        assert_eq!(versions, ALL_VERSIONS);
+        // A later release's migration recorded: this release still opens the database.
+        sqlx::query(RECORD_LATER_VERSION)
+            .bind(b"checksum".as_slice())
+            .execute(&mut conn)
+            .await
+            .expect("record a later version");
+        netapi_store::open(&StoreOptions::new(url.clone()), true)
+            .await
+            .expect("opens after a later release migrated");
+    })
+    .await;
     db.drop_database().await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// What a later release's migration 0099 leaves in sqlx's table.
+const RECORD_LATER_VERSION: &str = "INSERT INTO _sqlx_migrations \
+     (version, description, success, checksum, execution_time) VALUES (99, 'later', TRUE, $1, 0)";
+
+// Databases made by earlier releases, whose own migration runner recorded versions in
+// `schema_migrations` (and split each file on `;`), open with sqlx's migrator, data kept.
+
+const OLD_SQLITE_MIGRATIONS: [&str; 7] = [
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_rate_limits.sql"),
+    include_str!("../migrations/sqlite/0003_key_creator.sql"),
+    include_str!("../migrations/sqlite/0004_oauth_hardening.sql"),
+    include_str!("../migrations/sqlite/0005_secret_key_check.sql"),
+    include_str!("../migrations/sqlite/0006_resources.sql"),
+    include_str!("../migrations/sqlite/0007_api_key_usage.sql"),
+];
+
+const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_rate_limits.sql"),
+    include_str!("../migrations/postgres/0003_key_creator.sql"),
+    include_str!("../migrations/postgres/0004_oauth_hardening.sql"),
+    include_str!("../migrations/postgres/0005_secret_key_check.sql"),
+    include_str!("../migrations/postgres/0006_resources.sql"),
+    include_str!("../migrations/postgres/0007_api_key_usage.sql"),
+];
+
+/// The versions of the migrations there are (0001 to 0007).
+const ALL_VERSIONS: (i64, i64) = (7, 7);
+
+/// What the runner of earlier releases did to an empty database, then a user written
+/// by an instance of that release.
+fn old_runner_script(files: &[&str], alice: &User) -> Vec<String> {
+    let mut script = vec![
+        "CREATE TABLE IF NOT EXISTS schema_migrations \
+         (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            .to_owned(),
+    ];
+    for (version, sql) in (1..).zip(files) {
+        script.extend(
+            sql.split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+        script.push(format!(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, {NOW})"
+        ));
+    }
+    script.push(format!(
+        "INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at) \
+         VALUES ('{}', '{}', '{}', '{}', '{}', {}, {})",
+        alice.id,
+        alice.email,
+        alice.name,
+        alice.role.as_str(),
+        alice.password_hash,
+        alice.created_at,
+        alice.updated_at
+    ));
+    script
+}
+
+/// Runs [`old_runner_script`] on `conn`, then closes it.
+async fn run_old_runner<C: Connection>(mut conn: C, files: &[&str], alice: &User)
+where
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    for statement in old_runner_script(files, alice) {
+        sqlx::raw_sql(&statement)
+            .execute(&mut conn)
+            .await
+            .expect(&statement);
+    }
+    conn.close().await.expect("close");
+}
+
+/// `(versions sqlx recorded, versions in the old runner's table)`: instances of earlier
+/// releases, which read the latter, find nothing to apply.
+const COUNT_VERSIONS: &str = "SELECT (SELECT COUNT(*) FROM _sqlx_migrations WHERE success), \
+     (SELECT COUNT(*) FROM schema_migrations)";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_opens_a_database_of_the_old_migration_runner() {
+    let path = sqlite_path();
+    let url = format!("sqlite://{path}");
+    let alice = user("alice@example.com");
+    run_old_runner(
+        sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+            .await
+            .expect("create the database"),
+        &OLD_SQLITE_MIGRATIONS,
+        &alice,
+    )
+    .await;
+    let result = run_isolated(async move {
+        reopen_with_data(url.clone(), alice).await;
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        let versions: (i64, i64) = sqlx::query_as(COUNT_VERSIONS)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count versions");
+        assert_eq!(versions, ALL_VERSIONS);
+    })
+    .await;
+    remove_sqlite_files(&path);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_opens_a_database_of_the_old_migration_runner() {
+    let Some(db) =
+        PgDatabase::create("postgres_opens_a_database_of_the_old_migration_runner").await
+    else {
+        return;
+    };
+    let url = db.url.clone();
+    let alice = user("alice@example.com");
+    run_old_runner(
+        sqlx::PgConnection::connect(&url).await.expect("connect"),
+        &OLD_POSTGRES_MIGRATIONS,
+        &alice,
+    )
+    .await;
+    let result = run_isolated(async move {
+        reopen_with_data(url.clone(), alice).await;
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let versions: (i64, i64) = sqlx::query_as(COUNT_VERSIONS)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count versions");
+        assert_eq!(versions, ALL_VERSIONS);
+    })
+    .await;
+    db.drop_database().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Opens (migrating) the database an earlier release made, where `alice` was stored.
+async fn reopen_with_data(url: String, alice: User) {
+    let options = StoreOptions::new(url);
+    let store = netapi_store::open(&options, true)
+        .await
+        .expect("the database of an earlier release opens");
+    assert_eq!(
+        store.get_user(&alice.id).await.expect("get"),
+        Some(alice.clone())
+    );
+    // Every table of the latest migration is there: a key with usage counted.
+    let bob = user("bob@example.com");
+    let key = api_key(&bob.id, 1);
+    store
+        .create_user(&bob, Some(&key), &event(Some(&bob.id), "user.created"))
+        .await
+        .expect("create user");
+    store
+        .add_api_key_usage(&[UsageCount {
+            key_id: key.id.clone(),
+            hour: NOW - NOW % 3600,
+            outcome: UsageOutcome::Valid,
+            count: 2,
+        }])
+        .await
+        .expect("count usage");
+    drop(store);
+    let again = netapi_store::open(&options, true)
+        .await
+        .expect("migrating again is a no-op");
+    assert_eq!(again.get_user(&alice.id).await.expect("get"), Some(alice));
+    assert_eq!(
+        again.find_api_key(&key.hash).await.expect("find"),
+        Some(key)
+    );
 }
 
 // Writability needs a second, read-only way into the same database, so it is written out

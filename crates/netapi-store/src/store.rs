@@ -1,0 +1,472 @@
+//! [`Store`] for each backend: [`forward_store!`] forwards every method to the function of
+//! [`crate::tables`] that does it; the few that concern no one table are here.
+//!
+//! [`Store`]: netapi_core::store::Store
+
+use crate::backend::{Backend, Exec};
+use crate::map_err;
+use crate::tables::{
+    api_keys, authorization_codes, invalidations, refresh_tokens, sessions, signing_keys,
+};
+use netapi_core::Timestamp;
+use netapi_core::store::StoreResult;
+
+pub(crate) fn pool_usage(db: &impl Backend) -> (u32, u32) {
+    let pool = db.read_pool();
+    (
+        pool.size(),
+        u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+    )
+}
+
+pub(crate) async fn ping(db: &impl Backend) -> StoreResult<()> {
+    db.reader().await?.execute("SELECT 1", &[]).await?;
+    Ok(())
+}
+
+/// A write that changes nothing, in a transaction that is rolled back.
+pub(crate) async fn ping_write(db: &impl Backend) -> StoreResult<()> {
+    let mut tx = db.begin_write().await?;
+    tx.execute(signing_keys::WRITE_NOTHING, &[]).await?;
+    tx.rollback().await.map_err(map_err)
+}
+
+/// Deletes what has expired, table by table; answers how many rows went.
+pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreResult<u64> {
+    let mut writer = db.writer().await?;
+    let mut removed = 0;
+    for sql in [
+        authorization_codes::DELETE_EXPIRED,
+        sessions::DELETE_EXPIRED,
+        refresh_tokens::DELETE_EXPIRED,
+        invalidations::DELETE_EXPIRED,
+        signing_keys::DELETE_RETIRED,
+        api_keys::DELETE_LONG_REVOKED,
+    ] {
+        removed += writer.execute(sql, &[now.into()]).await?;
+    }
+    Ok(removed)
+}
+
+/// `impl Store for $backend`, each method a call of the function that does it.
+macro_rules! forward_store {
+    ($backend:ty) => {
+        const _: () = {
+            use netapi_core::Timestamp;
+            use netapi_core::model::{
+                ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken,
+                Resource, ResourceGrant, RotateOutcome, Session, SigningKey, User,
+            };
+            use netapi_core::secret::SecretHash;
+            use netapi_core::store::{
+                ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, StoreResult,
+                UserChanges,
+            };
+            use netapi_core::usage::UsageCount;
+            use $crate::backend::Backend;
+            use $crate::tables::{
+                api_key_usage, api_keys, audit_events, authorization_codes, consents,
+                invalidations, oauth_clients, refresh_tokens, resources, sessions, signing_keys,
+                users,
+            };
+
+            #[async_trait::async_trait]
+            impl netapi_core::store::Store for $backend {
+                fn pool_usage(&self) -> (u32, u32) {
+                    $crate::store::pool_usage(self)
+                }
+
+                async fn ping(&self) -> StoreResult<()> {
+                    $crate::store::ping(self).await
+                }
+
+                async fn ping_write(&self) -> StoreResult<()> {
+                    $crate::store::ping_write(self).await
+                }
+
+                async fn create_user(
+                    &self,
+                    user: &User,
+                    first_key: Option<&ApiKey>,
+                    event: &AuditEvent,
+                ) -> StoreResult<()> {
+                    users::create(self, user, first_key, event).await
+                }
+
+                async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
+                    users::get(self, id).await
+                }
+
+                async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+                    users::get_by_email(self, email).await
+                }
+
+                async fn list_users(
+                    &self,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<User>> {
+                    users::list(self, after, limit).await
+                }
+
+                async fn update_user(
+                    &self,
+                    id: &str,
+                    changes: &UserChanges,
+                    at: Timestamp,
+                ) -> StoreResult<Option<User>> {
+                    users::update(self, id, changes, at).await
+                }
+
+                async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+                    users::delete(self, id).await
+                }
+
+                async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+                    api_keys::insert(&mut *self.writer().await?, key).await
+                }
+
+                async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKey>> {
+                    api_keys::get(self, id).await
+                }
+
+                async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>> {
+                    api_keys::find(self, hash).await
+                }
+
+                async fn list_api_keys(
+                    &self,
+                    user_id: &str,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<ApiKey>> {
+                    api_keys::list(self, user_id, after, limit).await
+                }
+
+                async fn revoke_api_key(&self, id: &str, at: Timestamp) -> StoreResult<bool> {
+                    api_keys::revoke(self, id, at).await
+                }
+
+                async fn rotate_api_key(
+                    &self,
+                    old_id: &str,
+                    old_expires_at: Timestamp,
+                    new_key: &ApiKey,
+                ) -> StoreResult<bool> {
+                    api_keys::rotate(self, old_id, old_expires_at, new_key).await
+                }
+
+                async fn revoke_api_keys_of_client(
+                    &self,
+                    client_id: &str,
+                    user_id: Option<&str>,
+                    at: Timestamp,
+                ) -> StoreResult<Vec<SecretHash>> {
+                    api_keys::revoke_of_client(self, client_id, user_id, at).await
+                }
+
+                async fn record_api_key_use(
+                    &self,
+                    uses: &[(String, Timestamp)],
+                ) -> StoreResult<()> {
+                    api_keys::record_use(self, uses).await
+                }
+
+                async fn add_api_key_usage(&self, counts: &[UsageCount]) -> StoreResult<()> {
+                    api_key_usage::add(self, counts).await
+                }
+
+                async fn api_key_usage(
+                    &self,
+                    key_id: &str,
+                    from: Timestamp,
+                    to: Timestamp,
+                ) -> StoreResult<Vec<UsageCount>> {
+                    api_key_usage::list(self, key_id, from, to).await
+                }
+
+                async fn delete_api_key_usage_before(&self, hour: Timestamp) -> StoreResult<u64> {
+                    api_key_usage::delete_before(self, hour).await
+                }
+
+                async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
+                    audit_events::insert(&mut *self.writer().await?, event).await
+                }
+
+                async fn list_audit_events(
+                    &self,
+                    user_id: Option<&str>,
+                    before: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<AuditEvent>> {
+                    audit_events::list(self, user_id, before, limit).await
+                }
+
+                async fn insert_client(&self, client: &OAuthClient) -> StoreResult<()> {
+                    oauth_clients::insert(self, client).await
+                }
+
+                async fn get_client(&self, id: &str) -> StoreResult<Option<OAuthClient>> {
+                    oauth_clients::get(self, id).await
+                }
+
+                async fn list_clients(
+                    &self,
+                    owner_id: Option<&str>,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<OAuthClient>> {
+                    oauth_clients::list(self, owner_id, after, limit).await
+                }
+
+                async fn set_client_trusted(&self, id: &str, trusted: bool) -> StoreResult<bool> {
+                    oauth_clients::set_trusted(self, id, trusted).await
+                }
+
+                async fn update_client(
+                    &self,
+                    id: &str,
+                    changes: &ClientChanges,
+                    at: Timestamp,
+                ) -> StoreResult<Option<OAuthClient>> {
+                    oauth_clients::update(self, id, changes, at).await
+                }
+
+                async fn set_client_secret(
+                    &self,
+                    id: &str,
+                    hash: &SecretHash,
+                    at: Timestamp,
+                ) -> StoreResult<bool> {
+                    oauth_clients::set_secret(self, id, hash, at).await
+                }
+
+                async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+                    oauth_clients::delete(self, id).await
+                }
+
+                async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+                    refresh_tokens::insert(&mut *self.writer().await?, token).await
+                }
+
+                async fn get_refresh_token(
+                    &self,
+                    hash: &SecretHash,
+                ) -> StoreResult<Option<RefreshToken>> {
+                    refresh_tokens::get(self, hash).await
+                }
+
+                async fn rotate_refresh_token(
+                    &self,
+                    old: &SecretHash,
+                    now: Timestamp,
+                    grace: i64,
+                    successor: &RefreshToken,
+                ) -> StoreResult<RotateOutcome> {
+                    refresh_tokens::rotate(self, old, now, grace, successor).await
+                }
+
+                async fn revoke_refresh_family(
+                    &self,
+                    family_id: &str,
+                    at: Timestamp,
+                ) -> StoreResult<u64> {
+                    refresh_tokens::revoke_family(self, family_id, at).await
+                }
+
+                async fn revoke_refresh_for_client(
+                    &self,
+                    user_id: &str,
+                    client_id: &str,
+                    at: Timestamp,
+                ) -> StoreResult<Vec<String>> {
+                    refresh_tokens::revoke_of_user_and_client(self, user_id, client_id, at).await
+                }
+
+                async fn revoke_refresh_for_user(
+                    &self,
+                    user_id: &str,
+                    at: Timestamp,
+                ) -> StoreResult<Vec<String>> {
+                    refresh_tokens::revoke_of_user(self, user_id, at).await
+                }
+
+                async fn insert_authorization_code(
+                    &self,
+                    code: &AuthorizationCode,
+                ) -> StoreResult<()> {
+                    authorization_codes::insert(self, code).await
+                }
+
+                async fn consume_authorization_code(
+                    &self,
+                    hash: &SecretHash,
+                    now: Timestamp,
+                ) -> StoreResult<Option<AuthorizationCode>> {
+                    authorization_codes::consume(self, hash, now).await
+                }
+
+                async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()> {
+                    consents::upsert(self, consent).await
+                }
+
+                async fn get_consent(
+                    &self,
+                    user_id: &str,
+                    client_id: &str,
+                ) -> StoreResult<Option<Consent>> {
+                    consents::get(self, user_id, client_id).await
+                }
+
+                async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>> {
+                    consents::list(self, user_id).await
+                }
+
+                async fn delete_consent(
+                    &self,
+                    user_id: &str,
+                    client_id: &str,
+                ) -> StoreResult<bool> {
+                    consents::delete(self, user_id, client_id).await
+                }
+
+                async fn insert_session(&self, session: &Session) -> StoreResult<()> {
+                    sessions::insert(self, session).await
+                }
+
+                async fn get_session(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
+                    sessions::get(self, hash).await
+                }
+
+                async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()> {
+                    sessions::delete(self, hash).await
+                }
+
+                async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
+                    sessions::delete_of_user(self, user_id).await
+                }
+
+                async fn publish_invalidation(
+                    &self,
+                    invalidation: &Invalidation,
+                    at: Timestamp,
+                ) -> StoreResult<i64> {
+                    invalidations::publish(self, invalidation, at).await
+                }
+
+                async fn invalidations_since(
+                    &self,
+                    seq: i64,
+                ) -> StoreResult<Vec<(i64, Invalidation)>> {
+                    invalidations::since(self, seq).await
+                }
+
+                async fn latest_invalidation(&self) -> StoreResult<i64> {
+                    invalidations::latest(self).await
+                }
+
+                async fn active_denylist(&self, now: Timestamp) -> StoreResult<Vec<Invalidation>> {
+                    invalidations::active_denylist(self, now).await
+                }
+
+                async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
+                    signing_keys::insert(self, key).await
+                }
+
+                async fn list_signing_keys(&self, now: Timestamp) -> StoreResult<Vec<SigningKey>> {
+                    signing_keys::list_live(self, now).await
+                }
+
+                async fn retire_signing_keys(
+                    &self,
+                    keep: &str,
+                    retire_at: Timestamp,
+                ) -> StoreResult<()> {
+                    signing_keys::retire_all_but(self, keep, retire_at).await
+                }
+
+                async fn reseal_signing_key(
+                    &self,
+                    kid: &str,
+                    old: &[u8],
+                    new: &[u8],
+                ) -> StoreResult<bool> {
+                    signing_keys::reseal(self, kid, old, new).await
+                }
+
+                async fn init_secret_key_check(
+                    &self,
+                    check: &[u8],
+                    at: Timestamp,
+                ) -> StoreResult<Vec<u8>> {
+                    signing_keys::init_check(self, check, at).await
+                }
+
+                async fn insert_resource(&self, resource: &Resource) -> StoreResult<()> {
+                    resources::insert(self, resource).await
+                }
+
+                async fn get_resource(&self, id: &str) -> StoreResult<Option<Resource>> {
+                    resources::get(self, id).await
+                }
+
+                async fn get_resource_by_identifier(
+                    &self,
+                    identifier: &str,
+                ) -> StoreResult<Option<Resource>> {
+                    resources::get_by_identifier(self, identifier).await
+                }
+
+                async fn list_resources(
+                    &self,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<Resource>> {
+                    resources::list_live(self, after, limit).await
+                }
+
+                async fn update_resource(
+                    &self,
+                    id: &str,
+                    changes: &ResourceChanges,
+                    at: Timestamp,
+                ) -> StoreResult<Option<Resource>> {
+                    resources::update(self, id, changes, at).await
+                }
+
+                async fn delete_resource(
+                    &self,
+                    id: &str,
+                    at: Timestamp,
+                ) -> StoreResult<Option<ResourceDeletion>> {
+                    resources::delete(self, id, at).await
+                }
+
+                async fn set_resource_grant(&self, grant: &ResourceGrant) -> StoreResult<()> {
+                    resources::set_grant(self, grant).await
+                }
+
+                async fn get_resource_grant(
+                    &self,
+                    user_id: &str,
+                    resource_id: &str,
+                ) -> StoreResult<Option<ResourceGrant>> {
+                    resources::get_grant(self, user_id, resource_id).await
+                }
+
+                async fn list_resource_grants(
+                    &self,
+                    user_id: &str,
+                ) -> StoreResult<Vec<ResourceGrant>> {
+                    resources::list_grants(self, user_id).await
+                }
+
+                async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64> {
+                    $crate::store::delete_expired(self, now).await
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use forward_store;

@@ -1,0 +1,30 @@
+//! The SQL of each table, as named constants, with the table's row struct and its
+//! conversion into the model type: one file per table, named after it (`resources` also
+//! holds `resource_grants`, `signing_keys` also `secret_key_check`). Every function is
+//! written once for both backends (see [`crate::backend`] for the dialect).
+
+pub(crate) mod api_key_usage;
+pub(crate) mod api_keys;
+pub(crate) mod audit_events;
+pub(crate) mod authorization_codes;
+pub(crate) mod consents;
+pub(crate) mod invalidations;
+pub(crate) mod oauth_clients;
+pub(crate) mod refresh_tokens;
+pub(crate) mod resources;
+pub(crate) mod sessions;
+pub(crate) mod signing_keys;
+pub(crate) mod users;
+
+use netapi_core::StoreError;
+use netapi_core::store::StoreResult;
+
+/// The model values of `rows`.
+fn models<R, M: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> StoreResult<Vec<M>> {
+    rows.into_iter().map(M::try_from).collect()
+}
+
+/// The model value of `row`, if any.
+fn model<R, M: TryFrom<R, Error = StoreError>>(row: Option<R>) -> StoreResult<Option<M>> {
+    row.map(M::try_from).transpose()
+}

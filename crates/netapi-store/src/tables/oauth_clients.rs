@@ -1,0 +1,224 @@
+//! `oauth_clients`.
+
+use sqlx::FromRow;
+
+use crate::backend::{Backend, Exec};
+use crate::codec;
+use crate::tables::{model, models};
+use netapi_core::model::OAuthClient;
+use netapi_core::scope::Scopes;
+use netapi_core::secret::SecretHash;
+use netapi_core::store::{ClientChanges, StoreResult};
+use netapi_core::{StoreError, Timestamp};
+
+macro_rules! columns {
+    () => {
+        "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, \
+         created_at, updated_at, rate_limit, trusted, resources, resource_scopes"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO oauth_clients (",
+    columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+);
+const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
+const LIST_OF_OWNER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM oauth_clients WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+);
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM oauth_clients WHERE id > $1 ORDER BY id LIMIT $2"
+);
+/// As for users: only the given columns (`$6` says whether `rate_limit` is given, as `$7`
+/// may be NULL); never the secret.
+const UPDATE: &str = concat!(
+    "UPDATE oauth_clients SET name = COALESCE($2, name), \
+     redirect_uris = COALESCE($3, redirect_uris), \
+     grant_types = COALESCE($4, grant_types), scopes = COALESCE($5, scopes), \
+     rate_limit = CASE WHEN $6 THEN $7 ELSE rate_limit END, updated_at = $8, \
+     resources = COALESCE($9, resources), \
+     resource_scopes = COALESCE($10, resource_scopes) \
+     WHERE id = $1 RETURNING ",
+    columns!()
+);
+const SET_TRUSTED: &str = "UPDATE oauth_clients SET trusted = $2 WHERE id = $1";
+const SET_SECRET: &str = "UPDATE oauth_clients SET secret_hash = $2, updated_at = $3 WHERE id = $1";
+const DELETE: &str = "DELETE FROM oauth_clients WHERE id = $1";
+
+#[derive(FromRow)]
+pub(crate) struct OAuthClientRow {
+    id: String,
+    owner_id: String,
+    name: String,
+    redirect_uris: String,
+    grant_types: String,
+    scopes: i64,
+    auth_method: String,
+    secret_hash: Option<Vec<u8>>,
+    created_at: i64,
+    updated_at: i64,
+    rate_limit: Option<i64>,
+    trusted: bool,
+    resources: String,
+    resource_scopes: String,
+}
+
+impl TryFrom<OAuthClientRow> for OAuthClient {
+    type Error = StoreError;
+
+    fn try_from(row: OAuthClientRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: row.id,
+            owner_id: row.owner_id,
+            name: row.name,
+            redirect_uris: codec::split_uris(&row.redirect_uris),
+            grant_types: codec::split_grants(&row.grant_types)?,
+            scopes: Scopes::from_bits(row.scopes),
+            auth_method: codec::auth_method(&row.auth_method)?,
+            secret_hash: row.secret_hash.as_deref().map(codec::hash).transpose()?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            rate_limit: codec::rate_limit(row.rate_limit),
+            trusted: row.trusted,
+            resources: codec::split_names(&row.resources),
+            resource_scopes: codec::split_names(&row.resource_scopes),
+        })
+    }
+}
+
+pub(crate) async fn insert(db: &impl Backend, client: &OAuthClient) -> StoreResult<()> {
+    db.writer()
+        .await?
+        .execute(
+            INSERT,
+            &[
+                (&client.id).into(),
+                (&client.owner_id).into(),
+                (&client.name).into(),
+                codec::join_uris(&client.redirect_uris).into(),
+                codec::join_grants(&client.grant_types).into(),
+                client.scopes.bits().into(),
+                client.auth_method.as_str().into(),
+                client.secret_hash.as_ref().map(|h| h.0.as_slice()).into(),
+                client.created_at.into(),
+                client.updated_at.into(),
+                client.rate_limit.map(i64::from).into(),
+                client.trusted.into(),
+                codec::join_names(&client.resources).into(),
+                codec::join_names(&client.resource_scopes).into(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn set_trusted(db: &impl Backend, id: &str, trusted: bool) -> StoreResult<bool> {
+    let updated = db
+        .writer()
+        .await?
+        .execute(SET_TRUSTED, &[id.into(), trusted.into()])
+        .await?;
+    Ok(updated == 1)
+}
+
+pub(crate) async fn get(db: &impl Backend, id: &str) -> StoreResult<Option<OAuthClient>> {
+    let row: Option<OAuthClientRow> = db
+        .reader()
+        .await?
+        .fetch_optional(SELECT_BY_ID, &[id.into()])
+        .await?;
+    model(row)
+}
+
+pub(crate) async fn list(
+    db: &impl Backend,
+    owner_id: Option<&str>,
+    after: Option<&str>,
+    n: u32,
+) -> StoreResult<Vec<OAuthClient>> {
+    let after = after.unwrap_or("");
+    let mut reader = db.reader().await?;
+    let rows: Vec<OAuthClientRow> = match owner_id {
+        Some(owner) => {
+            reader
+                .fetch_all(
+                    LIST_OF_OWNER,
+                    &[owner.into(), after.into(), i64::from(n).into()],
+                )
+                .await?
+        }
+        None => {
+            reader
+                .fetch_all(LIST, &[after.into(), i64::from(n).into()])
+                .await?
+        }
+    };
+    models(rows)
+}
+
+pub(crate) async fn update(
+    db: &impl Backend,
+    id: &str,
+    changes: &ClientChanges,
+    at: Timestamp,
+) -> StoreResult<Option<OAuthClient>> {
+    let row: Option<OAuthClientRow> = db
+        .writer()
+        .await?
+        .fetch_optional(
+            UPDATE,
+            &[
+                id.into(),
+                changes.name.as_deref().into(),
+                changes
+                    .redirect_uris
+                    .as_deref()
+                    .map(codec::join_uris)
+                    .into(),
+                changes
+                    .grant_types
+                    .as_deref()
+                    .map(codec::join_grants)
+                    .into(),
+                changes.scopes.map(Scopes::bits).into(),
+                changes.rate_limit.is_some().into(),
+                changes.rate_limit.flatten().map(i64::from).into(),
+                at.into(),
+                changes.resources.as_deref().map(codec::join_names).into(),
+                changes
+                    .resource_scopes
+                    .as_deref()
+                    .map(codec::join_names)
+                    .into(),
+            ],
+        )
+        .await?;
+    model(row)
+}
+
+pub(crate) async fn set_secret(
+    db: &impl Backend,
+    id: &str,
+    hash: &SecretHash,
+    at: Timestamp,
+) -> StoreResult<bool> {
+    let updated = db
+        .writer()
+        .await?
+        .execute(
+            SET_SECRET,
+            &[id.into(), hash.0.as_slice().into(), at.into()],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+pub(crate) async fn delete(db: &impl Backend, id: &str) -> StoreResult<bool> {
+    let deleted = db.writer().await?.execute(DELETE, &[id.into()]).await?;
+    Ok(deleted == 1)
+}

@@ -1,0 +1,256 @@
+//! `refresh_tokens`.
+
+use sqlx::FromRow;
+
+use crate::backend::{Backend, Exec};
+use crate::tables::model;
+use crate::{codec, map_err, retry_contention};
+use netapi_core::model::{RefreshToken, RotateOutcome};
+use netapi_core::scope::Scopes;
+use netapi_core::secret::{DerivationKey, SecretHash};
+use netapi_core::store::StoreResult;
+use netapi_core::{StoreError, Timestamp};
+
+macro_rules! columns {
+    () => {
+        "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, \
+         family_expires_at, auth_time, rotated_at, revoked_at, successor_key, resource_id, \
+         resource_scopes"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO refresh_tokens (",
+    columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+);
+const SELECT_BY_HASH: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM refresh_tokens WHERE hash = $1"
+);
+/// The first use of a token wins this conditional update.
+const MARK_ROTATED: &str = concat!(
+    "UPDATE refresh_tokens SET rotated_at = $2 WHERE hash = $1 AND rotated_at IS NULL \
+     AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
+    columns!()
+);
+const REVOKE_FAMILY: &str =
+    "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL";
+const REVOKE_OF_USER_AND_CLIENT: &str = "UPDATE refresh_tokens SET revoked_at = $3 \
+     WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL RETURNING family_id";
+const REVOKE_OF_USER: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
+     WHERE user_id = $1 AND revoked_at IS NULL RETURNING family_id";
+const REVOKE_OF_RESOURCE: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
+     WHERE resource_id = $1 AND revoked_at IS NULL RETURNING family_id";
+pub(crate) const DELETE_EXPIRED: &str =
+    "DELETE FROM refresh_tokens WHERE expires_at < $1 OR family_expires_at < $1";
+
+#[derive(FromRow)]
+pub(crate) struct RefreshTokenRow {
+    hash: Vec<u8>,
+    family_id: String,
+    client_id: String,
+    user_id: String,
+    scopes: i64,
+    issued_at: i64,
+    expires_at: i64,
+    family_expires_at: i64,
+    auth_time: i64,
+    rotated_at: Option<i64>,
+    revoked_at: Option<i64>,
+    successor_key: Option<Vec<u8>>,
+    resource_id: Option<String>,
+    resource_scopes: String,
+}
+
+impl TryFrom<RefreshTokenRow> for RefreshToken {
+    type Error = StoreError;
+
+    fn try_from(row: RefreshTokenRow) -> StoreResult<Self> {
+        Ok(Self {
+            hash: codec::hash(&row.hash)?,
+            family_id: row.family_id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            scopes: Scopes::from_bits(row.scopes),
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            family_expires_at: row.family_expires_at,
+            auth_time: row.auth_time,
+            rotated_at: row.rotated_at,
+            revoked_at: row.revoked_at,
+            successor_key: row
+                .successor_key
+                .as_deref()
+                .and_then(DerivationKey::from_slice),
+            resource_id: row.resource_id,
+            resource_scopes: codec::split_names(&row.resource_scopes),
+        })
+    }
+}
+
+/// The `family_id` column a `RETURNING family_id` answers.
+#[derive(FromRow)]
+struct FamilyRow {
+    family_id: String,
+}
+
+/// The distinct families of revoked rows, sorted.
+fn families(rows: Vec<FamilyRow>) -> Vec<String> {
+    let mut families: Vec<String> = rows.into_iter().map(|row| row.family_id).collect();
+    families.sort();
+    families.dedup();
+    families
+}
+
+pub(crate) async fn insert(conn: &mut impl Exec, token: &RefreshToken) -> StoreResult<()> {
+    conn.execute(
+        INSERT,
+        &[
+            token.hash.0.as_slice().into(),
+            (&token.family_id).into(),
+            (&token.client_id).into(),
+            (&token.user_id).into(),
+            token.scopes.bits().into(),
+            token.issued_at.into(),
+            token.expires_at.into(),
+            token.family_expires_at.into(),
+            token.auth_time.into(),
+            token.rotated_at.into(),
+            token.revoked_at.into(),
+            token.successor_key.as_ref().map(|k| k.0.as_slice()).into(),
+            (&token.resource_id).into(),
+            codec::join_names(&token.resource_scopes).into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn select(conn: &mut impl Exec, hash: &SecretHash) -> StoreResult<Option<RefreshToken>> {
+    let row: Option<RefreshTokenRow> = conn
+        .fetch_optional(SELECT_BY_HASH, &[hash.0.as_slice().into()])
+        .await?;
+    model(row)
+}
+
+pub(crate) async fn get(db: &impl Backend, hash: &SecretHash) -> StoreResult<Option<RefreshToken>> {
+    select(&mut *db.reader().await?, hash).await
+}
+
+/// Rotates `old` into `successor` (see [`netapi_core::store::Store::rotate_refresh_token`]).
+pub(crate) async fn rotate(
+    db: &impl Backend,
+    old: &SecretHash,
+    now: Timestamp,
+    grace: i64,
+    successor: &RefreshToken,
+) -> StoreResult<RotateOutcome> {
+    retry_contention(|| async move {
+        let mut tx = db.begin_write().await?;
+        // The first use wins the conditional update; everyone else reads the row it left
+        // (under the write lock) and is judged by the grace period.
+        let rotated: Option<RefreshTokenRow> = tx
+            .fetch_optional(MARK_ROTATED, &[old.0.as_slice().into(), now.into()])
+            .await?;
+        let outcome = if let Some(row) = rotated {
+            insert(&mut *tx, successor).await?;
+            RotateOutcome::Rotated(row.try_into()?)
+        } else {
+            match select(&mut *tx, old).await? {
+                None => RotateOutcome::Invalid,
+                Some(t) if t.revoked_at.is_some() || t.family_expires_at <= now => {
+                    RotateOutcome::Invalid
+                }
+                Some(t) => match t.rotated_at {
+                    Some(at) if now - at < grace => {
+                        // Within the grace period the successor is the one already stored
+                        // (it is derived from the old token), unless it has been used
+                        // itself: then this is a replay.
+                        match select(&mut *tx, &successor.hash).await? {
+                            None => {
+                                insert(&mut *tx, successor).await?;
+                                RotateOutcome::Rotated(t)
+                            }
+                            Some(s) if s.rotated_at.is_some() => {
+                                revoke_family_in(&mut *tx, &t.family_id, now).await?;
+                                RotateOutcome::ReuseDetected(t)
+                            }
+                            Some(s) if s.revoked_at.is_some() => RotateOutcome::Invalid,
+                            Some(_) => RotateOutcome::Rotated(t),
+                        }
+                    }
+                    Some(_) => {
+                        revoke_family_in(&mut *tx, &t.family_id, now).await?;
+                        RotateOutcome::ReuseDetected(t)
+                    }
+                    // Not rotated, so it failed the update by expiring.
+                    None => RotateOutcome::Invalid,
+                },
+            }
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(outcome)
+    })
+    .await
+}
+
+async fn revoke_family_in(
+    conn: &mut impl Exec,
+    family_id: &str,
+    at: Timestamp,
+) -> StoreResult<u64> {
+    conn.execute(REVOKE_FAMILY, &[family_id.into(), at.into()])
+        .await
+}
+
+pub(crate) async fn revoke_family(
+    db: &impl Backend,
+    family_id: &str,
+    at: Timestamp,
+) -> StoreResult<u64> {
+    revoke_family_in(&mut *db.writer().await?, family_id, at).await
+}
+
+pub(crate) async fn revoke_of_user_and_client(
+    db: &impl Backend,
+    user_id: &str,
+    client_id: &str,
+    at: Timestamp,
+) -> StoreResult<Vec<String>> {
+    let rows: Vec<FamilyRow> = db
+        .writer()
+        .await?
+        .fetch_all(
+            REVOKE_OF_USER_AND_CLIENT,
+            &[user_id.into(), client_id.into(), at.into()],
+        )
+        .await?;
+    Ok(families(rows))
+}
+
+pub(crate) async fn revoke_of_user(
+    db: &impl Backend,
+    user_id: &str,
+    at: Timestamp,
+) -> StoreResult<Vec<String>> {
+    let rows: Vec<FamilyRow> = db
+        .writer()
+        .await?
+        .fetch_all(REVOKE_OF_USER, &[user_id.into(), at.into()])
+        .await?;
+    Ok(families(rows))
+}
+
+/// Inside the transaction that deletes the resource.
+pub(crate) async fn revoke_of_resource(
+    conn: &mut impl Exec,
+    resource_id: &str,
+    at: Timestamp,
+) -> StoreResult<Vec<String>> {
+    let rows: Vec<FamilyRow> = conn
+        .fetch_all(REVOKE_OF_RESOURCE, &[resource_id.into(), at.into()])
+        .await?;
+    Ok(families(rows))
+}

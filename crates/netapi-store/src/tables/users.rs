@@ -1,0 +1,152 @@
+//! `users`.
+
+use sqlx::FromRow;
+
+use crate::backend::{Backend, Exec};
+use crate::tables::{api_keys, audit_events, model, models};
+use crate::{codec, map_err, retry_contention};
+use netapi_core::model::{ApiKey, AuditEvent, User};
+use netapi_core::store::{StoreResult, UserChanges};
+use netapi_core::{StoreError, Timestamp};
+
+macro_rules! columns {
+    () => {
+        "id, email, name, role, password_hash, created_at, updated_at"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO users (",
+    columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
+const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
+const SELECT_BY_EMAIL: &str = concat!("SELECT ", columns!(), " FROM users WHERE email = $1");
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+);
+/// A column left out is kept as it is at the moment of the write (PostgreSQL re-reads a row
+/// a concurrent transaction changed), never as it was read.
+const UPDATE: &str = concat!(
+    "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), \
+     password_hash = COALESCE($4, password_hash), role = COALESCE($5, role), \
+     updated_at = $6 WHERE id = $1 RETURNING ",
+    columns!()
+);
+const DELETE: &str = "DELETE FROM users WHERE id = $1";
+
+#[derive(FromRow)]
+pub(crate) struct UserRow {
+    id: String,
+    email: String,
+    name: String,
+    role: String,
+    password_hash: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: row.id,
+            email: row.email,
+            name: row.name,
+            role: codec::role(&row.role)?,
+            password_hash: row.password_hash,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// The user, their first key if any and the event, in one transaction.
+pub(crate) async fn create(
+    db: &impl Backend,
+    user: &User,
+    first_key: Option<&ApiKey>,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    retry_contention(|| async move {
+        let mut tx = db.begin_write().await?;
+        tx.execute(
+            INSERT,
+            &[
+                (&user.id).into(),
+                (&user.email).into(),
+                (&user.name).into(),
+                user.role.as_str().into(),
+                (&user.password_hash).into(),
+                user.created_at.into(),
+                user.updated_at.into(),
+            ],
+        )
+        .await?;
+        if let Some(key) = first_key {
+            api_keys::insert(&mut *tx, key).await?;
+        }
+        audit_events::insert(&mut *tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    })
+    .await
+}
+
+pub(crate) async fn get(db: &impl Backend, id: &str) -> StoreResult<Option<User>> {
+    let row: Option<UserRow> = db
+        .reader()
+        .await?
+        .fetch_optional(SELECT_BY_ID, &[id.into()])
+        .await?;
+    model(row)
+}
+
+pub(crate) async fn get_by_email(db: &impl Backend, email: &str) -> StoreResult<Option<User>> {
+    let row: Option<UserRow> = db
+        .reader()
+        .await?
+        .fetch_optional(SELECT_BY_EMAIL, &[email.into()])
+        .await?;
+    model(row)
+}
+
+pub(crate) async fn list(db: &impl Backend, after: Option<&str>, n: u32) -> StoreResult<Vec<User>> {
+    let rows: Vec<UserRow> = db
+        .reader()
+        .await?
+        .fetch_all(LIST, &[after.unwrap_or("").into(), i64::from(n).into()])
+        .await?;
+    models(rows)
+}
+
+pub(crate) async fn update(
+    db: &impl Backend,
+    id: &str,
+    changes: &UserChanges,
+    at: Timestamp,
+) -> StoreResult<Option<User>> {
+    let row: Option<UserRow> = db
+        .writer()
+        .await?
+        .fetch_optional(
+            UPDATE,
+            &[
+                id.into(),
+                changes.name.as_deref().into(),
+                changes.email.as_deref().into(),
+                changes.password_hash.as_deref().into(),
+                changes.role.map(|r| r.as_str()).into(),
+                at.into(),
+            ],
+        )
+        .await?;
+    model(row)
+}
+
+pub(crate) async fn delete(db: &impl Backend, id: &str) -> StoreResult<bool> {
+    let deleted = db.writer().await?.execute(DELETE, &[id.into()]).await?;
+    Ok(deleted == 1)
+}
