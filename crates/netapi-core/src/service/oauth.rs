@@ -881,8 +881,11 @@ impl NetApi {
     /// Introspection of an API key. A client learns about keys of the resources it lists;
     /// about keys for Net API's own, only an admin's client (its owner has the admin role)
     /// may. A client that can learn about none gets `{"active": false}` before the key is
-    /// even looked up. Nothing is counted against the key's limit or the caller's address:
-    /// the client authenticated, and the key is asked about, not used.
+    /// even looked up. As with forward auth and verification, the answer is a use of the key:
+    /// it is counted in the key's usage and against its per-minute limit, and a key over its
+    /// limit is not active (the caller should answer 429 or 401; `/v1/keys/verify` tells the
+    /// two apart). Nothing is counted against the caller's address: the client
+    /// authenticated.
     async fn introspect_api_key(
         &self,
         client: &OAuthClient,
@@ -902,26 +905,36 @@ impl NetApi {
             {
                 Ok(Introspection::default())
             }
-            Ok((principal, stored)) => Ok(Introspection {
-                active: true,
-                scope: Some(principal.scope_names()),
-                aud: Some(
-                    principal
-                        .resource_identifier(&self.settings.issuer)
-                        .to_owned(),
-                ),
-                sub: Some(principal.user_id),
-                metadata: stored
-                    .metadata
-                    .as_deref()
-                    .and_then(|m| serde_json::from_str(m).ok()),
-                iss: Some(self.settings.issuer.clone()),
-                iat: Some(stored.created_at),
-                exp: stored.expires_at,
-                token_type: Some("api_key"),
-                key_id: Some(stored.id.clone()),
-                ..Introspection::default()
-            }),
+            Ok((principal, stored)) => {
+                let Some(target) = self
+                    .protected_resource(principal.resource.as_ref().map(|r| r.identifier.as_str()))
+                    .await?
+                else {
+                    return Ok(Introspection::default());
+                };
+                let scope = principal.scope_names();
+                let user_id = principal.user_id.clone();
+                let target_identifier = target.identifier.clone();
+                if self.admit(principal, target, std::iter::empty()).is_err() {
+                    return Ok(Introspection::default());
+                }
+                Ok(Introspection {
+                    active: true,
+                    scope: Some(scope),
+                    aud: Some(target_identifier),
+                    sub: Some(user_id),
+                    metadata: stored
+                        .metadata
+                        .as_deref()
+                        .and_then(|m| serde_json::from_str(m).ok()),
+                    iss: Some(self.settings.issuer.clone()),
+                    iat: Some(stored.created_at),
+                    exp: stored.expires_at,
+                    token_type: Some("api_key"),
+                    key_id: Some(stored.id.clone()),
+                    ..Introspection::default()
+                })
+            }
             Err(super::authn::Failure::Auth(..)) => Ok(Introspection::default()),
             Err(super::authn::Failure::Other(err)) => Err(err.into()),
         }

@@ -367,6 +367,53 @@ async fn introspection_of_an_api_key_by_an_admins_client(app: TestApp) {
         introspect(&app, &client, secret).await,
         json!({ "active": false })
     );
+
+    // Introspection is a use of the key, as forward auth and verification are: counted in
+    // its usage and against its per-minute limit.
+    let limited = json_with(
+        app.post_json(
+            "/v1/api-keys",
+            &admin,
+            json!({ "name": "limited", "rate_limit_per_minute": 2 }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let limited_key = limited["key"].as_str().unwrap();
+    for _ in 0..2 {
+        assert_eq!(introspect(&app, &client, limited_key).await["active"], true);
+    }
+    assert_eq!(
+        introspect(&app, &client, limited_key).await,
+        json!({ "active": false }),
+        "over its limit"
+    );
+    app.clock.advance(60);
+    assert_eq!(introspect(&app, &client, limited_key).await["active"], true);
+    app.api.flush_usage().await.expect("flush");
+    let usage = json_with(
+        app.get(
+            &format!(
+                "/v1/api-keys/{}/usage?granularity=day",
+                limited["id"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let counted = |outcome: &str| -> i64 {
+        usage["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["counts"][outcome].as_i64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(counted("valid"), 3, "{usage}");
+    assert_eq!(counted("rate_limited"), 1, "{usage}");
 }
 
 async fn introspection_of_an_api_key_by_a_members_client(app: TestApp) {
