@@ -7,6 +7,9 @@
 #                                      DATABASE; NETAPI_BENCH_POSTGRES_URL works too)
 #   bench/run.sh --scale               ... and the scale run: 100 vs 1,000,000 stored API keys
 #   bench/run.sh --scale-only          only the scale run
+#   bench/run.sh --scale-resources     ... and the resources scale run: forward auth with 100
+#                                      vs 1,000,000 keys spread over 1,000 resources
+#                                      (--scale-keys, --scale-resource-count N)
 #   --rounds N                         run the scenarios N times, interleaved, and report the
 #                                      median round of each row (default 3; a shared or
 #                                      virtual machine moves between runs)
@@ -29,6 +32,8 @@ PG_URL="${NETAPI_BENCH_POSTGRES_URL:-}"
 SCALE=0
 MAIN=1
 SCALE_KEYS=1000000
+SCALE_RESOURCES=0
+SCALE_RESOURCE_COUNT=1000
 BUILD=1
 OUTPUT=""
 LOG_DIR=""
@@ -43,13 +48,15 @@ while [ $# -gt 0 ]; do
     --scale) SCALE=1; shift ;;
     --scale-only) SCALE=1; MAIN=0; shift ;;
     --scale-keys) SCALE_KEYS="$2"; shift 2 ;;
+    --scale-resources) SCALE_RESOURCES=1; MAIN=0; shift ;;
+    --scale-resource-count) SCALE_RESOURCE_COUNT="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --output) OUTPUT="$2"; shift 2 ;;
     --server-log) LOG_DIR="$2"; shift 2 ;;
     --profile) PROFILE_DIR="$2"; shift 2 ;;
     --only) ONLY=",$2,"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -454,6 +461,40 @@ scale_run() {
   } >>"$REPORT"
 }
 
+# Forward auth's hit path with keys of many resources: one key of the first resource is
+# measured with 100 keys stored, then with SCALE_KEYS, all spread over SCALE_RESOURCE_COUNT
+# resources (seeded through the Store, key i for resource i mod N).
+scale_resources_run() {
+  local db="sqlite://$WORK/scale-resources.db" rest=$((SCALE_KEYS - 100)) seeded seconds
+  local n="$SCALE_RESOURCE_COUNT" resource="https://api-0.bench.example" hit
+  RUN_LABEL="scale-resources"
+  ROWS="$WORK/rows-scale-resources.tsv"
+  : >"$ROWS"
+  log "scale-resources: $n resources, 100 keys"
+  seed_admin "$db"
+  "$LOADGEN" seed-keys --database-url "$db" --email "$ADMIN_EMAIL" --count 100 \
+    --resources "$n" --secrets-out "$WORK/hit-key.txt" --secrets-count 1 >/dev/null
+  hit=$(head -n1 "$WORK/hit-key.txt")
+  start_server scale-resources "$db"
+  measure "healthz" --scenario healthz
+  measure "forward auth, API key of 1 of $n resources, 100 keys stored (cache hit)" \
+    --scenario forward-auth-apikey --api-key "$hit" --resource "$resource" --scope bench:read
+  log "scale-resources: seeding $rest more keys over the $n resources"
+  seeded=$("$LOADGEN" seed-keys --database-url "$db" --email "$ADMIN_EMAIL" --count "$rest" \
+    --resources "$n" | grep '^SEEDED')
+  seconds=$(echo "$seeded" | cut -f3)
+  measure "forward auth, API key of 1 of $n resources, $SCALE_KEYS keys stored (cache hit)" \
+    --scenario forward-auth-apikey --api-key "$hit" --resource "$resource" --scope bench:read
+  local rss
+  rss=$(peak_rss_mb "$SERVER_PID")
+  stop_server
+  {
+    table "Scale over $n resources (SQLite)" "$ROWS"
+    echo
+    echo "Seeding $rest keys over $n resources through Store::insert_api_key took $seconds s. Server peak RSS (VmHWM): $rss MB."
+  } >>"$REPORT"
+}
+
 if [ "$MAIN" = 1 ]; then
   full_run SQLite "sqlite://$WORK/bench.db"
   if [ -n "$PG_URL" ]; then
@@ -468,6 +509,9 @@ if [ "$MAIN" = 1 ]; then
 fi
 if [ "$SCALE" = 1 ]; then
   scale_run
+fi
+if [ "$SCALE_RESOURCES" = 1 ]; then
+  scale_resources_run
 fi
 
 echo

@@ -106,6 +106,9 @@ struct RunArgs {
     /// is sent (Net API's own)
     #[arg(long)]
     resource: Option<String>,
+    /// The scope forward auth requires (forward-auth-*)
+    #[arg(long, default_value = "users:read")]
+    scope: String,
     /// The API key to verify (verify)
     #[arg(long)]
     verify_key: Option<String>,
@@ -134,6 +137,63 @@ struct SeedArgs {
     /// How many keys to write to --secrets-out
     #[arg(long, default_value_t = 0)]
     secrets_count: usize,
+    /// Spread the keys over this many resources, `https://api-<i>.bench.example` (each made
+    /// if missing, with the self-service scopes bench:read and bench:write): key i is for
+    /// resource i mod N, with bench:read. 0: every key is for Net API's own API
+    #[arg(long, default_value_t = 0)]
+    resources: usize,
+}
+
+/// The identifier of the `i`th resource of `seed-keys --resources`.
+fn bench_resource(i: usize) -> String {
+    format!("https://api-{i}.bench.example")
+}
+
+/// The resources of `seed-keys --resources`, made where missing.
+async fn seed_resources(
+    store: &Arc<dyn netapi_core::Store>,
+    count: usize,
+) -> anyhow::Result<Vec<netapi_core::model::ResourceRef>> {
+    use netapi_core::model::{Resource, ResourceScope};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut refs = Vec::with_capacity(count);
+    for i in 0..count {
+        let identifier = bench_resource(i);
+        let found = store
+            .get_resource_by_identifier(&identifier)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let resource = match found {
+            Some(resource) => resource,
+            None => {
+                let scope = |name: &str| ResourceScope {
+                    name: name.to_owned(),
+                    description: format!("{name} of bench API {i}"),
+                };
+                let resource = Resource {
+                    id: netapi_core::ids::new_id("res"),
+                    identifier,
+                    name: format!("Bench API {i}"),
+                    scopes: vec![scope("bench:read"), scope("bench:write")],
+                    self_service_scopes: vec!["bench:read".to_owned(), "bench:write".to_owned()],
+                    allow_api_keys: true,
+                    access_token_ttl: None,
+                    created_at: now,
+                    updated_at: now,
+                    deleted_at: None,
+                };
+                store
+                    .insert_resource(&resource)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("insert resource: {e}"))?;
+                resource
+            }
+        };
+        refs.push(resource.reference());
+    }
+    Ok(refs)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -272,7 +332,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ => None,
         },
         forward_path: {
-            let mut query = String::from("scope=users%3Aread");
+            let mut query = format!("scope={}", form_encode(&args.scope));
             if let Some(resource) = &args.resource {
                 query = format!("resource={}&{query}", form_encode(resource));
             }
@@ -697,6 +757,7 @@ async fn seed_keys(args: SeedArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_context(|| format!("no user with the email {}", args.email))?;
     let hasher = SecretHasher::new(args.pepper.as_bytes());
+    let resources = Arc::new(seed_resources(&store, args.resources).await?);
     let concurrency = args
         .concurrency
         .unwrap_or(if args.database_url.starts_with("sqlite:") {
@@ -725,6 +786,7 @@ async fn seed_keys(args: SeedArgs) -> anyhow::Result<()> {
         let count = args.count;
         let keep = args.secrets_count;
         let secret_tx = secret_tx.clone();
+        let resources = resources.clone();
         tasks.spawn(async move {
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
@@ -752,6 +814,15 @@ async fn seed_keys(args: SeedArgs) -> anyhow::Result<()> {
                     resource: None,
                     resource_scopes: Vec::new(),
                     metadata: None,
+                };
+                let key = match resources.get(index % resources.len().max(1)) {
+                    Some(resource) => netapi_core::model::ApiKey {
+                        scopes: netapi_core::Scopes::EMPTY,
+                        resource: Some(resource.clone()),
+                        resource_scopes: vec!["bench:read".to_owned()],
+                        ..key
+                    },
+                    None => key,
                 };
                 store
                     .insert_api_key(&key)
