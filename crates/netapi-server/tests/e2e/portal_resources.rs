@@ -2,9 +2,7 @@
 //! through forms (CSRF checked, errors as messages); members get neither page nor actions.
 
 use crate::e2e;
-use crate::helpers::{
-    Browser, TestApp, hidden_field, json_with, shown_secret, sign_in_to_portal,
-};
+use crate::helpers::{Browser, TestApp, hidden_field, json_with, shown_secret, sign_in_to_portal};
 use crate::resources::{ORDERS, define, forward, orders_api};
 use reqwest::StatusCode;
 use serde_json::json;
