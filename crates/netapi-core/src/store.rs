@@ -138,13 +138,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn pool_usage(&self) -> (u32, u32);
 
     // --- users ---
-    /// Creates a user with its first API key and audit event, atomically.
+    /// Creates a user with its first API key and audit event (and the event's webhook
+    /// deliveries, as [`Store::record_event`] writes them), atomically.
     /// `Conflict("email")` if the email is taken.
     async fn create_user(
         &self,
         user: &User,
         first_key: Option<&ApiKey>,
         event: &AuditEvent,
+        outbox: Option<&OutboxEvent>,
     ) -> StoreResult<()>;
     /// A user by id.
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;

@@ -90,8 +90,9 @@ macro_rules! forward_store {
                     user: &User,
                     first_key: Option<&ApiKey>,
                     event: &AuditEvent,
+                    outbox: Option<&OutboxEvent>,
                 ) -> StoreResult<()> {
-                    users::create(self, user, first_key, event).await
+                    users::create(self, user, first_key, event, outbox).await
                 }
 
                 async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {

@@ -448,7 +448,12 @@ async fn reopen_with_data(url: String, alice: User) {
     let bob = user("bob@example.com");
     let key = api_key(&bob.id, 1);
     store
-        .create_user(&bob, Some(&key), &event(Some(&bob.id), "user.created"))
+        .create_user(
+            &bob,
+            Some(&key),
+            &event(Some(&bob.id), "user.created"),
+            None,
+        )
         .await
         .expect("create user");
     store
@@ -524,7 +529,7 @@ async fn ping_write(url: String, read_only_url: String) {
     }
     let alice = user("alice@example.com");
     store
-        .create_user(&alice, None, &event(Some(&alice.id), "user.created"))
+        .create_user(&alice, None, &event(Some(&alice.id), "user.created"), None)
         .await
         .expect("a write after probing");
 }
@@ -536,7 +541,7 @@ async fn migrate_twice(url: String) {
         .expect("first open and migrate");
     let alice = user("alice@example.com");
     first
-        .create_user(&alice, None, &event(Some(&alice.id), "user.created"))
+        .create_user(&alice, None, &event(Some(&alice.id), "user.created"), None)
         .await
         .expect("create user");
     drop(first);
@@ -707,7 +712,7 @@ fn signing_key(kid: &str, active_from: Timestamp, retire_at: Option<Timestamp>) 
 async fn add_user(store: &Arc<dyn Store>, email: &str) -> User {
     let u = user(email);
     store
-        .create_user(&u, None, &event(Some(&u.id), "user.created"))
+        .create_user(&u, None, &event(Some(&u.id), "user.created"), None)
         .await
         .expect("create user");
     u
@@ -742,7 +747,7 @@ async fn users_crud(store: Arc<dyn Store>) {
     let key = api_key(&alice.id, 1);
     let created = event(Some(&alice.id), "user.created");
     store
-        .create_user(&alice, Some(&key), &created)
+        .create_user(&alice, Some(&key), &created, None)
         .await
         .expect("create user");
 
@@ -835,7 +840,7 @@ async fn users_duplicate_email(store: Arc<dyn Store>) {
     let imposter_key = api_key(&imposter.id, 2);
     let imposter_event = event(Some(&imposter.id), "user.created");
     let err = store
-        .create_user(&imposter, Some(&imposter_key), &imposter_event)
+        .create_user(&imposter, Some(&imposter_key), &imposter_event, None)
         .await
         .expect_err("duplicate email on create");
     assert!(matches!(err, StoreError::Conflict("email")), "{err:?}");
@@ -940,7 +945,7 @@ async fn users_concurrent_create(store: Arc<dyn Store>) {
             let u = user("race@example.com");
             let key = api_key(&u.id, 10 + i);
             let result = store
-                .create_user(&u, Some(&key), &event(Some(&u.id), "user.created"))
+                .create_user(&u, Some(&key), &event(Some(&u.id), "user.created"), None)
                 .await;
             (u, result)
         }));
@@ -2922,7 +2927,7 @@ async fn users_stale_update_keeps_role(store: Arc<dyn Store>) {
     let mut admin = user("ada@example.com");
     admin.role = Role::Admin;
     store
-        .create_user(&admin, None, &event(Some(&admin.id), "user.created"))
+        .create_user(&admin, None, &event(Some(&admin.id), "user.created"), None)
         .await
         .expect("create");
     let stale = store.get_user(&admin.id).await.expect("get").expect("user");
@@ -3632,6 +3637,19 @@ async fn webhooks_outbox(store: Arc<dyn Store>) {
         .await
         .expect("page");
     assert_eq!(next, all[1..]);
+
+    // A user created with its event writes the event's deliveries in the same transaction.
+    let carol = user("carol@example.com");
+    let carol_created = event(Some(&carol.id), "user.created");
+    store
+        .create_user(&carol, None, &carol_created, Some(&outbox("user.created")))
+        .await
+        .expect("create user");
+    let newest = store
+        .list_webhook_deliveries(&users.id, None, 1)
+        .await
+        .expect("deliveries");
+    assert_eq!(newest[0].event_id, carol_created.id);
 }
 
 async fn webhooks_outbox_is_atomic(store: Arc<dyn Store>) {

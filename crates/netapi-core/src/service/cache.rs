@@ -156,6 +156,7 @@ mod tests {
             _: &User,
             _: Option<&ApiKey>,
             _: &AuditEvent,
+            _: Option<&OutboxEvent>,
         ) -> StoreResult<()> {
             Err(unused())
         }

@@ -16,6 +16,7 @@ mod scanning;
 mod usage;
 mod users;
 mod verify;
+mod webhooks;
 
 pub use access::{Access, ProtectedResource};
 pub use audit::AuditPage;
@@ -41,6 +42,7 @@ pub use resources::{
 pub use usage::{KeyUsage, USAGE_RETENTION_DAYS, UsageQuery};
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
+pub use webhooks::{WEBHOOK_EVENTS, webhook_event_type};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -509,7 +511,8 @@ impl NetApi {
         self.settings.access_token_ttl
     }
 
-    /// Records an audit event; a failure to record is logged, not fatal to the request.
+    /// Records an audit event, with its webhook deliveries if webhooks receive it; a failure
+    /// to record is logged, not fatal to the request.
     pub(crate) async fn audit(
         &self,
         user_id: Option<&str>,
@@ -518,7 +521,8 @@ impl NetApi {
         detail: serde_json::Value,
     ) {
         let event = self.audit_event(user_id, kind, ip, detail);
-        if let Err(err) = self.store.insert_audit_event(&event).await {
+        let outbox = webhooks::outbox_entry(&event);
+        if let Err(err) = self.store.record_event(&event, outbox.as_ref()).await {
             tracing::warn!(error = %err, kind, "could not record audit event");
         }
     }

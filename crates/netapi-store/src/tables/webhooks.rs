@@ -206,36 +206,47 @@ pub(crate) async fn record_event(
 ) -> StoreResult<()> {
     retry_contention(|| async move {
         let mut tx = db.begin_write().await?;
-        audit_events::insert(&mut *tx, event).await?;
-        if let Some(outbox) = outbox {
-            let subscriptions: Vec<SubscriptionRow> = tx.fetch_all(SELECT_LIVE_EVENTS, &[]).await?;
-            for webhook in subscriptions
-                .iter()
-                .filter(|w| w.events.split(' ').any(|e| e == outbox.event_type))
-            {
-                tx.execute(
-                    INSERT_DELIVERY,
-                    &[
-                        new_id("whd").into(),
-                        (&webhook.id).into(),
-                        (&event.id).into(),
-                        (&outbox.event_type).into(),
-                        (&outbox.payload).into(),
-                        DeliveryStatus::Pending.as_str().into(),
-                        0i64.into(),
-                        event.created_at.into(),
-                        None::<i64>.into(),
-                        None::<String>.into(),
-                        event.created_at.into(),
-                        None::<i64>.into(),
-                    ],
-                )
-                .await?;
-            }
-        }
+        insert_event(&mut *tx, event, outbox).await?;
         tx.commit().await.map_err(map_err)
     })
     .await
+}
+
+/// Inserts the event and its deliveries (on a connection inside the caller's transaction).
+pub(crate) async fn insert_event(
+    tx: &mut impl Exec,
+    event: &AuditEvent,
+    outbox: Option<&OutboxEvent>,
+) -> StoreResult<()> {
+    audit_events::insert(tx, event).await?;
+    let Some(outbox) = outbox else {
+        return Ok(());
+    };
+    let subscriptions: Vec<SubscriptionRow> = tx.fetch_all(SELECT_LIVE_EVENTS, &[]).await?;
+    for webhook in subscriptions
+        .iter()
+        .filter(|w| w.events.split(' ').any(|e| e == outbox.event_type))
+    {
+        tx.execute(
+            INSERT_DELIVERY,
+            &[
+                new_id("whd").into(),
+                (&webhook.id).into(),
+                (&event.id).into(),
+                (&outbox.event_type).into(),
+                (&outbox.payload).into(),
+                DeliveryStatus::Pending.as_str().into(),
+                0i64.into(),
+                event.created_at.into(),
+                None::<i64>.into(),
+                None::<String>.into(),
+                event.created_at.into(),
+                None::<i64>.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn get_delivery(
