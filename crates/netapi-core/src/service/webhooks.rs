@@ -314,8 +314,8 @@ impl NetApi {
         }
     }
 
-    /// Deletes a webhook: nothing more is delivered to it; its deliveries stay listed
-    /// nowhere. Admins only.
+    /// Deletes a webhook: nothing more is delivered to it (its row stays, disabled, with
+    /// its deliveries). Admins only.
     pub async fn delete_webhook(
         &self,
         caller: &Principal,
