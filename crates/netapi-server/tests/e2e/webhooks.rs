@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
+use netapi_core::secret::Secret;
 use netapi_core::{NetApi, Settings};
 use netapi_server::webhooks::HttpWebhookClient;
 use netapi_store::StoreOptions;
@@ -108,6 +109,11 @@ fn allow_private(settings: &mut Settings) {
     settings.allow_private_targets = true;
 }
 
+fn allow_private_and_lock_early(settings: &mut Settings) {
+    allow_private(settings);
+    settings.auth_failure_limit = 3;
+}
+
 async fn create_webhook(app: &TestApp, admin: &str, url: &str, events: &[&str]) -> Value {
     let response = app
         .post_json(
@@ -174,7 +180,12 @@ e2e!(
     deliveries_are_listed_and_redelivered,
 );
 
-e2e!(private_targets_and_bad_input_are_refused,);
+e2e!(private_targets_and_bad_input_are_refused);
+
+e2e!(
+    settings = allow_private_and_lock_early;
+    security_events_reach_the_webhooks_subscribed_to_them,
+);
 
 async fn a_signed_delivery_is_retried_after_a_500_by_a_restarted_instance(app: TestApp) {
     let admin = app.admin_key("admin@example.com").await;
@@ -387,4 +398,79 @@ async fn private_targets_and_bad_input_are_refused(app: TestApp) {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let list: Value = app.get("/v1/webhooks", &admin).await.json().await.unwrap();
     assert_eq!(list["webhooks"], json!([]), "nothing was created");
+}
+
+async fn security_events_reach_the_webhooks_subscribed_to_them(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    let (url, mut rx) = start_receiver(&[]).await;
+    let events = [
+        "user.created",
+        "user.deleted",
+        "oauth_client.created",
+        "oauth_client.deleted",
+        "login.locked",
+    ];
+    let webhook = create_webhook(&app, &admin, &url, &events).await;
+    let secret = webhook["secret"].as_str().unwrap();
+
+    let (ada, _) = app.register("ada@example.com").await;
+    let ada_id = ada["id"].as_str().unwrap();
+    let client = app
+        .create_client(
+            &admin,
+            json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}),
+        )
+        .await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let deleted = app
+        .delete(&format!("/v1/oauth-clients/{client_id}"), &admin)
+        .await;
+    assert!(deleted.status().is_success());
+    // The third wrong password reaches the limit: one `login.locked`, whatever follows.
+    for _ in 0..5 {
+        let refused = app
+            .api
+            .login(
+                "ada@example.com",
+                &Secret::new("wrong password"),
+                "192.0.2.7",
+            )
+            .await;
+        assert!(refused.is_err());
+    }
+    let deleted = app.delete(&format!("/v1/users/{ada_id}"), &admin).await;
+    assert!(deleted.status().is_success());
+
+    app.api.deliver_webhooks(&HttpWebhookClient).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..events.len() {
+        let received = next(&mut rx).await;
+        assert_signed(&received, secret);
+        got.push(received.json());
+    }
+    let of = |kind: &str| {
+        got.iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("{kind} delivered: {got:?}"))
+            .clone()
+    };
+    assert_eq!(of("user.created")["data"]["user_id"], ada_id);
+    assert_eq!(of("user.deleted")["data"]["user_id"], ada_id);
+    assert_eq!(of("oauth_client.created")["data"]["client_id"], client_id);
+    assert_eq!(of("oauth_client.deleted")["data"]["client_id"], client_id);
+    let locked = of("login.locked");
+    assert_eq!(locked["data"]["user_id"], ada_id);
+    assert!(locked["data"]["retry_after_seconds"].as_u64().unwrap() > 0);
+    let listed = deliveries_when(&app, &admin, webhook["id"].as_str().unwrap(), |l| {
+        l.len() == events.len() && l.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|d| d["type"] == "login.locked")
+            .count(),
+        1,
+        "locked once, not at every refused attempt"
+    );
 }
