@@ -20,7 +20,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::e2e;
-use crate::helpers::{TestApp, expect_error};
+use crate::helpers::{
+    Browser, TestApp, expect_error, hidden_field, shown_secret, sign_in_to_portal,
+};
 
 /// Longest a test waits for a delivery before it fails (a hang guard, not a measurement).
 const WAIT: Duration = Duration::from_secs(20);
@@ -180,11 +182,15 @@ e2e!(
     deliveries_are_listed_and_redelivered,
 );
 
-e2e!(private_targets_and_bad_input_are_refused);
+e2e!(
+    private_targets_and_bad_input_are_refused,
+    members_get_no_webhooks_page_nor_its_actions,
+);
 
 e2e!(
     settings = allow_private_and_lock_early;
     security_events_reach_the_webhooks_subscribed_to_them,
+    an_admin_manages_webhooks_in_the_portal,
 );
 
 async fn a_signed_delivery_is_retried_after_a_500_by_a_restarted_instance(app: TestApp) {
@@ -473,4 +479,123 @@ async fn security_events_reach_the_webhooks_subscribed_to_them(app: TestApp) {
         1,
         "locked once, not at every refused attempt"
     );
+}
+
+async fn an_admin_manages_webhooks_in_the_portal(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    let (url, mut rx) = start_receiver(&[500]).await;
+    let mut browser = Browser::new();
+    let portal = sign_in_to_portal(&app, &mut browser, "admin@example.com").await;
+    assert!(portal.contains("href=\"/portal/webhooks\""), "{portal}");
+    let page = browser.get(&app, &app.url("/portal/webhooks")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = hidden_field(&page.text().await.unwrap(), "csrf_token");
+
+    // A bad URL is a message, and nothing is registered.
+    let refused = browser
+        .post(
+            &app,
+            "/portal/webhooks",
+            &[
+                ("csrf_token", &csrf),
+                ("url", "ftp://x"),
+                ("events", "user.created"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::OK);
+    assert!(refused.text().await.unwrap().contains("must use https"));
+
+    let created = browser
+        .post(
+            &app,
+            "/portal/webhooks",
+            &[
+                ("csrf_token", &csrf),
+                ("url", &url),
+                ("events", "user.created user.deleted"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let secret = shown_secret(&created.text().await.unwrap());
+    assert!(secret.starts_with("whsec_"), "{secret}");
+
+    app.register("ada@example.com").await;
+    app.api.deliver_webhooks(&HttpWebhookClient).await.unwrap();
+    let first = next(&mut rx).await;
+    assert_signed(&first, &secret);
+    let list: Value = app.get("/v1/webhooks", &admin).await.json().await.unwrap();
+    let webhook_id = list["webhooks"][0]["id"].as_str().unwrap().to_owned();
+    deliveries_when(&app, &admin, &webhook_id, |l| {
+        l.len() == 1 && l[0]["attempts"] == 1
+    })
+    .await;
+    let page = browser.get(&app, &app.url("/portal/webhooks")).await;
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&url), "{html}");
+    assert!(
+        html.contains("<td>500</td>"),
+        "the failed attempt is shown: {html}"
+    );
+    assert!(!html.contains(&secret), "the secret is shown once only");
+
+    // Redelivered from the page: attempted again at once.
+    let delivery_id = html
+        .split("/deliveries/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let again = browser
+        .post(
+            &app,
+            &format!("/portal/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    app.api.deliver_webhooks(&HttpWebhookClient).await.unwrap();
+    assert_eq!(next(&mut rx).await.json()["id"], first.json()["id"]);
+
+    let deleted = browser
+        .post(
+            &app,
+            &format!("/portal/webhooks/{webhook_id}/delete"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert!(
+        deleted
+            .text()
+            .await
+            .unwrap()
+            .contains("No webhooks are registered.")
+    );
+}
+
+async fn members_get_no_webhooks_page_nor_its_actions(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    app.register("plain@example.com").await;
+    let mut browser = Browser::new();
+    let portal = sign_in_to_portal(&app, &mut browser, "plain@example.com").await;
+    assert!(!portal.contains("/portal/webhooks"), "{portal}");
+    let csrf = hidden_field(&portal, "csrf_token");
+    let page = browser.get(&app, &app.url("/portal/webhooks")).await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let refused = browser
+        .post(
+            &app,
+            "/portal/webhooks",
+            &[
+                ("csrf_token", &csrf),
+                ("url", "https://hooks.example.com/"),
+                ("events", "user.created"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let list: Value = app.get("/v1/webhooks", &admin).await.json().await.unwrap();
+    assert_eq!(list["webhooks"], json!([]));
 }
