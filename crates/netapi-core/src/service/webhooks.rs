@@ -116,7 +116,8 @@ pub trait WebhookClient: Send + Sync {
 
 /// Whether an outbound request may go to `ip` when private targets are not allowed: not
 /// loopback, private (RFC 1918, ULA), link-local, unspecified, multicast, shared (CGNAT),
-/// documentation or broadcast, nor an IPv4 address in IPv6 clothing of those.
+/// documentation or broadcast, nor an IPv4 address of those in IPv6 clothing (mapped or
+/// NAT64).
 pub fn is_public_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -136,7 +137,13 @@ pub fn is_public_address(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public_address(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [.., a, b, c, d] = v6.octets();
+                return is_public_address(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
+            let first = segments[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
