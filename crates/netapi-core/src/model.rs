@@ -455,3 +455,120 @@ impl fmt::Debug for SigningKey {
             .finish_non_exhaustive()
     }
 }
+
+/// An endpoint that receives signed events (issue 14). Only administrators manage them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `whk_...`
+    pub id: String,
+    /// The administrator who created it.
+    pub created_by: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// The event types it receives.
+    pub events: Vec<String>,
+    /// The signing secret, sealed under the secret key: it must be recovered to sign, and a
+    /// copy of the database alone must not be enough to forge deliveries.
+    pub sealed_secret: Vec<u8>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// When it was deleted; deliveries stop, its history stays.
+    pub disabled_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("disabled_at", &self.disabled_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not delivered yet; attempted again at `next_attempt_at`.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up after the last attempt.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One event on its way to one webhook (the outbox row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// `whd_...`
+    pub id: String,
+    /// The webhook it goes to.
+    pub webhook_id: String,
+    /// The audit event it tells of (`evt_...`).
+    pub event_id: String,
+    /// The event type, e.g. `api_key.revoked`.
+    pub event_type: String,
+    /// The JSON body sent, `{"id", "type", "created_at", "data"}` (never a secret).
+    pub payload: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When a pending delivery is due (or its lease ends, while an instance delivers it).
+    pub next_attempt_at: Timestamp,
+    /// The HTTP status of the last answer, if there was one.
+    pub last_status_code: Option<u16>,
+    /// Why the last attempt failed: a short excerpt, never a whole response body.
+    pub last_error: Option<String>,
+    /// Creation time (the event's).
+    pub created_at: Timestamp,
+    /// When the receiver accepted it.
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// An event for the webhooks subscribed to its type: written in the transaction that records
+/// its audit event, so that no event is delivered without being recorded, or lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// The event type, e.g. `user.created`.
+    pub event_type: String,
+    /// The JSON body every subscribed webhook receives.
+    pub payload: String,
+}
+
+/// How one delivery attempt ended, to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// The status after this attempt.
+    pub status: DeliveryStatus,
+    /// When to try again (pending only).
+    pub next_attempt_at: Timestamp,
+    /// The HTTP status of the answer, if any.
+    pub status_code: Option<u16>,
+    /// A short excerpt of why it failed.
+    pub error: Option<String>,
+    /// When the attempt ended.
+    pub at: Timestamp,
+}

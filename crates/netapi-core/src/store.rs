@@ -8,6 +8,7 @@ use crate::model::{
     ApiKey, AuditEvent, AuthorizationCode, Consent, GrantType, OAuthClient, RefreshToken, Resource,
     ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey, User,
 };
+use crate::model::{DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::scope::{Role, Scopes};
 use crate::secret::SecretHash;
 use crate::usage::UsageCount;
@@ -137,13 +138,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn pool_usage(&self) -> (u32, u32);
 
     // --- users ---
-    /// Creates a user with its first API key and audit event, atomically.
+    /// Creates a user with its first API key and audit event (and the event's webhook
+    /// deliveries, as [`Store::record_event`] writes them), atomically.
     /// `Conflict("email")` if the email is taken.
     async fn create_user(
         &self,
         user: &User,
         first_key: Option<&ApiKey>,
         event: &AuditEvent,
+        outbox: Option<&OutboxEvent>,
     ) -> StoreResult<()>;
     /// A user by id.
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
@@ -219,6 +222,63 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         before: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Appends an event and, when it is one webhooks receive, a pending delivery of it to
+    /// every live webhook subscribed to its type, all in one transaction.
+    async fn record_event(
+        &self,
+        event: &AuditEvent,
+        outbox: Option<&OutboxEvent>,
+    ) -> StoreResult<()>;
+
+    // --- webhooks ---
+    /// Stores a new webhook.
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// A webhook by id, live or disabled.
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>>;
+    /// Live webhooks ordered by id after the cursor.
+    async fn list_webhooks(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Webhook>>;
+    /// Disables a live webhook (its pending deliveries are no longer claimed); false if
+    /// unknown or disabled already.
+    async fn disable_webhook(&self, id: &str, at: Timestamp) -> StoreResult<bool>;
+    /// A delivery of a webhook by id.
+    async fn get_webhook_delivery(
+        &self,
+        webhook_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<WebhookDelivery>>;
+    /// A webhook's deliveries, newest first, before the cursor.
+    async fn list_webhook_deliveries(
+        &self,
+        webhook_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Claims up to `limit` pending deliveries due at `now` of live webhooks, moving their
+    /// `next_attempt_at` to `lease_until` so that no other instance claims them until then.
+    /// Each due delivery is claimed by one caller only, however many ask at once.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Records an attempt (counting it) of a delivery claimed with the lease `lease_until`;
+    /// false, writing nothing, if it is no longer held with that lease (it expired and
+    /// another instance claimed it).
+    async fn record_webhook_attempt(
+        &self,
+        id: &str,
+        lease_until: Timestamp,
+        attempt: &DeliveryAttempt,
+    ) -> StoreResult<bool>;
+    /// Makes a delivery pending again, due at `at`; false if unknown.
+    async fn redeliver_webhook_delivery(
+        &self,
+        webhook_id: &str,
+        id: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
 
     // --- OAuth clients ---
     /// Stores a new client.

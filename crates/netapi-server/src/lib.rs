@@ -16,6 +16,7 @@ pub mod proxy;
 mod scanning;
 mod state;
 mod web;
+pub mod webhooks;
 
 pub use state::AppState;
 
@@ -198,6 +199,7 @@ pub async fn serve(
     use tower::ServiceExt as _;
 
     let background = tokio::spawn(run_background(api.clone()));
+    let webhooks = tokio::spawn(webhooks::run_webhook_delivery(api.clone()));
     let state = AppState {
         api: api.clone(),
         trusted_proxies: Arc::new(options.trusted_proxies.clone()),
@@ -244,6 +246,7 @@ pub async fn serve(
         tracing::warn!("requests still running after the shutdown grace period were cut off");
     }
     background.abort();
+    webhooks.abort();
     if let Err(err) = api.flush_usage().await {
         tracing::warn!(error = %err, "could not record key usage at shutdown");
     }

@@ -2,7 +2,9 @@
 //! text ids, integer seconds, integer scope bit sets and binary hashes.
 
 use netapi_core::StoreError;
-use netapi_core::model::{ClientAuthMethod, GrantType, ResourceScope, SigningAlgorithm};
+use netapi_core::model::{
+    ClientAuthMethod, DeliveryStatus, GrantType, ResourceScope, SigningAlgorithm,
+};
 use netapi_core::scope::Role;
 use netapi_core::secret::SecretHash;
 use netapi_core::store::Invalidation;
@@ -21,6 +23,10 @@ pub(crate) fn role(name: &str) -> Result<Role, StoreError> {
 
 pub(crate) fn auth_method(name: &str) -> Result<ClientAuthMethod, StoreError> {
     ClientAuthMethod::parse(name).ok_or_else(|| corrupt("auth method"))
+}
+
+pub(crate) fn delivery_status(name: &str) -> Result<DeliveryStatus, StoreError> {
+    DeliveryStatus::parse(name).ok_or_else(|| corrupt("delivery status"))
 }
 
 pub(crate) fn alg(name: &str) -> Result<SigningAlgorithm, StoreError> {

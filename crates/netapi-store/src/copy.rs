@@ -198,6 +198,35 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         "secret_key_check",
         &[("id", Int), ("check_value", Blob), ("created_at", Int)],
     ),
+    (
+        "webhooks",
+        &[
+            ("id", Text),
+            ("created_by", Text),
+            ("url", Text),
+            ("events", Text),
+            ("secret", Blob),
+            ("created_at", Int),
+            ("disabled_at", Int),
+        ],
+    ),
+    (
+        "webhook_deliveries",
+        &[
+            ("id", Text),
+            ("webhook_id", Text),
+            ("event_id", Text),
+            ("event_type", Text),
+            ("payload", Text),
+            ("status", Text),
+            ("attempts", Int),
+            ("next_attempt_at", Int),
+            ("last_status_code", Int),
+            ("last_error", Text),
+            ("created_at", Int),
+            ("delivered_at", Int),
+        ],
+    ),
 ];
 
 /// Copies everything from `from` into `to`; returns `(table, rows)` for each table.

@@ -57,6 +57,7 @@ macro_rules! forward_store {
                 ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken,
                 Resource, ResourceGrant, RotateOutcome, Session, SigningKey, User,
             };
+            use netapi_core::model::{DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
             use netapi_core::secret::SecretHash;
             use netapi_core::store::{
                 ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, StoreResult,
@@ -67,7 +68,7 @@ macro_rules! forward_store {
             use $crate::tables::{
                 api_key_usage, api_keys, audit_events, authorization_codes, consents,
                 invalidations, oauth_clients, refresh_tokens, resources, sessions, signing_keys,
-                users,
+                users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -89,8 +90,9 @@ macro_rules! forward_store {
                     user: &User,
                     first_key: Option<&ApiKey>,
                     event: &AuditEvent,
+                    outbox: Option<&OutboxEvent>,
                 ) -> StoreResult<()> {
-                    users::create(self, user, first_key, event).await
+                    users::create(self, user, first_key, event, outbox).await
                 }
 
                 async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
@@ -200,6 +202,78 @@ macro_rules! forward_store {
                     limit: u32,
                 ) -> StoreResult<Vec<AuditEvent>> {
                     audit_events::list(self, user_id, before, limit).await
+                }
+
+                async fn record_event(
+                    &self,
+                    event: &AuditEvent,
+                    outbox: Option<&OutboxEvent>,
+                ) -> StoreResult<()> {
+                    webhooks::record_event(self, event, outbox).await
+                }
+
+                async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+                    webhooks::insert(self, webhook).await
+                }
+
+                async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
+                    webhooks::get(self, id).await
+                }
+
+                async fn list_webhooks(
+                    &self,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<Webhook>> {
+                    webhooks::list_live(self, after, limit).await
+                }
+
+                async fn disable_webhook(&self, id: &str, at: Timestamp) -> StoreResult<bool> {
+                    webhooks::disable(self, id, at).await
+                }
+
+                async fn get_webhook_delivery(
+                    &self,
+                    webhook_id: &str,
+                    id: &str,
+                ) -> StoreResult<Option<WebhookDelivery>> {
+                    webhooks::get_delivery(self, webhook_id, id).await
+                }
+
+                async fn list_webhook_deliveries(
+                    &self,
+                    webhook_id: &str,
+                    before: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<WebhookDelivery>> {
+                    webhooks::list_deliveries(self, webhook_id, before, limit).await
+                }
+
+                async fn claim_webhook_deliveries(
+                    &self,
+                    now: Timestamp,
+                    lease_until: Timestamp,
+                    limit: u32,
+                ) -> StoreResult<Vec<WebhookDelivery>> {
+                    webhooks::claim(self, now, lease_until, limit).await
+                }
+
+                async fn record_webhook_attempt(
+                    &self,
+                    id: &str,
+                    lease_until: Timestamp,
+                    attempt: &DeliveryAttempt,
+                ) -> StoreResult<bool> {
+                    webhooks::record_attempt(self, id, lease_until, attempt).await
+                }
+
+                async fn redeliver_webhook_delivery(
+                    &self,
+                    webhook_id: &str,
+                    id: &str,
+                    at: Timestamp,
+                ) -> StoreResult<bool> {
+                    webhooks::redeliver(self, webhook_id, id, at).await
                 }
 
                 async fn insert_client(&self, client: &OAuthClient) -> StoreResult<()> {

@@ -8,9 +8,10 @@
 
 use netapi_core::ids::new_id;
 use netapi_core::model::{
-    ApiKey, AuditEvent, AuthorizationCode, ClientAuthMethod, Consent, GrantType, OAuthClient,
-    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
-    SigningKey, User,
+    ApiKey, AuditEvent, AuthorizationCode, ClientAuthMethod, Consent, DeliveryAttempt,
+    DeliveryStatus, GrantType, OAuthClient, OutboxEvent, RefreshToken, Resource, ResourceGrant,
+    ResourceScope, RotateOutcome, Session, SigningAlgorithm, SigningKey, User, Webhook,
+    WebhookDelivery,
 };
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{
@@ -213,6 +214,16 @@ conformance! {
     signing_keys_reseal => sqlite_signing_keys_reseal, postgres_signing_keys_reseal;
     secret_key_check => sqlite_secret_key_check, postgres_secret_key_check;
     delete_expired => sqlite_delete_expired, postgres_delete_expired;
+    webhooks_crud => sqlite_webhooks_crud, postgres_webhooks_crud;
+    webhooks_outbox => sqlite_webhooks_outbox, postgres_webhooks_outbox;
+    webhooks_outbox_is_atomic =>
+        sqlite_webhooks_outbox_is_atomic, postgres_webhooks_outbox_is_atomic;
+    webhook_deliveries_claim_and_attempts =>
+        sqlite_webhook_deliveries_claim_and_attempts,
+        postgres_webhook_deliveries_claim_and_attempts;
+    webhook_deliveries_concurrent_claims =>
+        sqlite_webhook_deliveries_concurrent_claims,
+        postgres_webhook_deliveries_concurrent_claims;
 }
 
 // Migrating needs the URL, not just a store, so it is written out for each backend.
@@ -306,8 +317,8 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// The versions of the migrations there are (0001 to 0007).
-const ALL_VERSIONS: (i64, i64) = (7, 7);
+/// The versions of the migrations there are (0001 to 0008).
+const ALL_VERSIONS: (i64, i64) = (8, 8);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -437,7 +448,12 @@ async fn reopen_with_data(url: String, alice: User) {
     let bob = user("bob@example.com");
     let key = api_key(&bob.id, 1);
     store
-        .create_user(&bob, Some(&key), &event(Some(&bob.id), "user.created"))
+        .create_user(
+            &bob,
+            Some(&key),
+            &event(Some(&bob.id), "user.created"),
+            None,
+        )
         .await
         .expect("create user");
     store
@@ -513,7 +529,7 @@ async fn ping_write(url: String, read_only_url: String) {
     }
     let alice = user("alice@example.com");
     store
-        .create_user(&alice, None, &event(Some(&alice.id), "user.created"))
+        .create_user(&alice, None, &event(Some(&alice.id), "user.created"), None)
         .await
         .expect("a write after probing");
 }
@@ -525,7 +541,7 @@ async fn migrate_twice(url: String) {
         .expect("first open and migrate");
     let alice = user("alice@example.com");
     first
-        .create_user(&alice, None, &event(Some(&alice.id), "user.created"))
+        .create_user(&alice, None, &event(Some(&alice.id), "user.created"), None)
         .await
         .expect("create user");
     drop(first);
@@ -696,7 +712,7 @@ fn signing_key(kid: &str, active_from: Timestamp, retire_at: Option<Timestamp>) 
 async fn add_user(store: &Arc<dyn Store>, email: &str) -> User {
     let u = user(email);
     store
-        .create_user(&u, None, &event(Some(&u.id), "user.created"))
+        .create_user(&u, None, &event(Some(&u.id), "user.created"), None)
         .await
         .expect("create user");
     u
@@ -731,7 +747,7 @@ async fn users_crud(store: Arc<dyn Store>) {
     let key = api_key(&alice.id, 1);
     let created = event(Some(&alice.id), "user.created");
     store
-        .create_user(&alice, Some(&key), &created)
+        .create_user(&alice, Some(&key), &created, None)
         .await
         .expect("create user");
 
@@ -824,7 +840,7 @@ async fn users_duplicate_email(store: Arc<dyn Store>) {
     let imposter_key = api_key(&imposter.id, 2);
     let imposter_event = event(Some(&imposter.id), "user.created");
     let err = store
-        .create_user(&imposter, Some(&imposter_key), &imposter_event)
+        .create_user(&imposter, Some(&imposter_key), &imposter_event, None)
         .await
         .expect_err("duplicate email on create");
     assert!(matches!(err, StoreError::Conflict("email")), "{err:?}");
@@ -929,7 +945,7 @@ async fn users_concurrent_create(store: Arc<dyn Store>) {
             let u = user("race@example.com");
             let key = api_key(&u.id, 10 + i);
             let result = store
-                .create_user(&u, Some(&key), &event(Some(&u.id), "user.created"))
+                .create_user(&u, Some(&key), &event(Some(&u.id), "user.created"), None)
                 .await;
             (u, result)
         }));
@@ -2911,7 +2927,7 @@ async fn users_stale_update_keeps_role(store: Arc<dyn Store>) {
     let mut admin = user("ada@example.com");
     admin.role = Role::Admin;
     store
-        .create_user(&admin, None, &event(Some(&admin.id), "user.created"))
+        .create_user(&admin, None, &event(Some(&admin.id), "user.created"), None)
         .await
         .expect("create");
     let stale = store.get_user(&admin.id).await.expect("get").expect("user");
@@ -3449,4 +3465,376 @@ async fn resource_grants(store: Arc<dyn Store>) {
         store.list_resource_grants(&bob.id).await.expect("list"),
         vec![bobs]
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// Webhooks
+// ------------------------------------------------------------------------------------------
+
+fn webhook(events: &[&str]) -> Webhook {
+    Webhook {
+        id: new_id("whk"),
+        created_by: new_id("usr"),
+        url: "https://hooks.example.com/netapi".to_owned(),
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        sealed_secret: vec![7; 60],
+        created_at: NOW,
+        disabled_at: None,
+    }
+}
+
+fn outbox(event_type: &str) -> OutboxEvent {
+    OutboxEvent {
+        event_type: event_type.to_owned(),
+        payload: format!(r#"{{"type":"{event_type}"}}"#),
+    }
+}
+
+/// Records an event of `kind` for webhooks; answers it.
+async fn record(store: &Arc<dyn Store>, kind: &str) -> AuditEvent {
+    let e = event(None, kind);
+    store
+        .record_event(&e, Some(&outbox(kind)))
+        .await
+        .expect("record event");
+    e
+}
+
+async fn webhooks_crud(store: Arc<dyn Store>) {
+    let first = webhook(&["user.created", "api_key.revoked"]);
+    store.insert_webhook(&first).await.expect("insert");
+    tick().await;
+    let second = webhook(&["login.locked"]);
+    store.insert_webhook(&second).await.expect("insert");
+
+    assert_eq!(
+        store.get_webhook(&first.id).await.expect("get"),
+        Some(first.clone())
+    );
+    assert_eq!(store.get_webhook("whk_unknown").await.expect("get"), None);
+    assert_eq!(
+        store.list_webhooks(None, 10).await.expect("list"),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(
+        store
+            .list_webhooks(Some(&first.id), 10)
+            .await
+            .expect("page"),
+        vec![second.clone()]
+    );
+    assert_eq!(
+        store.list_webhooks(None, 1).await.expect("limit"),
+        vec![first.clone()]
+    );
+
+    assert!(
+        store
+            .disable_webhook(&first.id, NOW + 5)
+            .await
+            .expect("disable")
+    );
+    assert!(
+        !store
+            .disable_webhook(&first.id, NOW + 6)
+            .await
+            .expect("again"),
+        "disabling twice changes nothing"
+    );
+    assert!(
+        !store
+            .disable_webhook("whk_unknown", NOW)
+            .await
+            .expect("unknown")
+    );
+    let disabled = store
+        .get_webhook(&first.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(disabled.disabled_at, Some(NOW + 5));
+    assert_eq!(
+        store.list_webhooks(None, 10).await.expect("list"),
+        vec![second],
+        "disabled webhooks are not listed"
+    );
+}
+
+async fn webhooks_outbox(store: Arc<dyn Store>) {
+    let users = webhook(&["user.created", "user.deleted"]);
+    let keys = webhook(&["api_key.created"]);
+    let gone = webhook(&["user.created"]);
+    for w in [&users, &keys, &gone] {
+        store.insert_webhook(w).await.expect("insert");
+    }
+    store.disable_webhook(&gone.id, NOW).await.expect("disable");
+
+    let created = record(&store, "user.created").await;
+    // An event no one subscribed to, and one recorded without an outbox entry.
+    record(&store, "login.locked").await;
+    let plain = event(None, "user.created");
+    store.record_event(&plain, None).await.expect("plain event");
+
+    let events = store
+        .list_audit_events(None, None, 10)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 3, "every event is recorded");
+
+    let to_users = store
+        .list_webhook_deliveries(&users.id, None, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(to_users.len(), 1, "{to_users:?}");
+    let delivery = &to_users[0];
+    assert!(delivery.id.starts_with("whd_"));
+    assert_eq!(delivery.webhook_id, users.id);
+    assert_eq!(delivery.event_id, created.id);
+    assert_eq!(delivery.event_type, "user.created");
+    assert_eq!(delivery.payload, outbox("user.created").payload);
+    assert_eq!(delivery.status, DeliveryStatus::Pending);
+    assert_eq!(delivery.attempts, 0);
+    assert_eq!(delivery.next_attempt_at, created.created_at);
+    assert_eq!(delivery.last_status_code, None);
+    assert_eq!(delivery.delivered_at, None);
+    assert_eq!(
+        store
+            .get_webhook_delivery(&users.id, &delivery.id)
+            .await
+            .expect("get"),
+        Some(delivery.clone())
+    );
+    assert_eq!(
+        store
+            .get_webhook_delivery(&keys.id, &delivery.id)
+            .await
+            .expect("get"),
+        None,
+        "a delivery is found only under its own webhook"
+    );
+    for other in [&keys, &gone] {
+        assert!(
+            store
+                .list_webhook_deliveries(&other.id, None, 10)
+                .await
+                .expect("deliveries")
+                .is_empty(),
+            "nothing for unsubscribed or disabled webhooks"
+        );
+    }
+
+    // Newest first, paged with `before`.
+    tick().await;
+    record(&store, "user.deleted").await;
+    let all = store
+        .list_webhook_deliveries(&users.id, None, 10)
+        .await
+        .expect("all");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].event_type, "user.deleted");
+    let next = store
+        .list_webhook_deliveries(&users.id, Some(&all[0].id), 10)
+        .await
+        .expect("page");
+    assert_eq!(next, all[1..]);
+
+    // A user created with its event writes the event's deliveries in the same transaction.
+    let carol = user("carol@example.com");
+    let carol_created = event(Some(&carol.id), "user.created");
+    store
+        .create_user(&carol, None, &carol_created, Some(&outbox("user.created")))
+        .await
+        .expect("create user");
+    let newest = store
+        .list_webhook_deliveries(&users.id, None, 1)
+        .await
+        .expect("deliveries");
+    assert_eq!(newest[0].event_id, carol_created.id);
+}
+
+async fn webhooks_outbox_is_atomic(store: Arc<dyn Store>) {
+    let w = webhook(&["user.created"]);
+    store.insert_webhook(&w).await.expect("insert");
+    let first = record(&store, "user.created").await;
+    // The same event id again: the event is refused, and so is its delivery.
+    let again = store
+        .record_event(&first, Some(&outbox("user.created")))
+        .await;
+    assert!(again.is_err(), "a duplicate event id is refused");
+    let deliveries = store
+        .list_webhook_deliveries(&w.id, None, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(deliveries.len(), 1, "no delivery without its event");
+}
+
+async fn webhook_deliveries_claim_and_attempts(store: Arc<dyn Store>) {
+    let w = webhook(&["user.created"]);
+    store.insert_webhook(&w).await.expect("insert");
+    let e = record(&store, "user.created").await;
+    let lease = NOW + 60;
+
+    assert!(
+        store
+            .claim_webhook_deliveries(NOW - 1, lease, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not due before its time"
+    );
+    let claimed = store
+        .claim_webhook_deliveries(NOW, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event_id, e.id);
+    assert_eq!(
+        claimed[0].next_attempt_at, lease,
+        "held until the lease ends"
+    );
+    assert!(
+        store
+            .claim_webhook_deliveries(NOW + 1, NOW + 61, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a leased delivery is not claimed again"
+    );
+
+    // A failed attempt, to be retried.
+    let failed = DeliveryAttempt {
+        status: DeliveryStatus::Pending,
+        next_attempt_at: NOW + 10,
+        status_code: Some(500),
+        error: Some("HTTP 500".to_owned()),
+        at: NOW + 1,
+    };
+    let id = claimed[0].id.clone();
+    assert!(
+        !store
+            .record_webhook_attempt(&id, NOW + 61, &failed)
+            .await
+            .expect("record"),
+        "only the holder of the lease records"
+    );
+    assert!(
+        store
+            .record_webhook_attempt(&id, lease, &failed)
+            .await
+            .expect("record")
+    );
+    let stored = get_delivery(&store, &w, &id).await;
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.status, DeliveryStatus::Pending);
+    assert_eq!(stored.next_attempt_at, NOW + 10);
+    assert_eq!(stored.last_status_code, Some(500));
+    assert_eq!(stored.last_error.as_deref(), Some("HTTP 500"));
+
+    // The retry is claimed when due, and succeeds.
+    let lease = NOW + 70;
+    let retry = store
+        .claim_webhook_deliveries(NOW + 10, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(retry.len(), 1);
+    let delivered = DeliveryAttempt {
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: lease,
+        status_code: Some(204),
+        error: None,
+        at: NOW + 11,
+    };
+    assert!(
+        store
+            .record_webhook_attempt(&id, lease, &delivered)
+            .await
+            .expect("record")
+    );
+    let stored = get_delivery(&store, &w, &id).await;
+    assert_eq!(stored.attempts, 2);
+    assert_eq!(stored.status, DeliveryStatus::Delivered);
+    assert_eq!(stored.last_status_code, Some(204));
+    assert_eq!(stored.last_error, None);
+    assert_eq!(stored.delivered_at, Some(NOW + 11));
+    assert!(
+        store
+            .claim_webhook_deliveries(NOW + 1000, NOW + 1060, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a delivered one is never claimed"
+    );
+
+    // Redelivery on demand makes it pending again.
+    assert!(
+        store
+            .redeliver_webhook_delivery(&w.id, &id, NOW + 2000)
+            .await
+            .expect("redeliver")
+    );
+    assert!(
+        !store
+            .redeliver_webhook_delivery("whk_other", &id, NOW + 2000)
+            .await
+            .expect("redeliver"),
+        "only under its own webhook"
+    );
+    let again = store
+        .claim_webhook_deliveries(NOW + 2000, NOW + 2060, 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].status, DeliveryStatus::Pending);
+
+    // Deliveries of a disabled webhook are no longer claimed.
+    record(&store, "user.created").await;
+    store.disable_webhook(&w.id, NOW).await.expect("disable");
+    assert!(
+        store
+            .claim_webhook_deliveries(NOW + 5000, NOW + 5060, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+}
+
+async fn get_delivery(store: &Arc<dyn Store>, w: &Webhook, id: &str) -> WebhookDelivery {
+    store
+        .get_webhook_delivery(&w.id, id)
+        .await
+        .expect("get")
+        .expect("exists")
+}
+
+async fn webhook_deliveries_concurrent_claims(store: Arc<dyn Store>) {
+    let w = webhook(&["user.created"]);
+    store.insert_webhook(&w).await.expect("insert");
+    for _ in 0..30 {
+        record(&store, "user.created").await;
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_webhook_deliveries(NOW, NOW + 60, 5)
+                .await
+                .expect("claim")
+        }));
+    }
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.expect("task").into_iter().map(|d| d.id));
+    }
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "no delivery is claimed twice");
+    assert!(total > 0, "some are claimed");
+    // Whatever was not claimed is still there for the next round, once each.
+    let rest = store
+        .claim_webhook_deliveries(NOW, NOW + 60, 100)
+        .await
+        .expect("claim");
+    assert_eq!(total + rest.len(), 30);
 }

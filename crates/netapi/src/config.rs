@@ -104,6 +104,17 @@ pub struct Settings {
     /// POST /secret-scanning/github [default: none, the endpoint answers 404]
     #[arg(long, env = "NETAPI_SECRET_SCANNING_GITHUB_KEYS")]
     pub secret_scanning_github_keys: Option<PathBuf>,
+    /// Longest a webhook delivery may take, in seconds [default: 10]
+    #[arg(long, env = "NETAPI_WEBHOOK_TIMEOUT")]
+    pub webhook_timeout: Option<i64>,
+    /// Seconds before the first retry of a failed webhook delivery, doubling at each next
+    /// one (12 attempts in all) [default: 5]
+    #[arg(long, env = "NETAPI_WEBHOOK_RETRY_BASE")]
+    pub webhook_retry_base: Option<i64>,
+    /// Let outbound requests (webhooks) reach loopback, private and link-local addresses,
+    /// and http URLs [default: false]
+    #[arg(long, env = "NETAPI_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: Option<bool>,
 }
 
 macro_rules! fill_from {
@@ -156,6 +167,9 @@ impl Settings {
             tls_key,
             log_format,
             secret_scanning_github_keys,
+            webhook_timeout,
+            webhook_retry_base,
+            allow_private_targets,
         );
         Ok(self)
     }
@@ -267,6 +281,22 @@ impl Settings {
                 .registration_hash_queue
                 .unwrap_or(defaults.registration_hash_queue),
             secret_scanning_github_keys: self.secret_scanning_github_keys.clone(),
+            webhook_timeout: std::time::Duration::from_secs(
+                positive(
+                    "webhook_timeout",
+                    self.webhook_timeout,
+                    i64::try_from(defaults.webhook_timeout.as_secs()).unwrap_or(10),
+                )?
+                .unsigned_abs(),
+            ),
+            webhook_retry_base: positive(
+                "webhook_retry_base",
+                self.webhook_retry_base,
+                defaults.webhook_retry_base,
+            )?,
+            allow_private_targets: self
+                .allow_private_targets
+                .unwrap_or(defaults.allow_private_targets),
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {

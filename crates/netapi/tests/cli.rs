@@ -595,6 +595,8 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "users: 2 rows",
         "resources: 1 rows",
         "resource_grants: 1 rows",
+        "webhooks: 0 rows",
+        "webhook_deliveries: 0 rows",
     ] {
         assert!(report.contains(line), "{line}: {report}");
     }

@@ -105,6 +105,7 @@ mod tests {
         ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, Resource,
         ResourceGrant, RotateOutcome, Session, SigningKey, User,
     };
+    use crate::model::{DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
     use crate::scope::{Role, Scopes};
     use crate::secret::{SecretHash, SecretHasher, SecretKind, generate};
     use crate::service::{NetApi, Principal, Settings};
@@ -155,6 +156,7 @@ mod tests {
             _: &User,
             _: Option<&ApiKey>,
             _: &AuditEvent,
+            _: Option<&OutboxEvent>,
         ) -> StoreResult<()> {
             Err(unused())
         }
@@ -247,6 +249,60 @@ mod tests {
             _: Option<&str>,
             _: u32,
         ) -> StoreResult<Vec<AuditEvent>> {
+            Err(unused())
+        }
+        async fn record_event(&self, _: &AuditEvent, _: Option<&OutboxEvent>) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn insert_webhook(&self, _: &Webhook) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_webhook(&self, _: &str) -> StoreResult<Option<Webhook>> {
+            Err(unused())
+        }
+        async fn list_webhooks(&self, _: Option<&str>, _: u32) -> StoreResult<Vec<Webhook>> {
+            Err(unused())
+        }
+        async fn disable_webhook(&self, _: &str, _: Timestamp) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn get_webhook_delivery(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> StoreResult<Option<WebhookDelivery>> {
+            Err(unused())
+        }
+        async fn list_webhook_deliveries(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: u32,
+        ) -> StoreResult<Vec<WebhookDelivery>> {
+            Err(unused())
+        }
+        async fn claim_webhook_deliveries(
+            &self,
+            _: Timestamp,
+            _: Timestamp,
+            _: u32,
+        ) -> StoreResult<Vec<WebhookDelivery>> {
+            Err(unused())
+        }
+        async fn record_webhook_attempt(
+            &self,
+            _: &str,
+            _: Timestamp,
+            _: &DeliveryAttempt,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn redeliver_webhook_delivery(
+            &self,
+            _: &str,
+            _: &str,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
             Err(unused())
         }
         async fn insert_client(&self, _: &OAuthClient) -> StoreResult<()> {

@@ -16,6 +16,7 @@ mod scanning;
 mod usage;
 mod users;
 mod verify;
+mod webhooks;
 
 pub use access::{Access, ProtectedResource};
 pub use audit::AuditPage;
@@ -41,6 +42,11 @@ pub use resources::{
 pub use usage::{KeyUsage, USAGE_RETENTION_DAYS, UsageQuery};
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
+pub use webhooks::{
+    MAX_DELIVERIES_PAGE, MAX_DELIVERY_ATTEMPTS, MAX_WEBHOOK_URL_LEN, MAX_WEBHOOKS, NewWebhook,
+    SIGNATURE_HEADER, WEBHOOK_EVENTS, WebhookClient, is_public_address, signature,
+    webhook_event_type,
+};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -101,6 +107,13 @@ pub struct Settings {
     /// GitHub's secret scanning public keys (its JSON), read at start; `None` turns
     /// `POST /secret-scanning/github` off.
     pub secret_scanning_github_keys: Option<std::path::PathBuf>,
+    /// How long a webhook delivery may take.
+    pub webhook_timeout: Duration,
+    /// Seconds before the first retry of a failed webhook delivery; each next one waits
+    /// twice as long.
+    pub webhook_retry_base: i64,
+    /// Outbound requests (webhooks) may go to loopback, private and link-local addresses.
+    pub allow_private_targets: bool,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -129,6 +142,9 @@ impl std::fmt::Debug for Settings {
                 "secret_scanning_github_keys",
                 &self.secret_scanning_github_keys,
             )
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("webhook_retry_base", &self.webhook_retry_base)
+            .field("allow_private_targets", &self.allow_private_targets)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +170,9 @@ impl Default for Settings {
             registration_limit_per_hour: 20,
             registration_hash_queue: 32,
             secret_scanning_github_keys: None,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_base: 5,
+            allow_private_targets: false,
         }
     }
 }
@@ -509,7 +528,8 @@ impl NetApi {
         self.settings.access_token_ttl
     }
 
-    /// Records an audit event; a failure to record is logged, not fatal to the request.
+    /// Records an audit event, with its webhook deliveries if webhooks receive it; a failure
+    /// to record is logged, not fatal to the request.
     pub(crate) async fn audit(
         &self,
         user_id: Option<&str>,
@@ -518,7 +538,8 @@ impl NetApi {
         detail: serde_json::Value,
     ) {
         let event = self.audit_event(user_id, kind, ip, detail);
-        if let Err(err) = self.store.insert_audit_event(&event).await {
+        let outbox = webhooks::outbox_entry(&event);
+        if let Err(err) = self.store.record_event(&event, outbox.as_ref()).await {
             tracing::warn!(error = %err, kind, "could not record audit event");
         }
     }

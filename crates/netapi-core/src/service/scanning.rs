@@ -6,8 +6,8 @@
 //! is looked up through the same caches as the authentication hot path; and the revocation
 //! is the one of `DELETE /v1/api-keys/{id}` (storage, then every process's cache).
 //!
-//! Each revoked key gets an `api_key.leaked` audit event in its owner's log. That event is
-//! the hook point for the `api_key.leaked` webhook (issue 14, part 2, not built yet).
+//! Each revoked key gets an `api_key.leaked` audit event in its owner's log, delivered with
+//! it to the webhooks subscribed to `api_key.leaked`.
 
 use serde_json::json;
 use std::collections::HashMap;

@@ -147,7 +147,12 @@ impl NetApi {
             ip,
             json!({ "api_key_id": key.id }),
         );
-        match self.store.create_user(&user, Some(&key), &event).await {
+        let outbox = super::webhooks::outbox_entry(&event);
+        match self
+            .store
+            .create_user(&user, Some(&key), &event, outbox.as_ref())
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 return Err(Error::AlreadyExists(
@@ -439,13 +444,19 @@ impl NetApi {
             }
             user => {
                 self.limiter.record_failure(&subjects, now);
-                self.audit(
-                    user.as_ref().map(|u| u.id.as_str()),
-                    "user.login_failed",
-                    Some(ip),
-                    json!({}),
-                )
-                .await;
+                let user_id = user.as_ref().map(|u| u.id.as_str());
+                self.audit(user_id, "user.login_failed", Some(ip), json!({}))
+                    .await;
+                // The failure that reaches the limit locks sign-in for a while: said once.
+                if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+                    self.audit(
+                        user_id,
+                        "login.locked",
+                        Some(ip),
+                        json!({ "retry_after_seconds": retry_after }),
+                    )
+                    .await;
+                }
                 Err(Error::Unauthenticated(crate::error::AuthFailure::Unknown))
             }
         }

@@ -12,6 +12,7 @@ mod resources;
 mod usage;
 mod users;
 mod verify;
+mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -67,4 +68,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
             resources::delete_resource
         ))
         .routes(routes!(resources::list_grants, resources::set_grant))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::redeliver))
 }

@@ -8,6 +8,7 @@ pub(crate) mod oauth;
 pub(crate) mod resources;
 pub(crate) mod scanning;
 pub(crate) mod usage;
+pub(crate) mod webhooks;
 
 use axum::http::header;
 use netapi_core::clock::format_rfc3339;

@@ -13,6 +13,7 @@ mod register;
 mod resources;
 mod session;
 mod usage_chart;
+mod webhooks;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -90,4 +91,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resources::edit_resource))
         .routes(routes!(resources::delete_resource))
         .routes(routes!(resources::set_grant))
+        .routes(routes!(webhooks::webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::redeliver))
 }

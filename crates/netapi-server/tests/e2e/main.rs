@@ -21,3 +21,4 @@ mod resources;
 mod secret_scanning;
 mod usage;
 mod verify;
+mod webhooks;

@@ -1,6 +1,7 @@
 //! The SQL of each table, as named constants, with the table's row struct and its
 //! conversion into the model type: one file per table, named after it (`resources` also
-//! holds `resource_grants`, `signing_keys` also `secret_key_check`). Every function is
+//! holds `resource_grants`, `signing_keys` also `secret_key_check`,
+//! `webhooks` also `webhook_deliveries`). Every function is
 //! written once for both backends (see [`crate::backend`] for the dialect).
 
 pub(crate) mod api_key_usage;
@@ -15,6 +16,7 @@ pub(crate) mod resources;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use netapi_core::StoreError;
 use netapi_core::store::StoreResult;

@@ -3,9 +3,9 @@
 use sqlx::FromRow;
 
 use crate::backend::{Backend, Exec};
-use crate::tables::{api_keys, audit_events, model, models};
+use crate::tables::{api_keys, model, models, webhooks};
 use crate::{codec, map_err, retry_contention};
-use netapi_core::model::{ApiKey, AuditEvent, User};
+use netapi_core::model::{ApiKey, AuditEvent, OutboxEvent, User};
 use netapi_core::store::{StoreResult, UserChanges};
 use netapi_core::{StoreError, Timestamp};
 
@@ -64,12 +64,14 @@ impl TryFrom<UserRow> for User {
     }
 }
 
-/// The user, their first key if any and the event, in one transaction.
+/// The user, their first key if any and the event (with its webhook deliveries), in one
+/// transaction.
 pub(crate) async fn create(
     db: &impl Backend,
     user: &User,
     first_key: Option<&ApiKey>,
     event: &AuditEvent,
+    outbox: Option<&OutboxEvent>,
 ) -> StoreResult<()> {
     retry_contention(|| async move {
         let mut tx = db.begin_write().await?;
@@ -89,7 +91,7 @@ pub(crate) async fn create(
         if let Some(key) = first_key {
             api_keys::insert(&mut *tx, key).await?;
         }
-        audit_events::insert(&mut *tx, event).await?;
+        webhooks::insert_event(&mut *tx, event, outbox).await?;
         tx.commit().await.map_err(map_err)
     })
     .await

@@ -295,6 +295,11 @@ fn secret_scanning_examples_run() {
 }
 
 #[test]
+fn webhooks_guide_examples_run() {
+    check("docs/webhooks.md");
+}
+
+#[test]
 fn benchmark_examples_run() {
     check("docs/benchmarks.md");
 }

@@ -1,0 +1,70 @@
+//! The HTTP client of webhook deliveries (core owns the interface, [`WebhookClient`]) and
+//! the task that drives them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use netapi_core::service::{NetApi, SIGNATURE_HEADER, WebhookClient};
+use url::Url;
+
+/// How often due deliveries are looked for.
+const DELIVERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Deliveries over HTTP(S) with reqwest: no redirects, no proxy, the response body unread.
+#[derive(Debug, Default)]
+pub struct HttpWebhookClient;
+
+#[async_trait::async_trait]
+impl WebhookClient for HttpWebhookClient {
+    async fn post(
+        &self,
+        url: &Url,
+        address: SocketAddr,
+        signature: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> Result<u16, String> {
+        let host = url.host_str().ok_or("the URL has no host")?;
+        // Pinned to the checked address, so that a second lookup cannot answer another.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(timeout)
+            .resolve(host, address)
+            .build()
+            .map_err(|_| "the HTTP client could not be set up".to_owned())?;
+        let response = client
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::USER_AGENT, "Net-API-Webhooks")
+            .header(SIGNATURE_HEADER, signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|err| {
+                if err.is_timeout() {
+                    "timed out".to_owned()
+                } else if err.is_connect() {
+                    "could not connect".to_owned()
+                } else {
+                    "the request failed".to_owned()
+                }
+            })?;
+        Ok(response.status().as_u16())
+    }
+}
+
+/// Delivers due webhook deliveries until the task is dropped (separate from the other
+/// background duties, which a slow receiver must not hold up).
+pub async fn run_webhook_delivery(api: Arc<NetApi>) {
+    let client = HttpWebhookClient;
+    let mut tick = tokio::time::interval(DELIVERY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = api.deliver_webhooks(&client).await {
+            tracing::warn!(error = %err, "could not deliver webhooks");
+        }
+    }
+}
