@@ -51,6 +51,13 @@ impl Site for TestApp {
     }
 }
 
+/// So that [`crate::run_scenario`] takes a `TestApp` as it takes a fixture around one.
+impl AsRef<TestApp> for TestApp {
+    fn as_ref(&self) -> &TestApp {
+        self
+    }
+}
+
 /// A client that keeps no cookies and follows no redirects, as the flows expect.
 pub fn plain_client() -> Client {
     Client::builder()
@@ -182,5 +189,10 @@ impl TestApp {
     /// A `client_credentials` access token for a client made by [`TestApp::create_client`].
     pub async fn client_credentials_token(&self, client: &Value) -> String {
         flows::client_credentials_token(self, client).await
+    }
+
+    /// The same, for `resource` (RFC 8707) instead of Net API itself.
+    pub async fn client_credentials_token_for(&self, client: &Value, resource: &str) -> String {
+        flows::client_credentials_token_for(self, client, Some(resource)).await
     }
 }

@@ -37,6 +37,18 @@ pub async fn create_client(site: &impl Site, bearer: &str, body: Value) -> Value
 
 /// A `client_credentials` access token for `client` (an answer of [`create_client`]).
 pub async fn client_credentials_token(site: &impl Site, client: &Value) -> String {
+    client_credentials_token_for(site, client, None).await
+}
+
+/// A `client_credentials` access token for `client`, for `resource` (RFC 8707) when given,
+/// else for Net API itself.
+pub async fn client_credentials_token_for(
+    site: &impl Site,
+    client: &Value,
+    resource: Option<&str>,
+) -> String {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend(resource.map(|resource| ("resource", resource)));
     let response = site
         .http()
         .post(site.url("/oauth/token"))
@@ -44,7 +56,7 @@ pub async fn client_credentials_token(site: &impl Site, client: &Value) -> Strin
             client["client_id"].as_str().expect("client_id"),
             client["client_secret"].as_str(),
         )
-        .form(&[("grant_type", "client_credentials")])
+        .form(&form)
         .send()
         .await
         .expect("token request");

@@ -17,7 +17,8 @@ pub use app::{Backend, Site, TestApp, plain_client};
 pub use database::{drop_database, free_port, fresh_database, fresh_sqlite_url, unique_name};
 pub use flows::{
     PASSWORD, approve, approved_code, authorize_and_exchange, client_credentials_token,
-    create_client, exchange_code, register, register_in_browser, sign_in, sign_in_to_portal,
+    client_credentials_token_for, create_client, exchange_code, register, register_in_browser,
+    sign_in, sign_in_to_portal,
 };
 pub use http::{
     Browser, Pkce, basic, basic_header, hidden_field, location_of, query_pairs, shown_secret,
@@ -34,8 +35,9 @@ pub use run::run_scenario;
 /// - `e2e!(a, b)`: a server with the test settings ([`TestApp::spawn`]);
 /// - `e2e!(settings = adjust; a, b)`: those settings changed by `adjust` (a function of this
 ///   module or a closure over `&mut Settings`) first;
-/// - `e2e!(spawn = start; a, b)`: started by `async fn start(Backend) -> Option<TestApp>` of
-///   this module (HTTP options, several settings per test).
+/// - `e2e!(spawn = start; a, b)`: started by `async fn start(Backend) -> Option<App>` of
+///   this module (HTTP options, several settings per test), where `App` is a [`TestApp`] or a
+///   fixture around one (`AsRef<TestApp>`) that each scenario then takes instead.
 ///
 /// Works from any crate's test binary that depends on this crate; it needs no `tokio` there.
 #[macro_export]

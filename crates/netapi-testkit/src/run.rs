@@ -8,11 +8,15 @@ use std::future::Future;
 /// two worker threads (what `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`
 /// gives). Returns at once when `spawn` finds no database (PostgreSQL not configured); drops a
 /// PostgreSQL database once its scenario has passed.
-pub fn run_scenario<S, Started, T, Done>(backend: Backend, spawn: S, scenario: T)
+///
+/// `spawn` gives a [`TestApp`] or a test binary's own fixture around one (a server with the
+/// resources and clients its scenarios share), so that such binaries need no runner of their own.
+pub fn run_scenario<S, Started, App, T, Done>(backend: Backend, spawn: S, scenario: T)
 where
     S: FnOnce(Backend) -> Started,
-    Started: Future<Output = Option<TestApp>>,
-    T: FnOnce(TestApp) -> Done,
+    Started: Future<Output = Option<App>>,
+    App: AsRef<TestApp>,
+    T: FnOnce(App) -> Done,
     Done: Future<Output = ()>,
 {
     tokio::runtime::Builder::new_multi_thread()
@@ -24,7 +28,7 @@ where
             let Some(app) = spawn(backend).await else {
                 return;
             };
-            let database = app.database_url.clone();
+            let database = app.as_ref().database_url.clone();
             scenario(app).await;
             if backend == Backend::Postgres {
                 drop_database(&database).await;

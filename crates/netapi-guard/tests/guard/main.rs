@@ -9,11 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use netapi_guard::{CredentialKind, Guard, GuardConfig, RejectionKind, SetupError};
+use netapi_testkit::json_with;
 use reqwest::StatusCode;
 use serde_json::json;
-use server::{ORDERS, ORDERS_TOKEN_TTL, Server, json_with, refusal};
+use server::{ORDERS, ORDERS_TOKEN_TTL, Server, refusal, start};
 
-scenarios!(
+netapi_testkit::e2e!(
+    spawn = start;
     keys_and_tokens_pass_with_their_scopes,
     a_missing_scope_is_403_with_the_scope_named,
     no_credential_or_a_bad_one_is_401,
@@ -154,7 +156,7 @@ async fn credentials_of_another_resource_are_refused(server: Server) {
     let billing = server
         .orders_api(
             GuardConfig::new(&server.base, "https://billing.example.com")
-                .introspection(&server.client_id, &server.client_secret),
+                .introspection(server.client_id(), server.client_secret()),
         )
         .await;
     let key = server.orders_key(&admin, json!({})).await;
@@ -212,14 +214,7 @@ async fn with_a_zero_ttl_a_revoked_key_is_refused_at_once(server: Server) {
 }
 
 async fn revoke_key(server: &Server, id: &str) {
-    let response = server
-        .http
-        .delete(server.url(&format!("/v1/api-keys/{id}")))
-        .bearer_auth(&server.admin_key)
-        .send()
-        .await
-        .expect("revoke");
-    assert!(response.status().is_success(), "{}", response.status());
+    revoke_key_as(server, &server.admin_key, id).await;
 }
 
 async fn the_verify_endpoint_checks_keys_too(server: Server) {
@@ -269,13 +264,7 @@ async fn the_verify_endpoint_checks_keys_too(server: Server) {
 }
 
 async fn revoke_key_as(server: &Server, owner: &str, id: &str) {
-    let response = server
-        .http
-        .delete(server.url(&format!("/v1/api-keys/{id}")))
-        .bearer_auth(owner)
-        .send()
-        .await
-        .expect("revoke");
+    let response = server.delete(&format!("/v1/api-keys/{id}"), owner).await;
     assert!(response.status().is_success(), "{}", response.status());
 }
 
@@ -340,7 +329,7 @@ async fn introspecting_tokens_sees_their_revocation(server: Server) {
     let response = server
         .http
         .post(server.url("/oauth/revoke"))
-        .basic_auth(&server.client_id, Some(&server.client_secret))
+        .basic_auth(server.client_id(), Some(server.client_secret()))
         .form(&[("token", token.as_str())])
         .send()
         .await
@@ -426,10 +415,7 @@ async fn the_principal_carries_the_key_and_its_metadata(server: Server) {
     let token = server.token(Some(ORDERS)).await;
     let principal = guard.authenticate(&bearer(&token)).await.expect("valid");
     assert_eq!(principal.credential, CredentialKind::AccessToken);
-    assert_eq!(
-        principal.client_id.as_deref(),
-        Some(server.client_id.as_str())
-    );
+    assert_eq!(principal.client_id.as_deref(), Some(server.client_id()));
     assert_eq!(principal.key_id, None);
     assert!(principal.has_scope("orders:write"));
     assert_eq!(
