@@ -43,9 +43,8 @@ pub use usage::{KeyUsage, USAGE_RETENTION_DAYS, UsageQuery};
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
 pub use webhooks::{
-    MAX_DELIVERIES_PAGE, MAX_DELIVERY_ATTEMPTS, MAX_WEBHOOK_URL_LEN, MAX_WEBHOOKS, NewWebhook,
-    SIGNATURE_HEADER, WEBHOOK_EVENTS, WebhookClient, is_public_address, signature,
-    webhook_event_type,
+    MAX_DELIVERY_ATTEMPTS, MAX_WEBHOOK_URL_LEN, MAX_WEBHOOKS, NewWebhook, SIGNATURE_HEADER,
+    WEBHOOK_EVENTS, WebhookClient, is_public_address, signature, webhook_event_type,
 };
 
 use base64::Engine;

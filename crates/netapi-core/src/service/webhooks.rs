@@ -76,8 +76,6 @@ pub(crate) fn outbox_entry(event: &AuditEvent) -> Option<OutboxEvent> {
 pub const MAX_WEBHOOKS: usize = 20;
 /// The longest webhook URL accepted.
 pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
-/// Deliveries listed per page at most.
-pub const MAX_DELIVERIES_PAGE: u32 = 100;
 /// Attempts before a delivery is given up: with the default 5 s base, retries at 5 s, 10 s,
 /// 20 s ... span about 2.8 hours.
 pub const MAX_DELIVERY_ATTEMPTS: u32 = 12;
@@ -348,15 +346,14 @@ impl NetApi {
         &self,
         caller: &Principal,
         id: &str,
-        before: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<WebhookDelivery>> {
+        page: super::PageRequest,
+    ) -> Result<super::Page<WebhookDelivery>> {
         let webhook = self.get_webhook(caller, id).await?;
-        let limit = limit.clamp(1, MAX_DELIVERIES_PAGE);
-        Ok(self
+        let items = self
             .store
-            .list_webhook_deliveries(&webhook.id, before, limit)
-            .await?)
+            .list_webhook_deliveries(&webhook.id, page.cursor.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(page.page(items, |d| &d.id))
     }
 
     /// Delivers a delivery again, soon (whatever its status). Admins only.

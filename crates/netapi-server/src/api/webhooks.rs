@@ -4,18 +4,16 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use netapi_core::service::{MAX_DELIVERIES_PAGE, NewWebhook};
+use netapi_core::service::NewWebhook;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::pagination::PageQuery;
 use crate::dto::webhooks::{DeliveryList, DeliveryView, NewWebhookView, WebhookList, WebhookView};
 use crate::dto::{NO_STORE, NoStore};
 use crate::error::{ApiError, ApiResult, AuthErrors, BodyErrors, InvalidErrors, NotFoundErrors};
 use crate::extract::{ApiJson, ApiQuery, Auth, ClientIp};
 use crate::state::AppState;
-
-/// Longest id accepted in a page token.
-const MAX_ID_LEN: usize = 64;
 
 /// `POST /v1/webhooks`
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,26 +138,13 @@ pub async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `?page_size=N&page_token=T`
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct DeliveryQuery {
-    /// 1 to 100, default 20.
-    #[param(minimum = 1, maximum = 100)]
-    page_size: Option<u32>,
-    /// The `next_page_token` of the previous page; leave it out for the first page.
-    #[param(max_length = 64)]
-    page_token: Option<String>,
-}
-
 /// A webhook's deliveries, newest first.
 #[utoipa::path(
     get,
     path = "/v1/webhooks/{id}/deliveries",
     tag = "webhooks",
     operation_id = "listWebhookDeliveries",
-    params(("id" = String, Path, description = "A webhook id (`whk_...`)."), DeliveryQuery),
+    params(("id" = String, Path, description = "A webhook id (`whk_...`)."), PageQuery),
     security(("bearer" = ["admin"]), ("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "Deliveries with status, response code and attempts.", body = DeliveryList),
@@ -172,27 +157,15 @@ pub async fn list_deliveries(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<DeliveryQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<DeliveryList>> {
-    let size = query.page_size.unwrap_or(20);
-    if !(1..=MAX_DELIVERIES_PAGE).contains(&size) {
-        return Err(ApiError::invalid("page_size", "must be between 1 and 100"));
-    }
-    if query
-        .page_token
-        .as_ref()
-        .is_some_and(|t| t.len() > MAX_ID_LEN || !t.starts_with("whd_"))
-    {
-        return Err(ApiError::invalid("page_token", "is not a page token"));
-    }
-    let deliveries = state
+    let page = state
         .api
-        .list_webhook_deliveries(&caller, &id, query.page_token.as_deref(), size)
+        .list_webhook_deliveries(&caller, &id, query.request("whd")?)
         .await?;
-    let full = deliveries.len() == usize::try_from(size).unwrap_or(usize::MAX);
     Ok(Json(DeliveryList {
-        next_page_token: deliveries.last().filter(|_| full).map(|d| d.id.clone()),
-        deliveries: deliveries.iter().map(DeliveryView::of).collect(),
+        deliveries: page.items.iter().map(DeliveryView::of).collect(),
+        next_page_token: page.next_page_token,
     }))
 }
 

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::clock::format_rfc3339;
 use netapi_core::model::{Session, User};
-use netapi_core::service::{NewWebhook, Principal, WEBHOOK_EVENTS};
+use netapi_core::service::{NewWebhook, PageRequest, Principal, WEBHOOK_EVENTS};
 use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
@@ -67,10 +67,17 @@ async fn webhooks_page(
     let mut rows = Vec::with_capacity(webhooks.len());
     for webhook in webhooks {
         let deliveries = match api
-            .list_webhook_deliveries(admin, &webhook.id, None, RECENT_DELIVERIES)
+            .list_webhook_deliveries(
+                admin,
+                &webhook.id,
+                PageRequest {
+                    cursor: None,
+                    size: RECENT_DELIVERIES,
+                },
+            )
             .await
         {
-            Ok(deliveries) => deliveries,
+            Ok(page) => page.items,
             Err(err) => return PageError::Core(err).into_response(),
         };
         rows.push(WebhookRow {
