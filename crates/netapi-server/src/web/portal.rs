@@ -210,6 +210,25 @@ pub(super) fn names(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The page an administrators' page shows to anyone else: as for a page that does not exist.
+pub(super) fn not_found() -> Response {
+    super::error::error_page(StatusCode::NOT_FOUND, "page not found")
+}
+
+/// The administrator behind a form of an administrators' page (CSRF checked), with admin
+/// powers over resources and webhooks; a member gets the not-found page.
+pub(super) async fn admin(
+    api: &NetApi,
+    headers: &HeaderMap,
+    csrf_token: &str,
+) -> Result<(Member, Principal), Response> {
+    let me = member(api, headers, csrf_token).await?;
+    match NetApi::session_resource_admin(&me.user) {
+        Some(admin) => Ok((me, admin)),
+        None => Err(not_found()),
+    }
+}
+
 /// The signed-in user behind a portal form whose CSRF token matches the session.
 pub(super) struct Member {
     pub(super) session: Session,

@@ -12,9 +12,9 @@ use netapi_core::service::{NewResource, PageRequest, Principal, ResourceUpdate};
 use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
-use super::error::{PageError, error_page};
+use super::error::PageError;
 use super::page::{Chrome, render};
-use super::portal::{Flash, Member, flash_for, member, names};
+use super::portal::{Flash, Member, admin, flash_for, names, not_found};
 use super::session::current_session;
 use crate::extract::ClientIp;
 use crate::state::AppState;
@@ -58,10 +58,6 @@ struct ResourcesPage<'a> {
 pub struct GrantsLookup {
     /// A user's email or id.
     user: Option<String>,
-}
-
-fn not_found() -> Response {
-    error_page(StatusCode::NOT_FOUND, "page not found")
 }
 
 async fn resources_page(
@@ -199,20 +195,6 @@ async fn grants_of(api: &NetApi, admin: &Principal, who: &str) -> Result<GrantsV
         email: user.email,
         grants,
     })
-}
-
-/// The administrator behind a form of the resources page (CSRF checked), with admin powers
-/// for resources; a member gets the not-found page.
-async fn admin(
-    api: &NetApi,
-    headers: &HeaderMap,
-    csrf_token: &str,
-) -> Result<(Member, Principal), Response> {
-    let me = member(api, headers, csrf_token).await?;
-    match NetApi::session_resource_admin(&me.user) {
-        Some(admin) => Ok((me, admin)),
-        None => Err(not_found()),
-    }
 }
 
 /// The resources page with an action's outcome.

@@ -13,9 +13,9 @@ use netapi_core::service::{NewWebhook, PageRequest, Principal, WEBHOOK_EVENTS};
 use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
-use super::error::{PageError, error_page};
+use super::error::PageError;
 use super::page::{Chrome, render};
-use super::portal::{Flash, Member, flash_for, member};
+use super::portal::{Flash, Member, admin, flash_for, not_found};
 use super::session::current_session;
 use crate::extract::ClientIp;
 use crate::state::AppState;
@@ -47,10 +47,6 @@ struct WebhooksPage<'a> {
     csrf: &'a str,
     webhooks: Vec<WebhookRow>,
     events: &'static [&'static str],
-}
-
-fn not_found() -> Response {
-    error_page(StatusCode::NOT_FOUND, "page not found")
 }
 
 async fn webhooks_page(
@@ -136,20 +132,6 @@ pub async fn webhooks(State(state): State<AppState>, headers: HeaderMap) -> Resp
         return not_found();
     };
     webhooks_page(&state.api, &admin, &user, &session, None).await
-}
-
-/// The administrator behind a form of the webhooks page (CSRF checked); a member gets the
-/// not-found page.
-async fn admin(
-    api: &NetApi,
-    headers: &HeaderMap,
-    csrf_token: &str,
-) -> Result<(Member, Principal), Response> {
-    let me = member(api, headers, csrf_token).await?;
-    match NetApi::session_resource_admin(&me.user) {
-        Some(admin) => Ok((me, admin)),
-        None => Err(not_found()),
-    }
 }
 
 /// The webhooks page with an action's outcome.
