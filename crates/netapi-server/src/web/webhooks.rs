@@ -14,6 +14,7 @@ use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
 use super::error::PageError;
+use super::login::CsrfForm;
 use super::page::{Chrome, render};
 use super::portal::{Flash, Member, admin, flash_for, not_found};
 use super::session::current_session;
@@ -155,12 +156,6 @@ pub struct WebhookForm {
     /// Event types separated by spaces or commas.
     #[serde(default)]
     events: String,
-}
-
-/// The form only carries the CSRF token.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct CsrfForm {
-    csrf_token: String,
 }
 
 /// `POST /portal/webhooks`: registers a webhook and shows its secret once.
