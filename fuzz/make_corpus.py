@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import random
-import shutil
 import struct
 import zlib
 
@@ -56,8 +55,11 @@ def jwt(header, claims):
 
 def write(target, seeds):
     folder = os.path.join(CORPUS, target)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
+    os.makedirs(folder, exist_ok=True)
+    # Seeds are rewritten; inputs that once failed (regression-*) are kept.
+    for name in os.listdir(folder):
+        if name.startswith("seed-"):
+            os.remove(os.path.join(folder, name))
     for n, seed in enumerate(seeds):
         if isinstance(seed, str):
             seed = seed.encode()

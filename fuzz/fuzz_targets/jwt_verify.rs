@@ -110,11 +110,27 @@ fn check_accepted(token: &str, claims: &Value) {
         serde_json::from_slice(&B64.decode(parts[1]).expect("claims b64")).expect("claims JSON");
     assert_eq!(&payload, claims);
     let again = serde_json::to_vec(claims).expect("claims re-serialize");
+    // serde_json (with `raw_value`, which sqlx and axum turn on) reads one reserved key
+    // specially when it sorts first; such claims only round-trip while it does not.
+    if uses_reserved_key(claims) {
+        return;
+    }
     let reparsed: Value = serde_json::from_slice(&again).expect("re-serialized claims parse");
     assert!(
         same_json(&reparsed, claims),
         "{claims} re-read as {reparsed}"
     );
+}
+
+/// Whether an object anywhere in `value` has serde_json's private raw-value key.
+fn uses_reserved_key(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.starts_with("$serde_json::private::") || uses_reserved_key(v)),
+        Value::Array(items) => items.iter().any(uses_reserved_key),
+        _ => false,
+    }
 }
 
 /// Equal JSON values, but for the last bits of floating-point numbers: serde_json's default

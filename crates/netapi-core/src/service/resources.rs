@@ -192,6 +192,19 @@ pub fn validate_metadata(metadata: Option<&serde_json::Value>) -> Result<Option<
             format!("must be at most {MAX_METADATA_LEN} bytes as JSON"),
         ));
     }
+    // serde_json gives one object key a private meaning when it comes first (sqlx and axum
+    // turn on its `raw_value` feature); an object using it would be stored but read back
+    // as nothing. Refuse what would not come back as it went in.
+    if serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .as_ref()
+        != Some(value)
+    {
+        return Err(Error::invalid(
+            "metadata",
+            "uses a key reserved by the JSON library ($serde_json::...)",
+        ));
+    }
     Ok(Some(text))
 }
 
@@ -680,7 +693,9 @@ mod tests {
             Some(Some(r#"{"plan":"gold"}"#.to_owned()))
         );
         let big = json!({ "x": "y".repeat(MAX_METADATA_LEN) });
-        for bad in [json!([1]), json!("text"), json!(null), big] {
+        // Sorted first when stored, this key would make the stored text unreadable.
+        let reserved = json!({"a": 1, "$serde_json::private::RawValue": "x"});
+        for bad in [json!([1]), json!("text"), json!(null), big, reserved] {
             assert!(validate_metadata(Some(&bad)).is_err(), "{bad}");
         }
     }
