@@ -31,7 +31,8 @@ pub async fn per_request(mut request: Request, next: Next) -> Response {
         .cloned();
     // The path only: query strings can carry codes and tokens.
     let path = request.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let span =
+        tracing::info_span!(target: "netapi::request", "request", request_id = %id, %method, %path);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     if response.status() == StatusCode::REQUEST_TIMEOUT
@@ -75,6 +76,7 @@ pub async fn per_request(mut request: Request, next: Next) -> Response {
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
     crate::metrics::record_request(route, &method, status, seconds);
     let millis = seconds * 1000.0;
-    span.in_scope(|| tracing::info!(status, millis, "handled"));
+    // Its own target, so that `access_log = false` (or a filter) turns only this line off.
+    span.in_scope(|| tracing::info!(target: "netapi::access", status, millis, "handled"));
     response
 }

@@ -144,12 +144,15 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(flags) => {
             let settings = flags.with_file(cli.config.as_deref())?;
-            init_logging(settings.log_format.as_deref().unwrap_or("text"))?;
+            init_logging(
+                settings.log_format.as_deref().unwrap_or("text"),
+                settings.access_log.unwrap_or(true),
+            )?;
             serve(settings).await
         }
         Command::Migrate(flags) => {
             let settings = flags.with_file(cli.config.as_deref())?;
-            init_logging("text")?;
+            init_logging("text", true)?;
             netapi_store::open(&StoreOptions::new(settings.database_url()), true)
                 .await
                 .context("migration failed")?;
@@ -160,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::MigrateStore { from, to } => {
-            init_logging("text")?;
+            init_logging("text", true)?;
             if !from.starts_with("sqlite:") || !to.starts_with("postgres") {
                 bail!("migrate-store moves a sqlite: database into a postgres:// database");
             }
@@ -194,13 +197,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(format: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+fn init_logging(format: &str, access_log: bool) -> anyhow::Result<()> {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    if !access_log {
+        // A static directive: the filter then skips the line at its call site, unformatted.
+        filter = filter.add_directive("netapi::access=off".parse()?);
+    }
     // Colour codes only for a terminal: in files and journals they are noise (and cost).
+    // Standard error, as docs/operations.md says: standard output carries what a command
+    // prints for scripts (the key of `admin create-user`).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         "text" => builder.init(),
         "json" => builder.json().flatten_event(true).init(),

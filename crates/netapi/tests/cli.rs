@@ -1431,6 +1431,61 @@ async fn no_secret_reaches_a_trace_log_on_postgres() {
     no_secret_in_the_log_of_a_full_run(&db, "trace").await;
 }
 
+/// The JSON lines a server wrote while `requests` ran, with `flags` added to `serve`.
+async fn log_of(flags: &[&str], requests: impl AsyncFnOnce(&Server)) -> Vec<Value> {
+    let log_path = std::env::temp_dir().join(format!("{}.log", unique_name("netapi-log-")));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = Server::start_with(&fresh_sqlite_url(), |command| {
+        command
+            .args(["--log-format", "json"])
+            .args(flags)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log.try_clone().unwrap());
+    })
+    .await;
+    requests(&server).await;
+    assert!(server.stop().success());
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_access_log_can_be_turned_off_and_other_lines_stay() {
+    let unauthorized = async |server: &Server| {
+        for _ in 0..3 {
+            let answer = server
+                .http()
+                .get(server.url("/v1/users"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 401);
+        }
+    };
+    let access = |lines: &[Value]| {
+        lines
+            .iter()
+            .filter(|line| line["target"] == "netapi::access")
+            .count()
+    };
+    let on = log_of(&[], unauthorized).await;
+    assert!(access(&on) >= 3, "no access lines by default: {on:?}");
+    let off = log_of(&["--access-log", "false"], unauthorized).await;
+    assert_eq!(
+        access(&off),
+        0,
+        "access lines with --access-log false: {off:?}"
+    );
+    // Only the access line goes: the start-up lines are still written.
+    assert!(
+        off.iter().any(|line| line["level"] == "INFO"),
+        "no line at all with --access-log false"
+    );
+}
+
 fn admin(db: &str, args: &[&str]) -> String {
     let output = Command::new(BIN)
         .args(["admin", "--database-url", db])
@@ -1622,15 +1677,16 @@ fn startup_output(args: &[&str], pepper: Option<&str>) -> String {
         .env_remove("NETAPI_ISSUER")
         .env_remove("NETAPI_LISTEN")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if let Some(pepper) = pepper {
         command.env("NETAPI_PEPPER", pepper);
     }
     let mut child = command.spawn().unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The log goes to standard error.
+    let log = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut output = String::new();
-    for line in stdout.lines() {
+    for line in log.lines() {
         let line = line.unwrap();
         output.push_str(&line);
         output.push('\n');

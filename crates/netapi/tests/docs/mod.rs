@@ -100,13 +100,13 @@ impl DocServer {
             .args(["serve", "--config", "netapi.toml"])
             .current_dir(dir.join("work"))
             .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         // Ready once it says it listens; the rest of its log is read and dropped so that it
         // never blocks on a full pipe.
-        let mut log = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
         let started = log
             .by_ref()
             .map_while(Result::ok)
