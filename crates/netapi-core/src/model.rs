@@ -548,6 +548,18 @@ pub struct WebhookDelivery {
     pub delivered_at: Option<Timestamp>,
 }
 
+/// A delivery claimed for an attempt, with what the attempt needs of its webhook (read in
+/// the same statement, so that the worker reads no webhook row per delivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// The delivery.
+    pub delivery: WebhookDelivery,
+    /// The webhook's URL.
+    pub url: String,
+    /// The webhook's signing secret, sealed under the secret key.
+    pub sealed_secret: Vec<u8>,
+}
+
 /// An event for the webhooks subscribed to its type: written in the transaction that records
 /// its audit event, so that no event is delivered without being recorded, or lost.
 #[derive(Debug, Clone, PartialEq, Eq)]

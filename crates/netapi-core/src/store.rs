@@ -8,7 +8,7 @@ use crate::model::{
     ApiKey, AuditEvent, AuthorizationCode, Consent, GrantType, OAuthClient, RefreshToken, Resource,
     ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey, User,
 };
-use crate::model::{DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
+use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::scope::{Role, Scopes};
 use crate::secret::SecretHash;
 use crate::usage::UsageCount;
@@ -232,8 +232,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreResult<()>;
 
     // --- webhooks ---
-    /// Stores a new webhook.
-    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Stores a new live webhook unless `max_live` are live already (then false, writing
+    /// nothing). The cap holds however many creations run at once, on every instance.
+    async fn insert_webhook(&self, webhook: &Webhook, max_live: u32) -> StoreResult<bool>;
     /// A webhook by id, live or disabled.
     async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>>;
     /// Live webhooks ordered by id after the cursor.
@@ -255,24 +256,31 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// Claims up to `limit` pending deliveries due at `now` of live webhooks, moving their
-    /// `next_attempt_at` to `lease_until` so that no other instance claims them until then.
-    /// Each due delivery is claimed by one caller only, however many ask at once.
+    /// `next_attempt_at` to `lease_until` so that no other instance claims them until then,
+    /// and answers each with its webhook's URL and sealed secret. Each due delivery is
+    /// claimed by one caller only, however many ask at once.
     async fn claim_webhook_deliveries(
         &self,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-    ) -> StoreResult<Vec<WebhookDelivery>>;
-    /// Records an attempt (counting it) of a delivery claimed with the lease `lease_until`;
-    /// false, writing nothing, if it is no longer held with that lease (it expired and
-    /// another instance claimed it).
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt (counting it) of a delivery claimed with the lease `lease_until`,
+    /// ending the lease; when a redelivery was asked for during the attempt, the delivery
+    /// stays pending and is due at the time it was asked for. False, writing nothing, if it
+    /// is no longer held with that lease (it expired and another instance claimed it).
     async fn record_webhook_attempt(
         &self,
         id: &str,
         lease_until: Timestamp,
         attempt: &DeliveryAttempt,
     ) -> StoreResult<bool>;
-    /// Makes a delivery pending again, due at `at`; false if unknown.
+    /// Deletes the deliveries that are over (delivered, failed, or of a disabled webhook)
+    /// and were created before `before`; answers how many.
+    async fn prune_webhook_deliveries(&self, before: Timestamp) -> StoreResult<u64>;
+    /// Makes a delivery pending again, due at `at`; while an attempt holds an unexpired
+    /// lease on it, only marks it to be delivered again once that attempt is recorded (so
+    /// that no two attempts run at once). False if unknown.
     async fn redeliver_webhook_delivery(
         &self,
         webhook_id: &str,

@@ -50,6 +50,7 @@ pub struct GuardConfig {
     pub(crate) introspect_tokens: bool,
     pub(crate) cache_ttl: i64,
     pub(crate) cache_capacity: u64,
+    pub(crate) max_concurrent_checks: usize,
     pub(crate) jwks_refetch_interval: i64,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) http: Option<reqwest::Client>,
@@ -63,7 +64,7 @@ impl GuardConfig {
     /// Defaults: 5 s leeway, API keys refused (no way to check them until
     /// [`introspection`](Self::introspection) or [`verify_endpoint`](Self::verify_endpoint)
     /// is set), access tokens checked offline only, a 10 s cache of remote answers holding
-    /// at most 10,000 of them, the JWKS fetched again for an unknown `kid` at most every
+    /// at most 10,000 of them, at most 32 questions to the issuer in flight at once, the JWKS fetched again for an unknown `kid` at most every
     /// 30 s, the system clock.
     pub fn new(issuer: impl Into<String>, resource: impl Into<String>) -> Self {
         Self {
@@ -74,6 +75,7 @@ impl GuardConfig {
             introspect_tokens: false,
             cache_ttl: 10,
             cache_capacity: 10_000,
+            max_concurrent_checks: 32,
             jwks_refetch_interval: 30,
             clock: Arc::new(SystemClock),
             http: None,
@@ -124,6 +126,14 @@ impl GuardConfig {
     /// late a revocation is seen. Zero asks the issuer on every request.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = secs(ttl);
+        self
+    }
+
+    /// The most questions to the issuer (introspection or verification, for credentials
+    /// not in the cache) in flight at once; more requests wait their turn. Requests with
+    /// the same credential share one question whatever this is. At least 1.
+    pub fn max_concurrent_checks(mut self, checks: usize) -> Self {
+        self.max_concurrent_checks = checks.max(1);
         self
     }
 

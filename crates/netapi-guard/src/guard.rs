@@ -63,6 +63,11 @@ struct Inner {
     refetch: tokio::sync::Mutex<()>,
     /// The issuer's answers by SHA-256 of the credential (never the credential itself).
     cache: moka::sync::Cache<[u8; 32], CachedAnswer>,
+    /// One lock per credential asked about: concurrent requests with the same uncached
+    /// credential ask the issuer once, and the others read the answer it leaves.
+    in_flight: moka::sync::Cache<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+    /// Bounds the questions to the issuer in flight at once.
+    issuer_calls: tokio::sync::Semaphore,
     challenge: Arc<str>,
 }
 
@@ -161,6 +166,10 @@ impl Guard {
                 u64::try_from(config.cache_ttl.max(1)).unwrap_or(1),
             ))
             .build();
+        let in_flight = moka::sync::Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .time_to_idle(Duration::from_secs(60))
+            .build();
         let now = config.clock.now();
         tracing::debug!(issuer = %issuer_url, keys = keys.len(), "netapi-guard started");
         Ok(Self {
@@ -173,6 +182,8 @@ impl Guard {
                 fetched_at: AtomicI64::new(now),
                 refetch: tokio::sync::Mutex::new(()),
                 cache,
+                in_flight,
+                issuer_calls: tokio::sync::Semaphore::new(config.max_concurrent_checks),
                 challenge: Arc::from(challenge),
                 config,
             }),
@@ -246,7 +257,19 @@ impl Guard {
         self.ask_issuer(credential, CredentialKind::ApiKey).await
     }
 
-    /// The issuer's answer about `credential`, from the cache while it is fresh.
+    /// The cached answer about the credential of `digest`, while it is fresh at `now`.
+    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<Result<Principal, Rejection>> {
+        let cached = self.inner.cache.get(digest)?;
+        if now < cached.until {
+            return Some(cached.answer.map_err(|why| self.invalid(why)));
+        }
+        self.inner.cache.invalidate(digest);
+        None
+    }
+
+    /// The issuer's answer about `credential`, from the cache while it is fresh. Requests
+    /// with the same uncached credential wait for one question to the issuer, and at most
+    /// `max_concurrent_checks` questions are in flight at once.
     async fn ask_issuer(
         &self,
         credential: &str,
@@ -254,13 +277,22 @@ impl Guard {
     ) -> Result<Principal, Rejection> {
         let config = &self.inner.config;
         let digest: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
-        let now = config.clock.now();
-        if let Some(cached) = self.inner.cache.get(&digest) {
-            if now < cached.until {
-                return cached.answer.map_err(|why| self.invalid(why));
-            }
-            self.inner.cache.invalidate(&digest);
+        if let Some(answer) = self.cached(&digest, config.clock.now()) {
+            return answer;
         }
+        let flight = self
+            .inner
+            .in_flight
+            .get_with(digest, || Arc::new(tokio::sync::Mutex::new(())));
+        let _turn = flight.lock().await;
+        // Whoever held the turn before may have left the answer.
+        let now = config.clock.now();
+        if let Some(answer) = self.cached(&digest, now) {
+            return answer;
+        }
+        let Ok(_permit) = self.inner.issuer_calls.acquire().await else {
+            return Err(self.refuse(RejectionKind::Unavailable));
+        };
         let answer = match &config.remote {
             Some(RemoteCheck::Introspection {
                 client_id,
@@ -446,6 +478,126 @@ mod tests {
         assert!(!is_api_key(&format!("{key}0")));
         assert!(!is_api_key(&format!("napi_{}", "a".repeat(38))));
         assert!(!is_api_key(&format!("napi_{}-", "a".repeat(37))));
+    }
+
+    /// An issuer that answers every introspection `{"active": false}`, counting the
+    /// questions and the most it had in flight at once.
+    #[derive(Default)]
+    struct StubIssuer {
+        calls: std::sync::atomic::AtomicUsize,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    async fn start_stub() -> (String, Arc<StubIssuer>) {
+        use axum::routing::{get, post};
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let stub = Arc::new(StubIssuer::default());
+        let metadata = serde_json::json!({
+            "issuer": base,
+            "jwks_uri": format!("{base}/jwks"),
+            "introspection_endpoint": format!("{base}/introspect"),
+        });
+        let counted = Arc::clone(&stub);
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(move || async move { axum::Json(metadata) }),
+            )
+            .route(
+                "/jwks",
+                get(|| async { axum::Json(serde_json::json!({ "keys": [] })) }),
+            )
+            .route(
+                "/introspect",
+                post(move || async move {
+                    counted.calls.fetch_add(1, SeqCst);
+                    let now = counted.in_flight.fetch_add(1, SeqCst) + 1;
+                    counted.most_in_flight.fetch_max(now, SeqCst);
+                    // Held a moment, so that the guard's other requests arrive meanwhile
+                    // (the assertions hold however long this is).
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    counted.in_flight.fetch_sub(1, SeqCst);
+                    axum::Json(serde_json::json!({ "active": false }))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, stub)
+    }
+
+    fn bearer(key: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {key}").parse().expect("header"),
+        );
+        headers
+    }
+
+    /// A well-formed key (good checksum) of `n`.
+    fn key_number(n: u32) -> String {
+        let checked = format!("{API_KEY_PREFIX}{n:0>API_KEY_RANDOM_LEN$}");
+        let mut value = u64::from(crc32fast::hash(checked.as_bytes()));
+        let mut checksum = [b'0'; API_KEY_CHECKSUM_LEN];
+        for digit in checksum.iter_mut().rev() {
+            *digit = BASE62[(value % 62) as usize];
+            value /= 62;
+        }
+        let key = format!("{checked}{}", String::from_utf8_lossy(&checksum));
+        assert!(is_api_key(&key), "{key}");
+        key
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_requests_with_one_unknown_key_ask_the_issuer_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (base, stub) = start_stub().await;
+        let guard = Guard::discover(
+            GuardConfig::new(base, "https://orders.example.com").introspection("svc", "secret"),
+        )
+        .await
+        .expect("guard");
+        let key = key_number(7);
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (guard, headers) = (guard.clone(), bearer(&key));
+            requests.spawn(async move { guard.authenticate(&headers).await });
+        }
+        for answer in requests.join_all().await {
+            let refused = answer.expect_err("unknown key");
+            assert_eq!(refused.status(), axum::http::StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(stub.calls.load(SeqCst), 1, "one question for the 50");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn questions_to_the_issuer_in_flight_are_bounded() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (base, stub) = start_stub().await;
+        let guard = Guard::discover(
+            GuardConfig::new(base, "https://orders.example.com")
+                .introspection("svc", "secret")
+                .max_concurrent_checks(3),
+        )
+        .await
+        .expect("guard");
+        let mut requests = tokio::task::JoinSet::new();
+        for n in 0..20 {
+            let (guard, headers) = (guard.clone(), bearer(&key_number(n)));
+            requests.spawn(async move { guard.authenticate(&headers).await });
+        }
+        for answer in requests.join_all().await {
+            assert!(answer.is_err());
+        }
+        assert_eq!(stub.calls.load(SeqCst), 20, "one per distinct key");
+        assert!(
+            stub.most_in_flight.load(SeqCst) <= 3,
+            "never more than 3 at once"
+        );
     }
 
     #[test]

@@ -155,7 +155,16 @@ struct Verification {
     resource: Option<String>,
     scopes: Option<Vec<String>>,
     metadata: Option<Value>,
+    /// RFC 3339; `null` for a key that never expires.
+    expires_at: Option<String>,
     ratelimit: Option<RateLimit>,
+}
+
+/// Seconds since the epoch of an RFC 3339 time; `Err` when it is not one.
+fn parse_time(text: &str) -> Result<i64, ()> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(time::OffsetDateTime::unix_timestamp)
+        .map_err(|_| ())
 }
 
 #[derive(Deserialize)]
@@ -179,6 +188,12 @@ pub(crate) async fn verify(
         Ok(answer) => answer,
         Err(answer) => return answer,
     };
+    // The key's expiry bounds how long the answer is good (and cached); one that cannot be
+    // read is no answer.
+    let Ok(expires_at) = answer.expires_at.as_deref().map(parse_time).transpose() else {
+        tracing::warn!("the issuer's verification has an expires_at that is not RFC 3339");
+        return Answer::Unavailable;
+    };
     match answer.code.as_str() {
         "VALID" if answer.valid => Answer::Valid(Found {
             kind: Some(CredentialKind::ApiKey),
@@ -187,6 +202,7 @@ pub(crate) async fn verify(
             key_id: answer.key_id,
             scopes: answer.scopes.unwrap_or_default(),
             metadata: answer.metadata.filter(|m| !m.is_null()),
+            expires_at,
             ..Found::default()
         }),
         "RATE_LIMITED" => Answer::RateLimited {
@@ -281,6 +297,14 @@ mod tests {
 
     fn principal(found: Found, kind: CredentialKind, now: i64) -> Result<Principal, &'static str> {
         found.into_principal(kind, "https://orders.example.com", now, Arc::from("Bearer"))
+    }
+
+    #[test]
+    fn expiry_times_are_read_as_rfc_3339() {
+        assert_eq!(parse_time("1970-01-01T00:16:40Z"), Ok(1000));
+        assert_eq!(parse_time("2026-12-03T16:00:00+01:00"), Ok(1_796_310_000));
+        assert!(parse_time("tomorrow").is_err());
+        assert!(parse_time("1700000000").is_err());
     }
 
     #[test]

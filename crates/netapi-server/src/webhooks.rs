@@ -10,6 +10,8 @@ use url::Url;
 
 /// How often due deliveries are looked for.
 const DELIVERY_INTERVAL: Duration = Duration::from_secs(1);
+/// Steps between two prunings of old deliveries (an hour).
+const PRUNE_EVERY: u32 = 3600;
 
 /// Deliveries over HTTP(S) with reqwest: no redirects, no proxy, the response body unread.
 #[derive(Debug, Default)]
@@ -61,10 +63,19 @@ pub async fn run_webhook_delivery(api: Arc<NetApi>) {
     let client = HttpWebhookClient;
     let mut tick = tokio::time::interval(DELIVERY_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut steps = 0u32;
     loop {
         tick.tick().await;
         if let Err(err) = api.deliver_webhooks(&client).await {
             tracing::warn!(error = %err, "could not deliver webhooks");
+        }
+        steps = (steps + 1) % PRUNE_EVERY;
+        if steps == 1 {
+            match api.prune_webhook_deliveries().await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "old webhook deliveries deleted"),
+                Err(err) => tracing::warn!(error = %err, "could not prune webhook deliveries"),
+            }
         }
     }
 }

@@ -208,6 +208,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("secret", Blob),
             ("created_at", Int),
             ("disabled_at", Int),
+            ("slot", Int),
         ],
     ),
     (
@@ -225,6 +226,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_error", Text),
             ("created_at", Int),
             ("delivered_at", Int),
+            ("leased_until", Int),
+            ("redeliver_at", Int),
         ],
     ),
 ];

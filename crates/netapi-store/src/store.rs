@@ -57,7 +57,9 @@ macro_rules! forward_store {
                 ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken,
                 Resource, ResourceGrant, RotateOutcome, Session, SigningKey, User,
             };
-            use netapi_core::model::{DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
+            use netapi_core::model::{
+                ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery,
+            };
             use netapi_core::secret::SecretHash;
             use netapi_core::store::{
                 ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, StoreResult,
@@ -212,8 +214,12 @@ macro_rules! forward_store {
                     webhooks::record_event(self, event, outbox).await
                 }
 
-                async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-                    webhooks::insert(self, webhook).await
+                async fn insert_webhook(
+                    &self,
+                    webhook: &Webhook,
+                    max_live: u32,
+                ) -> StoreResult<bool> {
+                    webhooks::insert(self, webhook, max_live).await
                 }
 
                 async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
@@ -254,7 +260,7 @@ macro_rules! forward_store {
                     now: Timestamp,
                     lease_until: Timestamp,
                     limit: u32,
-                ) -> StoreResult<Vec<WebhookDelivery>> {
+                ) -> StoreResult<Vec<ClaimedDelivery>> {
                     webhooks::claim(self, now, lease_until, limit).await
                 }
 
@@ -265,6 +271,10 @@ macro_rules! forward_store {
                     attempt: &DeliveryAttempt,
                 ) -> StoreResult<bool> {
                     webhooks::record_attempt(self, id, lease_until, attempt).await
+                }
+
+                async fn prune_webhook_deliveries(&self, before: Timestamp) -> StoreResult<u64> {
+                    webhooks::prune_deliveries(self, before).await
                 }
 
                 async fn redeliver_webhook_delivery(

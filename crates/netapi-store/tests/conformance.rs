@@ -224,6 +224,15 @@ conformance! {
     webhook_deliveries_concurrent_claims =>
         sqlite_webhook_deliveries_concurrent_claims,
         postgres_webhook_deliveries_concurrent_claims;
+    webhooks_cap_holds_under_concurrent_creations =>
+        sqlite_webhooks_cap_holds_under_concurrent_creations,
+        postgres_webhooks_cap_holds_under_concurrent_creations;
+    webhook_deliveries_are_pruned_when_over =>
+        sqlite_webhook_deliveries_are_pruned_when_over,
+        postgres_webhook_deliveries_are_pruned_when_over;
+    webhook_redelivery_waits_for_the_attempt_in_flight =>
+        sqlite_webhook_redelivery_waits_for_the_attempt_in_flight,
+        postgres_webhook_redelivery_waits_for_the_attempt_in_flight;
 }
 
 // Migrating needs the URL, not just a store, so it is written out for each backend.
@@ -3502,10 +3511,10 @@ async fn record(store: &Arc<dyn Store>, kind: &str) -> AuditEvent {
 
 async fn webhooks_crud(store: Arc<dyn Store>) {
     let first = webhook(&["user.created", "api_key.revoked"]);
-    store.insert_webhook(&first).await.expect("insert");
+    assert!(store.insert_webhook(&first, 20).await.expect("insert"));
     tick().await;
     let second = webhook(&["login.locked"]);
-    store.insert_webhook(&second).await.expect("insert");
+    assert!(store.insert_webhook(&second, 20).await.expect("insert"));
 
     assert_eq!(
         store.get_webhook(&first.id).await.expect("get"),
@@ -3565,7 +3574,7 @@ async fn webhooks_outbox(store: Arc<dyn Store>) {
     let keys = webhook(&["api_key.created"]);
     let gone = webhook(&["user.created"]);
     for w in [&users, &keys, &gone] {
-        store.insert_webhook(w).await.expect("insert");
+        assert!(store.insert_webhook(w, 20).await.expect("insert"));
     }
     store.disable_webhook(&gone.id, NOW).await.expect("disable");
 
@@ -3654,7 +3663,7 @@ async fn webhooks_outbox(store: Arc<dyn Store>) {
 
 async fn webhooks_outbox_is_atomic(store: Arc<dyn Store>) {
     let w = webhook(&["user.created"]);
-    store.insert_webhook(&w).await.expect("insert");
+    assert!(store.insert_webhook(&w, 20).await.expect("insert"));
     let first = record(&store, "user.created").await;
     // The same event id again: the event is refused, and so is its delivery.
     let again = store
@@ -3670,7 +3679,7 @@ async fn webhooks_outbox_is_atomic(store: Arc<dyn Store>) {
 
 async fn webhook_deliveries_claim_and_attempts(store: Arc<dyn Store>) {
     let w = webhook(&["user.created"]);
-    store.insert_webhook(&w).await.expect("insert");
+    assert!(store.insert_webhook(&w, 20).await.expect("insert"));
     let e = record(&store, "user.created").await;
     let lease = NOW + 60;
 
@@ -3687,11 +3696,13 @@ async fn webhook_deliveries_claim_and_attempts(store: Arc<dyn Store>) {
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].event_id, e.id);
+    assert_eq!(claimed[0].delivery.event_id, e.id);
     assert_eq!(
-        claimed[0].next_attempt_at, lease,
+        claimed[0].delivery.next_attempt_at, lease,
         "held until the lease ends"
     );
+    assert_eq!(claimed[0].url, w.url, "with its webhook's URL");
+    assert_eq!(claimed[0].sealed_secret, w.sealed_secret, "and secret");
     assert!(
         store
             .claim_webhook_deliveries(NOW + 1, NOW + 61, 10)
@@ -3709,7 +3720,7 @@ async fn webhook_deliveries_claim_and_attempts(store: Arc<dyn Store>) {
         error: Some("HTTP 500".to_owned()),
         at: NOW + 1,
     };
-    let id = claimed[0].id.clone();
+    let id = claimed[0].delivery.id.clone();
     assert!(
         !store
             .record_webhook_attempt(&id, NOW + 61, &failed)
@@ -3784,7 +3795,7 @@ async fn webhook_deliveries_claim_and_attempts(store: Arc<dyn Store>) {
         .await
         .expect("claim");
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].status, DeliveryStatus::Pending);
+    assert_eq!(again[0].delivery.status, DeliveryStatus::Pending);
 
     // Deliveries of a disabled webhook are no longer claimed.
     record(&store, "user.created").await;
@@ -3808,7 +3819,7 @@ async fn get_delivery(store: &Arc<dyn Store>, w: &Webhook, id: &str) -> WebhookD
 
 async fn webhook_deliveries_concurrent_claims(store: Arc<dyn Store>) {
     let w = webhook(&["user.created"]);
-    store.insert_webhook(&w).await.expect("insert");
+    assert!(store.insert_webhook(&w, 20).await.expect("insert"));
     for _ in 0..30 {
         record(&store, "user.created").await;
     }
@@ -3824,7 +3835,7 @@ async fn webhook_deliveries_concurrent_claims(store: Arc<dyn Store>) {
     }
     let mut claimed = Vec::new();
     for task in tasks {
-        claimed.extend(task.await.expect("task").into_iter().map(|d| d.id));
+        claimed.extend(task.await.expect("task").into_iter().map(|c| c.delivery.id));
     }
     let total = claimed.len();
     claimed.sort();
@@ -3837,4 +3848,211 @@ async fn webhook_deliveries_concurrent_claims(store: Arc<dyn Store>) {
         .await
         .expect("claim");
     assert_eq!(total + rest.len(), 30);
+}
+
+async fn webhooks_cap_holds_under_concurrent_creations(store: Arc<dyn Store>) {
+    // Two live already, and one disabled (whose slot is free again).
+    let gone = webhook(&["user.created"]);
+    assert!(store.insert_webhook(&gone, 5).await.expect("insert"));
+    store.disable_webhook(&gone.id, NOW).await.expect("disable");
+    for _ in 0..2 {
+        assert!(
+            store
+                .insert_webhook(&webhook(&["user.created"]), 5)
+                .await
+                .expect("insert")
+        );
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .insert_webhook(&webhook(&["user.created"]), 5)
+                .await
+                .expect("insert or refusal, never an error")
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        if task.await.expect("task") {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 3, "exactly the free places were taken");
+    assert_eq!(store.list_webhooks(None, 100).await.expect("list").len(), 5);
+    assert!(
+        !store
+            .insert_webhook(&webhook(&["user.created"]), 5)
+            .await
+            .expect("insert"),
+        "full"
+    );
+    // Disabling one frees a place.
+    let live = store.list_webhooks(None, 100).await.expect("list");
+    store
+        .disable_webhook(&live[0].id, NOW)
+        .await
+        .expect("disable");
+    assert!(
+        store
+            .insert_webhook(&webhook(&["user.created"]), 5)
+            .await
+            .expect("insert")
+    );
+}
+
+async fn webhook_redelivery_waits_for_the_attempt_in_flight(store: Arc<dyn Store>) {
+    let w = webhook(&["user.created"]);
+    assert!(store.insert_webhook(&w, 20).await.expect("insert"));
+    record(&store, "user.created").await;
+    let lease = NOW + 60;
+    let claimed = store
+        .claim_webhook_deliveries(NOW, lease, 10)
+        .await
+        .expect("claim");
+    let id = claimed[0].delivery.id.clone();
+
+    // Asked for while the attempt is in flight: nothing another instance could claim now.
+    assert!(
+        store
+            .redeliver_webhook_delivery(&w.id, &id, NOW + 1)
+            .await
+            .expect("redeliver")
+    );
+    assert!(
+        store
+            .claim_webhook_deliveries(NOW + 1, NOW + 61, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "the attempt in flight keeps its lease"
+    );
+    let delivered = DeliveryAttempt {
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: lease,
+        status_code: Some(204),
+        error: None,
+        at: NOW + 2,
+    };
+    assert!(
+        store
+            .record_webhook_attempt(&id, lease, &delivered)
+            .await
+            .expect("record"),
+        "the holder still records its attempt"
+    );
+    let stored = get_delivery(&store, &w, &id).await;
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.delivered_at, Some(NOW + 2));
+    assert_eq!(stored.status, DeliveryStatus::Pending, "to be sent again");
+    assert_eq!(
+        stored.next_attempt_at,
+        NOW + 1,
+        "due since it was asked for"
+    );
+    let again = store
+        .claim_webhook_deliveries(NOW + 3, NOW + 63, 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1, "the redelivery, once");
+    assert!(
+        store
+            .record_webhook_attempt(&id, NOW + 63, &delivered)
+            .await
+            .expect("record")
+    );
+    let stored = get_delivery(&store, &w, &id).await;
+    assert_eq!(stored.attempts, 2);
+    assert_eq!(stored.status, DeliveryStatus::Delivered, "once only");
+
+    // A lease whose holder died (expired) is no reason to wait: due at once.
+    assert!(
+        store
+            .redeliver_webhook_delivery(&w.id, &id, NOW + 10)
+            .await
+            .expect("redeliver")
+    );
+    let claimed = store
+        .claim_webhook_deliveries(NOW + 10, NOW + 70, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store
+            .redeliver_webhook_delivery(&w.id, &id, NOW + 100)
+            .await
+            .expect("redeliver")
+    );
+    assert_eq!(
+        store
+            .claim_webhook_deliveries(NOW + 100, NOW + 160, 10)
+            .await
+            .expect("claim")
+            .len(),
+        1,
+        "due at once after the lease ran out"
+    );
+}
+
+async fn webhook_deliveries_are_pruned_when_over(store: Arc<dyn Store>) {
+    let w = webhook(&["user.created"]);
+    assert!(store.insert_webhook(&w, 20).await.expect("insert"));
+    for _ in 0..3 {
+        record(&store, "user.created").await;
+    }
+    // One delivered, one failed, one still pending.
+    let claimed = store
+        .claim_webhook_deliveries(NOW, NOW + 60, 2)
+        .await
+        .expect("claim");
+    for (claimed, status) in claimed
+        .iter()
+        .zip([DeliveryStatus::Delivered, DeliveryStatus::Failed])
+    {
+        let attempt = DeliveryAttempt {
+            status,
+            next_attempt_at: NOW + 1,
+            status_code: Some(500),
+            error: None,
+            at: NOW + 1,
+        };
+        assert!(
+            store
+                .record_webhook_attempt(&claimed.delivery.id, NOW + 60, &attempt)
+                .await
+                .expect("record")
+        );
+    }
+    assert_eq!(
+        store.prune_webhook_deliveries(NOW).await.expect("prune"),
+        0,
+        "none created before"
+    );
+    assert_eq!(
+        store
+            .prune_webhook_deliveries(NOW + 1)
+            .await
+            .expect("prune"),
+        2
+    );
+    let left = store
+        .list_webhook_deliveries(&w.id, None, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        left[0].status,
+        DeliveryStatus::Pending,
+        "a pending one stays"
+    );
+    // ...unless its webhook is deleted: then it will never be attempted.
+    store.disable_webhook(&w.id, NOW).await.expect("disable");
+    assert_eq!(
+        store
+            .prune_webhook_deliveries(NOW + 1)
+            .await
+            .expect("prune"),
+        1
+    );
 }

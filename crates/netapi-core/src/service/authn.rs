@@ -463,10 +463,6 @@ impl NetApi {
             .insert(client_id.to_owned(), facts.clone(), ticket);
         Ok(facts)
     }
-
-    pub(crate) async fn client_alive(&self, client_id: &str) -> Result<bool> {
-        Ok(self.client_facts(client_id).await?.is_some())
-    }
 }
 
 /// An authentication failure, or a failure to decide.

@@ -105,7 +105,7 @@ mod tests {
         ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, Resource,
         ResourceGrant, RotateOutcome, Session, SigningKey, User,
     };
-    use crate::model::{DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
+    use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
     use crate::scope::{Role, Scopes};
     use crate::secret::{SecretHash, SecretHasher, SecretKind, generate};
     use crate::service::{NetApi, Principal, Settings};
@@ -254,7 +254,7 @@ mod tests {
         async fn record_event(&self, _: &AuditEvent, _: Option<&OutboxEvent>) -> StoreResult<()> {
             Ok(())
         }
-        async fn insert_webhook(&self, _: &Webhook) -> StoreResult<()> {
+        async fn insert_webhook(&self, _: &Webhook, _: u32) -> StoreResult<bool> {
             Err(unused())
         }
         async fn get_webhook(&self, _: &str) -> StoreResult<Option<Webhook>> {
@@ -286,7 +286,7 @@ mod tests {
             _: Timestamp,
             _: Timestamp,
             _: u32,
-        ) -> StoreResult<Vec<WebhookDelivery>> {
+        ) -> StoreResult<Vec<ClaimedDelivery>> {
             Err(unused())
         }
         async fn record_webhook_attempt(
@@ -295,6 +295,9 @@ mod tests {
             _: Timestamp,
             _: &DeliveryAttempt,
         ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn prune_webhook_deliveries(&self, _: Timestamp) -> StoreResult<u64> {
             Err(unused())
         }
         async fn redeliver_webhook_delivery(

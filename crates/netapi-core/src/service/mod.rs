@@ -689,6 +689,16 @@ impl NetApi {
         let Some((subject, own_limit)) = &caller.rate else {
             return Ok(None);
         };
+        self.hit_rate(subject, *own_limit)
+    }
+
+    /// Counts a request of `subject` (`key:<id>` or `client:<id>`) against its own limit, or
+    /// the default.
+    pub(crate) fn hit_rate(
+        &self,
+        subject: &str,
+        own_limit: Option<u32>,
+    ) -> Result<Option<RateStatus>> {
         let limit = own_limit.unwrap_or(self.settings.rate_limit_per_minute);
         if limit == 0 {
             return Ok(None);

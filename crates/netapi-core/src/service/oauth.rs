@@ -750,7 +750,9 @@ impl NetApi {
         Ok(())
     }
 
-    /// `POST /oauth/introspect` (RFC 7662), for confidential clients.
+    /// `POST /oauth/introspect` (RFC 7662), for confidential clients. Introspecting an API
+    /// key or an access token is a use of it, counted against its per-minute limit (see
+    /// [`Self::introspect_api_key`]); refresh tokens have no limit.
     pub async fn introspect(
         &self,
         request: &ClientRequest<TokenTarget>,
@@ -825,12 +827,24 @@ impl NetApi {
             Err(super::authn::Failure::Auth(..)) => return Ok(inactive),
             Err(super::authn::Failure::Other(err)) => return Err(err.into()),
         };
-        if !self.client_alive(&claims.client_id).await? {
+        let Some(issued_to) = self.client_facts(&claims.client_id).await? else {
             return Ok(inactive);
-        }
+        };
         let Some(user) = self.user_facts(&claims.sub).await? else {
             return Ok(inactive);
         };
+        // As for an API key, the answer is a use of the token: counted against its
+        // per-minute limit (its client's, as on every other use), and a token over it is not
+        // active.
+        if self
+            .hit_rate(
+                &format!("client:{}", claims.client_id),
+                issued_to.rate_limit,
+            )
+            .is_err()
+        {
+            return Ok(inactive);
+        }
         let scope = match &resource {
             None => claims.scope.clone(),
             Some(resource) => {

@@ -18,7 +18,8 @@ use super::{NetApi, Principal};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
 use crate::model::{
-    AuditEvent, DeliveryAttempt, DeliveryStatus, OutboxEvent, Webhook, WebhookDelivery,
+    AuditEvent, ClaimedDelivery, DeliveryAttempt, DeliveryStatus, OutboxEvent, Webhook,
+    WebhookDelivery,
 };
 use crate::scope::Scope;
 use crate::secret::{Secret, random_base62};
@@ -81,6 +82,9 @@ pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
 pub const MAX_DELIVERY_ATTEMPTS: u32 = 12;
 /// Characters of a failure kept (never a response body beyond that).
 pub const MAX_ERROR_EXCERPT: usize = 256;
+/// How long deliveries that are over (delivered or failed) are kept: the outbox does not
+/// grow without end.
+pub const DELIVERY_RETENTION: i64 = 30 * 86_400;
 /// Deliveries one step of the worker claims.
 const CLAIM_BATCH: u32 = 20;
 /// The signature header.
@@ -267,17 +271,9 @@ impl NetApi {
                 events.push(event.clone());
             }
         }
-        self.checked_target(&new.url).await?;
-        let live = self
-            .store
-            .list_webhooks(None, u32::try_from(MAX_WEBHOOKS).unwrap_or(u32::MAX))
-            .await?;
-        if live.len() >= MAX_WEBHOOKS {
-            return Err(Error::invalid(
-                "url",
-                format!("there are {MAX_WEBHOOKS} webhooks already (the most allowed)"),
-            ));
-        }
+        // Kept as parsed (ASCII: control, bidirectional and other non-ASCII characters
+        // percent-encoded or in punycode), so that what people are shown is what is used.
+        let (url, _) = self.checked_target(&new.url).await?;
         let id = new_id("whk");
         let secret = Secret::new(format!("whsec_{}", random_base62(32)));
         let webhook = Webhook {
@@ -287,12 +283,22 @@ impl NetApi {
             ),
             id,
             created_by: caller.user_id.clone(),
-            url: new.url,
+            url: url.into(),
             events,
             created_at: self.now(),
             disabled_at: None,
         };
-        self.store.insert_webhook(&webhook).await?;
+        // The cap is checked by the insert itself, so that creations at once cannot pass it.
+        if !self
+            .store
+            .insert_webhook(&webhook, u32::try_from(MAX_WEBHOOKS).unwrap_or(u32::MAX))
+            .await?
+        {
+            return Err(Error::invalid(
+                "url",
+                format!("there are {MAX_WEBHOOKS} webhooks already (the most allowed)"),
+            ));
+        }
         self.audit(
             Some(&caller.user_id),
             "webhook.created",
@@ -356,7 +362,8 @@ impl NetApi {
         Ok(page.page(items, |d| &d.id))
     }
 
-    /// Delivers a delivery again, soon (whatever its status). Admins only.
+    /// Delivers a delivery again, soon (whatever its status). While an attempt of it is in
+    /// flight, the redelivery is made once that attempt ends, never beside it. Admins only.
     pub async fn redeliver_webhook_delivery(
         &self,
         caller: &Principal,
@@ -391,28 +398,35 @@ impl NetApi {
             .store
             .claim_webhook_deliveries(now, lease_until, CLAIM_BATCH)
             .await?;
-        for delivery in &due {
-            let attempt = self.attempt_delivery(client, delivery, timeout).await;
+        for claimed in &due {
+            let attempt = self.attempt_delivery(client, claimed, timeout).await;
             if !self
                 .store
-                .record_webhook_attempt(&delivery.id, lease_until, &attempt)
+                .record_webhook_attempt(&claimed.delivery.id, lease_until, &attempt)
                 .await?
             {
-                tracing::debug!(delivery = %delivery.id, "lease lost before the attempt was recorded");
+                tracing::debug!(delivery = %claimed.delivery.id, "lease lost before the attempt was recorded");
             }
         }
         Ok(due.len())
     }
 
+    /// Deletes the deliveries that have been over for longer than [`DELIVERY_RETENTION`]
+    /// (counted from their event); answers how many.
+    pub async fn prune_webhook_deliveries(&self) -> Result<u64> {
+        let before = self.now().saturating_sub(DELIVERY_RETENTION);
+        Ok(self.store.prune_webhook_deliveries(before).await?)
+    }
+
     async fn attempt_delivery(
         &self,
         client: &dyn WebhookClient,
-        delivery: &WebhookDelivery,
+        claimed: &ClaimedDelivery,
         timeout: Duration,
     ) -> DeliveryAttempt {
-        let outcome = self.post_delivery(client, delivery, timeout).await;
+        let outcome = self.post_delivery(client, claimed, timeout).await;
         let at = self.now();
-        let attempts = delivery.attempts.saturating_add(1);
+        let attempts = claimed.delivery.attempts.saturating_add(1);
         let (status_code, error) = match outcome {
             Ok(code) if (200..300).contains(&code) => {
                 return DeliveryAttempt {
@@ -447,25 +461,20 @@ impl NetApi {
     async fn post_delivery(
         &self,
         client: &dyn WebhookClient,
-        delivery: &WebhookDelivery,
+        claimed: &ClaimedDelivery,
         timeout: Duration,
     ) -> std::result::Result<u16, String> {
-        let webhook = self
-            .store
-            .get_webhook(&delivery.webhook_id)
-            .await
-            .map_err(|_| "storage unavailable".to_owned())?
-            .ok_or_else(|| "the webhook is gone".to_owned())?;
+        let delivery = &claimed.delivery;
         let secret = self
             .settings
             .secret_key
             .open(
-                &Self::webhook_secret_context(&webhook.id),
-                &webhook.sealed_secret,
+                &Self::webhook_secret_context(&delivery.webhook_id),
+                &claimed.sealed_secret,
             )
             .ok_or_else(|| "the signing secret cannot be opened with this secret key".to_owned())?;
         // Checked again at each attempt: what a name resolves to can change.
-        let url = Url::parse(&webhook.url).map_err(|_| "the URL is invalid".to_owned())?;
+        let url = Url::parse(&claimed.url).map_err(|_| "the URL is invalid".to_owned())?;
         let address = self.resolve_target(&url).await?;
         let signature = signature(&secret, self.now(), &delivery.payload);
         client

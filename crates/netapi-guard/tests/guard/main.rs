@@ -23,6 +23,7 @@ netapi_testkit::e2e!(
     a_revoked_key_is_refused_once_the_cache_ttl_has_passed,
     with_a_zero_ttl_a_revoked_key_is_refused_at_once,
     the_verify_endpoint_checks_keys_too,
+    a_verified_key_is_not_cached_past_its_expiry,
     an_expired_token_is_refused_after_at_most_five_seconds_of_leeway,
     introspecting_tokens_sees_their_revocation,
     a_rotated_signing_key_is_fetched_without_a_restart,
@@ -261,6 +262,42 @@ async fn the_verify_endpoint_checks_keys_too(server: Server) {
         "UNAUTHENTICATED",
     )
     .await;
+}
+
+async fn a_verified_key_is_not_cached_past_its_expiry(server: Server) {
+    let verifier = server
+        .post(
+            "/v1/api-keys",
+            &server.admin_key,
+            json!({"name": "orders verifier", "scopes": ["keys:verify"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let orders = server
+        .orders_api(
+            server
+                .config()
+                .verify_endpoint(verifier["key"].as_str().expect("key"))
+                .cache_ttl(Duration::from_secs(600)),
+        )
+        .await;
+    let expires_at = netapi_core::clock::format_rfc3339(server.app.api.now() + 30);
+    let key = server
+        .orders_key(&server.admin_key, json!({ "expires_at": expires_at }))
+        .await;
+    let secret = key["key"].as_str().expect("key");
+    json_with(orders.get(Some(secret)).await, StatusCode::OK).await;
+    server.clock.advance(29);
+    json_with(orders.get(Some(secret)).await, StatusCode::OK).await;
+    // The cached answer would be good for ten minutes; the key's expiry ends it.
+    server.clock.advance(1);
+    let (_, challenge) = refusal(
+        orders.get(Some(secret)).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    assert!(challenge.contains("expired"), "{challenge}");
 }
 
 async fn revoke_key_as(server: &Server, owner: &str, id: &str) {

@@ -1092,6 +1092,11 @@ async fn jwt_expired_is_refused(app: TestApp) {
 // ---------------------------------------------------------------------------------------
 
 crate::e2e!(
+    settings = crate::webhooks::allow_private;
+    refresh_reuse_reaches_webhooks,
+);
+
+crate::e2e!(
     refresh_rotates_on_every_use,
     refresh_reuse_after_grace_revokes_the_family,
     refresh_reuse_within_grace_gets_the_same_successor,
@@ -1172,6 +1177,33 @@ async fn refresh_reuse_after_grace_revokes_the_family(app: TestApp) {
     );
     // A client_credentials token of the same client is not part of the family.
     accepted(&app, &cc_token(&app, &client).await).await;
+}
+
+async fn refresh_reuse_reaches_webhooks(app: TestApp) {
+    use crate::webhooks::{assert_signed, create_webhook, next, start_receiver};
+    let admin = app.admin_key(&unique_email("admin")).await;
+    let (url, mut rx) = start_receiver(&[]).await;
+    let webhook = create_webhook(&app, &admin, &url, &["refresh_token.reuse_detected"]).await;
+    let client = refresh_client(&app).await;
+    let (old, family_id) = mint_refresh(&app, &client, "users:read").await;
+    refresh_with(&app, &client, &old).await.unwrap();
+    app.clock.advance(11);
+    assert_eq!(
+        refresh_with(&app, &client, &old).await,
+        Err(BasicErrorResponseType::InvalidGrant)
+    );
+    app.api
+        .deliver_webhooks(&netapi_server::webhooks::HttpWebhookClient)
+        .await
+        .unwrap();
+    let received = next(&mut rx).await;
+    assert_signed(&received, webhook["secret"].as_str().unwrap());
+    let event = received.json();
+    assert_eq!(event["type"], "refresh_token.reuse_detected");
+    assert_eq!(event["data"]["client_id"], client.id.as_str());
+    assert_eq!(event["data"]["family_id"], family_id.as_str());
+    assert_eq!(event["data"]["user_id"], client.owner_id.as_str());
+    assert!(!received.body.contains(&old), "never the token itself");
 }
 
 /// Within the grace period a repeated refresh is answered with the same successor, so that

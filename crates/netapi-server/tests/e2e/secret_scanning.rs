@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 use crate::e2e;
 use crate::helpers::{TestApp, expect_error, json_with};
+use crate::webhooks;
 
 const KEY_ID: &str = "test-github-key-1";
 
@@ -62,6 +63,11 @@ fn with_github_keys(settings: &mut Settings) {
     ));
     write_key_file(&path, &[(KEY_ID, github())]);
     settings.secret_scanning_github_keys = Some(path);
+}
+
+fn with_github_keys_and_webhooks(settings: &mut Settings) {
+    with_github_keys(settings);
+    webhooks::allow_private(settings);
 }
 
 fn key_file_of(app: &TestApp) -> PathBuf {
@@ -161,6 +167,11 @@ e2e!(
     a_bad_signature_is_refused_and_revokes_nothing,
     an_unknown_key_identifier_is_refused_until_the_key_file_has_it,
     oversized_and_malformed_reports_are_refused,
+);
+
+e2e!(
+    settings = with_github_keys_and_webhooks;
+    a_leaked_key_reaches_webhooks,
 );
 
 e2e!(
@@ -420,4 +431,52 @@ async fn a_key_file_that_cannot_be_used_stops_the_start(app: TestApp) {
             other => panic!("started with {}: {other:?}", path.display()),
         }
     }
+}
+
+async fn a_leaked_key_reaches_webhooks(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    let (url, mut rx) = webhooks::start_receiver(&[]).await;
+    let webhook = webhooks::create_webhook(&app, &admin, &url, &["api_key.leaked"]).await;
+    let secret = webhook["secret"].as_str().unwrap();
+    let (user, key) = app.register("ada@example.com").await;
+    let leaked = key["key"].as_str().unwrap();
+    let body = batch(&[leaked]);
+    json_with(report(&app, &body).await, StatusCode::OK).await;
+    // Reported again (GitHub may): the key is revoked already, so no second event.
+    json_with(report(&app, &body).await, StatusCode::OK).await;
+
+    app.api
+        .deliver_webhooks(&netapi_server::webhooks::HttpWebhookClient)
+        .await
+        .unwrap();
+    let received = webhooks::next(&mut rx).await;
+    webhooks::assert_signed(&received, secret);
+    let event = received.json();
+    assert_eq!(event["type"], "api_key.leaked");
+    assert_eq!(event["data"]["api_key_id"], key["id"]);
+    assert_eq!(event["data"]["user_id"], user["id"]);
+    assert_eq!(event["data"]["reported_by"], "github_secret_scanning");
+    assert_eq!(event["data"]["source"], "content");
+    assert_eq!(
+        event["data"]["url"],
+        "https://github.com/octocat/leaky/blob/abc123/config.py#L0"
+    );
+    assert!(!received.body.contains(leaked), "never the key itself");
+    let listed: Value = app
+        .get(
+            &format!(
+                "/v1/webhooks/{}/deliveries",
+                webhook["id"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["deliveries"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
 }

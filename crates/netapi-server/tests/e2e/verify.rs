@@ -35,6 +35,7 @@ e2e!(
     failures_of_the_verified_key_lock_nobody_out,
     introspection_of_an_api_key_by_an_admins_client,
     introspection_of_an_api_key_by_a_members_client,
+    introspection_of_an_access_token_counts_against_its_limit,
 );
 e2e!(spawn = three_a_minute; a_key_over_its_limit_is_rate_limited);
 
@@ -430,4 +431,28 @@ async fn introspection_of_an_api_key_by_a_members_client(app: TestApp) {
         introspect(&app, &client, &other).await,
         json!({ "active": false })
     );
+}
+
+async fn introspection_of_an_access_token_counts_against_its_limit(app: TestApp) {
+    let admin = app.admin_key("introspect-admin@example.com").await;
+    let mut body = confidential_client();
+    body["rate_limit_per_minute"] = json!(2);
+    let client = app.create_client(&admin, body).await;
+    assert_eq!(client["rate_limit_per_minute"], 2, "{client}");
+    let token = app.client_credentials_token(&client).await;
+    for _ in 0..2 {
+        assert_eq!(introspect(&app, &client, &token).await["active"], true);
+    }
+    assert_eq!(
+        introspect(&app, &client, &token).await,
+        json!({ "active": false }),
+        "over its client's limit, as an API key over its own"
+    );
+    // The same count as the token's other uses.
+    assert_eq!(
+        app.get("/v1/users/me", &token).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.clock.advance(60);
+    assert_eq!(introspect(&app, &client, &token).await["active"], true);
 }

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::e2e;
 use crate::helpers::{
@@ -29,13 +29,13 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// One request the receiver got: the signature header and the raw body.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     signature: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
     }
 }
@@ -45,6 +45,8 @@ struct Receiver {
     /// Statuses to answer with, in order; 204 once they run out.
     answers: Arc<Mutex<VecDeque<u16>>>,
     got: mpsc::UnboundedSender<Received>,
+    /// When set, each request is answered only once the test adds a permit.
+    gate: Option<Arc<Semaphore>>,
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -58,15 +60,27 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
         signature,
         body: String::from_utf8(body.to_vec()).unwrap(),
     });
+    if let Some(gate) = &receiver.gate {
+        gate.acquire().await.unwrap().forget();
+    }
     StatusCode::from_u16(answer).unwrap()
 }
 
 /// Starts a receiver answering `answers` first; returns its URL and what it gets.
-async fn start_receiver(answers: &[u16]) -> (String, mpsc::UnboundedReceiver<Received>) {
+pub(crate) async fn start_receiver(answers: &[u16]) -> (String, mpsc::UnboundedReceiver<Received>) {
+    start_gated_receiver(answers, None).await
+}
+
+/// A receiver that answers each request once `gate` has a permit for it.
+async fn start_gated_receiver(
+    answers: &[u16],
+    gate: Option<Arc<Semaphore>>,
+) -> (String, mpsc::UnboundedReceiver<Received>) {
     let (got, rx) = mpsc::unbounded_channel();
     let state = Receiver {
         answers: Arc::new(Mutex::new(answers.iter().copied().collect())),
         got,
+        gate,
     };
     let app = Router::new()
         .route("/hook", post(receive))
@@ -77,7 +91,7 @@ async fn start_receiver(answers: &[u16]) -> (String, mpsc::UnboundedReceiver<Rec
     (url, rx)
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
+pub(crate) async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("a delivery arrives")
@@ -85,7 +99,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
 }
 
 /// Checks `Netapi-Signature: t=<unix>,v1=<hex>` as a receiver would, with its own HMAC.
-fn assert_signed(received: &Received, secret: &str) {
+pub(crate) fn assert_signed(received: &Received, secret: &str) {
     let mut t = None;
     let mut v1 = None;
     for part in received.signature.split(',') {
@@ -107,7 +121,7 @@ fn assert_signed(received: &Received, secret: &str) {
     assert_eq!(v1, expected, "the signature verifies with the secret");
 }
 
-fn allow_private(settings: &mut Settings) {
+pub(crate) fn allow_private(settings: &mut Settings) {
     settings.allow_private_targets = true;
 }
 
@@ -116,7 +130,12 @@ fn allow_private_and_lock_early(settings: &mut Settings) {
     settings.auth_failure_limit = 3;
 }
 
-async fn create_webhook(app: &TestApp, admin: &str, url: &str, events: &[&str]) -> Value {
+pub(crate) async fn create_webhook(
+    app: &TestApp,
+    admin: &str,
+    url: &str,
+    events: &[&str],
+) -> Value {
     let response = app
         .post_json(
             "/v1/webhooks",
@@ -180,6 +199,10 @@ e2e!(
     a_signed_delivery_is_retried_after_a_500_by_a_restarted_instance,
     two_instances_deliver_each_attempt_once,
     deliveries_are_listed_and_redelivered,
+    a_rotated_key_reaches_webhooks,
+    a_redelivery_asked_for_during_an_attempt_follows_it,
+    concurrent_creations_never_pass_the_cap,
+    a_webhook_url_is_kept_as_parsed,
 );
 
 e2e!(
@@ -491,6 +514,26 @@ async fn an_admin_manages_webhooks_in_the_portal(app: TestApp) {
     assert_eq!(page.status(), StatusCode::OK);
     let csrf = hidden_field(&page.text().await.unwrap(), "csrf_token");
 
+    // A form from elsewhere (without the session's CSRF token) registers nothing.
+    let forged = browser
+        .post(
+            &app,
+            "/portal/webhooks",
+            &[
+                ("csrf_token", "forged"),
+                ("url", &url),
+                ("events", "user.created"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let list: Value = app.get("/v1/webhooks", &admin).await.json().await.unwrap();
+    assert_eq!(
+        list["webhooks"],
+        json!([]),
+        "a forged form registers nothing"
+    );
+
     // A bad URL is a message, and nothing is registered.
     let refused = browser
         .post(
@@ -598,4 +641,137 @@ async fn members_get_no_webhooks_page_nor_its_actions(app: TestApp) {
     assert_eq!(refused.status(), StatusCode::NOT_FOUND);
     let list: Value = app.get("/v1/webhooks", &admin).await.json().await.unwrap();
     assert_eq!(list["webhooks"], json!([]));
+}
+
+async fn a_rotated_key_reaches_webhooks(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    let (url, mut rx) = start_receiver(&[]).await;
+    let webhook = create_webhook(&app, &admin, &url, &["api_key.rotated"]).await;
+    let secret = webhook["secret"].as_str().unwrap();
+    let (user, key) = app.register("ada@example.com").await;
+    let old_id = key["id"].as_str().unwrap();
+    let rotated: Value = app
+        .post_json(
+            &format!("/v1/api-keys/{old_id}/rotate"),
+            key["key"].as_str().unwrap(),
+            json!({ "grace_period_seconds": 60 }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_key = rotated["key"].as_str().unwrap();
+
+    app.api.deliver_webhooks(&HttpWebhookClient).await.unwrap();
+    let received = next(&mut rx).await;
+    assert_signed(&received, secret);
+    let body = received.json();
+    assert_eq!(body["type"], "api_key.rotated");
+    assert_eq!(body["data"]["api_key_id"], old_id);
+    assert_eq!(body["data"]["new_api_key_id"], rotated["id"]);
+    assert_eq!(body["data"]["grace_period_seconds"], 60);
+    assert_eq!(body["data"]["user_id"], user["id"]);
+    assert!(
+        !received.body.contains(new_key),
+        "never a key in a delivery"
+    );
+    assert!(!received.body.contains(key["key"].as_str().unwrap()));
+}
+
+async fn a_redelivery_asked_for_during_an_attempt_follows_it(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    let gate = Arc::new(Semaphore::new(0));
+    let (url, mut rx) = start_gated_receiver(&[], Some(Arc::clone(&gate))).await;
+    let webhook = create_webhook(&app, &admin, &url, &["user.created"]).await;
+    let id = webhook["id"].as_str().unwrap();
+    app.register("ada@example.com").await;
+    let delivery_id = deliveries(&app, &admin, id).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The first attempt reaches the receiver, which holds it (whichever instance made it:
+    // the test's step, or the server's own task).
+    let first_attempt = tokio::spawn({
+        let api = another_instance(&app).await;
+        async move { api.deliver_webhooks(&HttpWebhookClient).await.unwrap() }
+    });
+    let first = next(&mut rx).await;
+    let again = app
+        .post_json(
+            &format!("/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    // Another instance finds nothing to claim while the attempt is in flight.
+    let other = another_instance(&app).await;
+    assert_eq!(other.deliver_webhooks(&HttpWebhookClient).await.unwrap(), 0);
+    assert!(rx.try_recv().is_err(), "never two attempts at once");
+
+    // Once the attempt ends, the redelivery follows it: one more request, not two.
+    gate.add_permits(1);
+    let listed = deliveries_when(&app, &admin, id, |l| l[0]["attempts"] == 1).await;
+    assert_eq!(listed[0]["status"], "pending", "the redelivery is due");
+    // Attempted by the server's task or by this step, which waits as long as the receiver
+    // holds the request.
+    let second_attempt =
+        tokio::spawn(async move { other.deliver_webhooks(&HttpWebhookClient).await.unwrap() });
+    let second = next(&mut rx).await;
+    assert_eq!(second.json()["id"], first.json()["id"]);
+    gate.add_permits(1);
+    let listed = deliveries_when(&app, &admin, id, |l| l[0]["status"] == "delivered").await;
+    assert_eq!(listed[0]["attempts"], 2);
+    first_attempt.await.unwrap();
+    second_attempt.await.unwrap();
+    assert!(rx.try_recv().is_err(), "exactly two requests");
+}
+
+async fn concurrent_creations_never_pass_the_cap(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    let (url, _rx) = start_receiver(&[]).await;
+    for _ in 0..15 {
+        create_webhook(&app, &admin, &url, &["user.created"]).await;
+    }
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let request = app
+            .http
+            .post(app.url("/v1/webhooks"))
+            .bearer_auth(&admin)
+            .json(&json!({ "url": url, "events": ["user.created"] }));
+        attempts.spawn(async move { request.send().await.unwrap() });
+    }
+    let answers = attempts.join_all().await;
+    let created = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 5, "exactly the free places are taken");
+    for refused in answers
+        .into_iter()
+        .filter(|r| r.status() != StatusCode::CREATED)
+    {
+        let error = expect_error(refused, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+        assert!(error.to_string().contains("20 webhooks"), "{error}");
+    }
+    let list: Value = app.get("/v1/webhooks", &admin).await.json().await.unwrap();
+    assert_eq!(list["webhooks"].as_array().unwrap().len(), 20);
+}
+
+async fn a_webhook_url_is_kept_as_parsed(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    let (url, _rx) = start_receiver(&[]).await;
+    // A right-to-left override, and a tab (which URL parsing drops).
+    let given = format!("{url}/\u{202e}txt.exe\tx");
+    let webhook = create_webhook(&app, &admin, &given, &["user.created"]).await;
+    assert_eq!(webhook["url"], format!("{url}/%E2%80%AEtxt.exex"));
+    let mut browser = Browser::new();
+    let page = sign_in_to_portal(&app, &mut browser, "admin@example.com").await;
+    assert!(!page.contains('\u{202e}'));
+    let page = browser.get(&app, &app.url("/portal/webhooks")).await;
+    let html = page.text().await.unwrap();
+    assert!(html.contains("%E2%80%AEtxt.exex"), "{html}");
+    assert!(!html.contains('\u{202e}'));
 }

@@ -7,7 +7,8 @@ use crate::tables::{audit_events, model, models};
 use crate::{codec, map_err, retry_contention};
 use netapi_core::ids::new_id;
 use netapi_core::model::{
-    AuditEvent, DeliveryAttempt, DeliveryStatus, OutboxEvent, Webhook, WebhookDelivery,
+    AuditEvent, ClaimedDelivery, DeliveryAttempt, DeliveryStatus, OutboxEvent, Webhook,
+    WebhookDelivery,
 };
 use netapi_core::store::StoreResult;
 use netapi_core::{StoreError, Timestamp};
@@ -25,10 +26,16 @@ macro_rules! delivery_columns {
     };
 }
 
+/// Takes the lowest free slot of `0..$8` (each live webhook holds one, under a unique
+/// index): when two creations pick the same slot at once, the index refuses the second,
+/// which looks again. Inserts nothing when every slot is taken.
 const INSERT: &str = concat!(
-    "INSERT INTO webhooks (",
+    "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8) \
+     INSERT INTO webhooks (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ", slot) SELECT $1, $2, $3, $4, $5, $6, $7, n FROM slots \
+     WHERE n NOT IN (SELECT slot FROM webhooks WHERE disabled_at IS NULL AND slot IS NOT NULL) \
+     ORDER BY n LIMIT 1"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM webhooks WHERE id = $1");
 const LIST_LIVE: &str = concat!(
@@ -60,19 +67,49 @@ const LIST_DELIVERIES: &str = concat!(
 /// again on the new version (whose `next_attempt_at` is then a lease in the future, so it is
 /// skipped); SQLite runs one write at a time.
 const CLAIM: &str = concat!(
-    "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id IN (\
+    "UPDATE webhook_deliveries SET next_attempt_at = $2, leased_until = $2 WHERE id IN (\
      SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
      WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.disabled_at IS NULL \
      ORDER BY d.next_attempt_at, d.id LIMIT $3) \
      AND status = 'pending' AND next_attempt_at <= $1 RETURNING ",
-    delivery_columns!()
+    delivery_columns!(),
+    ", (SELECT w.url FROM webhooks w WHERE w.id = webhook_id) AS url, \
+     (SELECT w.secret FROM webhooks w WHERE w.id = webhook_id) AS secret"
 );
-const RECORD_ATTEMPT: &str = "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, \
-     next_attempt_at = $4, last_status_code = $5, last_error = $6, \
-     delivered_at = COALESCE($7, delivered_at) \
+/// A redelivery asked for during the attempt (`redeliver_at`) keeps the delivery pending,
+/// due when it was asked for.
+const RECORD_ATTEMPT: &str = "UPDATE webhook_deliveries SET \
+     status = CASE WHEN redeliver_at IS NULL THEN $3 ELSE 'pending' END, \
+     attempts = attempts + 1, next_attempt_at = COALESCE(redeliver_at, $4), \
+     last_status_code = $5, last_error = $6, delivered_at = COALESCE($7, delivered_at), \
+     leased_until = NULL, redeliver_at = NULL \
      WHERE id = $1 AND status = 'pending' AND next_attempt_at = $2";
-const REDELIVER: &str = "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3 \
-     WHERE webhook_id = $1 AND id = $2";
+/// Whether an attempt holds an unexpired lease on the delivery at `$3` (every expression of
+/// an `UPDATE` reads the row as it was before it).
+macro_rules! leased {
+    () => {
+        "(status = 'pending' AND leased_until IS NOT NULL AND leased_until > $3)"
+    };
+}
+
+/// Due at once, unless an attempt holds an unexpired lease: then marked, and made due when
+/// that attempt is recorded (changing `next_attempt_at` would end the lease and let another
+/// instance send the delivery while the first still does).
+const REDELIVER: &str = concat!(
+    "UPDATE webhook_deliveries SET \
+     status = CASE WHEN ",
+    leased!(),
+    " THEN status ELSE 'pending' END, next_attempt_at = CASE WHEN ",
+    leased!(),
+    " THEN next_attempt_at ELSE $3 END, redeliver_at = CASE WHEN ",
+    leased!(),
+    " THEN $3 ELSE NULL END WHERE webhook_id = $1 AND id = $2"
+);
+
+/// Over: delivered, failed, or pending for a deleted webhook (never to be attempted).
+const PRUNE_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE created_at < $1 \
+     AND (status <> 'pending' \
+     OR webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NOT NULL))";
 
 #[derive(FromRow)]
 pub(crate) struct WebhookRow {
@@ -139,28 +176,63 @@ impl TryFrom<DeliveryRow> for WebhookDelivery {
 }
 
 #[derive(FromRow)]
+pub(crate) struct ClaimedRow {
+    #[sqlx(flatten)]
+    delivery: DeliveryRow,
+    url: String,
+    secret: Vec<u8>,
+}
+
+impl TryFrom<ClaimedRow> for ClaimedDelivery {
+    type Error = StoreError;
+
+    fn try_from(row: ClaimedRow) -> StoreResult<Self> {
+        Ok(Self {
+            delivery: row.delivery.try_into()?,
+            url: row.url,
+            sealed_secret: row.secret,
+        })
+    }
+}
+
+#[derive(FromRow)]
 struct SubscriptionRow {
     id: String,
     events: String,
 }
 
-pub(crate) async fn insert(db: &impl Backend, webhook: &Webhook) -> StoreResult<()> {
-    db.writer()
-        .await?
-        .execute(
-            INSERT,
-            &[
-                (&webhook.id).into(),
-                (&webhook.created_by).into(),
-                (&webhook.url).into(),
-                codec::join_names(&webhook.events).into(),
-                webhook.sealed_secret.as_slice().into(),
-                webhook.created_at.into(),
-                webhook.disabled_at.into(),
-            ],
-        )
-        .await?;
-    Ok(())
+pub(crate) async fn insert(
+    db: &impl Backend,
+    webhook: &Webhook,
+    max_live: u32,
+) -> StoreResult<bool> {
+    // Each refusal by the slot index means another creation took that slot: there are at
+    // most `max_live` of those before every slot is taken.
+    for _ in 0..=max_live {
+        let inserted = db
+            .writer()
+            .await?
+            .execute(
+                INSERT,
+                &[
+                    (&webhook.id).into(),
+                    (&webhook.created_by).into(),
+                    (&webhook.url).into(),
+                    codec::join_names(&webhook.events).into(),
+                    webhook.sealed_secret.as_slice().into(),
+                    webhook.created_at.into(),
+                    webhook.disabled_at.into(),
+                    i64::from(max_live).into(),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(changed) => return Ok(changed == 1),
+            Err(StoreError::Conflict(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(false)
 }
 
 pub(crate) async fn get(db: &impl Backend, id: &str) -> StoreResult<Option<Webhook>> {
@@ -289,8 +361,8 @@ pub(crate) async fn claim(
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
-) -> StoreResult<Vec<WebhookDelivery>> {
-    let rows: Vec<DeliveryRow> = db
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let rows: Vec<ClaimedRow> = db
         .writer()
         .await?
         .fetch_all(
@@ -340,4 +412,11 @@ pub(crate) async fn redeliver(
         .execute(REDELIVER, &[webhook_id.into(), id.into(), at.into()])
         .await?;
     Ok(changed == 1)
+}
+
+pub(crate) async fn prune_deliveries(db: &impl Backend, before: Timestamp) -> StoreResult<u64> {
+    db.writer()
+        .await?
+        .execute(PRUNE_DELIVERIES, &[before.into()])
+        .await
 }
