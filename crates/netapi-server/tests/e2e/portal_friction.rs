@@ -738,7 +738,7 @@ async fn a_credential_without_the_bearer_scheme_gets_a_hint(app: TestApp) {
         .send()
         .await
         .unwrap();
-    let body = json_with(bare, StatusCode::UNAUTHORIZED).await;
+    let body = json_with(bare, StatusCode::UNAUTHORIZED).await["error"].clone();
     assert_eq!(body["code"], "UNAUTHENTICATED", "{body}");
     assert_eq!(
         body["message"],
@@ -757,7 +757,7 @@ async fn a_credential_without_the_bearer_scheme_gets_a_hint(app: TestApp) {
         )
         .await;
     let body = json_with(wrong, StatusCode::UNAUTHORIZED).await;
-    assert!(body.get("details").is_none(), "{body}");
+    assert!(body["error"].get("details").is_none(), "{body}");
     // And with it, the key works.
     assert_eq!(app.get("/v1/users/me", &key).await.status(), StatusCode::OK);
 }
