@@ -45,14 +45,34 @@ try {
   check(/^napi_[0-9A-Za-z]{38}$/.test(firstKey), `first key looks wrong: ${firstKey}`);
   await page.screenshot({ path: `${shots}/2-portal-first-key.png`, fullPage: true });
 
+  // A key with one scope ticked: the form redirects to the portal, which shows it once.
   await page.fill('#key-name', 'Made in the browser');
+  await page.check('input[name=scope][value="users:read"]');
   await page.click('form[action="/portal/keys"] button[type=submit]');
   await page.waitForSelector('text=Made in the browser');
+  check(new URL(page.url()).pathname === '/portal', `not redirected to the portal: ${page.url()}`);
   const key = (await page.textContent('#new-secret')).trim();
   check(key !== firstKey && key.startsWith('napi_'), 'the new key was not shown');
   const me = await fetch(`${base}/v1/users/me`, { headers: { Authorization: `Bearer ${key}` } });
   check(me.status === 200, `the new key does not work: ${me.status}`);
+  const keys = await fetch(`${base}/v1/api-keys`, { headers: { Authorization: `Bearer ${key}` } });
+  check(keys.status === 403, `the key holds more than the ticked scope: ${keys.status}`);
   await page.screenshot({ path: `${shots}/3-portal-new-key.png`, fullPage: true });
+  // A refresh shows the portal again without the secret, and makes no second key.
+  await page.reload();
+  check(await page.$('#new-secret') === null, 'the secret was shown a second time');
+
+  // Rotating asks first, and offers a grace period; the old value keeps working for it.
+  await page.click('tr:has-text("Made in the browser") a:has-text("Rotate")');
+  await page.waitForSelector('select[name=grace_period_seconds]');
+  await page.screenshot({ path: `${shots}/3b-confirm-rotate.png`, fullPage: true });
+  await page.selectOption('select[name=grace_period_seconds]', '3600');
+  await page.click('main button[type=submit]');
+  await page.waitForSelector('#new-secret');
+  const rotated = (await page.textContent('#new-secret')).trim();
+  check(rotated !== key && rotated.startsWith('napi_'), 'the rotated key was not shown');
+  const old = await fetch(`${base}/v1/users/me`, { headers: { Authorization: `Bearer ${key}` } });
+  check(old.status === 200, `the old value stopped at once despite the grace period: ${old.status}`);
 
   // Sign out, then authorize an application as that user.
   await page.click('header button[type=submit]');

@@ -61,6 +61,19 @@ pub fn bearer(parts: &Parts) -> Result<&str, AuthFailure> {
     Ok(credential)
 }
 
+/// Said when a credential was sent without its scheme (`Authorization: napi_...`).
+const BEARER_HINT: &str =
+    "The Authorization header has no scheme: use the Bearer scheme, Authorization: Bearer <key>";
+
+/// Whether the `Authorization` header is a bare credential, without `Bearer ` before it.
+fn lacks_scheme(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty() && !v.trim().contains(' '))
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
@@ -70,7 +83,18 @@ impl FromRequestParts<AppState> for Auth {
     ) -> Result<Self, Self::Rejection> {
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         // Net API's own resource, no scope yet: each handler requires its own.
-        let access = state.api.check_access(bearer(parts), &ip, None, "").await?;
+        let access = state
+            .api
+            .check_access(bearer(parts), &ip, None, "")
+            .await
+            .map_err(|err| {
+                let refused = ApiError::from(err);
+                if lacks_scheme(parts) {
+                    refused.with_detail(serde_json::json!({ "description": BEARER_HINT }))
+                } else {
+                    refused
+                }
+            })?;
         if let (Some(status), Some(slot)) = (access.rate, parts.extensions.get::<RateSlot>()) {
             let _ = slot.0.set(status);
         }

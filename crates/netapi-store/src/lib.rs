@@ -56,10 +56,24 @@ pub async fn open(options: &StoreOptions, migrate: bool) -> Result<Arc<dyn Store
         }
         Ok(Arc::new(store))
     } else {
-        Err(StoreError::Other(
-            "database_url must start with sqlite: or postgres://".to_owned(),
-        ))
+        Err(StoreError::Other(unknown_scheme(url)))
     }
+}
+
+/// What is wrong with a `database_url` of neither backend: a plain file path gets the
+/// `sqlite:` URL that names it (any other URL is not echoed, as it may carry a password).
+fn unknown_scheme(url: &str) -> String {
+    const MUST: &str = "database_url must start with sqlite: or postgres://";
+    let path = url.trim();
+    if path.is_empty() || path.contains("://") || path.contains('@') {
+        return format!("{MUST}.");
+    }
+    let suggestion = if path.starts_with('/') {
+        format!("sqlite://{path}")
+    } else {
+        format!("sqlite://{}", path.trim_start_matches("./"))
+    };
+    format!("{MUST}; for a SQLite database in the file {path}, use database_url = \"{suggestion}\"")
 }
 
 /// Maps a driver error: unique violations to `Conflict`, connection trouble to

@@ -25,6 +25,21 @@ pub struct SqliteStore {
     writer: SqlitePool,
 }
 
+/// Refuses a database file whose directory does not exist, naming both (SQLite itself only
+/// says "unable to open database file").
+fn missing_directory(file: &std::path::Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(StoreError::Other(format!(
+                "cannot open the SQLite database {}: the directory {} does not exist (create it, or choose another database_url)",
+                file.display(),
+                dir.display()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database file the URL names.
     pub async fn open(options: &StoreOptions) -> Result<Self, StoreError> {
@@ -38,6 +53,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        if !in_memory {
+            missing_directory(connect.get_filename())?;
+        }
         // An in-memory database exists per connection: keep exactly one, for everything.
         let pool_of = |connections: u32| {
             SqlitePoolOptions::new()

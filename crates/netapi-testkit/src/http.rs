@@ -75,6 +75,27 @@ impl Browser {
         self.remember(&response);
         response
     }
+
+    /// Posts `form` as [`Browser::post`] does and, when the answer is a `303` (the portal's
+    /// redirect-after-POST), follows it as a browser would: the page it lands on.
+    pub async fn submit(
+        &mut self,
+        site: &impl Site,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Response {
+        let response = self.post(site, path, form).await;
+        if response.status() != reqwest::StatusCode::SEE_OTHER {
+            return response;
+        }
+        let location = location_of(&response);
+        let url = if location.starts_with('/') {
+            site.url(&location)
+        } else {
+            location
+        };
+        self.get(site, &url).await
+    }
 }
 
 /// The value of the hidden form field `name` on a page, unescaped.

@@ -216,6 +216,59 @@ fn unknown_configuration_keys_are_refused() {
     assert!(stderr.contains("acces_token_ttl"), "{stderr}");
 }
 
+/// Issue 15: a database whose directory does not exist is named with that directory (not
+/// SQLite's bare "unable to open database file"), and a plain path is answered with the
+/// `sqlite:` URL that would name it.
+#[test]
+fn database_url_mistakes_are_explained() {
+    let migrate = |url: &str| {
+        let output = Command::new(BIN)
+            .args(["migrate", "--database-url", url])
+            .env("NETAPI_PEPPER", PEPPER)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{url} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let dir = std::env::temp_dir()
+        .join(unique_name("netapi-missing-"))
+        .join("data");
+    let file = dir.join("netapi.db");
+    let stderr = migrate(&format!("sqlite://{}", file.display()));
+    assert!(
+        stderr.contains(&format!(
+            "cannot open the SQLite database {}: the directory {} does not exist",
+            file.display(),
+            dir.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("code: 14"), "{stderr}");
+    assert!(!dir.exists(), "nothing is created");
+
+    let absolute = std::env::temp_dir().join(unique_name("netapi-plain-"));
+    let stderr = migrate(absolute.to_str().unwrap());
+    assert!(
+        stderr.contains(&format!(
+            "database_url must start with sqlite: or postgres://; for a SQLite database in the file {0}, use database_url = \"sqlite://{0}\"",
+            absolute.display()
+        )),
+        "{stderr}"
+    );
+    let stderr = migrate("data/netapi.db");
+    assert!(
+        stderr.contains("use database_url = \"sqlite://data/netapi.db\""),
+        "{stderr}"
+    );
+    // A URL of another kind is not echoed: it may carry a password.
+    let stderr = migrate("mysql://root:hunter2@db/netapi");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(
+        stderr.contains("database_url must start with sqlite: or postgres://"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn migrate_applies_and_is_idempotent() {
     let db = fresh_sqlite_url();
@@ -1218,17 +1271,19 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
     let portal_csrf = hidden_field(&portal.text().await.unwrap(), "csrf_token");
     secrets.add("the portal's CSRF token", &portal_csrf);
     let made = browser
-        .post(
+        .submit(
             &server,
             "/portal/keys",
             &[
                 ("csrf_token", portal_csrf.as_str()),
                 ("name", "from the portal"),
                 ("expires_in_days", ""),
+                ("scope", "users:read"),
             ],
         )
         .await;
-    requests += 1;
+    // The form's POST and the portal it redirects to.
+    requests += 2;
     secrets.add(
         "a key made in the portal",
         &shown_secret(&made.text().await.unwrap()),

@@ -6,6 +6,7 @@
 
 mod consent;
 mod error;
+mod flash;
 mod login;
 mod page;
 mod portal;
@@ -21,6 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::state::AppState;
+
+pub use flash::Flashes;
 
 /// The stylesheet; served from here so pages load nothing from elsewhere.
 #[utoipa::path(
@@ -79,12 +82,18 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(register::register_form, register::register))
         .routes(routes!(portal::portal))
         .routes(routes!(portal::create_key))
-        .routes(routes!(portal::rotate_key))
-        .routes(routes!(portal::revoke_key))
+        .routes(routes!(portal::confirm_rotate_key, portal::rotate_key))
+        .routes(routes!(portal::confirm_revoke_key, portal::revoke_key))
         .routes(routes!(portal::key_usage))
         .routes(routes!(portal::create_client))
-        .routes(routes!(portal::rotate_client_secret))
-        .routes(routes!(portal::delete_client))
+        .routes(routes!(
+            portal::confirm_rotate_client_secret,
+            portal::rotate_client_secret
+        ))
+        .routes(routes!(
+            portal::confirm_delete_client,
+            portal::delete_client
+        ))
         .routes(routes!(portal::set_redirect_uris))
         .routes(routes!(portal::withdraw_authorization))
         .routes(routes!(resources::resources, resources::create_resource))

@@ -45,6 +45,17 @@ impl<'a> Chrome<'a> {
     }
 }
 
+/// A time as people read it: `3 Dec 2026, 15:04 UTC`.
+pub(super) fn human_time(ts: i64) -> String {
+    let format = time::macros::format_description!(
+        "[day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
+    );
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
 /// Renders a page with the headers every page carries.
 pub(super) fn render(status: StatusCode, page: &impl Template) -> Response {
     let html = match page.render() {

@@ -1,13 +1,14 @@
 //! The developer portal: API keys, OAuth applications and the applications a user authorized.
-//! Every action is its own route; each checks the session and its CSRF token, then shows the
-//! portal with the outcome.
+//! Every action is its own route; each checks the session and its CSRF token, acts, and
+//! redirects (303) to the portal, which shows the outcome once (redirect-after-POST: a
+//! refresh repeats nothing). Actions that cannot be undone (revoke, rotate, delete) first
+//! show a confirmation page; their form says `confirm=yes`.
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use netapi_core::clock::format_rfc3339;
 use netapi_core::model::{ClientAuthMethod, GrantType, Session, User};
 use netapi_core::service::{
     ClientUpdate, KeyUsage, NewApiKey, NewClient, PageRequest, Principal, UsageQuery,
@@ -18,12 +19,13 @@ use serde::Deserialize;
 
 use super::error::PageError;
 use super::login::CsrfForm;
-use super::page::{Chrome, render};
+use super::page::{Chrome, human_time, render};
 use super::session::current_session;
 use crate::extract::ClientIp;
 use crate::state::AppState;
 
 /// A message shown once at the top of the portal.
+#[derive(Clone)]
 pub(super) enum Flash {
     Secret { title: String, value: String },
     Notice(String),
@@ -47,8 +49,8 @@ struct KeyRow {
 struct KeyTarget {
     identifier: String,
     name: String,
-    /// The scopes the user holds there, space-separated.
-    scopes: String,
+    /// The scopes the user holds there.
+    scopes: Vec<String>,
 }
 
 struct ClientCard {
@@ -60,6 +62,8 @@ struct ClientCard {
     redirect_uris: String,
     /// Only confidential clients have a secret to rotate.
     confidential: bool,
+    /// Only clients of the authorization-code grant redirect anywhere.
+    redirects: bool,
 }
 
 struct AppRow {
@@ -78,6 +82,8 @@ struct PortalPage<'a> {
     flash: Option<Flash>,
     csrf: &'a str,
     keys: Vec<KeyRow>,
+    /// The Net API scopes the user holds, each a checkbox of the key form.
+    own_scopes: Vec<&'static str>,
     /// Besides Net API's own.
     key_targets: Vec<KeyTarget>,
     clients: Vec<ClientCard>,
@@ -85,7 +91,7 @@ struct PortalPage<'a> {
 }
 
 fn when(ts: Option<i64>) -> String {
-    ts.map_or_else(|| "never".to_owned(), format_rfc3339)
+    ts.map_or_else(|| "never".to_owned(), human_time)
 }
 
 pub(super) async fn portal_page(
@@ -111,7 +117,7 @@ pub(super) async fn portal_page(
                 None => key.scopes.to_string(),
             },
             resource: key.resource.map(|r| r.identifier).unwrap_or_default(),
-            created: format_rfc3339(key.created_at),
+            created: human_time(key.created_at),
             used: when(key.last_used_at),
             expires: when(key.expires_at),
             id: key.id,
@@ -128,7 +134,7 @@ pub(super) async fn portal_page(
         .map(|(resource, held)| KeyTarget {
             identifier: resource.identifier,
             name: resource.name,
-            scopes: held.join(" "),
+            scopes: held,
         })
         .collect();
     let clients = api
@@ -144,6 +150,7 @@ pub(super) async fn portal_page(
                 "confidential client"
             },
             confidential: !client.is_public(),
+            redirects: client.grant_types.contains(&GrantType::AuthorizationCode),
             grants: client
                 .grant_types
                 .iter()
@@ -163,7 +170,7 @@ pub(super) async fn portal_page(
         .map(|(consent, client)| AppRow {
             name: client.map_or_else(|| consent.client_id.clone(), |c| c.name),
             scopes: consent.scopes.to_string(),
-            since: format_rfc3339(consent.granted_at),
+            since: human_time(consent.granted_at),
             client_id: consent.client_id,
         })
         .collect();
@@ -175,6 +182,7 @@ pub(super) async fn portal_page(
             flash,
             csrf: &session.csrf_token,
             keys,
+            own_scopes: principal.scopes.names(),
             key_targets,
             clients,
             apps,
@@ -197,7 +205,10 @@ pub(super) async fn portal_page(
 )]
 pub async fn portal(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match current_session(&state.api, &headers).await {
-        Some((session, user)) => portal_page(&state.api, &user, &session, None).await,
+        Some((session, user)) => {
+            let flash = state.flashes.take(&session, PORTAL);
+            portal_page(&state.api, &user, &session, flash).await
+        }
         None => Redirect::to("/login?return_to=/portal").into_response(),
     }
 }
@@ -258,11 +269,40 @@ pub(super) async fn member(
     })
 }
 
-/// The portal with an action's outcome; failures of the service itself are error pages.
-async fn outcome_page(api: &NetApi, member: &Member, outcome: Result<Flash, Error>) -> Response {
+/// The portal's name for its one-time messages.
+const PORTAL: &str = "portal";
+
+/// Answers a portal form: leaves the outcome for the portal and redirects there (303);
+/// failures of the service itself are error pages.
+fn done(state: &AppState, member: &Member, outcome: Result<Flash, Error>) -> Response {
     match flash_for(outcome) {
-        Ok(flash) => portal_page(api, &member.user, &member.session, Some(flash)).await,
+        Ok(flash) => {
+            state.flashes.put(&member.session, PORTAL, flash);
+            Redirect::to("/portal").into_response()
+        }
         Err(page) => page.into_response(),
+    }
+}
+
+/// The label a form shows for a field that core names (`expires_in_days`), so that a
+/// message speaks of what the person sees.
+fn field_label(field: &str) -> String {
+    match field {
+        "name" => "Name".to_owned(),
+        "expires_in_days" => "Expires after (days)".to_owned(),
+        "expires_at" => "Expiry".to_owned(),
+        "scopes" | "scope" => "Scopes".to_owned(),
+        "resource" => "API".to_owned(),
+        "redirect_uris" => "Redirect URIs".to_owned(),
+        "grace_period_seconds" => "Keep the old value working".to_owned(),
+        "client_name" => "Application name".to_owned(),
+        other => {
+            let words = other.replace('_', " ");
+            let mut chars = words.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        }
     }
 }
 
@@ -281,11 +321,10 @@ pub(super) fn flash_for(outcome: Result<Flash, Error>) -> Result<Flash, PageErro
         ) => {
             return Err(PageError::Core(err));
         }
-        Err(Error::InvalidArgument { field, message }) => Flash::Error(
-            format!("{} {message}.", field.unwrap_or_default())
-                .trim()
-                .to_owned(),
-        ),
+        Err(Error::InvalidArgument { field, message }) => Flash::Error(match field {
+            Some(field) => format!("{}: {message}.", field_label(&field)),
+            None => format!("{message}."),
+        }),
         Err(
             refused @ (Error::Unauthenticated(_)
             | Error::PermissionDenied { .. }
@@ -305,24 +344,85 @@ pub(super) fn lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The new-key form.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The new-key form. `scope` is repeated, one per ticked box: a Net API scope (`keys:read`),
+/// or a resource's identifier and one of its scopes, separated by a space.
+#[derive(Debug, Default, utoipa::ToSchema)]
 pub struct KeyForm {
     csrf_token: String,
-    #[serde(default)]
     name: String,
     /// Days from now, or empty for a key that does not expire.
-    #[serde(default)]
     expires_in_days: String,
-    /// The identifier of the resource the key is for; empty for Net API's own.
-    #[serde(default)]
-    resource: String,
-    /// Scope names separated by spaces; empty for every scope held there.
-    #[serde(default)]
-    scopes: String,
+    /// The ticked scopes; all of one API.
+    scope: Vec<String>,
 }
 
-/// `POST /portal/keys`: creates an API key and shows it once.
+impl KeyForm {
+    /// The form from its fields in the order they came (repeated `scope` included).
+    fn from_fields(fields: Vec<(String, String)>) -> Self {
+        let mut form = Self::default();
+        for (name, value) in fields {
+            match name.as_str() {
+                "csrf_token" => form.csrf_token = value,
+                "name" => form.name = value,
+                "expires_in_days" => form.expires_in_days = value,
+                "scope" => form.scope.push(value),
+                _ => {}
+            }
+        }
+        form
+    }
+
+    /// The expiry the form asks for.
+    fn expires_at(&self, now: i64) -> Result<Option<i64>, Error> {
+        match self.expires_in_days.trim() {
+            "" => Ok(None),
+            days => days
+                .parse::<i64>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .map(|d| Some(now + d * 86_400))
+                .ok_or_else(|| {
+                    Error::invalid("expires_in_days", "must be a number of days from 1 to 3650")
+                }),
+        }
+    }
+
+    /// The API the ticked scopes are of (`None`: Net API's own) and their names.
+    fn target(&self) -> Result<(Option<String>, Vec<String>), Error> {
+        let mut target: Option<Option<&str>> = None;
+        let mut scopes: Vec<String> = Vec::new();
+        for ticked in &self.scope {
+            let (api, scope) = match ticked.trim().split_once(' ') {
+                Some((api, scope)) => (Some(api.trim()), scope.trim()),
+                None => (None, ticked.trim()),
+            };
+            if scope.is_empty() {
+                continue;
+            }
+            match target {
+                Some(chosen) if chosen != api => {
+                    return Err(Error::invalid(
+                        "scopes",
+                        "a key is for one API: tick scopes of one API only",
+                    ));
+                }
+                _ => target = Some(api),
+            }
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+        match target {
+            Some(api) => Ok((api.map(str::to_owned), scopes)),
+            None => Err(Error::invalid(
+                "scopes",
+                "tick at least one scope (only those the key needs)",
+            )),
+        }
+    }
+}
+
+/// `POST /portal/keys`: creates an API key with the ticked scopes and shows it once.
 #[utoipa::path(
     post,
     path = "/portal/keys",
@@ -330,61 +430,218 @@ pub struct KeyForm {
     operation_id = "portalCreateKey",
     params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
     request_body(content = KeyForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The portal showing the new key once, or what was wrong with the form.", body = String, content_type = "text/html"),
-        super::error::PortalFormErrors,
-    )
+    responses(super::error::PortalFormErrors, PortalOutcome)
 )]
 pub async fn create_key(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Form(form): Form<KeyForm>,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
+    let form = KeyForm::from_fields(fields);
     let me = match member(&state.api, &headers, &form.csrf_token).await {
         Ok(me) => me,
         Err(response) => return response,
     };
-    let outcome = {
-        let expires_at = match form.expires_in_days.trim() {
-            "" => Ok(None),
-            days => days
-                .parse::<i64>()
-                .ok()
-                .filter(|d| (1..=3650).contains(d))
-                .map(|d| Some(state.api.now() + d * 86_400))
-                .ok_or_else(|| {
-                    Error::invalid("expires_in_days", "must be a number of days from 1 to 3650")
-                }),
-        };
-        match expires_at {
-            Ok(expires_at) => state
-                .api
-                .create_api_key(
-                    &me.principal,
-                    NewApiKey {
-                        name: form.name,
-                        expires_at,
-                        resource: Some(form.resource.trim())
-                            .filter(|r| !r.is_empty())
-                            .map(str::to_owned),
-                        scopes: Some(names(&form.scopes)).filter(|n| !n.is_empty()),
-                        ..NewApiKey::default()
-                    },
-                    Some(ip.as_str()),
-                )
-                .await
-                .map(|(key, secret)| Flash::Secret {
-                    title: format!("Your new API key \"{}\"", key.name),
-                    value: secret.expose().to_owned(),
-                }),
-            Err(err) => Err(err),
-        }
-    };
-    outcome_page(&state.api, &me, outcome).await
+    let outcome = async {
+        let expires_at = form.expires_at(state.api.now())?;
+        let (resource, scopes) = form.target()?;
+        let (key, secret) = state
+            .api
+            .create_api_key(
+                &me.principal,
+                NewApiKey {
+                    name: form.name,
+                    expires_at,
+                    resource,
+                    scopes: Some(scopes),
+                    ..NewApiKey::default()
+                },
+                Some(ip.as_str()),
+            )
+            .await?;
+        Ok(Flash::Secret {
+            title: format!("Your new API key \"{}\"", key.name),
+            value: secret.expose().to_owned(),
+        })
+    }
+    .await;
+    done(&state, &me, outcome)
 }
 
-/// `POST /portal/keys/{id}/rotate`: a new value for a key; the old one stops working at once.
+/// The portal's answer to a form it accepted.
+pub struct PortalOutcome;
+
+impl utoipa::IntoResponses for PortalOutcome {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::response::ResponseBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        std::collections::BTreeMap::from([(
+            "303".to_owned(),
+            ResponseBuilder::new()
+                .description(
+                    "Done, or refused with a reason: to the portal, which shows the outcome (a \
+                     new secret included) once. Not signed in: to the sign-in page. Without \
+                     `confirm=yes`, where an action asks for it: to its confirmation page.",
+                )
+                .header(
+                    "Location",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String))
+                        .description(Some(
+                            "`/portal`, `/login?return_to=/portal` or the confirmation page",
+                        ))
+                        .build(),
+                )
+                .build()
+                .into(),
+        )])
+    }
+}
+
+/// A confirmation: what an action will do, and the form that does it.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage<'a> {
+    chrome: Chrome<'a>,
+    heading: &'static str,
+    question: String,
+    action: String,
+    button: &'static str,
+    /// Offer a grace period for the old value (key rotation).
+    grace: bool,
+    csrf: &'a str,
+}
+
+/// What a confirmation page asks about.
+struct Confirm {
+    heading: &'static str,
+    question: String,
+    button: &'static str,
+    grace: bool,
+}
+
+/// An id from a path, if it can be put back into a URL as it is (the ids Net API makes can).
+fn plain_id(id: &str) -> Option<&str> {
+    (!id.is_empty()
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    .then_some(id)
+}
+
+/// The confirmation page of the action at `action`, for what `ask` finds; signed out, the
+/// sign-in page; an unknown object (or one of someone else's), the not-found page.
+async fn confirmation(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: String,
+    ask: impl AsyncFnOnce(&Principal) -> Result<Confirm, Error>,
+) -> Response {
+    let Some((session, user)) = current_session(&state.api, headers).await else {
+        return Redirect::to("/login?return_to=/portal").into_response();
+    };
+    let principal = NetApi::session_principal(&user);
+    match ask(&principal).await {
+        Ok(confirm) => render(
+            StatusCode::OK,
+            &ConfirmPage {
+                chrome: Chrome::signed_in(confirm.heading, &user, &session, true),
+                heading: confirm.heading,
+                question: confirm.question,
+                action,
+                button: confirm.button,
+                grace: confirm.grace,
+                csrf: &session.csrf_token,
+            },
+        ),
+        Err(Error::NotFound(what)) => {
+            super::error::error_page(StatusCode::NOT_FOUND, &format!("{what} not found"))
+        }
+        Err(err) => PageError::Core(err).into_response(),
+    }
+}
+
+/// The form of an action that asks for confirmation.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ConfirmedForm {
+    csrf_token: String,
+    /// `yes` once the person confirmed; otherwise the answer is the confirmation page.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The key-rotation form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RotateKeyForm {
+    csrf_token: String,
+    /// `yes` once the person confirmed; otherwise the answer is the confirmation page.
+    #[serde(default)]
+    confirm: String,
+    /// How long the old value keeps working: 0 (the default), 3600, 86400 or 604800 are
+    /// offered; anything up to 30 days is accepted, as by `POST /v1/api-keys/{id}/rotate`.
+    #[serde(default)]
+    grace_period_seconds: String,
+}
+
+/// The unconfirmed form of the action at `action`: to its confirmation page, nothing done.
+fn unconfirmed(confirm: &str, action: &str) -> Option<Response> {
+    (confirm != "yes").then(|| Redirect::to(action).into_response())
+}
+
+/// `GET /portal/keys/{id}/rotate`: asks to confirm, and how long the old value may last.
+#[utoipa::path(
+    get,
+    path = "/portal/keys/{id}/rotate",
+    tag = "browser",
+    operation_id = "portalConfirmRotateKey",
+    params(
+        ("id" = String, Path, description = "The API key's id."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    responses(
+        (status = 200, description = "The confirmation, with the choice of a grace period.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
+        (status = 404, description = "No such key of the user's.", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn confirm_rotate_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = plain_id(&id) else {
+        return not_found();
+    };
+    confirmation(
+        &state,
+        &headers,
+        format!("/portal/keys/{id}/rotate"),
+        async |principal| {
+            let key = state.api.get_api_key(principal, id).await?;
+            Ok(Confirm {
+                heading: "Rotate the API key",
+                question: format!(
+                    "\"{}\" ({}…{}) gets a new value, shown once. Until when should the old \
+                     value keep working, so that whatever uses it can move to the new one?",
+                    key.name, key.prefix, key.last_four
+                ),
+                button: "Rotate",
+                grace: true,
+            })
+        },
+    )
+    .await
+}
+
+/// `POST /portal/keys/{id}/rotate`: a new value for a key; the old one keeps working for the
+/// chosen grace period (none by default).
 #[utoipa::path(
     post,
     path = "/portal/keys/{id}/rotate",
@@ -394,37 +651,52 @@ pub async fn create_key(
         ("id" = String, Path, description = "The API key's id."),
         ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
     ),
-    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The portal showing the new value once, or why it could not be rotated.", body = String, content_type = "text/html"),
-        super::error::PortalFormErrors,
-    )
+    request_body(content = RotateKeyForm, content_type = "application/x-www-form-urlencoded"),
+    responses(super::error::PortalFormErrors, PortalOutcome)
 )]
 pub async fn rotate_key(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<RotateKeyForm>,
 ) -> Response {
     let me = match member(&state.api, &headers, &form.csrf_token).await {
         Ok(me) => me,
         Err(response) => return response,
     };
-    let outcome = {
-        state
-            .api
-            .rotate_api_key(&me.principal, &id, Some(0), Some(ip.as_str()))
-            .await
-            .map(|(key, secret)| Flash::Secret {
-                title: format!(
-                    "The new value of \"{}\" (the old one no longer works)",
-                    key.name
-                ),
-                value: secret.expose().to_owned(),
-            })
+    let Some(id) = plain_id(&id) else {
+        return not_found();
     };
-    outcome_page(&state.api, &me, outcome).await
+    if let Some(ask) = unconfirmed(&form.confirm, &format!("/portal/keys/{id}/rotate")) {
+        return ask;
+    }
+    let outcome = async {
+        let grace = match form.grace_period_seconds.trim() {
+            "" => 0,
+            seconds => seconds.parse::<i64>().map_err(|_| {
+                Error::invalid("grace_period_seconds", "must be one of the periods offered")
+            })?,
+        };
+        let (key, secret) = state
+            .api
+            .rotate_api_key(&me.principal, id, Some(grace), Some(ip.as_str()))
+            .await?;
+        let old = if grace == 0 {
+            "the old one no longer works".to_owned()
+        } else {
+            format!(
+                "the old one works until {}",
+                human_time(state.api.now() + grace)
+            )
+        };
+        Ok(Flash::Secret {
+            title: format!("The new value of \"{}\" ({old})", key.name),
+            value: secret.expose().to_owned(),
+        })
+    }
+    .await;
+    done(&state, &me, outcome)
 }
 
 #[derive(Template)]
@@ -524,6 +796,52 @@ pub async fn key_usage(
     )
 }
 
+/// `GET /portal/keys/{id}/revoke`: asks to confirm.
+#[utoipa::path(
+    get,
+    path = "/portal/keys/{id}/revoke",
+    tag = "browser",
+    operation_id = "portalConfirmRevokeKey",
+    params(
+        ("id" = String, Path, description = "The API key's id."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    responses(
+        (status = 200, description = "The confirmation.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
+        (status = 404, description = "No such key of the user's.", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn confirm_revoke_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = plain_id(&id) else {
+        return not_found();
+    };
+    confirmation(
+        &state,
+        &headers,
+        format!("/portal/keys/{id}/revoke"),
+        async |principal| {
+            let key = state.api.get_api_key(principal, id).await?;
+            Ok(Confirm {
+                heading: "Revoke the API key",
+                question: format!(
+                    "\"{}\" ({}…{}) will stop working at once, for good. Whatever uses it will \
+                     be refused.",
+                    key.name, key.prefix, key.last_four
+                ),
+                button: "Revoke",
+                grace: false,
+            })
+        },
+    )
+    .await
+}
+
 /// `POST /portal/keys/{id}/revoke`
 #[utoipa::path(
     post,
@@ -534,31 +852,32 @@ pub async fn key_usage(
         ("id" = String, Path, description = "The API key's id."),
         ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
     ),
-    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        super::error::PortalFormErrors,
-    )
+    request_body(content = ConfirmedForm, content_type = "application/x-www-form-urlencoded"),
+    responses(super::error::PortalFormErrors, PortalOutcome)
 )]
 pub async fn revoke_key(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<ConfirmedForm>,
 ) -> Response {
     let me = match member(&state.api, &headers, &form.csrf_token).await {
         Ok(me) => me,
         Err(response) => return response,
     };
-    let outcome = {
-        state
-            .api
-            .revoke_api_key(&me.principal, &id, Some(ip.as_str()))
-            .await
-            .map(|()| Flash::Notice("The key was revoked; it no longer works.".to_owned()))
+    let Some(id) = plain_id(&id) else {
+        return not_found();
     };
-    outcome_page(&state.api, &me, outcome).await
+    if let Some(ask) = unconfirmed(&form.confirm, &format!("/portal/keys/{id}/revoke")) {
+        return ask;
+    }
+    let outcome = state
+        .api
+        .revoke_api_key(&me.principal, id, Some(ip.as_str()))
+        .await
+        .map(|()| Flash::Notice("The key was revoked; it no longer works.".to_owned()));
+    done(&state, &me, outcome)
 }
 
 /// The new-application form.
@@ -570,7 +889,7 @@ pub struct ClientForm {
     /// `web` (the default), `native` or `service`.
     #[serde(default)]
     kind: String,
-    /// One per line.
+    /// One per line; not for a service (client credentials), which redirects nowhere.
     #[serde(default)]
     redirect_uris: String,
 }
@@ -583,10 +902,7 @@ pub struct ClientForm {
     operation_id = "portalCreateClient",
     params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
     request_body(content = ClientForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The portal showing the client secret once, or what was wrong with the form.", body = String, content_type = "text/html"),
-        super::error::PortalFormErrors,
-    )
+    responses(super::error::PortalFormErrors, PortalOutcome)
 )]
 pub async fn create_client(
     State(state): State<AppState>,
@@ -598,48 +914,103 @@ pub async fn create_client(
         Ok(me) => me,
         Err(response) => return response,
     };
-    let outcome = {
-        let web_grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
-        let (grants, method) = match form.kind.as_str() {
-            "native" => (web_grants, ClientAuthMethod::None),
-            "service" => (
-                vec![GrantType::ClientCredentials],
-                ClientAuthMethod::SecretBasic,
-            ),
-            _ => (web_grants, ClientAuthMethod::SecretBasic),
-        };
-        state
-            .api
-            .create_client(
-                &me.principal,
-                NewClient {
-                    name: form.name,
-                    redirect_uris: lines(&form.redirect_uris),
-                    grant_types: Some(grants),
-                    scope: Some(me.principal.scopes.without(Scope::Admin).to_string()),
-                    auth_method: Some(method),
-                    rate_limit: None,
-                    trusted: false,
-                    resources: None,
-                },
-                Some(ip.as_str()),
-            )
-            .await
-            .map(|(client, secret)| match secret {
-                Some(secret) => Flash::Secret {
-                    title: format!(
-                        "\"{}\" is registered as {}. Its client secret",
-                        client.name, client.id
-                    ),
-                    value: secret.expose().to_owned(),
-                },
-                None => Flash::Notice(format!(
-                    "\"{}\" is registered as {} (a public client: no secret).",
-                    client.name, client.id
-                )),
-            })
+    let web_grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
+    let (grants, method, redirect_uris) = match form.kind.as_str() {
+        "native" => (
+            web_grants,
+            ClientAuthMethod::None,
+            lines(&form.redirect_uris),
+        ),
+        // The page hides the box for a service; what a browser sent from it anyway is not
+        // used (client credentials redirect nowhere).
+        "service" => (
+            vec![GrantType::ClientCredentials],
+            ClientAuthMethod::SecretBasic,
+            Vec::new(),
+        ),
+        _ => (
+            web_grants,
+            ClientAuthMethod::SecretBasic,
+            lines(&form.redirect_uris),
+        ),
     };
-    outcome_page(&state.api, &me, outcome).await
+    let outcome = state
+        .api
+        .create_client(
+            &me.principal,
+            NewClient {
+                name: form.name,
+                redirect_uris,
+                grant_types: Some(grants),
+                scope: Some(me.principal.scopes.without(Scope::Admin).to_string()),
+                auth_method: Some(method),
+                rate_limit: None,
+                trusted: false,
+                resources: None,
+            },
+            Some(ip.as_str()),
+        )
+        .await
+        .map(|(client, secret)| match secret {
+            Some(secret) => Flash::Secret {
+                title: format!(
+                    "\"{}\" is registered as {}. Its client secret",
+                    client.name, client.id
+                ),
+                value: secret.expose().to_owned(),
+            },
+            None => Flash::Notice(format!(
+                "\"{}\" is registered as {} (a public client: no secret).",
+                client.name, client.id
+            )),
+        });
+    done(&state, &me, outcome)
+}
+
+/// `GET /portal/clients/{id}/rotate-secret`: asks to confirm.
+#[utoipa::path(
+    get,
+    path = "/portal/clients/{id}/rotate-secret",
+    tag = "browser",
+    operation_id = "portalConfirmRotateClientSecret",
+    params(
+        ("id" = String, Path, description = "The application's client_id."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    responses(
+        (status = 200, description = "The confirmation.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
+        (status = 404, description = "No such application of the user's.", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn confirm_rotate_client_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = plain_id(&id) else {
+        return not_found();
+    };
+    confirmation(
+        &state,
+        &headers,
+        format!("/portal/clients/{id}/rotate-secret"),
+        async |principal| {
+            let client = state.api.get_client(principal, id).await?;
+            Ok(Confirm {
+                heading: "Rotate the client secret",
+                question: format!(
+                    "\"{}\" ({}) gets a new client secret, shown once; the old one stops \
+                     working at once.",
+                    client.name, client.id
+                ),
+                button: "Rotate secret",
+                grace: false,
+            })
+        },
+    )
+    .await
 }
 
 /// `POST /portal/clients/{id}/rotate-secret`
@@ -652,37 +1023,86 @@ pub async fn create_client(
         ("id" = String, Path, description = "The application's client_id."),
         ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
     ),
-    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The portal showing the new secret once, or why it could not be rotated.", body = String, content_type = "text/html"),
-        super::error::PortalFormErrors,
-    )
+    request_body(content = ConfirmedForm, content_type = "application/x-www-form-urlencoded"),
+    responses(super::error::PortalFormErrors, PortalOutcome)
 )]
 pub async fn rotate_client_secret(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<ConfirmedForm>,
 ) -> Response {
     let me = match member(&state.api, &headers, &form.csrf_token).await {
         Ok(me) => me,
         Err(response) => return response,
     };
-    let outcome = {
-        state
-            .api
-            .rotate_client_secret(&me.principal, &id, Some(ip.as_str()))
-            .await
-            .map(|(client, secret)| Flash::Secret {
-                title: format!(
-                    "The new secret of \"{}\" (the old one no longer works)",
-                    client.name
-                ),
-                value: secret.expose().to_owned(),
-            })
+    let Some(id) = plain_id(&id) else {
+        return not_found();
     };
-    outcome_page(&state.api, &me, outcome).await
+    if let Some(ask) = unconfirmed(
+        &form.confirm,
+        &format!("/portal/clients/{id}/rotate-secret"),
+    ) {
+        return ask;
+    }
+    let outcome = state
+        .api
+        .rotate_client_secret(&me.principal, id, Some(ip.as_str()))
+        .await
+        .map(|(client, secret)| Flash::Secret {
+            title: format!(
+                "The new secret of \"{}\" (the old one no longer works)",
+                client.name
+            ),
+            value: secret.expose().to_owned(),
+        });
+    done(&state, &me, outcome)
+}
+
+/// `GET /portal/clients/{id}/delete`: asks to confirm.
+#[utoipa::path(
+    get,
+    path = "/portal/clients/{id}/delete",
+    tag = "browser",
+    operation_id = "portalConfirmDeleteClient",
+    params(
+        ("id" = String, Path, description = "The application's client_id."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    responses(
+        (status = 200, description = "The confirmation.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal`"))),
+        (status = 404, description = "No such application of the user's.", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn confirm_delete_client(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = plain_id(&id) else {
+        return not_found();
+    };
+    confirmation(
+        &state,
+        &headers,
+        format!("/portal/clients/{id}/delete"),
+        async |principal| {
+            let client = state.api.get_client(principal, id).await?;
+            Ok(Confirm {
+                heading: "Delete the application",
+                question: format!(
+                    "\"{}\" ({}) will be deleted and every token it holds revoked, for good.",
+                    client.name, client.id
+                ),
+                button: "Delete application",
+                grace: false,
+            })
+        },
+    )
+    .await
 }
 
 /// `POST /portal/clients/{id}/delete`: deletes the application and revokes its tokens.
@@ -695,33 +1115,32 @@ pub async fn rotate_client_secret(
         ("id" = String, Path, description = "The application's client_id."),
         ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
     ),
-    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        super::error::PortalFormErrors,
-    )
+    request_body(content = ConfirmedForm, content_type = "application/x-www-form-urlencoded"),
+    responses(super::error::PortalFormErrors, PortalOutcome)
 )]
 pub async fn delete_client(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<ConfirmedForm>,
 ) -> Response {
     let me = match member(&state.api, &headers, &form.csrf_token).await {
         Ok(me) => me,
         Err(response) => return response,
     };
-    let outcome = {
-        state
-            .api
-            .delete_client(&me.principal, &id, Some(ip.as_str()))
-            .await
-            .map(|()| {
-                Flash::Notice("The application was deleted and its tokens revoked.".to_owned())
-            })
+    let Some(id) = plain_id(&id) else {
+        return not_found();
     };
-    outcome_page(&state.api, &me, outcome).await
+    if let Some(ask) = unconfirmed(&form.confirm, &format!("/portal/clients/{id}/delete")) {
+        return ask;
+    }
+    let outcome = state
+        .api
+        .delete_client(&me.principal, id, Some(ip.as_str()))
+        .await
+        .map(|()| Flash::Notice("The application was deleted and its tokens revoked.".to_owned()));
+    done(&state, &me, outcome)
 }
 
 /// The redirect URIs form.
@@ -744,10 +1163,7 @@ pub struct RedirectUrisForm {
         ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
     ),
     request_body(content = RedirectUrisForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        super::error::PortalFormErrors,
-    )
+    responses(super::error::PortalFormErrors, PortalOutcome)
 )]
 pub async fn set_redirect_uris(
     State(state): State<AppState>,
@@ -775,7 +1191,7 @@ pub async fn set_redirect_uris(
             .await
             .map(|_| Flash::Notice("Redirect URIs saved.".to_owned()))
     };
-    outcome_page(&state.api, &me, outcome).await
+    done(&state, &me, outcome)
 }
 
 /// `POST /portal/authorizations/{client_id}/withdraw`: withdraws the user's consent.
@@ -789,10 +1205,7 @@ pub async fn set_redirect_uris(
         ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
     ),
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The portal with the outcome.", body = String, content_type = "text/html"),
-        super::error::PortalFormErrors,
-    )
+    responses(super::error::PortalFormErrors, PortalOutcome)
 )]
 pub async fn withdraw_authorization(
     State(state): State<AppState>,
@@ -816,5 +1229,5 @@ pub async fn withdraw_authorization(
                 )
             })
     };
-    outcome_page(&state.api, &me, outcome).await
+    done(&state, &me, outcome)
 }

@@ -528,13 +528,15 @@ async fn portal_manages_keys_and_apps(app: TestApp) {
     );
     let csrf = hidden_field(&html, "csrf_token");
     let created = browser
-        .post(
+        .submit(
             &app,
             "/portal/keys",
             &[
                 ("csrf_token", &csrf),
                 ("name", "CI key"),
                 ("expires_in_days", ""),
+                ("scope", "users:read"),
+                ("scope", "keys:read"),
             ],
         )
         .await;
@@ -558,10 +560,10 @@ async fn portal_manages_keys_and_apps(app: TestApp) {
         .unwrap()
         .to_owned();
     let revoked = browser
-        .post(
+        .submit(
             &app,
             &format!("/portal/keys/{ci_id}/revoke"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(revoked.status(), StatusCode::OK);
@@ -578,7 +580,7 @@ async fn portal_manages_keys_and_apps(app: TestApp) {
         .await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     let app_created = browser
-        .post(
+        .submit(
             &app,
             "/portal/clients",
             &[
@@ -966,7 +968,7 @@ async fn keys_made_by_an_app_end_with_its_consent(app: TestApp) {
         .await
         .unwrap();
     let withdrawn = browser
-        .post(
+        .submit(
             &app,
             &format!("/portal/authorizations/{client_id}/withdraw"),
             &[("csrf_token", &hidden_field(&portal, "csrf_token"))],
@@ -1064,10 +1066,13 @@ async fn portal_cannot_rotate_a_key_wider_than_the_session(app: TestApp) {
         .await
         .unwrap();
     let refused = browser
-        .post(
+        .submit(
             &app,
             &format!("/portal/keys/{key_id}/rotate"),
-            &[("csrf_token", &hidden_field(&portal, "csrf_token"))],
+            &[
+                ("csrf_token", &hidden_field(&portal, "csrf_token")),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(refused.status(), StatusCode::OK);

@@ -15,6 +15,7 @@ mod limits;
 mod oauth;
 mod openapi;
 mod password_rules;
+mod portal_friction;
 mod portal_resources;
 mod resource_oauth;
 mod resources;
