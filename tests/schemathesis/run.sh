@@ -43,8 +43,12 @@ openssl ecparam -name prime256v1 -genkey -noout -out "$work/github.key"
 openssl ec -in "$work/github.key" -pubout -out "$work/github.pub" 2>/dev/null
 python3 -c 'import json, sys; print(json.dumps({"public_keys": [{"key_identifier": "st", "key": open(sys.argv[1]).read(), "is_current": True}]}))' \
   "$work/github.pub" >"$work/github-keys.json"
+# Email on, with a mail server that is down (nothing listens on port 1): the email endpoints
+# answer as they do when a message cannot be sent, and the limits are off.
 "$bin" serve --listen "127.0.0.1:$port" --database-url "$db" --auth-failure-limit 1000000 \
   --secret-scanning-github-keys "$work/github-keys.json" \
+  --smtp-url smtp://127.0.0.1:1 --email-from netapi@example.com \
+  --email-recipient-limit-per-hour 0 --email-source-limit-per-hour 0 \
   >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do

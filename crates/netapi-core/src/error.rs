@@ -82,6 +82,15 @@ pub enum Error {
     /// Storage cannot be reached.
     #[error("service unavailable")]
     Unavailable,
+    /// The request needs email, and no mail server is set up (`smtp_url`).
+    #[error("Email is not set up on this server, so this is not available; ask its operator.")]
+    EmailOff,
+    /// The password was right, but `require_verified_email` is on and the user has not
+    /// verified their address yet.
+    #[error(
+        "Verify your email address before you sign in: follow the link in the message we sent you."
+    )]
+    EmailNotVerified,
     /// The server is set up wrongly (say, with the wrong secret key); the text is for the
     /// operator.
     #[error("{0}")]

@@ -30,6 +30,8 @@ pub enum Surface {
     Password,
     /// Client authentication at the token, revocation and introspection endpoints.
     Client,
+    /// Emailed links (password reset, email verification) presented back.
+    EmailLink,
 }
 
 impl Surface {
@@ -38,6 +40,7 @@ impl Surface {
             Self::Bearer => "bearer",
             Self::Password => "password",
             Self::Client => "client",
+            Self::EmailLink => "email-link",
         }
     }
 }

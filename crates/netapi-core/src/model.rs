@@ -18,6 +18,9 @@ pub struct User {
     pub role: Role,
     /// Argon2id PHC string.
     pub password_hash: String,
+    /// Whether the user proved they receive mail at `email` (a verification link); a new
+    /// address starts unverified.
+    pub email_verified: bool,
     /// When the account was made.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -382,6 +385,55 @@ pub struct Consent {
     pub resource_scopes: Vec<(String, String)>,
     /// When.
     pub granted_at: Timestamp,
+}
+
+/// What an emailed link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailPurpose {
+    /// Proves the user receives mail at an address.
+    VerifyEmail,
+    /// Lets the user set a new password.
+    ResetPassword,
+}
+
+impl EmailPurpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "verify_email" => Some(Self::VerifyEmail),
+            "reset_password" => Some(Self::ResetPassword),
+            _ => None,
+        }
+    }
+}
+
+/// A single-use link mailed to a user; only the hash of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailToken {
+    /// `eml_...`
+    pub id: String,
+    /// What it is for.
+    pub purpose: EmailPurpose,
+    /// Whose it is.
+    pub user_id: String,
+    /// The address it was sent to (the one a verification link verifies).
+    pub email: String,
+    /// HMAC of the link's secret.
+    pub hash: SecretHash,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When it was used, if it was.
+    pub used_at: Option<Timestamp>,
 }
 
 /// A browser session of the login and portal pages.

@@ -5,8 +5,8 @@
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
-    ApiKey, AuditEvent, AuthorizationCode, Consent, GrantType, OAuthClient, RefreshToken, Resource,
-    ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey, User,
+    ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, GrantType, OAuthClient,
+    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::scope::{Role, Scopes};
@@ -385,6 +385,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
     /// Ends every session of a user; returns how many.
     async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
+
+    // Emailed links
+    /// Stores a link (by the hash of its secret).
+    async fn insert_email_token(&self, token: &EmailToken) -> StoreResult<()>;
+    /// The link with this hash, used or not.
+    async fn get_email_token(&self, hash: &SecretHash) -> StoreResult<Option<EmailToken>>;
+    /// Uses a verification link and verifies the address it was sent to, in one transaction
+    /// (single use however many requests race); `None` when the link is unknown, used,
+    /// expired, or the user's address changed since it was sent.
+    async fn verify_email_with_token(
+        &self,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>>;
+    /// Uses a reset link (and ends the user's other reset links) and sets the new password
+    /// hash, in one transaction; `None` when the link is unknown, used or expired.
+    async fn reset_password_with_token(
+        &self,
+        hash: &SecretHash,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>>;
 
     // --- access-token denylist and cross-process invalidation ---
     /// Records an invalidation for every process (including a denylist entry for access

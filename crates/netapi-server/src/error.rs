@@ -242,6 +242,8 @@ impl From<Error> for ApiError {
                 Code::Unavailable,
                 "The service is temporarily unavailable; try again shortly.",
             ),
+            err @ Error::EmailOff => Self::new(Code::Unavailable, err.to_string()),
+            err @ Error::EmailNotVerified => Self::new(Code::PermissionDenied, err.to_string()),
             Error::Busy { retry_after } => Self {
                 retry_after: Some(retry_after),
                 ..Self::new(

@@ -8,6 +8,7 @@ pub mod extract;
 mod forward;
 mod health;
 pub mod listener;
+pub mod mail;
 mod metrics;
 mod middleware;
 pub mod oauth;

@@ -28,6 +28,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("password_hash", Text),
             ("created_at", Int),
             ("updated_at", Int),
+            ("email_verified", Bool),
         ],
     ),
     (
@@ -172,6 +173,19 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("auth_time", Int),
             ("csrf_token", Text),
             ("expires_at", Int),
+        ],
+    ),
+    (
+        "email_tokens",
+        &[
+            ("id", Text),
+            ("purpose", Text),
+            ("user_id", Text),
+            ("email", Text),
+            ("hash", Blob),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("used_at", Int),
         ],
     ),
     (

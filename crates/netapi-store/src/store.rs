@@ -6,7 +6,8 @@
 use crate::backend::{Backend, Exec};
 use crate::map_err;
 use crate::tables::{
-    api_keys, authorization_codes, invalidations, refresh_tokens, sessions, signing_keys,
+    api_keys, authorization_codes, email_tokens, invalidations, refresh_tokens, sessions,
+    signing_keys,
 };
 use netapi_core::Timestamp;
 use netapi_core::store::StoreResult;
@@ -38,6 +39,7 @@ pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreRe
     for sql in [
         authorization_codes::DELETE_EXPIRED,
         sessions::DELETE_EXPIRED,
+        email_tokens::DELETE_EXPIRED,
         refresh_tokens::DELETE_EXPIRED,
         invalidations::DELETE_EXPIRED,
         signing_keys::DELETE_RETIRED,
@@ -54,8 +56,8 @@ macro_rules! forward_store {
         const _: () = {
             use netapi_core::Timestamp;
             use netapi_core::model::{
-                ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken,
-                Resource, ResourceGrant, RotateOutcome, Session, SigningKey, User,
+                ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, OAuthClient,
+                RefreshToken, Resource, ResourceGrant, RotateOutcome, Session, SigningKey, User,
             };
             use netapi_core::model::{
                 ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery,
@@ -68,7 +70,7 @@ macro_rules! forward_store {
             use netapi_core::usage::UsageCount;
             use $crate::backend::Backend;
             use $crate::tables::{
-                api_key_usage, api_keys, audit_events, authorization_codes, consents,
+                api_key_usage, api_keys, audit_events, authorization_codes, consents, email_tokens,
                 invalidations, oauth_clients, refresh_tokens, resources, sessions, signing_keys,
                 users, webhooks,
             };
@@ -428,6 +430,34 @@ macro_rules! forward_store {
 
                 async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
                     sessions::delete_of_user(self, user_id).await
+                }
+
+                async fn insert_email_token(&self, token: &EmailToken) -> StoreResult<()> {
+                    email_tokens::insert(self, token).await
+                }
+
+                async fn get_email_token(
+                    &self,
+                    hash: &SecretHash,
+                ) -> StoreResult<Option<EmailToken>> {
+                    email_tokens::get(self, hash).await
+                }
+
+                async fn verify_email_with_token(
+                    &self,
+                    hash: &SecretHash,
+                    now: Timestamp,
+                ) -> StoreResult<Option<User>> {
+                    email_tokens::verify_email(self, hash, now).await
+                }
+
+                async fn reset_password_with_token(
+                    &self,
+                    hash: &SecretHash,
+                    password_hash: &str,
+                    now: Timestamp,
+                ) -> StoreResult<Option<User>> {
+                    email_tokens::reset_password(self, hash, password_hash, now).await
                 }
 
                 async fn publish_invalidation(

@@ -9,9 +9,9 @@
 use netapi_core::ids::new_id;
 use netapi_core::model::{
     ApiKey, AuditEvent, AuthorizationCode, ClientAuthMethod, Consent, DeliveryAttempt,
-    DeliveryStatus, GrantType, OAuthClient, OutboxEvent, RefreshToken, Resource, ResourceGrant,
-    ResourceScope, RotateOutcome, Session, SigningAlgorithm, SigningKey, User, Webhook,
-    WebhookDelivery,
+    DeliveryStatus, EmailPurpose, EmailToken, GrantType, OAuthClient, OutboxEvent, RefreshToken,
+    Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm, SigningKey,
+    User, Webhook, WebhookDelivery,
 };
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{
@@ -184,6 +184,8 @@ conformance! {
         sqlite_clients_stale_update_keeps_secret, postgres_clients_stale_update_keeps_secret;
     refresh_revoke_for_user => sqlite_refresh_revoke_for_user, postgres_refresh_revoke_for_user;
     sessions_of_user => sqlite_sessions_of_user, postgres_sessions_of_user;
+    email_links_verify_once => sqlite_email_links_verify_once, postgres_email_links_verify_once;
+    email_links_reset_once => sqlite_email_links_reset_once, postgres_email_links_reset_once;
     api_keys_crud => sqlite_api_keys_crud, postgres_api_keys_crud;
     api_keys_rotate => sqlite_api_keys_rotate, postgres_api_keys_rotate;
     api_keys_record_use => sqlite_api_keys_record_use, postgres_api_keys_record_use;
@@ -590,6 +592,7 @@ fn user(email: &str) -> User {
         name: format!("User {email}"),
         role: Role::Member,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        email_verified: false,
         created_at: NOW,
         updated_at: NOW,
     }
@@ -3124,6 +3127,164 @@ async fn refresh_revoke_for_user(store: Arc<dyn Store>) {
             .await
             .expect("again")
             .is_empty()
+    );
+}
+
+fn email_link(purpose: EmailPurpose, user: &User, n: u8, expires_at: Timestamp) -> EmailToken {
+    EmailToken {
+        id: new_id("eml"),
+        purpose,
+        user_id: user.id.clone(),
+        email: user.email.clone(),
+        hash: h(n),
+        created_at: NOW,
+        expires_at,
+        used_at: None,
+    }
+}
+
+async fn email_links_verify_once(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    assert!(!alice.email_verified);
+    let link = email_link(EmailPurpose::VerifyEmail, &alice, 1, NOW + 600);
+    store.insert_email_token(&link).await.expect("insert");
+    assert_eq!(store.get_email_token(&h(1)).await.expect("get"), Some(link));
+    // A reset link is no verification link; an expired one verifies nothing.
+    store
+        .insert_email_token(&email_link(
+            EmailPurpose::ResetPassword,
+            &alice,
+            2,
+            NOW + 600,
+        ))
+        .await
+        .expect("insert");
+    store
+        .insert_email_token(&email_link(EmailPurpose::VerifyEmail, &alice, 3, NOW - 1))
+        .await
+        .expect("insert");
+    for n in [2, 3, 9] {
+        assert_eq!(
+            store
+                .verify_email_with_token(&h(n), NOW)
+                .await
+                .expect("verify"),
+            None
+        );
+    }
+    // Twice at once: once.
+    let one = h(1);
+    let (a, b) = tokio::join!(
+        store.verify_email_with_token(&one, NOW),
+        store.verify_email_with_token(&one, NOW)
+    );
+    let verified: Vec<User> = [a.expect("a"), b.expect("b")]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(verified.len(), 1);
+    assert!(verified[0].email_verified);
+    assert_eq!(
+        store
+            .get_email_token(&h(1))
+            .await
+            .expect("get")
+            .and_then(|l| l.used_at),
+        Some(NOW)
+    );
+    // A new address is unverified, and a link sent to the old one does not verify it.
+    store
+        .insert_email_token(&email_link(EmailPurpose::VerifyEmail, &alice, 4, NOW + 600))
+        .await
+        .expect("insert");
+    let changes = UserChanges {
+        email: Some("alice@new.example".to_owned()),
+        ..UserChanges::default()
+    };
+    let moved = store
+        .update_user(&alice.id, &changes, NOW)
+        .await
+        .expect("update")
+        .expect("user");
+    assert!(!moved.email_verified);
+    assert_eq!(
+        store
+            .verify_email_with_token(&h(4), NOW)
+            .await
+            .expect("verify"),
+        None
+    );
+    assert!(
+        !store
+            .get_user(&alice.id)
+            .await
+            .expect("get")
+            .expect("user")
+            .email_verified
+    );
+    // Expired links go with the housekeeping.
+    store.delete_expired(NOW + 601).await.expect("clean");
+    assert_eq!(store.get_email_token(&h(1)).await.expect("get"), None);
+}
+
+async fn email_links_reset_once(store: Arc<dyn Store>) {
+    let bob = add_user(&store, "bob@example.com").await;
+    for n in [1, 2] {
+        store
+            .insert_email_token(&email_link(
+                EmailPurpose::ResetPassword,
+                &bob,
+                n,
+                NOW + 1800,
+            ))
+            .await
+            .expect("insert");
+    }
+    store
+        .insert_email_token(&email_link(EmailPurpose::VerifyEmail, &bob, 3, NOW + 1800))
+        .await
+        .expect("insert");
+    assert_eq!(
+        store
+            .reset_password_with_token(&h(3), "$argon2id$v=19$new", NOW)
+            .await
+            .expect("reset"),
+        None
+    );
+    assert_eq!(
+        store
+            .reset_password_with_token(&h(1), "$argon2id$v=19$new", NOW + 1800)
+            .await
+            .expect("reset"),
+        None,
+        "expired"
+    );
+    let one = h(1);
+    let (a, b) = tokio::join!(
+        store.reset_password_with_token(&one, "$argon2id$v=19$a", NOW),
+        store.reset_password_with_token(&one, "$argon2id$v=19$b", NOW)
+    );
+    let reset: Vec<User> = [a.expect("a"), b.expect("b")]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(reset.len(), 1);
+    let stored = store.get_user(&bob.id).await.expect("get").expect("user");
+    assert_eq!(stored.password_hash, reset[0].password_hash);
+    // The other reset link of the user ended with it; the verification link did not.
+    assert_eq!(
+        store
+            .reset_password_with_token(&h(2), "$argon2id$v=19$c", NOW)
+            .await
+            .expect("reset"),
+        None
+    );
+    assert!(
+        store
+            .verify_email_with_token(&h(3), NOW)
+            .await
+            .expect("verify")
+            .is_some()
     );
 }
 

@@ -77,11 +77,43 @@ impl TestApp {
         Self::spawn_with_http(backend, adjust, netapi_server::HttpOptions::default()).await
     }
 
+    /// Like [`TestApp::spawn_with`], sending email through the SMTP server at `smtp_url`
+    /// (an [`crate::SmtpSink`]'s, or one that is down) from `netapi@example.com`.
+    pub async fn spawn_with_mail(
+        backend: Backend,
+        smtp_url: &str,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Option<Self> {
+        let mailer = netapi_server::mail::SmtpMailer::new(&netapi_server::mail::SmtpSettings {
+            url: netapi_core::secret::Secret::new(smtp_url),
+            username: None,
+            password: None,
+            from: "Net API <netapi@example.com>".to_owned(),
+        })
+        .expect("SMTP settings");
+        Self::spawn_full(
+            backend,
+            adjust,
+            netapi_server::HttpOptions::default(),
+            Some(Arc::new(mailer)),
+        )
+        .await
+    }
+
     /// Like [`TestApp::spawn_with`], with these HTTP options (trusted proxies, caps).
     pub async fn spawn_with_http(
         backend: Backend,
         adjust: impl FnOnce(&mut Settings),
         http: netapi_server::HttpOptions,
+    ) -> Option<Self> {
+        Self::spawn_full(backend, adjust, http, None).await
+    }
+
+    async fn spawn_full(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Settings),
+        http: netapi_server::HttpOptions,
+        mailer: Option<Arc<dyn netapi_core::service::Mailer>>,
     ) -> Option<Self> {
         let database_url = fresh_database(backend).await?;
         let store = netapi_store::open(&StoreOptions::new(&database_url), true)
@@ -100,7 +132,11 @@ impl TestApp {
             ..Settings::default()
         };
         adjust(&mut settings);
-        let api = Arc::new(NetApi::new(store, clock.clone(), settings));
+        let mut api = NetApi::new(store, clock.clone(), settings);
+        if let Some(mailer) = mailer {
+            api = api.with_mailer(mailer);
+        }
+        let api = Arc::new(api);
         api.start().await.expect("start");
         tokio::spawn(netapi_server::serve(
             listener,
@@ -145,6 +181,7 @@ impl TestApp {
                     password: netapi_core::secret::Secret::new(flows::PASSWORD),
                     name: "Admin".to_owned(),
                     role: netapi_core::Role::Admin,
+                    email_verified: true,
                 },
                 None,
             )

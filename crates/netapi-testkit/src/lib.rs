@@ -12,6 +12,7 @@ mod flows;
 mod http;
 mod json;
 mod run;
+mod smtp;
 
 pub use app::{Backend, Site, TestApp, plain_client};
 pub use database::{drop_database, free_port, fresh_database, fresh_sqlite_url, unique_name};
@@ -26,6 +27,7 @@ pub use http::{
 };
 pub use json::{expect_error, json_with};
 pub use run::run_scenario;
+pub use smtp::{Received, SmtpSink};
 
 /// Makes two tests of each scenario, `sqlite` always and `postgres` when
 /// `NETAPI_TEST_POSTGRES_URL` is set (otherwise it says it is skipped and passes). A scenario

@@ -119,6 +119,59 @@ pub struct Settings {
     /// and http URLs [default: false]
     #[arg(long, env = "NETAPI_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: Option<bool>,
+    /// Mail server for verification and password-reset links: smtp://host[:25],
+    /// smtps://host[:465] (TLS) or smtp+starttls://host[:587], with user:password@ if need be
+    /// [default: none, email is off]
+    #[arg(long, env = "NETAPI_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Hidden>,
+    /// SMTP user name, when it is not in smtp_url [default: none]
+    #[arg(long, env = "NETAPI_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP password, when it is not in smtp_url [default: none]
+    #[arg(long, env = "NETAPI_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<Hidden>,
+    /// The From of every message, `address` or `Name <address>`; required with smtp_url
+    /// [default: none]
+    #[arg(long, env = "NETAPI_EMAIL_FROM")]
+    pub email_from: Option<String>,
+    /// Refuse sign-in until the user has verified their email address; needs smtp_url
+    /// [default: false]
+    #[arg(long, env = "NETAPI_REQUIRE_VERIFIED_EMAIL")]
+    pub require_verified_email: Option<bool>,
+    /// Messages per recipient address per hour; 0 means no limit [default: 5]
+    #[arg(long, env = "NETAPI_EMAIL_RECIPIENT_LIMIT_PER_HOUR")]
+    pub email_recipient_limit_per_hour: Option<u32>,
+    /// Requests for mail (reset, verification) per source address (IPv6: per /64) per hour;
+    /// 0 means no limit [default: 20]
+    #[arg(long, env = "NETAPI_EMAIL_SOURCE_LIMIT_PER_HOUR")]
+    pub email_source_limit_per_hour: Option<u32>,
+}
+
+/// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
+/// nothing of it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Hidden(String);
+
+impl Hidden {
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Hidden {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
 }
 
 macro_rules! fill_from {
@@ -175,6 +228,13 @@ impl Settings {
             webhook_timeout,
             webhook_retry_base,
             allow_private_targets,
+            smtp_url,
+            smtp_username,
+            smtp_password,
+            email_from,
+            require_verified_email,
+            email_recipient_limit_per_hour,
+            email_source_limit_per_hour,
         );
         Ok(self)
     }
@@ -205,6 +265,31 @@ impl Settings {
             return None;
         }
         Some(Path::new(database).with_file_name("netapi.key"))
+    }
+
+    /// The mail server, when `smtp_url` is set; an error names the setting that is wrong.
+    pub fn smtp(&self) -> anyhow::Result<Option<netapi_server::mail::SmtpSettings>> {
+        let Some(url) = &self.smtp_url else {
+            if self.smtp_username.is_some()
+                || self.smtp_password.is_some()
+                || self.email_from.is_some()
+            {
+                bail!("smtp_username, smtp_password and email_from need smtp_url");
+            }
+            return Ok(None);
+        };
+        let Some(from) = &self.email_from else {
+            bail!("smtp_url needs email_from, the From address of the messages");
+        };
+        Ok(Some(netapi_server::mail::SmtpSettings {
+            url: netapi_core::secret::Secret::new(url.expose()),
+            username: self.smtp_username.clone(),
+            password: self
+                .smtp_password
+                .as_ref()
+                .map(|p| netapi_core::secret::Secret::new(p.expose())),
+            from: from.clone(),
+        }))
     }
 
     /// Checks ranges and builds the core's settings, with the secret key read from its file.
@@ -302,6 +387,24 @@ impl Settings {
             allow_private_targets: self
                 .allow_private_targets
                 .unwrap_or(defaults.allow_private_targets),
+            require_verified_email: {
+                let required = self
+                    .require_verified_email
+                    .unwrap_or(defaults.require_verified_email);
+                if required && self.smtp_url.is_none() {
+                    bail!(
+                        "require_verified_email needs smtp_url: without email nobody could \
+                         verify an address, and nobody could sign in"
+                    );
+                }
+                required
+            },
+            email_recipient_limit_per_hour: self
+                .email_recipient_limit_per_hour
+                .unwrap_or(defaults.email_recipient_limit_per_hour),
+            email_source_limit_per_hour: self
+                .email_source_limit_per_hour
+                .unwrap_or(defaults.email_source_limit_per_hour),
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {
@@ -317,6 +420,44 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_settings_are_checked_and_never_shown() {
+        let file: Settings = toml::from_str(
+            "smtp_url = \"smtp+starttls://user:urlsecret@mail.example.com\"\n\
+             email_from = \"Net API <netapi@example.com>\"\n\
+             require_verified_email = true\n",
+        )
+        .unwrap_or_default();
+        assert!(!format!("{file:?}").contains("urlsecret"));
+        assert!(file.smtp().is_ok_and(|smtp| smtp.is_some()));
+        assert!(
+            file.core(SecretKey::insecure_for_tests())
+                .is_ok_and(|core| core.require_verified_email)
+        );
+        let separate = Settings {
+            smtp_url: Some(Hidden("smtps://mail.example.com".to_owned())),
+            smtp_username: Some("user".to_owned()),
+            smtp_password: Some(Hidden("flagsecret".to_owned())),
+            ..Settings::default()
+        };
+        assert!(!format!("{separate:?}").contains("flagsecret"));
+        // No From address, or no server: refused with the setting's name.
+        assert!(
+            separate
+                .smtp()
+                .is_err_and(|e| e.to_string().contains("email_from"))
+        );
+        let no_server = Settings {
+            require_verified_email: Some(true),
+            ..Settings::default()
+        };
+        assert!(
+            no_server
+                .core(SecretKey::insecure_for_tests())
+                .is_err_and(|e| e.to_string().contains("smtp_url"))
+        );
+    }
 
     #[test]
     fn unknown_keys_in_the_file_are_refused() {

@@ -234,6 +234,12 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
     let (secret_key, key_source) =
         secret_key::load_or_create(settings.secret_key_file().as_deref())?;
     let core = settings.core(secret_key)?;
+    let mailer: Option<Arc<dyn netapi_core::service::Mailer>> = match settings.smtp()? {
+        Some(smtp) => Some(Arc::new(
+            netapi_server::mail::SmtpMailer::new(&smtp).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
     let mut options = StoreOptions::new(settings.database_url());
     if let Some(max) = settings.database_max_connections {
         options.max_connections = max;
@@ -245,7 +251,11 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
     let api = loop {
         let started = async {
             let store = netapi_store::open(&options, true).await?;
-            let api = Arc::new(NetApi::new(store, Arc::new(SystemClock), core.clone()));
+            let mut api = NetApi::new(store, Arc::new(SystemClock), core.clone());
+            if let Some(mailer) = &mailer {
+                api = api.with_mailer(Arc::clone(mailer));
+            }
+            let api = Arc::new(api);
             api.start().await.map_err(|e| match e {
                 netapi_core::Error::Unavailable => StartError::Store(
                     netapi_core::StoreError::Unavailable("storage unavailable".to_owned()),
@@ -428,6 +438,8 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         password: netapi_core::secret::Secret::new(password),
                         name,
                         role,
+                        // The operator vouches for the address of a user made here.
+                        email_verified: true,
                     },
                     None,
                 )

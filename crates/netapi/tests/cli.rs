@@ -650,6 +650,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "resource_grants: 1 rows",
         "webhooks: 0 rows",
         "webhook_deliveries: 0 rows",
+        "email_tokens: 0 rows",
     ] {
         assert!(report.contains(line), "{line}: {report}");
     }
@@ -668,6 +669,19 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         .await
         .unwrap();
     assert_eq!(me.status().as_u16(), 200);
+    let vouched: Value = http
+        .get(format!("{}/v1/users/me", after.base))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        vouched["email_verified"], true,
+        "an operator's user is verified, and stays so"
+    );
     let old = http
         .get(format!("{}/v1/users/me", after.base))
         .bearer_auth(&old_token)
@@ -969,7 +983,7 @@ impl Secrets {
             if encoded != *value {
                 forms.push((format!("{what} (form-encoded)"), encoded));
             }
-            for prefix in ["napi_", "naprt_", "napcs_", "napac_", "napss_"] {
+            for prefix in ["napi_", "naprt_", "napcs_", "napac_", "napss_", "napel_"] {
                 if let Some(body) = value.strip_prefix(prefix) {
                     forms.push((format!("{what} (without its prefix)"), body.to_owned()));
                 }

@@ -355,6 +355,30 @@ mod tests {
         async fn delete_user_sessions(&self, _: &str) -> StoreResult<u64> {
             Err(unused())
         }
+        async fn insert_email_token(&self, _: &crate::model::EmailToken) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_email_token(
+            &self,
+            _: &SecretHash,
+        ) -> StoreResult<Option<crate::model::EmailToken>> {
+            Err(unused())
+        }
+        async fn verify_email_with_token(
+            &self,
+            _: &SecretHash,
+            _: Timestamp,
+        ) -> StoreResult<Option<User>> {
+            Err(unused())
+        }
+        async fn reset_password_with_token(
+            &self,
+            _: &SecretHash,
+            _: &str,
+            _: Timestamp,
+        ) -> StoreResult<Option<User>> {
+            Err(unused())
+        }
         async fn reseal_signing_key(&self, _: &str, _: &[u8], _: &[u8]) -> StoreResult<bool> {
             Err(unused())
         }
@@ -497,6 +521,7 @@ mod tests {
             name: "A".to_owned(),
             role: Role::Member,
             password_hash: String::new(),
+            email_verified: false,
             created_at: NOW,
             updated_at: NOW,
         };

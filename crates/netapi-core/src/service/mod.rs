@@ -7,6 +7,7 @@ mod authn;
 mod authorize;
 mod cache;
 mod clients;
+mod email;
 mod keys;
 mod oauth;
 mod oauth_error;
@@ -28,6 +29,7 @@ pub use clients::{
     ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types,
     validate_redirect_uri,
 };
+pub use email::{AccountChange, Email, MailError, Mailer, RESET_LINK_TTL, VERIFY_LINK_TTL};
 pub use keys::{KeyPage, NewApiKey};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
@@ -113,6 +115,12 @@ pub struct Settings {
     pub webhook_retry_base: i64,
     /// Outbound requests (webhooks) may go to loopback, private and link-local addresses.
     pub allow_private_targets: bool,
+    /// Sign-in is refused until the user has verified their email address.
+    pub require_verified_email: bool,
+    /// Messages per recipient address per hour; 0 turns the limit off.
+    pub email_recipient_limit_per_hour: u32,
+    /// Requests for mail (reset, verification) per source address per hour; 0 turns it off.
+    pub email_source_limit_per_hour: u32,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -144,6 +152,15 @@ impl std::fmt::Debug for Settings {
             .field("webhook_timeout", &self.webhook_timeout)
             .field("webhook_retry_base", &self.webhook_retry_base)
             .field("allow_private_targets", &self.allow_private_targets)
+            .field("require_verified_email", &self.require_verified_email)
+            .field(
+                "email_recipient_limit_per_hour",
+                &self.email_recipient_limit_per_hour,
+            )
+            .field(
+                "email_source_limit_per_hour",
+                &self.email_source_limit_per_hour,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +189,9 @@ impl Default for Settings {
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_base: 5,
             allow_private_targets: false,
+            require_verified_email: false,
+            email_recipient_limit_per_hour: 5,
+            email_source_limit_per_hour: 20,
         }
     }
 }
@@ -242,6 +262,10 @@ pub struct NetApi {
     seen_invalidation: AtomicI64,
     /// GitHub's secret scanning keys, when the endpoint is on.
     github_keys: Option<scanning::GithubKeySource>,
+    /// Sends email; `None` when no mail server is set up.
+    mailer: Option<Arc<dyn Mailer>>,
+    /// Mail per recipient and per source, in one-hour windows.
+    mail_limits: RequestLimiter,
 }
 
 impl std::fmt::Debug for NetApi {
@@ -331,6 +355,8 @@ impl NetApi {
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             requests: RequestLimiter::default(),
             registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
+            mail_limits: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
+            mailer: None,
             registration_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings
                     .registration_hash_queue
@@ -387,6 +413,14 @@ impl NetApi {
             self.apply_invalidation(entry);
         }
         Ok(())
+    }
+
+    /// Sends email through `mailer` (verification, password reset, notices); without one,
+    /// those features are off.
+    #[must_use]
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// The settings in force.
@@ -670,6 +704,7 @@ impl NetApi {
         self.limiter.sweep(now);
         self.requests.sweep(now);
         self.registrations.sweep(now);
+        self.mail_limits.sweep(now);
         self.denylist
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -324,19 +324,21 @@ impl NetApi {
                 .held_scopes(&client.owner_id, owner.role, &resource)
                 .await?;
             let scopes = kept(&wanted, |n| held.contains(n));
-            return self.issue(
-                &Grant {
-                    client,
-                    user_id: &client.owner_id,
-                    scopes: Scopes::EMPTY,
-                    resource: Some(&resource),
-                    resource_scopes: &scopes,
-                    family_id: None,
-                    auth_time: None,
-                    nonce: None,
-                },
-                None,
-            );
+            return self
+                .issue(
+                    &Grant {
+                        client,
+                        user_id: &client.owner_id,
+                        scopes: Scopes::EMPTY,
+                        resource: Some(&resource),
+                        resource_scopes: &scopes,
+                        family_id: None,
+                        auth_time: None,
+                        nonce: None,
+                    },
+                    None,
+                )
+                .await;
         }
         let allowed = client
             .scopes
@@ -361,6 +363,7 @@ impl NetApi {
             },
             None,
         )
+        .await
     }
 
     async fn refresh(
@@ -467,6 +470,7 @@ impl NetApi {
             },
             Some(secret),
         )
+        .await
     }
 
     async fn exchange_code(
@@ -580,6 +584,7 @@ impl NetApi {
             },
             refresh,
         )
+        .await
     }
 
     /// The live resource a grant (a code or refresh token) was made for, which a token
@@ -637,7 +642,24 @@ impl NetApi {
         .await
     }
 
-    fn issue(&self, grant: &Grant<'_>, refresh: Option<Secret>) -> OAuthResult<TokenResponse> {
+    async fn issue(
+        &self,
+        grant: &Grant<'_>,
+        refresh: Option<Secret>,
+    ) -> OAuthResult<TokenResponse> {
+        // The ID token's `email` and `email_verified` (with the `email` scope), as the user
+        // is now.
+        let email = if grant.auth_time.is_some()
+            && grant.scopes.contains(Scope::OpenId)
+            && grant.scopes.contains(Scope::Email)
+        {
+            self.user_facts(grant.user_id)
+                .await
+                .map_err(OAuthError::from)?
+                .map(|facts| (facts.user.email.clone(), facts.user.email_verified))
+        } else {
+            None
+        };
         let now = self.now();
         let ring = self.key_ring();
         let (ttl, aud, scope) = match grant.resource {
@@ -686,6 +708,10 @@ impl NetApi {
                 }
                 if let Some(sid) = grant.family_id {
                     id_claims["sid"] = json!(sid);
+                }
+                if let Some((email, verified)) = email {
+                    id_claims["email"] = json!(email);
+                    id_claims["email_verified"] = json!(verified);
                 }
                 Some(ring.sign("JWT", &id_claims).ok_or_else(unavailable)?)
             }
@@ -969,7 +995,7 @@ impl NetApi {
             name: profile.then(|| user.name.clone()),
             updated_at: profile.then_some(user.updated_at),
             email: email.then(|| user.email.clone()),
-            email_verified: email.then_some(false),
+            email_verified: email.then_some(user.email_verified),
             sub: user.id,
         })
     }
@@ -987,7 +1013,7 @@ pub struct UserInfoClaims {
     pub updated_at: Option<i64>,
     /// The user's email.
     pub email: Option<String>,
-    /// Always false: emails are not verified.
+    /// Whether the user verified the address (a link mailed to it).
     pub email_verified: Option<bool>,
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{NetApi, Page, PageRequest, Principal};
+use super::{AccountChange, NetApi, Page, PageRequest, Principal};
 use crate::error::{Error, Result, StoreError};
 use crate::ids::new_id;
 use crate::limiter::Surface;
@@ -23,6 +23,9 @@ pub struct NewUser {
     pub name: String,
     /// Role; registration over HTTP always makes members.
     pub role: Role,
+    /// Whether the address counts as verified from the start (an operator vouching for it);
+    /// otherwise a verification link is mailed when email is on.
+    pub email_verified: bool,
 }
 
 /// A change to a user; `None` leaves a field alone.
@@ -132,6 +135,7 @@ impl NetApi {
             name,
             role: new.role,
             password_hash,
+            email_verified: new.email_verified,
             created_at: now,
             updated_at: now,
         };
@@ -162,6 +166,9 @@ impl NetApi {
             Err(err) => return Err(err.into()),
         }
         self.users.invalidate(&user.id);
+        if !user.email_verified {
+            self.send_verification_after_change(&user, ip).await;
+        }
         Ok((user, key, secret))
     }
 
@@ -293,6 +300,7 @@ impl NetApi {
         if let Some(password) = update.password {
             changes.password_hash = Some(password::hash(password.expose().to_owned()).await?);
         }
+        let old_email = user.email.clone();
         let user = match self.store.update_user(&user.id, &changes, self.now()).await {
             Ok(Some(user)) => user,
             Ok(None) => return Err(Error::NotFound("user")),
@@ -323,6 +331,15 @@ impl NetApi {
             json!({ "fields": fields }),
         )
         .await;
+        if changes.email.is_some() {
+            self.notify_account_change(&user, &old_email, AccountChange::Email)
+                .await;
+            self.send_verification_after_change(&user, ip).await;
+        }
+        if changes.password_hash.is_some() {
+            self.notify_account_change(&user, &old_email, AccountChange::Password)
+                .await;
+        }
         Ok(user)
     }
 
@@ -367,7 +384,7 @@ impl NetApi {
 
     /// Ends what the old password or email opened: every browser session of the user and
     /// every refresh-token family, whose access tokens are refused from now on.
-    async fn end_sign_ins(&self, user_id: &str) -> Result<()> {
+    pub(super) async fn end_sign_ins(&self, user_id: &str) -> Result<()> {
         let now = self.now();
         self.store.delete_user_sessions(user_id).await?;
         let families = self.store.revoke_refresh_for_user(user_id, now).await?;
@@ -437,6 +454,11 @@ impl NetApi {
         )
         .await?;
         match user {
+            Some(user) if ok && self.settings.require_verified_email && !user.email_verified => {
+                self.audit(Some(&user.id), "user.login_unverified", Some(ip), json!({}))
+                    .await;
+                Err(Error::EmailNotVerified)
+            }
             Some(user) if ok => {
                 self.audit(Some(&user.id), "user.login", Some(ip), json!({}))
                     .await;

@@ -1,11 +1,13 @@
 //! The `/v1` API, one module per resource; the file is named after the path's first segment
 //! after `/v1/` (`/v1/keys/verify` is `verify.rs`, `/v1/register` is in `users.rs`, a user's
-//! grants of resources' scopes, `/v1/users/{id}/grants`, in `resources.rs`, `/v1/api-keys/{id}/usage` in `usage.rs`). Each
+//! grants of resources' scopes, `/v1/users/{id}/grants`, in `resources.rs`, `/v1/api-keys/{id}/usage` in `usage.rs`, the emailed links' `/v1/password-reset`,
+//! `/v1/verify-email` and `/v1/email-verification` in `email.rs`). Each
 //! handler carries its `#[utoipa::path]`, and [`routes`] registers route and documentation in
 //! one call.
 
 mod api_keys;
 mod audit;
+mod email;
 mod oauth_clients;
 mod pagination;
 mod resources;
@@ -35,6 +37,10 @@ fn rfc3339_field(field: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(users::register))
+        .routes(routes!(email::request_password_reset))
+        .routes(routes!(email::confirm_password_reset))
+        .routes(routes!(email::verify_email))
+        .routes(routes!(email::request_email_verification))
         .routes(routes!(users::list_users))
         .routes(routes!(users::me, users::update_me, users::delete_me))
         .routes(routes!(

@@ -57,6 +57,7 @@ pub async fn register(
                 password: body.password,
                 name: body.name,
                 role: Role::Member,
+                email_verified: false,
             },
             Some(&ip),
         )

@@ -108,6 +108,17 @@ pub(crate) fn email_nullable() -> Schema {
         .into()
 }
 
+pub(crate) fn email_link() -> Schema {
+    string()
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(44))
+        .max_length(Some(44))
+        .description(Some(
+            "The `token` of an emailed link (`napel_...`): single use; reset links work 30 minutes, verification links 24 hours.",
+        ))
+        .into()
+}
+
 pub(crate) fn password() -> Schema {
     string()
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))

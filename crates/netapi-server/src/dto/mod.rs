@@ -44,6 +44,8 @@ pub(crate) struct UserView {
     #[schema(schema_with = fields::user_id)]
     id: String,
     email: String,
+    /// Whether the user followed a verification link mailed to `email`.
+    email_verified: bool,
     name: String,
     #[schema(inline)]
     role: RoleName,
@@ -61,6 +63,7 @@ impl From<User> for UserView {
             role: user.role.into(),
             id: user.id,
             email: user.email,
+            email_verified: user.email_verified,
             name: user.name,
         }
     }

@@ -180,6 +180,7 @@ fn core_error_page(err: Error) -> Response {
             ),
             retry_after,
         ),
+        err @ Error::EmailOff => error_page(StatusCode::SERVICE_UNAVAILABLE, &err.to_string()),
         Error::Busy { retry_after } => with_retry_after(
             error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -194,6 +195,7 @@ fn core_error_page(err: Error) -> Response {
         | Error::InsufficientScope { .. }
         | Error::NotFound(_)
         | Error::AlreadyExists(_)
+        | Error::EmailNotVerified
         | Error::RequestRateLimited(_)) => error_page(StatusCode::BAD_REQUEST, &err.to_string()),
     }
 }

@@ -26,6 +26,9 @@ struct LoginPage<'a> {
     message: Option<&'a str>,
     csrf: &'a str,
     return_to: &'a str,
+    /// After a right password for an unverified address (`require_verified_email`): the
+    /// address, for the button that mails the link again.
+    resend_email: Option<&'a str>,
 }
 
 /// Only local paths may be returned to after login: no open redirect. Browsers drop tabs and
@@ -50,6 +53,16 @@ pub(super) fn login_page(
     message: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    login_page_with(api, return_to, message, None, status)
+}
+
+fn login_page_with(
+    api: &NetApi,
+    return_to: &str,
+    message: Option<&str>,
+    resend_email: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let csrf = random_base62(32);
     let mut response = render(
         status,
@@ -58,6 +71,7 @@ pub(super) fn login_page(
             message,
             csrf: &csrf,
             return_to,
+            resend_email,
         },
     );
     set_cookie(&mut response, api, LOGIN_CSRF_COOKIE, &csrf, 3600);
@@ -105,7 +119,7 @@ pub struct LoginForm {
         (status = 303, description = "Signed in: on to `return_to`, with a new `netapi_session` cookie.",
             headers(("Location" = String, description = "`return_to`, a local path."))),
         (status = 401, description = "The sign-in page again: wrong email or password.", body = String, content_type = "text/html"),
-        (status = 403, description = "The sign-in page again: the form expired (CSRF token and cookie differ).", body = String, content_type = "text/html"),
+        (status = 403, description = "The sign-in page again: the form expired (CSRF token and cookie differ), or the email address is not verified yet (`require_verified_email`; with a button that mails the link again).", body = String, content_type = "text/html"),
         super::error::PageErrors,
         super::error::FormErrors,
     )
@@ -147,6 +161,16 @@ pub async fn login(
                 &return_to,
                 Some("Invalid email or password."),
                 StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(err @ Error::EmailNotVerified) => {
+            let resend = state.api.email_enabled().then_some(form.email.trim());
+            return login_page_with(
+                &state.api,
+                &return_to,
+                Some(&err.to_string()),
+                resend,
+                StatusCode::FORBIDDEN,
             );
         }
         Err(err) => return PageError::Core(err).into_response(),

@@ -5,6 +5,7 @@
 //! default) extending `base.html`; the handlers are in the module named after the page.
 
 mod consent;
+mod email;
 mod error;
 mod flash;
 mod login;
@@ -79,6 +80,10 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consent::authorize, consent::decide))
         .routes(routes!(login::login_form, login::login))
         .routes(routes!(login::logout))
+        .routes(routes!(email::forgot_form, email::forgot))
+        .routes(routes!(email::reset_form, email::reset))
+        .routes(routes!(email::verify))
+        .routes(routes!(email::resend))
         .routes(routes!(register::register_form, register::register))
         .routes(routes!(portal::portal))
         .routes(routes!(portal::create_key))

@@ -331,6 +331,8 @@ pub(super) fn flash_for(outcome: Result<Flash, Error>) -> Result<Flash, PageErro
             | Error::InsufficientScope { .. }
             | Error::NotFound(_)
             | Error::AlreadyExists(_)
+            | Error::EmailOff
+            | Error::EmailNotVerified
             | Error::RequestRateLimited(_)),
         ) => Flash::Error(refused.to_string()),
     })

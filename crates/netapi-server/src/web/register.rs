@@ -101,6 +101,7 @@ pub async fn register(
                 password: form.password,
                 name: form.name,
                 role: Role::Member,
+                email_verified: false,
             },
             Some(&ip),
         )

@@ -8,6 +8,7 @@ use netapi_testkit::e2e;
 mod abuse;
 mod api;
 mod authorize;
+mod email;
 mod forward_auth;
 mod helpers;
 mod keys_at_rest;

@@ -11,14 +11,15 @@ use netapi_core::{StoreError, Timestamp};
 
 macro_rules! columns {
     () => {
-        "id, email, name, role, password_hash, created_at, updated_at"
+        "id, email, name, role, password_hash, created_at, updated_at, email_verified"
     };
 }
+pub(crate) use columns;
 
 const INSERT: &str = concat!(
     "INSERT INTO users (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
 const SELECT_BY_EMAIL: &str = concat!("SELECT ", columns!(), " FROM users WHERE email = $1");
@@ -28,10 +29,11 @@ const LIST: &str = concat!(
     " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
 );
 /// A column left out is kept as it is at the moment of the write (PostgreSQL re-reads a row
-/// a concurrent transaction changed), never as it was read.
+/// a concurrent transaction changed), never as it was read. A new address is unverified.
 const UPDATE: &str = concat!(
     "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), \
      password_hash = COALESCE($4, password_hash), role = COALESCE($5, role), \
+     email_verified = CASE WHEN $3 IS NULL OR $3 = email THEN email_verified ELSE FALSE END, \
      updated_at = $6 WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -46,6 +48,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     created_at: i64,
     updated_at: i64,
+    email_verified: bool,
 }
 
 impl TryFrom<UserRow> for User {
@@ -58,6 +61,7 @@ impl TryFrom<UserRow> for User {
             name: row.name,
             role: codec::role(&row.role)?,
             password_hash: row.password_hash,
+            email_verified: row.email_verified,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -85,6 +89,7 @@ pub(crate) async fn create(
                 (&user.password_hash).into(),
                 user.created_at.into(),
                 user.updated_at.into(),
+                user.email_verified.into(),
             ],
         )
         .await?;
