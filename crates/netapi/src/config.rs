@@ -115,6 +115,13 @@ pub struct Settings {
     /// and http URLs [default: false]
     #[arg(long, env = "NETAPI_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: Option<bool>,
+    /// Administrators must set up a second factor (TOTP): one without is sent to set it up
+    /// after signing in, before anything else [default: false]
+    #[arg(long, env = "NETAPI_MFA_REQUIRED_FOR_ADMINS")]
+    pub mfa_required_for_admins: Option<bool>,
+    /// Every user must set up a second factor [default: false]
+    #[arg(long, env = "NETAPI_MFA_REQUIRED")]
+    pub mfa_required: Option<bool>,
 }
 
 macro_rules! fill_from {
@@ -170,6 +177,8 @@ impl Settings {
             webhook_timeout,
             webhook_retry_base,
             allow_private_targets,
+            mfa_required_for_admins,
+            mfa_required,
         );
         Ok(self)
     }
@@ -297,6 +306,10 @@ impl Settings {
             allow_private_targets: self
                 .allow_private_targets
                 .unwrap_or(defaults.allow_private_targets),
+            mfa_required_for_admins: self
+                .mfa_required_for_admins
+                .unwrap_or(defaults.mfa_required_for_admins),
+            mfa_required: self.mfa_required.unwrap_or(defaults.mfa_required),
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {

@@ -8,11 +8,13 @@ mod authorize;
 mod cache;
 mod clients;
 mod keys;
+mod mfa;
 mod oauth;
 mod oauth_error;
 mod requests;
 mod resources;
 mod scanning;
+mod sessions;
 mod usage;
 mod users;
 mod verify;
@@ -29,6 +31,7 @@ pub use clients::{
     validate_redirect_uri,
 };
 pub use keys::{KeyPage, NewApiKey};
+pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
 pub use requests::{
@@ -39,6 +42,7 @@ pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
     ResourcePage, ResourceUpdate, TOKEN_TTL_RANGE, well_formed_scope,
 };
+pub use sessions::{SessionOrigin, SessionSummary, device_of};
 pub use usage::{KeyUsage, USAGE_RETENTION_DAYS, UsageQuery};
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
@@ -113,6 +117,11 @@ pub struct Settings {
     pub webhook_retry_base: i64,
     /// Outbound requests (webhooks) may go to loopback, private and link-local addresses.
     pub allow_private_targets: bool,
+    /// Administrators must set up a second factor: one without is sent to enrolment after
+    /// signing in, before anything else.
+    pub mfa_required_for_admins: bool,
+    /// Everyone must set up a second factor (as `mfa_required_for_admins`, for all users).
+    pub mfa_required: bool,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -144,6 +153,8 @@ impl std::fmt::Debug for Settings {
             .field("webhook_timeout", &self.webhook_timeout)
             .field("webhook_retry_base", &self.webhook_retry_base)
             .field("allow_private_targets", &self.allow_private_targets)
+            .field("mfa_required_for_admins", &self.mfa_required_for_admins)
+            .field("mfa_required", &self.mfa_required)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +183,8 @@ impl Default for Settings {
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_base: 5,
             allow_private_targets: false,
+            mfa_required_for_admins: false,
+            mfa_required: false,
         }
     }
 }
