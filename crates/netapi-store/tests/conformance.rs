@@ -319,7 +319,7 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
 ];
 
 /// The versions of the migrations there are (0001 to 0008).
-const ALL_VERSIONS: (i64, i64) = (8, 8);
+const ALL_VERSIONS: (i64, i64) = (9, 9);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
