@@ -15,6 +15,7 @@ pub mod sealing;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod totp;
 pub mod usage;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

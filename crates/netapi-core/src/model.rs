@@ -309,6 +309,8 @@ pub struct RefreshToken {
     pub family_expires_at: Timestamp,
     /// When the user authenticated (for OpenID Connect `auth_time`).
     pub auth_time: Timestamp,
+    /// How the user authenticated (for OpenID Connect `amr` and `acr`).
+    pub amr: Amr,
     /// When it was exchanged for a successor.
     pub rotated_at: Option<Timestamp>,
     /// When it (or its family) was revoked.
@@ -358,6 +360,8 @@ pub struct AuthorizationCode {
     pub nonce: Option<String>,
     /// When the user authenticated.
     pub auth_time: Timestamp,
+    /// How the user authenticated.
+    pub amr: Amr,
     /// The family its tokens will belong to; revoked if the code is replayed.
     pub family_id: String,
     /// Issue time.
@@ -445,10 +449,97 @@ pub struct Session {
     pub user_id: String,
     /// When the user typed the password.
     pub auth_time: Timestamp,
+    /// How the user signed in.
+    pub amr: Amr,
     /// CSRF token bound to this session.
     pub csrf_token: String,
     /// Expiry.
     pub expires_at: Timestamp,
+    /// When it started.
+    pub created_at: Timestamp,
+    /// When it was last used (written at most once a minute).
+    pub last_seen_at: Timestamp,
+    /// The browser's `User-Agent` when it started, cut to [`MAX_USER_AGENT_LEN`] bytes.
+    pub user_agent: Option<String>,
+    /// The address it started from.
+    pub source: Option<String>,
+}
+
+/// The longest `User-Agent` a session keeps, bytes.
+pub const MAX_USER_AGENT_LEN: usize = 256;
+
+/// How a user authenticated: the methods of OpenID Connect's `amr` claim (RFC 8176).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Amr {
+    /// A password alone.
+    #[default]
+    Password,
+    /// A password and a one-time code (TOTP or a recovery code).
+    PasswordOtp,
+}
+
+impl Amr {
+    /// As stored: the `amr` values separated by spaces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::PasswordOtp => "pwd otp",
+        }
+    }
+
+    /// Parses [`Amr::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pwd" => Some(Self::Password),
+            "pwd otp" => Some(Self::PasswordOtp),
+            _ => None,
+        }
+    }
+
+    /// The `amr` claim's values.
+    pub fn values(self) -> Vec<&'static str> {
+        self.as_str().split(' ').collect()
+    }
+
+    /// The `acr` claim: whether more than one factor was used.
+    pub fn acr(self) -> &'static str {
+        match self {
+            Self::Password => ACR_PASSWORD,
+            Self::PasswordOtp => ACR_MFA,
+        }
+    }
+}
+
+/// The `acr` of a sign-in with a single factor.
+pub const ACR_PASSWORD: &str = "urn:netapi:acr:pwd";
+/// The `acr` of a sign-in with a second factor.
+pub const ACR_MFA: &str = "urn:netapi:acr:mfa";
+
+/// A user's TOTP authenticator (RFC 6238). Its secret is sealed under the secret key, bound
+/// to the user: it must be read to check a code, so it cannot be hashed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpFactor {
+    /// The user.
+    pub user_id: String,
+    /// The sealed secret.
+    pub sealed_secret: Vec<u8>,
+    /// When enrolment started.
+    pub created_at: Timestamp,
+    /// When the first code confirmed it; until then it is not asked for at sign-in.
+    pub confirmed_at: Option<Timestamp>,
+    /// The last time step whose code was accepted: it and earlier steps are refused.
+    pub last_used_step: Option<i64>,
+}
+
+impl std::fmt::Debug for TotpFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpFactor")
+            .field("user_id", &self.user_id)
+            .field("created_at", &self.created_at)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_used_step", &self.last_used_step)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Token signing algorithm.

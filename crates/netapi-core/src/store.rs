@@ -6,7 +6,8 @@ use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
     ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, GrantType, OAuthClient,
-    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey, User,
+    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey,
+    TotpFactor, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::scope::{Role, Scopes};
@@ -385,6 +386,42 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
     /// Ends every session of a user; returns how many.
     async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
+    /// A user's sessions (expired ones included until they are cleaned up), newest first.
+    async fn list_user_sessions(&self, user_id: &str) -> StoreResult<Vec<Session>>;
+    /// Records that a session was used at `now`.
+    async fn touch_session(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<()>;
+
+    // --- second factors ---
+    /// A user's TOTP authenticator, confirmed or not.
+    async fn get_totp(&self, user_id: &str) -> StoreResult<Option<TotpFactor>>;
+    /// Stores a new, unconfirmed authenticator, replacing an unconfirmed one; false (and
+    /// nothing written) when the user has a confirmed one.
+    async fn put_pending_totp(&self, factor: &TotpFactor) -> StoreResult<bool>;
+    /// Confirms the user's unconfirmed authenticator, `step` being the one its first code
+    /// used; false if there is none to confirm.
+    async fn confirm_totp(&self, user_id: &str, step: i64, now: Timestamp) -> StoreResult<bool>;
+    /// Records `step` as used on a confirmed authenticator, only if it is later than the last
+    /// one used (atomic: of two concurrent uses of one step, one fails); false otherwise.
+    async fn use_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool>;
+    /// Removes the user's authenticator and recovery codes; false if there was no
+    /// authenticator.
+    async fn delete_totp(&self, user_id: &str) -> StoreResult<bool>;
+    /// Replaces the user's recovery codes with these hashes, in one transaction.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        hashes: &[SecretHash],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Marks an unused recovery code used (atomic); false if the user has no such unused code.
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// How many unused recovery codes the user has.
+    async fn count_recovery_codes(&self, user_id: &str) -> StoreResult<u64>;
 
     // Emailed links
     /// Stores a link (by the hash of its secret).

@@ -176,6 +176,7 @@ impl Fixture {
             expires_at: t + 3600,
             family_expires_at: t + 7200,
             auth_time: t,
+            amr: netapi_core::model::Amr::Password,
             rotated_at: None,
             revoked_at: None,
             successor_key: None,

@@ -13,6 +13,10 @@ pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Other(format!("stored {what} is unreadable"))
 }
 
+pub(crate) fn amr(text: &str) -> Result<netapi_core::model::Amr, StoreError> {
+    netapi_core::model::Amr::parse(text).ok_or_else(|| corrupt("amr"))
+}
+
 pub(crate) fn hash(bytes: &[u8]) -> Result<SecretHash, StoreError> {
     SecretHash::from_slice(bytes).ok_or_else(|| corrupt("hash"))
 }

@@ -133,6 +133,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("successor_key", Blob),
             ("resource_id", Text),
             ("resource_scopes", Text),
+            ("amr", Text),
         ],
     ),
     (
@@ -153,6 +154,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("redirect_uri_in_request", Bool),
             ("resource_id", Text),
             ("resource_scopes", Text),
+            ("amr", Text),
         ],
     ),
     (
@@ -173,6 +175,30 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("auth_time", Int),
             ("csrf_token", Text),
             ("expires_at", Int),
+            ("amr", Text),
+            ("created_at", Int),
+            ("last_seen_at", Int),
+            ("user_agent", Text),
+            ("source", Text),
+        ],
+    ),
+    (
+        "mfa_totp",
+        &[
+            ("user_id", Text),
+            ("sealed_secret", Blob),
+            ("created_at", Int),
+            ("confirmed_at", Int),
+            ("last_used_step", Int),
+        ],
+    ),
+    (
+        "mfa_recovery_codes",
+        &[
+            ("user_id", Text),
+            ("hash", Blob),
+            ("created_at", Int),
+            ("used_at", Int),
         ],
     ),
     (

@@ -57,7 +57,8 @@ macro_rules! forward_store {
             use netapi_core::Timestamp;
             use netapi_core::model::{
                 ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, OAuthClient,
-                RefreshToken, Resource, ResourceGrant, RotateOutcome, Session, SigningKey, User,
+                RefreshToken, Resource, ResourceGrant, RotateOutcome, Session, SigningKey,
+                TotpFactor, User,
             };
             use netapi_core::model::{
                 ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery,
@@ -71,8 +72,8 @@ macro_rules! forward_store {
             use $crate::backend::Backend;
             use $crate::tables::{
                 api_key_usage, api_keys, audit_events, authorization_codes, consents, email_tokens,
-                invalidations, oauth_clients, refresh_tokens, resources, sessions, signing_keys,
-                users, webhooks,
+                invalidations, mfa, oauth_clients, refresh_tokens, resources, sessions,
+                signing_keys, users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -458,6 +459,65 @@ macro_rules! forward_store {
                     now: Timestamp,
                 ) -> StoreResult<Option<User>> {
                     email_tokens::reset_password(self, hash, password_hash, now).await
+                }
+
+                async fn list_user_sessions(&self, user_id: &str) -> StoreResult<Vec<Session>> {
+                    sessions::list_of_user(self, user_id).await
+                }
+
+                async fn touch_session(
+                    &self,
+                    hash: &SecretHash,
+                    now: Timestamp,
+                ) -> StoreResult<()> {
+                    sessions::touch(self, hash, now).await
+                }
+
+                async fn get_totp(&self, user_id: &str) -> StoreResult<Option<TotpFactor>> {
+                    mfa::get_totp(self, user_id).await
+                }
+
+                async fn put_pending_totp(&self, factor: &TotpFactor) -> StoreResult<bool> {
+                    mfa::put_pending_totp(self, factor).await
+                }
+
+                async fn confirm_totp(
+                    &self,
+                    user_id: &str,
+                    step: i64,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    mfa::confirm_totp(self, user_id, step, now).await
+                }
+
+                async fn use_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
+                    mfa::use_totp_step(self, user_id, step).await
+                }
+
+                async fn delete_totp(&self, user_id: &str) -> StoreResult<bool> {
+                    mfa::delete_totp(self, user_id).await
+                }
+
+                async fn replace_recovery_codes(
+                    &self,
+                    user_id: &str,
+                    hashes: &[SecretHash],
+                    now: Timestamp,
+                ) -> StoreResult<()> {
+                    mfa::replace_recovery_codes(self, user_id, hashes, now).await
+                }
+
+                async fn use_recovery_code(
+                    &self,
+                    user_id: &str,
+                    hash: &SecretHash,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    mfa::use_recovery_code(self, user_id, hash, now).await
+                }
+
+                async fn count_recovery_codes(&self, user_id: &str) -> StoreResult<u64> {
+                    mfa::count_recovery_codes(self, user_id).await
                 }
 
                 async fn publish_invalidation(

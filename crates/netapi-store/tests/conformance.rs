@@ -210,6 +210,7 @@ conformance! {
     resources_delete_revokes => sqlite_resources_delete_revokes, postgres_resources_delete_revokes;
     resource_grants => sqlite_resource_grants, postgres_resource_grants;
     sessions => sqlite_sessions, postgres_sessions;
+    second_factors => sqlite_second_factors, postgres_second_factors;
     invalidations => sqlite_invalidations, postgres_invalidations;
     denylist => sqlite_denylist, postgres_denylist;
     signing_keys => sqlite_signing_keys, postgres_signing_keys;
@@ -329,7 +330,7 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
 ];
 
 /// The versions of the migrations there are (0001 to 0008).
-const ALL_VERSIONS: (i64, i64) = (8, 8);
+const ALL_VERSIONS: (i64, i64) = (9, 9);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -672,6 +673,7 @@ fn refresh(user_id: &str, client_id: &str, family_id: &str, n: u8) -> RefreshTok
         expires_at: NOW + 3600,
         family_expires_at: NOW + 86_400,
         auth_time: NOW - 60,
+        amr: netapi_core::model::Amr::Password,
         rotated_at: None,
         revoked_at: None,
         successor_key: Some(netapi_core::secret::DerivationKey([n; 32])),
@@ -691,6 +693,7 @@ fn code(user_id: &str, client_id: &str, n: u8) -> AuthorizationCode {
         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
         nonce: Some(format!("nonce-{n}")),
         auth_time: NOW - 5,
+        amr: netapi_core::model::Amr::Password,
         family_id: new_id("fam"),
         created_at: NOW,
         expires_at: NOW + 60,
@@ -705,8 +708,13 @@ fn session(user_id: &str, n: u8, expires_at: Timestamp) -> Session {
         hash: h(n),
         user_id: user_id.to_owned(),
         auth_time: NOW,
+        amr: netapi_core::model::Amr::Password,
         csrf_token: format!("csrf-{n}"),
         expires_at,
+        created_at: NOW - i64::from(n),
+        last_seen_at: NOW - i64::from(n),
+        user_agent: Some(format!("agent {n}")),
+        source: Some("192.0.2.1".to_owned()),
     }
 }
 
@@ -2482,7 +2490,153 @@ async fn sessions(store: Arc<dyn Store>) {
     assert_eq!(store.get_session(&s1.hash).await.expect("get"), None);
     store.delete_session(&s1.hash).await.expect("delete again");
     store.delete_session(&h(99)).await.expect("delete unknown");
-    assert_eq!(store.get_session(&s2.hash).await.expect("get"), Some(s2));
+    assert_eq!(
+        store.get_session(&s2.hash).await.expect("get"),
+        Some(s2.clone())
+    );
+
+    // Listed newest first, with how each was signed in; touching moves last_seen_at forward
+    // only.
+    let s3 = Session {
+        amr: netapi_core::model::Amr::PasswordOtp,
+        user_agent: None,
+        source: None,
+        ..session(&alice.id, 3, NOW + 600)
+    };
+    store.insert_session(&s3).await.expect("insert");
+    let bob = add_user(&store, "bob@example.com").await;
+    store
+        .insert_session(&session(&bob.id, 4, NOW + 600))
+        .await
+        .expect("insert");
+    let listed = store.list_user_sessions(&alice.id).await.expect("list");
+    assert_eq!(listed, vec![s2.clone(), s3.clone()]);
+    store
+        .touch_session(&s3.hash, NOW + 60)
+        .await
+        .expect("touch");
+    store
+        .touch_session(&s3.hash, NOW + 30)
+        .await
+        .expect("touch back");
+    let touched = store.get_session(&s3.hash).await.expect("get").expect("s3");
+    assert_eq!(touched.last_seen_at, NOW + 60);
+    assert_eq!(touched.amr, netapi_core::model::Amr::PasswordOtp);
+}
+
+async fn second_factors(store: Arc<dyn Store>) {
+    use netapi_core::model::TotpFactor;
+    let alice = add_user(&store, "alice@example.com").await;
+    assert_eq!(store.get_totp(&alice.id).await.expect("get"), None);
+    let pending = TotpFactor {
+        user_id: alice.id.clone(),
+        sealed_secret: vec![1, 2, 3],
+        created_at: NOW,
+        confirmed_at: None,
+        last_used_step: None,
+    };
+    assert!(store.put_pending_totp(&pending).await.expect("put"));
+    // A pending one may be replaced.
+    let replaced = TotpFactor {
+        sealed_secret: vec![4, 5, 6],
+        created_at: NOW + 1,
+        ..pending.clone()
+    };
+    assert!(store.put_pending_totp(&replaced).await.expect("replace"));
+    assert_eq!(
+        store.get_totp(&alice.id).await.expect("get"),
+        Some(replaced.clone())
+    );
+    // Steps count only once confirmed.
+    assert!(
+        !store
+            .use_totp_step(&alice.id, 5)
+            .await
+            .expect("unconfirmed")
+    );
+    assert!(
+        store
+            .confirm_totp(&alice.id, 10, NOW + 2)
+            .await
+            .expect("confirm")
+    );
+    assert!(
+        !store
+            .confirm_totp(&alice.id, 11, NOW + 3)
+            .await
+            .expect("again")
+    );
+    // A confirmed one is never replaced.
+    assert!(!store.put_pending_totp(&pending).await.expect("refused"));
+    let confirmed = store
+        .get_totp(&alice.id)
+        .await
+        .expect("get")
+        .expect("factor");
+    assert_eq!(confirmed.sealed_secret, vec![4, 5, 6]);
+    assert_eq!(confirmed.confirmed_at, Some(NOW + 2));
+    assert_eq!(confirmed.last_used_step, Some(10));
+    // Each step once, and never an earlier one.
+    assert!(!store.use_totp_step(&alice.id, 10).await.expect("same step"));
+    assert!(store.use_totp_step(&alice.id, 11).await.expect("next step"));
+    assert!(!store.use_totp_step(&alice.id, 11).await.expect("replay"));
+    assert!(!store.use_totp_step(&alice.id, 9).await.expect("earlier"));
+
+    // Recovery codes: replaced as a set, each used once.
+    store
+        .replace_recovery_codes(&alice.id, &[h(1), h(2), h(3)], NOW)
+        .await
+        .expect("codes");
+    assert_eq!(
+        store.count_recovery_codes(&alice.id).await.expect("count"),
+        3
+    );
+    assert!(
+        store
+            .use_recovery_code(&alice.id, &h(2), NOW)
+            .await
+            .expect("use")
+    );
+    assert!(
+        !store
+            .use_recovery_code(&alice.id, &h(2), NOW)
+            .await
+            .expect("reuse")
+    );
+    let bob = add_user(&store, "bob@example.com").await;
+    assert!(
+        !store
+            .use_recovery_code(&bob.id, &h(1), NOW)
+            .await
+            .expect("not bob's")
+    );
+    assert_eq!(
+        store.count_recovery_codes(&alice.id).await.expect("count"),
+        2
+    );
+    store
+        .replace_recovery_codes(&alice.id, &[h(7)], NOW)
+        .await
+        .expect("new codes");
+    assert!(
+        !store
+            .use_recovery_code(&alice.id, &h(1), NOW)
+            .await
+            .expect("old")
+    );
+    assert_eq!(
+        store.count_recovery_codes(&alice.id).await.expect("count"),
+        1
+    );
+
+    // Removing the authenticator removes the codes.
+    assert!(store.delete_totp(&alice.id).await.expect("delete"));
+    assert!(!store.delete_totp(&alice.id).await.expect("delete again"));
+    assert_eq!(store.get_totp(&alice.id).await.expect("get"), None);
+    assert_eq!(
+        store.count_recovery_codes(&alice.id).await.expect("count"),
+        0
+    );
 }
 
 // ------------------------------------------------------------------------------------------

@@ -145,6 +145,13 @@ pub struct Settings {
     /// 0 means no limit [default: 20]
     #[arg(long, env = "NETAPI_EMAIL_SOURCE_LIMIT_PER_HOUR")]
     pub email_source_limit_per_hour: Option<u32>,
+    /// Administrators must set up a second factor (TOTP): one without is sent to set it up
+    /// after signing in, before anything else [default: false]
+    #[arg(long, env = "NETAPI_MFA_REQUIRED_FOR_ADMINS")]
+    pub mfa_required_for_admins: Option<bool>,
+    /// Every user must set up a second factor [default: false]
+    #[arg(long, env = "NETAPI_MFA_REQUIRED")]
+    pub mfa_required: Option<bool>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -235,6 +242,8 @@ impl Settings {
             require_verified_email,
             email_recipient_limit_per_hour,
             email_source_limit_per_hour,
+            mfa_required_for_admins,
+            mfa_required,
         );
         Ok(self)
     }
@@ -405,6 +414,10 @@ impl Settings {
             email_source_limit_per_hour: self
                 .email_source_limit_per_hour
                 .unwrap_or(defaults.email_source_limit_per_hour),
+            mfa_required_for_admins: self
+                .mfa_required_for_admins
+                .unwrap_or(defaults.mfa_required_for_admins),
+            mfa_required: self.mfa_required.unwrap_or(defaults.mfa_required),
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {

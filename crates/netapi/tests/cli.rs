@@ -651,6 +651,8 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "webhooks: 0 rows",
         "webhook_deliveries: 0 rows",
         "email_tokens: 0 rows",
+        "mfa_totp: 0 rows",
+        "mfa_recovery_codes: 0 rows",
     ] {
         assert!(report.contains(line), "{line}: {report}");
     }

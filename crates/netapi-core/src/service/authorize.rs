@@ -4,10 +4,14 @@
 use serde_json::json;
 
 use super::requests::AuthorizationParams;
+use super::sessions::SessionOrigin;
 use super::{NetApi, Principal};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
-use crate::model::{AuthorizationCode, Consent, GrantType, OAuthClient, Resource, Session, User};
+use crate::model::{
+    Amr, AuthorizationCode, Consent, GrantType, MAX_USER_AGENT_LEN, OAuthClient, Resource, Session,
+    User,
+};
 use crate::scope::Scopes;
 use crate::secret::{Secret, SecretKind, check_format, generate, random_base62};
 use crate::store::Invalidation;
@@ -453,6 +457,7 @@ impl NetApi {
                 code_challenge: request.code_challenge.clone(),
                 nonce: request.nonce.clone(),
                 auth_time: session.auth_time,
+                amr: session.amr,
                 family_id: new_id("fam"),
                 created_at: now,
                 expires_at: now + self.settings.authorization_code_ttl,
@@ -469,22 +474,39 @@ impl NetApi {
         Ok(redirect_with(&request.redirect_uri, &pairs))
     }
 
-    /// Starts a browser session for a user who just typed the password.
-    pub async fn start_session(&self, user: &User) -> Result<(Secret, Session)> {
+    /// Starts a browser session for a user who just signed in (`amr`: how), from `origin`.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        amr: Amr,
+        origin: &SessionOrigin<'_>,
+    ) -> Result<(Secret, Session)> {
         let secret = generate(SecretKind::Session);
         let now = self.now();
         let session = Session {
             hash: self.hasher().hash(secret.expose()),
             user_id: user.id.clone(),
             auth_time: now,
+            amr,
             csrf_token: random_base62(32),
             expires_at: now + self.settings.session_ttl,
+            created_at: now,
+            last_seen_at: now,
+            user_agent: origin.user_agent.map(|ua| {
+                let mut end = ua.len().min(MAX_USER_AGENT_LEN);
+                while !ua.is_char_boundary(end) {
+                    end -= 1;
+                }
+                ua[..end].to_owned()
+            }),
+            source: origin.source.map(str::to_owned),
         };
         self.store.insert_session(&session).await?;
         Ok((secret, session))
     }
 
-    /// The live session (and its user) a cookie names.
+    /// The live session (and its user) a cookie names; its `last_seen_at` is written at most
+    /// once a minute.
     pub async fn find_session(&self, cookie: &str) -> Result<Option<(Session, User)>> {
         if check_format(SecretKind::Session, cookie).is_err() {
             return Ok(None);
@@ -492,8 +514,12 @@ impl NetApi {
         let Some(session) = self.store.get_session(&self.hasher().hash(cookie)).await? else {
             return Ok(None);
         };
-        if self.now() >= session.expires_at {
+        let now = self.now();
+        if now >= session.expires_at {
             return Ok(None);
+        }
+        if now - session.last_seen_at >= super::USAGE_RESOLUTION {
+            self.store.touch_session(&session.hash, now).await?;
         }
         let user = self.store.get_user(&session.user_id).await?;
         Ok(user.map(|user| (session, user)))

@@ -103,7 +103,7 @@ mod tests {
     use crate::error::{AuthFailure, Error, StoreError};
     use crate::model::{
         ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, Resource,
-        ResourceGrant, RotateOutcome, Session, SigningKey, User,
+        ResourceGrant, RotateOutcome, Session, SigningKey, TotpFactor, User,
     };
     use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
     use crate::scope::{Role, Scopes};
@@ -377,6 +377,46 @@ mod tests {
             _: &str,
             _: Timestamp,
         ) -> StoreResult<Option<User>> {
+            Err(unused())
+        }
+        async fn list_user_sessions(&self, _: &str) -> StoreResult<Vec<Session>> {
+            Err(unused())
+        }
+        async fn touch_session(&self, _: &SecretHash, _: Timestamp) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_totp(&self, _: &str) -> StoreResult<Option<TotpFactor>> {
+            Err(unused())
+        }
+        async fn put_pending_totp(&self, _: &TotpFactor) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn confirm_totp(&self, _: &str, _: i64, _: Timestamp) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn use_totp_step(&self, _: &str, _: i64) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn delete_totp(&self, _: &str) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn replace_recovery_codes(
+            &self,
+            _: &str,
+            _: &[SecretHash],
+            _: Timestamp,
+        ) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn use_recovery_code(
+            &self,
+            _: &str,
+            _: &SecretHash,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn count_recovery_codes(&self, _: &str) -> StoreResult<u64> {
             Err(unused())
         }
         async fn reseal_signing_key(&self, _: &str, _: &[u8], _: &[u8]) -> StoreResult<bool> {

@@ -9,11 +9,13 @@ mod cache;
 mod clients;
 mod email;
 mod keys;
+mod mfa;
 mod oauth;
 mod oauth_error;
 mod requests;
 mod resources;
 mod scanning;
+mod sessions;
 mod usage;
 mod users;
 mod verify;
@@ -31,6 +33,7 @@ pub use clients::{
 };
 pub use email::{AccountChange, Email, MailError, Mailer, RESET_LINK_TTL, VERIFY_LINK_TTL};
 pub use keys::{KeyPage, NewApiKey};
+pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
 pub use requests::{
@@ -41,6 +44,7 @@ pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
     ResourcePage, ResourceUpdate, TOKEN_TTL_RANGE, well_formed_scope,
 };
+pub use sessions::{SessionOrigin, SessionSummary, device_of};
 pub use usage::{KeyUsage, USAGE_RETENTION_DAYS, UsageQuery};
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
@@ -121,6 +125,11 @@ pub struct Settings {
     pub email_recipient_limit_per_hour: u32,
     /// Requests for mail (reset, verification) per source address per hour; 0 turns it off.
     pub email_source_limit_per_hour: u32,
+    /// Administrators must set up a second factor: one without is sent to enrolment after
+    /// signing in, before anything else.
+    pub mfa_required_for_admins: bool,
+    /// Everyone must set up a second factor (as `mfa_required_for_admins`, for all users).
+    pub mfa_required: bool,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -161,6 +170,8 @@ impl std::fmt::Debug for Settings {
                 "email_source_limit_per_hour",
                 &self.email_source_limit_per_hour,
             )
+            .field("mfa_required_for_admins", &self.mfa_required_for_admins)
+            .field("mfa_required", &self.mfa_required)
             .finish_non_exhaustive()
     }
 }
@@ -192,6 +203,8 @@ impl Default for Settings {
             require_verified_email: false,
             email_recipient_limit_per_hour: 5,
             email_source_limit_per_hour: 20,
+            mfa_required_for_admins: false,
+            mfa_required: false,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::ids::new_id;
 use crate::jwt::left_half_hash;
 use crate::limiter::Surface;
-use crate::model::{GrantType, OAuthClient, RefreshToken, Resource, RotateOutcome};
+use crate::model::{Amr, GrantType, OAuthClient, RefreshToken, Resource, RotateOutcome};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{DerivationKey, Secret, SecretKind, check_format, from_seed, generate};
 use crate::store::Invalidation;
@@ -104,6 +104,8 @@ struct Grant<'a> {
     resource_scopes: &'a [String],
     family_id: Option<&'a str>,
     auth_time: Option<i64>,
+    /// How the user authenticated (for `amr` and `acr` in the ID token).
+    amr: Amr,
     nonce: Option<&'a str>,
 }
 
@@ -334,6 +336,7 @@ impl NetApi {
                         resource_scopes: &scopes,
                         family_id: None,
                         auth_time: None,
+                        amr: Amr::Password,
                         nonce: None,
                     },
                     None,
@@ -359,6 +362,7 @@ impl NetApi {
                 resource_scopes: &[],
                 family_id: None,
                 auth_time: None,
+                amr: Amr::Password,
                 nonce: None,
             },
             None,
@@ -426,6 +430,7 @@ impl NetApi {
             expires_at: (now + self.settings.refresh_token_ttl).min(current.family_expires_at),
             family_expires_at: current.family_expires_at,
             auth_time: current.auth_time,
+            amr: current.amr,
             rotated_at: None,
             revoked_at: None,
             successor_key: Some(DerivationKey::random()),
@@ -466,6 +471,7 @@ impl NetApi {
                 resource_scopes: &resource_scopes,
                 family_id: Some(&current.family_id),
                 auth_time: Some(current.auth_time),
+                amr: current.amr,
                 nonce: None,
             },
             Some(secret),
@@ -560,6 +566,7 @@ impl NetApi {
                     expires_at: now + self.settings.refresh_token_ttl,
                     family_expires_at: now + self.settings.refresh_token_max_ttl,
                     auth_time: code.auth_time,
+                    amr: code.amr,
                     rotated_at: None,
                     revoked_at: None,
                     successor_key: Some(DerivationKey::random()),
@@ -580,6 +587,7 @@ impl NetApi {
                 resource_scopes: &resource_scopes,
                 family_id: Some(&code.family_id),
                 auth_time: Some(code.auth_time),
+                amr: code.amr,
                 nonce: code.nonce.as_deref(),
             },
             refresh,
@@ -701,6 +709,8 @@ impl NetApi {
                     "iat": now,
                     "exp": now + self.id_token_ttl(),
                     "auth_time": auth_time,
+                    "amr": grant.amr.values(),
+                    "acr": grant.amr.acr(),
                     "at_hash": left_half_hash(ring.signing_alg().unwrap_or(self.settings.signing_algorithm), &access_token),
                 });
                 if let Some(nonce) = grant.nonce {

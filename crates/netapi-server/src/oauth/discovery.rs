@@ -61,6 +61,8 @@ fn metadata(state: &AppState) -> ServerMetadata {
             "nonce",
             "at_hash",
             "sid",
+            "amr",
+            "acr",
             "name",
             "updated_at",
             "email",

@@ -5,16 +5,17 @@ use axum::Form;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use netapi_core::model::User;
+use netapi_core::model::{Amr, User};
 use netapi_core::secret::{Secret, random_base62};
+use netapi_core::service::SECOND_FACTOR_TTL;
 use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
 use super::error::PageError;
 use super::page::{Chrome, render};
 use super::session::{
-    LOGIN_CSRF_COOKIE, SESSION_COOKIE, cookie, csrf_cookie_matches, current_session, set_cookie,
-    set_session_cookies,
+    LOGIN_CSRF_COOKIE, SECOND_FACTOR_COOKIE, SESSION_COOKIE, cookie, csrf_cookie_matches,
+    session_origin, set_cookie, set_session_cookies, signed_in,
 };
 use crate::extract::ClientIp;
 use crate::state::AppState;
@@ -31,10 +32,33 @@ struct LoginPage<'a> {
     resend_email: Option<&'a str>,
 }
 
+#[derive(Template)]
+#[template(path = "login_code.html")]
+struct CodePage<'a> {
+    chrome: Chrome<'static>,
+    message: Option<&'a str>,
+    csrf: &'a str,
+    return_to: &'a str,
+}
+
+/// The second step of signing in: a code from the authenticator or a recovery code. The form
+/// keeps the sign-in form's CSRF token (the ticket is bound to its cookie).
+fn code_page(csrf: &str, return_to: &str, message: Option<&str>, status: StatusCode) -> Response {
+    render(
+        status,
+        &CodePage {
+            chrome: Chrome::anonymous("Sign in"),
+            message,
+            csrf,
+            return_to,
+        },
+    )
+}
+
 /// Only local paths may be returned to after login: no open redirect. Browsers drop tabs and
 /// newlines anywhere in a URL (so `/<TAB>/evil.example` is `//evil.example`) and read `\` as
 /// `/`; control characters are refused altogether.
-fn safe_return_to(path: &str) -> &str {
+pub(super) fn safe_return_to(path: &str) -> &str {
     if path.starts_with('/')
         && !path.starts_with("//")
         && !path.contains('\\')
@@ -87,13 +111,34 @@ fn login_page_with(
     params(("return_to" = Option<String>, Query, description = "A local path to go to after signing in (default `/portal`).")),
     responses((status = 200, description = "The sign-in page; sets the `netapi_login_csrf` cookie.", body = String, content_type = "text/html"))
 )]
-pub async fn login_form(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+pub async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let return_to = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(name, _)| name == "return_to")
         .last()
         .map(|(_, value)| value.into_owned());
     let return_to = return_to.as_deref().map_or("/portal", safe_return_to);
+    // Signed in, but a second factor must be set up first: to the security page.
+    if let Some((_, user)) = signed_in(&state.api, &headers).await
+        && state.api.mfa_enrolment_due(&user).await.unwrap_or(false)
+    {
+        return Redirect::to(&enrolment_url(return_to)).into_response();
+    }
     login_page(&state.api, return_to, None, StatusCode::OK)
+}
+
+/// The security page, where a second factor is set up, then on to `return_to`.
+fn enrolment_url(return_to: &str) -> String {
+    let mut url = "/portal/security?".to_owned();
+    url.push_str(
+        &url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("return_to", return_to)
+            .finish(),
+    );
+    url
 }
 
 /// The login form.
@@ -107,7 +152,8 @@ pub struct LoginForm {
     return_to: String,
 }
 
-/// `POST /login`: checks the password, rotates the session, returns to where the user was.
+/// `POST /login`: checks the password; then asks for the second factor when the user has one
+/// (no session yet), else rotates the session and returns to where the user was.
 #[utoipa::path(
     post,
     path = "/login",
@@ -116,8 +162,9 @@ pub struct LoginForm {
     params(("netapi_login_csrf" = Option<String>, Cookie, description = "The sign-in form's CSRF token, set with the form."), ("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Signed in: on to `return_to`, with a new `netapi_session` cookie.",
-            headers(("Location" = String, description = "`return_to`, a local path."))),
+        (status = 200, description = "The password was right and the user has a second factor: the code step of the sign-in page, with a `netapi_second_factor` cookie (no session yet).", body = String, content_type = "text/html"),
+        (status = 303, description = "Signed in: on to `return_to` with a new `netapi_session` cookie, or to `/portal/security` when a second factor must be set up first.",
+            headers(("Location" = String, description = "`return_to`, a local path, or the security page."))),
         (status = 401, description = "The sign-in page again: wrong email or password.", body = String, content_type = "text/html"),
         (status = 403, description = "The sign-in page again: the form expired (CSRF token and cookie differ), or the email address is not verified yet (`require_verified_email`; with a button that mails the link again).", body = String, content_type = "text/html"),
         super::error::PageErrors,
@@ -175,11 +222,134 @@ pub async fn login(
         }
         Err(err) => return PageError::Core(err).into_response(),
     };
+    match state.api.has_second_factor(&user.id).await {
+        Ok(true) => {
+            let ticket = state.api.second_factor_ticket(&user.id, &form.csrf_token);
+            let mut response = code_page(&form.csrf_token, &return_to, None, StatusCode::OK);
+            set_cookie(
+                &mut response,
+                &state.api,
+                SECOND_FACTOR_COOKIE,
+                &ticket,
+                SECOND_FACTOR_TTL,
+            );
+            response
+        }
+        Ok(false) => {
+            finish_sign_in(&state.api, &headers, &ip, &user, Amr::Password, &return_to).await
+        }
+        Err(err) => PageError::Core(err).into_response(),
+    }
+}
+
+/// The code step's form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CodeForm {
+    /// Six digits from the authenticator, or a recovery code.
+    #[schema(value_type = String)]
+    code: Secret,
+    csrf_token: String,
+    #[serde(default)]
+    return_to: String,
+}
+
+/// `POST /login/code`: the second factor of a sign-in whose password was right.
+#[utoipa::path(
+    post,
+    path = "/login/code",
+    tag = "browser",
+    operation_id = "loginCode",
+    params(("netapi_login_csrf" = Option<String>, Cookie, description = "The sign-in form's CSRF token."), ("netapi_second_factor" = Option<String>, Cookie, description = "The pending sign-in, set by `POST /login`.")),
+    request_body(content = CodeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: on to `return_to` with a new `netapi_session` cookie.",
+            headers(("Location" = String, description = "`return_to`, a local path."))),
+        (status = 401, description = "The code step again (a wrong or used code), or the sign-in page (the pending sign-in expired).", body = String, content_type = "text/html"),
+        (status = 403, description = "The sign-in page again: the form expired (CSRF token and cookie differ).", body = String, content_type = "text/html"),
+        super::error::PageErrors,
+        super::error::FormErrors,
+    )
+)]
+pub async fn login_code(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let api = &state.api;
+    let return_to = safe_return_to(&form.return_to).to_owned();
+    if !csrf_cookie_matches(&headers, &form.csrf_token) {
+        return login_page(
+            api,
+            &return_to,
+            Some("Your sign-in form expired. Please try again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let ticket = cookie(&headers, SECOND_FACTOR_COOKIE).unwrap_or_default();
+    let user = match api.second_factor_user(&ticket, &form.csrf_token).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return login_page(
+                api,
+                &return_to,
+                Some("Your sign-in expired. Please sign in again."),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(err) => return PageError::Core(err).into_response(),
+    };
+    match api
+        .verify_second_factor(&user, form.code.expose(), &ip)
+        .await
+    {
+        Ok(amr) => finish_sign_in(api, &headers, &ip, &user, amr, &return_to).await,
+        Err(Error::RateLimited { retry_after }) => {
+            let mut response = code_page(
+                &form.csrf_token,
+                &return_to,
+                Some(&format!(
+                    "Too many failed sign-in attempts. Try again in {retry_after} seconds."
+                )),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+        }
+        Err(Error::Unauthenticated(_)) => code_page(
+            &form.csrf_token,
+            &return_to,
+            Some("That code is not right, or was already used."),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(err) => PageError::Core(err).into_response(),
+    }
+}
+
+/// Starts the session of a user who passed every step and sends the browser on: to the
+/// security page first when policy wants a second factor the user does not have.
+async fn finish_sign_in(
+    api: &NetApi,
+    headers: &HeaderMap,
+    ip: &str,
+    user: &User,
+    amr: Amr,
+    return_to: &str,
+) -> Response {
+    let next = match api.mfa_enrolment_due(user).await {
+        Ok(true) => enrolment_url(return_to),
+        Ok(false) => return_to.to_owned(),
+        Err(err) => return PageError::Core(err).into_response(),
+    };
     start_session_response(
-        &state.api,
-        &headers,
-        &user,
-        Redirect::to(&return_to).into_response(),
+        api,
+        headers,
+        user,
+        amr,
+        &session_origin(headers, ip),
+        Redirect::to(&next).into_response(),
     )
     .await
 }
@@ -189,6 +359,8 @@ async fn start_session_response(
     api: &NetApi,
     headers: &HeaderMap,
     user: &User,
+    amr: Amr,
+    origin: &netapi_core::service::SessionOrigin<'_>,
     mut response: Response,
 ) -> Response {
     if let Some(old) = cookie(headers, SESSION_COOKIE)
@@ -196,7 +368,7 @@ async fn start_session_response(
     {
         tracing::warn!(error = %err, "could not end the previous session");
     }
-    let (secret, _) = match api.start_session(user).await {
+    let (secret, _) = match api.start_session(user, amr, origin).await {
         Ok(started) => started,
         Err(err) => return PageError::Core(err).into_response(),
     };
@@ -231,7 +403,7 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let Some((session, _)) = current_session(&state.api, &headers).await else {
+    let Some((session, _)) = signed_in(&state.api, &headers).await else {
         return Redirect::to("/login").into_response();
     };
     if !NetApi::csrf_matches(&session, &form.csrf_token) {

@@ -13,6 +13,7 @@ mod page;
 mod portal;
 mod register;
 mod resources;
+mod security;
 mod session;
 mod usage_chart;
 mod webhooks;
@@ -79,6 +80,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(favicon))
         .routes(routes!(consent::authorize, consent::decide))
         .routes(routes!(login::login_form, login::login))
+        .routes(routes!(login::login_code))
         .routes(routes!(login::logout))
         .routes(routes!(email::forgot_form, email::forgot))
         .routes(routes!(email::reset_form, email::reset))
@@ -108,4 +110,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::webhooks, webhooks::create_webhook))
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::redeliver))
+        .routes(routes!(security::security))
+        .routes(routes!(security::start_totp))
+        .routes(routes!(security::confirm_totp))
+        .routes(routes!(security::regenerate_recovery_codes))
+        .routes(routes!(security::disable_totp))
+        .routes(routes!(security::end_session))
+        .routes(routes!(security::end_other_sessions))
 }

@@ -5,6 +5,7 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use netapi_core::model::Amr;
 use netapi_core::secret::{Secret, random_base62};
 use netapi_core::service::NewUser;
 use netapi_core::{Error, NetApi, Role};
@@ -13,7 +14,9 @@ use serde::Deserialize;
 use super::error::PageError;
 use super::page::{Chrome, render};
 use super::portal::{Flash, portal_page};
-use super::session::{LOGIN_CSRF_COOKIE, csrf_cookie_matches, set_cookie, set_session_cookies};
+use super::session::{
+    LOGIN_CSRF_COOKIE, csrf_cookie_matches, session_origin, set_cookie, set_session_cookies,
+};
 use crate::extract::ClientIp;
 use crate::state::AppState;
 
@@ -117,7 +120,10 @@ pub async fn register(
         }
         Err(err) => return PageError::Core(err).into_response(),
     };
-    let (session_secret, session) = match api.start_session(&user).await {
+    let (session_secret, session) = match api
+        .start_session(&user, Amr::Password, &session_origin(&headers, &ip))
+        .await
+    {
         Ok(started) => started,
         Err(err) => return PageError::Core(err).into_response(),
     };

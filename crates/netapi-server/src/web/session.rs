@@ -5,10 +5,14 @@ use axum::response::Response;
 use netapi_core::NetApi;
 use netapi_core::model::{Session, User};
 use netapi_core::secret::constant_time_eq;
+use netapi_core::service::SessionOrigin;
 
 pub(super) const SESSION_COOKIE: &str = "netapi_session";
 /// The CSRF token of the sign-in and registration forms, which come before any session.
 pub(super) const LOGIN_CSRF_COOKIE: &str = "netapi_login_csrf";
+/// A sign-in whose password was right and whose second factor is awaited (a signed ticket,
+/// bound to the sign-in form's CSRF cookie).
+pub(super) const SECOND_FACTOR_COOKIE: &str = "netapi_second_factor";
 
 pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -39,7 +43,32 @@ pub(super) fn set_cookie(
     }
 }
 
+/// The signed-in user, unless policy wants a second factor set up first (then only the
+/// security page, through [`signed_in`], and signing out are open to the session).
 pub(super) async fn current_session(api: &NetApi, headers: &HeaderMap) -> Option<(Session, User)> {
+    let (session, user) = signed_in(api, headers).await?;
+    match api.mfa_enrolment_due(&user).await {
+        Ok(false) => Some((session, user)),
+        Ok(true) => None,
+        Err(err) => {
+            tracing::warn!(error = %err, "second factor lookup failed");
+            None
+        }
+    }
+}
+
+/// What the browser says it is and where it comes from, for the session list.
+pub(super) fn session_origin<'a>(headers: &'a HeaderMap, ip: &'a str) -> SessionOrigin<'a> {
+    SessionOrigin {
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        source: Some(ip),
+    }
+}
+
+/// The session a cookie names, whatever policy still asks of it.
+pub(super) async fn signed_in(api: &NetApi, headers: &HeaderMap) -> Option<(Session, User)> {
     let value = cookie(headers, SESSION_COOKIE)?;
     match api.find_session(&value).await {
         Ok(found) => found,
@@ -67,4 +96,5 @@ pub(super) fn set_session_cookies(response: &mut Response, api: &NetApi, secret:
         api.settings().session_ttl,
     );
     set_cookie(response, api, LOGIN_CSRF_COOKIE, "", 0);
+    set_cookie(response, api, SECOND_FACTOR_COOKIE, "", 0);
 }

@@ -13,6 +13,7 @@ mod forward_auth;
 mod helpers;
 mod keys_at_rest;
 mod limits;
+mod mfa;
 mod oauth;
 mod openapi;
 mod password_rules;

@@ -189,6 +189,7 @@ async fn mint_refresh(app: &TestApp, client: &TestClient, scope: &str) -> (Strin
             expires_at: now + settings.refresh_token_ttl,
             family_expires_at: now + settings.refresh_token_max_ttl,
             auth_time: now,
+            amr: netapi_core::model::Amr::Password,
             rotated_at: None,
             revoked_at: None,
             successor_key: Some(netapi_core::secret::DerivationKey::random()),

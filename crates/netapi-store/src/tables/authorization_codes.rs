@@ -15,14 +15,14 @@ macro_rules! columns {
     () => {
         "hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, \
          family_id, created_at, expires_at, used_at, redirect_uri_in_request, resource_id, \
-         resource_scopes"
+         resource_scopes, amr"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO authorization_codes (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
 /// The first use of a code wins this conditional update.
 const MARK_USED: &str = concat!(
@@ -49,6 +49,7 @@ pub(crate) struct AuthorizationCodeRow {
     code_challenge: Option<String>,
     nonce: Option<String>,
     auth_time: i64,
+    amr: String,
     family_id: String,
     created_at: i64,
     expires_at: i64,
@@ -72,6 +73,7 @@ impl TryFrom<AuthorizationCodeRow> for AuthorizationCode {
             code_challenge: row.code_challenge,
             nonce: row.nonce,
             auth_time: row.auth_time,
+            amr: codec::amr(&row.amr)?,
             family_id: row.family_id,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -103,6 +105,7 @@ pub(crate) async fn insert(db: &impl Backend, code: &AuthorizationCode) -> Store
                 code.redirect_uri_in_request.into(),
                 (&code.resource_id).into(),
                 codec::join_names(&code.resource_scopes).into(),
+                code.amr.as_str().into(),
             ],
         )
         .await?;

@@ -15,14 +15,14 @@ macro_rules! columns {
     () => {
         "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, \
          family_expires_at, auth_time, rotated_at, revoked_at, successor_key, resource_id, \
-         resource_scopes"
+         resource_scopes, amr"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO refresh_tokens (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 );
 const SELECT_BY_HASH: &str = concat!(
     "SELECT ",
@@ -57,6 +57,7 @@ pub(crate) struct RefreshTokenRow {
     expires_at: i64,
     family_expires_at: i64,
     auth_time: i64,
+    amr: String,
     rotated_at: Option<i64>,
     revoked_at: Option<i64>,
     successor_key: Option<Vec<u8>>,
@@ -78,6 +79,7 @@ impl TryFrom<RefreshTokenRow> for RefreshToken {
             expires_at: row.expires_at,
             family_expires_at: row.family_expires_at,
             auth_time: row.auth_time,
+            amr: codec::amr(&row.amr)?,
             rotated_at: row.rotated_at,
             revoked_at: row.revoked_at,
             successor_key: row
@@ -122,6 +124,7 @@ pub(crate) async fn insert(conn: &mut impl Exec, token: &RefreshToken) -> StoreR
             token.successor_key.as_ref().map(|k| k.0.as_slice()).into(),
             (&token.resource_id).into(),
             codec::join_names(&token.resource_scopes).into(),
+            token.amr.as_str().into(),
         ],
     )
     .await?;

@@ -4,24 +4,31 @@ use sqlx::FromRow;
 
 use crate::backend::{Backend, Exec};
 use crate::codec;
-use crate::tables::model;
-use netapi_core::StoreError;
+use crate::tables::{model, models};
 use netapi_core::model::Session;
 use netapi_core::secret::SecretHash;
 use netapi_core::store::StoreResult;
+use netapi_core::{StoreError, Timestamp};
 
 macro_rules! columns {
     () => {
-        "hash, user_id, auth_time, csrf_token, expires_at"
+        "hash, user_id, auth_time, csrf_token, expires_at, amr, created_at, last_seen_at, \
+         user_agent, source"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO sessions (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 const SELECT_BY_HASH: &str = concat!("SELECT ", columns!(), " FROM sessions WHERE hash = $1");
+const SELECT_OF_USER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, hash"
+);
+const TOUCH: &str = "UPDATE sessions SET last_seen_at = $2 WHERE hash = $1 AND last_seen_at < $2";
 const DELETE: &str = "DELETE FROM sessions WHERE hash = $1";
 const DELETE_OF_USER: &str = "DELETE FROM sessions WHERE user_id = $1";
 pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM sessions WHERE expires_at < $1";
@@ -33,6 +40,11 @@ pub(crate) struct SessionRow {
     auth_time: i64,
     csrf_token: String,
     expires_at: i64,
+    amr: String,
+    created_at: i64,
+    last_seen_at: i64,
+    user_agent: Option<String>,
+    source: Option<String>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -43,8 +55,13 @@ impl TryFrom<SessionRow> for Session {
             hash: codec::hash(&row.hash)?,
             user_id: row.user_id,
             auth_time: row.auth_time,
+            amr: codec::amr(&row.amr)?,
             csrf_token: row.csrf_token,
             expires_at: row.expires_at,
+            created_at: row.created_at,
+            last_seen_at: row.last_seen_at,
+            user_agent: row.user_agent,
+            source: row.source,
         })
     }
 }
@@ -60,6 +77,11 @@ pub(crate) async fn insert(db: &impl Backend, session: &Session) -> StoreResult<
                 session.auth_time.into(),
                 (&session.csrf_token).into(),
                 session.expires_at.into(),
+                session.amr.as_str().into(),
+                session.created_at.into(),
+                session.last_seen_at.into(),
+                (&session.user_agent).into(),
+                (&session.source).into(),
             ],
         )
         .await?;
@@ -73,6 +95,23 @@ pub(crate) async fn get(db: &impl Backend, hash: &SecretHash) -> StoreResult<Opt
         .fetch_optional(SELECT_BY_HASH, &[hash.0.as_slice().into()])
         .await?;
     model(row)
+}
+
+pub(crate) async fn list_of_user(db: &impl Backend, user_id: &str) -> StoreResult<Vec<Session>> {
+    let rows: Vec<SessionRow> = db
+        .reader()
+        .await?
+        .fetch_all(SELECT_OF_USER, &[user_id.into()])
+        .await?;
+    models(rows)
+}
+
+pub(crate) async fn touch(db: &impl Backend, hash: &SecretHash, now: Timestamp) -> StoreResult<()> {
+    db.writer()
+        .await?
+        .execute(TOUCH, &[hash.0.as_slice().into(), now.into()])
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn delete(db: &impl Backend, hash: &SecretHash) -> StoreResult<()> {
