@@ -67,6 +67,8 @@ pub enum SecretKind {
     AuthorizationCode,
     /// A browser session id.
     Session,
+    /// A single-use invitation to register.
+    Invitation,
 }
 
 impl SecretKind {
@@ -78,6 +80,7 @@ impl SecretKind {
             Self::ClientSecret => "napcs_",
             Self::AuthorizationCode => "napac_",
             Self::Session => "napss_",
+            Self::Invitation => "napiv_",
         }
     }
 
@@ -281,12 +284,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const KINDS: [SecretKind; 5] = [
+    const KINDS: [SecretKind; 6] = [
         SecretKind::ApiKey,
         SecretKind::RefreshToken,
         SecretKind::ClientSecret,
         SecretKind::AuthorizationCode,
         SecretKind::Session,
+        SecretKind::Invitation,
     ];
 
     #[test]

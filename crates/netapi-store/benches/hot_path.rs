@@ -113,6 +113,7 @@ impl Fixture {
                         password: Secret::new("bench-password-1234"),
                         name: "Bench".to_owned(),
                         role: Role::Member,
+                        invitation: None,
                     },
                     None,
                 )

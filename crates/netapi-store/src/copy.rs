@@ -28,6 +28,21 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("password_hash", Text),
             ("created_at", Int),
             ("updated_at", Int),
+            ("disabled_at", Int),
+        ],
+    ),
+    (
+        "invitations",
+        &[
+            ("id", Text),
+            ("token_hash", Blob),
+            ("email", Text),
+            ("role", Text),
+            ("created_by", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("used_at", Int),
+            ("used_by", Text),
         ],
     ),
     (

@@ -6,7 +6,8 @@
 use crate::backend::{Backend, Exec};
 use crate::map_err;
 use crate::tables::{
-    api_keys, authorization_codes, invalidations, refresh_tokens, sessions, signing_keys,
+    api_keys, authorization_codes, invalidations, invitations, refresh_tokens, sessions,
+    signing_keys,
 };
 use netapi_core::Timestamp;
 use netapi_core::store::StoreResult;
@@ -38,6 +39,7 @@ pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreRe
     for sql in [
         authorization_codes::DELETE_EXPIRED,
         sessions::DELETE_EXPIRED,
+        invitations::DELETE_EXPIRED,
         refresh_tokens::DELETE_EXPIRED,
         invalidations::DELETE_EXPIRED,
         signing_keys::DELETE_RETIRED,
@@ -54,8 +56,8 @@ macro_rules! forward_store {
         const _: () = {
             use netapi_core::Timestamp;
             use netapi_core::model::{
-                ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken,
-                Resource, ResourceGrant, RotateOutcome, Session, SigningKey, User,
+                ApiKey, AuditEvent, AuthorizationCode, Consent, Invitation, OAuthClient,
+                RefreshToken, Resource, ResourceGrant, RotateOutcome, Session, SigningKey, User,
             };
             use netapi_core::model::{DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
             use netapi_core::secret::SecretHash;
@@ -67,8 +69,8 @@ macro_rules! forward_store {
             use $crate::backend::Backend;
             use $crate::tables::{
                 api_key_usage, api_keys, audit_events, authorization_codes, consents,
-                invalidations, oauth_clients, refresh_tokens, resources, sessions, signing_keys,
-                users, webhooks,
+                invalidations, invitations, oauth_clients, refresh_tokens, resources, sessions,
+                signing_keys, users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -92,7 +94,48 @@ macro_rules! forward_store {
                     event: &AuditEvent,
                     outbox: Option<&OutboxEvent>,
                 ) -> StoreResult<()> {
-                    users::create(self, user, first_key, event, outbox).await
+                    users::create(self, user, first_key, event, outbox, None)
+                        .await
+                        .map(drop)
+                }
+
+                async fn create_invited_user(
+                    &self,
+                    user: &User,
+                    first_key: Option<&ApiKey>,
+                    event: &AuditEvent,
+                    outbox: Option<&OutboxEvent>,
+                    invitation_id: &str,
+                ) -> StoreResult<bool> {
+                    users::create(self, user, first_key, event, outbox, Some(invitation_id)).await
+                }
+
+                async fn insert_invitation(
+                    &self,
+                    invitation: &Invitation,
+                    max_outstanding: u32,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    invitations::insert(self, invitation, max_outstanding, now).await
+                }
+
+                async fn find_invitation(
+                    &self,
+                    hash: &SecretHash,
+                ) -> StoreResult<Option<Invitation>> {
+                    invitations::find(self, hash).await
+                }
+
+                async fn list_invitations(
+                    &self,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<Invitation>> {
+                    invitations::list(self, after, limit).await
+                }
+
+                async fn delete_invitation(&self, id: &str) -> StoreResult<bool> {
+                    invitations::delete(self, id).await
                 }
 
                 async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {

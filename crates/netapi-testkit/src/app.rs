@@ -145,6 +145,7 @@ impl TestApp {
                     password: netapi_core::secret::Secret::new(flows::PASSWORD),
                     name: "Admin".to_owned(),
                     role: netapi_core::Role::Admin,
+                    invitation: None,
                 },
                 None,
             )

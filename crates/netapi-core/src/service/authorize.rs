@@ -496,7 +496,9 @@ impl NetApi {
             return Ok(None);
         }
         let user = self.store.get_user(&session.user_id).await?;
-        Ok(user.map(|user| (session, user)))
+        Ok(user
+            .filter(|user| user.disabled_at.is_none())
+            .map(|user| (session, user)))
     }
 
     /// Ends a session.

@@ -7,6 +7,7 @@ mod authn;
 mod authorize;
 mod cache;
 mod clients;
+mod invitations;
 mod keys;
 mod oauth;
 mod oauth_error;
@@ -27,6 +28,10 @@ pub use authorize::{
 pub use clients::{
     ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types,
     validate_redirect_uri,
+};
+pub use invitations::{
+    DEFAULT_INVITATION_TTL, InvitationPage, MAX_INVITATION_TTL, MAX_OUTSTANDING_INVITATIONS,
+    NewInvitation, RegistrationPolicy,
 };
 pub use keys::{KeyPage, NewApiKey};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
@@ -113,6 +118,10 @@ pub struct Settings {
     pub webhook_retry_base: i64,
     /// Outbound requests (webhooks) may go to loopback, private and link-local addresses.
     pub allow_private_targets: bool,
+    /// Who may register over HTTP.
+    pub registration: RegistrationPolicy,
+    /// The email domains self-service registration is open to (lower-cased); empty: any.
+    pub registration_email_domains: Vec<String>,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -144,6 +153,11 @@ impl std::fmt::Debug for Settings {
             .field("webhook_timeout", &self.webhook_timeout)
             .field("webhook_retry_base", &self.webhook_retry_base)
             .field("allow_private_targets", &self.allow_private_targets)
+            .field("registration", &self.registration)
+            .field(
+                "registration_email_domains",
+                &self.registration_email_domains,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +186,8 @@ impl Default for Settings {
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_base: 5,
             allow_private_targets: false,
+            registration: RegistrationPolicy::Open,
+            registration_email_domains: Vec::new(),
         }
     }
 }
@@ -723,6 +739,8 @@ impl NetApi {
         }
     }
 
+    /// What credential checks know of a user: `None` for an unknown or disabled one, whose
+    /// keys, tokens and clients are refused.
     async fn user_facts(&self, user_id: &str) -> Result<Option<UserFacts>> {
         if let Some(facts) = self.users.get(user_id) {
             return Ok(facts);
@@ -732,6 +750,7 @@ impl NetApi {
             .store
             .get_user(user_id)
             .await?
+            .filter(|user: &User| user.disabled_at.is_none())
             .map(|user: User| UserFacts {
                 role: user.role,
                 user: Arc::new(user),

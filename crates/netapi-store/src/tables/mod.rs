@@ -10,6 +10,7 @@ pub(crate) mod audit_events;
 pub(crate) mod authorization_codes;
 pub(crate) mod consents;
 pub(crate) mod invalidations;
+pub(crate) mod invitations;
 pub(crate) mod oauth_clients;
 pub(crate) mod refresh_tokens;
 pub(crate) mod resources;
