@@ -2943,6 +2943,8 @@ async fn users_stale_update_keeps_role(store: Arc<dyn Store>) {
         .await
         .expect("create");
     let stale = store.get_user(&admin.id).await.expect("get").expect("user");
+    // Another administrator, so that the demotion is allowed (the last one stays).
+    add_admin(&store, "other-admin@example.com").await;
 
     let demotion = UserChanges {
         role: Some(Role::Member),
