@@ -17,6 +17,8 @@ pub enum AuthFailure {
     Expired,
     /// Made for another resource than the one it was presented to (its audience).
     WrongResource,
+    /// The account is disabled (said only to whoever gave its right password).
+    Disabled,
 }
 
 impl AuthFailure {
@@ -29,6 +31,7 @@ impl AuthFailure {
             Self::Revoked => "revoked",
             Self::Expired => "expired",
             Self::WrongResource => "wrong_resource",
+            Self::Disabled => "disabled",
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct User {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// Set while an administrator has disabled the account: every credential is refused.
+    pub disabled_at: Option<Timestamp>,
 }
 
 impl fmt::Debug for User {
@@ -438,6 +440,29 @@ pub struct EmailToken {
     pub expires_at: Timestamp,
     /// When it was used, if it was.
     pub used_at: Option<Timestamp>,
+}
+
+/// An administrator's invitation to register, used at most once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// `inv_...`
+    pub id: String,
+    /// HMAC of the token (`napiv_...`), which is shown once.
+    pub token_hash: SecretHash,
+    /// The only email that may register with it, if bound to one (lower-cased).
+    pub email: Option<String>,
+    /// The role the new user gets.
+    pub role: Role,
+    /// The administrator who made it.
+    pub created_by: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When a registration used it.
+    pub used_at: Option<Timestamp>,
+    /// The user that registration made.
+    pub used_by: Option<String>,
 }
 
 /// A browser session of the login and portal pages.

@@ -69,6 +69,8 @@ pub enum SecretKind {
     Session,
     /// The secret of an emailed link (email verification, password reset).
     EmailLink,
+    /// A single-use invitation to register.
+    Invitation,
 }
 
 impl SecretKind {
@@ -81,6 +83,7 @@ impl SecretKind {
             Self::AuthorizationCode => "napac_",
             Self::Session => "napss_",
             Self::EmailLink => "napel_",
+            Self::Invitation => "napiv_",
         }
     }
 
@@ -284,13 +287,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const KINDS: [SecretKind; 6] = [
+    const KINDS: [SecretKind; 7] = [
         SecretKind::ApiKey,
         SecretKind::RefreshToken,
         SecretKind::ClientSecret,
         SecretKind::AuthorizationCode,
         SecretKind::Session,
         SecretKind::EmailLink,
+        SecretKind::Invitation,
     ];
 
     #[test]

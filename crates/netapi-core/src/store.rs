@@ -5,7 +5,7 @@
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
-    ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, GrantType, OAuthClient,
+    ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, GrantType, Invitation, OAuthClient,
     RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey,
     TotpFactor, User,
 };
@@ -67,6 +67,8 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
     /// New role.
     pub role: Option<Role>,
+    /// Disabled since (`Some(None)`: enabled again).
+    pub disabled_at: Option<Option<Timestamp>>,
 }
 
 impl std::fmt::Debug for UserChanges {
@@ -76,6 +78,7 @@ impl std::fmt::Debug for UserChanges {
             .field("email", &self.email.is_some())
             .field("password_hash", &self.password_hash.is_some())
             .field("role", &self.role)
+            .field("disabled_at", &self.disabled_at)
             .finish()
     }
 }
@@ -149,6 +152,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         event: &AuditEvent,
         outbox: Option<&OutboxEvent>,
     ) -> StoreResult<()>;
+    /// Like [`Store::create_user`], but first marks the invitation `invitation_id` used (by
+    /// this user, at `user.created_at`), in the same transaction, if it is unused and not
+    /// expired then; false, writing nothing, if it is not (so that of two registrations with
+    /// one invitation, however close, one only succeeds). `Conflict("email")` if the email is
+    /// taken, leaving the invitation unused.
+    async fn create_invited_user(
+        &self,
+        user: &User,
+        first_key: Option<&ApiKey>,
+        event: &AuditEvent,
+        outbox: Option<&OutboxEvent>,
+        invitation_id: &str,
+    ) -> StoreResult<bool>;
     /// A user by id.
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
     /// A user by (lower-cased) email.
@@ -157,6 +173,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
     /// Writes the given columns of a user (and `updated_at`), nothing else; returns the user
     /// as it now is, `None` if it does not exist. `Conflict("email")` on a taken email.
+    /// `Conflict("last_admin")`, writing nothing, if it would demote or disable the last
+    /// administrator who is not disabled (checked atomically: two administrators demoting
+    /// each other at once leave one).
     async fn update_user(
         &self,
         id: &str,
@@ -164,7 +183,29 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         at: Timestamp,
     ) -> StoreResult<Option<User>>;
     /// Deletes a user and everything it holds (keys, clients, tokens, sessions, consents).
+    /// `Conflict("last_admin")`, deleting nothing, for the last administrator who is not
+    /// disabled.
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+
+    // --- invitations ---
+    /// Stores an invitation unless `max_outstanding` invitations are unused and unexpired at
+    /// `now`; false, writing nothing, then.
+    async fn insert_invitation(
+        &self,
+        invitation: &Invitation,
+        max_outstanding: u32,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// An invitation by the hash of its token.
+    async fn find_invitation(&self, hash: &SecretHash) -> StoreResult<Option<Invitation>>;
+    /// Invitations ordered by id, after the cursor.
+    async fn list_invitations(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// Deletes an invitation; false if unknown.
+    async fn delete_invitation(&self, id: &str) -> StoreResult<bool>;
 
     // --- API keys ---
     /// Stores a new key.
@@ -510,7 +551,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_resource_grants(&self, user_id: &str) -> StoreResult<Vec<ResourceGrant>>;
 
     // --- housekeeping ---
-    /// Deletes expired codes, sessions, refresh tokens, denylist entries and old
+    /// Deletes expired codes, sessions, refresh tokens, invitations, denylist entries and old
     /// invalidations; returns how many rows went. Safe to run from several processes.
     async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64>;
 }

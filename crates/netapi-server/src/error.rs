@@ -140,6 +140,11 @@ impl ApiError {
                     .to_owned(),
                 Some("The credential was made for another resource (wrong audience)"),
             ),
+            AuthFailure::Disabled => (
+                "Authentication failed: this account has been disabled by an administrator."
+                    .to_owned(),
+                Some("The account is disabled"),
+            ),
         };
         let challenge = match description {
             None => "Bearer realm=\"netapi\"".to_owned(),
@@ -473,6 +478,10 @@ error_set!(
 error_set!(
     /// Storage trouble.
     ServiceErrors: "Internal", "Unavailable"
+);
+error_set!(
+    /// Refused by policy (registration).
+    ForbiddenErrors: "PermissionDenied"
 );
 error_set!(
     /// A per-source limit (registrations).

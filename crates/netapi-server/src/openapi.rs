@@ -72,6 +72,7 @@ fn request_id_header() -> utoipa::openapi::header::Header {
         (name = "oauth-clients", description = "OAuth 2.0 clients (RFC 7591 field names)."),
         (name = "audit", description = "Security events."),
         (name = "resources", description = "The operator's APIs that Net API guards besides its own (RFC 8707 resources), and the scopes of theirs administrators grant users."),
+        (name = "invitations", description = "Single-use invitations to register, made by administrators."),
         (name = "webhooks", description = "Signed HTTP callbacks of security events to endpoints administrators register."),
         (name = "oauth", description = "OAuth 2.0 and OpenID Connect endpoints (RFC 6749, 7009, 7662, 8414)."),
         (name = "forward-auth", description = "Checking a credential for a reverse proxy in front of an API (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`, Envoy `ext_authz`), and RFC 9728 protected resource metadata. 401, 403 and 429 carry the error envelope; a `resource` Net API does not guard is a 403 naming it."),

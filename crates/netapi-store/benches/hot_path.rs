@@ -114,6 +114,7 @@ impl Fixture {
                         name: "Bench".to_owned(),
                         role: Role::Member,
                         email_verified: false,
+                        invitation: None,
                     },
                     None,
                 )

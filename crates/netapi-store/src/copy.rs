@@ -29,6 +29,21 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("updated_at", Int),
             ("email_verified", Bool),
+            ("disabled_at", Int),
+        ],
+    ),
+    (
+        "invitations",
+        &[
+            ("id", Text),
+            ("token_hash", Blob),
+            ("email", Text),
+            ("role", Text),
+            ("created_by", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("used_at", Int),
+            ("used_by", Text),
         ],
     ),
     (

@@ -6,8 +6,8 @@
 use crate::backend::{Backend, Exec};
 use crate::map_err;
 use crate::tables::{
-    api_keys, authorization_codes, email_tokens, invalidations, refresh_tokens, sessions,
-    signing_keys,
+    api_keys, authorization_codes, email_tokens, invalidations, invitations, refresh_tokens,
+    sessions, signing_keys,
 };
 use netapi_core::Timestamp;
 use netapi_core::store::StoreResult;
@@ -40,6 +40,7 @@ pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreRe
         authorization_codes::DELETE_EXPIRED,
         sessions::DELETE_EXPIRED,
         email_tokens::DELETE_EXPIRED,
+        invitations::DELETE_EXPIRED,
         refresh_tokens::DELETE_EXPIRED,
         invalidations::DELETE_EXPIRED,
         signing_keys::DELETE_RETIRED,
@@ -56,9 +57,9 @@ macro_rules! forward_store {
         const _: () = {
             use netapi_core::Timestamp;
             use netapi_core::model::{
-                ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, OAuthClient,
-                RefreshToken, Resource, ResourceGrant, RotateOutcome, Session, SigningKey,
-                TotpFactor, User,
+                ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, Invitation,
+                OAuthClient, RefreshToken, Resource, ResourceGrant, RotateOutcome, Session,
+                SigningKey, TotpFactor, User,
             };
             use netapi_core::model::{
                 ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery,
@@ -72,8 +73,8 @@ macro_rules! forward_store {
             use $crate::backend::Backend;
             use $crate::tables::{
                 api_key_usage, api_keys, audit_events, authorization_codes, consents, email_tokens,
-                invalidations, mfa, oauth_clients, refresh_tokens, resources, sessions,
-                signing_keys, users, webhooks,
+                invalidations, invitations, mfa, oauth_clients, refresh_tokens, resources,
+                sessions, signing_keys, users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -97,7 +98,48 @@ macro_rules! forward_store {
                     event: &AuditEvent,
                     outbox: Option<&OutboxEvent>,
                 ) -> StoreResult<()> {
-                    users::create(self, user, first_key, event, outbox).await
+                    users::create(self, user, first_key, event, outbox, None)
+                        .await
+                        .map(drop)
+                }
+
+                async fn create_invited_user(
+                    &self,
+                    user: &User,
+                    first_key: Option<&ApiKey>,
+                    event: &AuditEvent,
+                    outbox: Option<&OutboxEvent>,
+                    invitation_id: &str,
+                ) -> StoreResult<bool> {
+                    users::create(self, user, first_key, event, outbox, Some(invitation_id)).await
+                }
+
+                async fn insert_invitation(
+                    &self,
+                    invitation: &Invitation,
+                    max_outstanding: u32,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    invitations::insert(self, invitation, max_outstanding, now).await
+                }
+
+                async fn find_invitation(
+                    &self,
+                    hash: &SecretHash,
+                ) -> StoreResult<Option<Invitation>> {
+                    invitations::find(self, hash).await
+                }
+
+                async fn list_invitations(
+                    &self,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<Invitation>> {
+                    invitations::list(self, after, limit).await
+                }
+
+                async fn delete_invitation(&self, id: &str) -> StoreResult<bool> {
+                    invitations::delete(self, id).await
                 }
 
                 async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {

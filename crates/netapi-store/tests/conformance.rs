@@ -9,9 +9,9 @@
 use netapi_core::ids::new_id;
 use netapi_core::model::{
     ApiKey, AuditEvent, AuthorizationCode, ClientAuthMethod, Consent, DeliveryAttempt,
-    DeliveryStatus, EmailPurpose, EmailToken, GrantType, OAuthClient, OutboxEvent, RefreshToken,
-    Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm, SigningKey,
-    User, Webhook, WebhookDelivery,
+    DeliveryStatus, EmailPurpose, EmailToken, GrantType, Invitation, OAuthClient, OutboxEvent,
+    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
+    SigningKey, User, Webhook, WebhookDelivery,
 };
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{
@@ -172,6 +172,16 @@ macro_rules! conformance {
 
 conformance! {
     users_crud => sqlite_users_crud, postgres_users_crud;
+    users_disable_and_last_admin =>
+        sqlite_users_disable_and_last_admin, postgres_users_disable_and_last_admin;
+    users_concurrent_demotions_leave_an_admin =>
+        sqlite_users_concurrent_demotions_leave_an_admin,
+        postgres_users_concurrent_demotions_leave_an_admin;
+    invitations_crud_and_bound =>
+        sqlite_invitations_crud_and_bound, postgres_invitations_crud_and_bound;
+    invitations_single_use_under_concurrency =>
+        sqlite_invitations_single_use_under_concurrency,
+        postgres_invitations_single_use_under_concurrency;
     api_key_usage_adds_up => sqlite_api_key_usage_adds_up, postgres_api_key_usage_adds_up;
     users_duplicate_email => sqlite_users_duplicate_email, postgres_users_duplicate_email;
     users_list_pagination => sqlite_users_list_pagination, postgres_users_list_pagination;
@@ -329,8 +339,8 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// The versions of the migrations there are (0001 to 0008).
-const ALL_VERSIONS: (i64, i64) = (9, 9);
+/// The versions of the migrations there are (0001 to 0012): how many, and the highest.
+const ALL_VERSIONS: (i64, i64) = (12, 12);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -596,6 +606,7 @@ fn user(email: &str) -> User {
         email_verified: false,
         created_at: NOW,
         updated_at: NOW,
+        disabled_at: None,
     }
 }
 
@@ -814,6 +825,7 @@ async fn users_crud(store: Arc<dyn Store>) {
         email: Some(changed.email.clone()),
         password_hash: Some(changed.password_hash.clone()),
         role: Some(changed.role),
+        disabled_at: None,
     };
     assert_eq!(
         store
@@ -3097,6 +3109,8 @@ async fn users_stale_update_keeps_role(store: Arc<dyn Store>) {
         .await
         .expect("create");
     let stale = store.get_user(&admin.id).await.expect("get").expect("user");
+    // Another administrator, so that the demotion is allowed (the last one stays).
+    add_admin(&store, "other-admin@example.com").await;
 
     let demotion = UserChanges {
         role: Some(Role::Member),
@@ -4370,4 +4384,303 @@ async fn webhook_deliveries_are_pruned_when_over(store: Arc<dyn Store>) {
             .expect("prune"),
         1
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// Accounts: disabled users, the last administrator, invitations (issue 15)
+// ------------------------------------------------------------------------------------------
+
+async fn add_admin(store: &Arc<dyn Store>, email: &str) -> User {
+    let admin = User {
+        role: Role::Admin,
+        ..user(email)
+    };
+    store
+        .create_user(&admin, None, &event(Some(&admin.id), "user.created"), None)
+        .await
+        .expect("create admin");
+    admin
+}
+
+async fn users_disable_and_last_admin(store: Arc<dyn Store>) {
+    let root = add_admin(&store, "root@example.com").await;
+    let member = add_user(&store, "member@example.com").await;
+    let disable = UserChanges {
+        disabled_at: Some(Some(NOW + 5)),
+        ..UserChanges::default()
+    };
+    let changed = store
+        .update_user(&member.id, &disable, NOW + 5)
+        .await
+        .expect("disable")
+        .expect("found");
+    assert_eq!(changed.disabled_at, Some(NOW + 5));
+    assert_eq!(changed.name, member.name, "other columns kept");
+    // A change that does not name `disabled_at` keeps it.
+    let renamed = store
+        .update_user(
+            &member.id,
+            &UserChanges {
+                name: Some("Renamed".to_owned()),
+                ..UserChanges::default()
+            },
+            NOW + 6,
+        )
+        .await
+        .expect("rename")
+        .expect("found");
+    assert_eq!(renamed.disabled_at, Some(NOW + 5));
+    let enabled = store
+        .update_user(
+            &member.id,
+            &UserChanges {
+                disabled_at: Some(None),
+                ..UserChanges::default()
+            },
+            NOW + 7,
+        )
+        .await
+        .expect("enable")
+        .expect("found");
+    assert_eq!(enabled.disabled_at, None);
+
+    // The only administrator cannot be demoted, disabled or deleted.
+    let demote = UserChanges {
+        role: Some(Role::Member),
+        ..UserChanges::default()
+    };
+    for changes in [&demote, &disable] {
+        let err = store
+            .update_user(&root.id, changes, NOW + 8)
+            .await
+            .expect_err("last admin");
+        assert!(matches!(err, StoreError::Conflict("last_admin")), "{err:?}");
+    }
+    let err = store.delete_user(&root.id).await.expect_err("last admin");
+    assert!(matches!(err, StoreError::Conflict("last_admin")), "{err:?}");
+    let kept = store.get_user(&root.id).await.expect("get").expect("kept");
+    assert_eq!((kept.role, kept.disabled_at), (Role::Admin, None));
+    // Unknown users are still "not found".
+    assert_eq!(
+        store
+            .update_user("usr_unknown", &demote, NOW)
+            .await
+            .expect("update"),
+        None
+    );
+    assert!(!store.delete_user("usr_unknown").await.expect("delete"));
+    // A renamed last administrator is fine, and with a second one the first may go.
+    store
+        .update_user(
+            &root.id,
+            &UserChanges {
+                name: Some("Root".to_owned()),
+                ..UserChanges::default()
+            },
+            NOW + 9,
+        )
+        .await
+        .expect("rename admin")
+        .expect("found");
+    let second = add_admin(&store, "second@example.com").await;
+    let demoted = store
+        .update_user(&root.id, &demote, NOW + 10)
+        .await
+        .expect("demote")
+        .expect("found");
+    assert_eq!(demoted.role, Role::Member);
+    // The second is now the only active administrator.
+    let err = store
+        .delete_user(&second.id)
+        .await
+        .expect_err("second is now the last");
+    assert!(matches!(err, StoreError::Conflict("last_admin")), "{err:?}");
+    assert!(store.delete_user(&member.id).await.expect("delete member"));
+}
+
+async fn users_concurrent_demotions_leave_an_admin(store: Arc<dyn Store>) {
+    let a = add_admin(&store, "a@example.com").await;
+    let b = add_admin(&store, "b@example.com").await;
+    let demote = UserChanges {
+        role: Some(Role::Member),
+        ..UserChanges::default()
+    };
+    let disable = UserChanges {
+        disabled_at: Some(Some(NOW)),
+        ..UserChanges::default()
+    };
+    let (first, second) = tokio::join!(
+        store.update_user(&a.id, &demote, NOW),
+        store.update_user(&b.id, &disable, NOW)
+    );
+    let ok = [&first, &second]
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Some(_))))
+        .count();
+    assert_eq!(ok, 1, "one of two must be refused: {first:?} {second:?}");
+    let active_admins = store
+        .list_users(None, 100)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|u| u.role == Role::Admin && u.disabled_at.is_none())
+        .count();
+    assert_eq!(active_admins, 1);
+}
+
+fn invitation(n: u8, email: Option<&str>, expires_at: Timestamp) -> Invitation {
+    Invitation {
+        id: new_id("inv"),
+        token_hash: h(n),
+        email: email.map(str::to_owned),
+        role: Role::Member,
+        created_by: "usr_admin".to_owned(),
+        created_at: NOW,
+        expires_at,
+        used_at: None,
+        used_by: None,
+    }
+}
+
+async fn invitations_crud_and_bound(store: Arc<dyn Store>) {
+    let first = invitation(1, Some("ada@example.com"), NOW + 100);
+    assert!(
+        store
+            .insert_invitation(&first, 2, NOW)
+            .await
+            .expect("insert")
+    );
+    tick().await;
+    let second = invitation(2, None, NOW + 100);
+    assert!(
+        store
+            .insert_invitation(&second, 2, NOW)
+            .await
+            .expect("insert")
+    );
+    // The bound counts unused, unexpired ones.
+    let third = invitation(3, None, NOW + 100);
+    assert!(
+        !store
+            .insert_invitation(&third, 2, NOW)
+            .await
+            .expect("bounded")
+    );
+    assert_eq!(store.find_invitation(&h(3)).await.expect("find"), None);
+    // Once the others have expired, there is room.
+    assert!(
+        store
+            .insert_invitation(&third, 2, NOW + 100)
+            .await
+            .expect("insert after expiry")
+    );
+    assert_eq!(
+        store.find_invitation(&h(1)).await.expect("find"),
+        Some(first.clone())
+    );
+    let listed = store.list_invitations(None, 10).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    let page = store
+        .list_invitations(Some(&first.id), 10)
+        .await
+        .expect("after");
+    assert_eq!(page.len(), 2);
+    assert!(store.delete_invitation(&second.id).await.expect("delete"));
+    assert!(!store.delete_invitation(&second.id).await.expect("again"));
+    assert_eq!(store.find_invitation(&h(2)).await.expect("find"), None);
+    // Housekeeping removes expired invitations.
+    store.delete_expired(NOW + 101).await.expect("expire");
+    assert_eq!(store.find_invitation(&h(1)).await.expect("find"), None);
+    assert!(store.find_invitation(&h(3)).await.expect("find").is_none());
+}
+
+async fn invitations_single_use_under_concurrency(store: Arc<dyn Store>) {
+    let inv = invitation(9, None, NOW + 100);
+    assert!(
+        store
+            .insert_invitation(&inv, 10, NOW)
+            .await
+            .expect("insert")
+    );
+    // An expired one is refused, writing nothing.
+    let old = invitation(8, None, NOW - 1);
+    assert!(
+        store
+            .insert_invitation(&old, 10, NOW - 10)
+            .await
+            .expect("insert")
+    );
+    let late = user("late@example.com");
+    assert!(
+        !store
+            .create_invited_user(
+                &late,
+                None,
+                &event(Some(&late.id), "user.registered"),
+                None,
+                &old.id
+            )
+            .await
+            .expect("expired")
+    );
+    assert_eq!(store.get_user(&late.id).await.expect("get"), None);
+
+    // A taken email leaves the invitation unused.
+    let taken = add_user(&store, "taken@example.com").await;
+    let clash = user(&taken.email);
+    let err = store
+        .create_invited_user(
+            &clash,
+            None,
+            &event(Some(&clash.id), "user.registered"),
+            None,
+            &inv.id,
+        )
+        .await
+        .expect_err("email taken");
+    assert!(matches!(err, StoreError::Conflict("email")), "{err:?}");
+    assert_eq!(
+        store
+            .find_invitation(&h(9))
+            .await
+            .expect("find")
+            .and_then(|i| i.used_at),
+        None
+    );
+
+    // Eight registrations at once with one invitation: one wins.
+    let users: Vec<User> = (0..8)
+        .map(|i| user(&format!("racer{i}@example.com")))
+        .collect();
+    let mut tasks = Vec::new();
+    for u in &users {
+        let store = Arc::clone(&store);
+        let u = u.clone();
+        let id = inv.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let e = event(Some(&u.id), "user.registered");
+            store.create_invited_user(&u, None, &e, None, &id).await
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    let won: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| matches!(r, Ok(true)).then_some(i))
+        .collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    for (i, u) in users.iter().enumerate() {
+        let exists = store.get_user(&u.id).await.expect("get").is_some();
+        assert_eq!(exists, i == won[0], "user {i}");
+    }
+    let used = store
+        .find_invitation(&h(9))
+        .await
+        .expect("find")
+        .expect("kept");
+    assert_eq!(used.used_at, Some(NOW));
+    assert_eq!(used.used_by.as_deref(), Some(users[won[0]].id.as_str()));
 }

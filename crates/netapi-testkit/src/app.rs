@@ -182,6 +182,7 @@ impl TestApp {
                     name: "Admin".to_owned(),
                     role: netapi_core::Role::Admin,
                     email_verified: true,
+                    invitation: None,
                 },
                 None,
             )

@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use netapi_core::sealing::SecretKey;
+use netapi_core::service::RegistrationPolicy;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -12,146 +13,165 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "NETAPI_LISTEN")]
+    #[arg(long, global = true, env = "NETAPI_LISTEN")]
     pub listen: Option<String>,
     /// sqlite://file, sqlite:///abs/path or postgres://... [default: sqlite://netapi.db]
-    #[arg(long, env = "NETAPI_DATABASE_URL")]
+    #[arg(long, global = true, env = "NETAPI_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Most database connections per process [default: 16]
-    #[arg(long, env = "NETAPI_DATABASE_MAX_CONNECTIONS")]
+    #[arg(long, global = true, env = "NETAPI_DATABASE_MAX_CONNECTIONS")]
     pub database_max_connections: Option<u32>,
     /// The issuer URL of tokens and metadata [default: http://<listen>]
-    #[arg(long, env = "NETAPI_ISSUER")]
+    #[arg(long, global = true, env = "NETAPI_ISSUER")]
     pub issuer: Option<String>,
     /// Access token lifetime in seconds [default: 900]
-    #[arg(long, env = "NETAPI_ACCESS_TOKEN_TTL")]
+    #[arg(long, global = true, env = "NETAPI_ACCESS_TOKEN_TTL")]
     pub access_token_ttl: Option<i64>,
     /// Refresh token idle lifetime in seconds [default: 2592000]
-    #[arg(long, env = "NETAPI_REFRESH_TOKEN_TTL")]
+    #[arg(long, global = true, env = "NETAPI_REFRESH_TOKEN_TTL")]
     pub refresh_token_ttl: Option<i64>,
     /// Refresh token absolute lifetime in seconds [default: 7776000]
-    #[arg(long, env = "NETAPI_REFRESH_TOKEN_MAX_TTL")]
+    #[arg(long, global = true, env = "NETAPI_REFRESH_TOKEN_MAX_TTL")]
     pub refresh_token_max_ttl: Option<i64>,
     /// Seconds a rotated refresh token may still be used (concurrent refreshes) [default: 10]
-    #[arg(long, env = "NETAPI_REFRESH_REUSE_GRACE")]
+    #[arg(long, global = true, env = "NETAPI_REFRESH_REUSE_GRACE")]
     pub refresh_reuse_grace: Option<i64>,
     /// Authorization code lifetime in seconds [default: 60]
-    #[arg(long, env = "NETAPI_AUTHORIZATION_CODE_TTL")]
+    #[arg(long, global = true, env = "NETAPI_AUTHORIZATION_CODE_TTL")]
     pub authorization_code_ttl: Option<i64>,
     /// Browser session lifetime in seconds [default: 43200]
-    #[arg(long, env = "NETAPI_SESSION_TTL")]
+    #[arg(long, global = true, env = "NETAPI_SESSION_TTL")]
     pub session_ttl: Option<i64>,
     /// Failed authentications per minute per address, account or client before 429 [default: 20]
-    #[arg(long, env = "NETAPI_AUTH_FAILURE_LIMIT")]
+    #[arg(long, global = true, env = "NETAPI_AUTH_FAILURE_LIMIT")]
     pub auth_failure_limit: Option<u32>,
     /// Seconds a new signing key is published before it signs [default: 300]
-    #[arg(long, env = "NETAPI_SIGNING_KEY_PUBLISH_DELAY")]
+    #[arg(long, global = true, env = "NETAPI_SIGNING_KEY_PUBLISH_DELAY")]
     pub signing_key_publish_delay: Option<i64>,
     /// Secret key of the HMAC that stores API keys, tokens and secrets; changing it
     /// invalidates every one of them [default: none]
-    #[arg(long, env = "NETAPI_PEPPER", hide_env_values = true)]
+    #[arg(long, global = true, env = "NETAPI_PEPPER", hide_env_values = true)]
     pub pepper: Option<String>,
     /// File with the key that seals signing keys in the database (64 hex digits), made with
     /// mode 0600 on the first start of a database when absent; every instance on one
     /// database needs the same file [default: netapi.key beside the SQLite file, or in the
     /// working directory with PostgreSQL]
-    #[arg(long, env = "NETAPI_SECRET_KEY_FILE")]
+    #[arg(long, global = true, env = "NETAPI_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
     /// Largest request body in bytes [default: 65536]
-    #[arg(long, env = "NETAPI_BODY_LIMIT")]
+    #[arg(long, global = true, env = "NETAPI_BODY_LIMIT")]
     pub body_limit: Option<usize>,
     /// Requests per minute per API key or OAuth client, unless set on the key or client; 0 means no limit [default: 0]
-    #[arg(long, env = "NETAPI_RATE_LIMIT_PER_MINUTE")]
+    #[arg(long, global = true, env = "NETAPI_RATE_LIMIT_PER_MINUTE")]
     pub rate_limit_per_minute: Option<u32>,
     /// Comma-separated proxies (addresses or CIDR networks) whose X-Forwarded-For is believed [default: none]
-    #[arg(long, env = "NETAPI_TRUSTED_PROXIES")]
+    #[arg(long, global = true, env = "NETAPI_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
     /// Require PKCE from confidential clients too (public clients always need it) [default: true]
-    #[arg(long, env = "NETAPI_REQUIRE_PKCE")]
+    #[arg(long, global = true, env = "NETAPI_REQUIRE_PKCE")]
     pub require_pkce: Option<bool>,
     /// Algorithm of new token signing keys: EdDSA or ES256 (switch with `netapi admin rotate-signing-key`) [default: EdDSA]
-    #[arg(long, env = "NETAPI_SIGNING_ALGORITHM")]
+    #[arg(long, global = true, env = "NETAPI_SIGNING_ALGORITHM")]
     pub signing_algorithm: Option<String>,
     /// Most open client connections [default: 10000]
-    #[arg(long, env = "NETAPI_MAX_CONNECTIONS")]
+    #[arg(long, global = true, env = "NETAPI_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
     /// Most open connections from one address (IPv6: per /64); trusted_proxies are exempt; 0 means no limit [default: 64]
-    #[arg(long, env = "NETAPI_MAX_CONNECTIONS_PER_IP")]
+    #[arg(long, global = true, env = "NETAPI_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
     /// Registrations per hour from one address (IPv6: per /64); 0 means no limit [default: 20]
-    #[arg(long, env = "NETAPI_REGISTRATION_LIMIT_PER_HOUR")]
+    #[arg(long, global = true, env = "NETAPI_REGISTRATION_LIMIT_PER_HOUR")]
     pub registration_limit_per_hour: Option<u32>,
     /// Registrations hashing their password or waiting to, at once; past it 503 [default: 32]
-    #[arg(long, env = "NETAPI_REGISTRATION_HASH_QUEUE")]
+    #[arg(long, global = true, env = "NETAPI_REGISTRATION_HASH_QUEUE")]
     pub registration_hash_queue: Option<usize>,
     /// Longest a request may take, in seconds, reading its body included [default: 30]
-    #[arg(long, env = "NETAPI_REQUEST_TIMEOUT")]
+    #[arg(long, global = true, env = "NETAPI_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
     /// Entries in the credential caches [default: 100000]
-    #[arg(long, env = "NETAPI_CACHE_CAPACITY")]
+    #[arg(long, global = true, env = "NETAPI_CACHE_CAPACITY")]
     pub cache_capacity: Option<u64>,
     /// TLS certificate chain (PEM) [default: none, plain HTTP]
-    #[arg(long, env = "NETAPI_TLS_CERT")]
+    #[arg(long, global = true, env = "NETAPI_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) [default: none]
-    #[arg(long, env = "NETAPI_TLS_KEY")]
+    #[arg(long, global = true, env = "NETAPI_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// Log format: text or json [default: text]
-    #[arg(long, env = "NETAPI_LOG_FORMAT")]
+    #[arg(long, global = true, env = "NETAPI_LOG_FORMAT")]
     pub log_format: Option<String>,
     /// Log one line per request (the `netapi::access` target); off saves about a fifth of
     /// the CPU of a forward-auth check [default: true]
-    #[arg(long, env = "NETAPI_ACCESS_LOG")]
+    #[arg(long, global = true, env = "NETAPI_ACCESS_LOG")]
     pub access_log: Option<bool>,
     /// GitHub's secret scanning public keys, the JSON of
     /// https://api.github.com/meta/public_keys/secret_scanning, read at start; turns on
     /// POST /secret-scanning/github [default: none, the endpoint answers 404]
-    #[arg(long, env = "NETAPI_SECRET_SCANNING_GITHUB_KEYS")]
+    #[arg(long, global = true, env = "NETAPI_SECRET_SCANNING_GITHUB_KEYS")]
     pub secret_scanning_github_keys: Option<PathBuf>,
     /// Longest a webhook delivery may take, in seconds [default: 10]
-    #[arg(long, env = "NETAPI_WEBHOOK_TIMEOUT")]
+    #[arg(long, global = true, env = "NETAPI_WEBHOOK_TIMEOUT")]
     pub webhook_timeout: Option<i64>,
     /// Seconds before the first retry of a failed webhook delivery, doubling at each next
     /// one (12 attempts in all) [default: 5]
-    #[arg(long, env = "NETAPI_WEBHOOK_RETRY_BASE")]
+    #[arg(long, global = true, env = "NETAPI_WEBHOOK_RETRY_BASE")]
     pub webhook_retry_base: Option<i64>,
     /// Let outbound requests (webhooks) reach loopback, private and link-local addresses,
     /// and http URLs [default: false]
-    #[arg(long, env = "NETAPI_ALLOW_PRIVATE_TARGETS")]
+    #[arg(long, global = true, env = "NETAPI_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: Option<bool>,
     /// Mail server for verification and password-reset links: smtp://host[:25],
     /// smtps://host[:465] (TLS) or smtp+starttls://host[:587], with user:password@ if need be
     /// [default: none, email is off]
-    #[arg(long, env = "NETAPI_SMTP_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "NETAPI_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<Hidden>,
     /// SMTP user name, when it is not in smtp_url [default: none]
-    #[arg(long, env = "NETAPI_SMTP_USERNAME")]
+    #[arg(long, global = true, env = "NETAPI_SMTP_USERNAME")]
     pub smtp_username: Option<String>,
     /// SMTP password, when it is not in smtp_url [default: none]
-    #[arg(long, env = "NETAPI_SMTP_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "NETAPI_SMTP_PASSWORD",
+        hide_env_values = true
+    )]
     pub smtp_password: Option<Hidden>,
     /// The From of every message, `address` or `Name <address>`; required with smtp_url
     /// [default: none]
-    #[arg(long, env = "NETAPI_EMAIL_FROM")]
+    #[arg(long, global = true, env = "NETAPI_EMAIL_FROM")]
     pub email_from: Option<String>,
     /// Refuse sign-in until the user has verified their email address; needs smtp_url
     /// [default: false]
-    #[arg(long, env = "NETAPI_REQUIRE_VERIFIED_EMAIL")]
+    #[arg(long, global = true, env = "NETAPI_REQUIRE_VERIFIED_EMAIL")]
     pub require_verified_email: Option<bool>,
     /// Messages per recipient address per hour; 0 means no limit [default: 5]
-    #[arg(long, env = "NETAPI_EMAIL_RECIPIENT_LIMIT_PER_HOUR")]
+    #[arg(long, global = true, env = "NETAPI_EMAIL_RECIPIENT_LIMIT_PER_HOUR")]
     pub email_recipient_limit_per_hour: Option<u32>,
     /// Requests for mail (reset, verification) per source address (IPv6: per /64) per hour;
     /// 0 means no limit [default: 20]
-    #[arg(long, env = "NETAPI_EMAIL_SOURCE_LIMIT_PER_HOUR")]
+    #[arg(long, global = true, env = "NETAPI_EMAIL_SOURCE_LIMIT_PER_HOUR")]
     pub email_source_limit_per_hour: Option<u32>,
     /// Administrators must set up a second factor (TOTP): one without is sent to set it up
     /// after signing in, before anything else [default: false]
-    #[arg(long, env = "NETAPI_MFA_REQUIRED_FOR_ADMINS")]
+    #[arg(long, global = true, env = "NETAPI_MFA_REQUIRED_FOR_ADMINS")]
     pub mfa_required_for_admins: Option<bool>,
     /// Every user must set up a second factor [default: false]
-    #[arg(long, env = "NETAPI_MFA_REQUIRED")]
+    #[arg(long, global = true, env = "NETAPI_MFA_REQUIRED")]
     pub mfa_required: Option<bool>,
+    /// Who may register over HTTP: open (anyone), invite (only with an invitation an
+    /// administrator made) or closed (no one; `netapi admin create-user` still works)
+    /// [default: open]
+    #[arg(long, global = true, env = "NETAPI_REGISTRATION")]
+    pub registration: Option<String>,
+    /// Comma-separated email domains registration is open to (exact matches; an invitation
+    /// bound to an email is exempt) [default: any]
+    #[arg(
+        long,
+        global = true,
+        env = "NETAPI_REGISTRATION_EMAIL_DOMAINS",
+        value_delimiter = ','
+    )]
+    pub registration_email_domains: Option<Vec<String>>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -244,6 +264,8 @@ impl Settings {
             email_source_limit_per_hour,
             mfa_required_for_admins,
             mfa_required,
+            registration,
+            registration_email_domains,
         );
         Ok(self)
     }
@@ -335,7 +357,34 @@ impl Settings {
                 )
             })?;
         }
+        let registration = match self.registration.as_deref() {
+            None => defaults.registration,
+            Some(name) => RegistrationPolicy::parse(name).with_context(|| {
+                format!("registration must be open, invite or closed, not '{name}'")
+            })?,
+        };
+        let registration_email_domains = self
+            .registration_email_domains
+            .iter()
+            .flatten()
+            .map(|domain| {
+                let domain = domain.trim().trim_start_matches('@').to_lowercase();
+                let valid = !domain.is_empty()
+                    && domain.len() <= 253
+                    && domain.contains('.')
+                    && domain
+                        .split('.')
+                        .all(|label| !label.is_empty() && !label.contains(['@', ' ', '/']));
+                if valid {
+                    Ok(domain)
+                } else {
+                    bail!("registration_email_domains: '{domain}' is not a domain like example.com")
+                }
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(netapi_core::Settings {
+            registration,
+            registration_email_domains,
             issuer,
             access_token_ttl: positive(
                 "access_token_ttl",
@@ -499,6 +548,38 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(core.issuer, "http://127.0.0.1:9000");
         assert_eq!(core.refresh_reuse_grace, 10);
+    }
+
+    #[test]
+    fn registration_settings_are_checked() {
+        let with = |policy: Option<&str>, domains: &[&str]| Settings {
+            registration: policy.map(str::to_owned),
+            registration_email_domains: Some(domains.iter().map(|d| (*d).to_owned()).collect()),
+            ..Settings::default()
+        };
+        let core = with(Some("invite"), &["Example.COM", "@corp.example.org"])
+            .core(SecretKey::insecure_for_tests())
+            .unwrap_or_default();
+        assert_eq!(core.registration, RegistrationPolicy::Invite);
+        assert_eq!(
+            core.registration_email_domains,
+            ["example.com", "corp.example.org"]
+        );
+        let err = |settings: Settings| {
+            settings
+                .core(SecretKey::insecure_for_tests())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err(with(Some("public"), &[])).contains("open, invite or closed"));
+        assert!(err(with(None, &["localhost"])).contains("registration_email_domains"));
+        assert!(err(with(None, &["a b.com"])).contains("registration_email_domains"));
+        let parsed: Settings = toml::from_str(
+            "registration = \"closed\"\nregistration_email_domains = [\"example.com\"]\n",
+        )
+        .unwrap_or_default();
+        assert_eq!(parsed.registration.as_deref(), Some("closed"));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use netapi_core::model::ClientAuthMethod;
 use netapi_core::service::{
-    ClientUpdate, NewClient, NewUser, PageRequest, Principal, parse_grant_types,
+    ClientUpdate, NewClient, NewInvitation, NewUser, PageRequest, Principal, UserUpdate,
+    parse_grant_types,
 };
 use netapi_core::{NetApi, Role, SystemClock};
 use netapi_store::StoreOptions;
@@ -48,9 +49,25 @@ enum Command {
     Admin {
         #[command(flatten)]
         settings: Box<Settings>,
+        /// Create the SQLite database if it does not exist (otherwise an admin command refuses
+        /// a database file that is not there)
+        #[arg(long, global = true)]
+        create: bool,
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+/// A user named by email or by id.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct UserRef {
+    /// The user's email
+    #[arg(long)]
+    email: Option<String>,
+    /// The user's id (usr_...)
+    #[arg(long)]
+    id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +153,83 @@ enum AdminCommand {
         #[arg(long)]
         id: String,
     },
+    /// List users: id, email, role, state (active or disabled), name
+    ListUsers {
+        /// One JSON object per line instead of tab-separated columns
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a user an administrator or a member (the last administrator stays one)
+    SetRole {
+        #[command(flatten)]
+        user: UserRef,
+        /// admin or member
+        #[arg(long)]
+        role: String,
+    },
+    /// Disable a user: its keys, tokens and sessions stop at once, on every instance
+    DisableUser {
+        #[command(flatten)]
+        user: UserRef,
+    },
+    /// Enable a disabled user again (its sessions and refresh tokens stay ended)
+    EnableUser {
+        #[command(flatten)]
+        user: UserRef,
+    },
+    /// Set a user's password, read from standard input; ends its sessions and refresh tokens
+    ResetPassword {
+        #[command(flatten)]
+        user: UserRef,
+        /// Read the password from standard input (the only way)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user with its keys, clients, tokens and sessions
+    DeleteUser {
+        #[command(flatten)]
+        user: UserRef,
+    },
+    /// Make a single-use invitation to register and print its link (shown once)
+    CreateInvite {
+        /// The only email that may use it [default: any]
+        #[arg(long)]
+        email: Option<String>,
+        /// admin or member [default: member]
+        #[arg(long)]
+        role: Option<String>,
+        /// Lifetime: seconds, or a number with s, m, h or d; at most 30d [default: 7d]
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+}
+
+/// `90`, `90s`, `15m`, `12h`, `7d` as seconds.
+fn parse_duration(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3600),
+        Some((at, 'd')) => (&text[..at], 86_400),
+        _ => (text, 1),
+    };
+    number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .with_context(|| format!("--expires-in must be like 3600, 12h or 7d, not '{text}'"))
+}
+
+/// The file of a SQLite URL, `None` for an in-memory database or another backend.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let file = rest.split('?').next().unwrap_or_default();
+    if file.is_empty() || file == ":memory:" || url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(file))
 }
 
 #[tokio::main]
@@ -190,8 +284,25 @@ async fn main() -> anyhow::Result<()> {
             println!("moved {} to {}", redact_url(&from), redact_url(&to));
             Ok(())
         }
-        Command::Admin { settings, command } => {
+        Command::Admin {
+            settings,
+            create,
+            command,
+        } => {
             let settings = settings.with_file(cli.config.as_deref())?;
+            let url = settings.database_url();
+            if let Some(file) = sqlite_file(url)
+                && !create
+                && !file.exists()
+            {
+                bail!(
+                    "the database {} does not exist (file {}); check --database-url, or pass \
+                     --create to make a new one",
+                    redact_url(url),
+                    file.display()
+                );
+            }
+            eprintln!("database: {}", redact_url(url));
             admin(settings, command).await
         }
     }
@@ -440,6 +551,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         role,
                         // The operator vouches for the address of a user made here.
                         email_verified: true,
+                        invitation: None,
                     },
                     None,
                 )
@@ -609,8 +721,193 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                 netapi_core::clock::format_rfc3339(key.active_from)
             );
         }
+        AdminCommand::ListUsers { json } => {
+            let mut token: Option<String> = None;
+            loop {
+                let page = PageRequest::parse("usr", Some(100), token.as_deref())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let users = api
+                    .list_users(&operator, page)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for user in &users.items {
+                    let state = if user.disabled_at.is_some() {
+                        "disabled"
+                    } else {
+                        "active"
+                    };
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "id": user.id,
+                                "email": user.email,
+                                "name": user.name,
+                                "role": user.role.as_str(),
+                                "disabled": user.disabled_at.is_some(),
+                                "created_at": netapi_core::clock::format_rfc3339(user.created_at),
+                            })
+                        );
+                    } else {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            user.id,
+                            user.email,
+                            user.role.as_str(),
+                            state,
+                            user.name
+                        );
+                    }
+                }
+                match users.next_page_token {
+                    Some(next) => token = Some(next),
+                    None => break,
+                }
+            }
+        }
+        AdminCommand::SetRole { user, role } => {
+            let role = Role::parse(&role)
+                .with_context(|| format!("--role must be admin or member, not '{role}'"))?;
+            let user = find_user(&api, &user).await?;
+            let user = change_user(
+                &api,
+                &user.id,
+                UserUpdate {
+                    role: Some(role),
+                    ..UserUpdate::default()
+                },
+            )
+            .await?;
+            println!("{} is now {}", user.email, user.role.as_str());
+        }
+        AdminCommand::DisableUser { user } => {
+            let user = find_user(&api, &user).await?;
+            let user = change_user(
+                &api,
+                &user.id,
+                UserUpdate {
+                    disabled: Some(true),
+                    ..UserUpdate::default()
+                },
+            )
+            .await?;
+            println!(
+                "disabled {} ({}): its keys, tokens and sessions are refused",
+                user.email, user.id
+            );
+        }
+        AdminCommand::EnableUser { user } => {
+            let user = find_user(&api, &user).await?;
+            let user = change_user(
+                &api,
+                &user.id,
+                UserUpdate {
+                    disabled: Some(false),
+                    ..UserUpdate::default()
+                },
+            )
+            .await?;
+            println!("enabled {} ({})", user.email, user.id);
+        }
+        AdminCommand::ResetPassword {
+            user,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                bail!(
+                    "reset-password reads the new password from standard input: pass --password-stdin"
+                );
+            }
+            let user = find_user(&api, &user).await?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let user = change_user(
+                &api,
+                &user.id,
+                UserUpdate {
+                    password: Some(netapi_core::secret::Secret::new(password)),
+                    ..UserUpdate::default()
+                },
+            )
+            .await?;
+            println!(
+                "password of {} set; its sessions and refresh tokens are ended",
+                user.email
+            );
+        }
+        AdminCommand::DeleteUser { user } => {
+            let user = find_user(&api, &user).await?;
+            api.delete_user(&operator, &user.id, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("deleted {} ({})", user.email, user.id);
+        }
+        AdminCommand::CreateInvite {
+            email,
+            role,
+            expires_in,
+        } => {
+            let role = role
+                .map(|name| {
+                    Role::parse(&name)
+                        .with_context(|| format!("--role must be admin or member, not '{name}'"))
+                })
+                .transpose()?;
+            let expires_in = expires_in.as_deref().map(parse_duration).transpose()?;
+            let (invitation, token) = api
+                .create_invitation(
+                    &operator,
+                    NewInvitation {
+                        email,
+                        role,
+                        expires_in,
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "invitation {} for {} as {}, valid until {}",
+                invitation.id,
+                invitation.email.as_deref().unwrap_or("any email"),
+                invitation.role.as_str(),
+                netapi_core::clock::format_rfc3339(invitation.expires_at)
+            );
+            println!("link (shown once; send it to the invitee):");
+            println!(
+                "{}/register?invitation={}",
+                api.settings().issuer.trim_end_matches('/'),
+                token.expose()
+            );
+        }
     }
     Ok(())
+}
+
+async fn find_user(api: &NetApi, user: &UserRef) -> anyhow::Result<netapi_core::model::User> {
+    match (&user.email, &user.id) {
+        (Some(email), _) => user_by_email(api, email).await,
+        (None, Some(id)) => api
+            .store()
+            .get_user(id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_context(|| format!("no user with the id {id}")),
+        (None, None) => bail!("name the user with --email or --id"),
+    }
+}
+
+async fn change_user(
+    api: &NetApi,
+    id: &str,
+    update: UserUpdate,
+) -> anyhow::Result<netapi_core::model::User> {
+    api.update_user(&Principal::operator(), id, update, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn user_by_email(api: &NetApi, email: &str) -> anyhow::Result<netapi_core::model::User> {

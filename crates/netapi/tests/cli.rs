@@ -27,11 +27,14 @@ fn shared_key_file() -> std::path::PathBuf {
 }
 
 fn create_user(db: &str, email: &str, admin: bool) -> String {
+    // The global flags after the subcommand, as an operator would type them; the first
+    // user of a test makes its database.
     let mut args = vec![
         "admin",
+        "create-user",
         "--database-url",
         db,
-        "create-user",
+        "--create",
         "--email",
         email,
         "--password-stdin",
@@ -633,6 +636,8 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         &["set-client-trusted", "--id", client_id, "--trusted", "true"],
     );
     assert!(marked.contains("trusted true"), "{marked}");
+    let invited = admin(&sqlite, &["create-invite", "--email", "later@example.com"]);
+    assert!(invited.contains("/register?invitation=napiv_"), "{invited}");
 
     let output = Command::new(BIN)
         .args(["migrate-store", "--from", &sqlite, "--to", &pg])
@@ -646,6 +651,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     let report = String::from_utf8_lossy(&output.stdout);
     for line in [
         "users: 2 rows",
+        "invitations: 1 rows",
         "resources: 1 rows",
         "resource_grants: 1 rows",
         "webhooks: 0 rows",
@@ -1573,6 +1579,196 @@ fn admin(db: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// `netapi admin ARGS` on `db` with `stdin` as standard input; the whole output.
+fn admin_with_input(db: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .arg("admin")
+        .args(args)
+        .args(["--database-url", db])
+        .env("NETAPI_PEPPER", PEPPER)
+        .env("NETAPI_SECRET_KEY_FILE", shared_key_file())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 15: users are managed from the command line; a disabled user's key stops on a
+/// running server within a second; the last administrator stays one; a database that does
+/// not exist is refused rather than made.
+#[tokio::test]
+async fn users_are_managed_from_the_command_line() {
+    let db = fresh_sqlite_url();
+    // No database yet: refused, naming it, and none is left behind.
+    let missing = admin_with_input(&db, &["list-users"], "");
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("--create"),
+        "{stderr}"
+    );
+    let file = db.trim_start_matches("sqlite://");
+    assert!(!std::path::Path::new(file).exists());
+
+    let root_key = create_user(&db, "root@example.com", true);
+    let member_key = create_user(&db, "member@example.com", false);
+    let opened = admin_with_input(&db, &["list-users"], "");
+    assert!(String::from_utf8_lossy(&opened.stderr).contains(&format!("database: {db}")));
+    let table = String::from_utf8(opened.stdout).unwrap();
+    assert!(table.contains("root@example.com\tadmin\tactive"), "{table}");
+    let json_lines = admin(&db, &["list-users", "--json"]);
+    let users: Vec<Value> = json_lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(users.len(), 2);
+    let member_id = users
+        .iter()
+        .find(|u| u["email"] == "member@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The last administrator cannot be demoted, disabled or deleted.
+    for args in [
+        &[
+            "set-role",
+            "--email",
+            "root@example.com",
+            "--role",
+            "member",
+        ][..],
+        &["disable-user", "--email", "root@example.com"][..],
+        &["delete-user", "--email", "root@example.com"][..],
+    ] {
+        let refused = admin_with_input(&db, args, "");
+        assert!(!refused.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("last administrator"), "{args:?}: {stderr}");
+    }
+
+    let server = Server::start(&db).await;
+    let http = reqwest::Client::new();
+    let status = |key: String| {
+        let http = http.clone();
+        let url = format!("{}/v1/users/me", server.base);
+        async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(member_key.clone()).await, 200);
+    // Disabled from another process: the running server refuses the key within a second.
+    admin(&db, &["disable-user", "--id", &member_id]);
+    assert!(within_one_second(async || status(member_key.clone()).await == 401).await);
+    admin(&db, &["enable-user", "--email", "member@example.com"]);
+    assert!(within_one_second(async || status(member_key.clone()).await == 200).await);
+
+    // A new password from standard input; a weak one is refused.
+    let weak = admin_with_input(
+        &db,
+        &[
+            "reset-password",
+            "--email",
+            "member@example.com",
+            "--password-stdin",
+        ],
+        "password\n",
+    );
+    assert!(!weak.status.success());
+    let reset = admin_with_input(
+        &db,
+        &[
+            "reset-password",
+            "--email",
+            "member@example.com",
+            "--password-stdin",
+        ],
+        "a-much-better-passphrase-42\n",
+    );
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+
+    // Promote, then the first admin may step down; delete the member.
+    let promoted = admin(
+        &db,
+        &[
+            "set-role",
+            "--email",
+            "member@example.com",
+            "--role",
+            "admin",
+        ],
+    );
+    assert!(promoted.contains("is now admin"), "{promoted}");
+    admin(
+        &db,
+        &[
+            "set-role",
+            "--email",
+            "root@example.com",
+            "--role",
+            "member",
+        ],
+    );
+    assert_eq!(status(root_key.clone()).await, 200);
+    let deleted = admin(&db, &["delete-user", "--email", "root@example.com"]);
+    assert!(deleted.contains("deleted root@example.com"), "{deleted}");
+    assert!(within_one_second(async || status(root_key.clone()).await == 401).await);
+
+    // An invitation link, and bad input for it.
+    let invite = admin(
+        &db,
+        &[
+            "create-invite",
+            "--email",
+            "new@example.com",
+            "--role",
+            "member",
+            "--expires-in",
+            "2d",
+        ],
+    );
+    assert!(invite.contains("for new@example.com as member"), "{invite}");
+    let link = invite.lines().last().unwrap();
+    assert!(link.contains("/register?invitation=napiv_"), "{link}");
+    for args in [
+        &["create-invite", "--expires-in", "31d"][..],
+        &["create-invite", "--expires-in", "soon"][..],
+        &["create-invite", "--role", "owner"][..],
+        &[
+            "set-role",
+            "--email",
+            "nobody@example.com",
+            "--role",
+            "admin",
+        ][..],
+    ] {
+        assert!(
+            !admin_with_input(&db, args, "").status.success(),
+            "{args:?}"
+        );
+    }
+    assert!(server.stop().success());
+}
+
 #[tokio::test]
 async fn oauth_clients_are_managed_from_the_command_line() {
     let db = fresh_sqlite_url();
@@ -1667,7 +1863,7 @@ fn cargo_run_finds_exactly_one_binary() {
 /// `netapi admin ARGS` on `db` with no secret key setting, so the default file is used.
 fn admin_with_default_key(db: &str, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
-        .args(["admin", "--database-url", db])
+        .args(["admin", "--database-url", db, "--create"])
         .args(args)
         .env("NETAPI_PEPPER", PEPPER)
         .env_remove("NETAPI_SECRET_KEY_FILE")

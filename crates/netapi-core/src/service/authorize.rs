@@ -522,7 +522,9 @@ impl NetApi {
             self.store.touch_session(&session.hash, now).await?;
         }
         let user = self.store.get_user(&session.user_id).await?;
-        Ok(user.map(|user| (session, user)))
+        Ok(user
+            .filter(|user| user.disabled_at.is_none())
+            .map(|user| (session, user)))
     }
 
     /// Ends a session.

@@ -102,8 +102,8 @@ mod tests {
     use crate::clock::{ManualClock, Timestamp};
     use crate::error::{AuthFailure, Error, StoreError};
     use crate::model::{
-        ApiKey, AuditEvent, AuthorizationCode, Consent, OAuthClient, RefreshToken, Resource,
-        ResourceGrant, RotateOutcome, Session, SigningKey, TotpFactor, User,
+        ApiKey, AuditEvent, AuthorizationCode, Consent, Invitation, OAuthClient, RefreshToken,
+        Resource, ResourceGrant, RotateOutcome, Session, SigningKey, TotpFactor, User,
     };
     use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
     use crate::scope::{Role, Scopes};
@@ -178,6 +178,33 @@ mod tests {
             Err(unused())
         }
         async fn delete_user(&self, _: &str) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn create_invited_user(
+            &self,
+            _: &User,
+            _: Option<&ApiKey>,
+            _: &AuditEvent,
+            _: Option<&OutboxEvent>,
+            _: &str,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn insert_invitation(
+            &self,
+            _: &Invitation,
+            _: u32,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn find_invitation(&self, _: &SecretHash) -> StoreResult<Option<Invitation>> {
+            Err(unused())
+        }
+        async fn list_invitations(&self, _: Option<&str>, _: u32) -> StoreResult<Vec<Invitation>> {
+            Err(unused())
+        }
+        async fn delete_invitation(&self, _: &str) -> StoreResult<bool> {
             Err(unused())
         }
         async fn insert_api_key(&self, _: &ApiKey) -> StoreResult<()> {
@@ -564,6 +591,7 @@ mod tests {
             email_verified: false,
             created_at: NOW,
             updated_at: NOW,
+            disabled_at: None,
         };
         let key = ApiKey {
             id: "key_1".to_owned(),

@@ -8,6 +8,7 @@ mod authorize;
 mod cache;
 mod clients;
 mod email;
+mod invitations;
 mod keys;
 mod mfa;
 mod oauth;
@@ -32,6 +33,10 @@ pub use clients::{
     validate_redirect_uri,
 };
 pub use email::{AccountChange, Email, MailError, Mailer, RESET_LINK_TTL, VERIFY_LINK_TTL};
+pub use invitations::{
+    DEFAULT_INVITATION_TTL, InvitationPage, MAX_INVITATION_TTL, MAX_OUTSTANDING_INVITATIONS,
+    NewInvitation, RegistrationPolicy,
+};
 pub use keys::{KeyPage, NewApiKey};
 pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
@@ -130,6 +135,10 @@ pub struct Settings {
     pub mfa_required_for_admins: bool,
     /// Everyone must set up a second factor (as `mfa_required_for_admins`, for all users).
     pub mfa_required: bool,
+    /// Who may register over HTTP.
+    pub registration: RegistrationPolicy,
+    /// The email domains self-service registration is open to (lower-cased); empty: any.
+    pub registration_email_domains: Vec<String>,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -172,6 +181,11 @@ impl std::fmt::Debug for Settings {
             )
             .field("mfa_required_for_admins", &self.mfa_required_for_admins)
             .field("mfa_required", &self.mfa_required)
+            .field("registration", &self.registration)
+            .field(
+                "registration_email_domains",
+                &self.registration_email_domains,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -205,6 +219,8 @@ impl Default for Settings {
             email_source_limit_per_hour: 20,
             mfa_required_for_admins: false,
             mfa_required: false,
+            registration: RegistrationPolicy::Open,
+            registration_email_domains: Vec::new(),
         }
     }
 }
@@ -781,6 +797,8 @@ impl NetApi {
         }
     }
 
+    /// What credential checks know of a user: `None` for an unknown or disabled one, whose
+    /// keys, tokens and clients are refused.
     async fn user_facts(&self, user_id: &str) -> Result<Option<UserFacts>> {
         if let Some(facts) = self.users.get(user_id) {
             return Ok(facts);
@@ -790,6 +808,7 @@ impl NetApi {
             .store
             .get_user(user_id)
             .await?
+            .filter(|user: &User| user.disabled_at.is_none())
             .map(|user: User| UserFacts {
                 role: user.role,
                 user: Arc::new(user),

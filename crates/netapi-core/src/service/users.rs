@@ -21,11 +21,13 @@ pub struct NewUser {
     pub password: Secret,
     /// Display name.
     pub name: String,
-    /// Role; registration over HTTP always makes members.
+    /// Role; registration over HTTP makes members, or the invitation's role.
     pub role: Role,
     /// Whether the address counts as verified from the start (an operator vouching for it);
     /// otherwise a verification link is mailed when email is on.
     pub email_verified: bool,
+    /// The invitation token presented (self-service registration under a policy).
+    pub invitation: Option<Secret>,
 }
 
 /// A change to a user; `None` leaves a field alone.
@@ -39,9 +41,20 @@ pub struct UserUpdate {
     pub password: Option<Secret>,
     /// New role (admins only).
     pub role: Option<Role>,
+    /// Disable (`true`) or enable the account (admins only, never their own).
+    pub disabled: Option<bool>,
     /// The user's present password: needed to change the email or password, except for an
     /// administrator acting on another user.
     pub current_password: Option<Secret>,
+}
+
+/// The refusal to leave no administrator.
+fn last_admin() -> Error {
+    Error::PermissionDenied {
+        scope: None,
+        message: "This is the last administrator: make another user an administrator first."
+            .to_owned(),
+    }
 }
 
 /// A page of users.
@@ -99,24 +112,39 @@ pub fn normalize_name(field: &str, name: &str) -> Result<String> {
 
 impl NetApi {
     /// Creates a user and its first API key (every scope its role allows but `admin` for
-    /// members, every scope for admins). The key is returned this once.
+    /// members, every scope for admins). The key is returned this once. Over HTTP (with an
+    /// address) the registration policy applies and an invitation may be presented; the
+    /// operator (no address) may always register users.
     pub async fn register(&self, new: NewUser, ip: Option<&str>) -> Result<(User, ApiKey, Secret)> {
         let email = normalize_email(&new.email)?;
         let name = normalize_name("name", &new.name)?;
         password::validate(new.password.expose(), &email)?;
         let now = self.now();
+        let mut role = new.role;
         // Over HTTP: limited per source, refused at once for a taken email, and given only
         // a bounded share of the hashing queue, so that a burst of registrations can neither
         // run up work nor slow sign-ins. Operator commands (no address) are not limited.
+        let mut invitation = None;
         let _slot = match ip {
             Some(ip) => {
                 let limit = self.settings.registration_limit_per_hour;
+                // The policy first; an invitation, a secret that could be guessed, only once
+                // the attempt has been counted.
+                if new.invitation.is_none() {
+                    self.admit_registration(&email, None).await?;
+                }
                 if limit > 0 {
                     self.registrations
                         .hit(&crate::limiter::source_of(ip), limit, now)
                         .map_err(|status| Error::RateLimited {
                             retry_after: status.reset,
                         })?;
+                }
+                if let Some(token) = &new.invitation {
+                    invitation = self.admit_registration(&email, Some(token)).await?;
+                }
+                if let Some(found) = &invitation {
+                    role = found.role;
                 }
                 if self.store.get_user_by_email(&email).await?.is_some() {
                     return Err(Error::AlreadyExists(
@@ -133,31 +161,41 @@ impl NetApi {
             id: new_id("usr"),
             email,
             name,
-            role: new.role,
+            role,
             password_hash,
             email_verified: new.email_verified,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
         };
-        let (key, secret) = self.mint_api_key(
-            &user.id,
-            "Default key".to_owned(),
-            new.role.max_scopes(),
-            None,
-        );
+        let (key, secret) =
+            self.mint_api_key(&user.id, "Default key".to_owned(), role.max_scopes(), None);
+        let invitation_id = invitation.as_ref().map(|i| i.id.as_str());
         let event = self.audit_event(
             Some(&user.id),
             "user.registered",
             ip,
-            json!({ "api_key_id": key.id }),
+            json!({ "api_key_id": key.id, "invitation_id": invitation_id }),
         );
         let outbox = super::webhooks::outbox_entry(&event);
-        match self
-            .store
-            .create_user(&user, Some(&key), &event, outbox.as_ref())
-            .await
-        {
-            Ok(()) => {}
+        let created = match invitation_id {
+            None => self
+                .store
+                .create_user(&user, Some(&key), &event, outbox.as_ref())
+                .await
+                .map(|()| true),
+            Some(id) => {
+                self.store
+                    .create_invited_user(&user, Some(&key), &event, outbox.as_ref(), id)
+                    .await
+            }
+        };
+        match created {
+            Ok(true) => {}
+            // Used (or expired) since it was read: the other registration won.
+            Ok(false) => {
+                return Err(Error::invalid("invitation", "has been used already"));
+            }
             Err(StoreError::Conflict(_)) => {
                 return Err(Error::AlreadyExists(
                     "A user with this email already exists.".to_owned(),
@@ -231,10 +269,13 @@ impl NetApi {
             return Err(Error::NotFound("user"));
         }
         // From the cache: every change to a user invalidates it, here and (through storage)
-        // in other processes.
-        self.user_facts(id)
+        // in other processes. A disabled user (not in it) is read from storage.
+        if let Some(facts) = self.user_facts(id).await? {
+            return Ok(User::clone(&facts.user));
+        }
+        self.store
+            .get_user(id)
             .await?
-            .map(|facts| User::clone(&facts.user))
             .ok_or(Error::NotFound("user"))
     }
 
@@ -281,6 +322,23 @@ impl NetApi {
             }
             changes.role = Some(role);
         }
+        if let Some(disabled) = update.disabled
+            && disabled != user.disabled_at.is_some()
+        {
+            if !caller.is_admin() {
+                return Err(Error::PermissionDenied {
+                    scope: Some(Scope::Admin),
+                    message: "Only administrators may disable or enable users.".to_owned(),
+                });
+            }
+            if disabled && caller.user_id == user.id {
+                return Err(Error::invalid(
+                    "disabled",
+                    "cannot be set on your own account",
+                ));
+            }
+            changes.disabled_at = Some(disabled.then(|| self.now()));
+        }
         if let Some(name) = update.name {
             changes.name = Some(normalize_name("name", &name)?);
         }
@@ -304,6 +362,7 @@ impl NetApi {
         let user = match self.store.update_user(&user.id, &changes, self.now()).await {
             Ok(Some(user)) => user,
             Ok(None) => return Err(Error::NotFound("user")),
+            Err(StoreError::Conflict("last_admin")) => return Err(last_admin()),
             Err(StoreError::Conflict(_)) => {
                 return Err(Error::AlreadyExists(
                     "A user with this email already exists.".to_owned(),
@@ -312,7 +371,8 @@ impl NetApi {
             Err(err) => return Err(err.into()),
         };
         self.invalidate(Invalidation::User(user.id.clone())).await?;
-        if sensitive {
+        let disabled = changes.disabled_at.is_some_and(|at| at.is_some());
+        if sensitive || disabled {
             self.end_sign_ins(&user.id).await?;
         }
         let fields: Vec<&str> = [
@@ -320,6 +380,7 @@ impl NetApi {
             ("email", changes.email.is_some()),
             ("password", changes.password_hash.is_some()),
             ("role", changes.role.is_some()),
+            ("disabled", changes.disabled_at.is_some()),
         ]
         .into_iter()
         .filter_map(|(field, changed)| changed.then_some(field))
@@ -419,8 +480,11 @@ impl NetApi {
                 break;
             }
         }
-        if !self.store.delete_user(id).await? {
-            return Err(Error::NotFound("user"));
+        match self.store.delete_user(id).await {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::NotFound("user")),
+            Err(StoreError::Conflict(_)) => return Err(last_admin()),
+            Err(err) => return Err(err.into()),
         }
         self.invalidate(Invalidation::User(id.to_owned())).await?;
         for client_id in owned_clients {
@@ -454,6 +518,13 @@ impl NetApi {
         )
         .await?;
         match user {
+            // The right password of a disabled account: said, since whoever typed it is
+            // its owner (or knows the password anyway).
+            Some(user) if ok && user.disabled_at.is_some() => {
+                self.audit(Some(&user.id), "user.login_disabled", Some(ip), json!({}))
+                    .await;
+                Err(Error::Unauthenticated(crate::error::AuthFailure::Disabled))
+            }
             Some(user) if ok && self.settings.require_verified_email && !user.email_verified => {
                 self.audit(Some(&user.id), "user.login_unverified", Some(ip), json!({}))
                     .await;

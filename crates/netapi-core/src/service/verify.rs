@@ -157,7 +157,7 @@ impl NetApi {
             Err(Failure::Auth(failure, _)) => {
                 let code = match failure {
                     AuthFailure::Expired => VerifyCode::Expired,
-                    AuthFailure::Revoked => VerifyCode::Revoked,
+                    AuthFailure::Revoked | AuthFailure::Disabled => VerifyCode::Revoked,
                     AuthFailure::Missing
                     | AuthFailure::Malformed
                     | AuthFailure::Unknown

@@ -8,6 +8,7 @@
 mod api_keys;
 mod audit;
 mod email;
+mod invitations;
 mod oauth_clients;
 mod pagination;
 mod resources;
@@ -78,4 +79,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::redeliver))
+        .routes(routes!(
+            invitations::list_invitations,
+            invitations::create_invitation
+        ))
+        .routes(routes!(invitations::delete_invitation))
 }

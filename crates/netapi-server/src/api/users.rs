@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::pagination::PageQuery;
 use crate::dto::{NO_STORE, NewApiKeyView, NoStore, Registration, UserList, UserView, fields};
 use crate::error::{
-    ApiError, ApiResult, AuthErrors, BodyErrors, ConflictErrors, InvalidErrors, NotFoundErrors,
-    ServiceErrors, SourceLimitErrors,
+    ApiError, ApiResult, AuthErrors, BodyErrors, ConflictErrors, ForbiddenErrors, InvalidErrors,
+    NotFoundErrors, ServiceErrors, SourceLimitErrors,
 };
 use crate::extract::{ApiJson, ApiQuery, Auth, ClientIp};
 use crate::state::AppState;
@@ -27,9 +27,13 @@ pub struct RegisterBody {
     password: Secret,
     #[schema(schema_with = fields::name)]
     name: String,
+    #[schema(schema_with = fields::invitation_token_nullable)]
+    invitation: Option<Secret>,
 }
 
-/// Creates a member and its first API key.
+/// Creates a member (or the invitation's role) and its first API key. The `registration`
+/// setting decides who may: `open` (anyone, within `registration_email_domains`), `invite`
+/// (only with an `invitation`), `closed` (no one); refusals are 403.
 #[utoipa::path(
     post,
     path = "/v1/register",
@@ -39,6 +43,7 @@ pub struct RegisterBody {
     responses(
         (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = Registration, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         BodyErrors,
+        ForbiddenErrors,
         ConflictErrors,
         SourceLimitErrors,
         ServiceErrors,
@@ -58,6 +63,7 @@ pub async fn register(
                 name: body.name,
                 role: Role::Member,
                 email_verified: false,
+                invitation: body.invitation,
             },
             Some(&ip),
         )
@@ -150,6 +156,10 @@ pub struct UserPatch {
     role: Option<String>,
     #[schema(schema_with = fields::current_password)]
     current_password: Option<Secret>,
+    /// `true` disables the account (its keys, tokens and sessions are refused at once),
+    /// `false` enables it again; administrators only, never their own, and never the last
+    /// active administrator.
+    disabled: Option<bool>,
 }
 
 /// Changes a user.
@@ -191,6 +201,7 @@ pub async fn update_user(
                 email: body.email,
                 password: body.password,
                 role,
+                disabled: body.disabled,
                 current_password: body.current_password,
             },
             Some(&ip),

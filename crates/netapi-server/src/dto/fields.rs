@@ -303,6 +303,35 @@ pub(crate) fn user_id_nullable() -> Schema {
         .into()
 }
 
+pub(crate) fn invitation_id() -> Schema {
+    string().pattern(Some(id_pattern("inv"))).into()
+}
+
+pub(crate) fn invitation_token_nullable() -> Schema {
+    string()
+        .schema_type(nullable(Type::String))
+        .max_length(Some(128))
+        .description(Some(
+            "An invitation's token (`napiv_...`), from `POST /v1/invitations`: needed when \
+             registration is `invite`; it gives the invitation's role. Unknown, used or expired: \
+             400 naming `invitation`; one bound to another email: 403.",
+        ))
+        .into()
+}
+
+pub(crate) fn invitation_email() -> Schema {
+    let mut schema = AnyOfBuilder::new().description(Some(format!(
+        "{EMAIL_DESCRIPTION} The only email that may register with the invitation; `null` or \
+         absent: any (within `registration_email_domains`)."
+    )));
+    for variant in email_variants() {
+        schema = schema.item(variant);
+    }
+    schema
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .into()
+}
+
 pub(crate) fn key_id() -> Schema {
     string().pattern(Some(id_pattern("key"))).into()
 }

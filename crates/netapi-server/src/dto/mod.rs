@@ -4,6 +4,7 @@
 //! them once.
 
 pub(crate) mod fields;
+pub(crate) mod invitations;
 pub(crate) mod oauth;
 pub(crate) mod resources;
 pub(crate) mod scanning;
@@ -53,6 +54,10 @@ pub(crate) struct UserView {
     created_at: String,
     #[schema(schema_with = fields::date_time_utc)]
     updated_at: String,
+    /// Since when an administrator has disabled the account (`null`: it is not); a disabled
+    /// user's keys, tokens and sessions are refused.
+    #[schema(schema_with = fields::date_time_nullable)]
+    disabled_at: Option<String>,
 }
 
 impl From<User> for UserView {
@@ -60,6 +65,7 @@ impl From<User> for UserView {
         Self {
             created_at: format_rfc3339(user.created_at),
             updated_at: format_rfc3339(user.updated_at),
+            disabled_at: time(user.disabled_at),
             role: user.role.into(),
             id: user.id,
             email: user.email,
@@ -72,7 +78,7 @@ impl From<User> for UserView {
 /// A role.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum RoleName {
+pub(crate) enum RoleName {
     Admin,
     Member,
 }
@@ -394,6 +400,10 @@ macro_rules! page_type {
 page_type!(
     /// A page of users.
     UserList { users: UserView }
+);
+page_type!(
+    /// A page of invitations, oldest first.
+    InvitationList { invitations: invitations::InvitationView }
 );
 page_type!(
     /// A page of API keys.

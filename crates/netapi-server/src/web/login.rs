@@ -202,6 +202,14 @@ pub async fn login(
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             return response;
         }
+        Err(Error::Unauthenticated(netapi_core::error::AuthFailure::Disabled)) => {
+            return login_page(
+                &state.api,
+                &return_to,
+                Some("This account has been disabled by an administrator."),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
         Err(Error::Unauthenticated(_)) => {
             return login_page(
                 &state.api,

@@ -2,12 +2,12 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use netapi_core::model::Amr;
 use netapi_core::secret::{Secret, random_base62};
-use netapi_core::service::NewUser;
+use netapi_core::service::{NewUser, RegistrationPolicy};
 use netapi_core::{Error, NetApi, Role};
 use serde::Deserialize;
 
@@ -26,7 +26,23 @@ struct RegisterPage<'a> {
     chrome: Chrome<'static>,
     message: Option<&'a str>,
     csrf: &'a str,
+    /// Whether the form is shown (not when registration is closed, or by invitation only
+    /// and none is given).
+    open: bool,
+    /// The invitation token carried to the form (empty: none).
+    invitation: &'a str,
 }
+
+/// `GET /register?invitation=...`
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RegisterQuery {
+    /// An invitation's token, from the link an administrator sent.
+    invitation: Option<String>,
+}
+
+/// The longest invitation token carried to the form (longer ones are not tokens).
+const MAX_INVITATION_LEN: usize = 128;
 
 /// `GET /register`
 #[utoipa::path(
@@ -34,21 +50,45 @@ struct RegisterPage<'a> {
     path = "/register",
     tag = "browser",
     operation_id = "registerForm",
-    responses((status = 200, description = "The registration page; sets the `netapi_login_csrf` cookie.", body = String, content_type = "text/html"))
+    params(RegisterQuery),
+    responses((status = 200, description = "The registration page; sets the `netapi_login_csrf` cookie. Says so instead of showing the form when registration is closed, or by invitation only and the link carries none.", body = String, content_type = "text/html"))
 )]
-pub async fn register_form(State(state): State<AppState>) -> Response {
-    register_page(&state.api, None, StatusCode::OK)
+pub async fn register_form(
+    State(state): State<AppState>,
+    Query(query): Query<RegisterQuery>,
+) -> Response {
+    let invitation = query
+        .invitation
+        .filter(|token| token.len() <= MAX_INVITATION_LEN)
+        .unwrap_or_default();
+    register_page(&state.api, None, StatusCode::OK, &invitation)
 }
 
 /// The registration page, with a new CSRF token in its form and cookie.
-fn register_page(api: &NetApi, message: Option<&str>, status: StatusCode) -> Response {
+fn register_page(
+    api: &NetApi,
+    message: Option<&str>,
+    status: StatusCode,
+    invitation: &str,
+) -> Response {
     let csrf = random_base62(32);
+    let (open, notice) = match api.registration_policy() {
+        RegistrationPolicy::Open => (true, None),
+        RegistrationPolicy::Invite if !invitation.is_empty() => (true, None),
+        RegistrationPolicy::Invite => (
+            false,
+            Some("Registration is by invitation only: open the link in your invitation."),
+        ),
+        RegistrationPolicy::Closed => (false, Some("Registration is closed on this server.")),
+    };
     let mut response = render(
         status,
         &RegisterPage {
             chrome: Chrome::anonymous("Create your account"),
-            message,
+            message: message.or(notice),
             csrf: &csrf,
+            open,
+            invitation,
         },
     );
     set_cookie(&mut response, api, LOGIN_CSRF_COOKIE, &csrf, 3600);
@@ -65,6 +105,9 @@ pub struct RegisterForm {
     email: String,
     #[schema(schema_with = crate::dto::fields::password)]
     password: Secret,
+    /// The invitation's token, when the page was opened from an invitation's link.
+    #[schema(schema_with = crate::dto::fields::invitation_token_nullable)]
+    invitation: Option<Secret>,
 }
 
 /// `POST /register`: creates the account, signs in, shows the first key once.
@@ -77,7 +120,7 @@ pub struct RegisterForm {
     request_body(content = RegisterForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The portal, signed in, showing the first API key once.", body = String, content_type = "text/html"),
-        (status = 403, description = "The registration page again: the form expired.", body = String, content_type = "text/html"),
+        (status = 403, description = "The registration page again: the form expired, or registration is refused (closed, by invitation only, a domain not allowed, an invitation for another email).", body = String, content_type = "text/html"),
         (status = 409, description = "The registration page again: the email is taken.", body = String, content_type = "text/html"),
         super::error::PageErrors,
         super::error::FormErrors,
@@ -90,11 +133,18 @@ pub async fn register(
     Form(form): Form<RegisterForm>,
 ) -> Response {
     let api = &state.api;
+    let invitation = form
+        .invitation
+        .as_ref()
+        .map(|token| token.expose().to_owned())
+        .filter(|token| !token.is_empty() && token.len() <= MAX_INVITATION_LEN)
+        .unwrap_or_default();
     if !csrf_cookie_matches(&headers, &form.csrf_token) {
         return register_page(
             api,
             Some("Your form expired. Please try again."),
             StatusCode::FORBIDDEN,
+            &invitation,
         );
     }
     let registered = api
@@ -105,6 +155,7 @@ pub async fn register(
                 name: form.name,
                 role: Role::Member,
                 email_verified: false,
+                invitation: (!invitation.is_empty()).then(|| Secret::new(invitation.clone())),
             },
             Some(&ip),
         )
@@ -113,10 +164,13 @@ pub async fn register(
         Ok(done) => done,
         Err(Error::InvalidArgument { message, field }) => {
             let text = format!("{} {message}.", field.unwrap_or_default());
-            return register_page(api, Some(text.trim()), StatusCode::BAD_REQUEST);
+            return register_page(api, Some(text.trim()), StatusCode::BAD_REQUEST, &invitation);
+        }
+        Err(Error::PermissionDenied { message, .. }) => {
+            return register_page(api, Some(&message), StatusCode::FORBIDDEN, &invitation);
         }
         Err(Error::AlreadyExists(message)) => {
-            return register_page(api, Some(&message), StatusCode::CONFLICT);
+            return register_page(api, Some(&message), StatusCode::CONFLICT, &invitation);
         }
         Err(err) => return PageError::Core(err).into_response(),
     };

@@ -6,6 +6,7 @@
 use netapi_testkit::e2e;
 
 mod abuse;
+mod accounts;
 mod api;
 mod authorize;
 mod email;

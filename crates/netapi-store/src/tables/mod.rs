@@ -11,6 +11,7 @@ pub(crate) mod authorization_codes;
 pub(crate) mod consents;
 pub(crate) mod email_tokens;
 pub(crate) mod invalidations;
+pub(crate) mod invitations;
 pub(crate) mod mfa;
 pub(crate) mod oauth_clients;
 pub(crate) mod refresh_tokens;

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use crate::backend::{Backend, Exec};
-use crate::tables::{api_keys, model, models, webhooks};
+use crate::tables::{api_keys, invitations, model, models, webhooks};
 use crate::{codec, map_err, retry_contention};
 use netapi_core::model::{ApiKey, AuditEvent, OutboxEvent, User};
 use netapi_core::store::{StoreResult, UserChanges};
@@ -11,7 +11,7 @@ use netapi_core::{StoreError, Timestamp};
 
 macro_rules! columns {
     () => {
-        "id, email, name, role, password_hash, created_at, updated_at, email_verified"
+        "id, email, name, role, password_hash, created_at, updated_at, email_verified, disabled_at"
     };
 }
 pub(crate) use columns;
@@ -19,7 +19,7 @@ pub(crate) use columns;
 const INSERT: &str = concat!(
     "INSERT INTO users (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
 const SELECT_BY_EMAIL: &str = concat!("SELECT ", columns!(), " FROM users WHERE email = $1");
@@ -28,16 +28,39 @@ const LIST: &str = concat!(
     columns!(),
     " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
 );
+/// True when the row `$1` is not an active administrator, or another one remains.
+macro_rules! keeps_an_admin {
+    () => {
+        "role <> 'admin' OR disabled_at IS NOT NULL OR EXISTS (SELECT 1 FROM users other \
+         WHERE other.role = 'admin' AND other.disabled_at IS NULL AND other.id <> $1)"
+    };
+}
+
 /// A column left out is kept as it is at the moment of the write (PostgreSQL re-reads a row
 /// a concurrent transaction changed), never as it was read. A new address is unverified.
+/// `$7` says whether `disabled_at` is given, as `$8`. The last condition keeps an active
+/// administrator: the row of one is not demoted or disabled unless another remains.
 const UPDATE: &str = concat!(
     "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), \
      password_hash = COALESCE($4, password_hash), role = COALESCE($5, role), \
      email_verified = CASE WHEN $3 IS NULL OR $3 = email THEN email_verified ELSE FALSE END, \
-     updated_at = $6 WHERE id = $1 RETURNING ",
+     disabled_at = CASE WHEN $7 THEN $8 ELSE disabled_at END, \
+     updated_at = $6 WHERE id = $1 AND (",
+    keeps_an_admin!(),
+    " OR (COALESCE($5, role) = 'admin' AND CASE WHEN $7 THEN $8 ELSE disabled_at END IS NULL)) \
+     RETURNING ",
     columns!()
 );
-const DELETE: &str = "DELETE FROM users WHERE id = $1";
+/// Locks the rows of active administrators (PostgreSQL), so that two transactions that each
+/// remove one see each other's change; SQLite's write transactions are serial anyway.
+const LOCK_ADMINS: &str =
+    "UPDATE users SET role = role WHERE role = 'admin' AND disabled_at IS NULL";
+const EXISTS: &str = "SELECT id FROM users WHERE id = $1";
+const DELETE: &str = concat!(
+    "DELETE FROM users WHERE id = $1 AND (",
+    keeps_an_admin!(),
+    ")"
+);
 
 #[derive(FromRow)]
 pub(crate) struct UserRow {
@@ -49,6 +72,7 @@ pub(crate) struct UserRow {
     created_at: i64,
     updated_at: i64,
     email_verified: bool,
+    disabled_at: Option<i64>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -64,6 +88,7 @@ impl TryFrom<UserRow> for User {
             email_verified: row.email_verified,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            disabled_at: row.disabled_at,
         })
     }
 }
@@ -76,9 +101,16 @@ pub(crate) async fn create(
     first_key: Option<&ApiKey>,
     event: &AuditEvent,
     outbox: Option<&OutboxEvent>,
-) -> StoreResult<()> {
+    invitation_id: Option<&str>,
+) -> StoreResult<bool> {
     retry_contention(|| async move {
         let mut tx = db.begin_write().await?;
+        if let Some(id) = invitation_id
+            && !invitations::mark_used(&mut *tx, id, &user.id, user.created_at).await?
+        {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        }
         tx.execute(
             INSERT,
             &[
@@ -90,6 +122,7 @@ pub(crate) async fn create(
                 user.created_at.into(),
                 user.updated_at.into(),
                 user.email_verified.into(),
+                user.disabled_at.into(),
             ],
         )
         .await?;
@@ -97,7 +130,8 @@ pub(crate) async fn create(
             api_keys::insert(&mut *tx, key).await?;
         }
         webhooks::insert_event(&mut *tx, event, outbox).await?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     })
     .await
 }
@@ -135,25 +169,57 @@ pub(crate) async fn update(
     changes: &UserChanges,
     at: Timestamp,
 ) -> StoreResult<Option<User>> {
-    let row: Option<UserRow> = db
-        .writer()
-        .await?
-        .fetch_optional(
-            UPDATE,
-            &[
-                id.into(),
-                changes.name.as_deref().into(),
-                changes.email.as_deref().into(),
-                changes.password_hash.as_deref().into(),
-                changes.role.map(|r| r.as_str()).into(),
-                at.into(),
-            ],
-        )
-        .await?;
-    model(row)
+    retry_contention(|| async move {
+        let mut tx = db.begin_write().await?;
+        if changes.role.is_some() || changes.disabled_at.is_some() {
+            tx.execute(LOCK_ADMINS, &[]).await?;
+        }
+        let row: Option<UserRow> = tx
+            .fetch_optional(
+                UPDATE,
+                &[
+                    id.into(),
+                    changes.name.as_deref().into(),
+                    changes.email.as_deref().into(),
+                    changes.password_hash.as_deref().into(),
+                    changes.role.map(|r| r.as_str()).into(),
+                    at.into(),
+                    changes.disabled_at.is_some().into(),
+                    changes.disabled_at.flatten().into(),
+                ],
+            )
+            .await?;
+        let found = row.is_some() || exists(&mut *tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        if !found {
+            return Ok(None);
+        }
+        row.map_or(Err(StoreError::Conflict("last_admin")), |row| {
+            User::try_from(row).map(Some)
+        })
+    })
+    .await
 }
 
+async fn exists(tx: &mut impl Exec, id: &str) -> StoreResult<bool> {
+    let row: Option<(String,)> = tx.fetch_optional(EXISTS, &[id.into()]).await?;
+    Ok(row.is_some())
+}
+
+/// Deletes a user (its rows in other tables go with it, by foreign key) unless it is the last
+/// active administrator.
 pub(crate) async fn delete(db: &impl Backend, id: &str) -> StoreResult<bool> {
-    let deleted = db.writer().await?.execute(DELETE, &[id.into()]).await?;
-    Ok(deleted == 1)
+    retry_contention(|| async move {
+        let mut tx = db.begin_write().await?;
+        tx.execute(LOCK_ADMINS, &[]).await?;
+        let deleted = tx.execute(DELETE, &[id.into()]).await?;
+        let found = deleted == 1 || exists(&mut *tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        match (deleted, found) {
+            (1, _) => Ok(true),
+            (_, true) => Err(StoreError::Conflict("last_admin")),
+            _ => Ok(false),
+        }
+    })
+    .await
 }
