@@ -56,7 +56,7 @@ wait_for() { # wait_for URL [CURL-ARGS...]: callgrind starts slowly
 }
 
 DB="sqlite://$WORK/bench.db"
-KEY=$(printf 'bench-password-1234' | "$NETAPI" admin --database-url "$DB" create-user \
+KEY=$(printf 'bench-password-1234' | "$NETAPI" admin --database-url "$DB" --create create-user \
   --email admin@bench.test --password-stdin --admin | tail -n1)
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"

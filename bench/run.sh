@@ -237,7 +237,7 @@ measure() {
 }
 
 seed_admin() { # seed_admin DATABASE_URL -> API_KEY
-  API_KEY=$(printf '%s' "$PASSWORD" | "$NETAPI" admin --database-url "$1" create-user \
+  API_KEY=$(printf '%s' "$PASSWORD" | "$NETAPI" admin --database-url "$1" --create create-user \
     --email "$ADMIN_EMAIL" --password-stdin --admin | tail -n1)
   [ -n "$API_KEY" ] || { echo "could not create the admin user" >&2; return 1; }
 }

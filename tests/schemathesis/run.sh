@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 admin_key="$(printf 'correct horse battery\n' |
-  "$bin" admin --database-url "$db" create-user --email admin@example.com --password-stdin --admin |
+  "$bin" admin --database-url "$db" --create create-user --email admin@example.com --password-stdin --admin |
   tail -n1)"
 
 if curl -fsS "$base/healthz" >/dev/null 2>&1; then
