@@ -49,13 +49,32 @@ impl From<Invitation> for InvitationView {
     }
 }
 
-/// A new invitation with its token, shown this once.
+/// A new invitation with its token, shown this once. Its fields are written out rather than
+/// flattened from [`InvitationView`]: both schemas are closed, and a closed schema cannot be
+/// extended through `allOf`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = NewInvitation)]
 pub(crate) struct NewInvitationView {
-    #[serde(flatten)]
-    invitation: InvitationView,
+    /// `inv_...`
+    #[schema(schema_with = fields::invitation_id)]
+    id: String,
+    /// The only email that may register with it (`null`: any, within the allowed domains).
+    email: Option<String>,
+    #[schema(inline)]
+    role: RoleName,
+    /// The administrator who made it (empty: the operator's command line).
+    created_by: String,
+    #[schema(schema_with = fields::date_time_utc)]
+    created_at: String,
+    #[schema(schema_with = fields::date_time_utc)]
+    expires_at: String,
+    /// Always `null`: a new invitation is unused.
+    #[schema(schema_with = fields::date_time_nullable)]
+    used_at: Option<String>,
+    /// Always `null`: a new invitation is unused.
+    #[schema(schema_with = fields::user_id_nullable)]
+    used_by: Option<String>,
     /// The single-use token (`napiv_...`); shown this once. `POST /v1/register` takes it as
     /// `invitation`.
     token: String,
@@ -65,13 +84,30 @@ pub(crate) struct NewInvitationView {
 
 impl NewInvitationView {
     pub(crate) fn new(invitation: Invitation, token: &Secret, issuer: &str) -> Self {
+        let InvitationView {
+            id,
+            email,
+            role,
+            created_by,
+            created_at,
+            expires_at,
+            used_at,
+            used_by,
+        } = invitation.into();
         Self {
+            id,
+            email,
+            role,
+            created_by,
+            created_at,
+            expires_at,
+            used_at,
+            used_by,
             url: format!(
                 "{}/register?invitation={}",
                 issuer.trim_end_matches('/'),
                 token.expose()
             ),
-            invitation: invitation.into(),
             token: token.expose().to_owned(),
         }
     }

@@ -354,24 +354,28 @@ pub struct KeyForm {
     name: String,
     /// Days from now, or empty for a key that does not expire.
     expires_in_days: String,
-    /// The ticked scopes; all of one API.
+    /// The ticked scopes; all of one API. None ticked is answered with a message asking for
+    /// one, so the field may be absent.
+    #[schema(required = false)]
     scope: Vec<String>,
 }
 
 impl KeyForm {
-    /// The form from its fields in the order they came (repeated `scope` included).
-    fn from_fields(fields: Vec<(String, String)>) -> Self {
+    /// The form from its fields in the order they came (repeated `scope` included); `None`
+    /// when one the page always sends is missing (as a typed form would refuse it).
+    fn from_fields(fields: Vec<(String, String)>) -> Option<Self> {
         let mut form = Self::default();
+        let mut sent = [false; 3];
         for (name, value) in fields {
             match name.as_str() {
-                "csrf_token" => form.csrf_token = value,
-                "name" => form.name = value,
-                "expires_in_days" => form.expires_in_days = value,
+                "csrf_token" => (form.csrf_token, sent[0]) = (value, true),
+                "name" => (form.name, sent[1]) = (value, true),
+                "expires_in_days" => (form.expires_in_days, sent[2]) = (value, true),
                 "scope" => form.scope.push(value),
                 _ => {}
             }
         }
-        form
+        sent.iter().all(|&s| s).then_some(form)
     }
 
     /// The expiry the form asks for.
@@ -440,7 +444,10 @@ pub async fn create_key(
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let form = KeyForm::from_fields(fields);
+    let Some(form) = KeyForm::from_fields(fields) else {
+        return PageError::Invalid("The form is incomplete; reload the portal and try again.")
+            .into_response();
+    };
     let me = match member(&state.api, &headers, &form.csrf_token).await {
         Ok(me) => me,
         Err(response) => return response,
