@@ -361,21 +361,20 @@ pub struct KeyForm {
 }
 
 impl KeyForm {
-    /// The form from its fields in the order they came (repeated `scope` included); `None`
-    /// when one the page always sends is missing (as a typed form would refuse it).
-    fn from_fields(fields: Vec<(String, String)>) -> Option<Self> {
+    /// The form from its fields in the order they came (repeated `scope` included); a field
+    /// left out counts as empty, and is then refused with a message like an empty one.
+    fn from_fields(fields: Vec<(String, String)>) -> Self {
         let mut form = Self::default();
-        let mut sent = [false; 3];
         for (name, value) in fields {
             match name.as_str() {
-                "csrf_token" => (form.csrf_token, sent[0]) = (value, true),
-                "name" => (form.name, sent[1]) = (value, true),
-                "expires_in_days" => (form.expires_in_days, sent[2]) = (value, true),
+                "csrf_token" => form.csrf_token = value,
+                "name" => form.name = value,
+                "expires_in_days" => form.expires_in_days = value,
                 "scope" => form.scope.push(value),
                 _ => {}
             }
         }
-        sent.iter().all(|&s| s).then_some(form)
+        form
     }
 
     /// The expiry the form asks for.
@@ -444,10 +443,7 @@ pub async fn create_key(
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let Some(form) = KeyForm::from_fields(fields) else {
-        return PageError::Invalid("The form is incomplete; reload the portal and try again.")
-            .into_response();
-    };
+    let form = KeyForm::from_fields(fields);
     let me = match member(&state.api, &headers, &form.csrf_token).await {
         Ok(me) => me,
         Err(response) => return response,
