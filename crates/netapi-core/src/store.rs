@@ -54,6 +54,19 @@ pub enum Invalidation {
     },
 }
 
+/// Which audit events to read; each condition given must hold (none: every event).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The user concerned.
+    pub user_id: Option<String>,
+    /// The event type, e.g. `user.updated`.
+    pub kind: Option<String>,
+    /// Created at or after (Unix seconds).
+    pub from: Option<Timestamp>,
+    /// Created before (Unix seconds).
+    pub to: Option<Timestamp>,
+}
+
 /// The columns of a user that a change writes; `None` leaves a column as storage has it, so
 /// that a change never writes back a value it read (a concurrent demotion or password change
 /// is not undone by a slow PATCH of the name).
@@ -171,6 +184,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// Users ordered by id, after the cursor.
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
+    /// Users whose email contains `email_part` (compared as written, `%` and `_` included),
+    /// ordered by id, after the cursor: the admin console's search.
+    async fn search_users(
+        &self,
+        email_part: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
     /// Writes the given columns of a user (and `updated_at`), nothing else; returns the user
     /// as it now is, `None` if it does not exist. `Conflict("email")` on a taken email.
     /// `Conflict("last_admin")`, writing nothing, if it would demote or disable the last
@@ -261,6 +282,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_audit_events(
         &self,
         user_id: Option<&str>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    /// Events that match every condition of `filter`, newest first, before the cursor.
+    async fn search_audit_events(
+        &self,
+        filter: &AuditFilter,
         before: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;

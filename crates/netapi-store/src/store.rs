@@ -66,8 +66,8 @@ macro_rules! forward_store {
             };
             use netapi_core::secret::SecretHash;
             use netapi_core::store::{
-                ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, StoreResult,
-                UserChanges,
+                AuditFilter, ClientChanges, Invalidation, ResourceChanges, ResourceDeletion,
+                StoreResult, UserChanges,
             };
             use netapi_core::usage::UsageCount;
             use $crate::backend::Backend;
@@ -156,6 +156,15 @@ macro_rules! forward_store {
                     limit: u32,
                 ) -> StoreResult<Vec<User>> {
                     users::list(self, after, limit).await
+                }
+
+                async fn search_users(
+                    &self,
+                    email_part: &str,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<User>> {
+                    users::search(self, email_part, after, limit).await
                 }
 
                 async fn update_user(
@@ -249,6 +258,15 @@ macro_rules! forward_store {
                     limit: u32,
                 ) -> StoreResult<Vec<AuditEvent>> {
                     audit_events::list(self, user_id, before, limit).await
+                }
+
+                async fn search_audit_events(
+                    &self,
+                    filter: &AuditFilter,
+                    before: Option<&str>,
+                    limit: u32,
+                ) -> StoreResult<Vec<AuditEvent>> {
+                    audit_events::search(self, filter, before, limit).await
                 }
 
                 async fn record_event(

@@ -15,7 +15,7 @@ use netapi_core::model::{
 };
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{
-    ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, UserChanges,
+    AuditFilter, ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, UserChanges,
 };
 use netapi_core::usage::{UsageCount, UsageOutcome};
 use netapi_core::{Role, Scope, Scopes, StoreError, Timestamp};
@@ -185,6 +185,8 @@ conformance! {
     api_key_usage_adds_up => sqlite_api_key_usage_adds_up, postgres_api_key_usage_adds_up;
     users_duplicate_email => sqlite_users_duplicate_email, postgres_users_duplicate_email;
     users_list_pagination => sqlite_users_list_pagination, postgres_users_list_pagination;
+    users_search_by_email_part =>
+        sqlite_users_search_by_email_part, postgres_users_search_by_email_part;
     users_concurrent_create => sqlite_users_concurrent_create, postgres_users_concurrent_create;
     users_delete_cascades => sqlite_users_delete_cascades, postgres_users_delete_cascades;
     users_stale_update_keeps_role =>
@@ -200,6 +202,7 @@ conformance! {
     api_keys_rotate => sqlite_api_keys_rotate, postgres_api_keys_rotate;
     api_keys_record_use => sqlite_api_keys_record_use, postgres_api_keys_record_use;
     audit_events => sqlite_audit_events, postgres_audit_events;
+    audit_events_filtered => sqlite_audit_events_filtered, postgres_audit_events_filtered;
     clients_crud => sqlite_clients_crud, postgres_clients_crud;
     clients_delete_cascades => sqlite_clients_delete_cascades, postgres_clients_delete_cascades;
     clients_trusted => sqlite_clients_trusted, postgres_clients_trusted;
@@ -969,6 +972,73 @@ async fn users_list_pagination(store: Arc<dyn Store>) {
     );
 }
 
+async fn users_search_by_email_part(store: Arc<dyn Store>) {
+    let mut users = Vec::new();
+    for email in [
+        "ann@example.com",
+        "bob@example.org",
+        "annette@example.org",
+        "a_b@example.com",
+        "axb@example.com",
+        "100%@example.com",
+    ] {
+        users.push(add_user(&store, email).await);
+    }
+    let found = |part: &'static str, after: Option<String>, limit: u32| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .search_users(part, after.as_deref(), limit)
+                .await
+                .expect("search")
+                .into_iter()
+                .map(|u| u.email)
+                .collect::<Vec<_>>()
+        }
+    };
+    let emails_of = |wanted: &[&str]| {
+        let mut matching: Vec<&User> = users
+            .iter()
+            .filter(|u| wanted.contains(&u.email.as_str()))
+            .collect();
+        matching.sort_by(|a, b| a.id.cmp(&b.id));
+        matching
+            .into_iter()
+            .map(|u| u.email.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        found("ann", None, 10).await,
+        emails_of(&["ann@example.com", "annette@example.org"])
+    );
+    assert_eq!(
+        found(".org", None, 10).await,
+        emails_of(&["bob@example.org", "annette@example.org"])
+    );
+    // Wildcards in the text are matched as written.
+    assert_eq!(
+        found("a_b", None, 10).await,
+        emails_of(&["a_b@example.com"])
+    );
+    assert_eq!(
+        found("0%@", None, 10).await,
+        emails_of(&["100%@example.com"])
+    );
+    assert!(found("nobody", None, 10).await.is_empty());
+    assert_eq!(found("", None, 10).await.len(), users.len());
+    // Pages by id.
+    let all = emails_of(&["ann@example.com", "annette@example.org"]);
+    let first = found("ann", None, 1).await;
+    assert_eq!(first, all[..1]);
+    let first_id = users
+        .iter()
+        .find(|u| u.email == first[0])
+        .expect("listed")
+        .id
+        .clone();
+    assert_eq!(found("ann", Some(first_id), 10).await, all[1..]);
+}
+
 async fn users_concurrent_create(store: Arc<dyn Store>) {
     let mut tasks = Vec::new();
     for i in 0..10u8 {
@@ -1483,6 +1553,77 @@ async fn api_key_usage_adds_up(store: Arc<dyn Store>) {
 // ------------------------------------------------------------------------------------------
 // Audit events
 // ------------------------------------------------------------------------------------------
+
+async fn audit_events_filtered(store: Arc<dyn Store>) {
+    let alice = user("alice@example.com");
+    let bob = user("bob@example.com");
+    let mut events = Vec::new();
+    for (i, (who, kind)) in [
+        (Some(&alice.id), "user.updated"),
+        (Some(&bob.id), "user.updated"),
+        (None, "invitation.created"),
+        (Some(&alice.id), "api_key.revoked"),
+        (Some(&alice.id), "user.updated"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = event(who.map(String::as_str), kind);
+        e.created_at = NOW + 10 * i64::try_from(i).expect("small");
+        store.insert_audit_event(&e).await.expect("insert event");
+        events.push(e);
+        tick().await;
+    }
+    let search = |filter: AuditFilter, before: Option<String>, limit: u32| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .search_audit_events(&filter, before.as_deref(), limit)
+                .await
+                .expect("search")
+        }
+    };
+    let picked = |indexes: &[usize]| -> Vec<AuditEvent> {
+        indexes.iter().map(|&i| events[i].clone()).collect()
+    };
+    assert_eq!(
+        search(AuditFilter::default(), None, 100).await,
+        picked(&[4, 3, 2, 1, 0])
+    );
+    let alices = AuditFilter {
+        user_id: Some(alice.id.clone()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(search(alices.clone(), None, 100).await, picked(&[4, 3, 0]));
+    let updates = AuditFilter {
+        kind: Some("user.updated".to_owned()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(search(updates.clone(), None, 100).await, picked(&[4, 1, 0]));
+    let alices_updates = AuditFilter {
+        kind: Some("user.updated".to_owned()),
+        ..alices
+    };
+    assert_eq!(search(alices_updates, None, 100).await, picked(&[4, 0]));
+    // From is inclusive, to exclusive.
+    let window = AuditFilter {
+        from: Some(NOW + 10),
+        to: Some(NOW + 30),
+        ..AuditFilter::default()
+    };
+    assert_eq!(search(window, None, 100).await, picked(&[2, 1]));
+    // Pages with `before`.
+    assert_eq!(search(updates.clone(), None, 2).await, picked(&[4, 1]));
+    assert_eq!(
+        search(updates, Some(events[1].id.clone()), 2).await,
+        picked(&[0])
+    );
+    let nobody = AuditFilter {
+        user_id: Some("usr_nobody".to_owned()),
+        ..AuditFilter::default()
+    };
+    assert!(search(nobody, None, 100).await.is_empty());
+}
 
 async fn audit_events(store: Arc<dyn Store>) {
     let alice = user("alice@example.com");

@@ -117,6 +117,15 @@ impl Principal {
         self.role == Role::Admin && self.scopes.contains(Scope::Admin)
     }
 
+    /// Fails with `PermissionDenied` unless the caller has admin powers (role and scope).
+    pub fn require_admin(&self) -> Result<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::missing_scope(Scope::Admin))
+        }
+    }
+
     /// Whether the caller may act on `user_id`'s things.
     pub fn may_act_on(&self, user_id: &str) -> bool {
         self.user_id == user_id || self.is_admin()

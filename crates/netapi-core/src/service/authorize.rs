@@ -567,6 +567,15 @@ impl NetApi {
         })
     }
 
+    /// The principal of a signed-in administrator on the admin console: every power of the
+    /// role, as an administrator's API key may carry; `None` for members.
+    pub fn session_admin(user: &User) -> Option<Principal> {
+        (user.role == crate::scope::Role::Admin).then(|| Principal {
+            scopes: user.role.max_scopes(),
+            ..Self::session_principal(user)
+        })
+    }
+
     /// The applications a user has authorized.
     pub async fn authorized_apps(
         &self,

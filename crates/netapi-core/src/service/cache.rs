@@ -169,6 +169,9 @@ mod tests {
         async fn list_users(&self, _: Option<&str>, _: u32) -> StoreResult<Vec<User>> {
             Err(unused())
         }
+        async fn search_users(&self, _: &str, _: Option<&str>, _: u32) -> StoreResult<Vec<User>> {
+            Err(unused())
+        }
         async fn update_user(
             &self,
             _: &str,
@@ -273,6 +276,14 @@ mod tests {
         async fn list_audit_events(
             &self,
             _: Option<&str>,
+            _: Option<&str>,
+            _: u32,
+        ) -> StoreResult<Vec<AuditEvent>> {
+            Err(unused())
+        }
+        async fn search_audit_events(
+            &self,
+            _: &crate::store::AuditFilter,
             _: Option<&str>,
             _: u32,
         ) -> StoreResult<Vec<AuditEvent>> {

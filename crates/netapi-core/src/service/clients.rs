@@ -376,6 +376,24 @@ impl NetApi {
         Ok(page.page(clients, |c| &c.id))
     }
 
+    /// The clients `owner_id` registered: the caller's own, or anyone's for an administrator.
+    pub async fn list_user_clients(
+        &self,
+        caller: &Principal,
+        owner_id: &str,
+        page: PageRequest,
+    ) -> Result<ClientPage> {
+        caller.require(Scope::ClientsRead)?;
+        if !caller.may_act_on(owner_id) {
+            return Err(Error::NotFound("user"));
+        }
+        let clients = self
+            .store
+            .list_clients(Some(owner_id), page.cursor.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(page.page(clients, |c| &c.id))
+    }
+
     async fn visible_client(&self, caller: &Principal, id: &str) -> Result<OAuthClient> {
         self.store
             .get_client(id)

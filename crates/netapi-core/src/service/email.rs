@@ -294,6 +294,34 @@ impl NetApi {
         Ok(())
     }
 
+    /// An administrator sends `user_id` a password-reset link (the admin console). Within the
+    /// per-recipient limit, as every message; `EmailOff` without a mail server.
+    pub async fn send_password_reset(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        ip: Option<&str>,
+    ) -> Result<User> {
+        caller.require(Scope::UsersWrite)?;
+        caller.require_admin()?;
+        let mailer = self.mailer()?;
+        let user = self
+            .store
+            .get_user(user_id)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        self.mail_link(mailer, &user, EmailPurpose::ResetPassword)
+            .await?;
+        self.audit(
+            Some(&user.id),
+            "user.password_reset_requested",
+            ip,
+            json!({ "by": caller.user_id }),
+        )
+        .await;
+        Ok(user)
+    }
+
     /// The secret of a presented link, checked for shape and for the source's failures.
     fn presented_link(
         &self,

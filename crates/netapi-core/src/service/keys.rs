@@ -158,6 +158,24 @@ impl NetApi {
         Ok(page.page(keys, |k| &k.id))
     }
 
+    /// The live keys of `user_id`: the caller's own, or anyone's for an administrator.
+    pub async fn list_user_api_keys(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        page: PageRequest,
+    ) -> Result<KeyPage> {
+        caller.require(Scope::KeysRead)?;
+        if !caller.may_act_on(user_id) {
+            return Err(Error::NotFound("user"));
+        }
+        let keys = self
+            .store
+            .list_api_keys(user_id, page.cursor.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(page.page(keys, |k| &k.id))
+    }
+
     /// A key of the caller's (admins: anyone's); revoked keys are not found.
     pub async fn get_api_key(&self, caller: &Principal, id: &str) -> Result<ApiKey> {
         caller.require(Scope::KeysRead)?;

@@ -262,6 +262,29 @@ impl NetApi {
         })
     }
 
+    /// Users whose email contains `email_part` (case does not matter): administrators only.
+    pub async fn find_users(
+        &self,
+        caller: &Principal,
+        email_part: &str,
+        page: PageRequest,
+    ) -> Result<UserPage> {
+        caller.require(Scope::UsersRead)?;
+        caller.require_admin()?;
+        let part = email_part.trim().to_lowercase();
+        if part.len() > MAX_EMAIL_LEN {
+            return Err(Error::invalid(
+                "email",
+                format!("must be at most {MAX_EMAIL_LEN} characters to search for"),
+            ));
+        }
+        let users = self
+            .store
+            .search_users(&part, page.cursor.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(page.page(users, |u| &u.id))
+    }
+
     /// One user; another user's id is "not found" to a member.
     pub async fn get_user(&self, caller: &Principal, id: &str) -> Result<User> {
         caller.require(Scope::UsersRead)?;

@@ -6,7 +6,7 @@ use crate::backend::{Backend, Exec};
 use crate::tables::models;
 use netapi_core::StoreError;
 use netapi_core::model::AuditEvent;
-use netapi_core::store::StoreResult;
+use netapi_core::store::{AuditFilter, StoreResult};
 
 macro_rules! columns {
     () => {
@@ -29,6 +29,15 @@ const LIST: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM audit_events WHERE id < $1 ORDER BY id DESC LIMIT $2"
+);
+
+/// Each condition applies when its argument is not null; `$1` is the cursor.
+const SEARCH: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM audit_events WHERE id < $1 AND ($2 IS NULL OR user_id = $2) \
+     AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR created_at >= $4) \
+     AND ($5 IS NULL OR created_at < $5) ORDER BY id DESC LIMIT $6"
 );
 
 #[derive(FromRow)]
@@ -97,5 +106,30 @@ pub(crate) async fn list(
                 .await?
         }
     };
+    models(rows)
+}
+
+/// Events matching `filter`, before the id `before` (all when `None`).
+pub(crate) async fn search(
+    db: &impl Backend,
+    filter: &AuditFilter,
+    before: Option<&str>,
+    n: u32,
+) -> StoreResult<Vec<AuditEvent>> {
+    let rows: Vec<AuditEventRow> = db
+        .reader()
+        .await?
+        .fetch_all(
+            SEARCH,
+            &[
+                before.unwrap_or("~").into(),
+                filter.user_id.as_deref().into(),
+                filter.kind.as_deref().into(),
+                filter.from.into(),
+                filter.to.into(),
+                i64::from(n).into(),
+            ],
+        )
+        .await?;
     models(rows)
 }

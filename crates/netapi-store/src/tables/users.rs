@@ -28,6 +28,12 @@ const LIST: &str = concat!(
     columns!(),
     " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
 );
+/// `$2` is a `LIKE` pattern whose wildcards in the searched text are escaped with `\`.
+const SEARCH: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM users WHERE id > $1 AND email LIKE $2 ESCAPE '\\' ORDER BY id LIMIT $3"
+);
 /// True when the row `$1` is not an active administrator, or another one remains.
 macro_rules! keeps_an_admin {
     () => {
@@ -159,6 +165,37 @@ pub(crate) async fn list(db: &impl Backend, after: Option<&str>, n: u32) -> Stor
         .reader()
         .await?
         .fetch_all(LIST, &[after.unwrap_or("").into(), i64::from(n).into()])
+        .await?;
+    models(rows)
+}
+
+/// Users whose email contains `email_part` literally: its `%`, `_` and `\` are escaped.
+pub(crate) async fn search(
+    db: &impl Backend,
+    email_part: &str,
+    after: Option<&str>,
+    n: u32,
+) -> StoreResult<Vec<User>> {
+    let mut pattern = String::with_capacity(email_part.len() + 2);
+    pattern.push('%');
+    for c in email_part.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    let rows: Vec<UserRow> = db
+        .reader()
+        .await?
+        .fetch_all(
+            SEARCH,
+            &[
+                after.unwrap_or("").into(),
+                pattern.into(),
+                i64::from(n).into(),
+            ],
+        )
         .await?;
     models(rows)
 }
