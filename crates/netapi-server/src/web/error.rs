@@ -200,7 +200,7 @@ fn core_error_page(err: Error) -> Response {
     }
 }
 
-fn page_response(description: &str, content_type: &str) -> RefOr<OpenApiResponse> {
+pub(super) fn page_response(description: &str, content_type: &str) -> RefOr<OpenApiResponse> {
     RefOr::T(
         ResponseBuilder::new()
             .description(description)

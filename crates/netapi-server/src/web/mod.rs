@@ -1,9 +1,11 @@
-//! Server-rendered pages: login, consent, registration and the developer portal. They work
-//! without JavaScript and load nothing from elsewhere. Every form carries a CSRF token.
+//! Server-rendered pages: login, consent, registration, the developer portal and the admin
+//! console. They work without JavaScript and load nothing from elsewhere. Every form carries
+//! a CSRF token.
 //!
 //! Each page is an askama template in `crates/netapi-server/templates/` (escaping on by
 //! default) extending `base.html`; the handlers are in the module named after the page.
 
+mod admin;
 mod consent;
 mod email;
 mod error;
@@ -117,4 +119,15 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(security::disable_totp))
         .routes(routes!(security::end_session))
         .routes(routes!(security::end_other_sessions))
+        .routes(routes!(admin::users))
+        .routes(routes!(admin::user))
+        .routes(routes!(admin::set_role))
+        .routes(routes!(admin::set_disabled))
+        .routes(routes!(admin::send_password_reset))
+        .routes(routes!(admin::confirm_delete_user, admin::delete_user))
+        .routes(routes!(admin::confirm_revoke_key, admin::revoke_key))
+        .routes(routes!(admin::confirm_delete_client, admin::delete_client))
+        .routes(routes!(admin::invitations, admin::create_invitation))
+        .routes(routes!(admin::delete_invitation))
+        .routes(routes!(admin::audit))
 }

@@ -7,6 +7,7 @@ use netapi_testkit::e2e;
 
 mod abuse;
 mod accounts;
+mod admin_console;
 mod api;
 mod authorize;
 mod email;
