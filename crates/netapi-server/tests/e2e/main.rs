@@ -10,6 +10,7 @@ mod accounts;
 mod api;
 mod authorize;
 mod email;
+mod flash;
 mod forward_auth;
 mod helpers;
 mod keys_at_rest;
