@@ -204,7 +204,6 @@ pub async fn serve(
     let state = AppState {
         api: api.clone(),
         trusted_proxies: Arc::new(options.trusted_proxies.clone()),
-        flashes: Arc::default(),
     };
     let app = router(state, &options);
     let mut listener = listener::NetListener::new(

@@ -12,6 +12,4 @@ pub struct AppState {
     pub api: Arc<NetApi>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<proxy::TrustedProxies>,
-    /// The portal's one-time messages between a form's `POST` and the page it redirects to.
-    pub flashes: Arc<crate::web::Flashes>,
 }

@@ -169,6 +169,12 @@ pub(crate) trait Backend: Send + Sync {
     /// row locks its first conditional `UPDATE` takes (PostgreSQL).
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Self::Db>>;
 
+    /// A write transaction that also waits for every other one begun with the same `topic`
+    /// to end: for a cap checked by counting rows before an insert, which no row lock
+    /// guards (SQLite's write transactions exclude each other already; PostgreSQL takes a
+    /// transaction-scoped advisory lock).
+    async fn begin_exclusive(&self, topic: i64) -> StoreResult<Transaction<'static, Self::Db>>;
+
     /// A connection for reading.
     async fn reader(&self) -> StoreResult<PoolConnection<Self::Db>> {
         self.read_pool().acquire().await.map_err(map_err)

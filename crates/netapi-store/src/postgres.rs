@@ -71,6 +71,16 @@ impl Backend for PgStore {
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(map_err)
     }
+
+    async fn begin_exclusive(&self, topic: i64) -> StoreResult<Transaction<'static, Postgres>> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(topic)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Ok(tx)
+    }
 }
 
 impl Exec for PgConnection {

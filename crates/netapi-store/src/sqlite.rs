@@ -105,6 +105,12 @@ impl Backend for SqliteStore {
             .await
             .map_err(map_err)
     }
+
+    /// Every write transaction holds the database's write lock: the topic needs no lock of
+    /// its own.
+    async fn begin_exclusive(&self, _topic: i64) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.begin_write().await
+    }
 }
 
 impl Exec for SqliteConnection {

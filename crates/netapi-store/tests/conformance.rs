@@ -182,6 +182,9 @@ conformance! {
     invitations_single_use_under_concurrency =>
         sqlite_invitations_single_use_under_concurrency,
         postgres_invitations_single_use_under_concurrency;
+    invitations_bound_holds_under_concurrency =>
+        sqlite_invitations_bound_holds_under_concurrency,
+        postgres_invitations_bound_holds_under_concurrency;
     api_key_usage_adds_up => sqlite_api_key_usage_adds_up, postgres_api_key_usage_adds_up;
     users_duplicate_email => sqlite_users_duplicate_email, postgres_users_duplicate_email;
     users_list_pagination => sqlite_users_list_pagination, postgres_users_list_pagination;
@@ -4733,6 +4736,31 @@ async fn invitations_crud_and_bound(store: Arc<dyn Store>) {
     store.delete_expired(NOW + 101).await.expect("expire");
     assert_eq!(store.find_invitation(&h(1)).await.expect("find"), None);
     assert!(store.find_invitation(&h(3)).await.expect("find").is_none());
+}
+
+async fn invitations_bound_holds_under_concurrency(store: Arc<dyn Store>) {
+    // Twelve creations at once under a bound of five: exactly five are stored.
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .insert_invitation(&invitation(100 + n, None, NOW + 100), 5, NOW)
+                .await
+                .expect("insert")
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        if task.await.expect("task") {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 5);
+    assert_eq!(
+        store.list_invitations(None, 100).await.expect("list").len(),
+        5
+    );
 }
 
 async fn invitations_single_use_under_concurrency(store: Arc<dyn Store>) {

@@ -158,6 +158,38 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// A second instance of this server, as behind a load balancer: its own process (caches,
+    /// counters) on the same database, with the same settings, secret key and clock.
+    pub async fn another_instance(&self) -> Self {
+        let store = netapi_store::open(&StoreOptions::new(&self.database_url), false)
+            .await
+            .expect("open store");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let api = Arc::new(NetApi::new(
+            store,
+            self.clock.clone(),
+            self.api.settings().clone(),
+        ));
+        api.start().await.expect("start");
+        tokio::spawn(netapi_server::serve(
+            listener,
+            api.clone(),
+            netapi_server::HttpOptions::default(),
+            std::future::pending(),
+        ));
+        Self {
+            base,
+            http: plain_client(),
+            clock: self.clock.clone(),
+            api,
+            database_url: self.database_url.clone(),
+            backend: self.backend,
+        }
+    }
+
     /// Registers a member with [`flows::PASSWORD`]; returns `(user, api_key object with "key")`.
     pub async fn register(&self, email: &str) -> (Value, Value) {
         let body = flows::register(self, email, flows::PASSWORD).await;

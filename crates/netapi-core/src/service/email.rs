@@ -12,8 +12,8 @@ use serde_json::json;
 use std::fmt;
 use std::sync::Arc;
 
-use super::NetApi;
 use super::users::normalize_email;
+use super::{MfaChange, NetApi};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
 use crate::limiter::Surface;
@@ -63,23 +63,58 @@ pub trait Mailer: Send + Sync + fmt::Debug + 'static {
     async fn send(&self, email: &Email) -> std::result::Result<(), MailError>;
 }
 
-/// A change to an account that is announced to the address it had before.
+/// A change to an account that is announced to its address (for an email change, the
+/// address it had before).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountChange {
     /// The email address changed.
     Email,
     /// The password changed (or was reset).
     Password,
-    /// A second factor was added or removed.
-    Mfa,
+    /// The second factor changed.
+    Mfa(MfaChange),
 }
 
 impl AccountChange {
-    fn describe(self) -> &'static str {
+    /// The notice's subject and its sentence about what happened at `site`; never a secret.
+    fn notice(self, site: &str) -> (&'static str, String) {
         match self {
-            Self::Email => "email address",
-            Self::Password => "password",
-            Self::Mfa => "two-step sign-in (MFA) settings",
+            Self::Email => (
+                "Your email address was changed",
+                format!("The email address of your account at {site} was just changed."),
+            ),
+            Self::Password => (
+                "Your password was changed",
+                format!("The password of your account at {site} was just changed."),
+            ),
+            Self::Mfa(MfaChange::Enabled) => (
+                "Two-step sign-in was turned on",
+                format!(
+                    "Two-step sign-in (an authenticator app) was just turned on for your \
+                     account at {site}; your other sessions were signed out."
+                ),
+            ),
+            Self::Mfa(MfaChange::Disabled) => (
+                "Two-step sign-in was turned off",
+                format!(
+                    "Two-step sign-in was just turned off for your account at {site}: signing \
+                     in asks for the password only."
+                ),
+            ),
+            Self::Mfa(MfaChange::RecoveryCodesRegenerated) => (
+                "Your recovery codes were replaced",
+                format!(
+                    "New recovery codes were just made for your account at {site}; the old \
+                     ones no longer work."
+                ),
+            ),
+            Self::Mfa(MfaChange::RecoveryCodeUsed) => (
+                "A recovery code was used to sign in",
+                format!(
+                    "One of your recovery codes was just used to sign in to your account at \
+                     {site}; it no longer works."
+                ),
+            ),
         }
     }
 }
@@ -421,8 +456,8 @@ impl NetApi {
     }
 
     /// Tells `old_address` that the user's `change` happened (after an email change, the
-    /// address the user had before). Nothing when email is off or the recipient is over its
-    /// limit; for other parts of Net API (MFA) too.
+    /// address the user had before; otherwise the present one). Nothing when email is off or
+    /// the recipient is over its limit.
     pub async fn notify_account_change(
         &self,
         user: &User,
@@ -433,15 +468,14 @@ impl NetApi {
         if !self.mail_recipient_allowed(old_address) {
             return;
         }
-        let what = change.describe();
+        let (subject, what) = change.notice(&self.settings.issuer);
         let email = Email {
             to: old_address.to_owned(),
-            subject: format!("Your {what} was changed"),
+            subject: subject.to_owned(),
             body: format!(
-                "Hello {},\n\nThe {what} of your account at {} was just changed. If you did \
-                 this, there is nothing to do. If you did not, reset your password at once and \
-                 tell your administrator.\n",
-                user.name, self.settings.issuer
+                "Hello {},\n\n{what} If you did this, there is nothing to do. If you did not, \
+                 reset your password at once and tell your administrator.\n",
+                user.name
             ),
         };
         self.deliver(mailer, email, "account_change", &user.id);

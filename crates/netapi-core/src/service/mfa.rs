@@ -6,12 +6,12 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use serde_json::json;
 
-use super::NetApi;
+use super::{AccountChange, NetApi};
 use crate::error::{AuthFailure, Error, Result};
 use crate::limiter::Surface;
 use crate::model::{Amr, TotpFactor, User};
 use crate::scope::Role;
-use crate::secret::{Secret, constant_time_eq};
+use crate::secret::{Secret, SecretHash, constant_time_eq};
 use crate::totp;
 
 /// How many recovery codes a user gets at once.
@@ -193,12 +193,15 @@ impl NetApi {
         Ok(self.enrolment(user, &secret))
     }
 
-    /// Confirms enrolment with a first code; answers the recovery codes, shown once.
+    /// Confirms enrolment with a first code; answers the recovery codes, shown once. Every
+    /// other session of the user and every refresh-token family ends (what a stolen password
+    /// opened before the second factor guarded the account), `keep` (this browser's) stays.
     pub async fn confirm_totp_enrolment(
         &self,
         user: &User,
         code: &str,
         ip: &str,
+        keep: &SecretHash,
     ) -> Result<Vec<Secret>> {
         let now = self.now();
         let subjects = self
@@ -231,6 +234,7 @@ impl NetApi {
             return Err(Error::NotFound("pending authenticator"));
         }
         let codes = self.replace_recovery_codes(&user.id).await?;
+        self.end_sign_ins_but(&user.id, keep).await?;
         self.announce_mfa_change(user, MfaChange::Enabled, ip).await;
         Ok(codes)
     }
@@ -400,11 +404,13 @@ impl NetApi {
         }
     }
 
-    /// The hook for a change of a user's second factor: it is audited (the audit log also
-    /// feeds webhooks) and logged; announcing it to the user (by email) belongs here.
+    /// A change of a user's second factor: audited (the audit log also feeds webhooks),
+    /// logged, and told to the user's address when email is on.
     pub async fn announce_mfa_change(&self, user: &User, change: MfaChange, ip: &str) {
         tracing::info!(user_id = %user.id, change = change.event(), "second factor changed");
         self.audit(Some(&user.id), change.event(), Some(ip), json!({}))
+            .await;
+        self.notify_account_change(user, &user.email, AccountChange::Mfa(change))
             .await;
     }
 

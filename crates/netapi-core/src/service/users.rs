@@ -9,7 +9,7 @@ use crate::limiter::Surface;
 use crate::model::{ApiKey, User};
 use crate::password;
 use crate::scope::{Role, Scope};
-use crate::secret::{Secret, SecretKind, display_prefix, generate, last_four};
+use crate::secret::{Secret, SecretHash, SecretKind, display_prefix, generate, last_four};
 use crate::store::{Invalidation, UserChanges};
 
 /// A registration.
@@ -469,8 +469,26 @@ impl NetApi {
     /// Ends what the old password or email opened: every browser session of the user and
     /// every refresh-token family, whose access tokens are refused from now on.
     pub(super) async fn end_sign_ins(&self, user_id: &str) -> Result<()> {
-        let now = self.now();
         self.store.delete_user_sessions(user_id).await?;
+        self.end_refresh_families(user_id).await
+    }
+
+    /// Ends what was opened before a second factor guarded the account: every browser
+    /// session of the user but `keep` (the one that turned it on) and every refresh-token
+    /// family.
+    pub(super) async fn end_sign_ins_but(&self, user_id: &str, keep: &SecretHash) -> Result<()> {
+        for session in self.store.list_user_sessions(user_id).await? {
+            if &session.hash != keep {
+                self.store.delete_session(&session.hash).await?;
+            }
+        }
+        self.end_refresh_families(user_id).await
+    }
+
+    /// Revokes every refresh-token family of the user; their access tokens are refused from
+    /// now on.
+    async fn end_refresh_families(&self, user_id: &str) -> Result<()> {
+        let now = self.now();
         let families = self.store.revoke_refresh_for_user(user_id, now).await?;
         for family_id in families {
             self.invalidate(Invalidation::Family {

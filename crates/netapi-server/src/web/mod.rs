@@ -27,8 +27,6 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-pub use flash::Flashes;
-
 /// The stylesheet; served from here so pages load nothing from elsewhere.
 #[utoipa::path(
     get,
@@ -105,6 +103,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(portal::set_redirect_uris))
         .routes(routes!(portal::withdraw_authorization))
+        .routes(routes!(portal::resend_verification))
         .routes(routes!(resources::resources, resources::create_resource))
         .routes(routes!(resources::edit_resource))
         .routes(routes!(resources::delete_resource))

@@ -18,14 +18,15 @@ use netapi_core::{Error, NetApi, Role, Scope};
 use serde::Deserialize;
 
 use super::error::PageError;
+use super::flash;
 use super::login::CsrfForm;
 use super::page::{Chrome, human_time, render};
 use super::session::current_session;
 use crate::extract::ClientIp;
 use crate::state::AppState;
 
-/// A message shown once at the top of the portal.
-#[derive(Clone)]
+/// A message shown once at the top of a portal page. (No `Debug`: it may carry a secret.)
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(super) enum Flash {
     Secret { title: String, value: String },
     Notice(String),
@@ -79,6 +80,12 @@ struct PortalPage<'a> {
     chrome: Chrome<'a>,
     /// Administrators get a link to the resources page.
     admin: bool,
+    /// The user's address.
+    email: &'a str,
+    /// The address is not verified yet: the page offers to send the link again.
+    unverified: bool,
+    /// Whether a mail server is set up (else the page says links cannot be sent).
+    email_on: bool,
     flash: Option<Flash>,
     csrf: &'a str,
     keys: Vec<KeyRow>,
@@ -179,6 +186,9 @@ pub(super) async fn portal_page(
         &PortalPage {
             chrome: Chrome::signed_in("Developer portal", user, session, false),
             admin: user.role == Role::Admin,
+            email: &user.email,
+            unverified: !user.email_verified,
+            email_on: api.email_enabled(),
             flash,
             csrf: &session.csrf_token,
             keys,
@@ -206,8 +216,11 @@ pub(super) async fn portal_page(
 pub async fn portal(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match current_session(&state.api, &headers).await {
         Some((session, user)) => {
-            let flash = state.flashes.take(&session, PORTAL);
-            portal_page(&state.api, &user, &session, flash).await
+            let api = &state.api;
+            flash::showing(api, &headers, &session, PORTAL, |flash| {
+                portal_page(api, &user, &session, flash)
+            })
+            .await
         }
         None => Redirect::to("/login?return_to=/portal").into_response(),
     }
@@ -276,10 +289,7 @@ const PORTAL: &str = "portal";
 /// failures of the service itself are error pages.
 fn done(state: &AppState, member: &Member, outcome: Result<Flash, Error>) -> Response {
     match flash_for(outcome) {
-        Ok(flash) => {
-            state.flashes.put(&member.session, PORTAL, flash);
-            Redirect::to("/portal").into_response()
-        }
+        Ok(flash) => flash::redirect_with(&state.api, &member.session, PORTAL, "/portal", flash),
         Err(page) => page.into_response(),
     }
 }
@@ -1234,5 +1244,40 @@ pub async fn withdraw_authorization(
                 )
             })
     };
+    done(&state, &me, outcome)
+}
+
+/// `POST /portal/email-verification`: mails a new verification link to the user's address.
+/// The email limits apply (per source and per recipient); past them nothing is sent and the
+/// answer is the same.
+#[utoipa::path(
+    post,
+    path = "/portal/email-verification",
+    tag = "browser",
+    operation_id = "portalResendVerification",
+    params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(super::error::PortalFormErrors, PortalOutcome)
+)]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let me = match member(&state.api, &headers, &form.csrf_token).await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let outcome = state
+        .api
+        .request_email_verification(&me.principal, Some(ip.as_str()))
+        .await
+        .map(|()| {
+            Flash::Notice(format!(
+                "A new verification link is on its way to {}; it works for 24 hours.",
+                me.user.email
+            ))
+        });
     done(&state, &me, outcome)
 }

@@ -13,6 +13,7 @@ use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
 use super::error::PageError;
+use super::flash;
 use super::page::{Chrome, render};
 use super::portal::{Flash, Member, admin, flash_for, names, not_found};
 use super::session::current_session;
@@ -60,17 +61,10 @@ pub struct GrantsLookup {
     user: Option<String>,
 }
 
-async fn resources_page(
-    api: &NetApi,
-    admin: &Principal,
-    user: &User,
-    session: &Session,
-    flash: Option<Flash>,
-) -> Response {
-    resources_page_with(api, admin, user, session, flash, None).await
-}
+/// The resources page's name for its one-time messages.
+const RESOURCES: &str = "resources";
 
-async fn resources_page_with(
+async fn resources_page(
     api: &NetApi,
     admin: &Principal,
     user: &User,
@@ -160,7 +154,7 @@ pub async fn resources(
         return not_found();
     };
     let who = query.user.as_deref().map(str::trim).unwrap_or_default();
-    let (flash, lookup) = if who.is_empty() {
+    let (refused, lookup) = if who.is_empty() {
         (None, None)
     } else {
         match grants_of(&state.api, &admin, who).await {
@@ -171,7 +165,11 @@ pub async fn resources(
             },
         }
     };
-    resources_page_with(&state.api, &admin, &user, &session, flash, lookup).await
+    let api = &state.api;
+    flash::showing(api, &headers, &session, RESOURCES, |waiting| {
+        resources_page(api, &admin, &user, &session, refused.or(waiting), lookup)
+    })
+    .await
 }
 
 /// The user named by email or id.
@@ -197,14 +195,11 @@ async fn grants_of(api: &NetApi, admin: &Principal, who: &str) -> Result<GrantsV
     })
 }
 
-/// The resources page with an action's outcome.
-async fn outcome(
-    api: &NetApi,
-    (me, admin): &(Member, Principal),
-    outcome: Result<Flash, Error>,
-) -> Response {
+/// Answers a form of the resources page: `303` back to it, which shows the outcome once;
+/// failures of the service itself are error pages.
+fn outcome(api: &NetApi, (me, _): &(Member, Principal), outcome: Result<Flash, Error>) -> Response {
     match flash_for(outcome) {
-        Ok(flash) => resources_page(api, admin, &me.user, &me.session, Some(flash)).await,
+        Ok(flash) => flash::redirect_with(api, &me.session, RESOURCES, "/portal/resources", flash),
         Err(page) => page.into_response(),
     }
 }
@@ -241,9 +236,10 @@ pub struct ResourceForm {
     params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
     request_body(content = ResourceForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The resources page with the outcome.", body = String, content_type = "text/html"),
-        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
         super::error::PortalFormErrors,
+        (status = 303, description = "Done, or refused with a reason: to the resources page, which shows the outcome once. Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/portal/resources` or `/login?return_to=/portal`"))),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
     )
 )]
 pub async fn create_resource(
@@ -280,7 +276,7 @@ pub async fn create_resource(
         )))
     }
     .await;
-    outcome(&state.api, &me, result).await
+    outcome(&state.api, &me, result)
 }
 
 /// Seconds, or `None` (empty) for the server's lifetime.
@@ -323,9 +319,10 @@ fn scope_lines(text: &str) -> Vec<ResourceScope> {
     ),
     request_body(content = ResourceForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The resources page with the outcome.", body = String, content_type = "text/html"),
-        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
         super::error::PortalFormErrors,
+        (status = 303, description = "Done, or refused with a reason: to the resources page, which shows the outcome once. Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/portal/resources` or `/login?return_to=/portal`"))),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
     )
 )]
 pub async fn edit_resource(
@@ -357,7 +354,7 @@ pub async fn edit_resource(
         )))
     }
     .await;
-    outcome(&state.api, &me, result).await
+    outcome(&state.api, &me, result)
 }
 
 /// The delete form: the word `delete` typed to confirm.
@@ -380,9 +377,10 @@ pub struct DeleteResourceForm {
     ),
     request_body(content = DeleteResourceForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The resources page with the outcome.", body = String, content_type = "text/html"),
-        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
         super::error::PortalFormErrors,
+        (status = 303, description = "Done, or refused with a reason: to the resources page, which shows the outcome once. Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/portal/resources` or `/login?return_to=/portal`"))),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
     )
 )]
 pub async fn delete_resource(
@@ -411,7 +409,7 @@ pub async fn delete_resource(
             "Type the word delete to confirm; nothing was deleted.".to_owned(),
         ))
     };
-    outcome(&state.api, &me, result).await
+    outcome(&state.api, &me, result)
 }
 
 /// The grant form.
@@ -438,9 +436,10 @@ pub struct GrantForm {
     params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
     request_body(content = GrantForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The resources page with the outcome.", body = String, content_type = "text/html"),
-        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
         super::error::PortalFormErrors,
+        (status = 303, description = "Done, or refused with a reason: to the resources page, which shows the outcome once. Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/portal/resources` or `/login?return_to=/portal`"))),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
     )
 )]
 pub async fn set_grant(
@@ -480,5 +479,5 @@ pub async fn set_grant(
         }))
     }
     .await;
-    outcome(&state.api, &me, result).await
+    outcome(&state.api, &me, result)
 }

@@ -312,13 +312,14 @@ pub async fn confirm_totp(
         Err(response) => return response,
     };
     let outcome = api
-        .confirm_totp_enrolment(&user, form.code().expose(), &ip)
+        .confirm_totp_enrolment(&user, form.code().expose(), &ip, &session.hash)
         .await
         .map(|codes| {
             (
                 Flash::Notice(
-                    "Two-step sign-in is on. Keep these recovery codes somewhere safe: each works \
-                     once, and they will not be shown again."
+                    "Two-step sign-in is on, and your other sessions were signed out. Keep these \
+                     recovery codes somewhere safe: each works once, and they will not be shown \
+                     again."
                         .to_owned(),
                 ),
                 codes,

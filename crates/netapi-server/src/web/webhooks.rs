@@ -14,6 +14,7 @@ use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
 use super::error::PageError;
+use super::flash;
 use super::login::CsrfForm;
 use super::page::{Chrome, render};
 use super::portal::{Flash, Member, admin, flash_for, not_found};
@@ -132,17 +133,21 @@ pub async fn webhooks(State(state): State<AppState>, headers: HeaderMap) -> Resp
     let Some(admin) = NetApi::session_resource_admin(&user) else {
         return not_found();
     };
-    webhooks_page(&state.api, &admin, &user, &session, None).await
+    let api = &state.api;
+    flash::showing(api, &headers, &session, WEBHOOKS, |flash| {
+        webhooks_page(api, &admin, &user, &session, flash)
+    })
+    .await
 }
 
-/// The webhooks page with an action's outcome.
-async fn outcome(
-    api: &NetApi,
-    (me, admin): &(Member, Principal),
-    outcome: Result<Flash, Error>,
-) -> Response {
+/// The webhooks page's name for its one-time messages.
+const WEBHOOKS: &str = "webhooks";
+
+/// Answers a form of the webhooks page: `303` back to it, which shows the outcome (a new
+/// secret included) once; failures of the service itself are error pages.
+fn outcome(api: &NetApi, (me, _): &(Member, Principal), outcome: Result<Flash, Error>) -> Response {
     match flash_for(outcome) {
-        Ok(flash) => webhooks_page(api, admin, &me.user, &me.session, Some(flash)).await,
+        Ok(flash) => flash::redirect_with(api, &me.session, WEBHOOKS, "/portal/webhooks", flash),
         Err(page) => page.into_response(),
     }
 }
@@ -167,9 +172,10 @@ pub struct WebhookForm {
     params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
     request_body(content = WebhookForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The webhooks page with the outcome.", body = String, content_type = "text/html"),
-        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
         super::error::PortalFormErrors,
+        (status = 303, description = "Done, or refused with a reason: to the webhooks page, which shows the outcome (a new secret included) once. Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/portal/webhooks` or `/login?return_to=/portal`"))),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
     )
 )]
 pub async fn create_webhook(
@@ -200,7 +206,7 @@ pub async fn create_webhook(
         })
     }
     .await;
-    outcome(&state.api, &me, result).await
+    outcome(&state.api, &me, result)
 }
 
 /// `POST /portal/webhooks/{id}/delete`
@@ -215,9 +221,10 @@ pub async fn create_webhook(
     ),
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The webhooks page with the outcome.", body = String, content_type = "text/html"),
-        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
         super::error::PortalFormErrors,
+        (status = 303, description = "Done, or refused with a reason: to the webhooks page, which shows the outcome (a new secret included) once. Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/portal/webhooks` or `/login?return_to=/portal`"))),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
     )
 )]
 pub async fn delete_webhook(
@@ -236,7 +243,7 @@ pub async fn delete_webhook(
         .delete_webhook(&me.1, &id, Some(ip.as_str()))
         .await
         .map(|()| Flash::Notice(format!("Webhook {id} deleted.")));
-    outcome(&state.api, &me, result).await
+    outcome(&state.api, &me, result)
 }
 
 /// `POST /portal/webhooks/{id}/deliveries/{delivery_id}/redeliver`
@@ -252,9 +259,10 @@ pub async fn delete_webhook(
     ),
     request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The webhooks page with the outcome.", body = String, content_type = "text/html"),
-        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
         super::error::PortalFormErrors,
+        (status = 303, description = "Done, or refused with a reason: to the webhooks page, which shows the outcome (a new secret included) once. Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/portal/webhooks` or `/login?return_to=/portal`"))),
+        (status = 404, description = "Not an administrator.", body = String, content_type = "text/html"),
     )
 )]
 pub async fn redeliver(
@@ -272,5 +280,5 @@ pub async fn redeliver(
         .redeliver_webhook_delivery(&me.1, &id, &delivery_id)
         .await
         .map(|d| Flash::Notice(format!("Delivery {} will be attempted again.", d.id)));
-    outcome(&state.api, &me, result).await
+    outcome(&state.api, &me, result)
 }

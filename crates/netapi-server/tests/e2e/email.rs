@@ -8,13 +8,13 @@ use serde_json::json;
 use crate::e2e;
 use crate::helpers::{
     Backend, Browser, PASSWORD, SmtpSink, TestApp, expect_error, hidden_field, json_with,
-    location_of,
+    location_of, sign_in_to_portal,
 };
 
 /// A server sending mail to a sink of its own.
-struct MailApp {
-    app: TestApp,
-    sink: SmtpSink,
+pub(crate) struct MailApp {
+    pub(crate) app: TestApp,
+    pub(crate) sink: SmtpSink,
 }
 
 impl AsRef<TestApp> for MailApp {
@@ -32,7 +32,7 @@ async fn with_sink(
     Some(MailApp { app, sink })
 }
 
-async fn mail(backend: Backend) -> Option<MailApp> {
+pub(crate) async fn mail(backend: Backend) -> Option<MailApp> {
     with_sink(backend, |_| {}).await
 }
 
@@ -57,11 +57,18 @@ e2e!(spawn = mail;
     a_changed_email_is_verified_again_and_the_old_address_is_told,
     a_password_is_reset_through_the_pages,
     a_password_is_reset_through_the_api,
+    the_portal_sends_the_verification_link_again,
 );
 e2e!(spawn = strict_mail; an_unverified_user_cannot_sign_in_until_verified);
-e2e!(spawn = limited_mail; mail_is_limited_per_recipient_and_per_source);
+e2e!(spawn = limited_mail;
+    mail_is_limited_per_recipient_and_per_source,
+    the_portals_resend_keeps_to_the_email_limits,
+);
 e2e!(spawn = mail_server_down; a_mail_server_that_is_down_fails_no_request);
-e2e!(without_smtp_email_features_say_they_are_off);
+e2e!(
+    without_smtp_email_features_say_they_are_off,
+    without_smtp_the_portal_says_email_is_off,
+);
 
 async fn me(app: &TestApp, key: &str) -> serde_json::Value {
     let response = app
@@ -641,4 +648,110 @@ async fn without_smtp_email_features_say_they_are_off(app: TestApp) {
             .contains("Email is not set up")
     );
     assert_eq!(me(&app, &key).await["email_verified"], false);
+}
+
+const RESEND: &str = "Resend verification email";
+
+/// Posts the portal's "Resend verification email" form; answers the `303` and the portal
+/// it leads to.
+async fn resend_from_portal(app: &TestApp, browser: &mut Browser, csrf: &str) -> String {
+    let sent = browser
+        .post(app, "/portal/email-verification", &[("csrf_token", csrf)])
+        .await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_of(&sent), "/portal");
+    let page = browser.get(app, &app.url("/portal")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    page.text().await.unwrap()
+}
+
+async fn the_portal_sends_the_verification_link_again(fixture: MailApp) {
+    let MailApp { app, sink } = fixture;
+    app.register("rosa@example.com").await;
+    sink.wait_for("rosa@example.com", 1).await;
+    let mut browser = Browser::new();
+    let portal = sign_in_to_portal(&app, &mut browser, "rosa@example.com").await;
+    assert!(portal.contains(RESEND), "{portal}");
+    let csrf = hidden_field(&portal, "csrf_token");
+
+    // A form from elsewhere sends nothing.
+    let forged = browser
+        .post(
+            &app,
+            "/portal/email-verification",
+            &[("csrf_token", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let page = resend_from_portal(&app, &mut browser, &csrf).await;
+    assert!(
+        page.contains("A new verification link is on its way to rosa@example.com"),
+        "{page}"
+    );
+    let resent = sink.wait_for("rosa@example.com", 2).await.remove(1);
+    assert_eq!(
+        resent.header("Subject").as_deref(),
+        Some("Verify your email address")
+    );
+    // Shown once: a refresh repeats neither the message nor the mail.
+    let again = browser
+        .get(&app, &app.url("/portal"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!again.contains("on its way"), "{again}");
+    let verified = app
+        .http
+        .get(resent.link("/verify-email").expect("link"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), StatusCode::OK);
+    // Verified: the portal no longer offers it, and a late form says so.
+    let portal = browser
+        .get(&app, &app.url("/portal"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!portal.contains(RESEND), "{portal}");
+    let late = resend_from_portal(&app, &mut browser, &csrf).await;
+    assert!(late.contains("already verified"), "{late}");
+    assert_eq!(sink.messages_to("rosa@example.com").len(), 2);
+}
+
+async fn the_portals_resend_keeps_to_the_email_limits(fixture: MailApp) {
+    let MailApp { app, sink } = fixture;
+    // Two messages per recipient per hour: registration's and one resent link; the third
+    // request is answered the same and sends nothing.
+    app.register("lou@example.com").await;
+    let mut browser = Browser::new();
+    let portal = sign_in_to_portal(&app, &mut browser, "lou@example.com").await;
+    let csrf = hidden_field(&portal, "csrf_token");
+    for _ in 0..2 {
+        let page = resend_from_portal(&app, &mut browser, &csrf).await;
+        assert!(page.contains("on its way"), "{page}");
+    }
+    // Another recipient's message, sent after them, has arrived: so would theirs have.
+    app.register("max@example.com").await;
+    sink.wait_for("max@example.com", 1).await;
+    assert_eq!(sink.wait_for("lou@example.com", 2).await.len(), 2);
+    assert_eq!(sink.messages_to("lou@example.com").len(), 2);
+}
+
+async fn without_smtp_the_portal_says_email_is_off(app: TestApp) {
+    app.register("nell@example.com").await;
+    let mut browser = Browser::new();
+    let portal = sign_in_to_portal(&app, &mut browser, "nell@example.com").await;
+    assert!(!portal.contains(RESEND), "{portal}");
+    assert!(
+        portal.contains("Email is not set up on this server"),
+        "{portal}"
+    );
+    // A form posted anyway is answered with the reason, not an error page.
+    let page = resend_from_portal(&app, &mut browser, &hidden_field(&portal, "csrf_token")).await;
+    assert!(page.contains("class=\"error\""), "{page}");
+    assert!(page.contains("Email is not set up"), "{page}");
 }

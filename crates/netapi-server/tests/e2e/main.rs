@@ -11,6 +11,7 @@ mod admin_console;
 mod api;
 mod authorize;
 mod email;
+mod flash;
 mod forward_auth;
 mod helpers;
 mod keys_at_rest;

@@ -2,6 +2,7 @@
 //! reads the enrolment secret from the security page and computes codes with its own HOTP.
 
 use crate::e2e;
+use crate::email::MailApp;
 use crate::helpers::{
     Browser, PASSWORD, TestApp, authorize_and_exchange, hidden_field, location_of,
 };
@@ -738,6 +739,138 @@ async fn sessions_are_listed_and_ended(app: TestApp) {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 }
 
+async fn with_mail(backend: crate::helpers::Backend) -> Option<MailApp> {
+    crate::email::mail(backend).await
+}
+
+/// The subject and body of the `n`-th message (from 1) to `address`, once it has arrived.
+async fn nth_message(sink: &crate::helpers::SmtpSink, address: &str, n: usize) -> (String, String) {
+    let message = sink.wait_for(address, n).await.remove(n - 1);
+    let subject = message.header("Subject").expect("Subject");
+    (subject, message.data)
+}
+
+async fn enabling_mfa_ends_other_sign_ins_and_every_change_is_mailed(fixture: MailApp) {
+    let MailApp { app, sink } = fixture;
+    let key = app.member_key("mia@example.com").await;
+    nth_message(&sink, "mia@example.com", 1).await;
+    let client = app
+        .create_client(
+            &key,
+            json!({
+                "client_name": "Reader",
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid",
+            }),
+        )
+        .await;
+    // Another browser signed in (and holding a refresh token) before the second factor.
+    let mut phone = Browser::new();
+    let tokens = authorize_and_exchange(
+        &app,
+        &mut phone,
+        &client,
+        REDIRECT,
+        "openid",
+        "mia@example.com",
+    )
+    .await;
+    let refresh = |token: String| {
+        let app = &app;
+        let client = &client;
+        async move {
+            app.http
+                .post(app.url("/oauth/token"))
+                .basic_auth(
+                    client["client_id"].as_str().unwrap(),
+                    client["client_secret"].as_str(),
+                )
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let rotated: Value = refresh(first_refresh).await.json().await.unwrap();
+    let refresh_token = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        phone.get(&app, &app.url("/portal")).await.status(),
+        StatusCode::OK
+    );
+
+    let mut laptop = Browser::new();
+    sign_in(&app, &mut laptop, "mia@example.com").await;
+    let (_, codes) = enrol(&app, &mut laptop).await;
+    // The phone is signed out and its refresh token refused; this browser stays.
+    assert_eq!(
+        phone.get(&app, &app.url("/portal")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let refused = refresh(refresh_token).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+    let page = laptop
+        .get(&app, &app.url("/portal/security"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("<tr class=\"session\">").count(), 1, "{page}");
+
+    // The address is told, without the secret or a code.
+    let (subject, body) = nth_message(&sink, "mia@example.com", 2).await;
+    assert_eq!(subject, "Two-step sign-in was turned on");
+    assert!(!body.contains("otpauth:"), "{body}");
+    assert!(
+        codes.iter().all(|code| !body.contains(code.as_str())),
+        "{body}"
+    );
+
+    let csrf = hidden_field(&page, "csrf_token");
+    let fresh = laptop
+        .post(
+            &app,
+            "/portal/security/recovery-codes",
+            &[("csrf_token", &csrf), ("code", PASSWORD)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let new_codes = recovery_codes(&fresh);
+    assert_eq!(new_codes.len(), 10);
+    let (subject, body) = nth_message(&sink, "mia@example.com", 3).await;
+    assert_eq!(subject, "Your recovery codes were replaced");
+    assert!(
+        new_codes.iter().all(|code| !body.contains(code.as_str())),
+        "{body}"
+    );
+
+    let off = laptop
+        .post(
+            &app,
+            "/portal/security/totp/disable",
+            &[("csrf_token", &csrf), ("code", PASSWORD)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(off.contains("id=\"mfa-status\">Off"), "{off}");
+    let (subject, body) = nth_message(&sink, "mia@example.com", 4).await;
+    assert_eq!(subject, "Two-step sign-in was turned off");
+    assert!(body.contains("turned off for your account at"), "{body}");
+}
+
+e2e!(spawn = with_mail; enabling_mfa_ends_other_sign_ins_and_every_change_is_mailed);
 e2e!(
     totp_sign_in_with_codes_and_recovery,
     pending_sign_in_is_bound_and_expires,

@@ -2,7 +2,9 @@
 //! through forms (CSRF checked, errors as messages); members get neither page nor actions.
 
 use crate::e2e;
-use crate::helpers::{Browser, TestApp, hidden_field, json_with, shown_secret, sign_in_to_portal};
+use crate::helpers::{
+    Browser, TestApp, hidden_field, json_with, location_of, shown_secret, sign_in_to_portal,
+};
 use crate::resources::{ORDERS, define, forward, orders_api};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -28,7 +30,8 @@ async fn admin_on_the_page(app: &TestApp, browser: &mut Browser, email: &str) ->
     (key, csrf)
 }
 
-/// Posts the new-resource form for `identifier`; returns the status and the page.
+/// Posts the new-resource form for `identifier`; returns the status and the page (the one
+/// the form redirects to, when it does).
 async fn define_in_portal(
     app: &TestApp,
     browser: &mut Browser,
@@ -53,7 +56,16 @@ async fn define_in_portal(
             ],
         )
         .await;
-    (answer.status(), answer.text().await.unwrap())
+    if answer.status() != StatusCode::SEE_OTHER {
+        return (answer.status(), answer.text().await.unwrap());
+    }
+    // Redirect-after-POST: the outcome is shown by the page it redirects to, once.
+    assert_eq!(location_of(&answer), "/portal/resources");
+    let page = browser.get(app, &app.url("/portal/resources")).await;
+    let shown = (page.status(), page.text().await.unwrap());
+    let again = page_text(app, browser, "/portal/resources").await;
+    assert!(!again.contains("class=\"notice\"") && !again.contains("class=\"error\""));
+    shown
 }
 
 /// Posts the grant form; returns the page (always a 200).
@@ -65,7 +77,7 @@ async fn grant_in_portal(
     scopes: &str,
 ) -> String {
     let answer = browser
-        .post(
+        .submit(
             app,
             "/portal/grants",
             &[
@@ -148,7 +160,7 @@ async fn a_bad_resource_form_shows_an_error_and_creates_nothing(app: TestApp) {
         assert!(html.contains(why), "{identifier}: {html}");
     }
     let bad_ttl = browser
-        .post(
+        .submit(
             &app,
             "/portal/resources",
             &[
@@ -178,7 +190,7 @@ async fn members_get_no_resources_page_nor_its_actions(app: TestApp) {
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
     assert!(!page.text().await.unwrap().contains(ORDERS));
     let created = browser
-        .post(
+        .submit(
             &app,
             "/portal/resources",
             &[
@@ -190,7 +202,7 @@ async fn members_get_no_resources_page_nor_its_actions(app: TestApp) {
         .await;
     assert_eq!(created.status(), StatusCode::NOT_FOUND);
     let deleted = browser
-        .post(
+        .submit(
             &app,
             &format!(
                 "/portal/resources/{}/delete",
@@ -201,7 +213,7 @@ async fn members_get_no_resources_page_nor_its_actions(app: TestApp) {
         .await;
     assert_eq!(deleted.status(), StatusCode::NOT_FOUND);
     let edited = browser
-        .post(
+        .submit(
             &app,
             &format!("/portal/resources/{}/edit", orders["id"].as_str().unwrap()),
             &[
@@ -224,7 +236,7 @@ async fn members_get_no_resources_page_nor_its_actions(app: TestApp) {
         .await;
     assert_eq!(looked_up.status(), StatusCode::NOT_FOUND);
     let granted = browser
-        .post(
+        .submit(
             &app,
             "/portal/grants",
             &[
@@ -268,7 +280,7 @@ async fn a_forged_csrf_token_is_refused_on_the_resources_page(app: TestApp) {
     assert_eq!(resources_of(&app, &admin).await, json!([]));
     let orders = define(&app, &admin, orders_api(ORDERS)).await;
     let deleted = browser
-        .post(
+        .submit(
             &app,
             &format!(
                 "/portal/resources/{}/delete",
@@ -279,7 +291,7 @@ async fn a_forged_csrf_token_is_refused_on_the_resources_page(app: TestApp) {
         .await;
     assert_eq!(deleted.status(), StatusCode::FORBIDDEN);
     let granted = browser
-        .post(
+        .submit(
             &app,
             "/portal/grants",
             &[
@@ -324,7 +336,7 @@ async fn deleting_through_the_portal_stops_a_key_for_the_resource(app: TestApp) 
 
     // Without the confirmation word nothing happens.
     let unconfirmed = browser
-        .post(
+        .submit(
             &app,
             &path,
             &[("csrf_token", csrf.as_str()), ("confirm", "")],
@@ -344,7 +356,7 @@ async fn deleting_through_the_portal_stops_a_key_for_the_resource(app: TestApp) 
     );
 
     let deleted = browser
-        .post(
+        .submit(
             &app,
             &path,
             &[("csrf_token", csrf.as_str()), ("confirm", "delete")],
@@ -361,7 +373,7 @@ async fn deleting_through_the_portal_stops_a_key_for_the_resource(app: TestApp) 
     assert_eq!(resources_of(&app, &admin).await, json!([]));
     // Again: no longer there, said as a message.
     let again = browser
-        .post(
+        .submit(
             &app,
             &path,
             &[("csrf_token", csrf.as_str()), ("confirm", "delete")],

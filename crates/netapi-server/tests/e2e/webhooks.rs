@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::e2e;
 use crate::helpers::{
-    Browser, TestApp, expect_error, hidden_field, shown_secret, sign_in_to_portal,
+    Browser, TestApp, expect_error, hidden_field, location_of, shown_secret, sign_in_to_portal,
 };
 
 /// Longest a test waits for a delivery before it fails (a hang guard, not a measurement).
@@ -536,7 +536,7 @@ async fn an_admin_manages_webhooks_in_the_portal(app: TestApp) {
 
     // A bad URL is a message, and nothing is registered.
     let refused = browser
-        .post(
+        .submit(
             &app,
             "/portal/webhooks",
             &[
@@ -560,8 +560,12 @@ async fn an_admin_manages_webhooks_in_the_portal(app: TestApp) {
             ],
         )
         .await;
-    assert_eq!(created.status(), StatusCode::OK);
-    let secret = shown_secret(&created.text().await.unwrap());
+    // Redirect-after-POST: the secret is shown once, by the page the form redirects to.
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_of(&created), "/portal/webhooks");
+    let shown = browser.get(&app, &app.url("/portal/webhooks")).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    let secret = shown_secret(&shown.text().await.unwrap());
     assert!(secret.starts_with("whsec_"), "{secret}");
 
     app.register("ada@example.com").await;
@@ -591,7 +595,7 @@ async fn an_admin_manages_webhooks_in_the_portal(app: TestApp) {
         .unwrap()
         .to_owned();
     let again = browser
-        .post(
+        .submit(
             &app,
             &format!("/portal/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"),
             &[("csrf_token", &csrf)],
@@ -602,7 +606,7 @@ async fn an_admin_manages_webhooks_in_the_portal(app: TestApp) {
     assert_eq!(next(&mut rx).await.json()["id"], first.json()["id"]);
 
     let deleted = browser
-        .post(
+        .submit(
             &app,
             &format!("/portal/webhooks/{webhook_id}/delete"),
             &[("csrf_token", &csrf)],

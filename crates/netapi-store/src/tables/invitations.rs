@@ -70,9 +70,13 @@ impl TryFrom<InvitationRow> for Invitation {
     }
 }
 
-/// Counts the outstanding invitations and stores the new one in one write transaction (on
-/// SQLite the transactions are serial; on PostgreSQL two at once may both pass the count,
-/// which exceeds the bound by the few concurrent requests at most).
+/// The lock topic that makes invitation creations take turns (see
+/// [`Backend::begin_exclusive`]); distinct from the migration lock.
+const INVITATION_CAP_LOCK: i64 = 0x6e65_7461_7069_0001;
+
+/// Counts the outstanding invitations and stores the new one in one transaction that
+/// excludes every other creation, so the bound holds exactly however many arrive at once
+/// (on every instance).
 pub(crate) async fn insert(
     db: &impl Backend,
     invitation: &Invitation,
@@ -80,7 +84,7 @@ pub(crate) async fn insert(
     now: Timestamp,
 ) -> StoreResult<bool> {
     retry_contention(|| async move {
-        let mut tx = db.begin_write().await?;
+        let mut tx = db.begin_exclusive(INVITATION_CAP_LOCK).await?;
         let (outstanding,): (i64,) = tx.fetch_one(COUNT_OUTSTANDING, &[now.into()]).await?;
         if outstanding >= i64::from(max_outstanding) {
             tx.rollback().await.map_err(map_err)?;
