@@ -22,6 +22,7 @@ use netapi_core::{Error, NetApi, Role, Timestamp};
 use serde::Deserialize;
 
 use super::error::{PageError, error_page};
+use super::flash;
 use super::page::{Chrome, human_time, render};
 use super::portal::{Flash, flash_for};
 use super::session::current_session;
@@ -96,10 +97,7 @@ async fn actor(api: &NetApi, headers: &HeaderMap, csrf_token: &str) -> Result<Ad
 /// (303); failures of the service itself are error pages.
 fn done(state: &AppState, admin: &Admin, to: &str, outcome: Result<Flash, Error>) -> Response {
     match flash_for(outcome) {
-        Ok(flash) => {
-            state.flashes.put(&admin.session, ADMIN, flash);
-            Redirect::to(to).into_response()
-        }
+        Ok(flash) => flash::redirect_with(&state.api, &admin.session, ADMIN, to, flash),
         Err(page) => page.into_response(),
     }
 }
@@ -188,7 +186,7 @@ pub async fn users(
         Ok(me) => me,
         Err(response) => return response,
     };
-    let mut flash = state.flashes.take(&me.session, ADMIN);
+    let (mut flash, clear) = flash::take(&state.api, &headers, &me.session, ADMIN);
     let query = search.q.unwrap_or_default().trim().to_owned();
     let found = async {
         let page = page_request("usr", search.page.as_deref())?;
@@ -220,7 +218,7 @@ pub async fn users(
             name: u.name,
         })
         .collect();
-    render(
+    let page = render(
         StatusCode::OK,
         &UsersPage {
             chrome: Chrome::signed_in("Admin: users", &me.user, &me.session, false),
@@ -229,7 +227,8 @@ pub async fn users(
             users,
             next,
         },
-    )
+    );
+    flash::finish(&state.api, clear, page)
 }
 
 struct KeyRow {
@@ -318,7 +317,7 @@ pub async fn user(
         Err(Error::NotFound(what)) => return not_found(what),
         Err(err) => return PageError::Core(err).into_response(),
     };
-    let flash = state.flashes.take(&me.session, ADMIN);
+    let (flash, clear) = flash::take(&state.api, &headers, &me.session, ADMIN);
     let keys = keys
         .into_iter()
         .map(|key| KeyRow {
@@ -352,7 +351,7 @@ pub async fn user(
             name: client.name,
         })
         .collect();
-    render(
+    let page = render(
         StatusCode::OK,
         &UserPage {
             chrome: Chrome::signed_in("Admin: user", &me.user, &me.session, false),
@@ -371,7 +370,8 @@ pub async fn user(
             keys,
             clients,
         },
-    )
+    );
+    flash::finish(&state.api, clear, page)
 }
 
 fn not_found(what: &str) -> Response {
@@ -964,7 +964,7 @@ pub async fn invitations(
         Ok(me) => me,
         Err(response) => return response,
     };
-    let mut flash = state.flashes.take(&me.session, ADMIN);
+    let (mut flash, clear) = flash::take(&state.api, &headers, &me.session, ADMIN);
     let listed = async {
         let page = page_request("inv", query.page.as_deref())?;
         state.api.list_invitations(&me.principal, page).await
@@ -997,7 +997,7 @@ pub async fn invitations(
             id: i.id,
         })
         .collect();
-    render(
+    let page = render(
         StatusCode::OK,
         &InvitationsPage {
             chrome: Chrome::signed_in("Admin: invitations", &me.user, &me.session, false),
@@ -1006,7 +1006,8 @@ pub async fn invitations(
             invitations,
             next,
         },
-    )
+    );
+    flash::finish(&state.api, clear, page)
 }
 
 /// The new-invitation form.
@@ -1264,7 +1265,7 @@ pub async fn audit(
         Ok(me) => me,
         Err(response) => return response,
     };
-    let mut flash = state.flashes.take(&me.session, ADMIN);
+    let (mut flash, clear) = flash::take(&state.api, &headers, &me.session, ADMIN);
     let found = async {
         let page = page_request("evt", Some(query.page.as_str()))?;
         match audit_filter(&state.api, &me.principal, &query).await? {
@@ -1313,7 +1314,7 @@ pub async fn audit(
             detail: e.detail,
         })
         .collect();
-    render(
+    let page = render(
         StatusCode::OK,
         &AuditPage {
             chrome: Chrome::signed_in("Admin: audit log", &me.user, &me.session, false),
@@ -1322,7 +1323,8 @@ pub async fn audit(
             events,
             next,
         },
-    )
+    );
+    flash::finish(&state.api, clear, page)
 }
 
 /// The console's answer to a form it accepted.

@@ -110,9 +110,35 @@ fn opened(api: &NetApi, session: &Session, value: &str) -> Option<Sealed> {
     serde_json::from_slice(&plain).ok()
 }
 
+/// The message waiting for `page` in this browser, if any, and whether the answer must clear
+/// the cookie (pass it to [`finish`]). A message for another page stays for that page; one that
+/// cannot be opened (made for another session, altered) or has expired is cleared unseen.
+pub(super) fn take(
+    api: &NetApi,
+    headers: &HeaderMap,
+    session: &Session,
+    page: &str,
+) -> (Option<Flash>, bool) {
+    let Some(value) = cookie(headers, FLASH_COOKIE) else {
+        return (None, false);
+    };
+    match opened(api, session, &value) {
+        Some(sealed) if sealed.page != page => (None, false),
+        Some(sealed) if sealed.expires_at > api.now() => (Some(sealed.flash), true),
+        _ => (None, true),
+    }
+}
+
+/// `response`, clearing the flash cookie when [`take`] said so.
+pub(super) fn finish(api: &NetApi, clear: bool, mut response: Response) -> Response {
+    if clear {
+        set_cookie(&mut response, api, FLASH_COOKIE, "", 0);
+    }
+    response
+}
+
 /// Renders `page` with the message waiting for it in this browser, if any, and clears the
-/// cookie once it is shown. A message for another page stays for that page; one that cannot
-/// be opened (made for another session, altered) or has expired is cleared unseen.
+/// cookie once it is shown (see [`take`]).
 pub(super) async fn showing<F, Fut>(
     api: &NetApi,
     headers: &HeaderMap,
@@ -124,17 +150,6 @@ where
     F: FnOnce(Option<Flash>) -> Fut,
     Fut: Future<Output = Response>,
 {
-    let Some(value) = cookie(headers, FLASH_COOKIE) else {
-        return render(None).await;
-    };
-    let (flash, clear) = match opened(api, session, &value) {
-        Some(sealed) if sealed.page != page => (None, false),
-        Some(sealed) if sealed.expires_at > api.now() => (Some(sealed.flash), true),
-        _ => (None, true),
-    };
-    let mut response = render(flash).await;
-    if clear {
-        set_cookie(&mut response, api, FLASH_COOKIE, "", 0);
-    }
-    response
+    let (flash, clear) = take(api, headers, session, page);
+    finish(api, clear, render(flash).await)
 }
