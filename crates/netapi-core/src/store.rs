@@ -508,9 +508,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
     /// Every signing key not yet retired at `now`.
     async fn list_signing_keys(&self, now: Timestamp) -> StoreResult<Vec<SigningKey>>;
-    /// Sets the retirement time of every key without one that begins signing before `keep`
-    /// does (the keys of earlier rotations; those of other algorithms made with `keep` in the
-    /// same rotation begin with it and stay).
+    /// Sets the retirement time of every key without one that comes before `keep` in signing
+    /// order (`active_from`, then `kid`): the keys of earlier rotations. Those of other
+    /// algorithms made after `keep` in the same rotation begin with it and stay.
     async fn retire_signing_keys(&self, keep: &str, retire_at: Timestamp) -> StoreResult<()>;
     /// Replaces a key's stored material with `new` if it still is `old`; false otherwise.
     async fn reseal_signing_key(&self, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;

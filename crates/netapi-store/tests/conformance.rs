@@ -2936,6 +2936,22 @@ async fn signing_keys(store: Arc<dyn Store>) {
         store.list_signing_keys(NOW).await.expect("list"),
         vec![k1_retiring, k2, k2_rsa]
     );
+
+    // A key that begins in the same second as the one kept, with an earlier kid, comes
+    // before it in signing order and retires too.
+    let k3 = signing_key("kid-3", NOW + 900, None);
+    let k4 = signing_key("kid-4", NOW + 900, None);
+    for k in [&k4, &k3] {
+        store.insert_signing_key(k).await.expect("insert");
+    }
+    store
+        .retire_signing_keys("kid-4", NOW + 950)
+        .await
+        .expect("retire in the same second");
+    assert_eq!(
+        store.list_signing_keys(NOW + 950).await.expect("list"),
+        vec![k4]
+    );
 }
 
 // ------------------------------------------------------------------------------------------

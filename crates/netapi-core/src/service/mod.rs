@@ -610,7 +610,8 @@ impl NetApi {
         let longest_token = self.settings.access_token_ttl.max(self.id_token_ttl());
         // Other instances start signing with the new keys at their next reload (at most a
         // minute late), so the old keys stay published that much longer. The new keys all
-        // begin at `active_from`, so retiring what begins before one of them spares the rest.
+        // begin at `active_from`, the first with the lowest kid, so retiring what comes
+        // before it spares the rest.
         if let Some(first) = keys.first() {
             self.store
                 .retire_signing_keys(&first.kid, active_from + longest_token + KEY_RELOAD_MARGIN)

@@ -126,7 +126,7 @@ e2e!(
 async fn a_new_clients_id_token_is_rs256_and_verifies_against_the_jwks(app: TestApp) {
     let (client, email) = web_client(&app, json!({})).await;
     assert_eq!(client["id_token_signed_response_alg"], "RS256");
-    let tokens = sign_in_tokens(&app, &client, &email, "openid email").await;
+    let tokens = sign_in_tokens(&app, &client, &email, "openid email users:read").await;
     let keys = jwks(&app).await;
     let id_token = tokens["id_token"].as_str().expect("an ID token");
     verify_rs256(id_token, &keys);
