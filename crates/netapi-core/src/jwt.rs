@@ -1,8 +1,12 @@
-//! JSON Web Tokens, signed and verified by hand with Ed25519.
+//! JSON Web Tokens, signed and verified by hand with Ed25519, P-256 or RSA-2048.
 //!
 //! The algorithm is a property of the key, never read from the token: a token whose header
 //! names anything else (`none`, `HS256`, ...) is refused before any cryptography runs.
+//! RSA goes through aws-lc-rs, which can also generate RSA keys (ring cannot).
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair as RsaKey, KeySize, PublicKeyComponents as RsaPublic};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::{Signature, SigningKey as Ed25519Key, VerifyingKey};
@@ -36,10 +40,11 @@ pub enum JwtError {
     Signature,
 }
 
-/// A private key of either algorithm.
+/// A private key of any of the algorithms.
 enum Signer {
     EdDsa(Ed25519Key),
     Es256(Es256Key),
+    Rs256(RsaKey),
 }
 
 impl Signer {
@@ -49,24 +54,30 @@ impl Signer {
             SigningAlgorithm::Es256 => Es256Key::from_slice(&stored.private_key)
                 .ok()
                 .map(Self::Es256),
+            SigningAlgorithm::Rs256 => RsaKey::from_pkcs8(&stored.private_key)
+                .ok()
+                .map(Self::Rs256),
         }
     }
 
-    fn alg(&self) -> SigningAlgorithm {
+    /// `None` only if RSA signing fails, which a key that parsed does not.
+    fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
         match self {
-            Self::EdDsa(_) => SigningAlgorithm::EdDsa,
-            Self::Es256(_) => SigningAlgorithm::Es256,
-        }
-    }
-
-    fn sign(&self, message: &[u8]) -> Vec<u8> {
-        match self {
-            Self::EdDsa(key) => ed25519_dalek::Signer::sign(key, message)
-                .to_bytes()
-                .to_vec(),
+            Self::EdDsa(key) => Some(
+                ed25519_dalek::Signer::sign(key, message)
+                    .to_bytes()
+                    .to_vec(),
+            ),
             Self::Es256(key) => {
                 let signature: Es256Signature = p256::ecdsa::signature::Signer::sign(key, message);
-                signature.to_bytes().to_vec()
+                Some(signature.to_bytes().to_vec())
+            }
+            Self::Rs256(key) => {
+                let mut signature = vec![0; key.public_modulus_len()];
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                key.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .ok()?;
+                Some(signature)
             }
         }
     }
@@ -75,14 +86,16 @@ impl Signer {
         match self {
             Self::EdDsa(key) => Verifier::EdDsa(key.verifying_key()),
             Self::Es256(key) => Verifier::Es256(*key.verifying_key()),
+            Self::Rs256(key) => Verifier::Rs256(RsaPublic::from(key.public_key())),
         }
     }
 }
 
-/// A public key of either algorithm.
+/// A public key of any of the algorithms.
 enum Verifier {
     EdDsa(VerifyingKey),
     Es256(Es256Verifying),
+    Rs256(RsaPublic<Vec<u8>>),
 }
 
 impl Verifier {
@@ -90,6 +103,7 @@ impl Verifier {
         match self {
             Self::EdDsa(_) => SigningAlgorithm::EdDsa,
             Self::Es256(_) => SigningAlgorithm::Es256,
+            Self::Rs256(_) => SigningAlgorithm::Rs256,
         }
     }
 
@@ -102,6 +116,9 @@ impl Verifier {
             Self::Es256(key) => Es256Signature::from_slice(signature).is_ok_and(|sig| {
                 p256::ecdsa::signature::Verifier::verify(key, message, &sig).is_ok()
             }),
+            Self::Rs256(key) => key
+                .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
+                .is_ok(),
         }
     }
 
@@ -127,33 +144,57 @@ impl Verifier {
                     "y": point.y().map(|y| B64.encode(y)),
                 })
             }
+            Self::Rs256(key) => json!({
+                "kty": "RSA",
+                "alg": "RS256",
+                "use": "sig",
+                "kid": kid,
+                "n": B64.encode(&key.n),
+                "e": B64.encode(&key.e),
+            }),
         }
     }
 }
 
-/// The published keys and the one that signs now. Rebuilt whenever the keys change.
+/// The published keys and, per algorithm, the one that signs now. Rebuilt whenever the keys
+/// change.
 pub struct KeyRing {
-    signer: Option<(String, Signer)>,
+    /// Signs when no algorithm is asked for (access tokens).
+    default_alg: SigningAlgorithm,
+    signers: HashMap<SigningAlgorithm, (String, Signer)>,
     verifiers: HashMap<String, Verifier>,
     jwks: Value,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let signing: Vec<&String> = self.signers.values().map(|(kid, _)| kid).collect();
         f.debug_struct("KeyRing")
-            .field("signing_kid", &self.signer.as_ref().map(|(kid, _)| kid))
+            .field("default_alg", &self.default_alg)
+            .field("signing_kids", &signing)
             .field("published", &self.verifiers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
-/// Makes new private key bytes for `alg`.
-pub fn generate_key(alg: SigningAlgorithm) -> Vec<u8> {
+/// Makes new private key bytes for `alg` (RSA: PKCS#8 DER). An RSA-2048 key takes tens to
+/// hundreds of milliseconds: call this when rotating, never on a request path. `None` only
+/// if the RSA generator fails.
+pub fn generate_key(alg: SigningAlgorithm) -> Option<Vec<u8>> {
     match alg {
-        SigningAlgorithm::EdDsa => Ed25519Key::generate(&mut rand::rngs::OsRng)
-            .to_bytes()
-            .to_vec(),
-        SigningAlgorithm::Es256 => Es256Key::random(&mut rand::rngs::OsRng).to_bytes().to_vec(),
+        SigningAlgorithm::EdDsa => Some(
+            Ed25519Key::generate(&mut rand::rngs::OsRng)
+                .to_bytes()
+                .to_vec(),
+        ),
+        SigningAlgorithm::Es256 => {
+            Some(Es256Key::random(&mut rand::rngs::OsRng).to_bytes().to_vec())
+        }
+        SigningAlgorithm::Rs256 => {
+            let key = RsaKey::generate(KeySize::Rsa2048).ok()?;
+            let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).ok()?;
+            Some(der.as_ref().to_vec())
+        }
     }
 }
 
@@ -163,12 +204,13 @@ fn ed25519_from(bytes: &[u8]) -> Option<Ed25519Key> {
 }
 
 impl KeyRing {
-    /// Builds the ring from stored keys: every key is published; the newest key whose
-    /// `active_from` has come signs.
-    pub fn new(keys: &[SigningKey], now: i64) -> Self {
+    /// Builds the ring from stored keys: every key is published; for each algorithm, the
+    /// newest key whose `active_from` has come signs. `default_alg` signs when the caller
+    /// names no algorithm.
+    pub fn new(keys: &[SigningKey], default_alg: SigningAlgorithm, now: i64) -> Self {
         let mut verifiers = HashMap::new();
         let mut jwks_keys = Vec::new();
-        let mut signer: Option<(&SigningKey, Signer)> = None;
+        let mut signers: HashMap<SigningAlgorithm, (&SigningKey, Signer)> = HashMap::new();
         for stored in keys {
             let Some(private) = Signer::from_stored(stored) else {
                 tracing::error!(kid = %stored.kid, "signing key is unreadable; skipped");
@@ -179,15 +221,19 @@ impl KeyRing {
             verifiers.insert(stored.kid.clone(), public);
             // Ties on `active_from` (a key rotated within the second the previous one began
             // signing) go to the later key: kids sort by creation time.
-            let newer = signer.as_ref().is_none_or(|(current, _)| {
+            let newer = signers.get(&stored.alg).is_none_or(|(current, _)| {
                 (stored.active_from, &stored.kid) > (current.active_from, &current.kid)
             });
             if stored.active_from <= now && newer {
-                signer = Some((stored, private));
+                signers.insert(stored.alg, (stored, private));
             }
         }
         Self {
-            signer: signer.map(|(stored, key)| (stored.kid.clone(), key)),
+            default_alg,
+            signers: signers
+                .into_iter()
+                .map(|(alg, (stored, key))| (alg, (stored.kid.clone(), key)))
+                .collect(),
             verifiers,
             jwks: json!({ "keys": jwks_keys }),
         }
@@ -198,29 +244,50 @@ impl KeyRing {
         &self.jwks
     }
 
-    /// Whether a key can sign now.
+    /// Whether a key of the default algorithm can sign now.
     pub fn can_sign(&self) -> bool {
-        self.signer.is_some()
+        self.signers.contains_key(&self.default_alg)
     }
 
-    /// The `kid` that signs now.
+    /// The `kid` that signs now with the default algorithm.
     pub fn signing_kid(&self) -> Option<&str> {
-        self.signer.as_ref().map(|(kid, _)| kid.as_str())
+        self.signing_kid_for(self.default_alg)
     }
 
-    /// The algorithm of the key that signs now.
-    pub fn signing_alg(&self) -> Option<SigningAlgorithm> {
-        self.signer.as_ref().map(|(_, key)| key.alg())
+    /// The `kid` that signs now with `alg`.
+    pub fn signing_kid_for(&self, alg: SigningAlgorithm) -> Option<&str> {
+        self.signers.get(&alg).map(|(kid, _)| kid.as_str())
     }
 
-    /// Signs `claims` with header `typ`; `None` if no key may sign yet.
+    /// The algorithm that signs when none is named.
+    pub fn default_alg(&self) -> SigningAlgorithm {
+        self.default_alg
+    }
+
+    /// Whether a key of `alg` can sign now.
+    pub fn can_sign_with(&self, alg: SigningAlgorithm) -> bool {
+        self.signers.contains_key(&alg)
+    }
+
+    /// Signs `claims` with header `typ` with the default algorithm; `None` if no key of it
+    /// may sign yet.
     pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> Option<String> {
-        let (kid, key) = self.signer.as_ref()?;
-        let header = json!({ "alg": key.alg().as_str(), "typ": typ, "kid": kid });
+        self.sign_with(self.default_alg, typ, claims)
+    }
+
+    /// Signs `claims` with header `typ` with a key of `alg`; `None` if none may sign yet.
+    pub fn sign_with<C: Serialize>(
+        &self,
+        alg: SigningAlgorithm,
+        typ: &str,
+        claims: &C,
+    ) -> Option<String> {
+        let (kid, key) = self.signers.get(&alg)?;
+        let header = json!({ "alg": alg.as_str(), "typ": typ, "kid": kid });
         let mut token = B64.encode(serde_json::to_vec(&header).ok()?);
         token.push('.');
         token.push_str(&B64.encode(serde_json::to_vec(claims).ok()?));
-        let signature = key.sign(token.as_bytes());
+        let signature = key.sign(token.as_bytes())?;
         token.push('.');
         token.push_str(&B64.encode(signature));
         Some(token)
@@ -276,13 +343,15 @@ impl KeyRing {
 }
 
 /// OpenID Connect's `at_hash`: the left half of a hash of `value`, base64url. The hash is
-/// the one the signing algorithm uses: SHA-256 for ES256, SHA-512 for EdDSA (Ed25519), as
-/// OpenID Connect Core §3.1.3.6 and its Ed25519 errata say.
+/// the one the signing algorithm uses: SHA-256 for ES256 and RS256, SHA-512 for EdDSA
+/// (Ed25519), as OpenID Connect Core §3.1.3.6 and its Ed25519 errata say.
 pub fn left_half_hash(alg: SigningAlgorithm, value: &str) -> String {
     use sha2::Digest;
     match alg {
         SigningAlgorithm::EdDsa => B64.encode(&sha2::Sha512::digest(value.as_bytes())[..32]),
-        SigningAlgorithm::Es256 => B64.encode(&sha2::Sha256::digest(value.as_bytes())[..16]),
+        SigningAlgorithm::Es256 | SigningAlgorithm::Rs256 => {
+            B64.encode(&sha2::Sha256::digest(value.as_bytes())[..16])
+        }
     }
 }
 
@@ -294,7 +363,7 @@ mod tests {
         SigningKey {
             kid: kid.to_owned(),
             alg: SigningAlgorithm::EdDsa,
-            private_key: generate_key(SigningAlgorithm::EdDsa),
+            private_key: generate_key(SigningAlgorithm::EdDsa).unwrap_or_default(),
             created_at: 0,
             active_from,
             retire_at: None,
@@ -305,10 +374,10 @@ mod tests {
     fn es256_signs_verifies_and_publishes_an_ec_key() {
         let stored = SigningKey {
             alg: SigningAlgorithm::Es256,
-            private_key: generate_key(SigningAlgorithm::Es256),
+            private_key: generate_key(SigningAlgorithm::Es256).unwrap_or_default(),
             ..key("ec", 0)
         };
-        let ring = KeyRing::new(&[stored, key("ed", -10)], 10);
+        let ring = KeyRing::new(&[stored, key("ed", -10)], SigningAlgorithm::Es256, 10);
         let token = ring
             .sign("at+jwt", &json!({"sub": "u"}))
             .unwrap_or_default();
@@ -348,6 +417,80 @@ mod tests {
         );
     }
 
+    /// One RSA key (they are slow to make) signing beside an EdDSA key that signs by default.
+    #[test]
+    fn rs256_signs_when_asked_verifies_and_publishes_an_rsa_key() {
+        let rsa = SigningKey {
+            alg: SigningAlgorithm::Rs256,
+            private_key: generate_key(SigningAlgorithm::Rs256).unwrap_or_default(),
+            ..key("rsa", 0)
+        };
+        let ring = KeyRing::new(&[rsa, key("ed", 0)], SigningAlgorithm::EdDsa, 10);
+        assert_eq!(ring.signing_kid(), Some("ed"));
+        assert_eq!(ring.signing_kid_for(SigningAlgorithm::Rs256), Some("rsa"));
+        assert!(!ring.can_sign_with(SigningAlgorithm::Es256));
+        assert_eq!(
+            ring.sign_with(SigningAlgorithm::Es256, "JWT", &json!({})),
+            None
+        );
+        let token = ring
+            .sign_with(SigningAlgorithm::Rs256, "JWT", &json!({"sub": "u"}))
+            .unwrap_or_default();
+        let header: Value = serde_json::from_slice(
+            &B64.decode(token.split('.').next().unwrap_or(""))
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            (header["alg"].as_str(), header["kid"].as_str()),
+            (Some("RS256"), Some("rsa"))
+        );
+        let claims: Value = ring.verify(&token, "JWT").unwrap_or_default();
+        assert_eq!(claims["sub"], "u");
+        let jwk = ring.jwks()["keys"]
+            .as_array()
+            .and_then(|k| k.iter().find(|k| k["kid"] == "rsa").cloned())
+            .unwrap_or_default();
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["alg"].as_str()),
+            (Some("RSA"), Some("RS256"))
+        );
+        assert_eq!(jwk["e"], "AQAB");
+        assert_eq!(
+            B64.decode(jwk["n"].as_str().unwrap_or(""))
+                .map(|n| n.len())
+                .ok(),
+            Some(256)
+        );
+        assert!(jwk.get("d").is_none());
+        // An RS256 token relabelled EdDSA, and a tampered one, are refused.
+        let parts: Vec<&str> = token.split('.').collect();
+        let relabelled = format!(
+            "{}.{}.{}",
+            B64.encode(br#"{"alg":"EdDSA","typ":"JWT","kid":"rsa"}"#),
+            parts[1],
+            parts[2]
+        );
+        assert_eq!(
+            ring.verify::<Value>(&relabelled, "JWT"),
+            Err(JwtError::Algorithm)
+        );
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64.encode(br#"{"sub":"x"}"#),
+            parts[2]
+        );
+        assert_eq!(
+            ring.verify::<Value>(&tampered, "JWT"),
+            Err(JwtError::Signature)
+        );
+        assert_eq!(
+            left_half_hash(SigningAlgorithm::Rs256, "t"),
+            left_half_hash(SigningAlgorithm::Es256, "t")
+        );
+    }
+
     #[test]
     fn at_hash_uses_the_hash_of_the_signing_algorithm() {
         use sha2::Digest;
@@ -366,7 +509,7 @@ mod tests {
 
     #[test]
     fn signs_and_verifies() {
-        let ring = KeyRing::new(&[key("a", 0)], 10);
+        let ring = KeyRing::new(&[key("a", 0)], SigningAlgorithm::EdDsa, 10);
         let token = ring
             .sign("at+jwt", &json!({"sub": "u"}))
             .unwrap_or_default();
@@ -380,22 +523,34 @@ mod tests {
 
     #[test]
     fn newest_active_key_signs_and_future_keys_are_published_first() {
-        let ring = KeyRing::new(&[key("old", 0), key("new", 5), key("next", 100)], 10);
+        let ring = KeyRing::new(
+            &[key("old", 0), key("new", 5), key("next", 100)],
+            SigningAlgorithm::EdDsa,
+            10,
+        );
         assert_eq!(ring.signing_kid(), Some("new"));
         assert_eq!(ring.jwks()["keys"].as_array().map(Vec::len), Some(3));
     }
 
     #[test]
     fn a_key_that_begins_signing_in_the_same_second_wins() {
-        let ring = KeyRing::new(&[key("sig_a", 10), key("sig_b", 10)], 10);
+        let ring = KeyRing::new(
+            &[key("sig_a", 10), key("sig_b", 10)],
+            SigningAlgorithm::EdDsa,
+            10,
+        );
         assert_eq!(ring.signing_kid(), Some("sig_b"));
-        let ring = KeyRing::new(&[key("sig_b", 10), key("sig_a", 10)], 10);
+        let ring = KeyRing::new(
+            &[key("sig_b", 10), key("sig_a", 10)],
+            SigningAlgorithm::EdDsa,
+            10,
+        );
         assert_eq!(ring.signing_kid(), Some("sig_b"));
     }
 
     #[test]
     fn tampering_and_alg_confusion_fail() {
-        let ring = KeyRing::new(&[key("a", 0)], 10);
+        let ring = KeyRing::new(&[key("a", 0)], SigningAlgorithm::EdDsa, 10);
         let token = ring
             .sign("at+jwt", &json!({"sub": "u"}))
             .unwrap_or_default();

@@ -260,6 +260,9 @@ pub struct OAuthClient {
     pub resources: Vec<String>,
     /// The scope names of those resources its tokens may carry.
     pub resource_scopes: Vec<String>,
+    /// `id_token_signed_response_alg`; `None` for clients registered before it existed, which
+    /// get the server's `signing_algorithm`, as they always did.
+    pub id_token_signed_response_alg: Option<SigningAlgorithm>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -277,6 +280,21 @@ impl OAuthClient {
         self.auth_method == ClientAuthMethod::None
     }
 
+    /// Whether `uri` is one of its redirect URIs: exactly, or, for a public client's
+    /// `http://127.0.0.1/...` and `http://[::1]/...`, on any port (RFC 8252 §7.3: a native
+    /// app listens on whatever port the system gives it). `localhost` stays exact, as every
+    /// other URI: RFC 8252 §8.3 recommends the IP literals.
+    pub fn accepts_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|registered| registered == uri)
+            || (self.is_public()
+                && self
+                    .redirect_uris
+                    .iter()
+                    .any(|registered| same_loopback_but_port(registered, uri)))
+    }
+
     /// Its `scope`: Net API's own scope names, then those of its resources.
     pub fn scopes_string(&self) -> String {
         let mut names: Vec<&str> = self.scopes.names();
@@ -286,6 +304,24 @@ impl OAuthClient {
             }
         }
         names.join(" ")
+    }
+}
+
+/// Whether `registered` is an `http` loopback IP literal URI and `presented` is the same URI
+/// but for the port. `presented` must be in normal form, so that what the browser is sent to
+/// is exactly what was compared.
+fn same_loopback_but_port(registered: &str, presented: &str) -> bool {
+    let without_port = |uri: &str| {
+        let mut parsed = url::Url::parse(uri).ok()?;
+        let loopback =
+            parsed.scheme() == "http" && matches!(parsed.host_str(), Some("127.0.0.1" | "[::1]"));
+        // As registration checks it: the URI, or the URI with the root path added.
+        let normal = parsed.as_str() == uri || parsed.as_str().strip_suffix('/') == Some(uri);
+        (loopback && normal && parsed.set_port(None).is_ok()).then_some(parsed)
+    };
+    match (without_port(registered), without_port(presented)) {
+        (Some(registered), Some(presented)) => registered == presented,
+        _ => false,
     }
 }
 
@@ -568,12 +604,15 @@ impl std::fmt::Debug for TotpFactor {
 }
 
 /// Token signing algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SigningAlgorithm {
     /// Ed25519, the default.
     EdDsa,
     /// ECDSA on P-256 with SHA-256.
     Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 on RSA-2048 keys: the algorithm every OpenID Connect
+    /// relying party can verify.
+    Rs256,
 }
 
 impl SigningAlgorithm {
@@ -582,6 +621,7 @@ impl SigningAlgorithm {
         match self {
             Self::EdDsa => "EdDSA",
             Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
         }
     }
 
@@ -590,6 +630,7 @@ impl SigningAlgorithm {
         match name {
             "EdDSA" => Some(Self::EdDsa),
             "ES256" => Some(Self::Es256),
+            "RS256" => Some(Self::Rs256),
             _ => None,
         }
     }
@@ -751,4 +792,74 @@ pub struct DeliveryAttempt {
     pub error: Option<String>,
     /// When the attempt ended.
     pub at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(auth_method: ClientAuthMethod, redirect_uris: &[&str]) -> OAuthClient {
+        OAuthClient {
+            id: "cli_a".to_owned(),
+            owner_id: "usr_a".to_owned(),
+            name: "a".to_owned(),
+            redirect_uris: redirect_uris.iter().map(|u| (*u).to_owned()).collect(),
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: Scopes::EMPTY,
+            auth_method,
+            secret_hash: None,
+            rate_limit: None,
+            trusted: false,
+            resources: Vec::new(),
+            resource_scopes: Vec::new(),
+            id_token_signed_response_alg: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn loopback_ip_redirects_of_public_clients_match_on_any_port() {
+        let native = client(
+            ClientAuthMethod::None,
+            &[
+                "http://127.0.0.1/cb",
+                "http://[::1]:8080/cb",
+                "http://localhost/cb",
+                "http://127.0.0.1",
+            ],
+        );
+        for uri in [
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:1/cb",
+            "http://127.0.0.1:65535/cb",
+            "http://[::1]/cb",
+            "http://[::1]:54321/cb",
+            "http://127.0.0.1:5000",
+            "http://127.0.0.1:5000/",
+            "http://localhost/cb",
+        ] {
+            assert!(native.accepts_redirect_uri(uri), "{uri}");
+        }
+        for uri in [
+            "http://localhost:5000/cb",
+            "http://127.0.0.1:5000/cb/",
+            "http://127.0.0.1:5000/CB",
+            "http://127.0.0.1:5000/cb?a=1",
+            "http://127.0.0.1:5000/cb#x",
+            "http://u@127.0.0.1:5000/cb",
+            "http://127.0.0.1:5000/x/../cb",
+            "http://127.0.0.1:05000/cb",
+            "https://127.0.0.1:5000/cb",
+            "http://127.1:5000/cb",
+            "http://[::2]:5000/cb",
+            "http://127.0.0.1:5000/cb\\",
+            "",
+        ] {
+            assert!(!native.accepts_redirect_uri(uri), "{uri}");
+        }
+        let web = client(ClientAuthMethod::SecretBasic, &["http://127.0.0.1/cb"]);
+        assert!(web.accepts_redirect_uri("http://127.0.0.1/cb"));
+        assert!(!web.accepts_redirect_uri("http://127.0.0.1:5000/cb"));
+    }
 }

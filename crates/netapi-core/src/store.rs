@@ -6,8 +6,8 @@ use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
     ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, GrantType, Invitation, OAuthClient,
-    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningKey,
-    TotpFactor, User,
+    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
+    SigningKey, TotpFactor, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::scope::{Role, Scopes};
@@ -114,6 +114,8 @@ pub struct ClientChanges {
     pub resources: Option<Vec<String>>,
     /// The resource scope names its `scope` names.
     pub resource_scopes: Option<Vec<String>>,
+    /// `id_token_signed_response_alg`.
+    pub id_token_signed_response_alg: Option<SigningAlgorithm>,
 }
 
 /// The columns of a resource that a change writes; `None` leaves a column as storage has it.
@@ -534,7 +536,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
     /// Every signing key not yet retired at `now`.
     async fn list_signing_keys(&self, now: Timestamp) -> StoreResult<Vec<SigningKey>>;
-    /// Sets the retirement time of every key but `keep` that has none.
+    /// Sets the retirement time of every key without one that comes before `keep` in signing
+    /// order (`active_from`, then `kid`): the keys of earlier rotations. Those of other
+    /// algorithms made after `keep` in the same rotation begin with it and stay.
     async fn retire_signing_keys(&self, keep: &str, retire_at: Timestamp) -> StoreResult<()>;
     /// Replaces a key's stored material with `new` if it still is `old`; false otherwise.
     async fn reseal_signing_key(&self, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;

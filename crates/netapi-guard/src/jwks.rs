@@ -1,14 +1,17 @@
 //! The issuer's public signing keys (a JWK Set) and JWS signature checks.
 //!
-//! The algorithm comes from the key, never from the token: a key is Ed25519 (`EdDSA`) or
-//! P-256 (`ES256`), and a token whose header names another algorithm is refused before any
-//! cryptography runs.
+//! The algorithm comes from the key, never from the token: a key is Ed25519 (`EdDSA`),
+//! P-256 (`ES256`) or RSA published for `RS256`, and a token whose header names another
+//! algorithm is refused before any cryptography runs.
 
 use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey, VerificationAlgorithm};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
+    UnparsedPublicKey, VerificationAlgorithm,
+};
 use serde::Deserialize;
 
 /// The most keys taken from one JWK Set.
@@ -21,6 +24,7 @@ pub(crate) const MAX_KID_LEN: usize = 128;
 pub(crate) enum Algorithm {
     EdDsa,
     Es256,
+    Rs256,
 }
 
 impl Algorithm {
@@ -28,23 +32,25 @@ impl Algorithm {
         match self {
             Self::EdDsa => "EdDSA",
             Self::Es256 => "ES256",
-        }
-    }
-
-    fn ring(self) -> &'static dyn VerificationAlgorithm {
-        match self {
-            Self::EdDsa => &ED25519,
-            Self::Es256 => &ECDSA_P256_SHA256_FIXED,
+            Self::Rs256 => "RS256",
         }
     }
 }
 
-/// One public key: its algorithm and its bytes as ring reads them (Ed25519: 32 bytes;
-/// P-256: the uncompressed point).
+/// The bytes of a public key as ring reads them.
+#[derive(Debug, Clone)]
+enum Material {
+    /// Ed25519: 32 bytes; P-256: the uncompressed point.
+    Point(&'static dyn VerificationAlgorithm, Vec<u8>),
+    /// RSA: modulus and exponent, big-endian.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+}
+
+/// One public key: its algorithm and its bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct PublicKey {
     alg: Algorithm,
-    bytes: Vec<u8>,
+    material: Material,
 }
 
 impl PublicKey {
@@ -54,9 +60,14 @@ impl PublicKey {
 
     /// Whether `signature` signs `message` under this key.
     pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(self.alg.ring(), &self.bytes)
-            .verify(message, signature)
-            .is_ok()
+        match &self.material {
+            Material::Point(alg, bytes) => UnparsedPublicKey::new(*alg, bytes)
+                .verify(message, signature)
+                .is_ok(),
+            Material::Rsa { n, e } => RsaPublicKeyComponents { n, e }
+                .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
+                .is_ok(),
+        }
     }
 }
 
@@ -71,6 +82,8 @@ struct Jwk {
     use_: Option<String>,
     x: Option<String>,
     y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -85,8 +98,8 @@ pub(crate) struct KeySet {
 }
 
 impl KeySet {
-    /// Reads a JWK Set. Keys this guard cannot use (RSA, encryption keys, keys without a
-    /// `kid`, broken ones) are skipped; a document that is not a JWK Set is an error.
+    /// Reads a JWK Set. Keys this guard cannot use (RSA keys not marked `RS256`, encryption
+    /// keys, keys without a `kid`, broken ones) are skipped; a document that is not a JWK Set is an error.
     pub(crate) fn parse(document: &[u8]) -> Result<Self, serde_json::Error> {
         let set: JwkSetDocument = serde_json::from_slice(document)?;
         let keys = set
@@ -117,10 +130,10 @@ fn public_key(jwk: &Jwk) -> Option<PublicKey> {
         return None;
     }
     let decode = |field: &Option<String>| field.as_deref().and_then(|v| B64.decode(v).ok());
-    let (alg, bytes) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+    let (alg, material) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
         ("OKP", Some("Ed25519")) => {
             let x = decode(&jwk.x).filter(|x| x.len() == 32)?;
-            (Algorithm::EdDsa, x)
+            (Algorithm::EdDsa, Material::Point(&ED25519, x))
         }
         ("EC", Some("P-256")) => {
             let x = decode(&jwk.x).filter(|x| x.len() == 32)?;
@@ -129,7 +142,17 @@ fn public_key(jwk: &Jwk) -> Option<PublicKey> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            (Algorithm::Es256, point)
+            (
+                Algorithm::Es256,
+                Material::Point(&ECDSA_P256_SHA256_FIXED, point),
+            )
+        }
+        // RSA keys serve several algorithms: only one published for RS256 is taken. 2048 to
+        // 8192 bits, as ring verifies.
+        ("RSA", None) if jwk.alg.as_deref() == Some("RS256") => {
+            let n = decode(&jwk.n).filter(|n| (256..=1024).contains(&n.len()))?;
+            let e = decode(&jwk.e).filter(|e| (1..=8).contains(&e.len()))?;
+            (Algorithm::Rs256, Material::Rsa { n, e })
         }
         _ => return None,
     };
@@ -137,7 +160,7 @@ fn public_key(jwk: &Jwk) -> Option<PublicKey> {
     if jwk.alg.as_deref().is_some_and(|named| named != alg.name()) {
         return None;
     }
-    Some(PublicKey { alg, bytes })
+    Some(PublicKey { alg, material })
 }
 
 #[cfg(test)]
@@ -175,7 +198,7 @@ mod tests {
         assert_eq!(
             set.len(),
             2,
-            "RSA, mislabelled and encryption keys are skipped"
+            "RSA keys not published for RS256, mislabelled and encryption keys are skipped"
         );
 
         let ed_key = set.get("ed").expect("ed");

@@ -5,7 +5,7 @@
 //! and signing keys; then, for each request:
 //!
 //! - an **access token** (RFC 9068 JWT) is checked offline: the signature by the key its
-//!   `kid` names, with that key's own algorithm (EdDSA or ES256), `typ: at+jwt`, `iss`,
+//!   `kid` names, with that key's own algorithm (EdDSA, ES256 or RS256), `typ: at+jwt`, `iss`,
 //!   `aud` = the resource, `exp` and `nbf` with at most 5 s of leeway. A token signed by a
 //!   key the guard has not seen makes it fetch the JWKS again (at most once per
 //!   [`jwks_refetch_interval`](GuardConfig::jwks_refetch_interval)), so a signing-key

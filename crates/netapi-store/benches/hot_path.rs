@@ -46,15 +46,20 @@ fn credentials(c: &mut Criterion) {
 
 fn jwt(c: &mut Criterion) {
     let t = now();
+    let key = |kid: &str, alg| SigningKey {
+        kid: kid.to_owned(),
+        alg,
+        private_key: generate_key(alg).unwrap(),
+        created_at: t,
+        active_from: t,
+        retire_at: None,
+    };
     let ring = KeyRing::new(
-        &[SigningKey {
-            kid: "sig_bench".to_owned(),
-            alg: SigningAlgorithm::EdDsa,
-            private_key: generate_key(SigningAlgorithm::EdDsa),
-            created_at: t,
-            active_from: t,
-            retire_at: None,
-        }],
+        &[
+            key("sig_bench", SigningAlgorithm::EdDsa),
+            key("sig_bench_rsa", SigningAlgorithm::Rs256),
+        ],
+        SigningAlgorithm::EdDsa,
         t,
     );
     let claims = serde_json::json!({
@@ -73,6 +78,16 @@ fn jwt(c: &mut Criterion) {
     let token = ring.sign("at+jwt", &claims).unwrap();
     c.bench_function("jwt: KeyRing::verify (Ed25519)", |b| {
         b.iter(|| ring.verify::<serde_json::Value>(black_box(&token), "at+jwt"))
+    });
+    // What an RS256 ID token costs on top of the access token.
+    c.bench_function("jwt: KeyRing::sign_with (RS256)", |b| {
+        b.iter(|| ring.sign_with(SigningAlgorithm::Rs256, "JWT", black_box(&claims)))
+    });
+    let rs256 = ring
+        .sign_with(SigningAlgorithm::Rs256, "JWT", &claims)
+        .unwrap();
+    c.bench_function("jwt: KeyRing::verify (RS256)", |b| {
+        b.iter(|| ring.verify::<serde_json::Value>(black_box(&rs256), "JWT"))
     });
 }
 
@@ -138,6 +153,7 @@ impl Fixture {
                     rate_limit: None,
                     trusted: false,
                     resources: None,
+                    id_token_signed_response_alg: None,
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();

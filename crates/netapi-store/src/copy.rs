@@ -129,6 +129,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("trusted", Bool),
             ("resources", Text),
             ("resource_scopes", Text),
+            ("id_token_signed_response_alg", Text),
         ],
     ),
     (

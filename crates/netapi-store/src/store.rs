@@ -616,7 +616,7 @@ macro_rules! forward_store {
                     keep: &str,
                     retire_at: Timestamp,
                 ) -> StoreResult<()> {
-                    signing_keys::retire_all_but(self, keep, retire_at).await
+                    signing_keys::retire_earlier(self, keep, retire_at).await
                 }
 
                 async fn reseal_signing_key(

@@ -345,8 +345,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// The versions of the migrations there are (0001 to 0012): how many, and the highest.
-const ALL_VERSIONS: (i64, i64) = (12, 12);
+/// How many migrations there are (0001 to 0012, and 0016), as sqlx and the old runner's
+/// table count them.
+const ALL_VERSIONS: (i64, i64) = (13, 13);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -378,8 +379,18 @@ fn old_runner_script(files: &[&str], alice: &User) -> Vec<String> {
         alice.created_at,
         alice.updated_at
     ));
+    // A client of that release, which had no `id_token_signed_response_alg`.
+    script.push(format!(
+        "INSERT INTO oauth_clients (id, owner_id, name, redirect_uris, grant_types, scopes, \
+         auth_method, created_at, updated_at) VALUES ('{OLD_CLIENT}', '{}', 'Old', \
+         'https://old.example.com/cb', 'authorization_code', 0, 'none', {NOW}, {NOW})",
+        alice.id
+    ));
     script
 }
+
+/// The client [`old_runner_script`] writes.
+const OLD_CLIENT: &str = "cli_0ld0000000000000000000";
 
 /// Runs [`old_runner_script`] on `conn`, then closes it.
 async fn run_old_runner<C: Connection>(mut conn: C, files: &[&str], alice: &User)
@@ -472,6 +483,13 @@ async fn reopen_with_data(url: String, alice: User) {
         store.get_user(&alice.id).await.expect("get"),
         Some(alice.clone())
     );
+    // Its ID tokens keep the server's algorithm: migration 0016 pins it to none of its own.
+    let old_client = store
+        .get_client(OLD_CLIENT)
+        .await
+        .expect("get client")
+        .expect("the old client");
+    assert_eq!(old_client.id_token_signed_response_alg, None);
     // Every table of the latest migration is there: a key with usage counted.
     let bob = user("bob@example.com");
     let key = api_key(&bob.id, 1);
@@ -667,6 +685,7 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
         trusted: false,
         resources: Vec::new(),
         resource_scopes: Vec::new(),
+        id_token_signed_response_alg: Some(SigningAlgorithm::Rs256),
     }
 }
 
@@ -674,6 +693,8 @@ fn public_client(owner_id: &str, n: u8) -> OAuthClient {
     OAuthClient {
         auth_method: ClientAuthMethod::None,
         secret_hash: None,
+        // As a client registered before the column existed.
+        id_token_signed_response_alg: None,
         grant_types: vec![GrantType::AuthorizationCode],
         ..client(owner_id, n)
     }
@@ -1851,6 +1872,7 @@ async fn clients_crud(store: Arc<dyn Store>) {
     changed.updated_at = NOW + 60;
     changed.resources = vec!["https://orders.example.com".to_owned()];
     changed.resource_scopes = vec!["orders:read".to_owned(), "orders:write".to_owned()];
+    changed.id_token_signed_response_alg = Some(SigningAlgorithm::EdDsa);
     let changes = ClientChanges {
         name: Some(changed.name.clone()),
         redirect_uris: Some(changed.redirect_uris.clone()),
@@ -1859,6 +1881,7 @@ async fn clients_crud(store: Arc<dyn Store>) {
         rate_limit: Some(None),
         resources: Some(changed.resources.clone()),
         resource_scopes: Some(changed.resource_scopes.clone()),
+        id_token_signed_response_alg: changed.id_token_signed_response_alg,
     };
     assert_eq!(
         store
@@ -2997,21 +3020,26 @@ async fn signing_keys(store: Arc<dyn Store>) {
     let k1 = signing_key("kid-1", NOW - 100, None);
     let k2 = signing_key("kid-2", NOW, None);
     let k0 = signing_key("kid-0", NOW - 1000, Some(NOW - 1));
-    for k in [&k2, &k0, &k1] {
+    // Made in the same rotation as kid-2, for the other algorithm.
+    let k2_rsa = SigningKey {
+        alg: SigningAlgorithm::Rs256,
+        ..signing_key("kid-2r", NOW, None)
+    };
+    for k in [&k2, &k0, &k1, &k2_rsa] {
         store.insert_signing_key(k).await.expect("insert");
     }
 
     // Retired ones are left out; ordered by activation.
     assert_eq!(
         store.list_signing_keys(NOW).await.expect("list"),
-        vec![k1.clone(), k2.clone()]
+        vec![k1.clone(), k2.clone(), k2_rsa.clone()]
     );
     assert_eq!(
         store
             .list_signing_keys(NOW - 2)
             .await
             .expect("list earlier"),
-        vec![k0.clone(), k1.clone(), k2.clone()]
+        vec![k0.clone(), k1.clone(), k2.clone(), k2_rsa.clone()]
     );
 
     store
@@ -3024,14 +3052,14 @@ async fn signing_keys(store: Arc<dyn Store>) {
     };
     assert_eq!(
         store.list_signing_keys(NOW).await.expect("list"),
-        vec![k1_retiring.clone(), k2.clone()]
+        vec![k1_retiring.clone(), k2.clone(), k2_rsa.clone()]
     );
     assert_eq!(
         store
             .list_signing_keys(NOW + 50)
             .await
             .expect("list at retirement"),
-        vec![k2.clone()]
+        vec![k2.clone(), k2_rsa.clone()]
     );
     // A key that already had a retirement time keeps it.
     assert_eq!(
@@ -3039,17 +3067,34 @@ async fn signing_keys(store: Arc<dyn Store>) {
             .list_signing_keys(NOW - 2)
             .await
             .expect("list earlier"),
-        vec![k0, k1_retiring.clone(), k2.clone()]
+        vec![k0, k1_retiring.clone(), k2.clone(), k2_rsa.clone()]
     );
 
-    // Retiring again keeps the first retirement time; the kept key stays unretired.
+    // Retiring again keeps the first retirement time; the kept key, and the one made with it,
+    // stay unretired.
     store
         .retire_signing_keys("kid-2", NOW + 500)
         .await
         .expect("retire again");
     assert_eq!(
         store.list_signing_keys(NOW).await.expect("list"),
-        vec![k1_retiring, k2]
+        vec![k1_retiring, k2, k2_rsa]
+    );
+
+    // A key that begins in the same second as the one kept, with an earlier kid, comes
+    // before it in signing order and retires too.
+    let k3 = signing_key("kid-3", NOW + 900, None);
+    let k4 = signing_key("kid-4", NOW + 900, None);
+    for k in [&k4, &k3] {
+        store.insert_signing_key(k).await.expect("insert");
+    }
+    store
+        .retire_signing_keys("kid-4", NOW + 950)
+        .await
+        .expect("retire in the same second");
+    assert_eq!(
+        store.list_signing_keys(NOW + 950).await.expect("list"),
+        vec![k4]
     );
 }
 

@@ -633,6 +633,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         rate_limit: None,
                         trusted,
                         resources: None,
+                        id_token_signed_response_alg: None,
                     },
                     None,
                 )
@@ -711,15 +712,18 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
             println!("deleted {id}");
         }
         AdminCommand::RotateSigningKey => {
-            let key = api
-                .rotate_signing_key()
+            let keys = api
+                .rotate_signing_keys()
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "published signing key {}; it signs from {}",
-                key.kid,
-                netapi_core::clock::format_rfc3339(key.active_from)
-            );
+            for key in keys {
+                println!(
+                    "published signing key {} ({}); it signs from {}",
+                    key.kid,
+                    key.alg.as_str(),
+                    netapi_core::clock::format_rfc3339(key.active_from)
+                );
+            }
         }
         AdminCommand::ListUsers { json } => {
             let mut token: Option<String> = None;

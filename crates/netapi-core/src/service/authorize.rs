@@ -252,7 +252,7 @@ impl NetApi {
             }
         };
         let redirect_uri = match params.redirect_uri.as_deref() {
-            Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
+            Some(uri) if client.accepts_redirect_uri(uri) => uri.to_owned(),
             Some(_) => return Err(AuthorizeError::Page(PageReason::RedirectMismatch)),
             None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
             None => return Err(AuthorizeError::Page(PageReason::MissingRedirectUri)),

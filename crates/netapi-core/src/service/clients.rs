@@ -6,7 +6,7 @@ use subtle::ConstantTimeEq;
 use super::{NetApi, Page, PageRequest, Principal};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
-use crate::model::{ClientAuthMethod, GrantType, OAuthClient, Resource};
+use crate::model::{ClientAuthMethod, GrantType, OAuthClient, Resource, SigningAlgorithm};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{Secret, SecretKind, check_format, generate};
 use crate::store::{ClientChanges, Invalidation};
@@ -32,6 +32,8 @@ pub struct NewClient {
     pub trusted: bool,
     /// Identifiers of the resources it may ask tokens for (RFC 8707), besides Net API's own.
     pub resources: Option<Vec<String>>,
+    /// `id_token_signed_response_alg`; RS256 by default.
+    pub id_token_signed_response_alg: Option<SigningAlgorithm>,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -51,6 +53,8 @@ pub struct ClientUpdate {
     pub trusted: Option<bool>,
     /// `resources` (identifiers).
     pub resources: Option<Vec<String>>,
+    /// `id_token_signed_response_alg`.
+    pub id_token_signed_response_alg: Option<SigningAlgorithm>,
 }
 
 /// A page of clients.
@@ -104,6 +108,17 @@ pub fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>> {
             })
         })
         .collect()
+}
+
+/// Reads `id_token_signed_response_alg` where a request arrives: a JOSE name Net API knows
+/// (whether it has keys for it is checked on registration).
+pub fn parse_id_token_alg(name: &str) -> Result<SigningAlgorithm> {
+    SigningAlgorithm::parse(name).ok_or_else(|| {
+        Error::invalid(
+            "id_token_signed_response_alg",
+            format!("'{name}' is not a supported algorithm"),
+        )
+    })
 }
 
 /// Reads `token_endpoint_auth_method` (RFC 7591 name) where a request arrives.
@@ -296,6 +311,19 @@ impl NetApi {
         }
     }
 
+    /// An ID-token algorithm a client may register: one the server keeps keys for.
+    fn check_id_token_alg(&self, alg: SigningAlgorithm) -> Result<SigningAlgorithm> {
+        let supported = self.signing_algorithms();
+        if supported.contains(&alg) {
+            return Ok(alg);
+        }
+        let names: Vec<&str> = supported.iter().map(|a| a.as_str()).collect();
+        Err(Error::invalid(
+            "id_token_signed_response_alg",
+            format!("must be one of {}", names.join(", ")),
+        ))
+    }
+
     /// A client's scopes after a create or change must all be the caller's: whoever changes
     /// a client (its grants, redirect URIs or secret) can obtain tokens with them.
     fn check_client_scopes(caller: &Principal, scopes: Scopes) -> Result<()> {
@@ -330,6 +358,10 @@ impl NetApi {
             .client_scopes(caller, new.scope.as_deref(), &resources)
             .await?;
         self.validate_rate_limit(caller, "rate_limit_per_minute", new.rate_limit)?;
+        let id_token_alg = self.check_id_token_alg(
+            new.id_token_signed_response_alg
+                .unwrap_or(SigningAlgorithm::Rs256),
+        )?;
         if new.trusted {
             check_may_set_trusted(caller)?;
         }
@@ -349,6 +381,7 @@ impl NetApi {
             trusted: new.trusted,
             resources: resources.iter().map(|r| r.identifier.clone()).collect(),
             resource_scopes,
+            id_token_signed_response_alg: Some(id_token_alg),
             created_at: now,
             updated_at: now,
         };
@@ -462,6 +495,10 @@ impl NetApi {
             changes.scopes = Some(own);
             changes.resource_scopes = Some(names);
             changes.resources = Some(client.resources.clone());
+        }
+        if let Some(alg) = update.id_token_signed_response_alg {
+            client.id_token_signed_response_alg = Some(self.check_id_token_alg(alg)?);
+            changes.id_token_signed_response_alg = client.id_token_signed_response_alg;
         }
         if let Some(rate_limit) = update.rate_limit {
             self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;

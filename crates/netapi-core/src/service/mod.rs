@@ -29,7 +29,7 @@ pub use authorize::{
     AuthorizationRequest, AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason,
 };
 pub use clients::{
-    ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types,
+    ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types, parse_id_token_alg,
     validate_redirect_uri,
 };
 pub use email::{AccountChange, Email, MailError, Mailer, RESET_LINK_TTL, VERIFY_LINK_TTL};
@@ -106,7 +106,8 @@ pub struct Settings {
     pub rate_limit_per_minute: u32,
     /// PKCE for confidential clients too (public clients always need it).
     pub require_pkce: bool,
-    /// The algorithm of new signing keys.
+    /// The algorithm of access tokens, and of the ID tokens of clients registered before
+    /// `id_token_signed_response_alg` existed. RS256 keys are kept besides in any case.
     pub signing_algorithm: SigningAlgorithm,
     /// The key kept outside the database, which seals signing keys.
     pub secret_key: SecretKey,
@@ -406,7 +407,7 @@ impl NetApi {
             grants: GuardedCache::new(capacity, RECORD_TTL),
             key_usage: Mutex::new(HashMap::new()),
             usage: crate::usage::UsageTally::default(),
-            key_ring: RwLock::new(Arc::new(KeyRing::new(&[], 0))),
+            key_ring: RwLock::new(Arc::new(KeyRing::new(&[], settings.signing_algorithm, 0))),
             denylist: RwLock::new(HashMap::new()),
             seen_invalidation: AtomicI64::new(0),
             github_keys: settings
@@ -429,9 +430,18 @@ impl NetApi {
         self.seal_plaintext_signing_keys().await?;
         self.seen_invalidation
             .store(self.store.latest_invalidation().await?, Ordering::SeqCst);
-        if self.store.list_signing_keys(now).await?.is_empty() {
-            self.insert_signing_key(now).await?;
-            // Instances that started at the same moment learn of this key at once.
+        let live = self.store.list_signing_keys(now).await?;
+        let mut made = false;
+        for alg in self.signing_algorithms() {
+            // The first start, or the first since RS256 keys came: a key of the algorithm
+            // signs at once (nothing has seen a token of it yet).
+            if !live.iter().any(|key| key.alg == alg) {
+                self.insert_signing_key(alg, now).await?;
+                made = true;
+            }
+        }
+        if made {
+            // Instances that started at the same moment learn of these keys at once.
             self.store
                 .publish_invalidation(&Invalidation::SigningKeys, now)
                 .await?;
@@ -521,11 +531,32 @@ impl NetApi {
             .seal(&Self::signing_key_context(key), &key.private_key)
     }
 
-    async fn insert_signing_key(&self, active_from: Timestamp) -> Result<SigningKey> {
+    /// The algorithms there are keys for: the server's `signing_algorithm`, and RS256, which
+    /// OpenID Connect requires of every provider.
+    pub fn signing_algorithms(&self) -> Vec<SigningAlgorithm> {
+        let mut algs = vec![self.settings.signing_algorithm];
+        if !algs.contains(&SigningAlgorithm::Rs256) {
+            algs.push(SigningAlgorithm::Rs256);
+        }
+        algs
+    }
+
+    /// Makes, seals and stores a key of `alg`. RSA keys take long to make, so it is made on
+    /// a blocking thread.
+    async fn insert_signing_key(
+        &self,
+        alg: SigningAlgorithm,
+        active_from: Timestamp,
+    ) -> Result<SigningKey> {
+        let private_key = tokio::task::spawn_blocking(move || generate_key(alg))
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| Error::Internal(format!("could not make a {} key", alg.as_str())))?;
         let mut key = SigningKey {
             kid: new_id("sig"),
-            alg: self.settings.signing_algorithm,
-            private_key: generate_key(self.settings.signing_algorithm),
+            alg,
+            private_key,
             created_at: self.now(),
             active_from,
             retire_at: None,
@@ -558,7 +589,7 @@ impl NetApi {
                 Some(key)
             })
             .collect();
-        let ring = Arc::new(KeyRing::new(&keys, now));
+        let ring = Arc::new(KeyRing::new(&keys, self.settings.signing_algorithm, now));
         *self
             .key_ring
             .write()
@@ -566,23 +597,31 @@ impl NetApi {
         Ok(())
     }
 
-    /// Publishes a new signing key now; it signs after `signing_key_publish_delay`, and the
-    /// keys before it stay published until every token they signed has expired.
-    pub async fn rotate_signing_key(&self) -> Result<SigningKey> {
+    /// Publishes a new signing key of each algorithm now (the access-token algorithm's
+    /// first); they sign after `signing_key_publish_delay`, and the keys before them stay
+    /// published until every token they signed has expired.
+    pub async fn rotate_signing_keys(&self) -> Result<Vec<SigningKey>> {
         let now = self.now();
         let active_from = now + self.settings.signing_key_publish_delay;
-        let key = self.insert_signing_key(active_from).await?;
+        let mut keys = Vec::new();
+        for alg in self.signing_algorithms() {
+            keys.push(self.insert_signing_key(alg, active_from).await?);
+        }
         let longest_token = self.settings.access_token_ttl.max(self.id_token_ttl());
-        // Other instances start signing with the new key at their next reload (at most a
-        // minute late), so the old key stays published that much longer.
-        self.store
-            .retire_signing_keys(&key.kid, active_from + longest_token + KEY_RELOAD_MARGIN)
-            .await?;
+        // Other instances start signing with the new keys at their next reload (at most a
+        // minute late), so the old keys stay published that much longer. The new keys all
+        // begin at `active_from`, the first with the lowest kid, so retiring what comes
+        // before it spares the rest.
+        if let Some(first) = keys.first() {
+            self.store
+                .retire_signing_keys(&first.kid, active_from + longest_token + KEY_RELOAD_MARGIN)
+                .await?;
+        }
         self.store
             .publish_invalidation(&Invalidation::SigningKeys, now)
             .await?;
         self.reload_signing_keys().await?;
-        Ok(key)
+        Ok(keys)
     }
 
     /// ID tokens live as long as access tokens.

@@ -12,7 +12,7 @@ use netapi_guard::{CredentialKind, Guard, GuardConfig, RejectionKind, SetupError
 use netapi_testkit::json_with;
 use reqwest::StatusCode;
 use serde_json::json;
-use server::{ORDERS, ORDERS_TOKEN_TTL, Server, refusal, start};
+use server::{ORDERS, ORDERS_TOKEN_TTL, Server, refusal, start, start_rs256};
 
 netapi_testkit::e2e!(
     spawn = start;
@@ -30,6 +30,32 @@ netapi_testkit::e2e!(
     the_principal_carries_the_key_and_its_metadata,
     a_guard_refuses_to_start_for_the_wrong_issuer,
 );
+
+netapi_testkit::e2e!(spawn = start_rs256; rs256_access_tokens_pass_offline);
+
+/// With `signing_algorithm = RS256`, the guard takes the published RSA key and checks
+/// tokens with it, without asking the server.
+async fn rs256_access_tokens_pass_offline(server: Server) {
+    let orders = server.orders_api(server.config()).await;
+    let token = server.token(Some(ORDERS)).await;
+    let header: serde_json::Value = serde_json::from_slice(
+        &B64.decode(token.split('.').next().expect("header"))
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(header["alg"], "RS256");
+    json_with(orders.get(Some(&token)).await, StatusCode::OK).await;
+    // The same token relabelled EdDSA is refused before any signature check.
+    let (_, rest) = token.split_once('.').expect("jwt");
+    let relabelled =
+        B64.encode(json!({"alg": "EdDSA", "typ": "at+jwt", "kid": header["kid"]}).to_string());
+    refusal(
+        orders.get(Some(&format!("{relabelled}.{rest}"))).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
+}
 
 async fn keys_and_tokens_pass_with_their_scopes(server: Server) {
     let orders = server.orders_api(server.introspecting()).await;
@@ -411,7 +437,7 @@ async fn a_rotated_signing_key_is_fetched_without_a_restart(server: Server) {
     .await;
     assert!(challenge.contains("signing key is unknown"), "{challenge}");
 
-    server.api.rotate_signing_key().await.expect("rotate");
+    server.api.rotate_signing_keys().await.expect("rotate");
     let new = server.token(Some(ORDERS)).await;
     assert_ne!(kid(&new), kid(&old), "the new key signs");
     // ...so the new key is not fetched until the interval has passed (no hammering)...

@@ -6,6 +6,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use netapi_core::ManualClock;
+use netapi_core::model::SigningAlgorithm;
 use netapi_guard::{Clock, Guard, GuardConfig};
 use netapi_testkit::{Backend, TestApp, expect_error, json_with};
 use reqwest::{Client, Response, StatusCode};
@@ -55,8 +56,18 @@ impl AsRef<TestApp> for Server {
 /// Starts Net API (new signing keys sign at once) and defines the orders resource:
 /// `orders:read` self-service, `orders:write` granted.
 pub async fn start(backend: Backend) -> Option<Server> {
+    start_signing_with(backend, SigningAlgorithm::EdDsa).await
+}
+
+/// The same, with access tokens signed with RS256.
+pub async fn start_rs256(backend: Backend) -> Option<Server> {
+    start_signing_with(backend, SigningAlgorithm::Rs256).await
+}
+
+async fn start_signing_with(backend: Backend, alg: SigningAlgorithm) -> Option<Server> {
     let app = TestApp::spawn_with(backend, |settings| {
         settings.signing_key_publish_delay = 0;
+        settings.signing_algorithm = alg;
     })
     .await?;
     let admin_key = app.admin_key("admin@example.com").await;

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use netapi_core::service::{ClientUpdate, NewClient, parse_auth_method, parse_grant_types};
+use netapi_core::service::{
+    ClientUpdate, NewClient, parse_auth_method, parse_grant_types, parse_id_token_alg,
+};
 use serde::Deserialize;
 
 use super::pagination::PageQuery;
@@ -65,6 +67,8 @@ pub struct NewClientBody {
     /// API's own; `scope` may then name their scopes. Default: none.
     #[schema(max_items = 20, nullable = true)]
     resources: Option<Vec<String>>,
+    #[schema(schema_with = fields::id_token_alg_nullable)]
+    id_token_signed_response_alg: Option<String>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -119,6 +123,11 @@ pub async fn create_client(
                 rate_limit: body.rate_limit_per_minute,
                 trusted: body.trusted.unwrap_or(false),
                 resources: body.resources,
+                id_token_signed_response_alg: body
+                    .id_token_signed_response_alg
+                    .as_deref()
+                    .map(parse_id_token_alg)
+                    .transpose()?,
             },
             Some(&ip),
         )
@@ -176,6 +185,8 @@ pub struct ClientPatch {
     /// Replaces the list; the client keeps only the scopes its resources still have.
     #[schema(max_items = 20, nullable = true)]
     resources: Option<Vec<String>>,
+    #[schema(schema_with = fields::id_token_alg_nullable)]
+    id_token_signed_response_alg: Option<String>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -224,6 +235,11 @@ pub async fn update_client(
                 rate_limit: body.rate_limit_per_minute,
                 trusted: body.trusted,
                 resources: body.resources,
+                id_token_signed_response_alg: body
+                    .id_token_signed_response_alg
+                    .as_deref()
+                    .map(parse_id_token_alg)
+                    .transpose()?,
             },
             Some(&ip),
         )

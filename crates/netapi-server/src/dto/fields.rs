@@ -262,6 +262,42 @@ pub(crate) fn response_types_nullable() -> Schema {
         .into()
 }
 
+/// `id_token_signed_response_alg` in a request: the JOSE names Net API knows; which of them
+/// the server keeps keys for (RS256 always) is in discovery's
+/// `id_token_signing_alg_values_supported`.
+pub(crate) fn id_token_alg_nullable() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .enum_values(Some(
+            ["RS256", "EdDSA", "ES256"]
+                .into_iter()
+                .map(Some)
+                .chain([None]),
+        ))
+        .description(Some(
+            "The algorithm of its ID tokens; default `RS256`. One of discovery's \
+             `id_token_signing_alg_values_supported`.",
+        ))
+        .into()
+}
+
+/// `id_token_signed_response_alg` in an answer.
+pub(crate) fn id_token_alg() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .enum_values(Some(
+            ["RS256", "EdDSA", "ES256"]
+                .into_iter()
+                .map(Some)
+                .chain([None]),
+        ))
+        .description(Some(
+            "The algorithm of its ID tokens; `null` for a client registered before this field \
+             existed, whose ID tokens use the server's `signing_algorithm`, as they always did.",
+        ))
+        .into()
+}
+
 pub(crate) fn auth_method_nullable() -> Schema {
     ObjectBuilder::new()
         .schema_type(nullable(Type::String))

@@ -13,7 +13,9 @@ pub(crate) mod webhooks;
 
 use axum::http::header;
 use netapi_core::clock::format_rfc3339;
-use netapi_core::model::{ApiKey, AuditEvent, ClientAuthMethod, GrantType, OAuthClient, User};
+use netapi_core::model::{
+    ApiKey, AuditEvent, ClientAuthMethod, GrantType, OAuthClient, SigningAlgorithm, User,
+};
 use netapi_core::scope::Role;
 use netapi_core::secret::Secret;
 use netapi_core::service::{Page, Verification, VerifyCode};
@@ -254,6 +256,8 @@ pub(crate) struct ClientView {
     resources: Vec<String>,
     #[schema(inline)]
     token_endpoint_auth_method: AuthMethod,
+    #[schema(schema_with = fields::id_token_alg, required = true)]
+    id_token_signed_response_alg: Option<&'static str>,
     /// Seconds since the epoch.
     #[schema(minimum = 0)]
     client_id_issued_at: i64,
@@ -289,6 +293,9 @@ impl ClientView {
             grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
             scope: client.scopes_string(),
             token_endpoint_auth_method: client.auth_method.into(),
+            id_token_signed_response_alg: client
+                .id_token_signed_response_alg
+                .map(SigningAlgorithm::as_str),
             client_id_issued_at: client.created_at,
             rate_limit_per_minute: client.rate_limit,
             trusted: client.trusted,

@@ -270,25 +270,37 @@ pub(crate) struct Jwks {
     keys: Vec<Jwk>,
 }
 
-/// A public key: Ed25519 (`OKP`) or P-256 (`EC`).
+/// A public key: Ed25519 (`OKP`), P-256 (`EC`) or RSA-2048 (`RSA`).
 #[derive(Serialize, Deserialize, ToSchema)]
 struct Jwk {
-    /// `OKP` or `EC`.
+    /// `OKP`, `EC` or `RSA`.
     kty: String,
-    /// `Ed25519` or `P-256`.
-    crv: String,
-    /// `EdDSA` or `ES256`.
+    /// `Ed25519` or `P-256`; not for `RSA` keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    crv: Option<String>,
+    /// `EdDSA`, `ES256` or `RS256`.
     alg: String,
     /// `sig`.
     #[serde(rename = "use")]
     usage: String,
     kid: String,
-    /// base64url.
-    x: String,
+    /// base64url; `OKP` and `EC` keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    x: Option<String>,
     /// base64url; `EC` keys only.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     y: Option<String>,
+    /// The modulus, base64url; `RSA` keys only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    n: Option<String>,
+    /// The public exponent, base64url; `RSA` keys only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    e: Option<String>,
 }
 
 /// Authorization server metadata (RFC 8414); also the OpenID Connect discovery document.

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use netapi_core::Scopes;
-use netapi_core::model::GrantType;
+use netapi_core::model::{GrantType, SigningAlgorithm};
 
 use crate::dto::oauth::ServerMetadata;
 use crate::state::AppState;
@@ -12,13 +12,10 @@ use crate::state::AppState;
 fn metadata(state: &AppState) -> ServerMetadata {
     let issuer = &state.api.settings().issuer;
     let base = issuer.trim_end_matches('/');
-    // The algorithm of the key that signs ID tokens now (the configured one until a key is
-    // loaded).
-    let alg = state
-        .api
-        .key_ring()
-        .signing_alg()
-        .unwrap_or(state.api.settings().signing_algorithm);
+    // Every algorithm a client may register for its ID tokens (there are keys of each),
+    // RS256, the default, first.
+    let mut id_token_algs = state.api.signing_algorithms();
+    id_token_algs.sort_by_key(|alg| *alg != SigningAlgorithm::Rs256);
     ServerMetadata {
         issuer: issuer.clone(),
         authorization_endpoint: format!("{base}/oauth/authorize"),
@@ -49,7 +46,10 @@ fn metadata(state: &AppState) -> ServerMetadata {
         code_challenge_methods_supported: vec!["S256"],
         authorization_response_iss_parameter_supported: true,
         subject_types_supported: vec!["public"],
-        id_token_signing_alg_values_supported: vec![alg.as_str()],
+        id_token_signing_alg_values_supported: id_token_algs
+            .iter()
+            .map(|alg| alg.as_str())
+            .collect(),
         claims_supported: vec![
             "sub",
             "iss",

@@ -962,6 +962,7 @@ pub async fn create_client(
                 rate_limit: None,
                 trusted: false,
                 resources: None,
+                id_token_signed_response_alg: None,
             },
             Some(ip.as_str()),
         )

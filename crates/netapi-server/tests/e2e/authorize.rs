@@ -201,9 +201,13 @@ async fn full_flow(app: TestApp) {
     assert_eq!(claims["iss"], app.base);
     assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
     assert!(claims["auth_time"].is_i64());
-    // EdDSA (Ed25519) signs: at_hash is the left half of SHA-512 (OpenID Connect's rule).
-    let digest = <sha2::Sha512 as sha2::Digest>::digest(access.as_bytes());
-    assert_eq!(claims["at_hash"], B64.encode(&digest[..32]));
+    // A new client's ID tokens are RS256: at_hash is the left half of SHA-256 (OpenID
+    // Connect's rule).
+    let header: Value =
+        serde_json::from_slice(&B64.decode(id_token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(access.as_bytes());
+    assert_eq!(claims["at_hash"], B64.encode(&digest[..16]));
 
     // UserInfo answers with the email scope's claims.
     let info = json_with(app.get("/oauth/userinfo", &access).await, StatusCode::OK).await;

@@ -63,7 +63,7 @@ async fn a_server_with_another_secret_key_is_refused_at_start(app: TestApp) {
         .list_signing_keys(app.clock.now())
         .await
         .expect("keys");
-    assert_eq!(stored.len(), 1);
+    assert_eq!(stored.len(), 2, "one of each algorithm");
     // The same key starts fine.
     let twin = NetApi::new(
         open_store(&app).await,
@@ -80,14 +80,15 @@ async fn plaintext_keys_of_an_earlier_version_are_sealed_at_start(app: TestApp) 
     let legacy = SigningKey {
         kid: "sig_0legacy".to_owned(),
         alg: SigningAlgorithm::EdDsa,
-        private_key: netapi_core::jwt::generate_key(SigningAlgorithm::EdDsa),
+        private_key: netapi_core::jwt::generate_key(SigningAlgorithm::EdDsa).expect("key"),
         created_at: now,
         active_from: now - 10,
         retire_at: None,
     };
     store.insert_signing_key(&legacy).await.expect("insert");
     // A token it signed before the upgrade.
-    let ring = netapi_core::jwt::KeyRing::new(std::slice::from_ref(&legacy), now);
+    let ring =
+        netapi_core::jwt::KeyRing::new(std::slice::from_ref(&legacy), SigningAlgorithm::EdDsa, now);
     let user_key = app.member_key("legacy@example.com").await;
     let me = json_with(app.get("/v1/users/me", &user_key).await, StatusCode::OK).await;
     let client = app

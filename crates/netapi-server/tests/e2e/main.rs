@@ -24,6 +24,7 @@ mod portal_friction;
 mod portal_resources;
 mod resource_oauth;
 mod resources;
+mod rs256;
 mod secret_scanning;
 mod usage;
 mod verify;

@@ -1005,7 +1005,7 @@ async fn jwt_signed_by_a_foreign_key_is_refused(app: TestApp) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| k["x"].as_str().unwrap().to_owned())
+        .filter_map(|k| k["x"].as_str().map(str::to_owned))
         .collect();
     assert!(!published.contains(&B64.encode(own.verifying_key().as_bytes())));
     // The server's kid, perfect claims, our key.
@@ -1759,7 +1759,7 @@ async fn es256_is_named_in_discovery(app: TestApp) {
         .await;
         assert_eq!(
             doc["id_token_signing_alg_values_supported"],
-            json!(["ES256"])
+            json!(["RS256", "ES256"])
         );
     }
 }
@@ -1769,7 +1769,8 @@ async fn id_token_at_hash_follows_the_signing_algorithm_es256(app: TestApp) {
 }
 
 /// OpenID Connect Core §3.1.3.6: at_hash is the left half of the hash that the ID token's
-/// algorithm uses: SHA-512 for EdDSA (Ed25519), SHA-256 for ES256.
+/// algorithm uses: SHA-512 for EdDSA (Ed25519), SHA-256 for ES256 and RS256. The client asks
+/// for ID tokens in the server's `signing_algorithm` (new clients get RS256 otherwise).
 async fn id_token_at_hash_follows_the_signing_algorithm(app: TestApp) {
     use sha2::Digest;
     let client = client_with(
@@ -1779,6 +1780,17 @@ async fn id_token_at_hash_follows_the_signing_algorithm(app: TestApp) {
         "client_secret_basic",
     )
     .await;
+    let response = app
+        .http
+        .patch(app.url(&format!("/v1/oauth-clients/{}", client.id)))
+        .bearer_auth(&client.owner_key)
+        .json(&json!({
+            "id_token_signed_response_alg": app.api.settings().signing_algorithm.as_str()
+        }))
+        .send()
+        .await
+        .unwrap();
+    json_with(response, StatusCode::OK).await;
     let (token, _) = mint_refresh(&app, &client, "openid users:read").await;
     let (status, _, body) = post_form(
         &app,
@@ -1792,7 +1804,7 @@ async fn id_token_at_hash_follows_the_signing_algorithm(app: TestApp) {
     let (header, claims) = jwt_parts(body["id_token"].as_str().expect("an ID token"));
     let expected = match header["alg"].as_str() {
         Some("EdDSA") => B64.encode(&sha2::Sha512::digest(access.as_bytes())[..32]),
-        Some("ES256") => B64.encode(&sha2::Sha256::digest(access.as_bytes())[..16]),
+        Some("ES256" | "RS256") => B64.encode(&sha2::Sha256::digest(access.as_bytes())[..16]),
         other => panic!("unexpected alg {other:?}"),
     };
     assert_eq!(header["alg"], app.api.settings().signing_algorithm.as_str());
@@ -1830,7 +1842,7 @@ async fn discovery_documents(app: TestApp) {
         );
         assert_eq!(
             doc["id_token_signing_alg_values_supported"],
-            json!(["EdDSA"])
+            json!(["RS256", "EdDSA"])
         );
         // The JWKS it points to is reachable and has keys.
         let set = jwks(&app).await;
@@ -2127,13 +2139,20 @@ e2e!(settings = |s: &mut netapi_core::Settings| {
 async fn signing_key_rotation(app: TestApp) {
     let client = cc_client(&app, "users:read").await;
     let old_kids = jwk_kids(&jwks(&app).await);
-    assert_eq!(old_kids.len(), 1);
+    assert_eq!(old_kids.len(), 2, "an EdDSA and an RS256 key");
     let old_token = cc_token(&app, &client).await;
-    assert_eq!(jwt_parts(&old_token).0["kid"], old_kids[0].as_str());
-    let new_key = app.api.rotate_signing_key().await.unwrap();
+    let old_kid = jwt_parts(&old_token).0["kid"].as_str().unwrap().to_owned();
+    assert!(old_kids.contains(&old_kid));
+    let new_keys = app.api.rotate_signing_keys().await.unwrap();
+    let new_key = &new_keys[0];
     let kids = jwk_kids(&jwks(&app).await);
-    assert_eq!(kids.len(), 2, "kids: {kids:?}");
-    assert!(kids.contains(&old_kids[0]) && kids.contains(&new_key.kid));
+    assert_eq!(kids.len(), 4, "kids: {kids:?}");
+    assert!(
+        old_kids
+            .iter()
+            .chain(&new_keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>())
+            .all(|kid| kids.contains(kid))
+    );
     // Tokens signed before still work; new ones carry the new kid.
     accepted(&app, &old_token).await;
     let new_token = cc_token(&app, &client).await;
@@ -2143,11 +2162,14 @@ async fn signing_key_rotation(app: TestApp) {
     // reload keys once a minute), it leaves the JWKS.
     app.clock.advance(900 + 120 - 1);
     app.api.housekeeping().await.unwrap();
-    assert_eq!(jwk_kids(&jwks(&app).await).len(), 2);
+    assert_eq!(jwk_kids(&jwks(&app).await).len(), 4);
     app.clock.advance(2);
     app.api.housekeeping().await.unwrap();
-    let kids = jwk_kids(&jwks(&app).await);
-    assert_eq!(kids, std::slice::from_ref(&new_key.kid));
+    let mut kids = jwk_kids(&jwks(&app).await);
+    kids.sort();
+    let mut expected: Vec<String> = new_keys.iter().map(|k| k.kid.clone()).collect();
+    expected.sort();
+    assert_eq!(kids, expected);
     let token = cc_token(&app, &client).await;
     assert_eq!(jwt_parts(&token).0["kid"], new_key.kid.as_str());
     accepted(&app, &token).await;

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use crate::backend::{Backend, Exec};
 use crate::codec;
 use crate::tables::{model, models};
-use netapi_core::model::OAuthClient;
+use netapi_core::model::{OAuthClient, SigningAlgorithm};
 use netapi_core::scope::Scopes;
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{ClientChanges, StoreResult};
@@ -14,14 +14,15 @@ use netapi_core::{StoreError, Timestamp};
 macro_rules! columns {
     () => {
         "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, \
-         created_at, updated_at, rate_limit, trusted, resources, resource_scopes"
+         created_at, updated_at, rate_limit, trusted, resources, resource_scopes, \
+         id_token_signed_response_alg"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO oauth_clients (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
 const LIST_OF_OWNER: &str = concat!(
@@ -42,7 +43,8 @@ const UPDATE: &str = concat!(
      grant_types = COALESCE($4, grant_types), scopes = COALESCE($5, scopes), \
      rate_limit = CASE WHEN $6 THEN $7 ELSE rate_limit END, updated_at = $8, \
      resources = COALESCE($9, resources), \
-     resource_scopes = COALESCE($10, resource_scopes) \
+     resource_scopes = COALESCE($10, resource_scopes), \
+     id_token_signed_response_alg = COALESCE($11, id_token_signed_response_alg) \
      WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -66,6 +68,7 @@ pub(crate) struct OAuthClientRow {
     trusted: bool,
     resources: String,
     resource_scopes: String,
+    id_token_signed_response_alg: Option<String>,
 }
 
 impl TryFrom<OAuthClientRow> for OAuthClient {
@@ -87,6 +90,11 @@ impl TryFrom<OAuthClientRow> for OAuthClient {
             trusted: row.trusted,
             resources: codec::split_names(&row.resources),
             resource_scopes: codec::split_names(&row.resource_scopes),
+            id_token_signed_response_alg: row
+                .id_token_signed_response_alg
+                .as_deref()
+                .map(codec::alg)
+                .transpose()?,
         })
     }
 }
@@ -111,6 +119,10 @@ pub(crate) async fn insert(db: &impl Backend, client: &OAuthClient) -> StoreResu
                 client.trusted.into(),
                 codec::join_names(&client.resources).into(),
                 codec::join_names(&client.resource_scopes).into(),
+                client
+                    .id_token_signed_response_alg
+                    .map(SigningAlgorithm::as_str)
+                    .into(),
             ],
         )
         .await?;
@@ -194,6 +206,10 @@ pub(crate) async fn update(
                     .resource_scopes
                     .as_deref()
                     .map(codec::join_names)
+                    .into(),
+                changes
+                    .id_token_signed_response_alg
+                    .map(SigningAlgorithm::as_str)
                     .into(),
             ],
         )

@@ -25,8 +25,13 @@ const LIST_LIVE: &str = concat!(
     columns!(),
     " FROM signing_keys WHERE retire_at IS NULL OR retire_at > $1 ORDER BY active_from, kid"
 );
-const RETIRE_ALL_BUT: &str =
-    "UPDATE signing_keys SET retire_at = $2 WHERE kid <> $1 AND retire_at IS NULL";
+/// Keys that come before `$1` in signing order (`active_from`, then `kid`, as the key ring
+/// picks): those of earlier rotations, of every algorithm, and not the keys of other
+/// algorithms made after `$1` in the same rotation (same `active_from`, later `kid`).
+const RETIRE_EARLIER: &str = "UPDATE signing_keys SET retire_at = $2 WHERE retire_at IS NULL \
+     AND EXISTS (SELECT 1 FROM signing_keys AS keep WHERE keep.kid = $1 \
+     AND (signing_keys.active_from < keep.active_from \
+     OR (signing_keys.active_from = keep.active_from AND signing_keys.kid < keep.kid)))";
 /// Only if the key is still sealed as `$2` (another instance may have resealed it).
 const RESEAL: &str = "UPDATE signing_keys SET private_key = $3 WHERE kid = $1 AND private_key = $2";
 /// Retired keys are deleted a day after retiring.
@@ -92,14 +97,14 @@ pub(crate) async fn list_live(db: &impl Backend, now: Timestamp) -> StoreResult<
     models(rows)
 }
 
-pub(crate) async fn retire_all_but(
+pub(crate) async fn retire_earlier(
     db: &impl Backend,
     keep: &str,
     retire_at: Timestamp,
 ) -> StoreResult<()> {
     db.writer()
         .await?
-        .execute(RETIRE_ALL_BUT, &[keep.into(), retire_at.into()])
+        .execute(RETIRE_EARLIER, &[keep.into(), retire_at.into()])
         .await?;
     Ok(())
 }
