@@ -233,14 +233,17 @@ fn granted(access: &Access) -> Response {
         ("x-netapi-subject", principal.user_id.as_str()),
         ("x-netapi-credential", kind),
         (id_header, id),
-        ("x-netapi-resource", &access.resource),
     ] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     }
+    // In the documented order (docs/resources.md shows them so).
     if let Some(value) = scopes_header(principal) {
         headers.insert(HeaderName::from_static("x-netapi-scopes"), value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&access.resource) {
+        headers.insert(HeaderName::from_static("x-netapi-resource"), value);
     }
     if let Credential::ApiKey {
         metadata: Some(metadata),
