@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use netapi_core::AuthFailure;
 use netapi_core::service::Principal;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::error::{ApiError, Code};
 use crate::state::AppState;
@@ -28,15 +28,32 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(
                 || "unknown".to_owned(),
-                |c| {
-                    state
-                        .trusted_proxies
-                        .client_ip(c.0.ip(), &parts.headers)
-                        .to_string()
-                },
+                |c| ip_text(state.trusted_proxies.client_ip(c.0.ip(), &parts.headers)),
             );
         Ok(Self(ip))
     }
+}
+
+/// `ip` as `Display` writes it; IPv4 without the formatting machinery, which cost more than
+/// the rest of this extractor (every request from an IPv4 client runs it).
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// Where the authenticated caller's rate-limit standing is left for the response headers.
@@ -325,4 +342,26 @@ fn serde_urlencoded_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiErro
             None => error,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_is_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "192.168.100.255",
+            "9.99.100.199",
+            "::1",
+            "2001:db8::42",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().expect("an address");
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 }

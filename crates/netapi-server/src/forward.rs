@@ -8,10 +8,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
 use netapi_core::Error;
-use netapi_core::service::{Access, Credential};
+use netapi_core::scope::Scopes;
+use netapi_core::service::{Access, Credential, Principal};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use crate::dto::oauth::ProtectedResourceMetadata;
@@ -20,32 +24,58 @@ use crate::extract::{ClientIp, RateSlot, bearer};
 use crate::state::AppState;
 
 /// The first value of each query parameter named; a repeated or undecodable one cannot make
-/// the answer anything but the decision (a proxy turns a 400 into a 500).
-fn query_values<const N: usize>(parts: &Parts, names: [&str; N]) -> [Option<String>; N] {
-    let mut found: [Option<String>; N] = std::array::from_fn(|_| None);
-    let query = parts.uri.query().unwrap_or_default();
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        if let Some(i) = names.iter().position(|n| *n == name) {
-            found[i].get_or_insert_with(|| value.into_owned());
+/// the answer anything but the decision (a proxy turns a 400 into a 500). Values borrow the
+/// query unless they need decoding, and other parameters are skipped undecoded: this runs
+/// on every proxied request.
+fn query_values<'q, const N: usize>(query: &'q str, names: [&str; N]) -> [Option<Cow<'q, str>>; N] {
+    let mut found: [Option<Cow<'q, str>>; N] = std::array::from_fn(|_| None);
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(i) = names.iter().position(|n| decoded(name) == *n) else {
+            continue;
+        };
+        if found[i].is_none() {
+            found[i] = Some(decoded(value));
         }
     }
     found
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+/// A form-encoded name or value: `+` is a space, `%XX` a byte, a `%` without two hex digits
+/// kept as it is, invalid UTF-8 replaced (`form_urlencoded`'s rules); borrowed when there is
+/// nothing to decode.
+fn decoded(text: &str) -> Cow<'_, str> {
+    if !text.contains(['+', '%']) {
+        return Cow::Borrowed(text);
+    }
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        match byte {
+            b'+' => bytes.push(b' '),
+            b'%' => match tail {
+                [high, low, after @ ..] if hex(*high).is_some() && hex(*low).is_some() => {
+                    let value = hex(*high).unwrap_or(0) * 16 + hex(*low).unwrap_or(0);
+                    bytes.push(u8::try_from(value).unwrap_or(b'%'));
+                    rest = after;
+                }
+                _ => bytes.push(b'%'),
+            },
+            other => bytes.push(other),
+        }
+    }
+    Cow::Owned(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+    })
 }
 
-/// `resource` and `scope` of `/auth/forward` (read by `query_values`).
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ForwardQuery {
-    /// The identifier of the resource the original request is for; without it, Net API's own.
-    resource: Option<String>,
-    /// Space-separated scopes the credential must all hold.
-    scope: Option<String>,
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
 }
 
 /// `?resource=` of the metadata endpoint.
@@ -57,32 +87,27 @@ pub struct MetadataQuery {
 }
 
 /// Read leniently (`query_values`): a repeated parameter is no error.
-impl<S: Send + Sync> FromRequestParts<S> for ForwardQuery {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        let [resource, scope] = query_values(parts, ["resource", "scope"]);
-        Ok(Self { resource, scope })
-    }
-}
-
-/// Read leniently, as `ForwardQuery`.
 impl<S: Send + Sync> FromRequestParts<S> for MetadataQuery {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        let [resource] = query_values(parts, ["resource"]);
+        let query = parts.uri.query().unwrap_or_default();
+        let [resource] = query_values(query, ["resource"]).map(|v| v.map(Cow::into_owned));
         Ok(Self { resource })
     }
 }
 
-/// `/auth/forward?resource=...&scope=...`, any method.
+/// `/auth/forward?resource=...&scope=...`, any method. The query is read leniently
+/// (`query_values`): a repeated parameter is no error.
 #[utoipa::path(
     get,
     path = "/auth/forward",
     tag = "forward-auth",
     operation_id = "forwardAuth",
-    params(ForwardQuery),
+    params(
+        ("resource" = Option<String>, Query, description = "The identifier of the resource the original request is for; without it, Net API's own."),
+        ("scope" = Option<String>, Query, description = "Space-separated scopes the credential must all hold."),
+    ),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The credential may make the original request. Empty body; \
@@ -104,10 +129,12 @@ impl<S: Send + Sync> FromRequestParts<S> for MetadataQuery {
 pub async fn forward(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    ForwardQuery { resource, scope }: ForwardQuery,
     request: Request,
 ) -> Response {
-    decide(&state, &ip, request, resource, scope).await
+    let (parts, _body) = request.into_parts();
+    let [resource, scope] =
+        query_values(parts.uri.query().unwrap_or_default(), ["resource", "scope"]);
+    decide(&state, &ip, &parts, resource.as_deref(), scope.as_deref()).await
 }
 
 /// `/auth/forward/{*path}`, any method: the resource and scopes in `X-Netapi-Resource` and
@@ -140,27 +167,22 @@ pub async fn forward_with_path(
     ClientIp(ip): ClientIp,
     request: Request,
 ) -> Response {
-    let resource = header_text(request.headers(), "x-netapi-resource");
-    let scope = header_text(request.headers(), "x-netapi-scope");
-    decide(&state, &ip, request, resource, scope).await
+    let (parts, _body) = request.into_parts();
+    let resource = header_text(&parts.headers, "x-netapi-resource");
+    let scope = header_text(&parts.headers, "x-netapi-scope");
+    decide(&state, &ip, &parts, resource.as_deref(), scope.as_deref()).await
 }
 
 async fn decide(
     state: &AppState,
     ip: &str,
-    request: Request,
-    resource: Option<String>,
-    scope: Option<String>,
+    parts: &Parts,
+    resource: Option<&str>,
+    scope: Option<&str>,
 ) -> Response {
-    let (parts, _body) = request.into_parts();
     let outcome = state
         .api
-        .check_access(
-            bearer(&parts),
-            ip,
-            resource.as_deref(),
-            scope.as_deref().unwrap_or_default(),
-        )
+        .check_access(bearer(parts), ip, resource, scope.unwrap_or_default())
         .await;
     log_decision(&parts.headers, &outcome);
     let mut response = match outcome {
@@ -173,7 +195,7 @@ async fn decide(
         Err(err) => {
             let metadata = state
                 .api
-                .protected_resource(resource.as_deref())
+                .protected_resource(resource)
                 .await
                 .ok()
                 .flatten()
@@ -204,16 +226,24 @@ fn granted(access: &Access) -> Response {
     };
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
+    // Room for the identity, security, request-id and rate-limit headers at once: growing
+    // the map step by step rehashed it three times.
+    headers.reserve(16);
     for (name, value) in [
         ("x-netapi-subject", principal.user_id.as_str()),
         ("x-netapi-credential", kind),
         (id_header, id),
-        ("x-netapi-scopes", &principal.scope_names()),
-        ("x-netapi-resource", &access.resource),
     ] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
+    }
+    // In the documented order (docs/resources.md shows them so).
+    if let Some(value) = scopes_header(principal) {
+        headers.insert(HeaderName::from_static("x-netapi-scopes"), value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&access.resource) {
+        headers.insert(HeaderName::from_static("x-netapi-resource"), value);
     }
     if let Credential::ApiKey {
         metadata: Some(metadata),
@@ -224,6 +254,28 @@ fn granted(access: &Access) -> Response {
         headers.insert(HeaderName::from_static("x-netapi-metadata"), value);
     }
     response
+}
+
+thread_local! {
+    /// `X-Netapi-Scopes` of each set of Net API's own scopes met so far, made once per
+    /// thread: formatting the names cost more than the rest of the identity headers. At most
+    /// one entry per subset of the 14 scopes.
+    static OWN_SCOPES: RefCell<HashMap<Scopes, HeaderValue>> = RefCell::new(HashMap::new());
+}
+
+/// The credential's scopes, space-separated, as a header value.
+fn scopes_header(principal: &Principal) -> Option<HeaderValue> {
+    if principal.resource.is_some() {
+        return HeaderValue::from_str(&principal.scope_names()).ok();
+    }
+    OWN_SCOPES.with_borrow_mut(|known| {
+        if let Some(value) = known.get(&principal.scopes) {
+            return Some(value.clone());
+        }
+        let value = HeaderValue::from_str(&principal.scope_names()).ok()?;
+        known.insert(principal.scopes, value.clone());
+        Some(value)
+    })
 }
 
 /// JSON text with every character beyond ASCII written as a `\u` escape, so that it fits in
@@ -357,4 +409,36 @@ fn any_method(
         .schemas
         .extend(schemas);
     router
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_decode_like_form_urlencoded() {
+        let queries = [
+            "resource=https%3A%2F%2Fapi.example&scope=users%3Aread+keys%3Awrite",
+            "scope=a&scope=b&resource=r&resource=s",
+            "sc%6Fpe=x%2&resource&other=%zz",
+            "scope=%C3%A9%FF&=&&resource=a=b",
+            "",
+        ];
+        for query in queries {
+            let ours = query_values(query, ["resource", "scope"]).map(|v| v.map(Cow::into_owned));
+            let mut theirs: [Option<String>; 2] = [None, None];
+            for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+                let slot = match name.as_ref() {
+                    "resource" => &mut theirs[0],
+                    "scope" => &mut theirs[1],
+                    _ => continue,
+                };
+                slot.get_or_insert_with(|| value.into_owned());
+            }
+            assert_eq!(ours, theirs, "{query}");
+        }
+        let [resource, scope] = query_values("resource=plain&scope=a%20b", ["resource", "scope"]);
+        assert!(matches!(resource, Some(Cow::Borrowed("plain"))));
+        assert_eq!(scope.as_deref(), Some("a b"));
+    }
 }

@@ -29,8 +29,9 @@ pub async fn per_request(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .cloned();
-    // The path only: query strings can carry codes and tokens.
-    let path = request.uri().path().to_owned();
+    // The path only: query strings can carry codes and tokens. Borrowed: the span's fields
+    // are recorded when it is made.
+    let path = request.uri().path();
     let span =
         tracing::info_span!(target: "netapi::request", "request", request_id = %id, %method, %path);
     let started = Instant::now();
