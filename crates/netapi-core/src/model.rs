@@ -537,6 +537,11 @@ pub enum Amr {
     Password,
     /// A password and a one-time code (TOTP or a recovery code).
     PasswordOtp,
+    /// A passkey alone, with user verification (its PIN or biometric): a key held by the
+    /// user's device and something the device checks, so two factors.
+    Passkey,
+    /// A password and a passkey as the second factor.
+    PasswordPasskey,
 }
 
 impl Amr {
@@ -545,6 +550,8 @@ impl Amr {
         match self {
             Self::Password => "pwd",
             Self::PasswordOtp => "pwd otp",
+            Self::Passkey => "hwk user mfa",
+            Self::PasswordPasskey => "pwd hwk mfa",
         }
     }
 
@@ -553,6 +560,8 @@ impl Amr {
         match text {
             "pwd" => Some(Self::Password),
             "pwd otp" => Some(Self::PasswordOtp),
+            "hwk user mfa" => Some(Self::Passkey),
+            "pwd hwk mfa" => Some(Self::PasswordPasskey),
             _ => None,
         }
     }
@@ -566,8 +575,13 @@ impl Amr {
     pub fn acr(self) -> &'static str {
         match self {
             Self::Password => ACR_PASSWORD,
-            Self::PasswordOtp => ACR_MFA,
+            Self::PasswordOtp | Self::Passkey | Self::PasswordPasskey => ACR_MFA,
         }
+    }
+
+    /// Whether the sign-in used more than one factor.
+    pub fn multi_factor(self) -> bool {
+        self.acr() == ACR_MFA
     }
 }
 
@@ -792,6 +806,52 @@ pub struct DeliveryAttempt {
     pub error: Option<String>,
     /// When the attempt ended.
     pub at: Timestamp,
+}
+
+/// A user's passkey (a WebAuthn credential). Holds a public key and the authenticator's
+/// signature counter, nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyCredential {
+    /// Its id here (`pk_...`).
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The authenticator's credential id, base64url without padding; unique.
+    pub credential_id: String,
+    /// What the user calls it.
+    pub name: String,
+    /// The credential as webauthn-rs keeps it (JSON): public key, counter, flags.
+    pub passkey: String,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last signed someone in.
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A WebAuthn ceremony waiting for the browser's answer: the state webauthn-rs needs to check
+/// it (the challenge among it), found by a hash of what binds it to one browser, taken once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebauthnCeremony {
+    /// HMAC of the purpose and the browser's binding (its session or sign-in form).
+    pub hash: SecretHash,
+    /// `register`, `second_factor` or `passwordless`.
+    pub purpose: String,
+    /// The user it is for; `None` for a passwordless sign-in, whose user is not known yet.
+    pub user_id: Option<String>,
+    /// webauthn-rs's state (JSON).
+    pub state: String,
+    /// After this it is refused.
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for WebauthnCeremony {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebauthnCeremony")
+            .field("purpose", &self.purpose)
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

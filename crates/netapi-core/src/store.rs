@@ -10,6 +10,7 @@ use crate::model::{
     SigningKey, TotpFactor, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
+use crate::model::{PasskeyCredential, WebauthnCeremony};
 use crate::scope::{Role, Scopes};
 use crate::secret::SecretHash;
 use crate::usage::UsageCount;
@@ -493,6 +494,38 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreResult<bool>;
     /// How many unused recovery codes the user has.
     async fn count_recovery_codes(&self, user_id: &str) -> StoreResult<u64>;
+
+    // --- passkeys ---
+    /// Stores a passkey unless its user already has `max`; false (nothing written) then.
+    /// A credential id registered before (to anyone) is `Conflict`.
+    async fn insert_passkey(&self, passkey: &PasskeyCredential, max: u64) -> StoreResult<bool>;
+    /// A user's passkeys, oldest first.
+    async fn list_passkeys(&self, user_id: &str) -> StoreResult<Vec<PasskeyCredential>>;
+    /// The passkey with this credential id (base64url), whoever's it is.
+    async fn get_passkey_by_credential(
+        &self,
+        credential_id: &str,
+    ) -> StoreResult<Option<PasskeyCredential>>;
+    /// Records a sign-in with a passkey: its new state (signature counter) and when.
+    async fn record_passkey_use(&self, id: &str, passkey: &str, now: Timestamp) -> StoreResult<()>;
+    /// Removes one of a user's passkeys; false if the user has no such passkey.
+    async fn delete_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Stores a pending WebAuthn ceremony, replacing one with the same hash, after dropping
+    /// expired ones. A ceremony without a user is refused (false) while `max_anonymous`
+    /// such ceremonies are pending.
+    async fn put_webauthn_ceremony(
+        &self,
+        ceremony: &WebauthnCeremony,
+        max_anonymous: u64,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Takes (deletes and returns) the unexpired ceremony with this hash: of two concurrent
+    /// takers, one gets it.
+    async fn take_webauthn_ceremony(
+        &self,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<WebauthnCeremony>>;
 
     // Emailed links
     /// Stores a link (by the hash of its secret).

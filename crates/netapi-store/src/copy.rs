@@ -218,6 +218,28 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "passkeys",
+        &[
+            ("id", Text),
+            ("user_id", Text),
+            ("credential_id", Text),
+            ("name", Text),
+            ("passkey", Text),
+            ("created_at", Int),
+            ("last_used_at", Int),
+        ],
+    ),
+    (
+        "webauthn_ceremonies",
+        &[
+            ("hash", Blob),
+            ("purpose", Text),
+            ("user_id", Text),
+            ("state", Text),
+            ("expires_at", Int),
+        ],
+    ),
+    (
         "email_tokens",
         &[
             ("id", Text),

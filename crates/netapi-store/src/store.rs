@@ -62,7 +62,8 @@ macro_rules! forward_store {
                 SigningKey, TotpFactor, User,
             };
             use netapi_core::model::{
-                ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery,
+                ClaimedDelivery, DeliveryAttempt, OutboxEvent, PasskeyCredential, WebauthnCeremony,
+                Webhook, WebhookDelivery,
             };
             use netapi_core::secret::SecretHash;
             use netapi_core::store::{
@@ -73,8 +74,8 @@ macro_rules! forward_store {
             use $crate::backend::Backend;
             use $crate::tables::{
                 api_key_usage, api_keys, audit_events, authorization_codes, consents, email_tokens,
-                invalidations, invitations, mfa, oauth_clients, refresh_tokens, resources,
-                sessions, signing_keys, users, webhooks,
+                invalidations, invitations, mfa, oauth_clients, passkeys, refresh_tokens,
+                resources, sessions, signing_keys, users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -578,6 +579,58 @@ macro_rules! forward_store {
 
                 async fn count_recovery_codes(&self, user_id: &str) -> StoreResult<u64> {
                     mfa::count_recovery_codes(self, user_id).await
+                }
+
+                async fn insert_passkey(
+                    &self,
+                    passkey: &PasskeyCredential,
+                    max: u64,
+                ) -> StoreResult<bool> {
+                    passkeys::insert(self, passkey, max).await
+                }
+
+                async fn list_passkeys(
+                    &self,
+                    user_id: &str,
+                ) -> StoreResult<Vec<PasskeyCredential>> {
+                    passkeys::list_of_user(self, user_id).await
+                }
+
+                async fn get_passkey_by_credential(
+                    &self,
+                    credential_id: &str,
+                ) -> StoreResult<Option<PasskeyCredential>> {
+                    passkeys::by_credential(self, credential_id).await
+                }
+
+                async fn record_passkey_use(
+                    &self,
+                    id: &str,
+                    passkey: &str,
+                    now: Timestamp,
+                ) -> StoreResult<()> {
+                    passkeys::record_use(self, id, passkey, now).await
+                }
+
+                async fn delete_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool> {
+                    passkeys::delete(self, user_id, id).await
+                }
+
+                async fn put_webauthn_ceremony(
+                    &self,
+                    ceremony: &WebauthnCeremony,
+                    max_anonymous: u64,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    passkeys::put_ceremony(self, ceremony, max_anonymous, now).await
+                }
+
+                async fn take_webauthn_ceremony(
+                    &self,
+                    hash: &SecretHash,
+                    now: Timestamp,
+                ) -> StoreResult<Option<WebauthnCeremony>> {
+                    passkeys::take_ceremony(self, hash, now).await
                 }
 
                 async fn publish_invalidation(

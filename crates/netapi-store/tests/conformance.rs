@@ -227,6 +227,9 @@ conformance! {
     resource_grants => sqlite_resource_grants, postgres_resource_grants;
     sessions => sqlite_sessions, postgres_sessions;
     second_factors => sqlite_second_factors, postgres_second_factors;
+    passkeys => sqlite_passkeys, postgres_passkeys;
+    webauthn_ceremonies_single_use =>
+        sqlite_webauthn_ceremonies_single_use, postgres_webauthn_ceremonies_single_use;
     invalidations => sqlite_invalidations, postgres_invalidations;
     denylist => sqlite_denylist, postgres_denylist;
     signing_keys => sqlite_signing_keys, postgres_signing_keys;
@@ -345,9 +348,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// How many migrations there are (0001 to 0012, and 0016), as sqlx and the old runner's
+/// How many migrations there are (0001 to 0013, and 0016), as sqlx and the old runner's
 /// table count them.
-const ALL_VERSIONS: (i64, i64) = (13, 13);
+const ALL_VERSIONS: (i64, i64) = (14, 14);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -2815,6 +2818,190 @@ async fn second_factors(store: Arc<dyn Store>) {
     assert_eq!(
         store.count_recovery_codes(&alice.id).await.expect("count"),
         0
+    );
+}
+
+fn passkey(id: &str, user_id: &str, credential_id: &str) -> netapi_core::model::PasskeyCredential {
+    netapi_core::model::PasskeyCredential {
+        id: id.to_owned(),
+        user_id: user_id.to_owned(),
+        credential_id: credential_id.to_owned(),
+        name: format!("key {id}"),
+        passkey: format!("{{\"cred\":\"{id}\"}}"),
+        created_at: NOW,
+        last_used_at: None,
+    }
+}
+
+async fn passkeys(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    assert!(
+        store
+            .list_passkeys(&alice.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let first = passkey("pk_1", &alice.id, "cred-1");
+    assert!(store.insert_passkey(&first, 2).await.expect("insert"));
+    assert!(
+        store
+            .insert_passkey(&passkey("pk_2", &alice.id, "cred-2"), 2)
+            .await
+            .expect("insert")
+    );
+    // The cap: a third is refused, and nothing is written.
+    assert!(
+        !store
+            .insert_passkey(&passkey("pk_3", &alice.id, "cred-3"), 2)
+            .await
+            .expect("capped")
+    );
+    assert_eq!(store.list_passkeys(&alice.id).await.expect("list").len(), 2);
+    // A credential id is unique across users.
+    assert!(matches!(
+        store
+            .insert_passkey(&passkey("pk_4", &bob.id, "cred-1"), 2)
+            .await,
+        Err(netapi_core::StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .get_passkey_by_credential("cred-1")
+            .await
+            .expect("get"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .get_passkey_by_credential("cred-9")
+            .await
+            .expect("get"),
+        None
+    );
+    store
+        .record_passkey_use("pk_1", "{\"cred\":\"counted\"}", NOW + 5)
+        .await
+        .expect("use");
+    let used = store
+        .get_passkey_by_credential("cred-1")
+        .await
+        .expect("get")
+        .expect("pk_1");
+    assert_eq!(used.last_used_at, Some(NOW + 5));
+    assert_eq!(used.passkey, "{\"cred\":\"counted\"}");
+    // Only its owner removes it.
+    assert!(
+        !store
+            .delete_passkey(&bob.id, "pk_1")
+            .await
+            .expect("not bob's")
+    );
+    assert!(
+        store
+            .delete_passkey(&alice.id, "pk_1")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_passkey(&alice.id, "pk_1")
+            .await
+            .expect("again")
+    );
+    // Deleting the user removes the rest.
+    assert!(store.delete_user(&alice.id).await.expect("delete user"));
+    assert_eq!(
+        store
+            .get_passkey_by_credential("cred-2")
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+async fn webauthn_ceremonies_single_use(store: Arc<dyn Store>) {
+    use netapi_core::model::WebauthnCeremony;
+    let alice = add_user(&store, "alice@example.com").await;
+    let ceremony = |hash: u8, user: Option<&str>, expires_at| WebauthnCeremony {
+        hash: h(hash),
+        purpose: "register".to_owned(),
+        user_id: user.map(str::to_owned),
+        state: format!("{{\"n\":{hash}}}"),
+        expires_at,
+    };
+    let mine = ceremony(1, Some(&alice.id), NOW + 300);
+    assert!(
+        store
+            .put_webauthn_ceremony(&mine, 1, NOW)
+            .await
+            .expect("put")
+    );
+    // A new one under the same hash replaces it.
+    let replaced = WebauthnCeremony {
+        state: "{\"n\":2}".to_owned(),
+        ..mine.clone()
+    };
+    assert!(
+        store
+            .put_webauthn_ceremony(&replaced, 1, NOW)
+            .await
+            .expect("replace")
+    );
+    // Taken once, concurrently on several connections: exactly one gets it.
+    let takers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_webauthn_ceremony(&h(1), NOW + 1).await })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for taker in takers {
+        if let Some(taken) = taker.await.expect("join").expect("take") {
+            got.push(taken);
+        }
+    }
+    assert_eq!(got, vec![replaced]);
+    // Expired ones are not handed out.
+    assert!(
+        store
+            .put_webauthn_ceremony(&ceremony(3, Some(&alice.id), NOW + 10), 1, NOW)
+            .await
+            .expect("put")
+    );
+    assert_eq!(
+        store
+            .take_webauthn_ceremony(&h(3), NOW + 10)
+            .await
+            .expect("take"),
+        None
+    );
+    // Anonymous ones are bounded; expired ones make room as they are dropped.
+    assert!(
+        store
+            .put_webauthn_ceremony(&ceremony(4, None, NOW + 10), 1, NOW)
+            .await
+            .expect("put")
+    );
+    assert!(
+        !store
+            .put_webauthn_ceremony(&ceremony(5, None, NOW + 10), 1, NOW)
+            .await
+            .expect("full")
+    );
+    assert!(
+        store
+            .put_webauthn_ceremony(&ceremony(5, None, NOW + 30), 1, NOW + 20)
+            .await
+            .expect("room again")
+    );
+    assert!(
+        store
+            .take_webauthn_ceremony(&h(5), NOW + 21)
+            .await
+            .expect("take")
+            .is_some()
     );
 }
 

@@ -91,8 +91,17 @@ impl Server {
     /// Like [`Server::start`], with the command changed by `adjust` (more flags, variables,
     /// where its output goes) before it is spawned.
     async fn start_with(db: &str, adjust: impl FnOnce(&mut Command)) -> Self {
-        let port = free_port();
         // Instances behind one load balancer share one issuer.
+        Self::start_as(db, free_port(), "http://netapi.test", adjust).await
+    }
+
+    /// Like [`Server::start_with`], on `port` with `issuer`.
+    async fn start_as(
+        db: &str,
+        port: u16,
+        issuer: &str,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Self {
         let mut command = Command::new(BIN);
         command
             .args([
@@ -102,7 +111,7 @@ impl Server {
                 "--database-url",
                 db,
                 "--issuer",
-                "http://netapi.test",
+                issuer,
             ])
             .env("NETAPI_PEPPER", PEPPER)
             .env("NETAPI_SECRET_KEY_FILE", shared_key_file())
@@ -421,6 +430,43 @@ async fn a_person_in_a_browser_registers_creates_a_key_and_authorizes_an_app() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("browser flow passed"));
 }
 
+/// Passkeys in headless Chromium with its virtual authenticator (CDP `WebAuthn`): added in the
+/// security page, then signing in without a password, as the second factor after the
+/// password, and removed. WebAuthn needs a domain, so the server's issuer (and the browser's
+/// address) is `http://localhost:PORT`. Skipped as the flow above.
+#[tokio::test]
+async fn a_person_in_a_browser_signs_in_with_a_passkey() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script_dir = root.join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    if !std::path::Path::new(&chromium).exists()
+        || !script_dir.join("node_modules/playwright-core").exists()
+    {
+        eprintln!("skipped: needs {chromium} and `npm ci` in tests/browser");
+        return;
+    }
+    let db = fresh_sqlite_url();
+    create_user(&db, "owner@example.com", true);
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let server = Server::start_as(&db, port, &base, |_| {}).await;
+    let output = Command::new("node")
+        .arg(script_dir.join("passkeys.mjs"))
+        .env("BASE", &base)
+        .env("CHROMIUM", &chromium)
+        .env("SHOTS", root.join("target/browser-screenshots"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "passkey flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("passkey flow passed"));
+    assert!(server.stop().success());
+}
+
 /// A TCP proxy in front of PostgreSQL that a test can cut and restore, to show what the
 /// server does while its database is unreachable.
 struct CuttableProxy {
@@ -659,6 +705,8 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "email_tokens: 0 rows",
         "mfa_totp: 0 rows",
         "mfa_recovery_codes: 0 rows",
+        "passkeys: 0 rows",
+        "webauthn_ceremonies: 0 rows",
     ] {
         assert!(report.contains(line), "{line}: {report}");
     }

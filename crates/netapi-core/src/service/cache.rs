@@ -106,6 +106,7 @@ mod tests {
         Resource, ResourceGrant, RotateOutcome, Session, SigningKey, TotpFactor, User,
     };
     use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
+    use crate::model::{PasskeyCredential, WebauthnCeremony};
     use crate::scope::{Role, Scopes};
     use crate::secret::{SecretHash, SecretHasher, SecretKind, generate};
     use crate::service::{NetApi, Principal, Settings};
@@ -455,6 +456,39 @@ mod tests {
             Err(unused())
         }
         async fn count_recovery_codes(&self, _: &str) -> StoreResult<u64> {
+            Err(unused())
+        }
+        async fn insert_passkey(&self, _: &PasskeyCredential, _: u64) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn list_passkeys(&self, _: &str) -> StoreResult<Vec<PasskeyCredential>> {
+            Err(unused())
+        }
+        async fn get_passkey_by_credential(
+            &self,
+            _: &str,
+        ) -> StoreResult<Option<PasskeyCredential>> {
+            Err(unused())
+        }
+        async fn record_passkey_use(&self, _: &str, _: &str, _: Timestamp) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn delete_passkey(&self, _: &str, _: &str) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn put_webauthn_ceremony(
+            &self,
+            _: &WebauthnCeremony,
+            _: u64,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn take_webauthn_ceremony(
+            &self,
+            _: &SecretHash,
+            _: Timestamp,
+        ) -> StoreResult<Option<WebauthnCeremony>> {
             Err(unused())
         }
         async fn reseal_signing_key(&self, _: &str, _: &[u8], _: &[u8]) -> StoreResult<bool> {

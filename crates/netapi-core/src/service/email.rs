@@ -115,6 +115,18 @@ impl AccountChange {
                      {site}; it no longer works."
                 ),
             ),
+            Self::Mfa(MfaChange::PasskeyAdded) => (
+                "A passkey was added to your account",
+                format!(
+                    "A passkey was just added to your account at {site}; it can sign you in \
+                     without a password. If this was not you, remove it on the security page \
+                     and change your password."
+                ),
+            ),
+            Self::Mfa(MfaChange::PasskeyRemoved) => (
+                "A passkey was removed from your account",
+                format!("A passkey was just removed from your account at {site}."),
+            ),
         }
     }
 }

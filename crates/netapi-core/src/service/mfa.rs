@@ -62,6 +62,10 @@ pub enum MfaChange {
     RecoveryCodesRegenerated,
     /// A recovery code was used to sign in.
     RecoveryCodeUsed,
+    /// A passkey was registered.
+    PasskeyAdded,
+    /// A passkey was removed.
+    PasskeyRemoved,
 }
 
 impl MfaChange {
@@ -72,6 +76,8 @@ impl MfaChange {
             Self::Disabled => "mfa.disabled",
             Self::RecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
             Self::RecoveryCodeUsed => "mfa.recovery_code_used",
+            Self::PasskeyAdded => "mfa.passkey_added",
+            Self::PasskeyRemoved => "mfa.passkey_removed",
         }
     }
 }
@@ -151,13 +157,19 @@ impl NetApi {
         })
     }
 
-    /// Whether signing in asks this user for a second factor.
-    pub async fn has_second_factor(&self, user_id: &str) -> Result<bool> {
+    /// Whether the user has a confirmed authenticator app.
+    pub async fn has_totp(&self, user_id: &str) -> Result<bool> {
         Ok(self
             .store
             .get_totp(user_id)
             .await?
             .is_some_and(|f| f.confirmed_at.is_some()))
+    }
+
+    /// Whether signing in asks this user for a second factor: a confirmed authenticator app
+    /// or a passkey.
+    pub async fn has_second_factor(&self, user_id: &str) -> Result<bool> {
+        Ok(self.has_totp(user_id).await? || !self.store.list_passkeys(user_id).await?.is_empty())
     }
 
     /// Whether policy requires this user to have a second factor.
@@ -265,7 +277,7 @@ impl NetApi {
         proof: &Secret,
         ip: &str,
     ) -> Result<Vec<Secret>> {
-        if !self.has_second_factor(&user.id).await? {
+        if !self.has_totp(&user.id).await? {
             return Err(Error::NotFound("authenticator"));
         }
         self.check_presence(user, proof, ip).await?;
@@ -275,13 +287,13 @@ impl NetApi {
         Ok(codes)
     }
 
-    /// Turns the second factor off, after proof of presence (a current code or the
-    /// password). Refused while policy requires one.
+    /// Turns the authenticator app off, after proof of presence (a current code or the
+    /// password). Refused while policy requires a second factor and the user has no passkey.
     pub async fn disable_mfa(&self, user: &User, proof: &Secret, ip: &str) -> Result<()> {
-        if !self.has_second_factor(&user.id).await? {
+        if !self.has_totp(&user.id).await? {
             return Err(Error::NotFound("authenticator"));
         }
-        if self.mfa_required_for(user) {
+        if self.mfa_required_for(user) && self.store.list_passkeys(&user.id).await?.is_empty() {
             return Err(Error::PermissionDenied {
                 scope: None,
                 message: "This server requires a second factor for your account; it cannot be \
@@ -297,7 +309,7 @@ impl NetApi {
     }
 
     /// A current TOTP code or the password, counted by the failure limiter like sign-in.
-    async fn check_presence(&self, user: &User, proof: &Secret, ip: &str) -> Result<()> {
+    pub(super) async fn check_presence(&self, user: &User, proof: &Secret, ip: &str) -> Result<()> {
         let now = self.now();
         let subjects = self
             .limiter

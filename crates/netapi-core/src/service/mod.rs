@@ -13,6 +13,7 @@ mod keys;
 mod mfa;
 mod oauth;
 mod oauth_error;
+mod passkeys;
 mod requests;
 mod resources;
 mod scanning;
@@ -41,6 +42,9 @@ pub use keys::{KeyPage, NewApiKey};
 pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
+pub use passkeys::{
+    CEREMONY_TTL, MAX_CREDENTIAL_JSON, MAX_PASSKEYS, MAX_PENDING_PASSWORDLESS, PasskeyStep,
+};
 pub use requests::{
     AuthorizationParams, ClientAuth, ClientRequest, OAuthForm, Prompt, ResourceIndicator,
     TokenGrant, TokenTarget,

@@ -30,6 +30,8 @@ struct LoginPage<'a> {
     /// After a right password for an unverified address (`require_verified_email`): the
     /// address, for the button that mails the link again.
     resend_email: Option<&'a str>,
+    /// The "Sign in with a passkey" button (off when the issuer's host is an IP address).
+    passkeys: bool,
 }
 
 #[derive(Template)]
@@ -39,11 +41,36 @@ struct CodePage<'a> {
     message: Option<&'a str>,
     csrf: &'a str,
     return_to: &'a str,
+    factors: SecondFactors,
 }
 
-/// The second step of signing in: a code from the authenticator or a recovery code. The form
-/// keeps the sign-in form's CSRF token (the ticket is bound to its cookie).
-fn code_page(csrf: &str, return_to: &str, message: Option<&str>, status: StatusCode) -> Response {
+/// Which second factors the code step offers.
+#[derive(Clone, Copy)]
+struct SecondFactors {
+    /// A code from the authenticator app (or a recovery code).
+    totp: bool,
+    /// A passkey (only while passkeys are on).
+    passkey: bool,
+}
+
+impl SecondFactors {
+    async fn of(api: &NetApi, user: &User) -> Result<Self, Error> {
+        Ok(Self {
+            totp: api.has_totp(&user.id).await?,
+            passkey: api.passkeys_enabled() && !api.list_passkeys(&user.id).await?.is_empty(),
+        })
+    }
+}
+
+/// The second step of signing in: a code from the authenticator or a recovery code, or a
+/// passkey. The form keeps the sign-in form's CSRF token (the ticket is bound to its cookie).
+fn code_page(
+    csrf: &str,
+    return_to: &str,
+    factors: SecondFactors,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
     render(
         status,
         &CodePage {
@@ -51,6 +78,7 @@ fn code_page(csrf: &str, return_to: &str, message: Option<&str>, status: StatusC
             message,
             csrf,
             return_to,
+            factors,
         },
     )
 }
@@ -96,6 +124,7 @@ fn login_page_with(
             csrf: &csrf,
             return_to,
             resend_email,
+            passkeys: api.passkeys_enabled(),
         },
     );
     set_cookie(&mut response, api, LOGIN_CSRF_COOKIE, &csrf, 3600);
@@ -230,10 +259,16 @@ pub async fn login(
         }
         Err(err) => return PageError::Core(err).into_response(),
     };
-    match state.api.has_second_factor(&user.id).await {
-        Ok(true) => {
+    let second_factor = match state.api.has_second_factor(&user.id).await {
+        Ok(true) => SecondFactors::of(&state.api, &user).await.map(Some),
+        Ok(false) => Ok(None),
+        Err(err) => Err(err),
+    };
+    match second_factor {
+        Ok(Some(factors)) => {
             let ticket = state.api.second_factor_ticket(&user.id, &form.csrf_token);
-            let mut response = code_page(&form.csrf_token, &return_to, None, StatusCode::OK);
+            let mut response =
+                code_page(&form.csrf_token, &return_to, factors, None, StatusCode::OK);
             set_cookie(
                 &mut response,
                 &state.api,
@@ -243,7 +278,7 @@ pub async fn login(
             );
             response
         }
-        Ok(false) => {
+        Ok(None) => {
             finish_sign_in(&state.api, &headers, &ip, &user, Amr::Password, &return_to).await
         }
         Err(err) => PageError::Core(err).into_response(),
@@ -307,6 +342,10 @@ pub async fn login_code(
         }
         Err(err) => return PageError::Core(err).into_response(),
     };
+    let factors = match SecondFactors::of(api, &user).await {
+        Ok(factors) => factors,
+        Err(err) => return PageError::Core(err).into_response(),
+    };
     match api
         .verify_second_factor(&user, form.code.expose(), &ip)
         .await
@@ -316,6 +355,7 @@ pub async fn login_code(
             let mut response = code_page(
                 &form.csrf_token,
                 &return_to,
+                factors,
                 Some(&format!(
                     "Too many failed sign-in attempts. Try again in {retry_after} seconds."
                 )),
@@ -329,6 +369,7 @@ pub async fn login_code(
         Err(Error::Unauthenticated(_)) => code_page(
             &form.csrf_token,
             &return_to,
+            factors,
             Some("That code is not right, or was already used."),
             StatusCode::UNAUTHORIZED,
         ),
@@ -346,10 +387,9 @@ async fn finish_sign_in(
     amr: Amr,
     return_to: &str,
 ) -> Response {
-    let next = match api.mfa_enrolment_due(user).await {
-        Ok(true) => enrolment_url(return_to),
-        Ok(false) => return_to.to_owned(),
-        Err(err) => return PageError::Core(err).into_response(),
+    let next = match sign_in_destination(api, user, return_to).await {
+        Ok(next) => next,
+        Err(response) => return response,
     };
     start_session_response(
         api,
@@ -362,8 +402,22 @@ async fn finish_sign_in(
     .await
 }
 
+/// Where a user who passed every step goes: `return_to`, or the security page first when
+/// policy wants a second factor the user does not have.
+pub(super) async fn sign_in_destination(
+    api: &NetApi,
+    user: &User,
+    return_to: &str,
+) -> Result<String, Response> {
+    match api.mfa_enrolment_due(user).await {
+        Ok(true) => Ok(enrolment_url(return_to)),
+        Ok(false) => Ok(return_to.to_owned()),
+        Err(err) => Err(PageError::Core(err).into_response()),
+    }
+}
+
 /// Ends the browser's previous session (no fixation) and starts a new one.
-async fn start_session_response(
+pub(super) async fn start_session_response(
     api: &NetApi,
     headers: &HeaderMap,
     user: &User,

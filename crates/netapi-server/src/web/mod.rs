@@ -12,6 +12,7 @@ mod error;
 mod flash;
 mod login;
 mod page;
+mod passkeys;
 mod portal;
 mod register;
 mod resources;
@@ -77,6 +78,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(home))
         .routes(routes!(stylesheet))
+        .routes(routes!(passkeys::script))
         .routes(routes!(favicon))
         .routes(routes!(consent::authorize, consent::decide))
         .routes(routes!(login::login_form, login::login))
@@ -129,4 +131,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::invitations, admin::create_invitation))
         .routes(routes!(admin::delete_invitation))
         .routes(routes!(admin::audit))
+        .routes(routes!(passkeys::registration_options))
+        .routes(routes!(passkeys::add))
+        .routes(routes!(security::remove_passkey))
+        .routes(routes!(passkeys::sign_in_options))
+        .routes(routes!(passkeys::sign_in))
 }

@@ -7,9 +7,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::clock::format_rfc3339;
-use netapi_core::model::{Amr, Session, User};
+use netapi_core::model::{PasskeyCredential, Session, User};
 use netapi_core::secret::Secret;
-use netapi_core::service::{MfaStatus, SessionSummary};
+use netapi_core::service::{MAX_PASSKEYS, MfaStatus, SessionSummary};
 use netapi_core::{Error, NetApi};
 use serde::Deserialize;
 
@@ -39,8 +39,27 @@ impl From<SessionSummary> for SessionRow {
             source: s.source,
             created: format_rfc3339(s.created_at),
             last_seen: format_rfc3339(s.last_seen_at),
-            second_factor: s.amr == Amr::PasswordOtp,
+            second_factor: s.amr.multi_factor(),
             current: s.current,
+        }
+    }
+}
+
+/// A passkey as the page lists it.
+struct PasskeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
+}
+
+impl From<PasskeyCredential> for PasskeyRow {
+    fn from(p: PasskeyCredential) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            created: format_rfc3339(p.created_at),
+            last_used: p.last_used_at.map(format_rfc3339).unwrap_or_default(),
         }
     }
 }
@@ -61,6 +80,11 @@ struct SecurityPage<'a> {
     return_to: &'a str,
     /// Policy wants a second factor this user does not have yet.
     required: bool,
+    /// Passkeys can be used here (the issuer's host is a domain name).
+    passkeys_enabled: bool,
+    passkeys: Vec<PasskeyRow>,
+    /// The user has the most passkeys allowed.
+    passkeys_full: bool,
     enabled: bool,
     enabled_at: String,
     recovery_left: u64,
@@ -102,6 +126,10 @@ async fn security_page(
         Ok(status) => status,
         Err(err) => return PageError::Core(err).into_response(),
     };
+    let passkeys: Vec<PasskeyRow> = match api.list_passkeys(&user.id).await {
+        Ok(list) => list.into_iter().map(PasskeyRow::from).collect(),
+        Err(err) => return PageError::Core(err).into_response(),
+    };
     let sessions = match api.list_sessions(&user.id, &session.hash).await {
         Ok(list) => list.into_iter().map(SessionRow::from).collect(),
         Err(err) => return PageError::Core(err).into_response(),
@@ -119,7 +147,10 @@ async fn security_page(
             flash: outcome.flash,
             csrf: &session.csrf_token,
             return_to,
-            required: api.mfa_required_for(user) && !enabled,
+            required: api.mfa_required_for(user) && !enabled && passkeys.is_empty(),
+            passkeys_enabled: api.passkeys_enabled(),
+            passkeys_full: passkeys.len() as u64 >= MAX_PASSKEYS,
+            passkeys,
             enabled,
             enabled_at: enabled_at.map(format_rfc3339).unwrap_or_default(),
             recovery_left: recovery_codes_left,
@@ -498,5 +529,48 @@ pub async fn end_other_sessions(
             };
             (Flash::Notice(text), Vec::new())
         });
+    after(api, &user, &session, &form.return_to, outcome).await
+}
+
+/// `POST /portal/security/passkeys/{id}/remove`: removes one of the user's passkeys (a
+/// current code or the password proves presence).
+#[utoipa::path(
+    post,
+    path = "/portal/security/passkeys/{id}/remove",
+    tag = "browser",
+    operation_id = "portalRemovePasskey",
+    params(
+        ("id" = String, Path, description = "The passkey's id, as the list shows it."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    request_body(content = SecurityForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The security page: removed, or why not (wrong proof, not found, the last second factor where one is required).", body = String, content_type = "text/html"),
+        super::error::PortalFormErrors,
+    )
+)]
+pub async fn remove_passkey(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<SecurityForm>,
+) -> Response {
+    let api = &state.api;
+    let (session, user) = match member(api, &headers, &form.csrf_token).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let outcome = if id.len() > 64 {
+        Err(Error::NotFound("passkey"))
+    } else {
+        api.remove_passkey(&user, &id, &form.code(), &ip).await
+    };
+    let outcome = outcome.map(|()| {
+        (
+            Flash::Notice("The passkey was removed.".to_owned()),
+            Vec::new(),
+        )
+    });
     after(api, &user, &session, &form.return_to, outcome).await
 }

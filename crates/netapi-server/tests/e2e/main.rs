@@ -19,6 +19,7 @@ mod limits;
 mod mfa;
 mod oauth;
 mod openapi;
+mod passkeys;
 mod password_rules;
 mod portal_friction;
 mod portal_resources;

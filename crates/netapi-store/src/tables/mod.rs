@@ -14,6 +14,7 @@ pub(crate) mod invalidations;
 pub(crate) mod invitations;
 pub(crate) mod mfa;
 pub(crate) mod oauth_clients;
+pub(crate) mod passkeys;
 pub(crate) mod refresh_tokens;
 pub(crate) mod resources;
 pub(crate) mod sessions;
