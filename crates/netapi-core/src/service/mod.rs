@@ -13,6 +13,7 @@ mod keys;
 mod mfa;
 mod oauth;
 mod oauth_error;
+mod registration;
 mod requests;
 mod resources;
 mod scanning;
@@ -41,6 +42,10 @@ pub use keys::{KeyPage, NewApiKey};
 pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
+pub use registration::{
+    ClientRegistrationPolicy, ClientRegistrationRequest, DEFAULT_REGISTRATION_TOKEN_TTL,
+    MAX_REGISTRATION_TOKEN_TTL, RegisteredClient,
+};
 pub use requests::{
     AuthorizationParams, ClientAuth, ClientRequest, OAuthForm, Prompt, ResourceIndicator,
     TokenGrant, TokenTarget,
@@ -139,6 +144,9 @@ pub struct Settings {
     pub registration: RegistrationPolicy,
     /// The email domains self-service registration is open to (lower-cased); empty: any.
     pub registration_email_domains: Vec<String>,
+    /// Who may register clients at `/oauth/register` (RFC 7591); anonymous (`open`)
+    /// registrations count against `registration_limit_per_hour` per source.
+    pub client_registration: ClientRegistrationPolicy,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -186,6 +194,7 @@ impl std::fmt::Debug for Settings {
                 "registration_email_domains",
                 &self.registration_email_domains,
             )
+            .field("client_registration", &self.client_registration)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +230,7 @@ impl Default for Settings {
             mfa_required: false,
             registration: RegistrationPolicy::Open,
             registration_email_domains: Vec::new(),
+            client_registration: ClientRegistrationPolicy::Authenticated,
         }
     }
 }
@@ -284,6 +294,9 @@ pub struct NetApi {
     requests: RequestLimiter,
     /// Registrations per source, in one-hour windows.
     registrations: RequestLimiter,
+    /// Anonymous client registrations (`client_registration = open`) per source, in
+    /// one-hour windows.
+    client_registrations: RequestLimiter,
     /// Places for registrations in the password-hashing queue.
     registration_slots: Arc<tokio::sync::Semaphore>,
     key_ring: RwLock<Arc<KeyRing>>,
@@ -384,6 +397,7 @@ impl NetApi {
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             requests: RequestLimiter::default(),
             registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
+            client_registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mail_limits: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mailer: None,
             registration_slots: Arc::new(tokio::sync::Semaphore::new(
@@ -733,6 +747,7 @@ impl NetApi {
         self.limiter.sweep(now);
         self.requests.sweep(now);
         self.registrations.sweep(now);
+        self.client_registrations.sweep(now);
         self.mail_limits.sweep(now);
         self.denylist
             .write()

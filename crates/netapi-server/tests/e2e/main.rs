@@ -9,6 +9,7 @@ mod abuse;
 mod accounts;
 mod api;
 mod authorize;
+mod dynamic_registration;
 mod email;
 mod forward_auth;
 mod helpers;

@@ -15,6 +15,7 @@ pub(crate) mod invitations;
 pub(crate) mod mfa;
 pub(crate) mod oauth_clients;
 pub(crate) mod refresh_tokens;
+pub(crate) mod registrations;
 pub(crate) mod resources;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;
