@@ -380,6 +380,18 @@ fn old_runner_script(files: &[&str], alice: &User) -> Vec<String> {
         alice.created_at,
         alice.updated_at
     ));
+    // A client of hers with her consent: the rebuild of `oauth_clients` (0017) keeps both.
+    script.push(format!(
+        "INSERT INTO oauth_clients (id, owner_id, name, redirect_uris, grant_types, scopes, \
+         auth_method, created_at, updated_at) VALUES ('cli_old', '{}', 'old', \
+         'https://old.example.com/cb', 'authorization_code', 1, 'none', {NOW}, {NOW})",
+        alice.id
+    ));
+    script.push(format!(
+        "INSERT INTO consents (user_id, client_id, scopes, granted_at) \
+         VALUES ('{}', 'cli_old', 1, {NOW})",
+        alice.id
+    ));
     script
 }
 
@@ -473,6 +485,16 @@ async fn reopen_with_data(url: String, alice: User) {
     assert_eq!(
         store.get_user(&alice.id).await.expect("get"),
         Some(alice.clone())
+    );
+    let old_client = store.get_client("cli_old").await.expect("get client");
+    assert_eq!(old_client.map(|c| c.owner_id), Some(Some(alice.id.clone())));
+    assert!(
+        store
+            .get_consent(&alice.id, "cli_old")
+            .await
+            .expect("get consent")
+            .is_some(),
+        "the consent survives the rebuild of oauth_clients"
     );
     // Every table of the latest migration is there: a key with usage counted.
     let bob = user("bob@example.com");

@@ -24,44 +24,44 @@ use crate::state::AppState;
 #[schema(as = ClientMetadataRequest)]
 pub(crate) struct ClientMetadataBody {
     /// RFC 7592 update only: the client's id, which must match the path.
-    #[schema(nullable = false)]
+    #[schema(nullable = true)]
     client_id: Option<String>,
     /// Shown to users on the consent page; default `Unnamed client`.
-    #[schema(nullable = false, min_length = 1, max_length = 100)]
+    #[schema(nullable = true, min_length = 1, max_length = 100)]
     client_name: Option<String>,
     /// Compared exactly at authorization time; `authorization_code` needs at least one.
     #[serde(default)]
-    #[schema(max_items = 20, nullable = false)]
+    #[schema(max_items = 20, nullable = true)]
     redirect_uris: Option<Vec<String>>,
     /// Default `["authorization_code"]` (RFC 7591); `client_credentials` only for a client
     /// that has an owner (`client_registration = authenticated`).
     #[schema(schema_with = fields::grant_types_nullable)]
     grant_types: Option<Vec<String>>,
     /// Only `code` is supported.
-    #[schema(nullable = false)]
+    #[schema(nullable = true)]
     response_types: Option<Vec<String>>,
     /// `client_secret_basic` (default), `client_secret_post` or `none` (a public client).
     #[schema(schema_with = fields::auth_method_nullable)]
     token_endpoint_auth_method: Option<String>,
     /// Space-separated scope names the client's tokens may carry at most.
-    #[schema(nullable = false)]
+    #[schema(nullable = true)]
     scope: Option<String>,
     /// Identifiers of the resources it may ask tokens for (RFC 8707), besides Net API's own.
-    #[schema(max_items = 20, nullable = false)]
+    #[schema(max_items = 20, nullable = true)]
     resources: Option<Vec<String>>,
-    #[schema(nullable = false, max_length = 2000)]
+    #[schema(nullable = true, max_length = 2000)]
     logo_uri: Option<String>,
-    #[schema(nullable = false, max_length = 2000)]
+    #[schema(nullable = true, max_length = 2000)]
     client_uri: Option<String>,
-    #[schema(nullable = false, max_length = 2000)]
+    #[schema(nullable = true, max_length = 2000)]
     policy_uri: Option<String>,
-    #[schema(nullable = false, max_length = 2000)]
+    #[schema(nullable = true, max_length = 2000)]
     tos_uri: Option<String>,
-    #[schema(max_items = 10, nullable = false)]
+    #[schema(max_items = 10, nullable = true)]
     contacts: Option<Vec<String>>,
-    #[schema(nullable = false, max_length = 200)]
+    #[schema(nullable = true, max_length = 200)]
     software_id: Option<String>,
-    #[schema(nullable = false, max_length = 200)]
+    #[schema(nullable = true, max_length = 200)]
     software_version: Option<String>,
 }
 

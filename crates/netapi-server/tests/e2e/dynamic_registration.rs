@@ -357,7 +357,7 @@ async fn the_registration_access_token_reads_updates_and_deletes(app: TestApp) {
     assert_eq!(updated.status(), StatusCode::OK);
     let updated: Value = updated.json().await.unwrap();
     assert_eq!(updated["client_name"], "Cyd's renamed app");
-    assert_eq!(updated["scope"], "openid users:read");
+    assert_eq!(updated["scope"], "users:read openid");
     assert_eq!(updated["grant_types"], json!(["authorization_code"]));
     assert!(updated.get("logo_uri").is_none(), "{updated}");
     assert_eq!(updated["client_id"], client_id);
