@@ -32,6 +32,8 @@ pub enum Surface {
     Client,
     /// Emailed links (password reset, email verification) presented back.
     EmailLink,
+    /// Initial access and registration access tokens at `/oauth/register`.
+    Registration,
 }
 
 impl Surface {
@@ -41,6 +43,7 @@ impl Surface {
             Self::Password => "password",
             Self::Client => "client",
             Self::EmailLink => "email-link",
+            Self::Registration => "registration",
         }
     }
 }

@@ -238,7 +238,9 @@ pub struct OAuthClient {
     /// The `client_id` (`cli_...`).
     pub id: String,
     /// The user who registered it; its tokens act for this user in `client_credentials`.
-    pub owner_id: String,
+    /// `None` for a client registered anonymously (`client_registration = open`) or with an
+    /// initial access token: it acts for no one, so it never uses `client_credentials`.
+    pub owner_id: Option<String>,
     /// Shown on the consent page.
     pub name: String,
     /// Compared exactly.
@@ -499,6 +501,76 @@ pub struct Invitation {
     pub used_at: Option<Timestamp>,
     /// The user that registration made.
     pub used_by: Option<String>,
+}
+
+/// What a client registered at `/oauth/register` told about itself besides what every client
+/// has (RFC 7591 §2), kept to be shown back. Stored as a JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientMetadata {
+    /// `logo_uri`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// `client_uri`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// `policy_uri`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    /// `tos_uri`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    /// `contacts`
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    /// `software_id`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    /// `software_version`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+impl ClientMetadata {
+    /// As stored: a JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// Reads what [`Self::to_json`] wrote.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// A client registered through `/oauth/register`: what RFC 7592 management needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRegistration {
+    /// The client.
+    pub client_id: String,
+    /// HMAC of its registration access token (`napir_...`), shown once per issue.
+    pub token_hash: SecretHash,
+    /// Its RFC 7591 metadata beyond the client record.
+    pub metadata: ClientMetadata,
+    /// When it was registered.
+    pub created_at: Timestamp,
+}
+
+/// An initial access token (RFC 7591 §3) an administrator made: one registration when
+/// `client_registration = admin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationToken {
+    /// `rgt_...`
+    pub id: String,
+    /// HMAC of the token (`napit_...`), which is shown once.
+    pub token_hash: SecretHash,
+    /// The administrator who made it (`None`: the operator at the command line).
+    pub created_by: Option<String>,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When a registration used it.
+    pub used_at: Option<Timestamp>,
 }
 
 /// A browser session of the login and portal pages.
@@ -861,7 +933,7 @@ mod tests {
     fn client(auth_method: ClientAuthMethod, redirect_uris: &[&str]) -> OAuthClient {
         OAuthClient {
             id: "cli_a".to_owned(),
-            owner_id: "usr_a".to_owned(),
+            owner_id: Some("usr_a".to_owned()),
             name: "a".to_owned(),
             redirect_uris: redirect_uris.iter().map(|u| (*u).to_owned()).collect(),
             grant_types: vec![GrantType::AuthorizationCode],

@@ -71,6 +71,11 @@ pub enum SecretKind {
     EmailLink,
     /// A single-use invitation to register.
     Invitation,
+    /// An initial access token for dynamic client registration (RFC 7591 §3), made by an
+    /// administrator, good for one registration.
+    RegistrationInitial,
+    /// A registration access token (RFC 7592): reads, changes and deletes one client.
+    RegistrationAccess,
 }
 
 impl SecretKind {
@@ -84,6 +89,8 @@ impl SecretKind {
             Self::Session => "napss_",
             Self::EmailLink => "napel_",
             Self::Invitation => "napiv_",
+            Self::RegistrationInitial => "napit_",
+            Self::RegistrationAccess => "napir_",
         }
     }
 
@@ -287,7 +294,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const KINDS: [SecretKind; 7] = [
+    const KINDS: [SecretKind; 9] = [
         SecretKind::ApiKey,
         SecretKind::RefreshToken,
         SecretKind::ClientSecret,
@@ -295,6 +302,8 @@ mod tests {
         SecretKind::Session,
         SecretKind::EmailLink,
         SecretKind::Invitation,
+        SecretKind::RegistrationInitial,
+        SecretKind::RegistrationAccess,
     ];
 
     #[test]

@@ -10,6 +10,7 @@ use crate::model::{
     SigningKey, TotpFactor, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
+use crate::model::{ClientRegistration, RegistrationToken};
 use crate::model::{PasskeyCredential, WebauthnCeremony};
 use crate::scope::{Role, Scopes};
 use crate::secret::SecretHash;
@@ -392,6 +393,41 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreResult<bool>;
     /// Deletes a client with its tokens, codes and consents; false if unknown.
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
+
+    // --- dynamic client registration (RFC 7591, RFC 7592) ---
+    /// Stores a client registered at `/oauth/register` with its registration, in one
+    /// transaction; with `initial_token`, first marks that initial access token used at
+    /// `now` (once, unexpired). False, and nothing written, if the token was not usable.
+    async fn insert_registered_client(
+        &self,
+        client: &OAuthClient,
+        registration: &ClientRegistration,
+        initial_token: Option<&SecretHash>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The registration of a client, if it was registered at `/oauth/register`.
+    async fn get_client_registration(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<ClientRegistration>>;
+    /// Writes the given columns of a registered client and replaces its registration
+    /// metadata, in one transaction; the client as it now is, `None` if unknown.
+    async fn update_registered_client(
+        &self,
+        id: &str,
+        changes: &ClientChanges,
+        registration: &ClientRegistration,
+        at: Timestamp,
+    ) -> StoreResult<Option<OAuthClient>>;
+    /// Stores a new initial access token.
+    async fn insert_registration_token(&self, token: &RegistrationToken) -> StoreResult<()>;
+    /// An initial access token by the hash of its token.
+    async fn find_registration_token(
+        &self,
+        hash: &SecretHash,
+    ) -> StoreResult<Option<RegistrationToken>>;
+    /// Deletes an initial access token; false if unknown.
+    async fn delete_registration_token(&self, id: &str) -> StoreResult<bool>;
 
     // --- refresh tokens ---
     /// Stores a new refresh token.

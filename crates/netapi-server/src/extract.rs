@@ -66,7 +66,12 @@ pub struct Auth(pub Principal);
 
 /// The credential in `Authorization: Bearer <credential>`.
 pub fn bearer(parts: &Parts) -> Result<&str, AuthFailure> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    bearer_of(&parts.headers)
+}
+
+/// The credential in `Authorization: Bearer <credential>` of `headers`.
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Result<&str, AuthFailure> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(AuthFailure::Missing);
     };
     let value = value.to_str().map_err(|_| AuthFailure::Malformed)?;

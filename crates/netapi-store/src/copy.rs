@@ -133,6 +133,26 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "client_registrations",
+        &[
+            ("client_id", Text),
+            ("token_hash", Blob),
+            ("metadata", Text),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "registration_tokens",
+        &[
+            ("id", Text),
+            ("token_hash", Blob),
+            ("created_by", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("used_at", Int),
+        ],
+    ),
+    (
         "refresh_tokens",
         &[
             ("hash", Blob),

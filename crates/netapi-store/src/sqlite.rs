@@ -78,11 +78,34 @@ impl SqliteStore {
     }
 
     /// Applies pending migrations (see [`crate::migrate`]).
+    ///
+    /// A migration that rebuilds a table (SQLite's only way to change a column) must not
+    /// cascade the old table's `DROP` to the rows that reference it, so foreign keys are off
+    /// while migrating (a transaction cannot turn them off) and checked before the commit.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = migrate::sqlite();
-        let mut tx = self.begin_write().await?;
-        migrate::run(&mut *tx, &migrator, COUNT_TABLES).await?;
-        tx.commit().await.map_err(map_err)
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        conn.execute("PRAGMA foreign_keys = OFF", &[]).await?;
+        let migrated = async {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+                .await
+                .map_err(map_err)?;
+            migrate::run(&mut *tx, &migrator, COUNT_TABLES).await?;
+            let broken = sqlx::query("PRAGMA foreign_key_check")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if broken.is_some() {
+                return Err(StoreError::Other(
+                    "a migration left a reference to a missing row; nothing was changed".to_owned(),
+                ));
+            }
+            tx.commit().await.map_err(map_err)
+        }
+        .await;
+        let restored = conn.execute("PRAGMA foreign_keys = ON", &[]).await;
+        migrated?;
+        restored.map(|_| ())
     }
 }
 

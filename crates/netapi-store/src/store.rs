@@ -7,7 +7,7 @@ use crate::backend::{Backend, Exec};
 use crate::map_err;
 use crate::tables::{
     api_keys, authorization_codes, email_tokens, invalidations, invitations, refresh_tokens,
-    sessions, signing_keys,
+    registrations, sessions, signing_keys,
 };
 use netapi_core::Timestamp;
 use netapi_core::store::StoreResult;
@@ -41,6 +41,7 @@ pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreRe
         sessions::DELETE_EXPIRED,
         email_tokens::DELETE_EXPIRED,
         invitations::DELETE_EXPIRED,
+        registrations::DELETE_EXPIRED_TOKENS,
         refresh_tokens::DELETE_EXPIRED,
         invalidations::DELETE_EXPIRED,
         signing_keys::DELETE_RETIRED,
@@ -65,6 +66,7 @@ macro_rules! forward_store {
                 ClaimedDelivery, DeliveryAttempt, OutboxEvent, PasskeyCredential, WebauthnCeremony,
                 Webhook, WebhookDelivery,
             };
+            use netapi_core::model::{ClientRegistration, RegistrationToken};
             use netapi_core::secret::SecretHash;
             use netapi_core::store::{
                 AuditFilter, ClientChanges, Invalidation, ResourceChanges, ResourceDeletion,
@@ -75,7 +77,7 @@ macro_rules! forward_store {
             use $crate::tables::{
                 api_key_usage, api_keys, audit_events, authorization_codes, consents, email_tokens,
                 invalidations, invitations, mfa, oauth_clients, passkeys, refresh_tokens,
-                resources, sessions, signing_keys, users, webhooks,
+                registrations, resources, sessions, signing_keys, users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -391,6 +393,52 @@ macro_rules! forward_store {
 
                 async fn delete_client(&self, id: &str) -> StoreResult<bool> {
                     oauth_clients::delete(self, id).await
+                }
+
+                async fn insert_registered_client(
+                    &self,
+                    client: &OAuthClient,
+                    registration: &ClientRegistration,
+                    initial_token: Option<&SecretHash>,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    registrations::insert_client(self, client, registration, initial_token, now)
+                        .await
+                }
+
+                async fn get_client_registration(
+                    &self,
+                    client_id: &str,
+                ) -> StoreResult<Option<ClientRegistration>> {
+                    registrations::get(self, client_id).await
+                }
+
+                async fn update_registered_client(
+                    &self,
+                    id: &str,
+                    changes: &ClientChanges,
+                    registration: &ClientRegistration,
+                    at: Timestamp,
+                ) -> StoreResult<Option<OAuthClient>> {
+                    registrations::update_client(self, id, changes, registration, at).await
+                }
+
+                async fn insert_registration_token(
+                    &self,
+                    token: &RegistrationToken,
+                ) -> StoreResult<()> {
+                    registrations::insert_token(self, token).await
+                }
+
+                async fn find_registration_token(
+                    &self,
+                    hash: &SecretHash,
+                ) -> StoreResult<Option<RegistrationToken>> {
+                    registrations::find_token(self, hash).await
+                }
+
+                async fn delete_registration_token(&self, id: &str) -> StoreResult<bool> {
+                    registrations::delete_token(self, id).await
                 }
 
                 async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {

@@ -13,6 +13,7 @@ use netapi_core::model::{
     RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
     SigningKey, User, Webhook, WebhookDelivery,
 };
+use netapi_core::model::{ClientMetadata, ClientRegistration, RegistrationToken};
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{
     AuditFilter, ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, UserChanges,
@@ -185,6 +186,12 @@ conformance! {
     invitations_bound_holds_under_concurrency =>
         sqlite_invitations_bound_holds_under_concurrency,
         postgres_invitations_bound_holds_under_concurrency;
+    registered_clients_without_owner_and_their_registrations =>
+        sqlite_registered_clients_without_owner_and_their_registrations,
+        postgres_registered_clients_without_owner_and_their_registrations;
+    registration_tokens_are_single_use_under_concurrency =>
+        sqlite_registration_tokens_are_single_use_under_concurrency,
+        postgres_registration_tokens_are_single_use_under_concurrency;
     api_key_usage_adds_up => sqlite_api_key_usage_adds_up, postgres_api_key_usage_adds_up;
     users_duplicate_email => sqlite_users_duplicate_email, postgres_users_duplicate_email;
     users_list_pagination => sqlite_users_list_pagination, postgres_users_list_pagination;
@@ -348,9 +355,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// How many migrations there are (0001 to 0013, and 0016), as sqlx and the old runner's
+/// How many migrations there are (0001 to 0013, 0016 and 0017), as sqlx and the old runner's
 /// table count them.
-const ALL_VERSIONS: (i64, i64) = (14, 14);
+const ALL_VERSIONS: (i64, i64) = (15, 15);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -382,11 +389,16 @@ fn old_runner_script(files: &[&str], alice: &User) -> Vec<String> {
         alice.created_at,
         alice.updated_at
     ));
-    // A client of that release, which had no `id_token_signed_response_alg`.
+    // A client of hers (of that release: no `id_token_signed_response_alg`) with her consent: the rebuild of `oauth_clients` (0017) keeps both.
     script.push(format!(
         "INSERT INTO oauth_clients (id, owner_id, name, redirect_uris, grant_types, scopes, \
-         auth_method, created_at, updated_at) VALUES ('{OLD_CLIENT}', '{}', 'Old', \
-         'https://old.example.com/cb', 'authorization_code', 0, 'none', {NOW}, {NOW})",
+         auth_method, created_at, updated_at) VALUES ('{OLD_CLIENT}', '{}', 'old', \
+         'https://old.example.com/cb', 'authorization_code', 1, 'none', {NOW}, {NOW})",
+        alice.id
+    ));
+    script.push(format!(
+        "INSERT INTO consents (user_id, client_id, scopes, granted_at) \
+         VALUES ('{}', '{OLD_CLIENT}', 1, {NOW})",
         alice.id
     ));
     script
@@ -493,6 +505,15 @@ async fn reopen_with_data(url: String, alice: User) {
         .expect("get client")
         .expect("the old client");
     assert_eq!(old_client.id_token_signed_response_alg, None);
+    assert_eq!(old_client.owner_id, Some(alice.id.clone()));
+    assert!(
+        store
+            .get_consent(&alice.id, OLD_CLIENT)
+            .await
+            .expect("get consent")
+            .is_some(),
+        "the consent survives the rebuild of oauth_clients"
+    );
     // Every table of the latest migration is there: a key with usage counted.
     let bob = user("bob@example.com");
     let key = api_key(&bob.id, 1);
@@ -672,7 +693,7 @@ fn api_key(user_id: &str, n: u8) -> ApiKey {
 fn client(owner_id: &str, n: u8) -> OAuthClient {
     OAuthClient {
         id: new_id("cli"),
-        owner_id: owner_id.to_owned(),
+        owner_id: Some(owner_id.to_owned()),
         name: format!("client {n}"),
         redirect_uris: vec![
             format!("https://app{n}.example.com/callback"),
@@ -5084,4 +5105,212 @@ async fn invitations_single_use_under_concurrency(store: Arc<dyn Store>) {
         .expect("kept");
     assert_eq!(used.used_at, Some(NOW));
     assert_eq!(used.used_by.as_deref(), Some(users[won[0]].id.as_str()));
+}
+
+// Dynamic client registration (issue 16)
+
+fn registration_of(client: &OAuthClient, n: u8) -> ClientRegistration {
+    ClientRegistration {
+        client_id: client.id.clone(),
+        token_hash: h(n),
+        metadata: ClientMetadata {
+            logo_uri: Some("https://app.example.com/logo.png".to_owned()),
+            contacts: vec!["ops@example.com".to_owned()],
+            ..ClientMetadata::default()
+        },
+        created_at: NOW,
+    }
+}
+
+fn registration_token(n: u8, expires_at: Timestamp) -> RegistrationToken {
+    RegistrationToken {
+        id: new_id("rgt"),
+        token_hash: h(n),
+        created_by: None,
+        created_at: NOW,
+        expires_at,
+        used_at: None,
+    }
+}
+
+async fn registered_clients_without_owner_and_their_registrations(store: Arc<dyn Store>) {
+    let owner = add_user(&store, "owner@example.com").await;
+    let anonymous = OAuthClient {
+        owner_id: None,
+        ..public_client(&owner.id, 1)
+    };
+    let registration = registration_of(&anonymous, 1);
+    assert!(
+        store
+            .insert_registered_client(&anonymous, &registration, None, NOW)
+            .await
+            .expect("insert")
+    );
+    assert_eq!(
+        store.get_client(&anonymous.id).await.expect("get"),
+        Some(anonymous.clone())
+    );
+    assert_eq!(
+        store
+            .get_client_registration(&anonymous.id)
+            .await
+            .expect("registration"),
+        Some(registration.clone())
+    );
+    // Owned clients are listed by owner; the anonymous one only in the full list.
+    let owned = add_client(&store, &owner.id, 2).await;
+    let of_owner = store
+        .list_clients(Some(&owner.id), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(of_owner, vec![owned.clone()]);
+    assert_eq!(
+        store
+            .list_clients(None, None, 10)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .get_client_registration(&owned.id)
+            .await
+            .expect("none"),
+        None
+    );
+
+    // An update writes the client and the registration together.
+    let changes = ClientChanges {
+        name: Some("renamed".to_owned()),
+        ..ClientChanges::default()
+    };
+    let replaced = ClientRegistration {
+        metadata: ClientMetadata::default(),
+        ..registration.clone()
+    };
+    let updated = store
+        .update_registered_client(&anonymous.id, &changes, &replaced, NOW + 5)
+        .await
+        .expect("update")
+        .expect("found");
+    assert_eq!(updated.name, "renamed");
+    assert_eq!(updated.owner_id, None);
+    assert_eq!(
+        store
+            .get_client_registration(&anonymous.id)
+            .await
+            .expect("registration")
+            .map(|r| r.metadata),
+        Some(ClientMetadata::default())
+    );
+    // A client that was not registered there is not updated at all.
+    assert_eq!(
+        store
+            .update_registered_client(&owned.id, &changes, &replaced, NOW + 5)
+            .await
+            .expect("update"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_client(&owned.id)
+            .await
+            .expect("get")
+            .map(|c| c.name),
+        Some(owned.name.clone())
+    );
+
+    // Deleting the client deletes its registration; deleting a user keeps clients without
+    // owner.
+    assert!(store.delete_user(&owner.id).await.expect("delete user"));
+    assert!(
+        store
+            .get_client(&anonymous.id)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(store.delete_client(&anonymous.id).await.expect("delete"));
+    assert_eq!(
+        store
+            .get_client_registration(&anonymous.id)
+            .await
+            .expect("registration"),
+        None
+    );
+}
+
+async fn registration_tokens_are_single_use_under_concurrency(store: Arc<dyn Store>) {
+    let owner = add_user(&store, "owner@example.com").await;
+    let token = registration_token(9, NOW + 100);
+    store
+        .insert_registration_token(&token)
+        .await
+        .expect("insert token");
+    assert_eq!(
+        store.find_registration_token(&h(9)).await.expect("find"),
+        Some(token.clone())
+    );
+    // Two registrations with one token at once: one succeeds, and nothing of the other is
+    // written.
+    let attempt = |n: u8| {
+        let store = store.clone();
+        let client = OAuthClient {
+            owner_id: None,
+            ..public_client(&owner.id, 10 + n)
+        };
+        async move {
+            let registration = registration_of(&client, 20 + n);
+            let stored = store
+                .insert_registered_client(&client, &registration, Some(&h(9)), NOW)
+                .await
+                .expect("insert");
+            let written = store.get_client(&client.id).await.expect("get").is_some();
+            assert_eq!(stored, written);
+            stored
+        }
+    };
+    let (a, b) = tokio::join!(attempt(0), attempt(1));
+    let outcomes = [a, b];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{outcomes:?}");
+    let used = store
+        .find_registration_token(&h(9))
+        .await
+        .expect("find")
+        .expect("kept");
+    assert_eq!(used.used_at, Some(NOW));
+
+    // An expired token is not usable; a deleted one is gone.
+    let expired = registration_token(30, NOW - 1);
+    store
+        .insert_registration_token(&expired)
+        .await
+        .expect("insert");
+    let client = OAuthClient {
+        owner_id: None,
+        ..public_client(&owner.id, 31)
+    };
+    assert!(
+        !store
+            .insert_registered_client(&client, &registration_of(&client, 31), Some(&h(30)), NOW)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        store
+            .delete_registration_token(&expired.id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_registration_token(&expired.id)
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        store.find_registration_token(&h(30)).await.expect("find"),
+        None
+    );
 }

@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use netapi_core::sealing::SecretKey;
-use netapi_core::service::RegistrationPolicy;
+use netapi_core::service::{ClientRegistrationPolicy, RegistrationPolicy};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -172,6 +172,13 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub registration_email_domains: Option<Vec<String>>,
+    /// Who may register OAuth clients at /oauth/register (RFC 7591): admin (with an
+    /// initial access token from `netapi admin create-registration-token`), authenticated
+    /// (any user credential with clients:write; the user owns the client) or open
+    /// (anonymous, limited per address by registration_limit_per_hour; such clients have no
+    /// owner and never use client_credentials) [default: authenticated]
+    #[arg(long, global = true, env = "NETAPI_CLIENT_REGISTRATION")]
+    pub client_registration: Option<String>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -266,6 +273,7 @@ impl Settings {
             mfa_required,
             registration,
             registration_email_domains,
+            client_registration,
         );
         Ok(self)
     }
@@ -382,9 +390,16 @@ impl Settings {
                 }
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let client_registration = match self.client_registration.as_deref() {
+            None => defaults.client_registration,
+            Some(name) => ClientRegistrationPolicy::parse(name).with_context(|| {
+                format!("client_registration must be admin, authenticated or open, not '{name}'")
+            })?,
+        };
         Ok(netapi_core::Settings {
             registration,
             registration_email_domains,
+            client_registration,
             issuer,
             access_token_ttl: positive(
                 "access_token_ttl",

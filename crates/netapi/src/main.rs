@@ -207,6 +207,13 @@ enum AdminCommand {
         #[arg(long)]
         expires_in: Option<String>,
     },
+    /// Makes an initial access token for one client registration at /oauth/register
+    /// (client_registration = admin); prints it once, alone on the last line
+    CreateRegistrationToken {
+        /// Lifetime in days, at most 90 [default: 7]
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
 }
 
 /// `90`, `90s`, `15m`, `12h`, `7d` as seconds.
@@ -678,7 +685,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         client.name,
                         client.auth_method.as_str(),
                         grants.join(","),
-                        client.owner_id
+                        client.owner_id.as_deref().unwrap_or("-")
                     );
                 }
                 match clients.next_page_token {
@@ -891,6 +898,27 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                 api.settings().issuer.trim_end_matches('/'),
                 token.expose()
             );
+        }
+        AdminCommand::CreateRegistrationToken { expires_in_days } => {
+            let expires_in = expires_in_days
+                .map(|days| {
+                    days.checked_mul(86_400)
+                        .filter(|_| days > 0)
+                        .context("--expires-in-days must be a positive number of days")
+                })
+                .transpose()?;
+            let (token, secret) = api
+                .create_registration_token(&operator, expires_in, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "registration token {} for one registration at {}/oauth/register, valid until {}",
+                token.id,
+                api.settings().issuer.trim_end_matches('/'),
+                netapi_core::clock::format_rfc3339(token.expires_at)
+            );
+            println!("token (shown once; send it as Authorization: Bearer <token>):");
+            println!("{}", secret.expose());
         }
     }
     Ok(())

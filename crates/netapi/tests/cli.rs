@@ -675,6 +675,20 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "{orders_key}"
     );
     let orders_key = orders_key["key"].as_str().unwrap().to_owned();
+    let registered: Value = http
+        .post(format!("{}/oauth/register", before.base))
+        .bearer_auth(&key)
+        .json(&json!({"redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let registration_access = registered["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(before.stop().success());
     let client_id = client["client_id"].as_str().unwrap();
     let marked = admin(
@@ -684,6 +698,11 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     assert!(marked.contains("trusted true"), "{marked}");
     let invited = admin(&sqlite, &["create-invite", "--email", "later@example.com"]);
     assert!(invited.contains("/register?invitation=napiv_"), "{invited}");
+    let registration_token = admin(&sqlite, &["create-registration-token"]);
+    assert!(
+        registration_token.contains("napit_"),
+        "{registration_token}"
+    );
 
     let output = Command::new(BIN)
         .args(["migrate-store", "--from", &sqlite, "--to", &pg])
@@ -698,6 +717,8 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     for line in [
         "users: 2 rows",
         "invitations: 1 rows",
+        "client_registrations: 1 rows",
+        "registration_tokens: 1 rows",
         "resources: 1 rows",
         "resource_grants: 1 rows",
         "webhooks: 0 rows",
@@ -718,6 +739,18 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     assert!(!again.status.success());
 
     let after = Server::start(&pg).await;
+    // The registration access token still manages the client it registered.
+    let managed = http
+        .get(format!(
+            "{}/oauth/register/{}",
+            after.base,
+            registered["client_id"].as_str().unwrap()
+        ))
+        .bearer_auth(&registration_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(managed.status().as_u16(), 200);
     let me = http
         .get(format!("{}/v1/users/me", after.base))
         .bearer_auth(&key)
@@ -1868,6 +1901,52 @@ async fn oauth_clients_are_managed_from_the_command_line() {
     assert_eq!(token(new_secret.clone()).await, 200);
     admin(&db, &["delete-client", "--id", &id]);
     assert!(!admin(&db, &["list-clients"]).contains(&id));
+    assert!(server.stop().success());
+}
+
+/// Issue 16: an initial access token made on the command line registers one client at
+/// `/oauth/register` when `client_registration = admin`.
+#[tokio::test]
+async fn registration_tokens_are_made_from_the_command_line() {
+    let db = fresh_sqlite_url();
+    create_user(&db, "ops@example.com", true);
+    let made = admin(
+        &db,
+        &["create-registration-token", "--expires-in-days", "2"],
+    );
+    assert!(made.contains("registration token rgt_"), "{made}");
+    let token = made.lines().last().unwrap().to_owned();
+    assert!(token.starts_with("napit_"), "{made}");
+    for args in [
+        &["create-registration-token", "--expires-in-days", "91"][..],
+        &["create-registration-token", "--expires-in-days", "0"][..],
+        &["create-registration-token", "--expires-in-days", "soon"][..],
+    ] {
+        assert!(
+            !admin_with_input(&db, args, "").status.success(),
+            "{args:?}"
+        );
+    }
+    let server = Server::start_with(&db, |command| {
+        command.env("NETAPI_CLIENT_REGISTRATION", "admin");
+    })
+    .await;
+    let register = |bearer: String| {
+        let base = server.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/oauth/register"))
+                .bearer_auth(bearer)
+                .json(&json!({"redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "none"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(register(token.clone()).await, 201);
+    assert_eq!(register(token).await, 401);
     assert!(server.stop().success());
 }
 

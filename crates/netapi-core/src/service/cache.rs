@@ -500,6 +500,45 @@ mod tests {
         async fn delete_client(&self, _: &str) -> StoreResult<bool> {
             Err(unused())
         }
+        async fn insert_registered_client(
+            &self,
+            _: &OAuthClient,
+            _: &crate::model::ClientRegistration,
+            _: Option<&SecretHash>,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn get_client_registration(
+            &self,
+            _: &str,
+        ) -> StoreResult<Option<crate::model::ClientRegistration>> {
+            Err(unused())
+        }
+        async fn update_registered_client(
+            &self,
+            _: &str,
+            _: &crate::store::ClientChanges,
+            _: &crate::model::ClientRegistration,
+            _: Timestamp,
+        ) -> StoreResult<Option<OAuthClient>> {
+            Err(unused())
+        }
+        async fn insert_registration_token(
+            &self,
+            _: &crate::model::RegistrationToken,
+        ) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn find_registration_token(
+            &self,
+            _: &SecretHash,
+        ) -> StoreResult<Option<crate::model::RegistrationToken>> {
+            Err(unused())
+        }
+        async fn delete_registration_token(&self, _: &str) -> StoreResult<bool> {
+            Err(unused())
+        }
         async fn insert_refresh_token(&self, _: &RefreshToken) -> StoreResult<()> {
             Err(unused())
         }

@@ -132,7 +132,7 @@ pub fn parse_auth_method(name: &str) -> Result<ClientAuthMethod> {
 }
 
 /// A client's grant types: each once, at least one.
-fn distinct_grant_types(asked: &[GrantType]) -> Result<Vec<GrantType>> {
+pub(super) fn distinct_grant_types(asked: &[GrantType]) -> Result<Vec<GrantType>> {
     let mut grants = Vec::new();
     for grant in asked {
         if !grants.contains(grant) {
@@ -148,7 +148,7 @@ fn distinct_grant_types(asked: &[GrantType]) -> Result<Vec<GrantType>> {
     Ok(grants)
 }
 
-fn check_client_shape(client: &OAuthClient) -> Result<()> {
+pub(super) fn check_client_shape(client: &OAuthClient) -> Result<()> {
     if client.redirect_uris.len() > MAX_REDIRECT_URIS {
         return Err(Error::invalid(
             "redirect_uris",
@@ -188,7 +188,10 @@ fn check_may_set_trusted(caller: &Principal) -> Result<()> {
 
 impl NetApi {
     /// The live resources a client lists, each once.
-    async fn client_resources(&self, identifiers: &[String]) -> Result<Vec<Arc<Resource>>> {
+    pub(super) async fn client_resources(
+        &self,
+        identifiers: &[String],
+    ) -> Result<Vec<Arc<Resource>>> {
         if identifiers.len() > MAX_CLIENT_RESOURCES {
             return Err(Error::invalid(
                 "resources",
@@ -312,7 +315,7 @@ impl NetApi {
     }
 
     /// An ID-token algorithm a client may register: one the server keeps keys for.
-    fn check_id_token_alg(&self, alg: SigningAlgorithm) -> Result<SigningAlgorithm> {
+    pub(super) fn check_id_token_alg(&self, alg: SigningAlgorithm) -> Result<SigningAlgorithm> {
         let supported = self.signing_algorithms();
         if supported.contains(&alg) {
             return Ok(alg);
@@ -344,6 +347,30 @@ impl NetApi {
         if caller.user_id.is_empty() {
             return Err(Error::invalid("owner", "a client must belong to a user"));
         }
+        let (client, secret) = self
+            .build_client(caller, Some(caller.user_id.clone()), new)
+            .await?;
+        self.store.insert_client(&client).await?;
+        self.clients.invalidate(&client.id);
+        self.audit(
+            Some(&caller.user_id),
+            "oauth_client.created",
+            ip,
+            json!({ "client_id": client.id }),
+        )
+        .await;
+        Ok((client, secret))
+    }
+
+    /// A new client checked against every rule, not stored yet: its scopes are limited to
+    /// what `scope_holder` holds (no escalation), and it belongs to `owner_id`. A client
+    /// without owner acts for no one, so it may not use `client_credentials`.
+    pub(crate) async fn build_client(
+        &self,
+        scope_holder: &Principal,
+        owner_id: Option<String>,
+        new: NewClient,
+    ) -> Result<(OAuthClient, Option<Secret>)> {
         let name = super::users::normalize_name("client_name", &new.name)?;
         let auth_method = new.auth_method.unwrap_or(ClientAuthMethod::SecretBasic);
         let grant_types = match &new.grant_types {
@@ -351,26 +378,32 @@ impl NetApi {
             None if new.redirect_uris.is_empty() => vec![GrantType::ClientCredentials],
             None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         };
+        if owner_id.is_none() && grant_types.contains(&GrantType::ClientCredentials) {
+            return Err(Error::invalid(
+                "grant_types",
+                "a client registered without an owner acts for no one, so it cannot use client_credentials",
+            ));
+        }
         let resources = self
             .client_resources(new.resources.as_deref().unwrap_or_default())
             .await?;
         let (scopes, resource_scopes) = self
-            .client_scopes(caller, new.scope.as_deref(), &resources)
+            .client_scopes(scope_holder, new.scope.as_deref(), &resources)
             .await?;
-        self.validate_rate_limit(caller, "rate_limit_per_minute", new.rate_limit)?;
+        self.validate_rate_limit(scope_holder, "rate_limit_per_minute", new.rate_limit)?;
         let id_token_alg = self.check_id_token_alg(
             new.id_token_signed_response_alg
                 .unwrap_or(SigningAlgorithm::Rs256),
         )?;
         if new.trusted {
-            check_may_set_trusted(caller)?;
+            check_may_set_trusted(scope_holder)?;
         }
         let secret =
             (auth_method != ClientAuthMethod::None).then(|| generate(SecretKind::ClientSecret));
         let now = self.now();
         let client = OAuthClient {
             id: new_id("cli"),
-            owner_id: caller.user_id.clone(),
+            owner_id,
             name,
             redirect_uris: new.redirect_uris,
             grant_types,
@@ -386,15 +419,6 @@ impl NetApi {
             updated_at: now,
         };
         check_client_shape(&client)?;
-        self.store.insert_client(&client).await?;
-        self.clients.invalidate(&client.id);
-        self.audit(
-            Some(&caller.user_id),
-            "oauth_client.created",
-            ip,
-            json!({ "client_id": client.id }),
-        )
-        .await;
         Ok((client, secret))
     }
 
@@ -431,7 +455,11 @@ impl NetApi {
         self.store
             .get_client(id)
             .await?
-            .filter(|c| caller.may_act_on(&c.owner_id))
+            .filter(|c| match &c.owner_id {
+                Some(owner) => caller.may_act_on(owner),
+                // A client registered without owner is an administrator's to manage.
+                None => caller.is_admin(),
+            })
             .ok_or(Error::NotFound("OAuth client"))
     }
 
@@ -528,7 +556,7 @@ impl NetApi {
         self.invalidate(Invalidation::Client(client.id.clone()))
             .await?;
         self.audit(
-            Some(&client.owner_id),
+            client.owner_id.as_deref(),
             "oauth_client.updated",
             ip,
             json!({ "client_id": client.id }),
@@ -546,14 +574,19 @@ impl NetApi {
     ) -> Result<()> {
         caller.require(Scope::ClientsWrite)?;
         let client = self.visible_client(caller, id).await?;
-        if !self.store.delete_client(id).await? {
+        self.remove_client(&client, ip).await
+    }
+
+    /// Deletes a client the caller may delete; its tokens stop working at once.
+    pub(crate) async fn remove_client(&self, client: &OAuthClient, ip: Option<&str>) -> Result<()> {
+        if !self.store.delete_client(&client.id).await? {
             return Err(Error::NotFound("OAuth client"));
         }
         self.invalidate(Invalidation::Client(client.id.clone()))
             .await?;
         self.revoke_keys_of_client(&client.id, None).await?;
         self.audit(
-            Some(&client.owner_id),
+            client.owner_id.as_deref(),
             "oauth_client.deleted",
             ip,
             json!({ "client_id": client.id }),
@@ -596,7 +629,7 @@ impl NetApi {
         self.invalidate(Invalidation::Client(client.id.clone()))
             .await?;
         self.audit(
-            Some(&client.owner_id),
+            client.owner_id.as_deref(),
             "oauth_client.secret_rotated",
             ip,
             json!({ "client_id": client.id }),

@@ -14,6 +14,7 @@ mod mfa;
 mod oauth;
 mod oauth_error;
 mod passkeys;
+mod registration;
 mod requests;
 mod resources;
 mod scanning;
@@ -44,6 +45,10 @@ pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
 pub use passkeys::{
     CEREMONY_TTL, MAX_CREDENTIAL_JSON, MAX_PASSKEYS, MAX_PENDING_PASSWORDLESS, PasskeyStep,
+};
+pub use registration::{
+    ClientRegistrationPolicy, ClientRegistrationRequest, DEFAULT_REGISTRATION_TOKEN_TTL,
+    MAX_REGISTRATION_TOKEN_TTL, RegisteredClient,
 };
 pub use requests::{
     AuthorizationParams, ClientAuth, ClientRequest, OAuthForm, Prompt, ResourceIndicator,
@@ -144,6 +149,9 @@ pub struct Settings {
     pub registration: RegistrationPolicy,
     /// The email domains self-service registration is open to (lower-cased); empty: any.
     pub registration_email_domains: Vec<String>,
+    /// Who may register clients at `/oauth/register` (RFC 7591); anonymous (`open`)
+    /// registrations count against `registration_limit_per_hour` per source.
+    pub client_registration: ClientRegistrationPolicy,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -191,6 +199,7 @@ impl std::fmt::Debug for Settings {
                 "registration_email_domains",
                 &self.registration_email_domains,
             )
+            .field("client_registration", &self.client_registration)
             .finish_non_exhaustive()
     }
 }
@@ -226,6 +235,7 @@ impl Default for Settings {
             mfa_required: false,
             registration: RegistrationPolicy::Open,
             registration_email_domains: Vec::new(),
+            client_registration: ClientRegistrationPolicy::Authenticated,
         }
     }
 }
@@ -289,6 +299,9 @@ pub struct NetApi {
     requests: RequestLimiter,
     /// Registrations per source, in one-hour windows.
     registrations: RequestLimiter,
+    /// Anonymous client registrations (`client_registration = open`) per source, in
+    /// one-hour windows.
+    client_registrations: RequestLimiter,
     /// Places for registrations in the password-hashing queue.
     registration_slots: Arc<tokio::sync::Semaphore>,
     key_ring: RwLock<Arc<KeyRing>>,
@@ -389,6 +402,7 @@ impl NetApi {
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             requests: RequestLimiter::default(),
             registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
+            client_registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mail_limits: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mailer: None,
             registration_slots: Arc::new(tokio::sync::Semaphore::new(
@@ -776,6 +790,7 @@ impl NetApi {
         self.limiter.sweep(now);
         self.requests.sweep(now);
         self.registrations.sweep(now);
+        self.client_registrations.sweep(now);
         self.mail_limits.sweep(now);
         self.denylist
             .write()

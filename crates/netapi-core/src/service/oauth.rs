@@ -318,21 +318,23 @@ impl NetApi {
         scope: Option<&str>,
         resource: Option<&ResourceIndicator>,
     ) -> OAuthResult<TokenResponse> {
+        // A client registered anonymously acts for no one: it has no user to act for.
+        let Some(owner_id) = client.owner_id.as_deref() else {
+            return Err(OAuthReason::GrantNotAllowed(GrantType::ClientCredentials).into());
+        };
         if let Some(resource) = self.requested_resource(resource, client).await? {
             let allowed = Self::client_resource_scopes(client, &resource);
             let wanted = Self::requested_resource_scopes(scope, &resource, &allowed)?;
-            let Some(owner) = self.user_facts(&client.owner_id).await? else {
+            let Some(owner) = self.user_facts(owner_id).await? else {
                 return Err(OAuthReason::ClientAuthenticationFailed.into());
             };
-            let held = self
-                .held_scopes(&client.owner_id, owner.role, &resource)
-                .await?;
+            let held = self.held_scopes(owner_id, owner.role, &resource).await?;
             let scopes = kept(&wanted, |n| held.contains(n));
             return self
                 .issue(
                     &Grant {
                         client,
-                        user_id: &client.owner_id,
+                        user_id: owner_id,
                         scopes: Scopes::EMPTY,
                         resource: Some(&resource),
                         resource_scopes: &scopes,
@@ -351,14 +353,14 @@ impl NetApi {
             .without(Scope::Profile)
             .without(Scope::Email);
         let scopes = Self::requested_scopes(scope, allowed)?;
-        let Some(owner) = self.user_facts(&client.owner_id).await? else {
+        let Some(owner) = self.user_facts(owner_id).await? else {
             return Err(OAuthReason::ClientAuthenticationFailed.into());
         };
         let scopes = scopes.intersect(owner.role.max_scopes());
         self.issue(
             &Grant {
                 client,
-                user_id: &client.owner_id,
+                user_id: owner_id,
                 scopes,
                 resource: None,
                 resource_scopes: &[],
@@ -931,8 +933,11 @@ impl NetApi {
     /// Whether the client's owner is an administrator (whose clients may learn about any
     /// credential for Net API's own API).
     async fn owner_is_admin(&self, client: &OAuthClient) -> Result<bool, Error> {
+        let Some(owner_id) = client.owner_id.as_deref() else {
+            return Ok(false);
+        };
         Ok(self
-            .user_facts(&client.owner_id)
+            .user_facts(owner_id)
             .await?
             .is_some_and(|owner| owner.role == crate::scope::Role::Admin))
     }

@@ -11,6 +11,7 @@ mod email;
 mod invitations;
 mod oauth_clients;
 mod pagination;
+mod registration_tokens;
 mod resources;
 mod usage;
 mod users;
@@ -84,4 +85,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
             invitations::create_invitation
         ))
         .routes(routes!(invitations::delete_invitation))
+        .routes(routes!(registration_tokens::create_registration_token))
+        .routes(routes!(registration_tokens::delete_registration_token))
 }

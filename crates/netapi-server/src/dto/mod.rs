@@ -242,8 +242,10 @@ pub(crate) struct ClientView {
     #[schema(schema_with = fields::client_id)]
     client_id: String,
     client_name: String,
-    #[schema(schema_with = fields::user_id)]
-    owner_id: String,
+    /// `null` for a client registered at `/oauth/register` without owner (`open` or
+    /// `admin` client registration).
+    #[schema(schema_with = fields::user_id_nullable, required = true)]
+    owner_id: Option<String>,
     redirect_uris: Vec<String>,
     #[schema(schema_with = fields::grant_types)]
     grant_types: Vec<&'static str>,

@@ -24,7 +24,7 @@ fn metadata(state: &AppState) -> ServerMetadata {
         introspection_endpoint: format!("{base}/oauth/introspect"),
         userinfo_endpoint: format!("{base}/oauth/userinfo"),
         jwks_uri: format!("{base}/oauth/jwks.json"),
-        registration_endpoint: format!("{base}/v1/oauth-clients"),
+        registration_endpoint: format!("{base}/oauth/register"),
         scopes_supported: Scopes::all().names(),
         response_types_supported: vec!["code"],
         response_modes_supported: vec!["query"],

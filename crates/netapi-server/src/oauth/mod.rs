@@ -7,6 +7,7 @@ mod discovery;
 mod error;
 mod introspect;
 mod jwks;
+mod register;
 mod revoke;
 mod token;
 mod userinfo;
@@ -28,4 +29,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(userinfo::userinfo))
         .routes(routes!(discovery::authorization_server_metadata))
         .routes(routes!(discovery::openid_configuration))
+        .routes(routes!(register::register))
+        .routes(routes!(register::read, register::update, register::delete))
 }

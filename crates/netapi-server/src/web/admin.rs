@@ -848,7 +848,10 @@ pub async fn confirm_delete_client(
                     client.name, client.id
                 ),
                 button: "Delete application",
-                cancel: format!("/admin/users/{}", client.owner_id),
+                cancel: client.owner_id.map_or_else(
+                    || "/admin".to_owned(),
+                    |owner| format!("/admin/users/{owner}"),
+                ),
             })
         },
     )
@@ -902,7 +905,10 @@ pub async fn delete_client(
     done(
         &state,
         &me,
-        &format!("/admin/users/{}", client.owner_id),
+        &client.owner_id.map_or_else(
+            || "/admin".to_owned(),
+            |owner| format!("/admin/users/{owner}"),
+        ),
         outcome,
     )
 }

@@ -10,6 +10,7 @@ mod accounts;
 mod admin_console;
 mod api;
 mod authorize;
+mod dynamic_registration;
 mod email;
 mod flash;
 mod forward_auth;

@@ -16,6 +16,7 @@ pub(crate) mod mfa;
 pub(crate) mod oauth_clients;
 pub(crate) mod passkeys;
 pub(crate) mod refresh_tokens;
+pub(crate) mod registrations;
 pub(crate) mod resources;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use crate::backend::{Backend, Exec};
+use crate::backend::{Arg, Backend, Exec};
 use crate::codec;
 use crate::tables::{model, models};
 use netapi_core::model::{OAuthClient, SigningAlgorithm};
@@ -19,7 +19,7 @@ macro_rules! columns {
     };
 }
 
-const INSERT: &str = concat!(
+pub(crate) const INSERT: &str = concat!(
     "INSERT INTO oauth_clients (",
     columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -37,7 +37,7 @@ const LIST: &str = concat!(
 );
 /// As for users: only the given columns (`$6` says whether `rate_limit` is given, as `$7`
 /// may be NULL); never the secret.
-const UPDATE: &str = concat!(
+pub(crate) const UPDATE: &str = concat!(
     "UPDATE oauth_clients SET name = COALESCE($2, name), \
      redirect_uris = COALESCE($3, redirect_uris), \
      grant_types = COALESCE($4, grant_types), scopes = COALESCE($5, scopes), \
@@ -55,7 +55,7 @@ const DELETE: &str = "DELETE FROM oauth_clients WHERE id = $1";
 #[derive(FromRow)]
 pub(crate) struct OAuthClientRow {
     id: String,
-    owner_id: String,
+    owner_id: Option<String>,
     name: String,
     redirect_uris: String,
     grant_types: String,
@@ -99,32 +99,34 @@ impl TryFrom<OAuthClientRow> for OAuthClient {
     }
 }
 
+/// The arguments of [`INSERT`].
+pub(crate) fn insert_args(client: &OAuthClient) -> Vec<Arg<'_>> {
+    vec![
+        (&client.id).into(),
+        client.owner_id.as_deref().into(),
+        (&client.name).into(),
+        codec::join_uris(&client.redirect_uris).into(),
+        codec::join_grants(&client.grant_types).into(),
+        client.scopes.bits().into(),
+        client.auth_method.as_str().into(),
+        client.secret_hash.as_ref().map(|h| h.0.as_slice()).into(),
+        client.created_at.into(),
+        client.updated_at.into(),
+        client.rate_limit.map(i64::from).into(),
+        client.trusted.into(),
+        codec::join_names(&client.resources).into(),
+        codec::join_names(&client.resource_scopes).into(),
+        client
+            .id_token_signed_response_alg
+            .map(SigningAlgorithm::as_str)
+            .into(),
+    ]
+}
+
 pub(crate) async fn insert(db: &impl Backend, client: &OAuthClient) -> StoreResult<()> {
     db.writer()
         .await?
-        .execute(
-            INSERT,
-            &[
-                (&client.id).into(),
-                (&client.owner_id).into(),
-                (&client.name).into(),
-                codec::join_uris(&client.redirect_uris).into(),
-                codec::join_grants(&client.grant_types).into(),
-                client.scopes.bits().into(),
-                client.auth_method.as_str().into(),
-                client.secret_hash.as_ref().map(|h| h.0.as_slice()).into(),
-                client.created_at.into(),
-                client.updated_at.into(),
-                client.rate_limit.map(i64::from).into(),
-                client.trusted.into(),
-                codec::join_names(&client.resources).into(),
-                codec::join_names(&client.resource_scopes).into(),
-                client
-                    .id_token_signed_response_alg
-                    .map(SigningAlgorithm::as_str)
-                    .into(),
-            ],
-        )
+        .execute(INSERT, &insert_args(client))
         .await?;
     Ok(())
 }
@@ -173,6 +175,42 @@ pub(crate) async fn list(
     models(rows)
 }
 
+/// The arguments of [`UPDATE`].
+pub(crate) fn update_args<'a>(
+    id: &'a str,
+    changes: &'a ClientChanges,
+    at: Timestamp,
+) -> Vec<Arg<'a>> {
+    vec![
+        id.into(),
+        changes.name.as_deref().into(),
+        changes
+            .redirect_uris
+            .as_deref()
+            .map(codec::join_uris)
+            .into(),
+        changes
+            .grant_types
+            .as_deref()
+            .map(codec::join_grants)
+            .into(),
+        changes.scopes.map(Scopes::bits).into(),
+        changes.rate_limit.is_some().into(),
+        changes.rate_limit.flatten().map(i64::from).into(),
+        at.into(),
+        changes.resources.as_deref().map(codec::join_names).into(),
+        changes
+            .resource_scopes
+            .as_deref()
+            .map(codec::join_names)
+            .into(),
+        changes
+            .id_token_signed_response_alg
+            .map(SigningAlgorithm::as_str)
+            .into(),
+    ]
+}
+
 pub(crate) async fn update(
     db: &impl Backend,
     id: &str,
@@ -182,37 +220,7 @@ pub(crate) async fn update(
     let row: Option<OAuthClientRow> = db
         .writer()
         .await?
-        .fetch_optional(
-            UPDATE,
-            &[
-                id.into(),
-                changes.name.as_deref().into(),
-                changes
-                    .redirect_uris
-                    .as_deref()
-                    .map(codec::join_uris)
-                    .into(),
-                changes
-                    .grant_types
-                    .as_deref()
-                    .map(codec::join_grants)
-                    .into(),
-                changes.scopes.map(Scopes::bits).into(),
-                changes.rate_limit.is_some().into(),
-                changes.rate_limit.flatten().map(i64::from).into(),
-                at.into(),
-                changes.resources.as_deref().map(codec::join_names).into(),
-                changes
-                    .resource_scopes
-                    .as_deref()
-                    .map(codec::join_names)
-                    .into(),
-                changes
-                    .id_token_signed_response_alg
-                    .map(SigningAlgorithm::as_str)
-                    .into(),
-            ],
-        )
+        .fetch_optional(UPDATE, &update_args(id, changes, at))
         .await?;
     model(row)
 }
