@@ -114,6 +114,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(security::security))
+        .routes(routes!(security::mfa))
         .routes(routes!(security::start_totp))
         .routes(routes!(security::confirm_totp))
         .routes(routes!(security::regenerate_recovery_codes))

@@ -211,6 +211,50 @@ pub async fn security(
     .await
 }
 
+/// `GET /portal/mfa`: the enrolment address of CONTRACT.md. The security page, with an
+/// authenticator's enrolment started for a user who has none (a pending one is shown again,
+/// not replaced), so that the key and its QR code are on the page. Nothing is active until
+/// the first code confirms it.
+#[utoipa::path(
+    get,
+    path = "/portal/mfa",
+    tag = "browser",
+    operation_id = "portalMfa",
+    params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
+    responses(
+        (status = 200, description = "The security page; for a user without an authenticator app, its enrolment already started: the key as base32 text and a QR code, and a form whose `code` input confirms it.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page.",
+            headers(("Location" = String, description = "`/login?return_to=/portal/mfa`"))),
+    )
+)]
+pub async fn mfa(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let api = &state.api;
+    let Some((session, user)) = signed_in(api, &headers).await else {
+        return Redirect::to("/login?return_to=/portal/mfa").into_response();
+    };
+    let status = match api.mfa_status(&user).await {
+        Ok(status) => status,
+        Err(err) => return PageError::Core(err).into_response(),
+    };
+    if !status.enabled
+        && status.pending.is_none()
+        && let Err(err) = api.start_totp_enrolment(&user).await
+    {
+        return PageError::Core(err).into_response();
+    }
+    security_page(
+        api,
+        &user,
+        &session,
+        "/portal",
+        Outcome {
+            flash: None,
+            recovery_codes: Vec::new(),
+        },
+    )
+    .await
+}
+
 /// A security form: its CSRF token, where to continue to, and what it carries.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SecurityForm {

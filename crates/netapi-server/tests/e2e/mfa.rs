@@ -181,6 +181,61 @@ async fn audit_kinds(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// CONTRACT.md's enrolment address: `/portal/mfa` shows the key as text, a QR code and a
+/// `code` input at once; a reload shows the same pending key; the first code turns it on, and
+/// the page then starts nothing new.
+async fn the_contract_enrolment_page_shows_the_key_at_once(app: TestApp) {
+    app.register("mia@example.com").await;
+    let signed_out = Browser::new().get(&app, &app.url("/portal/mfa")).await;
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_of(&signed_out), "/login?return_to=/portal/mfa");
+    let mut browser = Browser::new();
+    sign_in(&app, &mut browser, "mia@example.com").await;
+    let page = browser.get(&app, &app.url("/portal/mfa")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("name=\"code\""),
+        "{html}"
+    );
+    let key = text_after(&html, "id=\"totp-secret\">").to_owned();
+    let again = browser.get(&app, &app.url("/portal/mfa")).await;
+    let html = again.text().await.unwrap();
+    assert_eq!(
+        text_after(&html, "id=\"totp-secret\">"),
+        key,
+        "a reload keeps the key"
+    );
+    assert!(
+        !app.api
+            .has_second_factor(&user_id(&app, &mut browser).await)
+            .await
+            .unwrap(),
+        "nothing is on before the first code"
+    );
+    let csrf = hidden_field(&html, "csrf_token");
+    let secret = base32_decode(&key);
+    let confirmed = browser
+        .post(
+            &app,
+            "/portal/security/totp/confirm",
+            &[
+                ("csrf_token", &csrf),
+                ("code", &totp(&secret, app.clock.now())),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert_eq!(recovery_codes(&confirmed.text().await.unwrap()).len(), 10);
+    let after = browser.get(&app, &app.url("/portal/mfa")).await;
+    let html = after.text().await.unwrap();
+    assert!(html.contains("id=\"mfa-status\">On"), "{html}");
+    assert!(
+        !html.contains("id=\"totp-secret\""),
+        "no new enrolment once on"
+    );
+}
+
 async fn totp_sign_in_with_codes_and_recovery(app: TestApp) {
     app.register("tia@example.com").await;
     let mut browser = Browser::new();
@@ -872,6 +927,7 @@ async fn enabling_mfa_ends_other_sign_ins_and_every_change_is_mailed(fixture: Ma
 
 e2e!(spawn = with_mail; enabling_mfa_ends_other_sign_ins_and_every_change_is_mailed);
 e2e!(
+    the_contract_enrolment_page_shows_the_key_at_once,
     totp_sign_in_with_codes_and_recovery,
     pending_sign_in_is_bound_and_expires,
     id_token_says_how_the_user_signed_in,
