@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::error::{PageError, error_page};
 use super::flash;
 use super::page::{Chrome, human_time, render};
-use super::portal::{Flash, flash_for};
+use super::portal::{Flash, flash_for, unconfirmed};
 use super::session::current_session;
 use crate::extract::ClientIp;
 use crate::state::AppState;
@@ -611,11 +611,6 @@ pub struct ConfirmedForm {
     /// `yes` once the person confirmed; otherwise the answer is the confirmation page.
     #[serde(default)]
     confirm: String,
-}
-
-/// The unconfirmed form of the action at `action`: to its confirmation page, nothing done.
-fn unconfirmed(confirm: &str, action: &str) -> Option<Response> {
-    (confirm != "yes").then(|| Redirect::to(action).into_response())
 }
 
 /// `GET /admin/users/{id}/delete`: asks to confirm.

@@ -605,7 +605,7 @@ pub struct RotateKeyForm {
 }
 
 /// The unconfirmed form of the action at `action`: to its confirmation page, nothing done.
-fn unconfirmed(confirm: &str, action: &str) -> Option<Response> {
+pub(super) fn unconfirmed(confirm: &str, action: &str) -> Option<Response> {
     (confirm != "yes").then(|| Redirect::to(action).into_response())
 }
 
