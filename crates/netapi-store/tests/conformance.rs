@@ -2880,6 +2880,27 @@ async fn passkeys(store: Arc<dyn Store>) {
             .expect("capped")
     );
     assert_eq!(store.list_passkeys(&alice.id).await.expect("list").len(), 2);
+    // Eight adds at once under a cap of three: exactly three are stored.
+    let carol = add_user(&store, "carol@example.com").await;
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (store, carol) = (Arc::clone(&store), carol.id.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .insert_passkey(
+                    &passkey(&format!("pk_c{n}"), &carol, &format!("cred-c{n}")),
+                    3,
+                )
+                .await
+                .expect("insert")
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        stored += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(stored, 3);
+    assert_eq!(store.list_passkeys(&carol.id).await.expect("list").len(), 3);
     // A credential id is unique across users.
     assert!(matches!(
         store

@@ -49,6 +49,20 @@ fn sign_in_first(path: &str) -> Response {
     Redirect::to(&format!("/login?return_to={back}")).into_response()
 }
 
+/// How recent the administrator's sign-in must be for a change of someone's role, a disable
+/// or a delete (SECURITY-CHECKLIST: sensitive changes need proof of presence): a console left
+/// open on a shared machine cannot hand out admin rights or lock people out.
+const FRESH_SIGN_IN: i64 = 15 * 60;
+
+/// `None` when the administrator signed in recently enough; otherwise the sign-in page, which
+/// says why and comes back to `back` (nothing is done: the change is made again after).
+fn stale_sign_in(api: &NetApi, admin: &Admin, back: &str) -> Option<Response> {
+    (admin.session.auth_time < api.now() - FRESH_SIGN_IN).then(|| {
+        let back: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+        Redirect::to(&format!("/login?reauth=1&return_to={back}")).into_response()
+    })
+}
+
 fn not_an_admin() -> Response {
     error_page(
         StatusCode::FORBIDDEN,
@@ -414,6 +428,9 @@ pub async fn set_role(
     let Some(id) = plain_id(&id) else {
         return not_found("user");
     };
+    if let Some(again) = stale_sign_in(&state.api, &me, &format!("/admin/users/{id}")) {
+        return again;
+    }
     let outcome = async {
         let role = Role::parse(form.role.trim())
             .ok_or_else(|| Error::invalid("role", "must be admin or member"))?;
@@ -479,6 +496,9 @@ pub async fn set_disabled(
     let Some(id) = plain_id(&id) else {
         return not_found("user");
     };
+    if let Some(again) = stale_sign_in(&state.api, &me, &format!("/admin/users/{id}")) {
+        return again;
+    }
     let outcome = async {
         let disabled = match form.disabled.as_str() {
             "yes" => true,
@@ -690,6 +710,9 @@ pub async fn delete_user(
     };
     if let Some(ask) = unconfirmed(&form.confirm, &format!("/admin/users/{id}/delete")) {
         return ask;
+    }
+    if let Some(again) = stale_sign_in(&state.api, &me, &format!("/admin/users/{id}")) {
+        return again;
     }
     match state
         .api

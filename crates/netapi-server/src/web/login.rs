@@ -137,7 +137,10 @@ fn login_page_with(
     path = "/login",
     tag = "browser",
     operation_id = "loginForm",
-    params(("return_to" = Option<String>, Query, description = "A local path to go to after signing in (default `/portal`).")),
+    params(
+        ("return_to" = Option<String>, Query, description = "A local path to go to after signing in (default `/portal`)."),
+        ("reauth" = Option<String>, Query, description = "Present when a change that needs a recent sign-in sent the person here: the page says so."),
+    ),
     responses((status = 200, description = "The sign-in page; sets the `netapi_login_csrf` cookie.", body = String, content_type = "text/html"))
 )]
 pub async fn login_form(
@@ -145,18 +148,24 @@ pub async fn login_form(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let return_to = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+    let query = query.unwrap_or_default();
+    let return_to = url::form_urlencoded::parse(query.as_bytes())
         .filter(|(name, _)| name == "return_to")
         .last()
         .map(|(_, value)| value.into_owned());
     let return_to = return_to.as_deref().map_or("/portal", safe_return_to);
+    let reauth = url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "reauth");
     // Signed in, but a second factor must be set up first: to the security page.
     if let Some((_, user)) = signed_in(&state.api, &headers).await
         && state.api.mfa_enrolment_due(&user).await.unwrap_or(false)
     {
         return Redirect::to(&enrolment_url(return_to)).into_response();
     }
-    login_page(&state.api, return_to, None, StatusCode::OK)
+    // Sent back by a change that needs a recent sign-in (the admin console's).
+    let message = reauth.then_some(
+        "Sign in again to confirm: this change needs a recent sign-in. Nothing was changed yet.",
+    );
+    login_page(&state.api, return_to, message, StatusCode::OK)
 }
 
 /// The security page, where a second factor is set up, then on to `return_to`.

@@ -34,6 +34,7 @@ async fn mail(backend: Backend) -> Option<MailApp> {
 e2e!(
     members_get_403_and_the_signed_out_sign_in_first,
     an_admin_searches_users_and_changes_a_role,
+    role_disable_and_delete_need_a_recent_sign_in,
     disabling_a_user_stops_its_key_at_once,
     deleting_a_user_asks_for_confirmation,
     the_last_administrator_is_kept_with_a_message,
@@ -181,6 +182,58 @@ async fn an_admin_searches_users_and_changes_a_role(app: TestApp) {
     )
     .await;
     assert!(bad.contains("must be admin or member"), "{bad}");
+    assert_eq!(user_json(&app, &admin, id).await["role"], "admin");
+}
+
+/// A console left open is not enough to change a role, disable or delete: after 15 minutes
+/// the administrator signs in again first, and nothing is changed until then.
+async fn role_disable_and_delete_need_a_recent_sign_in(app: TestApp) {
+    let mut browser = Browser::new();
+    let (admin, csrf) = admin_in_console(&app, &mut browser, "root@example.com").await;
+    let (alice, _) = app.register("alice@example.com").await;
+    let id = alice["id"].as_str().unwrap();
+    app.clock.advance(15 * 60 + 1);
+    let again = format!("/login?reauth=1&return_to=%2Fadmin%2Fusers%2F{id}");
+    for (path, form) in [
+        (format!("/admin/users/{id}/role"), vec![("role", "admin")]),
+        (
+            format!("/admin/users/{id}/disabled"),
+            vec![("disabled", "yes")],
+        ),
+        (
+            format!("/admin/users/{id}/delete"),
+            vec![("confirm", "yes")],
+        ),
+    ] {
+        let mut fields = vec![("csrf_token", csrf.as_str())];
+        fields.extend(form);
+        let response = browser.post(&app, &path, &fields).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "POST {path}");
+        assert_eq!(location_of(&response), again, "POST {path}");
+    }
+    let alice_now = user_json(&app, &admin, id).await;
+    assert_eq!(alice_now["role"], "member");
+    assert!(alice_now["disabled_at"].is_null(), "{alice_now}");
+    let login = page(&app, &mut browser, &again).await;
+    assert!(
+        login.contains("this change needs a recent sign-in"),
+        "{login}"
+    );
+
+    // Signed in again: the same change goes through.
+    sign_in_to_portal(&app, &mut browser, "root@example.com").await;
+    let html = page(&app, &mut browser, "/admin").await;
+    let csrf = hidden_field(&html, "csrf_token");
+    let to = format!("/admin/users/{id}");
+    let done = post_to(
+        &app,
+        &mut browser,
+        &format!("/admin/users/{id}/role"),
+        &[("csrf_token", &csrf), ("role", "admin")],
+        &to,
+    )
+    .await;
+    assert!(done.contains("is now an administrator"), "{done}");
     assert_eq!(user_json(&app, &admin, id).await["role"], "admin");
 }
 

@@ -76,13 +76,18 @@ impl TryFrom<CeremonyRow> for WebauthnCeremony {
 
 /// Counts and inserts in one write transaction (on PostgreSQL, concurrent registrations of
 /// one user may exceed `max` by the few that race).
+/// The lock topic that makes passkey registrations take turns (see
+/// [`Backend::begin_exclusive`]), so that the per-user cap holds under concurrent adds on
+/// every instance; registrations are rare, so one topic for all users costs nothing.
+const PASSKEY_CAP_LOCK: i64 = 0x6e65_7461_7069_0002;
+
 pub(crate) async fn insert(
     db: &impl Backend,
     passkey: &PasskeyCredential,
     max: u64,
 ) -> StoreResult<bool> {
     retry_contention(|| async move {
-        let mut tx = db.begin_write().await?;
+        let mut tx = db.begin_exclusive(PASSKEY_CAP_LOCK).await?;
         let (count,): (i64,) = tx
             .fetch_one(COUNT_OF_USER, &[(&passkey.user_id).into()])
             .await?;
