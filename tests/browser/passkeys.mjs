@@ -1,8 +1,9 @@
 // Passkeys through the real pages, with Chromium's virtual authenticator (CDP WebAuthn
 // domain): register, add a passkey in the security page, sign out, sign in with the passkey
-// alone, sign in with the password and the passkey as second factor, remove the passkey.
+// alone (and a replay of its assertion refused), sign in with the password and the passkey as
+// second factor, remove the passkey.
 // Run by crates/netapi/tests/cli.rs with BASE (an http://localhost:PORT issuer) and SHOTS set.
-import { chromium } from 'playwright-core';
+import { chromium, request } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 
 const base = process.env.BASE;
@@ -59,12 +60,35 @@ try {
     `expected one resident credential: ${JSON.stringify(credentials.map((c) => c.isResidentCredential))}`);
   await page.screenshot({ path: `${shots}/passkey-1-added.png`, fullPage: true });
 
-  // Sign out, then in with the passkey alone (no email, no password).
+  // Sign out, then in with the passkey alone (no email, no password). The assertion the
+  // browser sends is kept, to be replayed below.
   await page.click('header form[action="/logout"] button');
   await page.waitForURL(`${base}/login`);
+  let assertion = null;
+  let cookies = '';
+  await page.route(`${base}/login/passkey`, async (route) => {
+    assertion = route.request().postData();
+    cookies = (await route.request().allHeaders()).cookie || '';
+    await route.continue();
+  });
   await page.click('[data-action="passkey-login"]');
   await page.waitForURL(`${base}/portal`);
+  await page.unroute(`${base}/login/passkey`);
   check((await page.textContent('header')).includes(email), 'not signed in after the passkey');
+
+  // The same request sent again byte for byte, cookies included (what someone who captured
+  // it would do): its challenge was taken by the first use, so it opens nothing.
+  check(assertion !== null && cookies.includes('netapi_login_csrf='), `no passkey request was seen: ${cookies}`);
+  const replayer = await request.newContext();
+  const replay = await replayer.post(`${base}/login/passkey`, {
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', Cookie: cookies },
+    data: assertion,
+    maxRedirects: 0,
+  });
+  check(replay.status() === 401, `a replayed assertion got ${replay.status()}: ${await replay.text()}`);
+  check(!(replay.headers()['set-cookie'] || '').includes('netapi_session='),
+    'a replayed assertion set a session cookie');
+  await replayer.dispose();
   await page.screenshot({ path: `${shots}/passkey-2-passwordless.png`, fullPage: true });
 
   // Sign out, then in with the password: the second step offers the passkey.
