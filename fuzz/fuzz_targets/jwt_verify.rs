@@ -50,14 +50,15 @@ fn setup() -> &'static Setup {
                 stored(
                     "fuzz-random-ed",
                     SigningAlgorithm::EdDsa,
-                    generate_key(SigningAlgorithm::EdDsa),
+                    generate_key(SigningAlgorithm::EdDsa).expect("EdDSA keys are made here"),
                 ),
                 stored(
                     "fuzz-random-es",
                     SigningAlgorithm::Es256,
-                    generate_key(SigningAlgorithm::Es256),
+                    generate_key(SigningAlgorithm::Es256).expect("ES256 keys are made here"),
                 ),
             ],
+            SigningAlgorithm::EdDsa,
             0,
         );
         let claims = json!({"iss": "https://issuer.example", "sub": "usr_0", "scope": "keys:read"});
