@@ -45,8 +45,7 @@ struct Admin {
 
 /// The sign-in page, then back to `path` (a console path, which is local).
 fn sign_in_first(path: &str) -> Response {
-    let back: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-    Redirect::to(&format!("/login?return_to={back}")).into_response()
+    Redirect::to(&format!("/login?return_to={}", encoded(path))).into_response()
 }
 
 /// How recent the administrator's sign-in must be for a change of someone's role, a disable
@@ -58,8 +57,7 @@ const FRESH_SIGN_IN: i64 = 15 * 60;
 /// says why and comes back to `back` (nothing is done: the change is made again after).
 fn stale_sign_in(api: &NetApi, admin: &Admin, back: &str) -> Option<Response> {
     (admin.session.auth_time < api.now() - FRESH_SIGN_IN).then(|| {
-        let back: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
-        Redirect::to(&format!("/login?reauth=1&return_to={back}")).into_response()
+        Redirect::to(&format!("/login?reauth=1&return_to={}", encoded(back))).into_response()
     })
 }
 
