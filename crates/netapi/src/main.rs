@@ -1,6 +1,7 @@
 //! `netapi`: the server, migrations and operator commands.
 
 mod config;
+mod logging;
 mod secret_key;
 
 use anyhow::{Context, bail};
@@ -250,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(flags) => {
             let settings = flags.with_file(cli.config.as_deref())?;
-            init_logging(
+            let _log = logging::init(
                 settings.log_format.as_deref().unwrap_or("text"),
                 settings.access_log.unwrap_or(true),
             )?;
@@ -258,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(flags) => {
             let settings = flags.with_file(cli.config.as_deref())?;
-            init_logging("text", true)?;
+            let _log = logging::init("text", true)?;
             netapi_store::open(&StoreOptions::new(settings.database_url()), true)
                 .await
                 .context("migration failed")?;
@@ -269,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::MigrateStore { from, to } => {
-            init_logging("text", true)?;
+            let _log = logging::init("text", true)?;
             if !from.starts_with("sqlite:") || !to.starts_with("postgres") {
                 bail!("migrate-store moves a sqlite: database into a postgres:// database");
             }
@@ -318,28 +319,6 @@ async fn main() -> anyhow::Result<()> {
             admin(settings, command).await
         }
     }
-}
-
-fn init_logging(format: &str, access_log: bool) -> anyhow::Result<()> {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    if !access_log {
-        // A static directive: the filter then skips the line at its call site, unformatted.
-        filter = filter.add_directive("netapi::access=off".parse()?);
-    }
-    // Colour codes only for a terminal: in files and journals they are noise (and cost).
-    // Standard error, as docs/operations.md says: standard output carries what a command
-    // prints for scripts (the key of `admin create-user`).
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        "text" => builder.init(),
-        "json" => builder.json().flatten_event(true).init(),
-        other => bail!("log_format must be text or json, not '{other}'"),
-    }
-    Ok(())
 }
 
 /// The URL without any password in it, for logs.

@@ -1,0 +1,214 @@
+//! Log set-up: lines are formatted on the request's thread and written to standard error by
+//! a thread of their own, so a slow terminal, pipe or journal never holds a request up.
+
+use anyhow::bail;
+use tracing::{Event, Level, Subscriber};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Lines waiting for the writer thread. When that many are queued (the output cannot keep
+/// up), requests wait for it rather than lose lines: an access log with gaps misleads.
+const QUEUED_LINES: usize = 64 * 1024;
+
+/// Installs the global subscriber. Keep the guard until the process ends: dropping it
+/// writes out the lines still queued.
+pub fn init(format: &str, access_log: bool) -> anyhow::Result<WorkerGuard> {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    if !access_log {
+        // A static directive: the filter then skips the line at its call site, unformatted.
+        filter = filter.add_directive("netapi::access=off".parse()?);
+    }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Standard error, as docs/operations.md says: standard output carries what a command
+    // prints for scripts (the key of `admin create-user`).
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("netapi-log")
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
+    match format {
+        // Colour codes only for a terminal: in files and journals they are noise (and cost),
+        // and without them the plain formatter below writes the same line for less.
+        "text" if ansi => builder.init(),
+        "text" => builder.event_format(PlainText).init(),
+        "json" => builder.json().flatten_event(true).init(),
+        other => bail!("log_format must be text or json, not '{other}'"),
+    }
+    Ok(guard)
+}
+
+/// The default text line without colour, written directly:
+/// `2026-12-03T22:30:01.123456Z  INFO request{request_id=req_… method=GET path=/v1/users}:
+/// netapi::access: handled status=401 millis=0.43`. Field values are still written by the
+/// subscriber's own field formatter, exactly as before.
+struct PlainText;
+
+impl<S, N> FormatEvent<S, N> for PlainText
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        write_timestamp(&mut writer, time::OffsetDateTime::now_utc())?;
+        let metadata = event.metadata();
+        writer.write_str(match *metadata.level() {
+            Level::TRACE => " TRACE ",
+            Level::DEBUG => " DEBUG ",
+            Level::INFO => "  INFO ",
+            Level::WARN => "  WARN ",
+            Level::ERROR => " ERROR ",
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                writer.write_str(span.name())?;
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                    && !fields.is_empty()
+                {
+                    writer.write_char('{')?;
+                    writer.write_str(fields)?;
+                    writer.write_char('}')?;
+                }
+                writer.write_char(':')?;
+            }
+            writer.write_char(' ')?;
+        }
+        writer.write_str(metadata.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, as the default formatter writes it.
+fn write_timestamp(
+    writer: &mut impl std::fmt::Write,
+    at: time::OffsetDateTime,
+) -> std::fmt::Result {
+    write!(
+        writer,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.microsecond()
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[test]
+    fn timestamps_are_rfc_3339_with_microseconds() {
+        let at =
+            time::OffsetDateTime::from_unix_timestamp_nanos(1_764_801_001_123_456_789).unwrap();
+        let mut line = String::new();
+        write_timestamp(&mut line, at).unwrap();
+        assert_eq!(line, "2025-12-03T22:30:01.123456Z");
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// A request's access line, a line outside any span and one whose (Debug) field carries a
+    /// terminal escape, as the given subscriber writes them.
+    fn lines_of(
+        subscriber: impl Subscriber + Send + Sync + 'static,
+        out: &Captured,
+    ) -> Vec<String> {
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(target: "netapi::request", "request",
+                request_id = %"req_1", method = %"GET", path = %"/v1/users");
+            span.in_scope(|| {
+                tracing::info!(target: "netapi::access", status = 401u16, millis = 0.5f64, "handled");
+            });
+            tracing::warn!(target: "netapi::store", attempt = 2, "retrying");
+            tracing::error!(target: "netapi::test", note = "a\u{1b}[31mred", "odd input");
+        });
+        String::from_utf8(out.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_plain_line_is_the_default_formatters_line_without_colour() {
+        let plain = Captured::default();
+        let default = Captured::default();
+        let ours = lines_of(
+            tracing_subscriber::fmt()
+                .with_writer(plain.clone())
+                .with_ansi(false)
+                .event_format(PlainText)
+                .finish(),
+            &plain,
+        );
+        let theirs = lines_of(
+            tracing_subscriber::fmt()
+                .with_writer(default.clone())
+                .with_ansi(false)
+                .finish(),
+            &default,
+        );
+        assert_eq!(ours.len(), 3, "{ours:?}");
+        let timestamp = "2026-12-03T22:30:01.123456Z".len();
+        for (ours, theirs) in ours.iter().zip(&theirs) {
+            assert_eq!(ours[timestamp..], theirs[timestamp..]);
+            assert!(
+                time::OffsetDateTime::parse(
+                    &ours[..timestamp],
+                    &time::format_description::well_known::Rfc3339
+                )
+                .is_ok()
+            );
+        }
+        assert!(ours[0].ends_with(
+            "  INFO request{request_id=req_1 method=GET path=/v1/users}: netapi::access: \
+             handled status=401 millis=0.5"
+        ));
+        assert!(ours[1].ends_with("  WARN netapi::store: retrying attempt=2"));
+        // Debug values (`?field`, and strings recorded as such) are escaped as before.
+        assert!(
+            ours[2].ends_with(r#"odd input note="a\u{1b}[31mred""#),
+            "{:?}",
+            ours[2]
+        );
+    }
+}
