@@ -207,14 +207,17 @@ pub enum GrantType {
     ClientCredentials,
     /// `refresh_token`
     RefreshToken,
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693)
+    TokenExchange,
 }
 
 impl GrantType {
     /// Every grant type the server supports.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::AuthorizationCode,
         Self::ClientCredentials,
         Self::RefreshToken,
+        Self::TokenExchange,
     ];
 
     /// The RFC 6749 name.
@@ -223,6 +226,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 
@@ -262,6 +266,9 @@ pub struct OAuthClient {
     pub resources: Vec<String>,
     /// The scope names of those resources its tokens may carry.
     pub resource_scopes: Vec<String>,
+    /// Identifiers of the resources (Net API's own issuer among them when listed) it may
+    /// obtain tokens for by token exchange (RFC 8693); empty: it may not exchange.
+    pub token_exchange_resources: Vec<String>,
     /// `id_token_signed_response_alg`; `None` for clients registered before it existed, which
     /// get the server's `signing_algorithm`, as they always did.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
@@ -944,6 +951,7 @@ mod tests {
             trusted: false,
             resources: Vec::new(),
             resource_scopes: Vec::new(),
+            token_exchange_resources: Vec::new(),
             id_token_signed_response_alg: None,
             created_at: 0,
             updated_at: 0,

@@ -118,6 +118,8 @@ pub struct ClientChanges {
     pub resource_scopes: Option<Vec<String>>,
     /// `id_token_signed_response_alg`.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+    /// `token_exchange_resources` (identifiers).
+    pub token_exchange_resources: Option<Vec<String>>,
 }
 
 /// The columns of a resource that a change writes; `None` leaves a column as storage has it.

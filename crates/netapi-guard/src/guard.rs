@@ -246,6 +246,7 @@ impl Guard {
             scopes: split_scopes(claims.scope.as_deref()),
             metadata: None,
             expires_at: Some(claims.exp),
+            actor: claims.act.filter(|act| act.is_object()),
             challenge: self.inner.challenge.clone(),
         })
     }

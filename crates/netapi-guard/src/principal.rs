@@ -55,6 +55,10 @@ pub struct Principal {
     pub metadata: Option<Value>,
     /// When the credential expires (seconds since the epoch), where the guard knows it.
     pub expires_at: Option<i64>,
+    /// The token's `act` claim (RFC 8693 §4.1), for an access token made by token exchange:
+    /// `{"sub": "<client id>"}`, the client acting for `subject`, with earlier actors nested
+    /// as `act`.
+    pub actor: Option<Value>,
     /// The start of the `WWW-Authenticate` challenge for refusals about this principal.
     pub(crate) challenge: Arc<str>,
 }

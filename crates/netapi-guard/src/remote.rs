@@ -45,6 +45,7 @@ pub(crate) struct Found {
     scopes: Vec<String>,
     metadata: Option<Value>,
     expires_at: Option<i64>,
+    actor: Option<Value>,
 }
 
 impl Found {
@@ -78,6 +79,7 @@ impl Found {
             scopes: self.scopes,
             metadata: self.metadata,
             expires_at: self.expires_at,
+            actor: self.actor,
             challenge,
         })
     }
@@ -95,6 +97,7 @@ struct Introspection {
     key_id: Option<String>,
     metadata: Option<Value>,
     exp: Option<i64>,
+    act: Option<Value>,
 }
 
 /// Asks `endpoint` about `credential` as the client `(id, secret)` (`client_secret_basic`:
@@ -142,6 +145,7 @@ pub(crate) async fn introspect(
         scopes: split_scopes(answer.scope.as_deref()),
         metadata: answer.metadata,
         expires_at: answer.exp,
+        actor: answer.act.filter(Value::is_object),
     })
 }
 

@@ -45,6 +45,8 @@ pub(crate) struct Claims {
     nbf: Option<i64>,
     pub(crate) client_id: Option<String>,
     pub(crate) scope: Option<String>,
+    /// Who acts for `sub` (RFC 8693 token exchange).
+    pub(crate) act: Option<serde_json::Value>,
     /// A confirmation (DPoP, mTLS): such a token is not a bearer token.
     cnf: Option<serde_json::Value>,
 }

@@ -154,6 +154,7 @@ impl Fixture {
                     trusted: false,
                     resources: None,
                     id_token_signed_response_alg: None,
+                    token_exchange_resources: None,
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();

@@ -130,6 +130,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resources", Text),
             ("resource_scopes", Text),
             ("id_token_signed_response_alg", Text),
+            ("token_exchange_resources", Text),
         ],
     ),
     (

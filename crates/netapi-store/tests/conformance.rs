@@ -216,6 +216,7 @@ conformance! {
     clients_crud => sqlite_clients_crud, postgres_clients_crud;
     clients_delete_cascades => sqlite_clients_delete_cascades, postgres_clients_delete_cascades;
     clients_trusted => sqlite_clients_trusted, postgres_clients_trusted;
+    clients_token_exchange_resources => sqlite_clients_token_exchange_resources, postgres_clients_token_exchange_resources;
     refresh_rotation => sqlite_refresh_rotation, postgres_refresh_rotation;
     refresh_invalid => sqlite_refresh_invalid, postgres_refresh_invalid;
     refresh_grace_same_successor =>
@@ -357,7 +358,7 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
 
 /// How many migrations there are (0001 to 0013, 0016 and 0017), as sqlx and the old runner's
 /// table count them.
-const ALL_VERSIONS: (i64, i64) = (15, 15);
+const ALL_VERSIONS: (i64, i64) = (16, 16);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -710,6 +711,7 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
         resources: Vec::new(),
         resource_scopes: Vec::new(),
         id_token_signed_response_alg: Some(SigningAlgorithm::Rs256),
+        token_exchange_resources: Vec::new(),
     }
 }
 
@@ -1777,6 +1779,68 @@ async fn audit_events(store: Arc<dyn Store>) {
 // ------------------------------------------------------------------------------------------
 
 /// Only `set_client_trusted` changes the mark: a PATCH written from an older read leaves it.
+/// A client's `token_exchange_resources` and the token-exchange grant type come back as
+/// written, change only when a change names them, and are replaced as a whole.
+async fn clients_token_exchange_resources(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let exchanging = OAuthClient {
+        grant_types: vec![GrantType::ClientCredentials, GrantType::TokenExchange],
+        token_exchange_resources: vec![
+            "https://billing.example.com".to_owned(),
+            "https://netapi.example.com".to_owned(),
+        ],
+        ..client(&alice.id, 1)
+    };
+    store.insert_client(&exchanging).await.expect("insert");
+    assert_eq!(
+        store.get_client(&exchanging.id).await.expect("get"),
+        Some(exchanging.clone())
+    );
+    let rename = ClientChanges {
+        name: Some("renamed".to_owned()),
+        ..ClientChanges::default()
+    };
+    let renamed = store
+        .update_client(&exchanging.id, &rename, NOW + 1)
+        .await
+        .expect("update")
+        .expect("known");
+    assert_eq!(
+        renamed.token_exchange_resources,
+        exchanging.token_exchange_resources
+    );
+    assert_eq!(renamed.grant_types, exchanging.grant_types);
+    let narrowed = ClientChanges {
+        token_exchange_resources: Some(vec!["https://billing.example.com".to_owned()]),
+        ..ClientChanges::default()
+    };
+    let changed = store
+        .update_client(&exchanging.id, &narrowed, NOW + 2)
+        .await
+        .expect("update")
+        .expect("known");
+    assert_eq!(
+        changed.token_exchange_resources,
+        vec!["https://billing.example.com".to_owned()]
+    );
+    assert_eq!(changed.name, "renamed");
+    let cleared = ClientChanges {
+        token_exchange_resources: Some(Vec::new()),
+        ..ClientChanges::default()
+    };
+    store
+        .update_client(&exchanging.id, &cleared, NOW + 3)
+        .await
+        .expect("update")
+        .expect("known");
+    let read = store
+        .get_client(&exchanging.id)
+        .await
+        .expect("get")
+        .expect("known");
+    assert!(read.token_exchange_resources.is_empty());
+}
+
 async fn clients_trusted(store: Arc<dyn Store>) {
     let alice = add_user(&store, "alice@example.com").await;
     let c1 = add_client(&store, &alice.id, 1).await;
@@ -1897,6 +1961,7 @@ async fn clients_crud(store: Arc<dyn Store>) {
     changed.resources = vec!["https://orders.example.com".to_owned()];
     changed.resource_scopes = vec!["orders:read".to_owned(), "orders:write".to_owned()];
     changed.id_token_signed_response_alg = Some(SigningAlgorithm::EdDsa);
+    changed.token_exchange_resources = vec!["https://billing.example.com".to_owned()];
     let changes = ClientChanges {
         name: Some(changed.name.clone()),
         redirect_uris: Some(changed.redirect_uris.clone()),
@@ -1906,6 +1971,7 @@ async fn clients_crud(store: Arc<dyn Store>) {
         resources: Some(changed.resources.clone()),
         resource_scopes: Some(changed.resource_scopes.clone()),
         id_token_signed_response_alg: changed.id_token_signed_response_alg,
+        token_exchange_resources: Some(changed.token_exchange_resources.clone()),
     };
     assert_eq!(
         store

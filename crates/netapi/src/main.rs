@@ -625,6 +625,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         trusted,
                         resources: None,
                         id_token_signed_response_alg: None,
+                        token_exchange_resources: None,
                     },
                     None,
                 )

@@ -34,6 +34,9 @@ pub struct NewClient {
     pub resources: Option<Vec<String>>,
     /// `id_token_signed_response_alg`; RS256 by default.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+    /// Identifiers of the resources (Net API's own issuer too) it may obtain tokens for by
+    /// token exchange (RFC 8693); none by default.
+    pub token_exchange_resources: Option<Vec<String>>,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -55,6 +58,8 @@ pub struct ClientUpdate {
     pub resources: Option<Vec<String>>,
     /// `id_token_signed_response_alg`.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+    /// `token_exchange_resources` (identifiers; replaces the list).
+    pub token_exchange_resources: Option<Vec<String>>,
 }
 
 /// A page of clients.
@@ -170,6 +175,18 @@ pub(super) fn check_client_shape(client: &OAuthClient) -> Result<()> {
             "a public client (token_endpoint_auth_method none) cannot use client_credentials",
         ));
     }
+    if client.is_public() && client.allows(GrantType::TokenExchange) {
+        return Err(Error::invalid(
+            "grant_types",
+            "a public client (token_endpoint_auth_method none) cannot use token exchange",
+        ));
+    }
+    if client.is_public() && !client.token_exchange_resources.is_empty() {
+        return Err(Error::invalid(
+            "token_exchange_resources",
+            "a public client (token_endpoint_auth_method none) cannot use token exchange",
+        ));
+    }
     Ok(())
 }
 
@@ -187,6 +204,46 @@ fn check_may_set_trusted(caller: &Principal) -> Result<()> {
 }
 
 impl NetApi {
+    /// A client's `token_exchange_resources`, each once: Net API's own identifier (the
+    /// issuer) or a live resource on which `owner` holds at least one scope.
+    pub(super) async fn token_exchange_targets(
+        &self,
+        owner: &Principal,
+        identifiers: &[String],
+    ) -> Result<Vec<String>> {
+        const FIELD: &str = "token_exchange_resources";
+        if identifiers.len() > MAX_CLIENT_RESOURCES {
+            return Err(Error::invalid(
+                FIELD,
+                format!("at most {MAX_CLIENT_RESOURCES} are allowed"),
+            ));
+        }
+        let mut targets: Vec<String> = Vec::with_capacity(identifiers.len());
+        for identifier in identifiers {
+            if targets.contains(identifier) {
+                continue;
+            }
+            if identifier != &self.settings.issuer {
+                let resource = self.live_resource(FIELD, identifier).await?;
+                if self
+                    .held_scopes(&owner.user_id, owner.role, &resource)
+                    .await?
+                    .is_empty()
+                {
+                    return Err(Error::PermissionDenied {
+                        scope: None,
+                        message: format!(
+                            "A client cannot exchange tokens for the resource '{}', on which you hold no scope.",
+                            resource.identifier
+                        ),
+                    });
+                }
+            }
+            targets.push(identifier.clone());
+        }
+        Ok(targets)
+    }
+
     /// The live resources a client lists, each once.
     pub(super) async fn client_resources(
         &self,
@@ -398,6 +455,12 @@ impl NetApi {
         if new.trusted {
             check_may_set_trusted(scope_holder)?;
         }
+        let token_exchange_resources = self
+            .token_exchange_targets(
+                scope_holder,
+                new.token_exchange_resources.as_deref().unwrap_or_default(),
+            )
+            .await?;
         let secret =
             (auth_method != ClientAuthMethod::None).then(|| generate(SecretKind::ClientSecret));
         let now = self.now();
@@ -414,6 +477,7 @@ impl NetApi {
             trusted: new.trusted,
             resources: resources.iter().map(|r| r.identifier.clone()).collect(),
             resource_scopes,
+            token_exchange_resources,
             id_token_signed_response_alg: Some(id_token_alg),
             created_at: now,
             updated_at: now,
@@ -527,6 +591,10 @@ impl NetApi {
         if let Some(alg) = update.id_token_signed_response_alg {
             client.id_token_signed_response_alg = Some(self.check_id_token_alg(alg)?);
             changes.id_token_signed_response_alg = client.id_token_signed_response_alg;
+        }
+        if let Some(targets) = update.token_exchange_resources {
+            client.token_exchange_resources = self.token_exchange_targets(caller, &targets).await?;
+            changes.token_exchange_resources = Some(client.token_exchange_resources.clone());
         }
         if let Some(rate_limit) = update.rate_limit {
             self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;

@@ -8,6 +8,7 @@ mod authorize;
 mod cache;
 mod clients;
 mod email;
+mod exchange;
 mod invitations;
 mod keys;
 mod mfa;
@@ -26,7 +27,7 @@ mod webhooks;
 
 pub use access::{Access, ProtectedResource};
 pub use audit::AuditPage;
-pub use authn::{Credential, Principal};
+pub use authn::{Actor, Credential, Principal};
 pub use authorize::{
     AuthorizationRequest, AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason,
 };
@@ -51,8 +52,8 @@ pub use registration::{
     MAX_REGISTRATION_TOKEN_TTL, RegisteredClient,
 };
 pub use requests::{
-    AuthorizationParams, ClientAuth, ClientRequest, OAuthForm, Prompt, ResourceIndicator,
-    TokenGrant, TokenTarget,
+    ACCESS_TOKEN_TYPE, AuthorizationParams, ClientAuth, ClientRequest, OAuthForm, Prompt,
+    ResourceIndicator, TokenExchange, TokenGrant, TokenTarget,
 };
 pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,

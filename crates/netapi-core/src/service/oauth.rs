@@ -46,6 +46,9 @@ pub struct TokenResponse {
     /// OpenID Connect ID token, with `openid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// Token exchange (RFC 8693): the type of the issued token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for TokenResponse {
                 &self.refresh_token.as_ref().map(|_| "[redacted]"),
             )
             .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .field("issued_token_type", &self.issued_token_type)
             .finish()
     }
 }
@@ -93,22 +97,25 @@ pub struct Introspection {
     /// The API key's metadata, a JSON object (API keys that have one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// Who acts for `sub` (RFC 8693 §4.1; access tokens made by token exchange).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<super::Actor>,
 }
 
 /// What an issued grant is made of.
-struct Grant<'a> {
-    client: &'a OAuthClient,
-    user_id: &'a str,
-    scopes: Scopes,
+pub(super) struct Grant<'a> {
+    pub(super) client: &'a OAuthClient,
+    pub(super) user_id: &'a str,
+    pub(super) scopes: Scopes,
     /// The resource the access token is for (`aud`); `None`: Net API's own.
-    resource: Option<&'a Resource>,
+    pub(super) resource: Option<&'a Resource>,
     /// Its scopes on `resource`.
-    resource_scopes: &'a [String],
-    family_id: Option<&'a str>,
-    auth_time: Option<i64>,
+    pub(super) resource_scopes: &'a [String],
+    pub(super) family_id: Option<&'a str>,
+    pub(super) auth_time: Option<i64>,
     /// How the user authenticated (for `amr` and `acr` in the ID token).
-    amr: Amr,
-    nonce: Option<&'a str>,
+    pub(super) amr: Amr,
+    pub(super) nonce: Option<&'a str>,
 }
 
 /// What a refresh request asks for beyond the token itself.
@@ -126,7 +133,7 @@ struct PresentedCode<'a> {
 }
 
 /// `names` in the order of `allowed`, kept only where `keep` holds.
-fn kept(allowed: &[String], keep: impl Fn(&String) -> bool) -> Vec<String> {
+pub(super) fn kept(allowed: &[String], keep: impl Fn(&String) -> bool) -> Vec<String> {
     allowed.iter().filter(|n| keep(n)).cloned().collect()
 }
 
@@ -232,13 +239,14 @@ impl NetApi {
                 };
                 self.exchange_code(&client, presented, ip).await
             }
+            TokenGrant::TokenExchange(exchange) => self.exchange_token(&client, exchange, ip).await,
         }?;
         metrics::counter!("netapi_tokens_issued_total", "grant_type" => grant.as_str())
             .increment(1);
         Ok(response)
     }
 
-    fn requested_scopes(scope: Option<&str>, allowed: Scopes) -> OAuthResult<Scopes> {
+    pub(super) fn requested_scopes(scope: Option<&str>, allowed: Scopes) -> OAuthResult<Scopes> {
         let Some(text) = scope else {
             return Ok(allowed);
         };
@@ -659,6 +667,18 @@ impl NetApi {
         grant: &Grant<'_>,
         refresh: Option<Secret>,
     ) -> OAuthResult<TokenResponse> {
+        self.issue_token(grant, refresh, None).await
+    }
+
+    /// Signs the access token (and ID token, and returns the refresh token) of a grant;
+    /// `exchanged`: the token exchange's actor chain and the subject token's expiry, which
+    /// the new token does not outlive.
+    pub(super) async fn issue_token(
+        &self,
+        grant: &Grant<'_>,
+        refresh: Option<Secret>,
+        exchanged: Option<(&super::Actor, i64)>,
+    ) -> OAuthResult<TokenResponse> {
         // The ID token's `email` and `email_verified` (with the `email` scope), as the user
         // is now.
         let email = if grant.auth_time.is_some()
@@ -688,6 +708,7 @@ impl NetApi {
                 grant.resource_scopes.join(" "),
             ),
         };
+        let ttl = exchanged.map_or(ttl, |(_, until)| ttl.min(until - now));
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             sub: grant.user_id.to_owned(),
@@ -700,13 +721,15 @@ impl NetApi {
             nbf: None,
             sid: grant.family_id.map(str::to_owned),
             auth_time: grant.auth_time,
+            act: exchanged.map(|(actor, _)| actor.clone()),
         };
         let unavailable = || OAuthError::from(OAuthReason::NoSigningKey);
         let access_token = ring.sign("at+jwt", &claims).ok_or_else(unavailable)?;
         // An ID token only when `openid` is among the granted scopes: a refresh that narrows
         // them without it gets none, and skips the RSA signature (about a millisecond).
         let id_token = match grant.auth_time {
-            Some(auth_time) if grant.scopes.contains(Scope::OpenId) => {
+            // An exchanged token is an access token alone (RFC 8693 issues one token).
+            Some(auth_time) if exchanged.is_none() && grant.scopes.contains(Scope::OpenId) => {
                 let id_alg = self.id_token_alg(grant.client, &ring);
                 let mut id_claims = json!({
                     "iss": self.settings.issuer,
@@ -744,6 +767,7 @@ impl NetApi {
             scope,
             refresh_token: refresh.map(|s| s.expose().to_owned()),
             id_token,
+            issued_token_type: exchanged.map(|_| super::ACCESS_TOKEN_TYPE),
         })
     }
 
@@ -927,6 +951,7 @@ impl NetApi {
             token_type: Some("Bearer"),
             key_id: None,
             metadata: None,
+            act: claims.act.clone(),
         })
     }
 
@@ -944,7 +969,7 @@ impl NetApi {
 
     /// A token for Net API's own API is told about only to the client it was issued to, or
     /// to an admin's client: one application must not learn about another's users.
-    async fn may_learn_of_own_token(
+    pub(super) async fn may_learn_of_own_token(
         &self,
         client: &OAuthClient,
         issued_to: &str,
@@ -1076,6 +1101,7 @@ mod tests {
             scope: "users:read".to_owned(),
             refresh_token: Some("naprt_XYZZYnewrefresh".to_owned()),
             id_token: Some("eyJXYZZYid".to_owned()),
+            issued_token_type: None,
         };
         let printed = format!("{response:?}");
         assert!(printed.contains("refresh_token") && printed.contains("users:read"));

@@ -112,6 +112,30 @@ pub enum OAuthReason {
     ResourceNotGranted,
     /// More than one `resource` (RFC 8707 allows it; this server supports one per request).
     SeveralResources,
+    /// A token type other than an access token (RFC 8693 `subject_token_type`,
+    /// `actor_token_type`, `requested_token_type`).
+    UnsupportedTokenType {
+        /// The parameter.
+        parameter: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// `actor_token_type` without `actor_token`.
+    ActorTokenTypeAlone,
+    /// A `subject_token` or `actor_token` longer than any Net API issues.
+    TokenTooLong(&'static str),
+    /// The subject token is not a live access token of this server for a live user (RFC
+    /// 8693 §2.2.2: `invalid_request`), or one the exchanging client may not learn about.
+    InvalidSubjectToken,
+    /// The actor token is not a live access token issued to the exchanging client.
+    InvalidActorToken,
+    /// The subject token's delegation chain (`act`) is already as deep as allowed.
+    DelegationTooDeep,
+    /// The client may not use token exchange: a public client, or one that lists no
+    /// `token_exchange_resources`.
+    ExchangeNotAllowed,
+    /// No scope of the subject token is a scope of the target that its user holds there.
+    NoScopeForTarget,
     /// No signing key is loaded.
     NoSigningKey,
     /// Something failed inside the server (logged where it happened).
@@ -130,7 +154,13 @@ impl OAuthReason {
             | Self::MissingParameter(_)
             | Self::TwoClientAuthMethods
             | Self::ClientIdMismatch
-            | Self::RateLimited => K::InvalidRequest,
+            | Self::RateLimited
+            | Self::UnsupportedTokenType { .. }
+            | Self::ActorTokenTypeAlone
+            | Self::TokenTooLong(_)
+            | Self::InvalidSubjectToken
+            | Self::InvalidActorToken
+            | Self::DelegationTooDeep => K::InvalidRequest,
             Self::MalformedBasic
             | Self::ClientAuthenticationRequired
             | Self::ClientAuthenticationFailed
@@ -140,11 +170,12 @@ impl OAuthReason {
             | Self::RedirectMismatch
             | Self::PkceFailed
             | Self::GrantResourceGone => K::InvalidGrant,
-            Self::GrantNotAllowed(_) => K::UnauthorizedClient,
+            Self::GrantNotAllowed(_) | Self::ExchangeNotAllowed => K::UnauthorizedClient,
             Self::UnsupportedGrantType(_) => K::UnsupportedGrantType,
-            Self::UnknownScope(_) | Self::ScopeNotAllowed(_) | Self::NotAResourceScope { .. } => {
-                K::InvalidScope
-            }
+            Self::UnknownScope(_)
+            | Self::ScopeNotAllowed(_)
+            | Self::NotAResourceScope { .. }
+            | Self::NoScopeForTarget => K::InvalidScope,
             Self::MalformedResource
             | Self::UnknownResource
             | Self::ResourceNotGranted

@@ -28,11 +28,13 @@ impl std::fmt::Debug for OAuthForm {
 }
 
 impl OAuthForm {
-    /// Reads decoded pairs. Several `resource` are `invalid_target` (RFC 8707 allows them;
-    /// this server supports one per request), looked at first; any other repeated parameter
+    /// Reads decoded pairs. Several `resource` (or `audience`) are `invalid_target` (RFC 8707
+    /// allows them; this server supports one per request), looked at first; any other repeated parameter
     /// is `invalid_request`.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, OAuthError> {
-        if pairs.iter().filter(|(name, _)| name == "resource").count() > 1 {
+        let count = |wanted: &str| pairs.iter().filter(|(name, _)| name == wanted).count();
+        // RFC 8693's `audience` names a target too, so several of them are refused alike.
+        if count("resource") > 1 || count("audience") > 1 {
             return Err(OAuthReason::SeveralResources.into());
         }
         let mut params = HashMap::with_capacity(pairs.len());
@@ -209,6 +211,81 @@ pub enum TokenGrant {
         /// The resource the grant was made for, named again (or not).
         resource: Option<ResourceIndicator>,
     },
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693).
+    TokenExchange(TokenExchange),
+}
+
+/// The token type URI of an access token (RFC 8693 §3), the only type Net API exchanges
+/// and issues.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Longest `subject_token` or `actor_token` looked at; Net API's access tokens are far
+/// shorter.
+const MAX_EXCHANGED_TOKEN_LEN: usize = 8192;
+
+/// What a token exchange request (RFC 8693 §2.1) asks for, its token types already checked:
+/// both tokens are access tokens, and so is the token asked for.
+#[derive(Debug, Clone)]
+pub struct TokenExchange {
+    /// The access token of the user the new token acts for.
+    pub subject_token: Secret,
+    /// An access token of the exchanging client itself, if it sent one.
+    pub actor_token: Option<Secret>,
+    /// The target: `resource`, or `audience` (the same identifier if both are sent); none:
+    /// the subject token's own audience.
+    pub target: Option<ResourceIndicator>,
+    /// Space-separated scopes, a narrower set of the subject token's.
+    pub scope: Option<String>,
+}
+
+impl TokenExchange {
+    fn parse(form: &OAuthForm) -> Result<Self, OAuthError> {
+        let token = |name: &'static str| -> Result<Option<Secret>, OAuthError> {
+            match form.get(name) {
+                None => Ok(None),
+                Some(value) if value.len() > MAX_EXCHANGED_TOKEN_LEN => {
+                    Err(OAuthReason::TokenTooLong(name).into())
+                }
+                Some(value) => Ok(Some(Secret::new(value))),
+            }
+        };
+        let access_token_type = |name: &'static str| match form.get(name) {
+            Some(ACCESS_TOKEN_TYPE) | None => Ok(()),
+            Some(other) => Err(OAuthError::from(OAuthReason::UnsupportedTokenType {
+                parameter: name,
+                value: echoed(other),
+            })),
+        };
+        let subject_token =
+            token("subject_token")?.ok_or(OAuthReason::MissingParameter("subject_token"))?;
+        form.required("subject_token_type")?;
+        access_token_type("subject_token_type")?;
+        // RFC 8693 §2.1: actor_token_type is required with actor_token, and only with it.
+        let actor_token = token("actor_token")?;
+        match (&actor_token, form.get("actor_token_type")) {
+            (Some(_), None) => return Err(OAuthReason::MissingParameter("actor_token_type").into()),
+            (None, Some(_)) => return Err(OAuthReason::ActorTokenTypeAlone.into()),
+            _ => access_token_type("actor_token_type")?,
+        }
+        access_token_type("requested_token_type")?;
+        let resource = form.resource()?;
+        let audience = form
+            .get("audience")
+            .map(ResourceIndicator::parse)
+            .transpose()?;
+        let target = match (resource, audience) {
+            (Some(resource), Some(audience)) if resource != audience => {
+                return Err(OAuthReason::SeveralResources.into());
+            }
+            (resource, audience) => resource.or(audience),
+        };
+        Ok(Self {
+            subject_token,
+            actor_token,
+            target,
+            scope: form.get("scope").map(str::to_owned),
+        })
+    }
 }
 
 impl TokenGrant {
@@ -218,6 +295,7 @@ impl TokenGrant {
             Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::RefreshToken { .. } => GrantType::RefreshToken,
+            Self::TokenExchange(_) => GrantType::TokenExchange,
         }
     }
 }
@@ -246,6 +324,7 @@ impl TryFrom<&OAuthForm> for TokenGrant {
                 scope: text("scope"),
                 resource: form.resource()?,
             },
+            GrantType::TokenExchange => Self::TokenExchange(TokenExchange::parse(form)?),
         })
     }
 }

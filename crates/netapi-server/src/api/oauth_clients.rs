@@ -69,6 +69,12 @@ pub struct NewClientBody {
     resources: Option<Vec<String>>,
     #[schema(schema_with = fields::id_token_alg_nullable)]
     id_token_signed_response_alg: Option<String>,
+    /// Identifiers of the resources it may obtain tokens for by token exchange (RFC 8693;
+    /// needs the grant type `urn:ietf:params:oauth:grant-type:token-exchange` and a
+    /// confidential client): Net API's own identifier (the issuer) or resources on which you
+    /// hold at least one scope. Default: none.
+    #[schema(max_items = 20, nullable = true)]
+    token_exchange_resources: Option<Vec<String>>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -128,6 +134,7 @@ pub async fn create_client(
                     .as_deref()
                     .map(parse_id_token_alg)
                     .transpose()?,
+                token_exchange_resources: body.token_exchange_resources,
             },
             Some(&ip),
         )
@@ -187,6 +194,9 @@ pub struct ClientPatch {
     resources: Option<Vec<String>>,
     #[schema(schema_with = fields::id_token_alg_nullable)]
     id_token_signed_response_alg: Option<String>,
+    /// Replaces the list of resources it may obtain tokens for by token exchange.
+    #[schema(max_items = 20, nullable = true)]
+    token_exchange_resources: Option<Vec<String>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -240,6 +250,7 @@ pub async fn update_client(
                     .as_deref()
                     .map(parse_id_token_alg)
                     .transpose()?,
+                token_exchange_resources: body.token_exchange_resources,
             },
             Some(&ip),
         )

@@ -256,6 +256,9 @@ pub(crate) struct ClientView {
     scope: String,
     /// Identifiers of the resources it may ask tokens for, besides Net API's own.
     resources: Vec<String>,
+    /// Identifiers of the resources (Net API's own issuer among them when listed) it may
+    /// obtain tokens for by token exchange (RFC 8693).
+    token_exchange_resources: Vec<String>,
     #[schema(inline)]
     token_endpoint_auth_method: AuthMethod,
     #[schema(schema_with = fields::id_token_alg, required = true)]
@@ -310,6 +313,7 @@ impl ClientView {
             owner_id: client.owner_id,
             redirect_uris: client.redirect_uris,
             resources: client.resources,
+            token_exchange_resources: client.token_exchange_resources,
         }
     }
 }

@@ -106,6 +106,11 @@ pub(crate) struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     id_token: Option<String>,
+    /// Token exchange (RFC 8693) only: the type of the issued token, always
+    /// `urn:ietf:params:oauth:token-type:access_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    issued_token_type: Option<&'static str>,
 }
 
 impl From<netapi_core::service::TokenResponse> for TokenResponse {
@@ -117,6 +122,7 @@ impl From<netapi_core::service::TokenResponse> for TokenResponse {
             scope: token.scope,
             refresh_token: token.refresh_token,
             id_token: token.id_token,
+            issued_token_type: token.issued_token_type,
         }
     }
 }
@@ -183,6 +189,10 @@ impl From<CoreIntrospection> for Introspection {
                 },
                 aud: found.aud,
                 jti: found.jti,
+                act: found
+                    .act
+                    .as_ref()
+                    .and_then(|act| serde_json::to_value(act).ok()),
             }),
         }
     }
@@ -253,6 +263,11 @@ pub(crate) struct ActiveToken {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     jti: Option<String>,
+    /// Tokens made by token exchange (RFC 8693 §4.1): `{"sub": "<client id>"}`, the client
+    /// that exchanged it, with the previous actor nested as `act` when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object, nullable = false)]
+    act: Option<serde_json::Value>,
 }
 
 /// A token type.

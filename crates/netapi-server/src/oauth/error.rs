@@ -99,6 +99,29 @@ fn description(reason: &OAuthReason) -> Cow<'static, str> {
         R::SeveralResources => {
             "One resource per request: several resource parameters are not supported.".into()
         }
+        R::UnsupportedTokenType { parameter, value } => format!(
+            "{parameter} '{}' is not supported: only urn:ietf:params:oauth:token-type:access_token is.",
+            value.escape_default()
+        )
+        .into(),
+        R::ActorTokenTypeAlone => "actor_token_type must not be sent without actor_token.".into(),
+        R::TokenTooLong(name) => format!("The {name} is too long.").into(),
+        R::InvalidSubjectToken => {
+            "The subject_token is invalid, expired or revoked, or this client may not exchange it."
+                .into()
+        }
+        R::InvalidActorToken => {
+            "The actor_token must be a valid access token issued to this client.".into()
+        }
+        R::DelegationTooDeep => "The subject_token's delegation chain is too long.".into(),
+        R::ExchangeNotAllowed => {
+            "This client may not exchange tokens: it must be confidential and list token_exchange_resources."
+                .into()
+        }
+        R::NoScopeForTarget => {
+            "None of the subject_token's scopes is a scope of the target that its user holds there."
+                .into()
+        }
         R::NoSigningKey => "No signing key is available.".into(),
         R::Internal => "The server could not complete the request.".into(),
         R::Unavailable => "The server cannot reach its storage; try again shortly.".into(),
@@ -135,7 +158,7 @@ impl IntoResponses for OAuthErrors {
                 oauth(
                     "An RFC 6749 §5.2 error: `invalid_request`, `invalid_grant`, \
                      `invalid_client` (without HTTP Basic), `unauthorized_client`, \
-                     `unsupported_grant_type`, `invalid_scope`.",
+                     `unsupported_grant_type`, `invalid_scope`, `invalid_target` (RFC 8707).",
                     &no_store,
                 ),
             ),

@@ -337,6 +337,8 @@ fn into_request(body: ClientMetadataBody) -> RegistrationResult<ClientRegistrati
                 .as_deref()
                 .map(netapi_core::service::parse_id_token_alg)
                 .transpose()?,
+            // Set through /v1/oauth-clients only: it needs an owner who holds scopes there.
+            token_exchange_resources: None,
         },
         metadata: ClientMetadata {
             logo_uri: body.logo_uri,

@@ -37,7 +37,8 @@ pub(crate) struct TokenForm {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     refresh_token: Option<String>,
-    /// Space-separated scopes (`client_credentials`, `refresh_token`: a narrower set).
+    /// Space-separated scopes (`client_credentials`, `refresh_token`, token exchange: a
+    /// narrower set).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     scope: Option<String>,
@@ -47,6 +48,31 @@ pub(crate) struct TokenForm {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, max_length = 255)]
     resource: Option<String>,
+    /// Token exchange (RFC 8693): the access token of the user the new token is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 8192)]
+    subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` (the only type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    subject_token_type: Option<String>,
+    /// Token exchange, optional: an access token issued to the exchanging client itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 8192)]
+    actor_token: Option<String>,
+    /// Token exchange, with `actor_token` only: `urn:ietf:params:oauth:token-type:access_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    actor_token_type: Option<String>,
+    /// Token exchange, optional: `urn:ietf:params:oauth:token-type:access_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    requested_token_type: Option<String>,
+    /// Token exchange: the target's identifier, as `resource` (the same value if both are
+    /// sent). Default: the subject token's own audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 255)]
+    audience: Option<String>,
     /// `client_secret_post` and public clients.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]

@@ -963,6 +963,7 @@ pub async fn create_client(
                 trusted: false,
                 resources: None,
                 id_token_signed_response_alg: None,
+                token_exchange_resources: None,
             },
             Some(ip.as_str()),
         )

@@ -28,6 +28,7 @@ mod resource_oauth;
 mod resources;
 mod rs256;
 mod secret_scanning;
+mod token_exchange;
 mod usage;
 mod verify;
 mod webhooks;

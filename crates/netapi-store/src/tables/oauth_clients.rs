@@ -15,14 +15,14 @@ macro_rules! columns {
     () => {
         "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, \
          created_at, updated_at, rate_limit, trusted, resources, resource_scopes, \
-         id_token_signed_response_alg"
+         id_token_signed_response_alg, token_exchange_resources"
     };
 }
 
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO oauth_clients (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
 const LIST_OF_OWNER: &str = concat!(
@@ -44,7 +44,8 @@ pub(crate) const UPDATE: &str = concat!(
      rate_limit = CASE WHEN $6 THEN $7 ELSE rate_limit END, updated_at = $8, \
      resources = COALESCE($9, resources), \
      resource_scopes = COALESCE($10, resource_scopes), \
-     id_token_signed_response_alg = COALESCE($11, id_token_signed_response_alg) \
+     id_token_signed_response_alg = COALESCE($11, id_token_signed_response_alg), \
+     token_exchange_resources = COALESCE($12, token_exchange_resources) \
      WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -69,6 +70,7 @@ pub(crate) struct OAuthClientRow {
     resources: String,
     resource_scopes: String,
     id_token_signed_response_alg: Option<String>,
+    token_exchange_resources: String,
 }
 
 impl TryFrom<OAuthClientRow> for OAuthClient {
@@ -95,6 +97,7 @@ impl TryFrom<OAuthClientRow> for OAuthClient {
                 .as_deref()
                 .map(codec::alg)
                 .transpose()?,
+            token_exchange_resources: codec::split_names(&row.token_exchange_resources),
         })
     }
 }
@@ -120,6 +123,7 @@ pub(crate) fn insert_args(client: &OAuthClient) -> Vec<Arg<'_>> {
             .id_token_signed_response_alg
             .map(SigningAlgorithm::as_str)
             .into(),
+        codec::join_names(&client.token_exchange_resources).into(),
     ]
 }
 
@@ -207,6 +211,11 @@ pub(crate) fn update_args<'a>(
         changes
             .id_token_signed_response_alg
             .map(SigningAlgorithm::as_str)
+            .into(),
+        changes
+            .token_exchange_resources
+            .as_deref()
+            .map(codec::join_names)
             .into(),
     ]
 }

@@ -270,6 +270,11 @@ fn resources_guide_examples_run() {
 }
 
 #[test]
+fn token_exchange_guide_examples_run() {
+    check("docs/token-exchange.md");
+}
+
+#[test]
 fn operations_examples_run() {
     check("docs/operations.md");
 }
