@@ -154,6 +154,7 @@ impl Fixture {
                     trusted: false,
                     resources: None,
                     id_token_signed_response_alg: None,
+                    logout: Default::default(),
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();
@@ -199,6 +200,7 @@ impl Fixture {
             successor_key: None,
             resource_id: None,
             resource_scopes: Vec::new(),
+            sid: None,
         };
         (token, secret)
     }

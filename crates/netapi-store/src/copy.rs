@@ -130,6 +130,9 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resources", Text),
             ("resource_scopes", Text),
             ("id_token_signed_response_alg", Text),
+            ("post_logout_redirect_uris", Text),
+            ("backchannel_logout_uri", Text),
+            ("backchannel_logout_session_required", Bool),
         ],
     ),
     (
@@ -170,6 +173,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resource_id", Text),
             ("resource_scopes", Text),
             ("amr", Text),
+            ("sid", Text),
         ],
     ),
     (
@@ -191,6 +195,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resource_id", Text),
             ("resource_scopes", Text),
             ("amr", Text),
+            ("sid", Text),
         ],
     ),
     (
@@ -216,6 +221,16 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_seen_at", Int),
             ("user_agent", Text),
             ("source", Text),
+            ("sid", Text),
+        ],
+    ),
+    (
+        "session_clients",
+        &[
+            ("sid", Text),
+            ("client_id", Text),
+            ("user_id", Text),
+            ("created_at", Int),
         ],
     ),
     (

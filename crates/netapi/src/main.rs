@@ -646,6 +646,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         trusted,
                         resources: None,
                         id_token_signed_response_alg: None,
+                        logout: Default::default(),
                     },
                     None,
                 )

@@ -6,7 +6,9 @@ use subtle::ConstantTimeEq;
 use super::{NetApi, Page, PageRequest, Principal};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
-use crate::model::{ClientAuthMethod, GrantType, OAuthClient, Resource, SigningAlgorithm};
+use crate::model::{
+    ClientAuthMethod, ClientLogout, GrantType, OAuthClient, Resource, SigningAlgorithm,
+};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{Secret, SecretKind, check_format, generate};
 use crate::store::{ClientChanges, Invalidation};
@@ -34,6 +36,9 @@ pub struct NewClient {
     pub resources: Option<Vec<String>>,
     /// `id_token_signed_response_alg`; RS256 by default.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+    /// `post_logout_redirect_uris`, `backchannel_logout_uri`,
+    /// `backchannel_logout_session_required`.
+    pub logout: ClientLogout,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -55,6 +60,12 @@ pub struct ClientUpdate {
     pub resources: Option<Vec<String>>,
     /// `id_token_signed_response_alg`.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+    /// `post_logout_redirect_uris` (replaces the list).
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `backchannel_logout_uri` (`Some(None)` removes it).
+    pub backchannel_logout_uri: Option<Option<String>>,
+    /// `backchannel_logout_session_required`.
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// A page of clients.
@@ -68,7 +79,13 @@ const MAX_CLIENT_RESOURCES: usize = 20;
 /// Checks one redirect URI: absolute, no fragment, no user info; `https`, `http` only on
 /// loopback, or a private-use scheme with a dot (RFC 8252 native apps).
 pub fn validate_redirect_uri(uri: &str) -> Result<()> {
-    let invalid = |why: &str| Error::invalid("redirect_uris", format!("'{uri}' {why}"));
+    check_uri("redirect_uris", uri)
+}
+
+/// [`validate_redirect_uri`]'s rules for the URI field `field` (`post_logout_redirect_uris`
+/// too).
+pub(super) fn check_uri(field: &'static str, uri: &str) -> Result<()> {
+    let invalid = |why: &str| Error::invalid(field, format!("'{uri}' {why}"));
     let parsed = url::Url::parse(uri).map_err(|_| invalid("is not an absolute URI"))?;
     if parsed.as_str() != uri && parsed.as_str() != format!("{uri}/") {
         // The URI must already be in normal form, so that exact comparison is meaningful.
@@ -415,10 +432,12 @@ impl NetApi {
             resources: resources.iter().map(|r| r.identifier.clone()).collect(),
             resource_scopes,
             id_token_signed_response_alg: Some(id_token_alg),
+            logout: new.logout,
             created_at: now,
             updated_at: now,
         };
         check_client_shape(&client)?;
+        self.check_client_logout(&client.logout)?;
         Ok((client, secret))
     }
 
@@ -527,6 +546,22 @@ impl NetApi {
         if let Some(alg) = update.id_token_signed_response_alg {
             client.id_token_signed_response_alg = Some(self.check_id_token_alg(alg)?);
             changes.id_token_signed_response_alg = client.id_token_signed_response_alg;
+        }
+        if update.post_logout_redirect_uris.is_some()
+            || update.backchannel_logout_uri.is_some()
+            || update.backchannel_logout_session_required.is_some()
+        {
+            if let Some(uris) = update.post_logout_redirect_uris {
+                client.logout.post_logout_redirect_uris = uris;
+            }
+            if let Some(uri) = update.backchannel_logout_uri {
+                client.logout.backchannel_logout_uri = uri;
+            }
+            if let Some(required) = update.backchannel_logout_session_required {
+                client.logout.backchannel_logout_session_required = required;
+            }
+            self.check_client_logout(&client.logout)?;
+            changes.logout = Some(client.logout.clone());
         }
         if let Some(rate_limit) = update.rate_limit {
             self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;

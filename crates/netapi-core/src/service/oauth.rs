@@ -109,6 +109,8 @@ struct Grant<'a> {
     /// How the user authenticated (for `amr` and `acr` in the ID token).
     amr: Amr,
     nonce: Option<&'a str>,
+    /// The browser session the grant was approved in (its ID tokens' `sid`).
+    sid: Option<&'a str>,
 }
 
 /// What a refresh request asks for beyond the token itself.
@@ -342,6 +344,7 @@ impl NetApi {
                         auth_time: None,
                         amr: Amr::Password,
                         nonce: None,
+                        sid: None,
                     },
                     None,
                 )
@@ -368,6 +371,7 @@ impl NetApi {
                 auth_time: None,
                 amr: Amr::Password,
                 nonce: None,
+                sid: None,
             },
             None,
         )
@@ -443,6 +447,7 @@ impl NetApi {
                 let allowed = Self::client_resource_scopes(client, r);
                 kept(&current.resource_scopes, |n| allowed.contains(n))
             }),
+            sid: current.sid.clone(),
         };
         match self
             .store
@@ -477,6 +482,7 @@ impl NetApi {
                 auth_time: Some(current.auth_time),
                 amr: current.amr,
                 nonce: None,
+                sid: current.sid.as_deref(),
             },
             Some(secret),
         )
@@ -576,6 +582,7 @@ impl NetApi {
                     successor_key: Some(DerivationKey::random()),
                     resource_id: code.resource_id.clone(),
                     resource_scopes: resource_scopes.clone(),
+                    sid: code.sid.clone(),
                 })
                 .await?;
             Some(secret)
@@ -593,6 +600,7 @@ impl NetApi {
                 auth_time: Some(code.auth_time),
                 amr: code.amr,
                 nonce: code.nonce.as_deref(),
+                sid: code.sid.as_deref(),
             },
             refresh,
         )
@@ -723,8 +731,12 @@ impl NetApi {
                 if let Some(nonce) = grant.nonce {
                     id_claims["nonce"] = json!(nonce);
                 }
-                if let Some(sid) = grant.family_id {
+                if let Some(sid) = grant.sid {
                     id_claims["sid"] = json!(sid);
+                    // The session's clients are told when it ends (back-channel logout).
+                    self.record_id_token(sid, grant.client, grant.user_id)
+                        .await
+                        .map_err(OAuthError::from)?;
                 }
                 if let Some((email, verified)) = email {
                     id_claims["email"] = json!(email);
@@ -751,7 +763,7 @@ impl NetApi {
     /// registered before there was a choice, the server's `signing_algorithm`. A registered
     /// algorithm the server no longer has keys for (after `signing_algorithm` changed and
     /// the keys were rotated) falls back to the server's.
-    fn id_token_alg(&self, client: &OAuthClient, ring: &KeyRing) -> SigningAlgorithm {
+    pub(super) fn id_token_alg(&self, client: &OAuthClient, ring: &KeyRing) -> SigningAlgorithm {
         client
             .id_token_signed_response_alg
             .filter(|alg| ring.can_sign_with(*alg))

@@ -963,6 +963,7 @@ pub async fn create_client(
                 trusted: false,
                 resources: None,
                 id_token_signed_response_alg: None,
+                logout: Default::default(),
             },
             Some(ip.as_str()),
         )

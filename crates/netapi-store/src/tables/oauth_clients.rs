@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use crate::backend::{Arg, Backend, Exec};
 use crate::codec;
 use crate::tables::{model, models};
-use netapi_core::model::{OAuthClient, SigningAlgorithm};
+use netapi_core::model::{ClientLogout, OAuthClient, SigningAlgorithm};
 use netapi_core::scope::Scopes;
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{ClientChanges, StoreResult};
@@ -15,14 +15,15 @@ macro_rules! columns {
     () => {
         "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, \
          created_at, updated_at, rate_limit, trusted, resources, resource_scopes, \
-         id_token_signed_response_alg"
+         id_token_signed_response_alg, post_logout_redirect_uris, backchannel_logout_uri, \
+         backchannel_logout_session_required"
     };
 }
 
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO oauth_clients (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
 const LIST_OF_OWNER: &str = concat!(
@@ -44,7 +45,11 @@ pub(crate) const UPDATE: &str = concat!(
      rate_limit = CASE WHEN $6 THEN $7 ELSE rate_limit END, updated_at = $8, \
      resources = COALESCE($9, resources), \
      resource_scopes = COALESCE($10, resource_scopes), \
-     id_token_signed_response_alg = COALESCE($11, id_token_signed_response_alg) \
+     id_token_signed_response_alg = COALESCE($11, id_token_signed_response_alg), \
+     post_logout_redirect_uris = CASE WHEN $12 THEN $13 ELSE post_logout_redirect_uris END, \
+     backchannel_logout_uri = CASE WHEN $12 THEN $14 ELSE backchannel_logout_uri END, \
+     backchannel_logout_session_required = \
+     CASE WHEN $12 THEN $15 ELSE backchannel_logout_session_required END \
      WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -69,6 +74,9 @@ pub(crate) struct OAuthClientRow {
     resources: String,
     resource_scopes: String,
     id_token_signed_response_alg: Option<String>,
+    post_logout_redirect_uris: String,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 impl TryFrom<OAuthClientRow> for OAuthClient {
@@ -95,6 +103,11 @@ impl TryFrom<OAuthClientRow> for OAuthClient {
                 .as_deref()
                 .map(codec::alg)
                 .transpose()?,
+            logout: ClientLogout {
+                post_logout_redirect_uris: codec::split_uris(&row.post_logout_redirect_uris),
+                backchannel_logout_uri: row.backchannel_logout_uri,
+                backchannel_logout_session_required: row.backchannel_logout_session_required,
+            },
         })
     }
 }
@@ -120,6 +133,9 @@ pub(crate) fn insert_args(client: &OAuthClient) -> Vec<Arg<'_>> {
             .id_token_signed_response_alg
             .map(SigningAlgorithm::as_str)
             .into(),
+        codec::join_uris(&client.logout.post_logout_redirect_uris).into(),
+        client.logout.backchannel_logout_uri.as_deref().into(),
+        client.logout.backchannel_logout_session_required.into(),
     ]
 }
 
@@ -207,6 +223,22 @@ pub(crate) fn update_args<'a>(
         changes
             .id_token_signed_response_alg
             .map(SigningAlgorithm::as_str)
+            .into(),
+        changes.logout.is_some().into(),
+        changes
+            .logout
+            .as_ref()
+            .map(|l| codec::join_uris(&l.post_logout_redirect_uris))
+            .into(),
+        changes
+            .logout
+            .as_ref()
+            .and_then(|l| l.backchannel_logout_uri.as_deref())
+            .into(),
+        changes
+            .logout
+            .as_ref()
+            .is_some_and(|l| l.backchannel_logout_session_required)
             .into(),
     ]
 }
