@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::e2e;
-use crate::helpers::{Browser, TestApp, authorize_and_exchange, json_with, location_of};
+use crate::helpers::{
+    Browser, Pkce, TestApp, approve, authorize_and_exchange, exchange_code, json_with, location_of,
+    query_pairs,
+};
 use crate::rs256::{jwks, jwt_parts, verify_rs256};
 
 const REDIRECT: &str = "https://rp.example.com/callback";
@@ -58,6 +61,35 @@ async fn id_token(app: &TestApp, browser: &mut Browser, client: &Value, email: &
     let tokens =
         authorize_and_exchange(app, browser, client, REDIRECT, "openid email", email).await;
     tokens["id_token"].as_str().unwrap().to_owned()
+}
+
+/// The code flow for `client` in a browser that is signed in already: straight to consent.
+async fn approve_signed_in(app: &TestApp, browser: &mut Browser, client: &Value) -> Value {
+    let client_id = client["client_id"].as_str().unwrap();
+    let pkce = Pkce::random();
+    let mut url = url::Url::parse(&app.url("/oauth/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("prompt", "consent")
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+    let consent = browser.get(app, url.as_str()).await;
+    assert_eq!(consent.status(), StatusCode::OK);
+    let html = consent.text().await.unwrap();
+    let approved = approve(app, browser, &html).await;
+    let code = query_pairs(&location_of(&approved))["code"].clone();
+    exchange_code(
+        app,
+        client_id,
+        client["client_secret"].as_str(),
+        &code,
+        Some(REDIRECT),
+        Some(&pkce.verifier),
+    )
+    .await
 }
 
 fn logout_url(app: &TestApp, pairs: &[(&str, &str)]) -> String {
@@ -479,12 +511,20 @@ async fn back_channel_logout_tokens_reach_the_client_and_verify(app: TestApp) {
     let mut browser = Browser::new();
     let hint = id_token(&app, &mut browser, &client, &email).await;
     let (_, id_claims) = jwt_parts(&hint);
-    let _ = authorize_and_exchange(&app, &mut browser, &quiet, REDIRECT, "openid", &email).await;
+    let quiet_tokens = approve_signed_in(&app, &mut browser, &quiet).await;
+    let (_, quiet_claims) = jwt_parts(quiet_tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        quiet_claims["sid"], id_claims["sid"],
+        "one session, one sid"
+    );
 
     let response = browser
         .get(&app, &logout_url(&app, &[("id_token_hint", &hint)]))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("You are signed out"), "{html}");
+    assert!(!browser.cookies.contains_key(COOKIE));
 
     let token = next_token(&mut received).await;
     let (header, claims) = jwt_parts(&token);
@@ -506,8 +546,9 @@ async fn back_channel_logout_tokens_reach_the_client_and_verify(app: TestApp) {
     );
 
     // Ending a session another way (the portal's sign-out) tells the client too.
-    let hint = id_token(&app, &mut browser, &client, &email).await;
-    let (_, second) = jwt_parts(&hint);
+    netapi_testkit::sign_in_to_portal(&app, &mut browser, &email).await;
+    let tokens = approve_signed_in(&app, &mut browser, &client).await;
+    let (_, second) = jwt_parts(tokens["id_token"].as_str().unwrap());
     assert_ne!(second["sid"], id_claims["sid"], "a new session, a new sid");
     let portal = browser.get(&app, &app.url("/portal")).await;
     let html = portal.text().await.unwrap();
