@@ -272,10 +272,25 @@ pub struct OAuthClient {
     /// `id_token_signed_response_alg`; `None` for clients registered before it existed, which
     /// get the server's `signing_algorithm`, as they always did.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+    /// Its logout metadata (OpenID Connect RP-Initiated and Back-Channel Logout).
+    pub logout: ClientLogout,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+/// How a client takes part in logout: OpenID Connect RP-Initiated Logout 1.0
+/// (`post_logout_redirect_uris`) and Back-Channel Logout 1.0 (`backchannel_logout_uri`,
+/// `backchannel_logout_session_required`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientLogout {
+    /// Where `/oauth/logout` may send the browser afterwards; compared exactly.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session it received an ID token in ends.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid` (they always do when the session has one).
+    pub backchannel_logout_session_required: bool,
 }
 
 impl OAuthClient {
@@ -371,6 +386,9 @@ pub struct RefreshToken {
     pub resource_id: Option<String>,
     /// Its scopes on `resource_id`.
     pub resource_scopes: Vec<String>,
+    /// The `sid` of the browser session its grant was approved in (for its ID tokens);
+    /// `None` for tokens issued before sessions had one.
+    pub sid: Option<String>,
 }
 
 /// What happened when a refresh token was presented for rotation.
@@ -421,6 +439,8 @@ pub struct AuthorizationCode {
     pub resource_id: Option<String>,
     /// The approved scopes on `resource_id`.
     pub resource_scopes: Vec<String>,
+    /// The `sid` of the browser session it was approved in.
+    pub sid: Option<String>,
 }
 
 /// A user's remembered approval of a client's scopes.
@@ -585,6 +605,9 @@ pub struct RegistrationToken {
 pub struct Session {
     /// HMAC of the session cookie value.
     pub hash: SecretHash,
+    /// Its OpenID Connect `sid`: random, neither the cookie nor its hash; empty for a session
+    /// an instance older than migration 0018 started (it has none).
+    pub sid: String,
     /// Signed-in user.
     pub user_id: String,
     /// When the user typed the password.
@@ -953,6 +976,7 @@ mod tests {
             resource_scopes: Vec::new(),
             token_exchange_resources: Vec::new(),
             id_token_signed_response_alg: None,
+            logout: Default::default(),
             created_at: 0,
             updated_at: 0,
         }

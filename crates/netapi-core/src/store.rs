@@ -5,9 +5,9 @@
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
-    ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, GrantType, Invitation, OAuthClient,
-    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
-    SigningKey, TotpFactor, User,
+    ApiKey, AuditEvent, AuthorizationCode, ClientLogout, Consent, EmailToken, GrantType,
+    Invitation, OAuthClient, RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome,
+    Session, SigningAlgorithm, SigningKey, TotpFactor, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::model::{ClientRegistration, RegistrationToken};
@@ -120,6 +120,8 @@ pub struct ClientChanges {
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
     /// `token_exchange_resources` (identifiers).
     pub token_exchange_resources: Option<Vec<String>>,
+    /// The logout metadata, replaced as a whole.
+    pub logout: Option<ClientLogout>,
 }
 
 /// The columns of a resource that a change writes; `None` leaves a column as storage has it.
@@ -496,6 +498,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
     /// Ends every session of a user; returns how many.
     async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
+    /// Records that `client_id` received an ID token in `user_id`'s session `sid` (once per
+    /// session and client; a second record changes nothing).
+    async fn record_session_client(
+        &self,
+        sid: &str,
+        client_id: &str,
+        user_id: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Forgets the clients recorded for the session `sid` and answers them, sorted: of two
+    /// callers at once, each client goes to one only. Deleting a client forgets it too.
+    async fn take_session_clients(&self, sid: &str) -> StoreResult<Vec<String>>;
     /// A user's sessions (expired ones included until they are cleaned up), newest first.
     async fn list_user_sessions(&self, user_id: &str) -> StoreResult<Vec<Session>>;
     /// Records that a session was used at `now`.

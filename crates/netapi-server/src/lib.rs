@@ -201,6 +201,10 @@ pub async fn serve(
 
     let background = tokio::spawn(run_background(api.clone()));
     let webhooks = tokio::spawn(webhooks::run_webhook_delivery(api.clone()));
+    let logouts = tokio::spawn(
+        api.clone()
+            .run_backchannel_logout(Arc::new(webhooks::HttpBackchannelClient)),
+    );
     let state = AppState {
         api: api.clone(),
         trusted_proxies: Arc::new(options.trusted_proxies.clone()),
@@ -248,6 +252,7 @@ pub async fn serve(
     }
     background.abort();
     webhooks.abort();
+    logouts.abort();
     if let Err(err) = api.flush_usage().await {
         tracing::warn!(error = %err, "could not record key usage at shutdown");
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netapi_core::service::{NetApi, SIGNATURE_HEADER, WebhookClient};
+use netapi_core::service::{BackchannelClient, NetApi, SIGNATURE_HEADER, WebhookClient};
 use url::Url;
 
 /// How often due deliveries are looked for.
@@ -77,5 +77,46 @@ pub async fn run_webhook_delivery(api: Arc<NetApi>) {
                 Err(err) => tracing::warn!(error = %err, "could not prune webhook deliveries"),
             }
         }
+    }
+}
+
+/// Logout tokens over HTTP(S) with reqwest (OpenID Connect Back-Channel Logout 1.0 §2.5):
+/// a form POST, no redirects, no proxy, the response body unread.
+#[derive(Debug, Default)]
+pub struct HttpBackchannelClient;
+
+#[async_trait::async_trait]
+impl BackchannelClient for HttpBackchannelClient {
+    async fn post_logout_token(
+        &self,
+        url: &Url,
+        address: SocketAddr,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<u16, String> {
+        let host = url.host_str().ok_or("the URL has no host")?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(timeout)
+            .resolve(host, address)
+            .build()
+            .map_err(|_| "the HTTP client could not be set up".to_owned())?;
+        let response = client
+            .post(url.clone())
+            .header(reqwest::header::USER_AGENT, "Net-API-Logout")
+            .form(&[("logout_token", token)])
+            .send()
+            .await
+            .map_err(|err| {
+                if err.is_timeout() {
+                    "timed out".to_owned()
+                } else if err.is_connect() {
+                    "could not connect".to_owned()
+                } else {
+                    "the request failed".to_owned()
+                }
+            })?;
+        Ok(response.status().as_u16())
     }
 }

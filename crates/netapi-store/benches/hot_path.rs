@@ -155,6 +155,7 @@ impl Fixture {
                     resources: None,
                     id_token_signed_response_alg: None,
                     token_exchange_resources: None,
+                    logout: Default::default(),
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();
@@ -200,6 +201,7 @@ impl Fixture {
             successor_key: None,
             resource_id: None,
             resource_scopes: Vec::new(),
+            sid: None,
         };
         (token, secret)
     }

@@ -131,6 +131,9 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resource_scopes", Text),
             ("id_token_signed_response_alg", Text),
             ("token_exchange_resources", Text),
+            ("post_logout_redirect_uris", Text),
+            ("backchannel_logout_uri", Text),
+            ("backchannel_logout_session_required", Bool),
         ],
     ),
     (
@@ -171,6 +174,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resource_id", Text),
             ("resource_scopes", Text),
             ("amr", Text),
+            ("sid", Text),
         ],
     ),
     (
@@ -192,6 +196,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resource_id", Text),
             ("resource_scopes", Text),
             ("amr", Text),
+            ("sid", Text),
         ],
     ),
     (
@@ -217,6 +222,16 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_seen_at", Int),
             ("user_agent", Text),
             ("source", Text),
+            ("sid", Text),
+        ],
+    ),
+    (
+        "session_clients",
+        &[
+            ("sid", Text),
+            ("client_id", Text),
+            ("user_id", Text),
+            ("created_at", Int),
         ],
     ),
     (

@@ -39,6 +39,7 @@ pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreRe
     for sql in [
         authorization_codes::DELETE_EXPIRED,
         sessions::DELETE_EXPIRED,
+        sessions::DELETE_ORPHAN_CLIENTS,
         email_tokens::DELETE_EXPIRED,
         invitations::DELETE_EXPIRED,
         registrations::DELETE_EXPIRED_TOKENS,
@@ -540,6 +541,20 @@ macro_rules! forward_store {
 
                 async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
                     sessions::delete_of_user(self, user_id).await
+                }
+
+                async fn record_session_client(
+                    &self,
+                    sid: &str,
+                    client_id: &str,
+                    user_id: &str,
+                    at: Timestamp,
+                ) -> StoreResult<()> {
+                    sessions::record_client(self, sid, client_id, user_id, at).await
+                }
+
+                async fn take_session_clients(&self, sid: &str) -> StoreResult<Vec<String>> {
+                    sessions::take_clients(self, sid).await
                 }
 
                 async fn insert_email_token(&self, token: &EmailToken) -> StoreResult<()> {

@@ -13,7 +13,7 @@ use netapi_core::model::{
     RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
     SigningKey, User, Webhook, WebhookDelivery,
 };
-use netapi_core::model::{ClientMetadata, ClientRegistration, RegistrationToken};
+use netapi_core::model::{ClientLogout, ClientMetadata, ClientRegistration, RegistrationToken};
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{
     AuditFilter, ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, UserChanges,
@@ -234,6 +234,7 @@ conformance! {
     resources_delete_revokes => sqlite_resources_delete_revokes, postgres_resources_delete_revokes;
     resource_grants => sqlite_resource_grants, postgres_resource_grants;
     sessions => sqlite_sessions, postgres_sessions;
+    logout_session_clients => sqlite_logout_session_clients, postgres_logout_session_clients;
     second_factors => sqlite_second_factors, postgres_second_factors;
     passkeys => sqlite_passkeys, postgres_passkeys;
     webauthn_ceremonies_single_use =>
@@ -358,7 +359,7 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
 
 /// How many migrations there are (0001 to 0013, 0016 and 0017), as sqlx and the old runner's
 /// table count them.
-const ALL_VERSIONS: (i64, i64) = (16, 16);
+const ALL_VERSIONS: (i64, i64) = (17, 17);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -712,6 +713,11 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
         resource_scopes: Vec::new(),
         id_token_signed_response_alg: Some(SigningAlgorithm::Rs256),
         token_exchange_resources: Vec::new(),
+        logout: ClientLogout {
+            post_logout_redirect_uris: vec![format!("https://app{n}.example.com/signed-out")],
+            backchannel_logout_uri: Some(format!("https://app{n}.example.com/logout")),
+            backchannel_logout_session_required: true,
+        },
     }
 }
 
@@ -743,6 +749,7 @@ fn refresh(user_id: &str, client_id: &str, family_id: &str, n: u8) -> RefreshTok
         successor_key: Some(netapi_core::secret::DerivationKey([n; 32])),
         resource_id: None,
         resource_scopes: Vec::new(),
+        sid: Some(format!("sid_{n}")),
     }
 }
 
@@ -764,12 +771,14 @@ fn code(user_id: &str, client_id: &str, n: u8) -> AuthorizationCode {
         used_at: None,
         resource_id: None,
         resource_scopes: Vec::new(),
+        sid: Some(format!("sid_{n}")),
     }
 }
 
 fn session(user_id: &str, n: u8, expires_at: Timestamp) -> Session {
     Session {
         hash: h(n),
+        sid: format!("sid_{n}"),
         user_id: user_id.to_owned(),
         auth_time: NOW,
         amr: netapi_core::model::Amr::Password,
@@ -1972,6 +1981,7 @@ async fn clients_crud(store: Arc<dyn Store>) {
         resource_scopes: Some(changed.resource_scopes.clone()),
         id_token_signed_response_alg: changed.id_token_signed_response_alg,
         token_exchange_resources: Some(changed.token_exchange_resources.clone()),
+        logout: None,
     };
     assert_eq!(
         store
@@ -2791,6 +2801,165 @@ async fn sessions(store: Arc<dyn Store>) {
     let touched = store.get_session(&s3.hash).await.expect("get").expect("s3");
     assert_eq!(touched.last_seen_at, NOW + 60);
     assert_eq!(touched.amr, netapi_core::model::Amr::PasswordOtp);
+}
+
+/// Logout (migration 0018): a client's logout metadata, the `sid` of sessions, codes and
+/// refresh tokens, and which clients received ID tokens in which session.
+async fn logout_session_clients(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let c1 = client(&alice.id, 1);
+    let c2 = client(&alice.id, 2);
+    store.insert_client(&c1).await.expect("insert c1");
+    store.insert_client(&c2).await.expect("insert c2");
+    assert_eq!(
+        store.get_client(&c1.id).await.expect("get"),
+        Some(c1.clone())
+    );
+    // A change without logout metadata keeps it; one with it replaces it whole.
+    let renamed = ClientChanges {
+        name: Some("renamed".to_owned()),
+        ..ClientChanges::default()
+    };
+    let kept = store
+        .update_client(&c1.id, &renamed, NOW + 1)
+        .await
+        .expect("update")
+        .expect("c1");
+    assert_eq!(kept.logout, c1.logout);
+    let cleared = ClientChanges {
+        logout: Some(ClientLogout::default()),
+        ..ClientChanges::default()
+    };
+    let changed = store
+        .update_client(&c1.id, &cleared, NOW + 2)
+        .await
+        .expect("update")
+        .expect("c1");
+    assert_eq!(changed.logout, ClientLogout::default());
+    let set = ClientChanges {
+        logout: Some(c2.logout.clone()),
+        ..ClientChanges::default()
+    };
+    let changed = store
+        .update_client(&c1.id, &set, NOW + 3)
+        .await
+        .expect("update")
+        .expect("c1");
+    assert_eq!(changed.logout, c2.logout);
+
+    // Sessions, codes and refresh tokens keep their sid.
+    let live = session(&alice.id, 1, NOW + 600);
+    store.insert_session(&live).await.expect("insert session");
+    assert_eq!(
+        store
+            .get_session(&live.hash)
+            .await
+            .expect("get")
+            .map(|s| s.sid),
+        Some(live.sid.clone())
+    );
+    let no_sid = Session {
+        sid: String::new(),
+        ..session(&alice.id, 2, NOW + 600)
+    };
+    store.insert_session(&no_sid).await.expect("insert session");
+    assert_eq!(
+        store.get_session(&no_sid.hash).await.expect("get"),
+        Some(no_sid.clone())
+    );
+    let issued = code(&alice.id, &c1.id, 3);
+    store
+        .insert_authorization_code(&issued)
+        .await
+        .expect("code");
+    let used = store
+        .consume_authorization_code(&issued.hash, NOW)
+        .await
+        .expect("consume")
+        .expect("code");
+    assert_eq!(used.sid, issued.sid);
+    let token = refresh(&alice.id, &c1.id, "fam_logout", 4);
+    store.insert_refresh_token(&token).await.expect("refresh");
+    assert_eq!(
+        store
+            .get_refresh_token(&token.hash)
+            .await
+            .expect("get")
+            .and_then(|t| t.sid),
+        token.sid
+    );
+
+    // Recorded once per (session, client); taken once, sorted.
+    for client_id in [&c2.id, &c1.id, &c2.id] {
+        store
+            .record_session_client(&live.sid, client_id, &alice.id, NOW)
+            .await
+            .expect("record");
+    }
+    let mut both = vec![c1.id.clone(), c2.id.clone()];
+    both.sort();
+    assert_eq!(
+        store.take_session_clients(&live.sid).await.expect("take"),
+        both
+    );
+    assert!(
+        store
+            .take_session_clients(&live.sid)
+            .await
+            .expect("take again")
+            .is_empty()
+    );
+
+    // Of two takers at once, each client goes to one.
+    for client_id in [&c1.id, &c2.id] {
+        store
+            .record_session_client(&live.sid, client_id, &alice.id, NOW)
+            .await
+            .expect("record");
+    }
+    let (one, two) = tokio::join!(
+        store.take_session_clients(&live.sid),
+        store.take_session_clients(&live.sid)
+    );
+    let mut taken = [one.expect("take"), two.expect("take")].concat();
+    taken.sort();
+    assert_eq!(taken, both);
+
+    // Deleting a client forgets it.
+    store
+        .record_session_client(&live.sid, &c2.id, &alice.id, NOW)
+        .await
+        .expect("record");
+    assert!(store.delete_client(&c2.id).await.expect("delete"));
+    assert!(
+        store
+            .take_session_clients(&live.sid)
+            .await
+            .expect("take")
+            .is_empty()
+    );
+
+    // Housekeeping forgets records of sessions that are gone, and keeps the others.
+    store
+        .record_session_client(&live.sid, &c1.id, &alice.id, NOW)
+        .await
+        .expect("record");
+    store
+        .record_session_client("sid_gone", &c1.id, &alice.id, NOW)
+        .await
+        .expect("record");
+    store.delete_expired(NOW).await.expect("housekeeping");
+    assert!(
+        store
+            .take_session_clients("sid_gone")
+            .await
+            .expect("take")
+            .is_empty()
+    );
+    assert_eq!(
+        store.take_session_clients(&live.sid).await.expect("take"),
+        vec![c1.id.clone()]
+    );
 }
 
 async fn second_factors(store: Arc<dyn Store>) {

@@ -626,6 +626,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         resources: None,
                         id_token_signed_response_alg: None,
                         token_exchange_resources: None,
+                        logout: Default::default(),
                     },
                     None,
                 )

@@ -464,6 +464,7 @@ impl NetApi {
                 used_at: None,
                 resource_id: request.resource.as_ref().map(|r| r.id.clone()),
                 resource_scopes: request.resource_scopes.clone(),
+                sid: (!session.sid.is_empty()).then(|| session.sid.clone()),
             })
             .await?;
         let mut pairs = vec![("code", secret.expose())];
@@ -500,6 +501,7 @@ impl NetApi {
                 ua[..end].to_owned()
             }),
             source: origin.source.map(str::to_owned),
+            sid: format!("sid_{}", random_base62(22)),
         };
         self.store.insert_session(&session).await?;
         Ok((secret, session))
@@ -525,16 +527,6 @@ impl NetApi {
         Ok(user
             .filter(|user| user.disabled_at.is_none())
             .map(|user| (session, user)))
-    }
-
-    /// Ends a session.
-    pub async fn end_session(&self, cookie: &str) -> Result<()> {
-        if check_format(SecretKind::Session, cookie).is_ok() {
-            self.store
-                .delete_session(&self.hasher().hash(cookie))
-                .await?;
-        }
-        Ok(())
     }
 
     /// The principal of a signed-in portal user: the user's own powers, never `admin`.

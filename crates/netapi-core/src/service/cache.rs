@@ -394,6 +394,18 @@ mod tests {
         async fn delete_user_sessions(&self, _: &str) -> StoreResult<u64> {
             Err(unused())
         }
+        async fn record_session_client(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Timestamp,
+        ) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn take_session_clients(&self, _: &str) -> StoreResult<Vec<String>> {
+            Err(unused())
+        }
         async fn insert_email_token(&self, _: &crate::model::EmailToken) -> StoreResult<()> {
             Err(unused())
         }

@@ -6,7 +6,9 @@ use subtle::ConstantTimeEq;
 use super::{NetApi, Page, PageRequest, Principal};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
-use crate::model::{ClientAuthMethod, GrantType, OAuthClient, Resource, SigningAlgorithm};
+use crate::model::{
+    ClientAuthMethod, ClientLogout, GrantType, OAuthClient, Resource, SigningAlgorithm,
+};
 use crate::scope::{Scope, Scopes};
 use crate::secret::{Secret, SecretKind, check_format, generate};
 use crate::store::{ClientChanges, Invalidation};
@@ -37,6 +39,9 @@ pub struct NewClient {
     /// Identifiers of the resources (Net API's own issuer too) it may obtain tokens for by
     /// token exchange (RFC 8693); none by default.
     pub token_exchange_resources: Option<Vec<String>>,
+    /// `post_logout_redirect_uris`, `backchannel_logout_uri`,
+    /// `backchannel_logout_session_required`.
+    pub logout: ClientLogout,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -60,6 +65,12 @@ pub struct ClientUpdate {
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
     /// `token_exchange_resources` (identifiers; replaces the list).
     pub token_exchange_resources: Option<Vec<String>>,
+    /// `post_logout_redirect_uris` (replaces the list).
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `backchannel_logout_uri` (`Some(None)` removes it).
+    pub backchannel_logout_uri: Option<Option<String>>,
+    /// `backchannel_logout_session_required`.
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// A page of clients.
@@ -73,7 +84,13 @@ const MAX_CLIENT_RESOURCES: usize = 20;
 /// Checks one redirect URI: absolute, no fragment, no user info; `https`, `http` only on
 /// loopback, or a private-use scheme with a dot (RFC 8252 native apps).
 pub fn validate_redirect_uri(uri: &str) -> Result<()> {
-    let invalid = |why: &str| Error::invalid("redirect_uris", format!("'{uri}' {why}"));
+    check_uri("redirect_uris", uri)
+}
+
+/// [`validate_redirect_uri`]'s rules for the URI field `field` (`post_logout_redirect_uris`
+/// too).
+pub(super) fn check_uri(field: &'static str, uri: &str) -> Result<()> {
+    let invalid = |why: &str| Error::invalid(field, format!("'{uri}' {why}"));
     let parsed = url::Url::parse(uri).map_err(|_| invalid("is not an absolute URI"))?;
     if parsed.as_str() != uri && parsed.as_str() != format!("{uri}/") {
         // The URI must already be in normal form, so that exact comparison is meaningful.
@@ -479,10 +496,12 @@ impl NetApi {
             resource_scopes,
             token_exchange_resources,
             id_token_signed_response_alg: Some(id_token_alg),
+            logout: new.logout,
             created_at: now,
             updated_at: now,
         };
         check_client_shape(&client)?;
+        self.check_client_logout(&client.logout)?;
         Ok((client, secret))
     }
 
@@ -595,6 +614,22 @@ impl NetApi {
         if let Some(targets) = update.token_exchange_resources {
             client.token_exchange_resources = self.token_exchange_targets(caller, &targets).await?;
             changes.token_exchange_resources = Some(client.token_exchange_resources.clone());
+        }
+        if update.post_logout_redirect_uris.is_some()
+            || update.backchannel_logout_uri.is_some()
+            || update.backchannel_logout_session_required.is_some()
+        {
+            if let Some(uris) = update.post_logout_redirect_uris {
+                client.logout.post_logout_redirect_uris = uris;
+            }
+            if let Some(uri) = update.backchannel_logout_uri {
+                client.logout.backchannel_logout_uri = uri;
+            }
+            if let Some(required) = update.backchannel_logout_session_required {
+                client.logout.backchannel_logout_session_required = required;
+            }
+            self.check_client_logout(&client.logout)?;
+            changes.logout = Some(client.logout.clone());
         }
         if let Some(rate_limit) = update.rate_limit {
             self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;

@@ -185,6 +185,8 @@ impl NetApi {
                     auth_time: subject.auth_time,
                     amr: Amr::Password,
                     nonce: None,
+                    // No ID token comes out of an exchange: no browser session to name.
+                    sid: None,
                 },
                 None,
                 Some((&actor, subject.exp)),

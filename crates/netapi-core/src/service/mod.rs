@@ -11,6 +11,7 @@ mod email;
 mod exchange;
 mod invitations;
 mod keys;
+mod logout;
 mod mfa;
 mod oauth;
 mod oauth_error;
@@ -41,6 +42,11 @@ pub use invitations::{
     NewInvitation, RegistrationPolicy,
 };
 pub use keys::{KeyPage, NewApiKey};
+pub use logout::{
+    BACKCHANNEL_ATTEMPTS, BACKCHANNEL_LOGOUT_EVENT, BackchannelClient, CheckedLogout,
+    HintedSession, LOGOUT_TOKEN_TTL, LogoutDelivery, LogoutParams, MAX_ID_TOKEN_HINT_LEN,
+    MAX_LOGOUT_STATE_LEN, MAX_LOGOUT_URI_LEN, MAX_POST_LOGOUT_REDIRECT_URIS,
+};
 pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
@@ -314,6 +320,8 @@ pub struct NetApi {
     mailer: Option<Arc<dyn Mailer>>,
     /// Mail per recipient and per source, in one-hour windows.
     mail_limits: RequestLimiter,
+    /// Logout tokens on their way to clients.
+    logout_queue: logout::LogoutQueue,
 }
 
 impl std::fmt::Debug for NetApi {
@@ -406,6 +414,7 @@ impl NetApi {
             client_registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mail_limits: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mailer: None,
+            logout_queue: logout::LogoutQueue::default(),
             registration_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings
                     .registration_hash_queue

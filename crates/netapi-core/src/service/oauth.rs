@@ -116,6 +116,8 @@ pub(super) struct Grant<'a> {
     /// How the user authenticated (for `amr` and `acr` in the ID token).
     pub(super) amr: Amr,
     pub(super) nonce: Option<&'a str>,
+    /// The browser session the grant was approved in (its ID tokens' `sid`).
+    pub(super) sid: Option<&'a str>,
 }
 
 /// What a refresh request asks for beyond the token itself.
@@ -350,6 +352,7 @@ impl NetApi {
                         auth_time: None,
                         amr: Amr::Password,
                         nonce: None,
+                        sid: None,
                     },
                     None,
                 )
@@ -376,6 +379,7 @@ impl NetApi {
                 auth_time: None,
                 amr: Amr::Password,
                 nonce: None,
+                sid: None,
             },
             None,
         )
@@ -451,6 +455,7 @@ impl NetApi {
                 let allowed = Self::client_resource_scopes(client, r);
                 kept(&current.resource_scopes, |n| allowed.contains(n))
             }),
+            sid: current.sid.clone(),
         };
         match self
             .store
@@ -485,6 +490,7 @@ impl NetApi {
                 auth_time: Some(current.auth_time),
                 amr: current.amr,
                 nonce: None,
+                sid: current.sid.as_deref(),
             },
             Some(secret),
         )
@@ -584,6 +590,7 @@ impl NetApi {
                     successor_key: Some(DerivationKey::random()),
                     resource_id: code.resource_id.clone(),
                     resource_scopes: resource_scopes.clone(),
+                    sid: code.sid.clone(),
                 })
                 .await?;
             Some(secret)
@@ -601,6 +608,7 @@ impl NetApi {
                 auth_time: Some(code.auth_time),
                 amr: code.amr,
                 nonce: code.nonce.as_deref(),
+                sid: code.sid.as_deref(),
             },
             refresh,
         )
@@ -746,8 +754,12 @@ impl NetApi {
                 if let Some(nonce) = grant.nonce {
                     id_claims["nonce"] = json!(nonce);
                 }
-                if let Some(sid) = grant.family_id {
+                if let Some(sid) = grant.sid {
                     id_claims["sid"] = json!(sid);
+                    // The session's clients are told when it ends (back-channel logout).
+                    self.record_id_token(sid, grant.client, grant.user_id)
+                        .await
+                        .map_err(OAuthError::from)?;
                 }
                 if let Some((email, verified)) = email {
                     id_claims["email"] = json!(email);
@@ -775,7 +787,7 @@ impl NetApi {
     /// registered before there was a choice, the server's `signing_algorithm`. A registered
     /// algorithm the server no longer has keys for (after `signing_algorithm` changed and
     /// the keys were rotated) falls back to the server's.
-    fn id_token_alg(&self, client: &OAuthClient, ring: &KeyRing) -> SigningAlgorithm {
+    pub(super) fn id_token_alg(&self, client: &OAuthClient, ring: &KeyRing) -> SigningAlgorithm {
         client
             .id_token_signed_response_alg
             .filter(|alg| ring.can_sign_with(*alg))

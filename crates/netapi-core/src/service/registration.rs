@@ -412,6 +412,7 @@ impl NetApi {
             .transpose()?;
         let updated = OAuthClient {
             name,
+            logout: new.logout,
             redirect_uris: new.redirect_uris,
             grant_types,
             scopes,
@@ -420,7 +421,9 @@ impl NetApi {
             ..client
         };
         check_client_shape(&updated)?;
+        self.check_client_logout(&updated.logout)?;
         let changes = ClientChanges {
+            logout: Some(updated.logout.clone()),
             name: Some(updated.name.clone()),
             redirect_uris: Some(updated.redirect_uris.clone()),
             grant_types: Some(updated.grant_types.clone()),

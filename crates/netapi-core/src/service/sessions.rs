@@ -119,7 +119,7 @@ impl NetApi {
             .into_iter()
             .find(|s| crate::secret::constant_time_eq(&public_id(&s.hash), id))
             .ok_or(Error::NotFound("session"))?;
-        self.store.delete_session(&found.hash).await?;
+        self.end_sessions(vec![found]).await?;
         self.audit(
             Some(user_id),
             "session.ended",
@@ -137,13 +137,15 @@ impl NetApi {
         keep: &SecretHash,
         ip: &str,
     ) -> Result<u64> {
-        let mut ended = 0;
-        for session in self.store.list_user_sessions(user_id).await? {
-            if &session.hash != keep {
-                self.store.delete_session(&session.hash).await?;
-                ended += 1;
-            }
-        }
+        let others: Vec<Session> = self
+            .store
+            .list_user_sessions(user_id)
+            .await?
+            .into_iter()
+            .filter(|s| &s.hash != keep)
+            .collect();
+        let ended = others.len() as u64;
+        self.end_sessions(others).await?;
         self.audit(
             Some(user_id),
             "session.ended_others",

@@ -469,7 +469,7 @@ impl NetApi {
     /// Ends what the old password or email opened: every browser session of the user and
     /// every refresh-token family, whose access tokens are refused from now on.
     pub(super) async fn end_sign_ins(&self, user_id: &str) -> Result<()> {
-        self.store.delete_user_sessions(user_id).await?;
+        self.end_user_sessions(user_id).await?;
         self.end_refresh_families(user_id).await
     }
 
@@ -477,11 +477,14 @@ impl NetApi {
     /// session of the user but `keep` (the one that turned it on) and every refresh-token
     /// family.
     pub(super) async fn end_sign_ins_but(&self, user_id: &str, keep: &SecretHash) -> Result<()> {
-        for session in self.store.list_user_sessions(user_id).await? {
-            if &session.hash != keep {
-                self.store.delete_session(&session.hash).await?;
-            }
-        }
+        let others = self
+            .store
+            .list_user_sessions(user_id)
+            .await?
+            .into_iter()
+            .filter(|s| &s.hash != keep)
+            .collect();
+        self.end_sessions(others).await?;
         self.end_refresh_families(user_id).await
     }
 

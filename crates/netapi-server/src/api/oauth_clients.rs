@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use netapi_core::model::ClientLogout;
 use netapi_core::service::{
     ClientUpdate, NewClient, parse_auth_method, parse_grant_types, parse_id_token_alg,
 };
@@ -75,6 +76,15 @@ pub struct NewClientBody {
     /// hold at least one scope. Default: none.
     #[schema(max_items = 20, nullable = true)]
     token_exchange_resources: Option<Vec<String>>,
+    #[schema(schema_with = fields::post_logout_redirect_uris_nullable)]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// Where logout tokens are POSTed (OpenID Connect Back-Channel Logout): `https`, or
+    /// `http` where `allow_private_targets` is on; no fragment. Default: none.
+    #[schema(nullable = true, max_length = 2000)]
+    backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid`. Default `false`.
+    #[schema(nullable = true)]
+    backchannel_logout_session_required: Option<bool>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -135,6 +145,13 @@ pub async fn create_client(
                     .map(parse_id_token_alg)
                     .transpose()?,
                 token_exchange_resources: body.token_exchange_resources,
+                logout: ClientLogout {
+                    post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
+                    backchannel_logout_uri: body.backchannel_logout_uri,
+                    backchannel_logout_session_required: body
+                        .backchannel_logout_session_required
+                        .unwrap_or(false),
+                },
             },
             Some(&ip),
         )
@@ -197,6 +214,21 @@ pub struct ClientPatch {
     /// Replaces the list of resources it may obtain tokens for by token exchange.
     #[schema(max_items = 20, nullable = true)]
     token_exchange_resources: Option<Vec<String>>,
+    #[schema(schema_with = fields::post_logout_redirect_uris_nullable)]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// `null` removes it; absent: unchanged.
+    #[serde(default, deserialize_with = "present_text")]
+    #[schema(nullable = true, max_length = 2000)]
+    backchannel_logout_uri: Option<Option<String>>,
+    #[schema(nullable = true)]
+    backchannel_logout_session_required: Option<bool>,
+}
+
+/// Tells a text field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -251,6 +283,9 @@ pub async fn update_client(
                     .map(parse_id_token_alg)
                     .transpose()?,
                 token_exchange_resources: body.token_exchange_resources,
+                post_logout_redirect_uris: body.post_logout_redirect_uris,
+                backchannel_logout_uri: body.backchannel_logout_uri,
+                backchannel_logout_session_required: body.backchannel_logout_session_required,
             },
             Some(&ip),
         )

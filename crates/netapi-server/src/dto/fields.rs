@@ -241,6 +241,31 @@ pub(crate) fn redirect_uris_nullable() -> Schema {
         .into()
 }
 
+/// `post_logout_redirect_uris` in an answer or a creation.
+pub(crate) fn post_logout_redirect_uris() -> Schema {
+    ArrayBuilder::new()
+        .items(redirect_uri_items().max_length(Some(2000)))
+        .max_items(Some(20))
+        .description(Some(
+            "Where `/oauth/logout` may send the browser after signing out (OpenID Connect \
+             RP-Initiated Logout); at most 20, compared exactly, the rules of `redirect_uris`.",
+        ))
+        .into()
+}
+
+/// `post_logout_redirect_uris` in a change or an RFC 7591 request.
+pub(crate) fn post_logout_redirect_uris_nullable() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(redirect_uri_items().max_length(Some(2000)))
+        .max_items(Some(20))
+        .description(Some(
+            "Where `/oauth/logout` may send the browser after signing out; at most 20, compared \
+             exactly. `null` or absent: unchanged (none at creation).",
+        ))
+        .into()
+}
+
 pub(crate) fn grant_types_nullable() -> Schema {
     ArrayBuilder::new()
         .schema_type(nullable(Type::Array))

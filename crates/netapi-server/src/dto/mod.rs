@@ -263,6 +263,14 @@ pub(crate) struct ClientView {
     token_endpoint_auth_method: AuthMethod,
     #[schema(schema_with = fields::id_token_alg, required = true)]
     id_token_signed_response_alg: Option<&'static str>,
+    #[schema(schema_with = fields::post_logout_redirect_uris)]
+    post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session it received an ID token in ends
+    /// (OpenID Connect Back-Channel Logout); `null`: none.
+    #[schema(required = true, max_length = 2000)]
+    backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid` (they always do).
+    backchannel_logout_session_required: bool,
     /// Seconds since the epoch.
     #[schema(minimum = 0)]
     client_id_issued_at: i64,
@@ -314,6 +322,9 @@ impl ClientView {
             redirect_uris: client.redirect_uris,
             resources: client.resources,
             token_exchange_resources: client.token_exchange_resources,
+            post_logout_redirect_uris: client.logout.post_logout_redirect_uris,
+            backchannel_logout_uri: client.logout.backchannel_logout_uri,
+            backchannel_logout_session_required: client.logout.backchannel_logout_session_required,
         }
     }
 }

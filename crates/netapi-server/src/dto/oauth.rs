@@ -345,6 +345,14 @@ pub(crate) struct ServerMetadata {
     pub(crate) id_token_signing_alg_values_supported: Vec<&'static str>,
     pub(crate) claims_supported: Vec<&'static str>,
     pub(crate) prompt_values_supported: Vec<&'static str>,
+    /// RP-Initiated Logout 1.0: `/oauth/logout`.
+    pub(crate) end_session_endpoint: String,
+    /// Back-Channel Logout 1.0: logout tokens are POSTed to `backchannel_logout_uri`.
+    pub(crate) backchannel_logout_supported: bool,
+    /// Logout tokens carry `sid`, as ID tokens do.
+    pub(crate) backchannel_logout_session_supported: bool,
+    /// Front-channel logout is not supported.
+    pub(crate) frontchannel_logout_supported: bool,
 }
 
 /// OpenID Connect UserInfo claims, limited by the token's scopes.

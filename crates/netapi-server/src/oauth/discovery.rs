@@ -69,6 +69,10 @@ fn metadata(state: &AppState) -> ServerMetadata {
             "email_verified",
         ],
         prompt_values_supported: vec!["none", "login", "consent"],
+        end_session_endpoint: format!("{base}/oauth/logout"),
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
+        frontchannel_logout_supported: false,
     }
 }
 

@@ -52,6 +52,15 @@ pub(crate) struct ClientMetadataBody {
     /// The algorithm of its ID tokens; default `RS256`. An update that leaves it out keeps it.
     #[schema(schema_with = fields::id_token_alg_nullable)]
     id_token_signed_response_alg: Option<String>,
+    #[schema(schema_with = fields::post_logout_redirect_uris_nullable)]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// Where logout tokens are POSTed (OpenID Connect Back-Channel Logout): `https` (or
+    /// `http` where `allow_private_targets` is on), no fragment.
+    #[schema(nullable = true, max_length = 2000)]
+    backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid`; default `false`.
+    #[schema(nullable = true)]
+    backchannel_logout_session_required: Option<bool>,
     #[schema(nullable = true, max_length = 2000)]
     logo_uri: Option<String>,
     #[schema(nullable = true, max_length = 2000)]
@@ -98,6 +107,13 @@ pub(crate) struct ClientInformation {
     resources: Vec<String>,
     #[schema(schema_with = fields::id_token_alg)]
     id_token_signed_response_alg: Option<&'static str>,
+    #[schema(schema_with = fields::post_logout_redirect_uris)]
+    post_logout_redirect_uris: Vec<String>,
+    /// Absent when none is registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 2000)]
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
     #[serde(flatten)]
     #[schema(inline)]
     metadata: ShownMetadata,
@@ -170,6 +186,9 @@ impl ClientInformation {
             redirect_uris: client.redirect_uris,
             resources: client.resources,
             id_token_signed_response_alg: client.id_token_signed_response_alg.map(|a| a.as_str()),
+            post_logout_redirect_uris: client.logout.post_logout_redirect_uris,
+            backchannel_logout_uri: client.logout.backchannel_logout_uri,
+            backchannel_logout_session_required: client.logout.backchannel_logout_session_required,
             metadata: metadata.into(),
         }
     }
@@ -339,6 +358,13 @@ fn into_request(body: ClientMetadataBody) -> RegistrationResult<ClientRegistrati
                 .transpose()?,
             // Set through /v1/oauth-clients only: it needs an owner who holds scopes there.
             token_exchange_resources: None,
+            logout: netapi_core::model::ClientLogout {
+                post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
+                backchannel_logout_uri: body.backchannel_logout_uri,
+                backchannel_logout_session_required: body
+                    .backchannel_logout_session_required
+                    .unwrap_or(false),
+            },
         },
         metadata: ClientMetadata {
             logo_uri: body.logo_uri,

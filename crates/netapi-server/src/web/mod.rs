@@ -11,6 +11,7 @@ mod email;
 mod error;
 mod flash;
 mod login;
+mod logout;
 mod page;
 mod passkeys;
 mod portal;
@@ -84,6 +85,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login::login_form, login::login))
         .routes(routes!(login::login_code))
         .routes(routes!(login::logout))
+        .routes(routes!(logout::end_session, logout::end_session_post))
         .routes(routes!(email::forgot_form, email::forgot))
         .routes(routes!(email::reset_form, email::reset))
         .routes(routes!(email::verify))

@@ -964,6 +964,7 @@ pub async fn create_client(
                 resources: None,
                 id_token_signed_response_alg: None,
                 token_exchange_resources: None,
+                logout: Default::default(),
             },
             Some(ip.as_str()),
         )

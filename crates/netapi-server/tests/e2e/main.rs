@@ -17,6 +17,7 @@ mod forward_auth;
 mod helpers;
 mod keys_at_rest;
 mod limits;
+mod logout;
 mod mfa;
 mod oauth;
 mod openapi;

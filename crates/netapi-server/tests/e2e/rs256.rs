@@ -17,7 +17,7 @@ use crate::helpers::{
 
 const REDIRECT: &str = "https://rp.example.com/callback";
 
-fn jwt_parts(token: &str) -> (Value, Value) {
+pub(crate) fn jwt_parts(token: &str) -> (Value, Value) {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWS compact serialization");
     let decode =
@@ -25,7 +25,7 @@ fn jwt_parts(token: &str) -> (Value, Value) {
     (decode(parts[0]), decode(parts[1]))
 }
 
-async fn jwks(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn jwks(app: &TestApp) -> Vec<Value> {
     let response = app
         .http
         .get(app.url("/oauth/jwks.json"))
@@ -50,7 +50,7 @@ async fn discovery(app: &TestApp) -> Value {
 
 /// Checks `token`'s RS256 signature against the published key its `kid` names, with ring
 /// (an implementation other than the server's aws-lc-rs).
-fn verify_rs256(token: &str, keys: &[Value]) {
+pub(crate) fn verify_rs256(token: &str, keys: &[Value]) {
     let (header, _) = jwt_parts(token);
     assert_eq!(header["alg"], "RS256");
     let jwk = keys

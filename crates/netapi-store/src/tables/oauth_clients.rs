@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use crate::backend::{Arg, Backend, Exec};
 use crate::codec;
 use crate::tables::{model, models};
-use netapi_core::model::{OAuthClient, SigningAlgorithm};
+use netapi_core::model::{ClientLogout, OAuthClient, SigningAlgorithm};
 use netapi_core::scope::Scopes;
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{ClientChanges, StoreResult};
@@ -15,14 +15,15 @@ macro_rules! columns {
     () => {
         "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, \
          created_at, updated_at, rate_limit, trusted, resources, resource_scopes, \
-         id_token_signed_response_alg, token_exchange_resources"
+         id_token_signed_response_alg, post_logout_redirect_uris, backchannel_logout_uri, \
+         backchannel_logout_session_required, token_exchange_resources"
     };
 }
 
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO oauth_clients (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
 const LIST_OF_OWNER: &str = concat!(
@@ -45,7 +46,11 @@ pub(crate) const UPDATE: &str = concat!(
      resources = COALESCE($9, resources), \
      resource_scopes = COALESCE($10, resource_scopes), \
      id_token_signed_response_alg = COALESCE($11, id_token_signed_response_alg), \
-     token_exchange_resources = COALESCE($12, token_exchange_resources) \
+     post_logout_redirect_uris = CASE WHEN $12 THEN $13 ELSE post_logout_redirect_uris END, \
+     backchannel_logout_uri = CASE WHEN $12 THEN $14 ELSE backchannel_logout_uri END, \
+     backchannel_logout_session_required = \
+     CASE WHEN $12 THEN $15 ELSE backchannel_logout_session_required END, \
+     token_exchange_resources = COALESCE($16, token_exchange_resources) \
      WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -71,6 +76,9 @@ pub(crate) struct OAuthClientRow {
     resource_scopes: String,
     id_token_signed_response_alg: Option<String>,
     token_exchange_resources: String,
+    post_logout_redirect_uris: String,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 impl TryFrom<OAuthClientRow> for OAuthClient {
@@ -98,6 +106,11 @@ impl TryFrom<OAuthClientRow> for OAuthClient {
                 .map(codec::alg)
                 .transpose()?,
             token_exchange_resources: codec::split_names(&row.token_exchange_resources),
+            logout: ClientLogout {
+                post_logout_redirect_uris: codec::split_uris(&row.post_logout_redirect_uris),
+                backchannel_logout_uri: row.backchannel_logout_uri,
+                backchannel_logout_session_required: row.backchannel_logout_session_required,
+            },
         })
     }
 }
@@ -123,6 +136,9 @@ pub(crate) fn insert_args(client: &OAuthClient) -> Vec<Arg<'_>> {
             .id_token_signed_response_alg
             .map(SigningAlgorithm::as_str)
             .into(),
+        codec::join_uris(&client.logout.post_logout_redirect_uris).into(),
+        client.logout.backchannel_logout_uri.as_deref().into(),
+        client.logout.backchannel_logout_session_required.into(),
         codec::join_names(&client.token_exchange_resources).into(),
     ]
 }
@@ -211,6 +227,22 @@ pub(crate) fn update_args<'a>(
         changes
             .id_token_signed_response_alg
             .map(SigningAlgorithm::as_str)
+            .into(),
+        changes.logout.is_some().into(),
+        changes
+            .logout
+            .as_ref()
+            .map(|l| codec::join_uris(&l.post_logout_redirect_uris))
+            .into(),
+        changes
+            .logout
+            .as_ref()
+            .and_then(|l| l.backchannel_logout_uri.as_deref())
+            .into(),
+        changes
+            .logout
+            .as_ref()
+            .is_some_and(|l| l.backchannel_logout_session_required)
             .into(),
         changes
             .token_exchange_resources

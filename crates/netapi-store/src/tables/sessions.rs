@@ -13,14 +13,14 @@ use netapi_core::{StoreError, Timestamp};
 macro_rules! columns {
     () => {
         "hash, user_id, auth_time, csrf_token, expires_at, amr, created_at, last_seen_at, \
-         user_agent, source"
+         user_agent, source, sid"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO sessions (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 );
 const SELECT_BY_HASH: &str = concat!("SELECT ", columns!(), " FROM sessions WHERE hash = $1");
 const SELECT_OF_USER: &str = concat!(
@@ -32,6 +32,14 @@ const TOUCH: &str = "UPDATE sessions SET last_seen_at = $2 WHERE hash = $1 AND l
 const DELETE: &str = "DELETE FROM sessions WHERE hash = $1";
 const DELETE_OF_USER: &str = "DELETE FROM sessions WHERE user_id = $1";
 pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM sessions WHERE expires_at < $1";
+const RECORD_CLIENT: &str = "INSERT INTO session_clients (sid, client_id, user_id, created_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (sid, client_id) DO NOTHING";
+const TAKE_CLIENTS: &str = "DELETE FROM session_clients WHERE sid = $1 RETURNING client_id";
+/// Clients recorded for sessions that are gone (expired, or ended by an older instance):
+/// nobody will be told about them any more. Run after [`DELETE_EXPIRED`].
+pub(crate) const DELETE_ORPHAN_CLIENTS: &str = "DELETE FROM session_clients \
+     WHERE created_at <= $1 AND NOT EXISTS \
+     (SELECT 1 FROM sessions WHERE sessions.sid = session_clients.sid)";
 
 #[derive(FromRow)]
 pub(crate) struct SessionRow {
@@ -45,6 +53,7 @@ pub(crate) struct SessionRow {
     last_seen_at: i64,
     user_agent: Option<String>,
     source: Option<String>,
+    sid: Option<String>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -62,6 +71,7 @@ impl TryFrom<SessionRow> for Session {
             last_seen_at: row.last_seen_at,
             user_agent: row.user_agent,
             source: row.source,
+            sid: row.sid.unwrap_or_default(),
         })
     }
 }
@@ -82,6 +92,9 @@ pub(crate) async fn insert(db: &impl Backend, session: &Session) -> StoreResult<
                 session.last_seen_at.into(),
                 (&session.user_agent).into(),
                 (&session.source).into(),
+                (!session.sid.is_empty())
+                    .then_some(session.sid.as_str())
+                    .into(),
             ],
         )
         .await?;
@@ -127,4 +140,38 @@ pub(crate) async fn delete_of_user(db: &impl Backend, user_id: &str) -> StoreRes
         .await?
         .execute(DELETE_OF_USER, &[user_id.into()])
         .await
+}
+
+pub(crate) async fn record_client(
+    db: &impl Backend,
+    sid: &str,
+    client_id: &str,
+    user_id: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    db.writer()
+        .await?
+        .execute(
+            RECORD_CLIENT,
+            &[sid.into(), client_id.into(), user_id.into(), at.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The `client_id` column a `RETURNING client_id` answers.
+#[derive(FromRow)]
+struct ClientIdRow {
+    client_id: String,
+}
+
+pub(crate) async fn take_clients(db: &impl Backend, sid: &str) -> StoreResult<Vec<String>> {
+    let rows: Vec<ClientIdRow> = db
+        .writer()
+        .await?
+        .fetch_all(TAKE_CLIENTS, &[sid.into()])
+        .await?;
+    let mut clients: Vec<String> = rows.into_iter().map(|r| r.client_id).collect();
+    clients.sort();
+    Ok(clients)
 }
