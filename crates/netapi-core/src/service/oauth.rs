@@ -96,19 +96,19 @@ pub struct Introspection {
 }
 
 /// What an issued grant is made of.
-struct Grant<'a> {
-    client: &'a OAuthClient,
-    user_id: &'a str,
-    scopes: Scopes,
+pub(super) struct Grant<'a> {
+    pub(super) client: &'a OAuthClient,
+    pub(super) user_id: &'a str,
+    pub(super) scopes: Scopes,
     /// The resource the access token is for (`aud`); `None`: Net API's own.
-    resource: Option<&'a Resource>,
+    pub(super) resource: Option<&'a Resource>,
     /// Its scopes on `resource`.
-    resource_scopes: &'a [String],
-    family_id: Option<&'a str>,
-    auth_time: Option<i64>,
+    pub(super) resource_scopes: &'a [String],
+    pub(super) family_id: Option<&'a str>,
+    pub(super) auth_time: Option<i64>,
     /// How the user authenticated (for `amr` and `acr` in the ID token).
-    amr: Amr,
-    nonce: Option<&'a str>,
+    pub(super) amr: Amr,
+    pub(super) nonce: Option<&'a str>,
 }
 
 /// What a refresh request asks for beyond the token itself.
@@ -126,7 +126,7 @@ struct PresentedCode<'a> {
 }
 
 /// `names` in the order of `allowed`, kept only where `keep` holds.
-fn kept(allowed: &[String], keep: impl Fn(&String) -> bool) -> Vec<String> {
+pub(super) fn kept(allowed: &[String], keep: impl Fn(&String) -> bool) -> Vec<String> {
     allowed.iter().filter(|n| keep(n)).cloned().collect()
 }
 
@@ -232,13 +232,20 @@ impl NetApi {
                 };
                 self.exchange_code(&client, presented, ip).await
             }
+            TokenGrant::DeviceCode {
+                device_code,
+                resource,
+            } => {
+                self.redeem_device_code(&client, device_code.expose(), resource.as_ref(), ip)
+                    .await
+            }
         }?;
         metrics::counter!("netapi_tokens_issued_total", "grant_type" => grant.as_str())
             .increment(1);
         Ok(response)
     }
 
-    fn requested_scopes(scope: Option<&str>, allowed: Scopes) -> OAuthResult<Scopes> {
+    pub(super) fn requested_scopes(scope: Option<&str>, allowed: Scopes) -> OAuthResult<Scopes> {
         let Some(text) = scope else {
             return Ok(allowed);
         };
@@ -274,7 +281,7 @@ impl NetApi {
 
     /// The scopes of `resource` a request asks for, each a scope of the resource
     /// (`invalid_scope` otherwise) within `allowed`; `allowed` itself without `scope`.
-    fn requested_resource_scopes(
+    pub(super) fn requested_resource_scopes(
         scope: Option<&str>,
         resource: &Resource,
         allowed: &[String],
@@ -302,7 +309,7 @@ impl NetApi {
     }
 
     /// The scopes of `resource` a client may use there.
-    fn client_resource_scopes(client: &OAuthClient, resource: &Resource) -> Vec<String> {
+    pub(super) fn client_resource_scopes(client: &OAuthClient, resource: &Resource) -> Vec<String> {
         resource
             .scopes
             .iter()
@@ -602,7 +609,7 @@ impl NetApi {
     /// The live resource a grant (a code or refresh token) was made for, which a token
     /// request may name again or leave out (`invalid_target` for any other); `None`: Net
     /// API's own.
-    async fn granted_resource(
+    pub(super) async fn granted_resource(
         &self,
         granted: Option<&str>,
         named: Option<&ResourceIndicator>,
@@ -654,7 +661,7 @@ impl NetApi {
         .await
     }
 
-    async fn issue(
+    pub(super) async fn issue(
         &self,
         grant: &Grant<'_>,
         refresh: Option<Secret>,
