@@ -34,6 +34,8 @@ pub enum Surface {
     EmailLink,
     /// Initial access and registration access tokens at `/oauth/register`.
     Registration,
+    /// User codes of the device authorization grant typed at `/device`.
+    UserCode,
 }
 
 impl Surface {
@@ -44,6 +46,7 @@ impl Surface {
             Self::Client => "client",
             Self::EmailLink => "email-link",
             Self::Registration => "registration",
+            Self::UserCode => "user-code",
         }
     }
 }

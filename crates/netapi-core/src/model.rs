@@ -209,15 +209,18 @@ pub enum GrantType {
     RefreshToken,
     /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693)
     TokenExchange,
+    /// `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628).
+    DeviceCode,
 }
 
 impl GrantType {
     /// Every grant type the server supports.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::AuthorizationCode,
         Self::ClientCredentials,
         Self::RefreshToken,
         Self::TokenExchange,
+        Self::DeviceCode,
     ];
 
     /// The RFC 6749 name.
@@ -227,6 +230,7 @@ impl GrantType {
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
             Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -441,6 +445,97 @@ pub struct AuthorizationCode {
     pub resource_scopes: Vec<String>,
     /// The `sid` of the browser session it was approved in.
     pub sid: Option<String>,
+}
+
+/// Where a device authorization (RFC 8628) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Waiting for the user.
+    Pending,
+    /// The user approved it.
+    Approved,
+    /// The user denied it.
+    Denied,
+}
+
+impl DeviceStatus {
+    /// As stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+        }
+    }
+
+    /// Parses [`DeviceStatus::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Approved, Self::Denied]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// A device authorization request (RFC 8628): a device code the client polls with and a
+/// user code a person types at `/device`. Both are stored only as HMACs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    /// HMAC of the device code (the client's secret).
+    pub device_code_hash: SecretHash,
+    /// HMAC of the user code, normalised (upper case, no dash); unique.
+    pub user_code_hash: SecretHash,
+    /// The client that asked.
+    pub client_id: String,
+    /// Requested scopes of Net API's own (none for another resource).
+    pub scopes: Scopes,
+    /// The resource of the request (RFC 8707); `None`: Net API's own.
+    pub resource_id: Option<String>,
+    /// Requested scopes on `resource_id`.
+    pub resource_scopes: Vec<String>,
+    /// Issue time.
+    pub created_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Seconds the client must wait between polls; grows with each `slow_down`.
+    pub interval: i64,
+    /// The last poll at the token endpoint.
+    pub last_polled_at: Option<Timestamp>,
+    /// Pending, approved or denied.
+    pub status: DeviceStatus,
+    /// The user who approved or denied it.
+    pub user_id: Option<String>,
+    /// When that user authenticated.
+    pub auth_time: Option<Timestamp>,
+    /// How that user authenticated.
+    pub amr: Option<Amr>,
+    /// When the user decided.
+    pub decided_at: Option<Timestamp>,
+    /// The family its tokens belong to; revoked if the device code is redeemed again.
+    pub family_id: String,
+    /// Set when the device code was exchanged for tokens.
+    pub redeemed_at: Option<Timestamp>,
+}
+
+/// A person's decision on a device authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceDecision {
+    /// Who decided.
+    pub user_id: String,
+    /// Approved or denied.
+    pub status: DeviceStatus,
+    /// When that user authenticated.
+    pub auth_time: Timestamp,
+    /// How that user authenticated.
+    pub amr: Amr,
+}
+
+/// What a poll of a device authorization found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePoll {
+    /// The authorization, as it is after the poll (its interval grown when too fast).
+    pub authorization: DeviceAuthorization,
+    /// The previous poll was less than the interval ago.
+    pub too_fast: bool,
 }
 
 /// A user's remembered approval of a client's scopes.

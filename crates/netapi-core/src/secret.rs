@@ -76,6 +76,8 @@ pub enum SecretKind {
     RegistrationInitial,
     /// A registration access token (RFC 7592): reads, changes and deletes one client.
     RegistrationAccess,
+    /// A device code (RFC 8628): what a device polls the token endpoint with.
+    DeviceCode,
 }
 
 impl SecretKind {
@@ -91,6 +93,7 @@ impl SecretKind {
             Self::Invitation => "napiv_",
             Self::RegistrationInitial => "napit_",
             Self::RegistrationAccess => "napir_",
+            Self::DeviceCode => "napdc_",
         }
     }
 
@@ -294,7 +297,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const KINDS: [SecretKind; 9] = [
+    const KINDS: [SecretKind; 10] = [
         SecretKind::ApiKey,
         SecretKind::RefreshToken,
         SecretKind::ClientSecret,
@@ -304,6 +307,7 @@ mod tests {
         SecretKind::Invitation,
         SecretKind::RegistrationInitial,
         SecretKind::RegistrationAccess,
+        SecretKind::DeviceCode,
     ];
 
     #[test]

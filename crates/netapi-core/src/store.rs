@@ -5,9 +5,10 @@
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
-    ApiKey, AuditEvent, AuthorizationCode, ClientLogout, Consent, EmailToken, GrantType,
-    Invitation, OAuthClient, RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome,
-    Session, SigningAlgorithm, SigningKey, TotpFactor, User,
+    ApiKey, AuditEvent, AuthorizationCode, ClientLogout, Consent, DeviceAuthorization,
+    DeviceDecision, DevicePoll, EmailToken, GrantType, Invitation, OAuthClient, RefreshToken,
+    Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm, SigningKey,
+    TotpFactor, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::model::{ClientRegistration, RegistrationToken};
@@ -478,6 +479,45 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         hash: &SecretHash,
         now: Timestamp,
     ) -> StoreResult<Option<AuthorizationCode>>;
+
+    // --- device authorizations (RFC 8628) ---
+    /// Stores a new device authorization. `Conflict` when another holds the same user code
+    /// (or device code) hash: the caller draws new codes.
+    async fn insert_device_authorization(
+        &self,
+        authorization: &DeviceAuthorization,
+    ) -> StoreResult<()>;
+    /// The device authorization of a user code, whatever its state.
+    async fn get_device_authorization_by_user_code(
+        &self,
+        user_code_hash: &SecretHash,
+    ) -> StoreResult<Option<DeviceAuthorization>>;
+    /// Records a person's decision on a pending, unexpired (at `now`) authorization, once:
+    /// false, writing nothing, when it is not pending any more, expired or unknown (of two
+    /// decisions, however close, one only succeeds).
+    async fn decide_device_authorization(
+        &self,
+        user_code_hash: &SecretHash,
+        decision: &DeviceDecision,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Records a poll by `client_id` at `now`: when the previous poll came less than the
+    /// interval before, the interval grows by `slow_down` seconds and `too_fast` is set (RFC
+    /// 8628 §3.5). `None`, writing nothing, for an unknown device code or another client's.
+    async fn poll_device_authorization(
+        &self,
+        device_code_hash: &SecretHash,
+        client_id: &str,
+        now: Timestamp,
+        slow_down: i64,
+    ) -> StoreResult<Option<DevicePoll>>;
+    /// Marks an approved authorization redeemed at `now`, once: false for every later call
+    /// (however close), and for one that is not approved.
+    async fn redeem_device_authorization(
+        &self,
+        device_code_hash: &SecretHash,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     // --- consents ---
     /// Records (or widens) a consent.

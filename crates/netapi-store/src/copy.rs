@@ -210,6 +210,28 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "device_authorizations",
+        &[
+            ("device_code_hash", Blob),
+            ("user_code_hash", Blob),
+            ("client_id", Text),
+            ("scopes", Int),
+            ("resource_id", Text),
+            ("resource_scopes", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("poll_interval", Int),
+            ("last_polled_at", Int),
+            ("status", Text),
+            ("user_id", Text),
+            ("auth_time", Int),
+            ("amr", Text),
+            ("decided_at", Int),
+            ("family_id", Text),
+            ("redeemed_at", Int),
+        ],
+    ),
+    (
         "sessions",
         &[
             ("hash", Blob),

@@ -6,8 +6,8 @@
 use crate::backend::{Backend, Exec};
 use crate::map_err;
 use crate::tables::{
-    api_keys, authorization_codes, email_tokens, invalidations, invitations, refresh_tokens,
-    registrations, sessions, signing_keys,
+    api_keys, authorization_codes, device_authorizations, email_tokens, invalidations, invitations,
+    refresh_tokens, registrations, sessions, signing_keys,
 };
 use netapi_core::Timestamp;
 use netapi_core::store::StoreResult;
@@ -38,6 +38,7 @@ pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreRe
     let mut removed = 0;
     for sql in [
         authorization_codes::DELETE_EXPIRED,
+        device_authorizations::DELETE_EXPIRED,
         sessions::DELETE_EXPIRED,
         sessions::DELETE_ORPHAN_CLIENTS,
         email_tokens::DELETE_EXPIRED,
@@ -59,9 +60,9 @@ macro_rules! forward_store {
         const _: () = {
             use netapi_core::Timestamp;
             use netapi_core::model::{
-                ApiKey, AuditEvent, AuthorizationCode, Consent, EmailToken, Invitation,
-                OAuthClient, RefreshToken, Resource, ResourceGrant, RotateOutcome, Session,
-                SigningKey, TotpFactor, User,
+                ApiKey, AuditEvent, AuthorizationCode, Consent, DeviceAuthorization,
+                DeviceDecision, DevicePoll, EmailToken, Invitation, OAuthClient, RefreshToken,
+                Resource, ResourceGrant, RotateOutcome, Session, SigningKey, TotpFactor, User,
             };
             use netapi_core::model::{
                 ClaimedDelivery, DeliveryAttempt, OutboxEvent, PasskeyCredential, WebauthnCeremony,
@@ -76,9 +77,10 @@ macro_rules! forward_store {
             use netapi_core::usage::UsageCount;
             use $crate::backend::Backend;
             use $crate::tables::{
-                api_key_usage, api_keys, audit_events, authorization_codes, consents, email_tokens,
-                invalidations, invitations, mfa, oauth_clients, passkeys, refresh_tokens,
-                registrations, resources, sessions, signing_keys, users, webhooks,
+                api_key_usage, api_keys, audit_events, authorization_codes, consents,
+                device_authorizations, email_tokens, invalidations, invitations, mfa,
+                oauth_clients, passkeys, refresh_tokens, registrations, resources, sessions,
+                signing_keys, users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -501,6 +503,48 @@ macro_rules! forward_store {
                     now: Timestamp,
                 ) -> StoreResult<Option<AuthorizationCode>> {
                     authorization_codes::consume(self, hash, now).await
+                }
+
+                async fn insert_device_authorization(
+                    &self,
+                    authorization: &DeviceAuthorization,
+                ) -> StoreResult<()> {
+                    device_authorizations::insert(self, authorization).await
+                }
+
+                async fn get_device_authorization_by_user_code(
+                    &self,
+                    user_code_hash: &SecretHash,
+                ) -> StoreResult<Option<DeviceAuthorization>> {
+                    device_authorizations::by_user_code(self, user_code_hash).await
+                }
+
+                async fn decide_device_authorization(
+                    &self,
+                    user_code_hash: &SecretHash,
+                    decision: &DeviceDecision,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    device_authorizations::decide(self, user_code_hash, decision, now).await
+                }
+
+                async fn poll_device_authorization(
+                    &self,
+                    device_code_hash: &SecretHash,
+                    client_id: &str,
+                    now: Timestamp,
+                    slow_down: i64,
+                ) -> StoreResult<Option<DevicePoll>> {
+                    device_authorizations::poll(self, device_code_hash, client_id, now, slow_down)
+                        .await
+                }
+
+                async fn redeem_device_authorization(
+                    &self,
+                    device_code_hash: &SecretHash,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    device_authorizations::redeem(self, device_code_hash, now).await
                 }
 
                 async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()> {

@@ -14,6 +14,7 @@ use netapi_core::model::{
     SigningKey, User, Webhook, WebhookDelivery,
 };
 use netapi_core::model::{ClientLogout, ClientMetadata, ClientRegistration, RegistrationToken};
+use netapi_core::model::{DeviceAuthorization, DeviceDecision, DeviceStatus};
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{
     AuditFilter, ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, UserChanges,
@@ -230,6 +231,11 @@ conformance! {
     authorization_codes_concurrent =>
         sqlite_authorization_codes_concurrent, postgres_authorization_codes_concurrent;
     consents => sqlite_consents, postgres_consents;
+    device_authorizations =>
+        sqlite_device_authorizations, postgres_device_authorizations;
+    device_decisions_and_redemptions_are_single_use_under_concurrency =>
+        sqlite_device_decisions_and_redemptions_are_single_use_under_concurrency,
+        postgres_device_decisions_and_redemptions_are_single_use_under_concurrency;
     resources_crud => sqlite_resources_crud, postgres_resources_crud;
     resources_delete_revokes => sqlite_resources_delete_revokes, postgres_resources_delete_revokes;
     resource_grants => sqlite_resource_grants, postgres_resource_grants;
@@ -359,7 +365,7 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
 
 /// How many migrations there are (0001 to 0013, 0016 and 0017), as sqlx and the old runner's
 /// table count them.
-const ALL_VERSIONS: (i64, i64) = (17, 17);
+const ALL_VERSIONS: (i64, i64) = (18, 18);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -2666,6 +2672,298 @@ async fn authorization_codes_concurrent(store: Arc<dyn Store>) {
     // Everyone else sees the one time it was used.
     assert!(used_at.windows(2).all(|w| w[0] == w[1]), "{used_at:?}");
     assert!((NOW + 10..NOW + 20).contains(&used_at[0]));
+}
+
+// ------------------------------------------------------------------------------------------
+// Device authorizations (RFC 8628)
+// ------------------------------------------------------------------------------------------
+
+fn device(client_id: &str, n: u8) -> DeviceAuthorization {
+    DeviceAuthorization {
+        device_code_hash: h(n),
+        user_code_hash: h(n.wrapping_add(100)),
+        client_id: client_id.to_owned(),
+        scopes: Scopes::EMPTY.with(Scope::OpenId).with(Scope::UsersRead),
+        resource_id: None,
+        resource_scopes: Vec::new(),
+        created_at: NOW,
+        expires_at: NOW + 600,
+        interval: 5,
+        last_polled_at: None,
+        status: DeviceStatus::Pending,
+        user_id: None,
+        auth_time: None,
+        amr: None,
+        decided_at: None,
+        family_id: new_id("fam"),
+        redeemed_at: None,
+    }
+}
+
+fn approval(user_id: &str) -> DeviceDecision {
+    DeviceDecision {
+        user_id: user_id.to_owned(),
+        status: DeviceStatus::Approved,
+        auth_time: NOW - 30,
+        amr: netapi_core::model::Amr::PasswordOtp,
+    }
+}
+
+async fn device_authorizations(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let other = add_client(&store, &alice.id, 2).await;
+    let d = device(&app.id, 1);
+    store.insert_device_authorization(&d).await.expect("insert");
+    // A user code (or device code) taken is a conflict, and nothing is written.
+    let same_user_code = DeviceAuthorization {
+        device_code_hash: h(50),
+        ..device(&app.id, 1)
+    };
+    assert!(matches!(
+        store.insert_device_authorization(&same_user_code).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .get_device_authorization_by_user_code(&d.user_code_hash)
+            .await
+            .expect("get"),
+        Some(d.clone())
+    );
+    assert_eq!(
+        store
+            .get_device_authorization_by_user_code(&h(99))
+            .await
+            .expect("get unknown"),
+        None
+    );
+
+    // Polls: the first is on time; one sooner than the interval slows the device down by
+    // the step, and the next must wait the longer interval.
+    let poll = |at: Timestamp, client: String| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .poll_device_authorization(&h(1), &client, at, 5)
+                .await
+                .expect("poll")
+        }
+    };
+    let first = poll(NOW + 1, app.id.clone()).await.expect("known");
+    assert!(!first.too_fast);
+    assert_eq!(first.authorization.last_polled_at, Some(NOW + 1));
+    assert_eq!(first.authorization.interval, 5);
+    let fast = poll(NOW + 3, app.id.clone()).await.expect("known");
+    assert!(fast.too_fast);
+    assert_eq!(fast.authorization.interval, 10);
+    let still_fast = poll(NOW + 12, app.id.clone()).await.expect("known");
+    assert!(
+        still_fast.too_fast,
+        "9 seconds is less than the new interval"
+    );
+    assert_eq!(still_fast.authorization.interval, 15);
+    let on_time = poll(NOW + 27, app.id.clone()).await.expect("known");
+    assert!(!on_time.too_fast);
+    assert_eq!(on_time.authorization.interval, 15);
+    // Another client's poll finds nothing and changes nothing.
+    assert_eq!(poll(NOW + 28, other.id.clone()).await, None);
+    assert_eq!(
+        store
+            .poll_device_authorization(&h(77), &app.id, NOW, 5)
+            .await
+            .expect("unknown"),
+        None
+    );
+    let stored = store
+        .get_device_authorization_by_user_code(&d.user_code_hash)
+        .await
+        .expect("get")
+        .expect("known");
+    assert_eq!(stored.last_polled_at, Some(NOW + 27));
+    assert_eq!(stored.interval, 15);
+
+    // Not approved: nothing to redeem.
+    assert!(
+        !store
+            .redeem_device_authorization(&h(1), NOW + 30)
+            .await
+            .expect("redeem")
+    );
+    // Decided once.
+    assert!(
+        store
+            .decide_device_authorization(&d.user_code_hash, &approval(&alice.id), NOW + 30)
+            .await
+            .expect("decide")
+    );
+    let denial = DeviceDecision {
+        status: DeviceStatus::Denied,
+        ..approval(&alice.id)
+    };
+    assert!(
+        !store
+            .decide_device_authorization(&d.user_code_hash, &denial, NOW + 31)
+            .await
+            .expect("decide again")
+    );
+    let approved = store
+        .get_device_authorization_by_user_code(&d.user_code_hash)
+        .await
+        .expect("get")
+        .expect("known");
+    assert_eq!(
+        approved,
+        DeviceAuthorization {
+            status: DeviceStatus::Approved,
+            user_id: Some(alice.id.clone()),
+            auth_time: Some(NOW - 30),
+            amr: Some(netapi_core::model::Amr::PasswordOtp),
+            decided_at: Some(NOW + 30),
+            ..stored
+        }
+    );
+    // Redeemed once.
+    assert!(
+        store
+            .redeem_device_authorization(&h(1), NOW + 40)
+            .await
+            .expect("redeem")
+    );
+    assert!(
+        !store
+            .redeem_device_authorization(&h(1), NOW + 41)
+            .await
+            .expect("again")
+    );
+    let redeemed = poll(NOW + 60, app.id.clone()).await.expect("known");
+    assert_eq!(redeemed.authorization.redeemed_at, Some(NOW + 40));
+
+    // An expired request cannot be decided.
+    let late = device(&app.id, 2);
+    store
+        .insert_device_authorization(&late)
+        .await
+        .expect("insert");
+    assert!(
+        !store
+            .decide_device_authorization(&late.user_code_hash, &approval(&alice.id), NOW + 600)
+            .await
+            .expect("decide")
+    );
+    // A denial is stored as such, and is not redeemable.
+    let denied = device(&app.id, 3);
+    store
+        .insert_device_authorization(&denied)
+        .await
+        .expect("insert");
+    assert!(
+        store
+            .decide_device_authorization(&denied.user_code_hash, &denial, NOW + 1)
+            .await
+            .expect("deny")
+    );
+    assert!(
+        !store
+            .redeem_device_authorization(&h(3), NOW + 2)
+            .await
+            .expect("redeem")
+    );
+    assert_eq!(
+        store
+            .get_device_authorization_by_user_code(&denied.user_code_hash)
+            .await
+            .expect("get")
+            .expect("known")
+            .status,
+        DeviceStatus::Denied
+    );
+
+    // Kept an hour past expiry (a late poll is told it expired), then cleaned up.
+    store.delete_expired(NOW + 600 + 3599).await.expect("sweep");
+    assert!(
+        store
+            .get_device_authorization_by_user_code(&d.user_code_hash)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    store.delete_expired(NOW + 600 + 3601).await.expect("sweep");
+    assert!(
+        store
+            .get_device_authorization_by_user_code(&d.user_code_hash)
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // Deleting the client takes its requests along.
+    let kept = device(&other.id, 4);
+    store
+        .insert_device_authorization(&kept)
+        .await
+        .expect("insert");
+    assert!(store.delete_client(&other.id).await.expect("delete client"));
+    assert!(
+        store
+            .get_device_authorization_by_user_code(&kept.user_code_hash)
+            .await
+            .expect("get")
+            .is_none()
+    );
+}
+
+async fn device_decisions_and_redemptions_are_single_use_under_concurrency(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let bob = add_user(&store, "bob@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let d = device(&app.id, 1);
+    store.insert_device_authorization(&d).await.expect("insert");
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = Arc::clone(&store);
+        let user_id = if i % 2 == 0 {
+            alice.id.clone()
+        } else {
+            bob.id.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            store
+                .decide_device_authorization(&h(101), &approval(&user_id), NOW + 10)
+                .await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("decide never fails") {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one decision is recorded");
+
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = Arc::clone(&store);
+        let client_id = app.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let polled = store
+                .poll_device_authorization(&h(1), &client_id, NOW + 20 + i, 5)
+                .await
+                .expect("poll never fails");
+            let redeemed = store
+                .redeem_device_authorization(&h(1), NOW + 20 + i)
+                .await
+                .expect("redeem never fails");
+            (polled.is_some(), redeemed)
+        }));
+    }
+    let mut redeemed = 0;
+    for task in tasks {
+        let (polled, won) = task.await.expect("task");
+        assert!(polled);
+        redeemed += usize::from(won);
+    }
+    assert_eq!(redeemed, 1, "exactly one redemption wins");
 }
 
 // ------------------------------------------------------------------------------------------

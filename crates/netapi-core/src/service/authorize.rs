@@ -416,34 +416,14 @@ impl NetApi {
     ) -> Result<String> {
         let now = self.now();
         if remember {
-            let previous = self
-                .store
-                .get_consent(&session.user_id, &request.client.id)
-                .await?;
-            let scopes: Scopes = previous
-                .as_ref()
-                .map_or(Scopes::EMPTY, |c| c.scopes)
-                .iter()
-                .chain(request.scopes.iter())
-                .collect();
-            let mut resource_scopes = previous.map(|c| c.resource_scopes).unwrap_or_default();
-            if let Some(resource) = &request.resource {
-                for name in &request.resource_scopes {
-                    let pair = (resource.id.clone(), name.clone());
-                    if !resource_scopes.contains(&pair) {
-                        resource_scopes.push(pair);
-                    }
-                }
-            }
-            self.store
-                .upsert_consent(&Consent {
-                    user_id: session.user_id.clone(),
-                    client_id: request.client.id.clone(),
-                    scopes,
-                    resource_scopes,
-                    granted_at: now,
-                })
-                .await?;
+            self.remember_consent(
+                &session.user_id,
+                &request.client.id,
+                request.scopes,
+                request.resource.as_deref(),
+                &request.resource_scopes,
+            )
+            .await?;
         }
         let secret = generate(SecretKind::AuthorizationCode);
         self.store
@@ -473,6 +453,44 @@ impl NetApi {
         }
         pairs.push(("iss", &self.settings.issuer));
         Ok(redirect_with(&request.redirect_uri, &pairs))
+    }
+
+    /// Records (widening what was there) that `user_id` approved `scopes`, and
+    /// `resource_scopes` of `resource`, for the client.
+    pub(super) async fn remember_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: Scopes,
+        resource: Option<&Resource>,
+        resource_scopes: &[String],
+    ) -> Result<()> {
+        let previous = self.store.get_consent(user_id, client_id).await?;
+        let scopes: Scopes = previous
+            .as_ref()
+            .map_or(Scopes::EMPTY, |c| c.scopes)
+            .iter()
+            .chain(scopes.iter())
+            .collect();
+        let mut merged = previous.map(|c| c.resource_scopes).unwrap_or_default();
+        if let Some(resource) = resource {
+            for name in resource_scopes {
+                let pair = (resource.id.clone(), name.clone());
+                if !merged.contains(&pair) {
+                    merged.push(pair);
+                }
+            }
+        }
+        self.store
+            .upsert_consent(&Consent {
+                user_id: user_id.to_owned(),
+                client_id: client_id.to_owned(),
+                scopes,
+                resource_scopes: merged,
+                granted_at: self.now(),
+            })
+            .await?;
+        Ok(())
     }
 
     /// Starts a browser session for a user who just signed in (`amr`: how), from `origin`.

@@ -106,6 +106,7 @@ mod tests {
         Resource, ResourceGrant, RotateOutcome, Session, SigningKey, TotpFactor, User,
     };
     use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
+    use crate::model::{DeviceAuthorization, DeviceDecision, DevicePoll};
     use crate::model::{PasskeyCredential, WebauthnCeremony};
     use crate::scope::{Role, Scopes};
     use crate::secret::{SecretHash, SecretHasher, SecretKind, generate};
@@ -585,6 +586,39 @@ mod tests {
             _: &SecretHash,
             _: Timestamp,
         ) -> StoreResult<Option<AuthorizationCode>> {
+            Err(unused())
+        }
+        async fn insert_device_authorization(&self, _: &DeviceAuthorization) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_device_authorization_by_user_code(
+            &self,
+            _: &SecretHash,
+        ) -> StoreResult<Option<DeviceAuthorization>> {
+            Err(unused())
+        }
+        async fn decide_device_authorization(
+            &self,
+            _: &SecretHash,
+            _: &DeviceDecision,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn poll_device_authorization(
+            &self,
+            _: &SecretHash,
+            _: &str,
+            _: Timestamp,
+            _: i64,
+        ) -> StoreResult<Option<DevicePoll>> {
+            Err(unused())
+        }
+        async fn redeem_device_authorization(
+            &self,
+            _: &SecretHash,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
             Err(unused())
         }
         async fn upsert_consent(&self, _: &Consent) -> StoreResult<()> {

@@ -7,6 +7,7 @@ mod authn;
 mod authorize;
 mod cache;
 mod clients;
+mod device;
 mod email;
 mod exchange;
 mod invitations;
@@ -36,6 +37,10 @@ pub use clients::{
     ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types, parse_id_token_alg,
     validate_redirect_uri,
 };
+pub use device::{
+    DEVICE_CODE_TTL, DEVICE_POLL_INTERVAL, DeviceGrant, DeviceRequest, UserCodeError,
+    normalise_user_code,
+};
 pub use email::{AccountChange, Email, MailError, Mailer, RESET_LINK_TTL, VERIFY_LINK_TTL};
 pub use invitations::{
     DEFAULT_INVITATION_TTL, InvitationPage, MAX_INVITATION_TTL, MAX_OUTSTANDING_INVITATIONS,
@@ -58,8 +63,8 @@ pub use registration::{
     MAX_REGISTRATION_TOKEN_TTL, RegisteredClient,
 };
 pub use requests::{
-    ACCESS_TOKEN_TYPE, AuthorizationParams, ClientAuth, ClientRequest, OAuthForm, Prompt,
-    ResourceIndicator, TokenExchange, TokenGrant, TokenTarget,
+    ACCESS_TOKEN_TYPE, AuthorizationParams, ClientAuth, ClientRequest, DeviceAuthorizationParams,
+    OAuthForm, Prompt, ResourceIndicator, TokenExchange, TokenGrant, TokenTarget,
 };
 pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
@@ -303,6 +308,9 @@ pub struct NetApi {
     /// Checks of API keys by hour and outcome, until the next flush writes them.
     usage: crate::usage::UsageTally,
     limiter: FailureLimiter,
+    /// Wrong user codes at `/device` from every source together (RFC 8628 §5.1): a bound
+    /// no spread of addresses gets past.
+    user_code_guesses: FailureLimiter,
     requests: RequestLimiter,
     /// Registrations per source, in one-hour windows.
     registrations: RequestLimiter,
@@ -409,6 +417,11 @@ impl NetApi {
         Self {
             hasher: SecretHasher::new(&settings.pepper),
             limiter: FailureLimiter::new(settings.auth_failure_limit),
+            user_code_guesses: FailureLimiter::new(
+                settings
+                    .auth_failure_limit
+                    .saturating_mul(device::GLOBAL_GUESS_FACTOR),
+            ),
             requests: RequestLimiter::default(),
             registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             client_registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
@@ -798,6 +811,7 @@ impl NetApi {
     pub async fn housekeeping(&self) -> Result<u64> {
         let now = self.now();
         self.limiter.sweep(now);
+        self.user_code_guesses.sweep(now);
         self.requests.sweep(now);
         self.registrations.sweep(now);
         self.client_registrations.sweep(now);

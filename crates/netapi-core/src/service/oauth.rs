@@ -242,6 +242,13 @@ impl NetApi {
                 self.exchange_code(&client, presented, ip).await
             }
             TokenGrant::TokenExchange(exchange) => self.exchange_token(&client, exchange, ip).await,
+            TokenGrant::DeviceCode {
+                device_code,
+                resource,
+            } => {
+                self.redeem_device_code(&client, device_code.expose(), resource.as_ref(), ip)
+                    .await
+            }
         }?;
         metrics::counter!("netapi_tokens_issued_total", "grant_type" => grant.as_str())
             .increment(1);
@@ -284,7 +291,7 @@ impl NetApi {
 
     /// The scopes of `resource` a request asks for, each a scope of the resource
     /// (`invalid_scope` otherwise) within `allowed`; `allowed` itself without `scope`.
-    fn requested_resource_scopes(
+    pub(super) fn requested_resource_scopes(
         scope: Option<&str>,
         resource: &Resource,
         allowed: &[String],
@@ -312,7 +319,7 @@ impl NetApi {
     }
 
     /// The scopes of `resource` a client may use there.
-    fn client_resource_scopes(client: &OAuthClient, resource: &Resource) -> Vec<String> {
+    pub(super) fn client_resource_scopes(client: &OAuthClient, resource: &Resource) -> Vec<String> {
         resource
             .scopes
             .iter()
@@ -618,7 +625,7 @@ impl NetApi {
     /// The live resource a grant (a code or refresh token) was made for, which a token
     /// request may name again or leave out (`invalid_target` for any other); `None`: Net
     /// API's own.
-    async fn granted_resource(
+    pub(super) async fn granted_resource(
         &self,
         granted: Option<&str>,
         named: Option<&ResourceIndicator>,
@@ -670,7 +677,7 @@ impl NetApi {
         .await
     }
 
-    async fn issue(
+    pub(super) async fn issue(
         &self,
         grant: &Grant<'_>,
         refresh: Option<Secret>,

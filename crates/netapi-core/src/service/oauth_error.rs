@@ -22,6 +22,14 @@ pub enum OAuthErrorKind {
     InvalidScope,
     /// `invalid_target` (RFC 8707): an unknown resource, or one the client may not use.
     InvalidTarget,
+    /// `authorization_pending` (RFC 8628 §3.5): the person has not decided yet.
+    AuthorizationPending,
+    /// `slow_down` (RFC 8628 §3.5): polling too fast; the interval grew by 5 seconds.
+    SlowDown,
+    /// `access_denied` (RFC 8628 §3.5): the person denied the request.
+    AccessDenied,
+    /// `expired_token` (RFC 8628 §3.5): the device code expired.
+    ExpiredToken,
     /// `server_error`
     ServerError,
     /// `temporarily_unavailable`
@@ -39,6 +47,10 @@ impl OAuthErrorKind {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -89,6 +101,16 @@ pub enum OAuthReason {
     PkceFailed,
     /// The resource a code or refresh token was granted for has been deleted.
     GrantResourceGone,
+    /// The device code is unknown, another client's, or already redeemed.
+    InvalidDeviceCode,
+    /// The person has not yet approved or denied the device request.
+    AuthorizationPending,
+    /// The device polls faster than its interval.
+    SlowDown,
+    /// The person denied the device request.
+    DeviceAccessDenied,
+    /// The device code expired before it was approved and redeemed.
+    DeviceCodeExpired,
     /// The client is not registered for this grant type.
     GrantNotAllowed(GrantType),
     /// A grant type the server does not know.
@@ -169,7 +191,12 @@ impl OAuthReason {
             | Self::InvalidRefreshToken
             | Self::RedirectMismatch
             | Self::PkceFailed
-            | Self::GrantResourceGone => K::InvalidGrant,
+            | Self::GrantResourceGone
+            | Self::InvalidDeviceCode => K::InvalidGrant,
+            Self::AuthorizationPending => K::AuthorizationPending,
+            Self::SlowDown => K::SlowDown,
+            Self::DeviceAccessDenied => K::AccessDenied,
+            Self::DeviceCodeExpired => K::ExpiredToken,
             Self::GrantNotAllowed(_) | Self::ExchangeNotAllowed => K::UnauthorizedClient,
             Self::UnsupportedGrantType(_) => K::UnsupportedGrantType,
             Self::UnknownScope(_)

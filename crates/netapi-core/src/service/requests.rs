@@ -211,6 +211,13 @@ pub enum TokenGrant {
         /// The resource the grant was made for, named again (or not).
         resource: Option<ResourceIndicator>,
     },
+    /// `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4).
+    DeviceCode {
+        /// The device code of the device authorization response.
+        device_code: Secret,
+        /// The resource of the device authorization request, named again (or not).
+        resource: Option<ResourceIndicator>,
+    },
     /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693).
     TokenExchange(TokenExchange),
 }
@@ -296,6 +303,7 @@ impl TokenGrant {
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::RefreshToken { .. } => GrantType::RefreshToken,
             Self::TokenExchange(_) => GrantType::TokenExchange,
+            Self::DeviceCode { .. } => GrantType::DeviceCode,
         }
     }
 }
@@ -325,6 +333,31 @@ impl TryFrom<&OAuthForm> for TokenGrant {
                 resource: form.resource()?,
             },
             GrantType::TokenExchange => Self::TokenExchange(TokenExchange::parse(form)?),
+            GrantType::DeviceCode => Self::DeviceCode {
+                device_code: Secret::new(form.required("device_code")?),
+                resource: form.resource()?,
+            },
+        })
+    }
+}
+
+/// What a device authorization request (RFC 8628 §3.1) asks for.
+#[derive(Debug, Clone)]
+pub struct DeviceAuthorizationParams {
+    /// Space-separated scopes: Net API's own, or the resource's when there is one; default:
+    /// every scope the client may use.
+    pub scope: Option<String>,
+    /// The resource the tokens are to be for (RFC 8707); none: Net API's own.
+    pub resource: Option<ResourceIndicator>,
+}
+
+impl TryFrom<&OAuthForm> for DeviceAuthorizationParams {
+    type Error = OAuthError;
+
+    fn try_from(form: &OAuthForm) -> Result<Self, OAuthError> {
+        Ok(Self {
+            scope: form.get("scope").map(str::to_owned),
+            resource: form.resource()?,
         })
     }
 }

@@ -39,6 +39,10 @@ enum OAuthErrorCode {
     UnsupportedGrantType,
     InvalidScope,
     InvalidTarget,
+    AuthorizationPending,
+    SlowDown,
+    AccessDenied,
+    ExpiredToken,
     ServerError,
     TemporarilyUnavailable,
 }
@@ -53,6 +57,10 @@ impl From<OAuthErrorKind> for OAuthErrorCode {
             OAuthErrorKind::UnsupportedGrantType => Self::UnsupportedGrantType,
             OAuthErrorKind::InvalidScope => Self::InvalidScope,
             OAuthErrorKind::InvalidTarget => Self::InvalidTarget,
+            OAuthErrorKind::AuthorizationPending => Self::AuthorizationPending,
+            OAuthErrorKind::SlowDown => Self::SlowDown,
+            OAuthErrorKind::AccessDenied => Self::AccessDenied,
+            OAuthErrorKind::ExpiredToken => Self::ExpiredToken,
             OAuthErrorKind::ServerError => Self::ServerError,
             OAuthErrorKind::TemporarilyUnavailable => Self::TemporarilyUnavailable,
         }
@@ -97,8 +105,8 @@ pub(crate) struct TokenResponse {
     expires_in: i64,
     /// The granted scopes, space-separated.
     scope: String,
-    /// A new refresh token (`authorization_code` and `refresh_token` grants, for clients that
-    /// may use `refresh_token`); always store the newest.
+    /// A new refresh token (`authorization_code`, `refresh_token` and device code grants, for
+    /// clients that may use `refresh_token`); always store the newest.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^naprt_[0-9A-Za-z]{38}$", nullable = false)]
     refresh_token: Option<String>,
@@ -325,6 +333,8 @@ pub(crate) struct ServerMetadata {
     pub(crate) issuer: String,
     pub(crate) authorization_endpoint: String,
     pub(crate) token_endpoint: String,
+    /// RFC 8628 §4.
+    pub(crate) device_authorization_endpoint: String,
     pub(crate) revocation_endpoint: String,
     pub(crate) introspection_endpoint: String,
     pub(crate) userinfo_endpoint: String,

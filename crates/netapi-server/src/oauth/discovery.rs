@@ -20,6 +20,7 @@ fn metadata(state: &AppState) -> ServerMetadata {
         issuer: issuer.clone(),
         authorization_endpoint: format!("{base}/oauth/authorize"),
         token_endpoint: format!("{base}/oauth/token"),
+        device_authorization_endpoint: format!("{base}/oauth/device_authorization"),
         revocation_endpoint: format!("{base}/oauth/revoke"),
         introspection_endpoint: format!("{base}/oauth/introspect"),
         userinfo_endpoint: format!("{base}/oauth/userinfo"),

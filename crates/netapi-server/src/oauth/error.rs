@@ -78,6 +78,15 @@ fn description(reason: &OAuthReason) -> Cow<'static, str> {
         R::RedirectMismatch => "redirect_uri does not match the authorization request.".into(),
         R::PkceFailed => "PKCE verification failed.".into(),
         R::GrantResourceGone => "The resource of this grant no longer exists.".into(),
+        R::InvalidDeviceCode => "The device code is invalid or already used.".into(),
+        R::AuthorizationPending => {
+            "The user has not yet approved the request; keep polling at the interval.".into()
+        }
+        R::SlowDown => "Polling too fast: wait 5 seconds more between requests.".into(),
+        R::DeviceAccessDenied => "The user denied the request.".into(),
+        R::DeviceCodeExpired => {
+            "The device code expired; start again at the device authorization endpoint.".into()
+        }
         R::GrantNotAllowed(grant) => {
             format!("This client may not use the {} grant.", grant.as_str()).into()
         }
@@ -158,7 +167,9 @@ impl IntoResponses for OAuthErrors {
                 oauth(
                     "An RFC 6749 §5.2 error: `invalid_request`, `invalid_grant`, \
                      `invalid_client` (without HTTP Basic), `unauthorized_client`, \
-                     `unsupported_grant_type`, `invalid_scope`, `invalid_target` (RFC 8707).",
+                     `unsupported_grant_type`, `invalid_scope`, `invalid_target` (RFC 8707); with \
+                     the device grant (RFC 8628 §3.5) also `authorization_pending`, \
+                     `slow_down`, `access_denied`, `expired_token`.",
                     &no_store,
                 ),
             ),

@@ -3,6 +3,7 @@
 //! ([`error::OAuthFailure`]), not the `/v1` envelope.
 
 mod client_auth;
+mod device;
 mod discovery;
 mod error;
 mod introspect;
@@ -23,6 +24,7 @@ use crate::state::AppState;
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(token::token))
+        .routes(routes!(device::device_authorization))
         .routes(routes!(revoke::revoke))
         .routes(routes!(introspect::introspect))
         .routes(routes!(jwks::jwks))

@@ -37,6 +37,10 @@ pub(crate) struct TokenForm {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     refresh_token: Option<String>,
+    /// `urn:ietf:params:oauth:grant-type:device_code`: the device code (RFC 8628 §3.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    device_code: Option<String>,
     /// Space-separated scopes (`client_credentials`, `refresh_token`, token exchange: a
     /// narrower set).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,7 +48,8 @@ pub(crate) struct TokenForm {
     scope: Option<String>,
     /// The identifier of the resource the access token is for (RFC 8707); default: Net API's
     /// own. One per request; one the client does not list, or no live resource has, is
-    /// `invalid_target`. With `authorization_code` and `refresh_token`, the granted one.
+    /// `invalid_target`. With `authorization_code`, `refresh_token` and the device grant,
+    /// the granted one.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, max_length = 255)]
     resource: Option<String>,

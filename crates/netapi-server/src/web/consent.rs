@@ -23,19 +23,51 @@ const FRESH_LOGIN: i64 = 30;
 
 #[derive(Template)]
 #[template(path = "consent.html")]
-struct ConsentPage<'a> {
-    chrome: Chrome<'a>,
-    client_name: &'a str,
-    email: &'a str,
+pub(super) struct ConsentPage<'a> {
+    pub(super) chrome: Chrome<'a>,
+    pub(super) client_name: &'a str,
+    pub(super) email: &'a str,
     /// The name and identifier of the resource asked for, when it is not Net API's own.
-    resource: Option<(&'a str, &'a str)>,
+    pub(super) resource: Option<(&'a str, &'a str)>,
     /// Each scope's description and name.
-    scopes: Vec<(&'a str, &'a str)>,
-    /// Where the user will be sent back to.
-    host: String,
-    csrf: &'a str,
-    /// The authorization request's query string, carried to the decision.
-    request: &'a str,
+    pub(super) scopes: Vec<(&'a str, &'a str)>,
+    /// Where the user will be sent back to (the authorization code flow).
+    pub(super) host: String,
+    /// The device flow's user code, which the device shows (then there is no `host`).
+    pub(super) user_code: Option<&'a str>,
+    pub(super) csrf: &'a str,
+    /// Where the decision goes.
+    pub(super) action: &'a str,
+    /// The form's other hidden inputs (name, value): what the decision is about.
+    pub(super) hidden: Vec<(&'a str, &'a str)>,
+}
+
+/// The lines of the consent page: each scope's description and name, of Net API's own
+/// (`scopes`) or of `resource` (those of `resource_scopes`).
+pub(super) fn scope_lines<'a>(
+    scopes: netapi_core::Scopes,
+    resource: Option<&'a netapi_core::model::Resource>,
+    resource_scopes: &[String],
+) -> Vec<(&'a str, &'a str)> {
+    match resource {
+        None => scopes
+            .iter()
+            .map(|s| (s.description(), s.as_str()))
+            .collect(),
+        Some(resource) => resource
+            .scopes
+            .iter()
+            .filter(|s| resource_scopes.contains(&s.name))
+            .map(|s| {
+                let description = if s.description.is_empty() {
+                    s.name.as_str()
+                } else {
+                    s.description.as_str()
+                };
+                (description, s.name.as_str())
+            })
+            .collect(),
+    }
 }
 
 fn consent_page(
@@ -58,29 +90,16 @@ fn consent_page(
                 .resource
                 .as_ref()
                 .map(|r| (r.name.as_str(), r.identifier.as_str())),
-            scopes: match &request.resource {
-                None => request
-                    .scopes
-                    .iter()
-                    .map(|s| (s.description(), s.as_str()))
-                    .collect(),
-                Some(resource) => resource
-                    .scopes
-                    .iter()
-                    .filter(|s| request.resource_scopes.contains(&s.name))
-                    .map(|s| {
-                        let description = if s.description.is_empty() {
-                            s.name.as_str()
-                        } else {
-                            s.description.as_str()
-                        };
-                        (description, s.name.as_str())
-                    })
-                    .collect(),
-            },
+            scopes: scope_lines(
+                request.scopes,
+                request.resource.as_deref(),
+                &request.resource_scopes,
+            ),
             host,
+            user_code: None,
             csrf: &session.csrf_token,
-            request: raw_query,
+            action: "/oauth/authorize",
+            hidden: vec![("request", raw_query)],
         },
     )
 }

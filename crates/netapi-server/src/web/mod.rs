@@ -7,6 +7,7 @@
 
 mod admin;
 mod consent;
+mod device;
 mod email;
 mod error;
 mod flash;
@@ -82,6 +83,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(passkeys::script))
         .routes(routes!(favicon))
         .routes(routes!(consent::authorize, consent::decide))
+        .routes(routes!(device::device_form, device::device_decide))
         .routes(routes!(login::login_form, login::login))
         .routes(routes!(login::login_code))
         .routes(routes!(login::logout))

@@ -544,7 +544,7 @@ async fn unknown_grant_type_is_unsupported_grant_type(app: TestApp) {
     let client = cc_client(&app, "users:read").await;
     for grant in [
         "password",
-        "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:saml2-bearer",
         "implicit",
     ] {
         let answer = post_form(

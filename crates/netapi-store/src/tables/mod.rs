@@ -9,6 +9,7 @@ pub(crate) mod api_keys;
 pub(crate) mod audit_events;
 pub(crate) mod authorization_codes;
 pub(crate) mod consents;
+pub(crate) mod device_authorizations;
 pub(crate) mod email_tokens;
 pub(crate) mod invalidations;
 pub(crate) mod invitations;

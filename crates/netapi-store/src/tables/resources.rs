@@ -3,7 +3,9 @@
 use sqlx::FromRow;
 
 use crate::backend::{Backend, Exec};
-use crate::tables::{api_keys, authorization_codes, model, models, refresh_tokens};
+use crate::tables::{
+    api_keys, authorization_codes, device_authorizations, model, models, refresh_tokens,
+};
 use crate::{codec, map_err, retry_contention};
 use netapi_core::model::{Resource, ResourceGrant};
 use netapi_core::store::{ResourceChanges, ResourceDeletion, StoreResult};
@@ -234,6 +236,7 @@ pub(crate) async fn delete(
         for sql in [
             DELETE_GRANTS_OF_RESOURCE,
             authorization_codes::DELETE_OF_RESOURCE,
+            device_authorizations::DELETE_OF_RESOURCE,
         ] {
             tx.execute(sql, &[id.into()]).await?;
         }
