@@ -154,6 +154,9 @@ impl Fixture {
                     trusted: false,
                     resources: None,
                     id_token_signed_response_alg: None,
+                    jwks: None,
+                    jwks_uri: None,
+                    require_par: false,
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();

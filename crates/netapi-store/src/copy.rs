@@ -130,7 +130,24 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resources", Text),
             ("resource_scopes", Text),
             ("id_token_signed_response_alg", Text),
+            ("jwks", Text),
+            ("jwks_uri", Text),
+            ("require_par", Bool),
         ],
+    ),
+    (
+        "pushed_requests",
+        &[
+            ("hash", Blob),
+            ("client_id", Text),
+            ("params", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+    ),
+    (
+        "client_assertion_jtis",
+        &[("client_id", Text), ("jti_hash", Blob), ("expires_at", Int)],
     ),
     (
         "client_registrations",

@@ -237,6 +237,13 @@ conformance! {
     passkeys => sqlite_passkeys, postgres_passkeys;
     webauthn_ceremonies_single_use =>
         sqlite_webauthn_ceremonies_single_use, postgres_webauthn_ceremonies_single_use;
+    clients_keep_their_keys_and_par_setting =>
+        sqlite_clients_keep_their_keys_and_par_setting,
+        postgres_clients_keep_their_keys_and_par_setting;
+    assertion_jtis_are_single_use =>
+        sqlite_assertion_jtis_are_single_use, postgres_assertion_jtis_are_single_use;
+    pushed_requests_are_single_use =>
+        sqlite_pushed_requests_are_single_use, postgres_pushed_requests_are_single_use;
     invalidations => sqlite_invalidations, postgres_invalidations;
     denylist => sqlite_denylist, postgres_denylist;
     signing_keys => sqlite_signing_keys, postgres_signing_keys;
@@ -355,9 +362,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// How many migrations there are (0001 to 0013, 0016 and 0017), as sqlx and the old runner's
-/// table count them.
-const ALL_VERSIONS: (i64, i64) = (15, 15);
+/// How many migrations there are (0001 to 0013, 0016, 0017 and 0019), as sqlx and the old
+/// runner's table count them.
+const ALL_VERSIONS: (i64, i64) = (16, 16);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -710,6 +717,9 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
         resources: Vec::new(),
         resource_scopes: Vec::new(),
         id_token_signed_response_alg: Some(SigningAlgorithm::Rs256),
+        jwks: None,
+        jwks_uri: None,
+        require_par: false,
     }
 }
 
@@ -3044,6 +3054,200 @@ async fn webauthn_ceremonies_single_use(store: Arc<dyn Store>) {
             .await
             .expect("take")
             .is_some()
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// private_key_jwt and pushed authorization requests
+// ------------------------------------------------------------------------------------------
+
+async fn clients_keep_their_keys_and_par_setting(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let keyed = OAuthClient {
+        auth_method: netapi_core::model::ClientAuthMethod::PrivateKeyJwt,
+        secret_hash: None,
+        jwks: Some("{\"keys\":[]}".to_owned()),
+        require_par: true,
+        ..client(&alice.id, 1)
+    };
+    store.insert_client(&keyed).await.expect("insert");
+    let read = store
+        .get_client(&keyed.id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(read, keyed);
+    // A change of other columns leaves keys and setting alone.
+    let renamed = store
+        .update_client(
+            &keyed.id,
+            &ClientChanges {
+                name: Some("renamed".to_owned()),
+                ..ClientChanges::default()
+            },
+            NOW + 1,
+        )
+        .await
+        .expect("update")
+        .expect("some");
+    assert_eq!(renamed.jwks, keyed.jwks);
+    assert!(renamed.require_par);
+    // Keys are replaced together: jwks_uri in, jwks out.
+    let moved = store
+        .update_client(
+            &keyed.id,
+            &ClientChanges {
+                keys: Some((None, Some("https://app.example.com/jwks.json".to_owned()))),
+                require_par: Some(false),
+                ..ClientChanges::default()
+            },
+            NOW + 2,
+        )
+        .await
+        .expect("update")
+        .expect("some");
+    assert_eq!(moved.jwks, None);
+    assert_eq!(
+        moved.jwks_uri.as_deref(),
+        Some("https://app.example.com/jwks.json")
+    );
+    assert!(!moved.require_par);
+}
+
+async fn assertion_jtis_are_single_use(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let c = client(&alice.id, 1);
+    store.insert_client(&c).await.expect("insert");
+    let other = client(&alice.id, 2);
+    store.insert_client(&other).await.expect("insert");
+    // Of concurrent uses of one jti, exactly one succeeds.
+    let users: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move { store.use_assertion_jti(&id, b"jti-1", NOW + 60, NOW).await })
+        })
+        .collect();
+    let mut fresh = 0;
+    for user in users {
+        if user.await.expect("join").expect("use") {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+    // Another client's jti of the same value is its own.
+    assert!(
+        store
+            .use_assertion_jti(&other.id, b"jti-1", NOW + 60, NOW)
+            .await
+            .expect("use")
+    );
+    // Still refused until the record expires, then usable again.
+    assert!(
+        !store
+            .use_assertion_jti(&c.id, b"jti-1", NOW + 120, NOW + 59)
+            .await
+            .expect("use")
+    );
+    assert!(
+        store
+            .use_assertion_jti(&c.id, b"jti-1", NOW + 120, NOW + 60)
+            .await
+            .expect("use")
+    );
+    // Expired records are cleaned up.
+    assert!(store.delete_expired(NOW + 1000).await.expect("delete") >= 2);
+    assert!(
+        store
+            .use_assertion_jti(&other.id, b"jti-1", NOW + 1060, NOW + 1000)
+            .await
+            .expect("use")
+    );
+}
+
+async fn pushed_requests_are_single_use(store: Arc<dyn Store>) {
+    use netapi_core::model::PushedRequest;
+    let alice = add_user(&store, "alice@example.com").await;
+    let c = client(&alice.id, 1);
+    store.insert_client(&c).await.expect("insert");
+    let pushed = PushedRequest {
+        hash: h(1),
+        client_id: c.id.clone(),
+        params: "[[\"response_type\",\"code\"]]".to_owned(),
+        created_at: NOW,
+        expires_at: NOW + 60,
+    };
+    store.insert_pushed_request(&pushed).await.expect("insert");
+    assert_eq!(
+        store
+            .get_pushed_request(&h(1), NOW + 59)
+            .await
+            .expect("get"),
+        Some(pushed.clone())
+    );
+    assert_eq!(
+        store
+            .get_pushed_request(&h(1), NOW + 60)
+            .await
+            .expect("get"),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.get_pushed_request(&h(2), NOW).await.expect("get"),
+        None
+    );
+    // Another client cannot take it.
+    assert!(
+        !store
+            .take_pushed_request(&h(1), "cli_other", NOW + 1)
+            .await
+            .expect("take")
+    );
+    // Of concurrent takes, exactly one succeeds.
+    let takers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move { store.take_pushed_request(&h(1), &id, NOW + 1).await })
+        })
+        .collect();
+    let mut taken = 0;
+    for taker in takers {
+        if taker.await.expect("join").expect("take") {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 1);
+    assert_eq!(
+        store.get_pushed_request(&h(1), NOW + 1).await.expect("get"),
+        None
+    );
+    // An expired one cannot be taken, and is cleaned up.
+    let late = PushedRequest {
+        hash: h(3),
+        expires_at: NOW + 10,
+        ..pushed
+    };
+    store.insert_pushed_request(&late).await.expect("insert");
+    assert!(
+        !store
+            .take_pushed_request(&h(3), &c.id, NOW + 10)
+            .await
+            .expect("take")
+    );
+    assert!(store.delete_expired(NOW + 10).await.expect("delete") >= 1);
+    // Deleting the client deletes its pushed requests.
+    let again = PushedRequest {
+        hash: h(4),
+        expires_at: NOW + 100,
+        ..late
+    };
+    store.insert_pushed_request(&again).await.expect("insert");
+    assert!(store.delete_client(&c.id).await.expect("delete"));
+    assert_eq!(
+        store.get_pushed_request(&h(4), NOW).await.expect("get"),
+        None
     );
 }
 

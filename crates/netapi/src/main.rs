@@ -374,7 +374,8 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
     let api = loop {
         let started = async {
             let store = netapi_store::open(&options, true).await?;
-            let mut api = NetApi::new(store, Arc::new(SystemClock), core.clone());
+            let mut api = NetApi::new(store, Arc::new(SystemClock), core.clone())
+                .with_jwks_fetcher(Arc::new(netapi_server::jwks_fetch::HttpJwksFetcher));
             if let Some(mailer) = &mailer {
                 api = api.with_mailer(Arc::clone(mailer));
             }
@@ -646,6 +647,9 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         trusted,
                         resources: None,
                         id_token_signed_response_alg: None,
+                        jwks: None,
+                        jwks_uri: None,
+                        require_par: false,
                     },
                     None,
                 )

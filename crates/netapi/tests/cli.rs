@@ -728,6 +728,8 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "mfa_recovery_codes: 0 rows",
         "passkeys: 0 rows",
         "webauthn_ceremonies: 0 rows",
+        "pushed_requests: 0 rows",
+        "client_assertion_jtis: 0 rows",
     ] {
         assert!(report.contains(line), "{line}: {report}");
     }

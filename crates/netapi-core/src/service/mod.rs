@@ -6,6 +6,7 @@ mod audit;
 mod authn;
 mod authorize;
 mod cache;
+mod client_keys;
 mod clients;
 mod email;
 mod invitations;
@@ -13,6 +14,7 @@ mod keys;
 mod mfa;
 mod oauth;
 mod oauth_error;
+mod par;
 mod passkeys;
 mod registration;
 mod requests;
@@ -30,6 +32,9 @@ pub use authn::{Credential, Principal};
 pub use authorize::{
     AuthorizationRequest, AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason,
 };
+pub use client_keys::{
+    ASSERTION_MAX_LIFETIME, JWKS_CACHE_TTL, JWKS_FETCH_TIMEOUT, JwksFetcher, MAX_JWKS_BYTES,
+};
 pub use clients::{
     ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types, parse_id_token_alg,
     validate_redirect_uri,
@@ -42,7 +47,8 @@ pub use invitations::{
 pub use keys::{KeyPage, NewApiKey};
 pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
-pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
+pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason, ParRefusal};
+pub use par::{PAR_TTL, PushedAuthorization, PushedParams, REQUEST_URI_PREFIX};
 pub use passkeys::{
     CEREMONY_TTL, MAX_CREDENTIAL_JSON, MAX_PASSKEYS, MAX_PENDING_PASSWORDLESS, PasskeyStep,
 };
@@ -51,8 +57,8 @@ pub use registration::{
     MAX_REGISTRATION_TOKEN_TTL, RegisteredClient,
 };
 pub use requests::{
-    AuthorizationParams, ClientAuth, ClientRequest, OAuthForm, Prompt, ResourceIndicator,
-    TokenGrant, TokenTarget,
+    AuthorizationParams, ClientAuth, ClientRequest, JWT_BEARER_ASSERTION, OAuthForm, Prompt,
+    ResourceIndicator, TokenGrant, TokenTarget,
 };
 pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
@@ -152,6 +158,9 @@ pub struct Settings {
     /// Who may register clients at `/oauth/register` (RFC 7591); anonymous (`open`)
     /// registrations count against `registration_limit_per_hour` per source.
     pub client_registration: ClientRegistrationPolicy,
+    /// Every authorization request must come through `/oauth/par` (RFC 9126 §5), not only
+    /// those of clients registered with `require_pushed_authorization_requests`.
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -200,6 +209,10 @@ impl std::fmt::Debug for Settings {
                 &self.registration_email_domains,
             )
             .field("client_registration", &self.client_registration)
+            .field(
+                "require_pushed_authorization_requests",
+                &self.require_pushed_authorization_requests,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +249,7 @@ impl Default for Settings {
             registration: RegistrationPolicy::Open,
             registration_email_domains: Vec::new(),
             client_registration: ClientRegistrationPolicy::Authenticated,
+            require_pushed_authorization_requests: false,
         }
     }
 }
@@ -313,6 +327,13 @@ pub struct NetApi {
     mailer: Option<Arc<dyn Mailer>>,
     /// Mail per recipient and per source, in one-hour windows.
     mail_limits: RequestLimiter,
+    /// Pushed authorization requests per client, per minute.
+    pushes: RequestLimiter,
+    /// Fetches clients' `jwks_uri`; `None`: such clients cannot authenticate.
+    jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
+    /// Clients' key sets: fetched ones by `uri:<jwks_uri>`, registered ones by
+    /// `inline:<client id>:<updated_at>`; bounded, with a TTL.
+    client_key_sets: Cache<String, Arc<client_keys::CachedKeys>>,
 }
 
 impl std::fmt::Debug for NetApi {
@@ -405,6 +426,12 @@ impl NetApi {
             client_registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mail_limits: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mailer: None,
+            jwks_fetcher: None,
+            pushes: RequestLimiter::default(),
+            client_key_sets: Cache::builder()
+                .max_capacity(capacity.min(10_000))
+                .time_to_live(JWKS_CACHE_TTL)
+                .build(),
             registration_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings
                     .registration_hash_queue
@@ -477,6 +504,13 @@ impl NetApi {
     #[must_use]
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// Fetches the key sets of clients registered with a `jwks_uri` through `fetcher`.
+    #[must_use]
+    pub fn with_jwks_fetcher(mut self, fetcher: Arc<dyn JwksFetcher>) -> Self {
+        self.jwks_fetcher = Some(fetcher);
         self
     }
 
@@ -791,6 +825,7 @@ impl NetApi {
         self.requests.sweep(now);
         self.registrations.sweep(now);
         self.client_registrations.sweep(now);
+        self.pushes.sweep(now);
         self.mail_limits.sweep(now);
         self.denylist
             .write()

@@ -223,7 +223,10 @@ impl NetApi {
     }
 
     /// The address to connect to for `url`, if every address its host has may be reached.
-    async fn resolve_target(&self, url: &Url) -> std::result::Result<SocketAddr, String> {
+    pub(crate) async fn resolve_target(
+        &self,
+        url: &Url,
+    ) -> std::result::Result<SocketAddr, String> {
         let port = url.port_or_known_default().unwrap_or(443);
         let addresses: Vec<SocketAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],

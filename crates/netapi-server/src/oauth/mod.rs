@@ -7,6 +7,7 @@ mod discovery;
 mod error;
 mod introspect;
 mod jwks;
+mod par;
 mod register;
 mod revoke;
 mod token;
@@ -23,6 +24,7 @@ use crate::state::AppState;
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(token::token))
+        .routes(routes!(par::par))
         .routes(routes!(revoke::revoke))
         .routes(routes!(introspect::introspect))
         .routes(routes!(jwks::jwks))

@@ -963,6 +963,9 @@ pub async fn create_client(
                 trusted: false,
                 resources: None,
                 id_token_signed_response_alg: None,
+                jwks: None,
+                jwks_uri: None,
+                require_par: false,
             },
             Some(ip.as_str()),
         )

@@ -15,14 +15,14 @@ macro_rules! columns {
     () => {
         "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, \
          created_at, updated_at, rate_limit, trusted, resources, resource_scopes, \
-         id_token_signed_response_alg"
+         id_token_signed_response_alg, jwks, jwks_uri, require_par"
     };
 }
 
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO oauth_clients (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
 const LIST_OF_OWNER: &str = concat!(
@@ -44,7 +44,10 @@ pub(crate) const UPDATE: &str = concat!(
      rate_limit = CASE WHEN $6 THEN $7 ELSE rate_limit END, updated_at = $8, \
      resources = COALESCE($9, resources), \
      resource_scopes = COALESCE($10, resource_scopes), \
-     id_token_signed_response_alg = COALESCE($11, id_token_signed_response_alg) \
+     id_token_signed_response_alg = COALESCE($11, id_token_signed_response_alg), \
+     jwks = CASE WHEN $12 THEN $13 ELSE jwks END, \
+     jwks_uri = CASE WHEN $12 THEN $14 ELSE jwks_uri END, \
+     require_par = COALESCE($15, require_par) \
      WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -69,6 +72,9 @@ pub(crate) struct OAuthClientRow {
     resources: String,
     resource_scopes: String,
     id_token_signed_response_alg: Option<String>,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+    require_par: bool,
 }
 
 impl TryFrom<OAuthClientRow> for OAuthClient {
@@ -95,6 +101,9 @@ impl TryFrom<OAuthClientRow> for OAuthClient {
                 .as_deref()
                 .map(codec::alg)
                 .transpose()?,
+            jwks: row.jwks,
+            jwks_uri: row.jwks_uri,
+            require_par: row.require_par,
         })
     }
 }
@@ -120,6 +129,9 @@ pub(crate) fn insert_args(client: &OAuthClient) -> Vec<Arg<'_>> {
             .id_token_signed_response_alg
             .map(SigningAlgorithm::as_str)
             .into(),
+        (&client.jwks).into(),
+        (&client.jwks_uri).into(),
+        client.require_par.into(),
     ]
 }
 
@@ -208,6 +220,18 @@ pub(crate) fn update_args<'a>(
             .id_token_signed_response_alg
             .map(SigningAlgorithm::as_str)
             .into(),
+        changes.keys.is_some().into(),
+        changes
+            .keys
+            .as_ref()
+            .and_then(|(jwks, _)| jwks.as_deref())
+            .into(),
+        changes
+            .keys
+            .as_ref()
+            .and_then(|(_, uri)| uri.as_deref())
+            .into(),
+        changes.require_par.into(),
     ]
 }
 
