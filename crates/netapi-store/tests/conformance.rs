@@ -1907,6 +1907,8 @@ async fn clients_crud(store: Arc<dyn Store>) {
     changed.resources = vec!["https://orders.example.com".to_owned()];
     changed.resource_scopes = vec!["orders:read".to_owned(), "orders:write".to_owned()];
     changed.id_token_signed_response_alg = Some(SigningAlgorithm::EdDsa);
+    changed.jwks_uri = Some("https://app.example.com/jwks.json".to_owned());
+    changed.require_par = true;
     let changes = ClientChanges {
         name: Some(changed.name.clone()),
         redirect_uris: Some(changed.redirect_uris.clone()),
@@ -1916,6 +1918,8 @@ async fn clients_crud(store: Arc<dyn Store>) {
         resources: Some(changed.resources.clone()),
         resource_scopes: Some(changed.resource_scopes.clone()),
         id_token_signed_response_alg: changed.id_token_signed_response_alg,
+        keys: Some((None, changed.jwks_uri.clone())),
+        require_par: Some(true),
     };
     assert_eq!(
         store
