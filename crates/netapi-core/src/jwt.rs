@@ -342,6 +342,205 @@ impl KeyRing {
     }
 }
 
+/// Most keys in a client's JWK Set.
+pub const MAX_CLIENT_KEYS: usize = 10;
+/// Longest `kid` of a client's key.
+const MAX_KID_LEN: usize = 200;
+
+/// A client's public keys, read from the JWK Set it registered (or publishes at its
+/// `jwks_uri`), for `private_key_jwt` (RFC 7523 §2.2). RSA (2048 to 8192 bits, RS256),
+/// EC P-256 (ES256) and OKP Ed25519 (EdDSA) keys for signing; keys of other types or
+/// uses are skipped. Each key verifies one algorithm only.
+pub struct ClientKeys {
+    keys: Vec<(Option<String>, Verifier)>,
+}
+
+impl std::fmt::Debug for ClientKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<(Option<&str>, SigningAlgorithm)> = self
+            .keys
+            .iter()
+            .map(|(kid, v)| (kid.as_deref(), v.alg()))
+            .collect();
+        f.debug_struct("ClientKeys").field("keys", &kids).finish()
+    }
+}
+
+fn b64_field(key: &Value, name: &str) -> Result<Vec<u8>, String> {
+    key.get(name)
+        .and_then(Value::as_str)
+        .and_then(|v| B64.decode(v).ok())
+        .ok_or_else(|| format!("a key's '{name}' is missing or not base64url"))
+}
+
+fn verifier_from_jwk(key: &Value) -> Result<Option<Verifier>, String> {
+    if key
+        .get("use")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u != "sig")
+    {
+        return Ok(None);
+    }
+    let alg = key.get("alg").and_then(Value::as_str);
+    let verifier = match key.get("kty").and_then(Value::as_str) {
+        Some("RSA") => {
+            let n = b64_field(key, "n")?;
+            let e = b64_field(key, "e")?;
+            let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+            if !(2048..=8192).contains(&bits) {
+                return Err("an RSA key must have 2048 to 8192 bits".to_owned());
+            }
+            Verifier::Rs256(RsaPublic { n, e })
+        }
+        Some("EC") => {
+            if key.get("crv").and_then(Value::as_str) != Some("P-256") {
+                return Ok(None);
+            }
+            let x = b64_field(key, "x")?;
+            let y = b64_field(key, "y")?;
+            if x.len() != 32 || y.len() != 32 {
+                return Err("a P-256 key's coordinates must be 32 bytes each".to_owned());
+            }
+            let mut point = Vec::with_capacity(65);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            Verifier::Es256(
+                Es256Verifying::from_sec1_bytes(&point)
+                    .map_err(|_| "a P-256 key is not a point of the curve".to_owned())?,
+            )
+        }
+        Some("OKP") => {
+            if key.get("crv").and_then(Value::as_str) != Some("Ed25519") {
+                return Ok(None);
+            }
+            let x: [u8; 32] = b64_field(key, "x")?
+                .try_into()
+                .map_err(|_| "an Ed25519 key must be 32 bytes".to_owned())?;
+            Verifier::EdDsa(
+                VerifyingKey::from_bytes(&x)
+                    .map_err(|_| "an Ed25519 key is not valid".to_owned())?,
+            )
+        }
+        _ => return Ok(None),
+    };
+    if alg.is_some_and(|alg| alg != verifier.alg().as_str()) {
+        // A key marked for another algorithm (RS384, ...) is not one we verify with.
+        return Ok(None);
+    }
+    if key.get("d").is_some() || key.get("p").is_some() {
+        return Err("a key in the set is a private key; register only public keys".to_owned());
+    }
+    Ok(Some(verifier))
+}
+
+impl ClientKeys {
+    /// Reads a JWK Set (`{"keys": [...]}`). Refused: not a set, more than
+    /// [`MAX_CLIENT_KEYS`] keys, a private key, a malformed key of a supported type, or no
+    /// key that can verify a signature of a supported algorithm.
+    pub fn parse(set: &Value) -> Result<Self, String> {
+        let list = set
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| "must be a JWK Set: an object with a 'keys' array".to_owned())?;
+        if list.len() > MAX_CLIENT_KEYS {
+            return Err(format!("at most {MAX_CLIENT_KEYS} keys are allowed"));
+        }
+        let mut keys = Vec::with_capacity(list.len());
+        for key in list {
+            let kid = match key.get("kid") {
+                None => None,
+                Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Some(kid.clone()),
+                Some(_) => {
+                    return Err(format!(
+                        "a 'kid' must be a string of at most {MAX_KID_LEN} characters"
+                    ));
+                }
+            };
+            if let Some(verifier) = verifier_from_jwk(key)? {
+                keys.push((kid, verifier));
+            }
+        }
+        if keys.is_empty() {
+            return Err(
+                "has no signing key of a supported type (RSA 2048+, EC P-256, OKP Ed25519)"
+                    .to_owned(),
+            );
+        }
+        Ok(Self { keys })
+    }
+
+    /// Checks a JWS (compact) signed with one of these keys and returns its claims. The
+    /// header's `alg` must be RS256, ES256 or EdDSA and the key's own algorithm (`none` and
+    /// the HMAC algorithms are refused before any cryptography runs); with a `kid`, only
+    /// the key of that id is tried. Time, issuer and audience are the caller's to check.
+    pub fn verify(&self, token: &str) -> Result<Value, JwtError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(JwtError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Malformed);
+        };
+        let header: Value = B64
+            .decode(header_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(JwtError::Malformed)?;
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .and_then(SigningAlgorithm::parse)
+            .ok_or(JwtError::Algorithm)?;
+        if header.get("crit").is_some() {
+            return Err(JwtError::Malformed);
+        }
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(kid)) => Some(kid.as_str()),
+            Some(_) => return Err(JwtError::Malformed),
+        };
+        let signature = B64.decode(signature_b64).map_err(|_| JwtError::Signature)?;
+        let signed = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|(key_kid, _)| kid.is_none() || key_kid.as_deref() == kid)
+            .filter(|(_, verifier)| verifier.alg() == alg)
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(JwtError::UnknownKey);
+        }
+        if !candidates.any(|(_, verifier)| verifier.verify(signed, &signature)) {
+            return Err(JwtError::Signature);
+        }
+        let claims: Value = B64
+            .decode(claims_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(JwtError::Malformed)?;
+        if claims.is_object() {
+            Ok(claims)
+        } else {
+            Err(JwtError::Malformed)
+        }
+    }
+}
+
+/// The claims of a JWS, read without checking anything (to learn who claims to have sent
+/// it before its keys are looked up); `None` if it is not three parts of which the second
+/// is a JSON object.
+pub fn unverified_claims(token: &str) -> Option<Value> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let claims_b64 = token.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(&B64.decode(claims_b64).ok()?).ok()?;
+    claims.is_object().then_some(claims)
+}
+
 /// OpenID Connect's `at_hash`: the left half of a hash of `value`, base64url. The hash is
 /// the one the signing algorithm uses: SHA-256 for ES256 and RS256, SHA-512 for EdDSA
 /// (Ed25519), as OpenID Connect Core §3.1.3.6 and its Ed25519 errata say.
@@ -368,6 +567,109 @@ mod tests {
             active_from,
             retire_at: None,
         }
+    }
+
+    /// A client's key set is read from a JWK Set as the key ring publishes one: each of
+    /// RS256, ES256 and EdDSA verifies its own signatures; no other algorithm, a key of
+    /// another set, or a tampered token does.
+    #[test]
+    fn client_keys_verify_rs256_es256_and_eddsa() {
+        let keys = [
+            SigningKey {
+                alg: SigningAlgorithm::Rs256,
+                private_key: generate_key(SigningAlgorithm::Rs256).unwrap_or_default(),
+                ..key("rsa", 0)
+            },
+            SigningKey {
+                alg: SigningAlgorithm::Es256,
+                private_key: generate_key(SigningAlgorithm::Es256).unwrap_or_default(),
+                ..key("ec", 0)
+            },
+            key("ed", 0),
+        ];
+        let ring = KeyRing::new(&keys, SigningAlgorithm::EdDsa, 10);
+        let client = ClientKeys::parse(ring.jwks()).unwrap_or_else(|e| panic!("{e}"));
+        let stranger = KeyRing::new(&[key("ed", 0)], SigningAlgorithm::EdDsa, 10);
+        for alg in [
+            SigningAlgorithm::Rs256,
+            SigningAlgorithm::Es256,
+            SigningAlgorithm::EdDsa,
+        ] {
+            let token = ring
+                .sign_with(alg, "JWT", &json!({"iss": "cli_a"}))
+                .unwrap_or_default();
+            assert_eq!(
+                client.verify(&token).ok(),
+                Some(json!({"iss": "cli_a"})),
+                "{alg:?}"
+            );
+            // The header is signed too: one changed (its kid dropped) no longer verifies.
+            let (header, rest) = token.split_once('.').unwrap_or_default();
+            let mut plain: Value =
+                serde_json::from_slice(&B64.decode(header).unwrap_or_default()).unwrap_or_default();
+            plain.as_object_mut().map(|h| h.remove("kid"));
+            let headerless = format!("{}.{rest}", B64.encode(plain.to_string()));
+            assert_eq!(
+                client.verify(&headerless).err(),
+                Some(JwtError::Signature),
+                "{alg:?}"
+            );
+            // Tampered claims.
+            let parts: Vec<&str> = token.split('.').collect();
+            let forged = format!(
+                "{}.{}.{}",
+                parts[0],
+                B64.encode(json!({"iss": "cli_b"}).to_string()),
+                parts[2]
+            );
+            assert_eq!(client.verify(&forged).err(), Some(JwtError::Signature));
+        }
+        // A key of the same kid from another set.
+        let token = stranger
+            .sign_with(SigningAlgorithm::EdDsa, "JWT", &json!({}))
+            .unwrap_or_default();
+        assert_eq!(client.verify(&token).err(), Some(JwtError::Signature));
+        // `none` and HS256 are refused before any cryptography.
+        for alg in ["none", "HS256", "RS512"] {
+            let token = format!(
+                "{}.{}.",
+                B64.encode(json!({"alg": alg, "kid": "ed"}).to_string()),
+                B64.encode("{}")
+            );
+            assert_eq!(
+                client.verify(&token).err(),
+                Some(JwtError::Algorithm),
+                "{alg}"
+            );
+        }
+        // An ES256 header with the RSA key's kid: no key of that algorithm has it.
+        let token = format!(
+            "{}.{}.AAAA",
+            B64.encode(json!({"alg": "ES256", "kid": "rsa"}).to_string()),
+            B64.encode("{}")
+        );
+        assert_eq!(client.verify(&token).err(), Some(JwtError::UnknownKey));
+    }
+
+    #[test]
+    fn client_key_sets_are_checked() {
+        assert!(ClientKeys::parse(&json!([])).is_err());
+        assert!(ClientKeys::parse(&json!({"keys": []})).is_err());
+        assert!(ClientKeys::parse(&json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})).is_err());
+        let ring = KeyRing::new(&[key("ed", 0)], SigningAlgorithm::EdDsa, 10);
+        let mut private = ring.jwks().clone();
+        private["keys"][0]["d"] = json!("AAAA");
+        assert!(ClientKeys::parse(&private).is_err());
+        let many = json!({"keys": vec![ring.jwks()["keys"][0].clone(); MAX_CLIENT_KEYS + 1]});
+        assert!(ClientKeys::parse(&many).is_err());
+        let short_rsa = json!({"keys": [{"kty": "RSA", "n": B64.encode([7u8; 128]), "e": "AQAB"}]});
+        assert!(ClientKeys::parse(&short_rsa).is_err());
+        // A key for encryption is skipped, not an error, when a signing key is there too.
+        let mut mixed = ring.jwks().clone();
+        if let Some(keys) = mixed["keys"].as_array_mut() {
+            keys.push(json!({"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"}));
+        }
+        assert!(ClientKeys::parse(&mixed).is_ok());
     }
 
     #[test]

@@ -175,6 +175,9 @@ pub enum ClientAuthMethod {
     SecretPost,
     /// A public client: no secret.
     None,
+    /// A JWT signed with one of the client's own keys (`jwks` or `jwks_uri`), RFC 7523 §2.2
+    /// and OpenID Connect Core §9; no secret.
+    PrivateKeyJwt,
 }
 
 impl ClientAuthMethod {
@@ -184,6 +187,7 @@ impl ClientAuthMethod {
             Self::SecretBasic => "client_secret_basic",
             Self::SecretPost => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -193,6 +197,7 @@ impl ClientAuthMethod {
             "client_secret_basic" => Some(Self::SecretBasic),
             "client_secret_post" => Some(Self::SecretPost),
             "none" => Some(Self::None),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -278,6 +283,13 @@ pub struct OAuthClient {
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
     /// Its logout metadata (OpenID Connect RP-Initiated and Back-Channel Logout).
     pub logout: ClientLogout,
+    /// `jwks`: the client's public keys (a JWK Set, JSON text), for `private_key_jwt`.
+    pub jwks: Option<String>,
+    /// `jwks_uri`: where its JWK Set is fetched from, for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
+    /// `require_pushed_authorization_requests` (RFC 9126 §6): `/oauth/authorize` takes only
+    /// a `request_uri` from `/oauth/par`.
+    pub require_par: bool,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -295,6 +307,21 @@ pub struct ClientLogout {
     pub backchannel_logout_uri: Option<String>,
     /// Whether its logout tokens must carry `sid` (they always do when the session has one).
     pub backchannel_logout_session_required: bool,
+}
+/// An authorization request pushed to `/oauth/par` (RFC 9126), kept under the hash of its
+/// `request_uri` until used or expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRequest {
+    /// HMAC of the random part of the `request_uri`.
+    pub hash: SecretHash,
+    /// The client that pushed it.
+    pub client_id: String,
+    /// The authorization request's parameters, a JSON array of `[name, value]` pairs.
+    pub params: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// After this it is refused.
+    pub expires_at: Timestamp,
 }
 
 impl OAuthClient {
@@ -1072,6 +1099,9 @@ mod tests {
             token_exchange_resources: Vec::new(),
             id_token_signed_response_alg: None,
             logout: Default::default(),
+            jwks: None,
+            jwks_uri: None,
+            require_par: false,
             created_at: 0,
             updated_at: 0,
         }

@@ -6,9 +6,9 @@ use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::model::{
     ApiKey, AuditEvent, AuthorizationCode, ClientLogout, Consent, DeviceAuthorization,
-    DeviceDecision, DevicePoll, EmailToken, GrantType, Invitation, OAuthClient, RefreshToken,
-    Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm, SigningKey,
-    TotpFactor, User,
+    DeviceDecision, DevicePoll, EmailToken, GrantType, Invitation, OAuthClient, PushedRequest,
+    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session,
+    SigningAlgorithm, SigningKey, TotpFactor, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::model::{ClientRegistration, RegistrationToken};
@@ -123,6 +123,10 @@ pub struct ClientChanges {
     pub token_exchange_resources: Option<Vec<String>>,
     /// The logout metadata, replaced as a whole.
     pub logout: Option<ClientLogout>,
+    /// `jwks` and `jwks_uri`, written together (at most one of them set).
+    pub keys: Option<(Option<String>, Option<String>)>,
+    /// `require_pushed_authorization_requests`.
+    pub require_par: Option<bool>,
 }
 
 /// The columns of a resource that a change writes; `None` leaves a column as storage has it.
@@ -711,4 +715,33 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes expired codes, sessions, refresh tokens, invitations, denylist entries and old
     /// invalidations; returns how many rows went. Safe to run from several processes.
     async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64>;
+
+    // Client assertions and pushed authorization requests (issue 16)
+
+    /// Records the `jti` of a client assertion (`jti_hash`: a hash of it) until `expires_at`.
+    /// `false` when the client already used it and the record has not expired: the
+    /// assertion is a replay. Atomic: of two concurrent uses, one gets `false`.
+    async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti_hash: &[u8],
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Keeps a pushed authorization request.
+    async fn insert_pushed_request(&self, request: &PushedRequest) -> StoreResult<()>;
+    /// The pushed request with this hash, unless it has expired.
+    async fn get_pushed_request(
+        &self,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<PushedRequest>>;
+    /// Deletes the pushed request with this hash, if `client_id` pushed it and it has not
+    /// expired; `true` for the one caller that did (single use, atomic).
+    async fn take_pushed_request(
+        &self,
+        hash: &SecretHash,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 }

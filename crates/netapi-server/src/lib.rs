@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod forward;
 mod health;
+pub mod jwks_fetch;
 pub mod listener;
 pub mod mail;
 mod metrics;

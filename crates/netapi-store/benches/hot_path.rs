@@ -156,6 +156,9 @@ impl Fixture {
                     id_token_signed_response_alg: None,
                     token_exchange_resources: None,
                     logout: Default::default(),
+                    jwks: None,
+                    jwks_uri: None,
+                    require_par: false,
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();

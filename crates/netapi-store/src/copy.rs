@@ -134,7 +134,24 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("post_logout_redirect_uris", Text),
             ("backchannel_logout_uri", Text),
             ("backchannel_logout_session_required", Bool),
+            ("jwks", Text),
+            ("jwks_uri", Text),
+            ("require_par", Bool),
         ],
+    ),
+    (
+        "pushed_requests",
+        &[
+            ("hash", Blob),
+            ("client_id", Text),
+            ("params", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+    ),
+    (
+        "client_assertion_jtis",
+        &[("client_id", Text), ("jti_hash", Blob), ("expires_at", Int)],
     ),
     (
         "client_registrations",

@@ -7,6 +7,7 @@ use crate::backend::{Backend, Exec};
 use crate::map_err;
 use crate::tables::{
     api_keys, authorization_codes, device_authorizations, email_tokens, invalidations, invitations,
+    pushed_requests,
     refresh_tokens, registrations, sessions, signing_keys,
 };
 use netapi_core::Timestamp;
@@ -48,6 +49,8 @@ pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreRe
         invalidations::DELETE_EXPIRED,
         signing_keys::DELETE_RETIRED,
         api_keys::DELETE_LONG_REVOKED,
+        pushed_requests::DELETE_EXPIRED,
+        pushed_requests::DELETE_EXPIRED_JTIS,
     ] {
         removed += writer.execute(sql, &[now.into()]).await?;
     }
@@ -65,8 +68,8 @@ macro_rules! forward_store {
                 Resource, ResourceGrant, RotateOutcome, Session, SigningKey, TotpFactor, User,
             };
             use netapi_core::model::{
-                ClaimedDelivery, DeliveryAttempt, OutboxEvent, PasskeyCredential, WebauthnCeremony,
-                Webhook, WebhookDelivery,
+                ClaimedDelivery, DeliveryAttempt, OutboxEvent, PasskeyCredential, PushedRequest,
+                WebauthnCeremony, Webhook, WebhookDelivery,
             };
             use netapi_core::model::{ClientRegistration, RegistrationToken};
             use netapi_core::secret::SecretHash;
@@ -79,8 +82,8 @@ macro_rules! forward_store {
             use $crate::tables::{
                 api_key_usage, api_keys, audit_events, authorization_codes, consents,
                 device_authorizations, email_tokens, invalidations, invitations, mfa,
-                oauth_clients, passkeys, refresh_tokens, registrations, resources, sessions,
-                signing_keys, users, webhooks,
+                oauth_clients, passkeys, pushed_requests, refresh_tokens, registrations, resources,
+                sessions, signing_keys, users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -857,6 +860,37 @@ macro_rules! forward_store {
 
                 async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64> {
                     $crate::store::delete_expired(self, now).await
+                }
+
+                async fn use_assertion_jti(
+                    &self,
+                    client_id: &str,
+                    jti_hash: &[u8],
+                    expires_at: Timestamp,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    pushed_requests::use_jti(self, client_id, jti_hash, expires_at, now).await
+                }
+
+                async fn insert_pushed_request(&self, request: &PushedRequest) -> StoreResult<()> {
+                    pushed_requests::insert(self, request).await
+                }
+
+                async fn get_pushed_request(
+                    &self,
+                    hash: &SecretHash,
+                    now: Timestamp,
+                ) -> StoreResult<Option<PushedRequest>> {
+                    pushed_requests::get(self, hash, now).await
+                }
+
+                async fn take_pushed_request(
+                    &self,
+                    hash: &SecretHash,
+                    client_id: &str,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    pushed_requests::take(self, hash, client_id, now).await
                 }
             }
         };

@@ -245,6 +245,13 @@ conformance! {
     passkeys => sqlite_passkeys, postgres_passkeys;
     webauthn_ceremonies_single_use =>
         sqlite_webauthn_ceremonies_single_use, postgres_webauthn_ceremonies_single_use;
+    clients_keep_their_keys_and_par_setting =>
+        sqlite_clients_keep_their_keys_and_par_setting,
+        postgres_clients_keep_their_keys_and_par_setting;
+    assertion_jtis_are_single_use =>
+        sqlite_assertion_jtis_are_single_use, postgres_assertion_jtis_are_single_use;
+    pushed_requests_are_single_use =>
+        sqlite_pushed_requests_are_single_use, postgres_pushed_requests_are_single_use;
     invalidations => sqlite_invalidations, postgres_invalidations;
     denylist => sqlite_denylist, postgres_denylist;
     signing_keys => sqlite_signing_keys, postgres_signing_keys;
@@ -363,9 +370,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// How many migrations there are (0001 to 0013, 0016 and 0017), as sqlx and the old runner's
+/// How many migrations there are (0001 to 0013, 0016 to 0019 and 0021 to 0023), as sqlx and the old runner's
 /// table count them.
-const ALL_VERSIONS: (i64, i64) = (18, 18);
+const ALL_VERSIONS: (i64, i64) = (19, 19);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -724,6 +731,9 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
             backchannel_logout_uri: Some(format!("https://app{n}.example.com/logout")),
             backchannel_logout_session_required: true,
         },
+        jwks: None,
+        jwks_uri: None,
+        require_par: false,
     }
 }
 
@@ -1977,6 +1987,8 @@ async fn clients_crud(store: Arc<dyn Store>) {
     changed.resource_scopes = vec!["orders:read".to_owned(), "orders:write".to_owned()];
     changed.id_token_signed_response_alg = Some(SigningAlgorithm::EdDsa);
     changed.token_exchange_resources = vec!["https://billing.example.com".to_owned()];
+    changed.jwks_uri = Some("https://app.example.com/jwks.json".to_owned());
+    changed.require_par = true;
     let changes = ClientChanges {
         name: Some(changed.name.clone()),
         redirect_uris: Some(changed.redirect_uris.clone()),
@@ -1988,6 +2000,8 @@ async fn clients_crud(store: Arc<dyn Store>) {
         id_token_signed_response_alg: changed.id_token_signed_response_alg,
         token_exchange_resources: Some(changed.token_exchange_resources.clone()),
         logout: None,
+        keys: Some((None, changed.jwks_uri.clone())),
+        require_par: Some(true),
     };
     assert_eq!(
         store
@@ -3577,6 +3591,200 @@ async fn webauthn_ceremonies_single_use(store: Arc<dyn Store>) {
             .await
             .expect("take")
             .is_some()
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// private_key_jwt and pushed authorization requests
+// ------------------------------------------------------------------------------------------
+
+async fn clients_keep_their_keys_and_par_setting(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let keyed = OAuthClient {
+        auth_method: netapi_core::model::ClientAuthMethod::PrivateKeyJwt,
+        secret_hash: None,
+        jwks: Some("{\"keys\":[]}".to_owned()),
+        require_par: true,
+        ..client(&alice.id, 1)
+    };
+    store.insert_client(&keyed).await.expect("insert");
+    let read = store
+        .get_client(&keyed.id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(read, keyed);
+    // A change of other columns leaves keys and setting alone.
+    let renamed = store
+        .update_client(
+            &keyed.id,
+            &ClientChanges {
+                name: Some("renamed".to_owned()),
+                ..ClientChanges::default()
+            },
+            NOW + 1,
+        )
+        .await
+        .expect("update")
+        .expect("some");
+    assert_eq!(renamed.jwks, keyed.jwks);
+    assert!(renamed.require_par);
+    // Keys are replaced together: jwks_uri in, jwks out.
+    let moved = store
+        .update_client(
+            &keyed.id,
+            &ClientChanges {
+                keys: Some((None, Some("https://app.example.com/jwks.json".to_owned()))),
+                require_par: Some(false),
+                ..ClientChanges::default()
+            },
+            NOW + 2,
+        )
+        .await
+        .expect("update")
+        .expect("some");
+    assert_eq!(moved.jwks, None);
+    assert_eq!(
+        moved.jwks_uri.as_deref(),
+        Some("https://app.example.com/jwks.json")
+    );
+    assert!(!moved.require_par);
+}
+
+async fn assertion_jtis_are_single_use(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let c = client(&alice.id, 1);
+    store.insert_client(&c).await.expect("insert");
+    let other = client(&alice.id, 2);
+    store.insert_client(&other).await.expect("insert");
+    // Of concurrent uses of one jti, exactly one succeeds.
+    let users: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move { store.use_assertion_jti(&id, b"jti-1", NOW + 60, NOW).await })
+        })
+        .collect();
+    let mut fresh = 0;
+    for user in users {
+        if user.await.expect("join").expect("use") {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+    // Another client's jti of the same value is its own.
+    assert!(
+        store
+            .use_assertion_jti(&other.id, b"jti-1", NOW + 60, NOW)
+            .await
+            .expect("use")
+    );
+    // Still refused until the record expires, then usable again.
+    assert!(
+        !store
+            .use_assertion_jti(&c.id, b"jti-1", NOW + 120, NOW + 59)
+            .await
+            .expect("use")
+    );
+    assert!(
+        store
+            .use_assertion_jti(&c.id, b"jti-1", NOW + 120, NOW + 60)
+            .await
+            .expect("use")
+    );
+    // Expired records are cleaned up.
+    assert!(store.delete_expired(NOW + 1000).await.expect("delete") >= 2);
+    assert!(
+        store
+            .use_assertion_jti(&other.id, b"jti-1", NOW + 1060, NOW + 1000)
+            .await
+            .expect("use")
+    );
+}
+
+async fn pushed_requests_are_single_use(store: Arc<dyn Store>) {
+    use netapi_core::model::PushedRequest;
+    let alice = add_user(&store, "alice@example.com").await;
+    let c = client(&alice.id, 1);
+    store.insert_client(&c).await.expect("insert");
+    let pushed = PushedRequest {
+        hash: h(1),
+        client_id: c.id.clone(),
+        params: "[[\"response_type\",\"code\"]]".to_owned(),
+        created_at: NOW,
+        expires_at: NOW + 60,
+    };
+    store.insert_pushed_request(&pushed).await.expect("insert");
+    assert_eq!(
+        store
+            .get_pushed_request(&h(1), NOW + 59)
+            .await
+            .expect("get"),
+        Some(pushed.clone())
+    );
+    assert_eq!(
+        store
+            .get_pushed_request(&h(1), NOW + 60)
+            .await
+            .expect("get"),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.get_pushed_request(&h(2), NOW).await.expect("get"),
+        None
+    );
+    // Another client cannot take it.
+    assert!(
+        !store
+            .take_pushed_request(&h(1), "cli_other", NOW + 1)
+            .await
+            .expect("take")
+    );
+    // Of concurrent takes, exactly one succeeds.
+    let takers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move { store.take_pushed_request(&h(1), &id, NOW + 1).await })
+        })
+        .collect();
+    let mut taken = 0;
+    for taker in takers {
+        if taker.await.expect("join").expect("take") {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 1);
+    assert_eq!(
+        store.get_pushed_request(&h(1), NOW + 1).await.expect("get"),
+        None
+    );
+    // An expired one cannot be taken, and is cleaned up.
+    let late = PushedRequest {
+        hash: h(3),
+        expires_at: NOW + 10,
+        ..pushed
+    };
+    store.insert_pushed_request(&late).await.expect("insert");
+    assert!(
+        !store
+            .take_pushed_request(&h(3), &c.id, NOW + 10)
+            .await
+            .expect("take")
+    );
+    assert!(store.delete_expired(NOW + 10).await.expect("delete") >= 1);
+    // Deleting the client deletes its pushed requests.
+    let again = PushedRequest {
+        hash: h(4),
+        expires_at: NOW + 100,
+        ..late
+    };
+    store.insert_pushed_request(&again).await.expect("insert");
+    assert!(store.delete_client(&c.id).await.expect("delete"));
+    assert_eq!(
+        store.get_pushed_request(&h(4), NOW).await.expect("get"),
+        None
     );
 }
 

@@ -132,7 +132,8 @@ impl TestApp {
             ..Settings::default()
         };
         adjust(&mut settings);
-        let mut api = NetApi::new(store, clock.clone(), settings);
+        let mut api = NetApi::new(store, clock.clone(), settings)
+            .with_jwks_fetcher(Arc::new(netapi_server::jwks_fetch::HttpJwksFetcher));
         if let Some(mailer) = mailer {
             api = api.with_mailer(mailer);
         }

@@ -179,6 +179,15 @@ pub struct Settings {
     /// owner and never use client_credentials) [default: authenticated]
     #[arg(long, global = true, env = "NETAPI_CLIENT_REGISTRATION")]
     pub client_registration: Option<String>,
+    /// Take authorization requests only through /oauth/par (RFC 9126): /oauth/authorize
+    /// refuses any without a request_uri, for every client (a client can also require it
+    /// for itself) [default: false]
+    #[arg(
+        long,
+        global = true,
+        env = "NETAPI_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS"
+    )]
+    pub require_pushed_authorization_requests: Option<bool>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -274,6 +283,7 @@ impl Settings {
             registration,
             registration_email_domains,
             client_registration,
+            require_pushed_authorization_requests,
         );
         Ok(self)
     }
@@ -482,6 +492,9 @@ impl Settings {
                 .mfa_required_for_admins
                 .unwrap_or(defaults.mfa_required_for_admins),
             mfa_required: self.mfa_required.unwrap_or(defaults.mfa_required),
+            require_pushed_authorization_requests: self
+                .require_pushed_authorization_requests
+                .unwrap_or(defaults.require_pushed_authorization_requests),
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {

@@ -353,7 +353,8 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
     let api = loop {
         let started = async {
             let store = netapi_store::open(&options, true).await?;
-            let mut api = NetApi::new(store, Arc::new(SystemClock), core.clone());
+            let mut api = NetApi::new(store, Arc::new(SystemClock), core.clone())
+                .with_jwks_fetcher(Arc::new(netapi_server::jwks_fetch::HttpJwksFetcher));
             if let Some(mailer) = &mailer {
                 api = api.with_mailer(Arc::clone(mailer));
             }
@@ -627,6 +628,9 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         id_token_signed_response_alg: None,
                         token_exchange_resources: None,
                         logout: Default::default(),
+                        jwks: None,
+                        jwks_uri: None,
+                        require_par: false,
                     },
                     None,
                 )

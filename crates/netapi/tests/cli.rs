@@ -730,6 +730,8 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "webauthn_ceremonies: 0 rows",
         "session_clients: 0 rows",
         "device_authorizations: 0 rows",
+        "pushed_requests: 0 rows",
+        "client_assertion_jtis: 0 rows",
     ] {
         assert!(report.contains(line), "{line}: {report}");
     }

@@ -13,7 +13,7 @@ use crate::model::{
     User,
 };
 use crate::scope::Scopes;
-use crate::secret::{Secret, SecretKind, check_format, generate, random_base62};
+use crate::secret::{Secret, SecretHash, SecretKind, check_format, generate, random_base62};
 use crate::store::Invalidation;
 use std::sync::Arc;
 
@@ -46,6 +46,20 @@ pub struct AuthorizationRequest {
     pub prompt_none: bool,
     /// `max_age`: the longest acceptable time since the user authenticated.
     pub max_age: Option<i64>,
+    /// The hash of the `request_uri` it was pushed under (RFC 9126), taken when a code is
+    /// issued so that it serves once.
+    pub pushed: Option<SecretHash>,
+}
+
+/// Where an authorization request's parameters come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// The query of `/oauth/authorize` (or the consent form's copy of it).
+    Query,
+    /// A request pushed to `/oauth/par`, under this hash of its `request_uri`.
+    Pushed(SecretHash),
+    /// `/oauth/par` itself, checking what it is given.
+    Par,
 }
 
 /// Why an authorization request cannot proceed.
@@ -77,6 +91,8 @@ pub enum PageReason {
     RedirectMismatch,
     /// No `redirect_uri`, and the client has several.
     MissingRedirectUri,
+    /// `request_uri` is unknown, expired, used, or another client's (RFC 9126 §4).
+    InvalidRequestUri,
 }
 
 /// Why an authorization request is refused at the client's redirect URI.
@@ -126,6 +142,9 @@ pub enum AuthorizeReason {
     ConsentRequired,
     /// The user said no.
     AccessDenied,
+    /// The client, or the server, requires pushed authorization requests (RFC 9126 §5, §6),
+    /// and this one was not pushed.
+    ParRequired,
 }
 
 impl AuthorizeReason {
@@ -142,7 +161,8 @@ impl AuthorizeReason {
             | Self::NonceTooLong
             | Self::UnknownPrompt
             | Self::PromptNoneCombined
-            | Self::MalformedMaxAge => "invalid_request",
+            | Self::MalformedMaxAge
+            | Self::ParRequired => "invalid_request",
             Self::SeveralResources | Self::MalformedResource | Self::UnknownResource => {
                 "invalid_target"
             }
@@ -230,6 +250,35 @@ impl NetApi {
         &self,
         params: &AuthorizationParams,
     ) -> std::result::Result<AuthorizationRequest, AuthorizeError> {
+        if params.request_uri.is_none() {
+            return self.check_authorization(params, Origin::Query).await;
+        }
+        // RFC 9126 §4: the pushed request, and of the query only `client_id`, which must be
+        // the one that pushed it.
+        if params.repeated.as_deref() == Some("client_id") {
+            return Err(AuthorizeError::Page(PageReason::RepeatedParameter(
+                "client_id",
+            )));
+        }
+        let client_id = params
+            .client_id
+            .as_deref()
+            .ok_or(AuthorizeError::Page(PageReason::MissingClientId))?;
+        let pushed = self
+            .pushed_request(params.request_uri.as_deref().unwrap_or_default(), client_id)
+            .await?;
+        let (hash, pairs) = pushed.ok_or(AuthorizeError::Page(PageReason::InvalidRequestUri))?;
+        self.check_authorization(&AuthorizationParams::parse(&pairs), Origin::Pushed(hash))
+            .await
+    }
+
+    /// Validates an authorization request's parameters, from the query, a pushed request,
+    /// or at the PAR endpoint.
+    pub(super) async fn check_authorization(
+        &self,
+        params: &AuthorizationParams,
+        origin: Origin,
+    ) -> std::result::Result<AuthorizationRequest, AuthorizeError> {
         if let Some(name @ ("client_id" | "redirect_uri")) = params.repeated.as_deref() {
             return Err(AuthorizeError::Page(PageReason::RepeatedParameter(
                 if name == "client_id" {
@@ -271,6 +320,7 @@ impl NetApi {
             prompt_consent: false,
             prompt_none: false,
             max_age: None,
+            pushed: None,
         };
         let issuer = self.settings.issuer.clone();
         // The user has seen nothing of this request yet.
@@ -295,6 +345,21 @@ impl NetApi {
         }
         if params.request_object {
             return Err(fail(&request, AuthorizeReason::RequestObject));
+        }
+        match origin {
+            Origin::Query
+                if request.client.require_par
+                    || self.settings.require_pushed_authorization_requests =>
+            {
+                return Err(fail(&request, AuthorizeReason::ParRequired));
+            }
+            Origin::Query | Origin::Par => {}
+            Origin::Pushed(hash) => request.pushed = Some(hash),
+        }
+        if params.request_uri.is_some() {
+            // Only at the PAR endpoint, where RFC 9126 §2.1 forbids it (a pushed request
+            // never holds one).
+            return Err(AuthorizeError::Page(PageReason::InvalidRequestUri));
         }
         if let Err(reason) = &params.response {
             return Err(fail(&request, reason.clone()));
@@ -415,6 +480,18 @@ impl NetApi {
         remember: bool,
     ) -> Result<String> {
         let now = self.now();
+        if let Some(hash) = &request.pushed
+            && !self
+                .store
+                .take_pushed_request(hash, &request.client.id, now)
+                .await?
+        {
+            // Used by another approval since (single use, RFC 9126 §4), or expired.
+            return Err(Error::invalid(
+                "request_uri",
+                "The pushed authorization request has expired or was already used; the application must start again.",
+            ));
+        }
         if remember {
             self.remember_consent(
                 &session.user_id,

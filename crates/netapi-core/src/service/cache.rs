@@ -107,7 +107,7 @@ mod tests {
     };
     use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
     use crate::model::{DeviceAuthorization, DeviceDecision, DevicePoll};
-    use crate::model::{PasskeyCredential, WebauthnCeremony};
+    use crate::model::{PasskeyCredential, PushedRequest, WebauthnCeremony};
     use crate::scope::{Role, Scopes};
     use crate::secret::{SecretHash, SecretHasher, SecretKind, generate};
     use crate::service::{NetApi, Principal, Settings};
@@ -664,6 +664,33 @@ mod tests {
             Err(unused())
         }
         async fn delete_expired(&self, _: Timestamp) -> StoreResult<u64> {
+            Err(unused())
+        }
+        async fn use_assertion_jti(
+            &self,
+            _: &str,
+            _: &[u8],
+            _: Timestamp,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn insert_pushed_request(&self, _: &PushedRequest) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn get_pushed_request(
+            &self,
+            _: &SecretHash,
+            _: Timestamp,
+        ) -> StoreResult<Option<PushedRequest>> {
+            Err(unused())
+        }
+        async fn take_pushed_request(
+            &self,
+            _: &SecretHash,
+            _: &str,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
             Err(unused())
         }
         async fn insert_resource(&self, _: &Resource) -> StoreResult<()> {

@@ -42,6 +42,12 @@ pub struct NewClient {
     /// `post_logout_redirect_uris`, `backchannel_logout_uri`,
     /// `backchannel_logout_session_required`.
     pub logout: ClientLogout,
+    /// `jwks` (a JWK Set), for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
+    /// `jwks_uri`, for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
+    /// `require_pushed_authorization_requests`.
+    pub require_par: bool,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -71,6 +77,12 @@ pub struct ClientUpdate {
     pub backchannel_logout_uri: Option<Option<String>>,
     /// `backchannel_logout_session_required`.
     pub backchannel_logout_session_required: Option<bool>,
+    /// `jwks`; given with or without `jwks_uri`, the two are replaced together.
+    pub jwks: Option<serde_json::Value>,
+    /// `jwks_uri`; see `jwks`.
+    pub jwks_uri: Option<String>,
+    /// `require_pushed_authorization_requests`.
+    pub require_par: Option<bool>,
 }
 
 /// A page of clients.
@@ -148,7 +160,7 @@ pub fn parse_auth_method(name: &str) -> Result<ClientAuthMethod> {
     ClientAuthMethod::parse(name).ok_or_else(|| {
         Error::invalid(
             "token_endpoint_auth_method",
-            "must be client_secret_basic, client_secret_post or none",
+            "must be client_secret_basic, client_secret_post, private_key_jwt or none",
         )
     })
 }
@@ -478,8 +490,14 @@ impl NetApi {
                 new.token_exchange_resources.as_deref().unwrap_or_default(),
             )
             .await?;
-        let secret =
-            (auth_method != ClientAuthMethod::None).then(|| generate(SecretKind::ClientSecret));
+        let (jwks, jwks_uri) = self
+            .checked_client_keys(auth_method, new.jwks.as_ref(), new.jwks_uri.as_deref())
+            .await?;
+        let secret = matches!(
+            auth_method,
+            ClientAuthMethod::SecretBasic | ClientAuthMethod::SecretPost
+        )
+        .then(|| generate(SecretKind::ClientSecret));
         let now = self.now();
         let client = OAuthClient {
             id: new_id("cli"),
@@ -497,6 +515,9 @@ impl NetApi {
             token_exchange_resources,
             id_token_signed_response_alg: Some(id_token_alg),
             logout: new.logout,
+            jwks,
+            jwks_uri,
+            require_par: new.require_par,
             created_at: now,
             updated_at: now,
         };
@@ -631,6 +652,22 @@ impl NetApi {
             self.check_client_logout(&client.logout)?;
             changes.logout = Some(client.logout.clone());
         }
+        if update.jwks.is_some() || update.jwks_uri.is_some() {
+            let (jwks, jwks_uri) = self
+                .checked_client_keys(
+                    client.auth_method,
+                    update.jwks.as_ref(),
+                    update.jwks_uri.as_deref(),
+                )
+                .await?;
+            client.jwks.clone_from(&jwks);
+            client.jwks_uri.clone_from(&jwks_uri);
+            changes.keys = Some((jwks, jwks_uri));
+        }
+        if let Some(require_par) = update.require_par {
+            client.require_par = require_par;
+            changes.require_par = Some(require_par);
+        }
         if let Some(rate_limit) = update.rate_limit {
             self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;
             client.rate_limit = rate_limit;
@@ -709,6 +746,12 @@ impl NetApi {
         let mut client = self.visible_client(caller, id).await?;
         if client.is_public() {
             return Err(Error::invalid("id", "a public client has no secret"));
+        }
+        if client.auth_method == ClientAuthMethod::PrivateKeyJwt {
+            return Err(Error::invalid(
+                "id",
+                "a private_key_jwt client has no secret; change its jwks or jwks_uri instead",
+            ));
         }
         // The new secret obtains tokens with every scope of the client.
         caller.require_all(client.scopes, |missing| {
@@ -795,7 +838,11 @@ mod tests {
         );
         assert_eq!(parse_auth_method("none").ok(), Some(ClientAuthMethod::None));
         assert_eq!(
-            refused_field(parse_auth_method("private_key_jwt")).as_deref(),
+            parse_auth_method("private_key_jwt").ok(),
+            Some(ClientAuthMethod::PrivateKeyJwt)
+        );
+        assert_eq!(
+            refused_field(parse_auth_method("client_secret_jwt")).as_deref(),
             Some("token_endpoint_auth_method")
         );
         // A client keeps each grant type once, and needs one.

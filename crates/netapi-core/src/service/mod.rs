@@ -6,6 +6,7 @@ mod audit;
 mod authn;
 mod authorize;
 mod cache;
+mod client_keys;
 mod clients;
 mod device;
 mod email;
@@ -16,6 +17,7 @@ mod logout;
 mod mfa;
 mod oauth;
 mod oauth_error;
+mod par;
 mod passkeys;
 mod registration;
 mod requests;
@@ -32,6 +34,9 @@ pub use audit::AuditPage;
 pub use authn::{Actor, Credential, Principal};
 pub use authorize::{
     AuthorizationRequest, AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason,
+};
+pub use client_keys::{
+    ASSERTION_MAX_LIFETIME, JWKS_CACHE_TTL, JWKS_FETCH_TIMEOUT, JwksFetcher, MAX_JWKS_BYTES,
 };
 pub use clients::{
     ClientPage, ClientUpdate, NewClient, parse_auth_method, parse_grant_types, parse_id_token_alg,
@@ -54,7 +59,8 @@ pub use logout::{
 };
 pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
-pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason};
+pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason, ParRefusal};
+pub use par::{PAR_TTL, PushedAuthorization, PushedParams, REQUEST_URI_PREFIX};
 pub use passkeys::{
     CEREMONY_TTL, MAX_CREDENTIAL_JSON, MAX_PASSKEYS, MAX_PENDING_PASSWORDLESS, PasskeyStep,
 };
@@ -64,7 +70,8 @@ pub use registration::{
 };
 pub use requests::{
     ACCESS_TOKEN_TYPE, AuthorizationParams, ClientAuth, ClientRequest, DeviceAuthorizationParams,
-    OAuthForm, Prompt, ResourceIndicator, TokenExchange, TokenGrant, TokenTarget,
+    JWT_BEARER_ASSERTION, OAuthForm, Prompt, ResourceIndicator, TokenExchange, TokenGrant,
+    TokenTarget,
 };
 pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
@@ -164,6 +171,9 @@ pub struct Settings {
     /// Who may register clients at `/oauth/register` (RFC 7591); anonymous (`open`)
     /// registrations count against `registration_limit_per_hour` per source.
     pub client_registration: ClientRegistrationPolicy,
+    /// Every authorization request must come through `/oauth/par` (RFC 9126 §5), not only
+    /// those of clients registered with `require_pushed_authorization_requests`.
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -212,6 +222,10 @@ impl std::fmt::Debug for Settings {
                 &self.registration_email_domains,
             )
             .field("client_registration", &self.client_registration)
+            .field(
+                "require_pushed_authorization_requests",
+                &self.require_pushed_authorization_requests,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -248,6 +262,7 @@ impl Default for Settings {
             registration: RegistrationPolicy::Open,
             registration_email_domains: Vec::new(),
             client_registration: ClientRegistrationPolicy::Authenticated,
+            require_pushed_authorization_requests: false,
         }
     }
 }
@@ -330,6 +345,13 @@ pub struct NetApi {
     mail_limits: RequestLimiter,
     /// Logout tokens on their way to clients.
     logout_queue: logout::LogoutQueue,
+    /// Pushed authorization requests per client, per minute.
+    pushes: RequestLimiter,
+    /// Fetches clients' `jwks_uri`; `None`: such clients cannot authenticate.
+    jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
+    /// Clients' key sets: fetched ones by `uri:<jwks_uri>`, registered ones by
+    /// `inline:<client id>:<updated_at>`; bounded, with a TTL.
+    client_key_sets: Cache<String, Arc<client_keys::CachedKeys>>,
 }
 
 impl std::fmt::Debug for NetApi {
@@ -428,6 +450,12 @@ impl NetApi {
             mail_limits: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mailer: None,
             logout_queue: logout::LogoutQueue::default(),
+            jwks_fetcher: None,
+            pushes: RequestLimiter::default(),
+            client_key_sets: Cache::builder()
+                .max_capacity(capacity.min(10_000))
+                .time_to_live(JWKS_CACHE_TTL)
+                .build(),
             registration_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings
                     .registration_hash_queue
@@ -500,6 +528,13 @@ impl NetApi {
     #[must_use]
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// Fetches the key sets of clients registered with a `jwks_uri` through `fetcher`.
+    #[must_use]
+    pub fn with_jwks_fetcher(mut self, fetcher: Arc<dyn JwksFetcher>) -> Self {
+        self.jwks_fetcher = Some(fetcher);
         self
     }
 
@@ -815,6 +850,7 @@ impl NetApi {
         self.requests.sweep(now);
         self.registrations.sweep(now);
         self.client_registrations.sweep(now);
+        self.pushes.sweep(now);
         self.mail_limits.sweep(now);
         self.denylist
             .write()

@@ -16,7 +16,8 @@ use crate::ids::new_id;
 use crate::jwt::{KeyRing, left_half_hash};
 use crate::limiter::Surface;
 use crate::model::{
-    Amr, GrantType, OAuthClient, RefreshToken, Resource, RotateOutcome, SigningAlgorithm,
+    Amr, ClientAuthMethod, GrantType, OAuthClient, RefreshToken, Resource, RotateOutcome,
+    SigningAlgorithm,
 };
 use crate::scope::{Scope, Scopes};
 use crate::secret::{DerivationKey, Secret, SecretKind, check_format, from_seed, generate};
@@ -177,12 +178,24 @@ impl NetApi {
         } else {
             None
         };
-        let verified = client.filter(|client| match auth {
-            ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => {
-                !client.is_public() && self.client_secret_matches(client, secret.expose())
+        let verified = match client {
+            None => None,
+            Some(client) => {
+                let good = match auth {
+                    ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => {
+                        !client.is_public()
+                            && client.auth_method != ClientAuthMethod::PrivateKeyJwt
+                            && self.client_secret_matches(&client, secret.expose())
+                    }
+                    ClientAuth::None { .. } => client.is_public(),
+                    ClientAuth::Assertion { assertion, .. } => {
+                        self.verify_client_assertion(&client, assertion.expose())
+                            .await
+                    }
+                };
+                good.then_some(client)
             }
-            ClientAuth::None { .. } => client.is_public(),
-        });
+        };
         match verified {
             Some(client) => Ok(client),
             None => {

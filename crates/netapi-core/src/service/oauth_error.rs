@@ -2,6 +2,7 @@
 //! and the typed reason behind it. Core says why; the server writes the words a client reads
 //! (`error_description`), in one place.
 
+use super::authorize::{AuthorizeReason, PageReason};
 use crate::error::Error;
 use crate::model::GrantType;
 
@@ -34,6 +35,10 @@ pub enum OAuthErrorKind {
     ServerError,
     /// `temporarily_unavailable`
     TemporarilyUnavailable,
+    /// `request_not_supported` (OpenID Connect Core §3.1.2.6; RFC 9126 §2.1 for `request`).
+    RequestNotSupported,
+    /// `unsupported_response_type` (RFC 6749 §4.1.2.1), answered by the PAR endpoint.
+    UnsupportedResponseType,
 }
 
 impl OAuthErrorKind {
@@ -53,6 +58,8 @@ impl OAuthErrorKind {
             Self::ExpiredToken => "expired_token",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::UnsupportedResponseType => "unsupported_response_type",
         }
     }
 }
@@ -86,6 +93,15 @@ pub enum OAuthReason {
     MalformedBasic,
     /// Neither HTTP Basic nor `client_id`.
     ClientAuthenticationRequired,
+    /// A `client_assertion_type` other than JWT bearer (RFC 7523), or an assertion without it.
+    UnsupportedAssertionType,
+    /// `request` (a request object, RFC 9101) at the PAR endpoint: not supported.
+    RequestObjectNotSupported,
+    /// `request_uri` sent to the PAR endpoint (RFC 9126 §2.1 forbids it).
+    RequestUriAtPar,
+    /// The pushed authorization request is not one `/oauth/authorize` would take: why it
+    /// would refuse it (RFC 9126 §2.3).
+    PushedRequestRefused(ParRefusal),
     /// An unknown client, a wrong secret, or a public client where a confidential one is
     /// needed: one reason for all, so that the answer does not tell which.
     ClientAuthenticationFailed,
@@ -182,7 +198,12 @@ impl OAuthReason {
             | Self::TokenTooLong(_)
             | Self::InvalidSubjectToken
             | Self::InvalidActorToken
-            | Self::DelegationTooDeep => K::InvalidRequest,
+            | Self::DelegationTooDeep
+            | Self::UnsupportedAssertionType
+            | Self::RequestUriAtPar => K::InvalidRequest,
+            Self::RequestObjectNotSupported => K::RequestNotSupported,
+            Self::PushedRequestRefused(ParRefusal::Page(_)) => K::InvalidRequest,
+            Self::PushedRequestRefused(ParRefusal::Reason(reason)) => authorize_kind(reason),
             Self::MalformedBasic
             | Self::ClientAuthenticationRequired
             | Self::ClientAuthenticationFailed
@@ -210,6 +231,29 @@ impl OAuthReason {
             Self::NoSigningKey | Self::Internal => K::ServerError,
             Self::Unavailable => K::TemporarilyUnavailable,
         }
+    }
+}
+
+/// Why `/oauth/par` refuses an authorization request: what `/oauth/authorize` would say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParRefusal {
+    /// The client or redirect URI is wrong (a page at `/oauth/authorize`).
+    Page(PageReason),
+    /// An error `/oauth/authorize` would redirect with.
+    Reason(AuthorizeReason),
+}
+
+/// The code of an authorization error, answered at the PAR endpoint.
+const fn authorize_kind(reason: &AuthorizeReason) -> OAuthErrorKind {
+    use AuthorizeReason as R;
+    use OAuthErrorKind as K;
+    match reason {
+        R::SeveralResources | R::MalformedResource | R::UnknownResource => K::InvalidTarget,
+        R::RequestObject => K::RequestNotSupported,
+        R::UnsupportedResponseType => K::UnsupportedResponseType,
+        R::UnauthorizedClient => K::UnauthorizedClient,
+        R::InvalidResourceScope | R::InvalidScope => K::InvalidScope,
+        _ => K::InvalidRequest,
     }
 }
 

@@ -410,9 +410,19 @@ impl NetApi {
             .id_token_signed_response_alg
             .map(|alg| self.check_id_token_alg(alg))
             .transpose()?;
+        let (jwks, jwks_uri) = self
+            .checked_client_keys(
+                client.auth_method,
+                new.jwks.as_ref(),
+                new.jwks_uri.as_deref(),
+            )
+            .await?;
         let updated = OAuthClient {
             name,
             logout: new.logout,
+            jwks: jwks.clone(),
+            jwks_uri: jwks_uri.clone(),
+            require_par: new.require_par,
             redirect_uris: new.redirect_uris,
             grant_types,
             scopes,
@@ -431,6 +441,8 @@ impl NetApi {
             resources: Some(updated.resources.clone()),
             resource_scopes: Some(updated.resource_scopes.clone()),
             id_token_signed_response_alg: id_token_alg,
+            keys: Some((jwks, jwks_uri)),
+            require_par: Some(updated.require_par),
             ..ClientChanges::default()
         };
         let registration = ClientRegistration {

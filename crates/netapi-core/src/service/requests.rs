@@ -46,6 +46,11 @@ impl OAuthForm {
         Ok(Self(params))
     }
 
+    /// Every parameter, in no particular order.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.0
             .get(name)
@@ -111,13 +116,27 @@ pub enum ClientAuth {
         /// `client_id`.
         id: String,
     },
+    /// `client_assertion` of type `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`
+    /// (`private_key_jwt`, RFC 7523 §2.2).
+    Assertion {
+        /// `client_id`, or the assertion's (unverified) `iss` when it is left out.
+        id: String,
+        /// The JWT.
+        assertion: Secret,
+    },
 }
+
+/// `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 impl ClientAuth {
     /// The presented `client_id`.
     pub fn id(&self) -> &str {
         match self {
-            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
+            Self::Basic { id, .. }
+            | Self::Post { id, .. }
+            | Self::None { id }
+            | Self::Assertion { id, .. } => id,
         }
     }
 
@@ -134,6 +153,30 @@ impl ClientAuth {
     ) -> Result<Self, OAuthError> {
         let post_id = form.0.get("client_id");
         let post_secret = form.0.get("client_secret");
+        let assertion_type = form.0.get("client_assertion_type");
+        let assertion = form.0.get("client_assertion");
+        if assertion_type.is_some() || assertion.is_some() {
+            if basic.is_some() || post_secret.is_some() {
+                return Err(OAuthReason::TwoClientAuthMethods.into());
+            }
+            if assertion_type.map(String::as_str) != Some(JWT_BEARER_ASSERTION) {
+                return Err(OAuthReason::UnsupportedAssertionType.into());
+            }
+            let Some(assertion) = assertion.filter(|a| !a.is_empty()) else {
+                return Err(OAuthReason::MissingParameter("client_assertion").into());
+            };
+            // RFC 7521 §4.2: `client_id` may be left out; the assertion names the client.
+            let id = match post_id {
+                Some(id) => id.clone(),
+                None => crate::jwt::unverified_claims(assertion)
+                    .and_then(|claims| claims.get("iss")?.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            };
+            return Ok(Self::Assertion {
+                id,
+                assertion: Secret::new(assertion.clone()),
+            });
+        }
         match (basic, post_id, post_secret) {
             (Some(_), _, Some(_)) => Err(OAuthReason::TwoClientAuthMethods.into()),
             (Some((id, secret)), post_id, None) => {
@@ -406,8 +449,10 @@ pub struct AuthorizationParams {
     pub repeated: Option<String>,
     /// `state`, returned verbatim; at most 512 bytes.
     pub state: Result<Option<String>, AuthorizeReason>,
-    /// Whether `request` or `request_uri` is present (request objects are not supported).
+    /// Whether `request` is present (request objects are not supported).
     pub request_object: bool,
+    /// `request_uri`: a pushed authorization request's (RFC 9126).
+    pub request_uri: Option<String>,
     /// `response_type=code` with `response_mode` `query` or absent: the only response
     /// supported.
     pub response: Result<(), AuthorizeReason>,
@@ -436,7 +481,7 @@ impl AuthorizationParams {
                 repeated = Some(echoed(name));
             }
         }
-        let request_object = params.contains_key("request") || params.contains_key("request_uri");
+        let request_object = params.contains_key("request");
         let get = |name: &str| params.get(name).copied().filter(|v| !v.is_empty());
         let owned = |name: &str| get(name).map(str::to_owned);
         let bounded = |name: &str, too_long: AuthorizeReason| match get(name) {
@@ -449,6 +494,7 @@ impl AuthorizationParams {
             repeated,
             state: bounded("state", AuthorizeReason::StateTooLong),
             request_object,
+            request_uri: owned("request_uri"),
             response: response(get("response_type"), get("response_mode")),
             scope: owned("scope"),
             resource: get("resource")
@@ -758,7 +804,7 @@ mod tests {
             ("code_challenge_method", "S256"),
             ("prompt", "login consent"),
             ("max_age", "0"),
-            ("request_uri", ""),
+            ("request", ""),
         ]));
         assert_eq!(good.response, Ok(()));
         assert_eq!(good.code_challenge, Ok(Some("E".repeat(43))));

@@ -223,7 +223,7 @@ impl NetApi {
     }
 
     /// The address to connect to for `url`, if every address its host has may be reached.
-    pub(super) async fn resolve_target(
+    pub(crate) async fn resolve_target(
         &self,
         url: &Url,
     ) -> std::result::Result<SocketAddr, String> {

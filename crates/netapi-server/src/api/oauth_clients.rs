@@ -85,6 +85,19 @@ pub struct NewClientBody {
     /// Whether its logout tokens must carry `sid`. Default `false`.
     #[schema(nullable = true)]
     backchannel_logout_session_required: Option<bool>,
+    /// `private_key_jwt` only: the client's public keys, a JWK Set (`{"keys": [...]}`: RSA
+    /// 2048+ for RS256, EC P-256 for ES256, OKP Ed25519 for EdDSA; at most 10 keys, 64 KiB).
+    #[schema(value_type = Option<Object>, nullable = true)]
+    jwks: Option<serde_json::Value>,
+    /// `private_key_jwt` only, instead of `jwks`: an `https` URL serving the client's JWK
+    /// Set (fetched with a 5 s timeout, at most 64 KiB, cached 5 minutes; no loopback,
+    /// private or link-local address unless `allow_private_targets`).
+    #[schema(nullable = true, max_length = 2000)]
+    jwks_uri: Option<String>,
+    /// `/oauth/authorize` then takes this client's requests only through `/oauth/par`
+    /// (RFC 9126 §6). Default `false`.
+    #[schema(nullable = true)]
+    require_pushed_authorization_requests: Option<bool>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -152,6 +165,9 @@ pub async fn create_client(
                         .backchannel_logout_session_required
                         .unwrap_or(false),
                 },
+                jwks: body.jwks,
+                jwks_uri: body.jwks_uri,
+                require_par: body.require_pushed_authorization_requests.unwrap_or(false),
             },
             Some(&ip),
         )
@@ -222,6 +238,19 @@ pub struct ClientPatch {
     backchannel_logout_uri: Option<Option<String>>,
     #[schema(nullable = true)]
     backchannel_logout_session_required: Option<bool>,
+    /// `private_key_jwt` only: replaces the client's keys (with `jwks_uri`, which is cleared when only `jwks` is given, and the other way round), a JWK Set (`{"keys": [...]}`: RSA
+    /// 2048+ for RS256, EC P-256 for ES256, OKP Ed25519 for EdDSA; at most 10 keys, 64 KiB).
+    #[schema(value_type = Option<Object>, nullable = true)]
+    jwks: Option<serde_json::Value>,
+    /// `private_key_jwt` only, instead of `jwks`: an `https` URL serving the client's JWK
+    /// Set (fetched with a 5 s timeout, at most 64 KiB, cached 5 minutes; no loopback,
+    /// private or link-local address unless `allow_private_targets`).
+    #[schema(nullable = true, max_length = 2000)]
+    jwks_uri: Option<String>,
+    /// `/oauth/authorize` then takes this client's requests only through `/oauth/par`
+    /// (RFC 9126 §6). Default `false`.
+    #[schema(nullable = true)]
+    require_pushed_authorization_requests: Option<bool>,
 }
 
 /// Tells a text field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -286,6 +315,9 @@ pub async fn update_client(
                 post_logout_redirect_uris: body.post_logout_redirect_uris,
                 backchannel_logout_uri: body.backchannel_logout_uri,
                 backchannel_logout_session_required: body.backchannel_logout_session_required,
+                jwks: body.jwks,
+                jwks_uri: body.jwks_uri,
+                require_par: body.require_pushed_authorization_requests,
             },
             Some(&ip),
         )

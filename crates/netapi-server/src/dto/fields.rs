@@ -327,13 +327,19 @@ pub(crate) fn auth_method_nullable() -> Schema {
     ObjectBuilder::new()
         .schema_type(nullable(Type::String))
         .enum_values(Some(
-            ["client_secret_basic", "client_secret_post", "none"]
-                .into_iter()
-                .map(Some)
-                .chain([None]),
+            [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+                "none",
+            ]
+            .into_iter()
+            .map(Some)
+            .chain([None]),
         ))
         .description(Some(
-            "Default `client_secret_basic`; `none` makes a public client (no secret, PKCE only).",
+            "Default `client_secret_basic`; `none` makes a public client (no secret, PKCE only); \
+             `private_key_jwt` (no secret) needs `jwks` or `jwks_uri`.",
         ))
         .into()
 }

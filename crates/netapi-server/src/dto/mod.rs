@@ -271,6 +271,16 @@ pub(crate) struct ClientView {
     backchannel_logout_uri: Option<String>,
     /// Whether its logout tokens must carry `sid` (they always do).
     backchannel_logout_session_required: bool,
+    /// `private_key_jwt`: the registered JWK Set (public keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
+    jwks: Option<serde_json::Value>,
+    /// `private_key_jwt`: where its JWK Set is fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    jwks_uri: Option<String>,
+    /// Its authorization requests must come through `/oauth/par` (RFC 9126 §6).
+    require_pushed_authorization_requests: bool,
     /// Seconds since the epoch.
     #[schema(minimum = 0)]
     client_id_issued_at: i64,
@@ -310,6 +320,12 @@ impl ClientView {
                 .id_token_signed_response_alg
                 .map(SigningAlgorithm::as_str),
             client_id_issued_at: client.created_at,
+            jwks: client
+                .jwks
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
+            jwks_uri: client.jwks_uri.clone(),
+            require_pushed_authorization_requests: client.require_par,
             rate_limit_per_minute: client.rate_limit,
             trusted: client.trusted,
             created_at: format_rfc3339(client.created_at),
@@ -342,6 +358,7 @@ enum ResponseType {
 enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    PrivateKeyJwt,
     None,
 }
 
@@ -351,6 +368,7 @@ impl From<ClientAuthMethod> for AuthMethod {
             ClientAuthMethod::SecretBasic => Self::ClientSecretBasic,
             ClientAuthMethod::SecretPost => Self::ClientSecretPost,
             ClientAuthMethod::None => Self::None,
+            ClientAuthMethod::PrivateKeyJwt => Self::PrivateKeyJwt,
         }
     }
 }

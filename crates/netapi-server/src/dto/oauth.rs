@@ -45,6 +45,10 @@ enum OAuthErrorCode {
     ExpiredToken,
     ServerError,
     TemporarilyUnavailable,
+    /// `/oauth/par` only.
+    UnsupportedResponseType,
+    /// `/oauth/par` only: `request` (request objects) is not supported.
+    RequestNotSupported,
 }
 
 impl From<OAuthErrorKind> for OAuthErrorCode {
@@ -63,6 +67,8 @@ impl From<OAuthErrorKind> for OAuthErrorCode {
             OAuthErrorKind::ExpiredToken => Self::ExpiredToken,
             OAuthErrorKind::ServerError => Self::ServerError,
             OAuthErrorKind::TemporarilyUnavailable => Self::TemporarilyUnavailable,
+            OAuthErrorKind::UnsupportedResponseType => Self::UnsupportedResponseType,
+            OAuthErrorKind::RequestNotSupported => Self::RequestNotSupported,
         }
     }
 }
@@ -347,8 +353,18 @@ pub(crate) struct ServerMetadata {
     #[schema(schema_with = fields::grant_types)]
     pub(crate) grant_types_supported: Vec<&'static str>,
     pub(crate) token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// The algorithms of `private_key_jwt` assertions.
+    pub(crate) token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub(crate) revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub(crate) revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub(crate) introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub(crate) introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    /// RFC 9126.
+    pub(crate) pushed_authorization_request_endpoint: String,
+    /// `true` when the server takes authorization requests only through PAR (the
+    /// `require_pushed_authorization_requests` setting); clients can require it for
+    /// themselves in any case.
+    pub(crate) require_pushed_authorization_requests: bool,
     pub(crate) code_challenge_methods_supported: Vec<&'static str>,
     pub(crate) authorization_response_iss_parameter_supported: bool,
     pub(crate) subject_types_supported: Vec<&'static str>,

@@ -9,6 +9,9 @@ use netapi_core::model::{GrantType, SigningAlgorithm};
 use crate::dto::oauth::ServerMetadata;
 use crate::state::AppState;
 
+/// The algorithms of `private_key_jwt` assertions, at every endpoint that takes them.
+const ASSERTION_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+
 fn metadata(state: &AppState) -> ServerMetadata {
     let issuer = &state.api.settings().issuer;
     let base = issuer.trim_end_matches('/');
@@ -33,17 +36,28 @@ fn metadata(state: &AppState) -> ServerMetadata {
         token_endpoint_auth_methods_supported: vec![
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
             "none",
         ],
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS.to_vec(),
         revocation_endpoint_auth_methods_supported: vec![
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
             "none",
         ],
+        revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS.to_vec(),
         introspection_endpoint_auth_methods_supported: vec![
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
         ],
+        introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS.to_vec(),
+        pushed_authorization_request_endpoint: format!("{base}/oauth/par"),
+        require_pushed_authorization_requests: state
+            .api
+            .settings()
+            .require_pushed_authorization_requests,
         code_challenge_methods_supported: vec!["S256"],
         authorization_response_iss_parameter_supported: true,
         subject_types_supported: vec!["public"],

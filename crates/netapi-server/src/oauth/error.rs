@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use netapi_core::service::{OAuthError, OAuthErrorKind, OAuthReason};
+use netapi_core::service::{OAuthError, OAuthErrorKind, OAuthReason, ParRefusal};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use utoipa::IntoResponses;
@@ -72,6 +72,17 @@ fn description(reason: &OAuthReason) -> Cow<'static, str> {
         R::MalformedBasic => "The HTTP Basic credentials are malformed.".into(),
         R::ClientAuthenticationRequired => "Client authentication is required.".into(),
         R::ClientAuthenticationFailed => "Client authentication failed.".into(),
+        R::UnsupportedAssertionType => format!(
+            "client_assertion_type must be {} and come with client_assertion.",
+            netapi_core::service::JWT_BEARER_ASSERTION
+        )
+        .into(),
+        R::RequestObjectNotSupported => {
+            "Request objects (the request parameter) are not supported; push the parameters themselves.".into()
+        }
+        R::RequestUriAtPar => "request_uri must not be sent to the pushed authorization request endpoint.".into(),
+        R::PushedRequestRefused(ParRefusal::Page(page)) => crate::web::page_words(page),
+        R::PushedRequestRefused(ParRefusal::Reason(reason)) => crate::web::reason_words(reason),
         R::ClientLocked => "Too many failed client authentications; try again later.".into(),
         R::InvalidCode => "The authorization code is invalid, expired or used.".into(),
         R::InvalidRefreshToken => "The refresh token is invalid, expired or revoked.".into(),

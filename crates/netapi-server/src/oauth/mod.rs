@@ -8,6 +8,7 @@ mod discovery;
 mod error;
 mod introspect;
 mod jwks;
+mod par;
 mod register;
 mod revoke;
 mod token;
@@ -25,6 +26,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(token::token))
         .routes(routes!(device::device_authorization))
+        .routes(routes!(par::par))
         .routes(routes!(revoke::revoke))
         .routes(routes!(introspect::introspect))
         .routes(routes!(jwks::jwks))

@@ -40,7 +40,8 @@ pub(crate) struct ClientMetadataBody {
     /// Only `code` is supported.
     #[schema(nullable = true)]
     response_types: Option<Vec<String>>,
-    /// `client_secret_basic` (default), `client_secret_post` or `none` (a public client).
+    /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` (with
+    /// `jwks` or `jwks_uri`; no secret) or `none` (a public client).
     #[schema(schema_with = fields::auth_method_nullable)]
     token_endpoint_auth_method: Option<String>,
     /// Space-separated scope names the client's tokens may carry at most.
@@ -61,6 +62,15 @@ pub(crate) struct ClientMetadataBody {
     /// Whether its logout tokens must carry `sid`; default `false`.
     #[schema(nullable = true)]
     backchannel_logout_session_required: Option<bool>,
+    /// `private_key_jwt` only: the client's public keys, a JWK Set.
+    #[schema(value_type = Option<Object>, nullable = true)]
+    jwks: Option<serde_json::Value>,
+    /// `private_key_jwt` only, instead of `jwks`: an `https` URL serving its JWK Set.
+    #[schema(nullable = true, max_length = 2000)]
+    jwks_uri: Option<String>,
+    /// Take this client's authorization requests only through `/oauth/par` (RFC 9126 §6).
+    #[schema(nullable = true)]
+    require_pushed_authorization_requests: Option<bool>,
     #[schema(nullable = true, max_length = 2000)]
     logo_uri: Option<String>,
     #[schema(nullable = true, max_length = 2000)]
@@ -114,6 +124,13 @@ pub(crate) struct ClientInformation {
     #[schema(nullable = false, max_length = 2000)]
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
+    jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    jwks_uri: Option<String>,
+    require_pushed_authorization_requests: bool,
     #[serde(flatten)]
     #[schema(inline)]
     metadata: ShownMetadata,
@@ -189,6 +206,12 @@ impl ClientInformation {
             post_logout_redirect_uris: client.logout.post_logout_redirect_uris,
             backchannel_logout_uri: client.logout.backchannel_logout_uri,
             backchannel_logout_session_required: client.logout.backchannel_logout_session_required,
+            jwks: client
+                .jwks
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
+            jwks_uri: client.jwks_uri,
+            require_pushed_authorization_requests: client.require_par,
             metadata: metadata.into(),
         }
     }
@@ -365,6 +388,9 @@ fn into_request(body: ClientMetadataBody) -> RegistrationResult<ClientRegistrati
                     .backchannel_logout_session_required
                     .unwrap_or(false),
             },
+            jwks: body.jwks,
+            jwks_uri: body.jwks_uri,
+            require_par: body.require_pushed_authorization_requests.unwrap_or(false),
         },
         metadata: ClientMetadata {
             logo_uri: body.logo_uri,

@@ -33,6 +33,16 @@ pub(crate) struct TokenTargetForm {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     client_secret: Option<String>,
+    /// `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed with one of the client's keys (RFC 7523 §2.2):
+    /// `iss` and `sub` the client id, `aud` the issuer or this endpoint's URL, `exp` at most
+    /// 5 minutes ahead, a `jti` used once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    client_assertion: Option<String>,
 }
 
 /// `POST /oauth/revoke` (RFC 7009): 200 with `{}` whether or not the token was known.

@@ -153,6 +153,12 @@ struct AuthorizeQuery {
     max_age: Option<String>,
     /// `query`.
     response_mode: Option<String>,
+    /// A `request_uri` from `/oauth/par` (RFC 9126): the pushed request is used and every
+    /// other parameter but `client_id` (which must be the pushing client's) is ignored.
+    /// Single use, for 60 seconds; an unknown, expired, used or other client's one gets the
+    /// 400 error page. A client that requires PAR (or a server that does) is refused
+    /// without one (`invalid_request`).
+    request_uri: Option<String>,
 }
 
 /// `GET /oauth/authorize`: sign in if needed, ask consent if needed, then redirect with a code.

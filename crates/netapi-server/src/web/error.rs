@@ -98,7 +98,7 @@ impl IntoResponse for PageError {
 }
 
 /// The page's words for a request whose client or redirect URI cannot be trusted.
-fn page_words(reason: &PageReason) -> Cow<'static, str> {
+pub(crate) fn page_words(reason: &PageReason) -> Cow<'static, str> {
     match reason {
         PageReason::RepeatedParameter(name) => {
             format!("The request gives {name} more than once.").into()
@@ -109,13 +109,21 @@ fn page_words(reason: &PageReason) -> Cow<'static, str> {
             "The redirect URI does not match any registered for this application.".into()
         }
         PageReason::MissingRedirectUri => "The request names no redirect URI.".into(),
+        PageReason::InvalidRequestUri => {
+            "The request_uri is unknown, expired, used, or another application's.".into()
+        }
     }
 }
 
 /// The redirect to the client, with the words for its reason as `error_description`.
 fn redirect_url(redirect: &ErrorRedirect) -> String {
+    redirect.url(&reason_words(&redirect.reason))
+}
+
+/// The words for an authorization error (`error_description`).
+pub(crate) fn reason_words(reason: &AuthorizeReason) -> Cow<'static, str> {
     use AuthorizeReason as R;
-    let description: Cow<'static, str> = match &redirect.reason {
+    match reason {
         R::RepeatedParameter(name) => format!("{name} is given more than once").into(),
         R::SeveralResources => {
             "one resource per request: several resource parameters are not supported".into()
@@ -147,8 +155,10 @@ fn redirect_url(redirect: &ErrorRedirect) -> String {
         R::LoginRequired => "the user is not signed in".into(),
         R::ConsentRequired => "the user has not approved this application".into(),
         R::AccessDenied => "the user denied the request".into(),
-    };
-    redirect.url(&description)
+        R::ParRequired => {
+            "this server requires pushed authorization requests: push the request to /oauth/par and send its request_uri".into()
+        }
+    }
 }
 
 fn with_retry_after(mut response: Response, seconds: u64) -> Response {

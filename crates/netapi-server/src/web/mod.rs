@@ -23,6 +23,8 @@ mod session;
 mod usage_chart;
 mod webhooks;
 
+pub(crate) use error::{page_words, reason_words};
+
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use utoipa_axum::router::OpenApiRouter;

@@ -965,6 +965,9 @@ pub async fn create_client(
                 id_token_signed_response_alg: None,
                 token_exchange_resources: None,
                 logout: Default::default(),
+                jwks: None,
+                jwks_uri: None,
+                require_par: false,
             },
             Some(ip.as_str()),
         )

@@ -24,6 +24,7 @@ mod oauth;
 mod openapi;
 mod passkeys;
 mod password_rules;
+mod pkjwt_par;
 mod portal_friction;
 mod portal_resources;
 mod resource_oauth;

@@ -1845,6 +1845,42 @@ async fn discovery_documents(app: TestApp) {
             doc["id_token_signing_alg_values_supported"],
             json!(["RS256", "EdDSA"])
         );
+        // Exactly the client authentication methods each endpoint takes (issue 16), and the
+        // algorithms of private_key_jwt assertions.
+        assert_eq!(
+            doc["token_endpoint_auth_methods_supported"],
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+                "none"
+            ])
+        );
+        assert_eq!(
+            doc["revocation_endpoint_auth_methods_supported"],
+            doc["token_endpoint_auth_methods_supported"]
+        );
+        assert_eq!(
+            doc["introspection_endpoint_auth_methods_supported"],
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ])
+        );
+        for endpoint in ["token", "revocation", "introspection"] {
+            assert_eq!(
+                doc[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")],
+                json!(["RS256", "ES256", "EdDSA"]),
+                "{endpoint}"
+            );
+        }
+        // Pushed authorization requests (RFC 9126), not required by default.
+        assert_eq!(
+            doc["pushed_authorization_request_endpoint"],
+            app.url("/oauth/par")
+        );
+        assert_eq!(doc["require_pushed_authorization_requests"], json!(false));
         // The JWKS it points to is reachable and has keys.
         let set = jwks(&app).await;
         assert!(!jwk_kids(&set).is_empty());

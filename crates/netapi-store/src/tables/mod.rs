@@ -16,6 +16,7 @@ pub(crate) mod invitations;
 pub(crate) mod mfa;
 pub(crate) mod oauth_clients;
 pub(crate) mod passkeys;
+pub(crate) mod pushed_requests;
 pub(crate) mod refresh_tokens;
 pub(crate) mod registrations;
 pub(crate) mod resources;

@@ -16,14 +16,16 @@ macro_rules! columns {
         "id, owner_id, name, redirect_uris, grant_types, scopes, auth_method, secret_hash, \
          created_at, updated_at, rate_limit, trusted, resources, resource_scopes, \
          id_token_signed_response_alg, post_logout_redirect_uris, backchannel_logout_uri, \
-         backchannel_logout_session_required, token_exchange_resources"
+         backchannel_logout_session_required, token_exchange_resources, jwks, jwks_uri, \
+         require_par"
     };
 }
 
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO oauth_clients (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21, $22)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
 const LIST_OF_OWNER: &str = concat!(
@@ -50,7 +52,10 @@ pub(crate) const UPDATE: &str = concat!(
      backchannel_logout_uri = CASE WHEN $12 THEN $14 ELSE backchannel_logout_uri END, \
      backchannel_logout_session_required = \
      CASE WHEN $12 THEN $15 ELSE backchannel_logout_session_required END, \
-     token_exchange_resources = COALESCE($16, token_exchange_resources) \
+     token_exchange_resources = COALESCE($16, token_exchange_resources), \
+     jwks = CASE WHEN $17 THEN $18 ELSE jwks END, \
+     jwks_uri = CASE WHEN $17 THEN $19 ELSE jwks_uri END, \
+     require_par = COALESCE($20, require_par) \
      WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -79,6 +84,9 @@ pub(crate) struct OAuthClientRow {
     post_logout_redirect_uris: String,
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+    require_par: bool,
 }
 
 impl TryFrom<OAuthClientRow> for OAuthClient {
@@ -111,6 +119,9 @@ impl TryFrom<OAuthClientRow> for OAuthClient {
                 backchannel_logout_uri: row.backchannel_logout_uri,
                 backchannel_logout_session_required: row.backchannel_logout_session_required,
             },
+            jwks: row.jwks,
+            jwks_uri: row.jwks_uri,
+            require_par: row.require_par,
         })
     }
 }
@@ -140,6 +151,9 @@ pub(crate) fn insert_args(client: &OAuthClient) -> Vec<Arg<'_>> {
         client.logout.backchannel_logout_uri.as_deref().into(),
         client.logout.backchannel_logout_session_required.into(),
         codec::join_names(&client.token_exchange_resources).into(),
+        (&client.jwks).into(),
+        (&client.jwks_uri).into(),
+        client.require_par.into(),
     ]
 }
 
@@ -249,6 +263,18 @@ pub(crate) fn update_args<'a>(
             .as_deref()
             .map(codec::join_names)
             .into(),
+        changes.keys.is_some().into(),
+        changes
+            .keys
+            .as_ref()
+            .and_then(|(jwks, _)| jwks.as_deref())
+            .into(),
+        changes
+            .keys
+            .as_ref()
+            .and_then(|(_, uri)| uri.as_deref())
+            .into(),
+        changes.require_par.into(),
     ]
 }
 

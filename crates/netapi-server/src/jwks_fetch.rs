@@ -1,0 +1,70 @@
+//! The HTTP client that fetches clients' `jwks_uri` for `private_key_jwt` (core owns the
+//! interface, [`JwksFetcher`], and the checks of the target).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use netapi_core::service::JwksFetcher;
+use url::Url;
+
+/// GETs a JWK Set with reqwest: pinned to the checked address, no redirects, no proxy, a
+/// timeout, and at most `max_bytes` read.
+#[derive(Debug, Default)]
+pub struct HttpJwksFetcher;
+
+#[async_trait::async_trait]
+impl JwksFetcher for HttpJwksFetcher {
+    async fn get(
+        &self,
+        url: &Url,
+        address: SocketAddr,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, String> {
+        let host = url.host_str().ok_or("the URL has no host")?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(timeout)
+            .resolve(host, address)
+            .build()
+            .map_err(|_| "the HTTP client could not be set up".to_owned())?;
+        let mut response = client
+            .get(url.clone())
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, application/jwk-set+json",
+            )
+            .header(reqwest::header::USER_AGENT, "Net-API")
+            .send()
+            .await
+            .map_err(|err| {
+                if err.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    "the request failed".to_owned()
+                }
+            })?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(format!("answered {}", response.status().as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > max_bytes as u64)
+        {
+            return Err("the key set is too large".to_owned());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|_| "reading the key set failed".to_owned())?
+        {
+            if body.len() + chunk.len() > max_bytes {
+                return Err("the key set is too large".to_owned());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
