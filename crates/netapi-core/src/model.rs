@@ -364,6 +364,9 @@ pub struct RefreshToken {
     pub resource_id: Option<String>,
     /// Its scopes on `resource_id`.
     pub resource_scopes: Vec<String>,
+    /// The thumbprint of the DPoP key it is bound to (public clients that used DPoP): it is
+    /// exchanged only with a proof of that key, and so are its successors.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What happened when a refresh token was presented for rotation.

@@ -84,6 +84,8 @@ pub struct ApiError {
     www_authenticate: Option<String>,
     retry_after: Option<u64>,
     rate: Option<RateStatus>,
+    /// RFC 9449 §9: the server nonce a DPoP proof must carry (`DPoP-Nonce`).
+    dpop_nonce: Option<String>,
 }
 
 /// The seed's message for a refused credential.
@@ -101,7 +103,15 @@ impl ApiError {
             www_authenticate: None,
             retry_after: None,
             rate: None,
+            dpop_nonce: None,
         }
+    }
+
+    /// Hands out a DPoP nonce (`DPoP-Nonce`) with a `use_dpop_nonce` refusal.
+    #[must_use]
+    pub fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.dpop_nonce = Some(nonce);
+        self
     }
 
     /// Adds a `details` entry.
@@ -122,6 +132,21 @@ impl ApiError {
 
     /// A 401 for a credential that was missing or bad.
     pub fn unauthenticated(failure: AuthFailure) -> Self {
+        if let AuthFailure::Dpop(dpop) = failure {
+            // RFC 9449 §7.1: the DPoP scheme's challenge, with the algorithms accepted.
+            return Self {
+                www_authenticate: Some(format!(
+                    "DPoP algs=\"{}\", error=\"{}\", error_description=\"{}\"",
+                    netapi_core::dpop::ALGORITHMS.join(" "),
+                    dpop.code(),
+                    dpop.description()
+                )),
+                ..Self::new(
+                    Code::Unauthenticated,
+                    format!("Authentication failed: {}.", dpop.description()),
+                )
+            };
+        }
         let (message, description) = match failure {
             AuthFailure::Missing => (AUTH_FAILED.to_owned(), None),
             AuthFailure::Expired => (
@@ -145,6 +170,7 @@ impl ApiError {
                     .to_owned(),
                 Some("The account is disabled"),
             ),
+            AuthFailure::Dpop(_) => (AUTH_FAILED.to_owned(), None),
         };
         let challenge = match description {
             None => "Bearer realm=\"netapi\"".to_owned(),
@@ -165,12 +191,13 @@ impl ApiError {
     #[must_use]
     pub fn with_resource_metadata(mut self, url: &str) -> Self {
         if let Some(challenge) = self.www_authenticate.take() {
-            let rest = challenge
-                .strip_prefix("Bearer realm=\"netapi\"")
-                .unwrap_or_default();
-            self.www_authenticate = Some(format!(
-                "Bearer realm=\"netapi\", resource_metadata=\"{url}\"{rest}"
-            ));
+            self.www_authenticate = Some(match challenge.strip_prefix("Bearer realm=\"netapi\"") {
+                Some(rest) => {
+                    format!("Bearer realm=\"netapi\", resource_metadata=\"{url}\"{rest}")
+                }
+                // A DPoP challenge keeps its scheme.
+                None => format!("{challenge}, resource_metadata=\"{url}\""),
+            });
         }
         self
     }
@@ -294,6 +321,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(status) = self.rate {
             set_rate_headers(headers, status);
+        }
+        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            headers.insert("dpop-nonce", nonce);
         }
         response.extensions_mut().insert(self.body);
         response

@@ -199,6 +199,7 @@ impl Fixture {
             successor_key: None,
             resource_id: None,
             resource_scopes: Vec::new(),
+            dpop_jkt: None,
         };
         (token, secret)
     }

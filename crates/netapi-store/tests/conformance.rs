@@ -355,9 +355,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// How many migrations there are (0001 to 0013, 0016 and 0017), as sqlx and the old runner's
-/// table count them.
-const ALL_VERSIONS: (i64, i64) = (15, 15);
+/// How many migrations there are (0001 to 0013, 0016, 0017 and 0022), as sqlx and the old
+/// runner's table count them.
+const ALL_VERSIONS: (i64, i64) = (16, 16);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -741,6 +741,7 @@ fn refresh(user_id: &str, client_id: &str, family_id: &str, n: u8) -> RefreshTok
         successor_key: Some(netapi_core::secret::DerivationKey([n; 32])),
         resource_id: None,
         resource_scopes: Vec::new(),
+        dpop_jkt: None,
     }
 }
 

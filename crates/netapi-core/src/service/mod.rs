@@ -26,7 +26,7 @@ mod webhooks;
 
 pub use access::{Access, ProtectedResource};
 pub use audit::AuditPage;
-pub use authn::{Credential, Principal};
+pub use authn::{Credential, DpopPresentation, Principal};
 pub use authorize::{
     AuthorizationRequest, AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason,
 };
@@ -152,6 +152,9 @@ pub struct Settings {
     /// Who may register clients at `/oauth/register` (RFC 7591); anonymous (`open`)
     /// registrations count against `registration_limit_per_hour` per source.
     pub client_registration: ClientRegistrationPolicy,
+    /// DPoP proofs must carry a nonce this server made (RFC 9449 §8, §9): `use_dpop_nonce`
+    /// answers hand one out in `DPoP-Nonce`.
+    pub require_dpop_nonce: bool,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -200,6 +203,7 @@ impl std::fmt::Debug for Settings {
                 &self.registration_email_domains,
             )
             .field("client_registration", &self.client_registration)
+            .field("require_dpop_nonce", &self.require_dpop_nonce)
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +240,7 @@ impl Default for Settings {
             registration: RegistrationPolicy::Open,
             registration_email_domains: Vec::new(),
             client_registration: ClientRegistrationPolicy::Authenticated,
+            require_dpop_nonce: false,
         }
     }
 }
@@ -313,6 +318,10 @@ pub struct NetApi {
     mailer: Option<Arc<dyn Mailer>>,
     /// Mail per recipient and per source, in one-hour windows.
     mail_limits: RequestLimiter,
+    /// The `jti`s of DPoP proofs this instance accepted (per instance, bounded).
+    dpop_replay: crate::dpop::ReplayCache,
+    /// Makes and checks DPoP nonces (stateless: every instance accepts every other's).
+    dpop_nonces: crate::dpop::NonceMaker,
 }
 
 impl std::fmt::Debug for NetApi {
@@ -397,8 +406,12 @@ impl NetApi {
     /// Wires the service; call [`NetApi::start`] before serving.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let capacity = settings.cache_capacity.max(1);
+        let hasher = SecretHasher::new(&settings.pepper);
+        let dpop_nonces = crate::dpop::NonceMaker::new(hasher.hash("netapi dpop-nonce key").0);
         Self {
-            hasher: SecretHasher::new(&settings.pepper),
+            hasher,
+            dpop_replay: crate::dpop::ReplayCache::default(),
+            dpop_nonces,
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             requests: RequestLimiter::default(),
             registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),

@@ -11,6 +11,7 @@ use super::NetApi;
 use super::authn::AccessClaims;
 use super::oauth_error::{OAuthError, OAuthReason, echoed};
 use super::requests::{ClientAuth, ClientRequest, ResourceIndicator, TokenGrant, TokenTarget};
+use crate::dpop::{Confirmation, DpopFailure, ProofTarget};
 use crate::error::Error;
 use crate::ids::new_id;
 use crate::jwt::{KeyRing, left_half_hash};
@@ -34,7 +35,7 @@ const MAX_CLIENT_ID_LEN: usize = 255;
 pub struct TokenResponse {
     /// The access token (a JWT).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a DPoP-bound access token.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -93,6 +94,9 @@ pub struct Introspection {
     /// The API key's metadata, a JSON object (API keys that have one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// A DPoP-bound access token's confirmation (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::dpop::Confirmation>,
 }
 
 /// What an issued grant is made of.
@@ -109,12 +113,16 @@ struct Grant<'a> {
     /// How the user authenticated (for `amr` and `acr` in the ID token).
     amr: Amr,
     nonce: Option<&'a str>,
+    /// The thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
+    jkt: Option<&'a str>,
 }
 
 /// What a refresh request asks for beyond the token itself.
 struct Asked<'a> {
     scope: Option<&'a str>,
     resource: Option<&'a ResourceIndicator>,
+    /// The thumbprint of the request's DPoP key.
+    jkt: Option<&'a str>,
 }
 
 /// What an authorization code exchange presents.
@@ -123,6 +131,8 @@ struct PresentedCode<'a> {
     redirect_uri: Option<&'a str>,
     code_verifier: Option<&'a str>,
     resource: Option<&'a ResourceIndicator>,
+    /// The thumbprint of the request's DPoP key.
+    jkt: Option<&'a str>,
 }
 
 /// `names` in the order of `allowed`, kept only where `keep` holds.
@@ -196,6 +206,47 @@ impl NetApi {
         request: &ClientRequest<TokenGrant>,
         ip: &str,
     ) -> OAuthResult<TokenResponse> {
+        self.token_with_proof(request, None, ip).await
+    }
+
+    /// The token endpoint's own URL, the `htu` of its DPoP proofs.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth/token", self.settings.issuer.trim_end_matches('/'))
+    }
+
+    /// The OAuth error for a refused DPoP proof; `use_dpop_nonce` carries a fresh nonce.
+    fn dpop_error(&self, failure: DpopFailure) -> OAuthError {
+        match (failure, self.dpop_nonce()) {
+            (DpopFailure::UseNonce, Some(nonce)) => OAuthReason::DpopNonce(nonce).into(),
+            (failure, _) => OAuthReason::Dpop(failure).into(),
+        }
+    }
+
+    /// `POST /oauth/token` with the request's `DPoP` header, if any (RFC 9449 §5): a good
+    /// proof binds the access token to its key (`cnf.jkt`, `token_type: DPoP`), and a public
+    /// client's refresh token too.
+    pub async fn token_with_proof(
+        &self,
+        request: &ClientRequest<TokenGrant>,
+        proof: Option<Result<&str, DpopFailure>>,
+        ip: &str,
+    ) -> OAuthResult<TokenResponse> {
+        let jkt = match proof {
+            None => None,
+            Some(proof) => {
+                let url = self.token_endpoint();
+                let target = ProofTarget {
+                    method: "POST",
+                    url: &url,
+                    access_token: None,
+                };
+                let jkt = proof
+                    .and_then(|proof| self.check_dpop(proof, &target))
+                    .map_err(|failure| self.dpop_error(failure))?;
+                Some(jkt)
+            }
+        };
+        let jkt = jkt.as_deref();
         let grant = request.params.grant_type();
         let client = self.authenticate_client(&request.client, ip).await?;
         if !client.allows(grant) {
@@ -203,7 +254,7 @@ impl NetApi {
         }
         let response = match &request.params {
             TokenGrant::ClientCredentials { scope, resource } => {
-                self.client_credentials(&client, scope.as_deref(), resource.as_ref())
+                self.client_credentials(&client, scope.as_deref(), resource.as_ref(), jkt)
                     .await
             }
             TokenGrant::RefreshToken {
@@ -214,6 +265,7 @@ impl NetApi {
                 let asked = Asked {
                     scope: scope.as_deref(),
                     resource: resource.as_ref(),
+                    jkt,
                 };
                 self.refresh(&client, refresh_token.expose(), asked, ip)
                     .await
@@ -229,6 +281,7 @@ impl NetApi {
                     redirect_uri: redirect_uri.as_deref(),
                     code_verifier: code_verifier.as_ref().map(Secret::expose),
                     resource: resource.as_ref(),
+                    jkt,
                 };
                 self.exchange_code(&client, presented, ip).await
             }
@@ -317,6 +370,7 @@ impl NetApi {
         client: &OAuthClient,
         scope: Option<&str>,
         resource: Option<&ResourceIndicator>,
+        jkt: Option<&str>,
     ) -> OAuthResult<TokenResponse> {
         // A client registered anonymously acts for no one: it has no user to act for.
         let Some(owner_id) = client.owner_id.as_deref() else {
@@ -342,6 +396,7 @@ impl NetApi {
                         auth_time: None,
                         amr: Amr::Password,
                         nonce: None,
+                        jkt,
                     },
                     None,
                 )
@@ -368,6 +423,7 @@ impl NetApi {
                 auth_time: None,
                 amr: Amr::Password,
                 nonce: None,
+                jkt,
             },
             None,
         )
@@ -391,6 +447,16 @@ impl NetApi {
         };
         if current.client_id != client.id {
             return Err(invalid());
+        }
+        // RFC 9449 §5: a bound refresh token is used only with a proof of its key.
+        if let Some(bound) = &current.dpop_jkt {
+            match asked.jkt {
+                None => return Err(OAuthReason::Dpop(DpopFailure::MissingProof).into()),
+                Some(jkt) if jkt != bound => {
+                    return Err(OAuthReason::Dpop(DpopFailure::KeyMismatch).into());
+                }
+                Some(_) => {}
+            }
         }
         let Some(owner) = self.user_facts(&current.user_id).await? else {
             return Err(invalid());
@@ -443,6 +509,7 @@ impl NetApi {
                 let allowed = Self::client_resource_scopes(client, r);
                 kept(&current.resource_scopes, |n| allowed.contains(n))
             }),
+            dpop_jkt: current.dpop_jkt.clone(),
         };
         match self
             .store
@@ -477,6 +544,7 @@ impl NetApi {
                 auth_time: Some(current.auth_time),
                 amr: current.amr,
                 nonce: None,
+                jkt: asked.jkt,
             },
             Some(secret),
         )
@@ -576,6 +644,12 @@ impl NetApi {
                     successor_key: Some(DerivationKey::random()),
                     resource_id: code.resource_id.clone(),
                     resource_scopes: resource_scopes.clone(),
+                    // A public client's refresh token is bound to its DPoP key; a
+                    // confidential client's is not (it authenticates; RFC 9449 §5).
+                    dpop_jkt: presented
+                        .jkt
+                        .filter(|_| client.is_public())
+                        .map(str::to_owned),
                 })
                 .await?;
             Some(secret)
@@ -593,6 +667,7 @@ impl NetApi {
                 auth_time: Some(code.auth_time),
                 amr: code.amr,
                 nonce: code.nonce.as_deref(),
+                jkt: presented.jkt,
             },
             refresh,
         )
@@ -700,6 +775,9 @@ impl NetApi {
             nbf: None,
             sid: grant.family_id.map(str::to_owned),
             auth_time: grant.auth_time,
+            cnf: grant.jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let unavailable = || OAuthError::from(OAuthReason::NoSigningKey);
         let access_token = ring.sign("at+jwt", &claims).ok_or_else(unavailable)?;
@@ -739,7 +817,11 @@ impl NetApi {
         };
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if grant.jkt.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: ttl,
             scope,
             refresh_token: refresh.map(|s| s.expose().to_owned()),
@@ -924,9 +1006,14 @@ impl NetApi {
             iat: Some(claims.iat),
             exp: Some(claims.exp),
             jti: Some(claims.jti.clone()),
-            token_type: Some("Bearer"),
+            token_type: Some(if claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            }),
             key_id: None,
             metadata: None,
+            cnf: claims.cnf.clone(),
         })
     }
 

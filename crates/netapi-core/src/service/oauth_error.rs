@@ -26,6 +26,10 @@ pub enum OAuthErrorKind {
     ServerError,
     /// `temporarily_unavailable`
     TemporarilyUnavailable,
+    /// `invalid_dpop_proof` (RFC 9449 §5)
+    InvalidDpopProof,
+    /// `use_dpop_nonce` (RFC 9449 §8): try again with the nonce in `DPoP-Nonce`.
+    UseDpopNonce,
 }
 
 impl OAuthErrorKind {
@@ -41,6 +45,8 @@ impl OAuthErrorKind {
             Self::InvalidTarget => "invalid_target",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -118,6 +124,10 @@ pub enum OAuthReason {
     Internal,
     /// Storage is not answering.
     Unavailable,
+    /// The DPoP proof was refused.
+    Dpop(crate::dpop::DpopFailure),
+    /// The DPoP proof needs this server nonce (sent in `DPoP-Nonce`).
+    DpopNonce(String),
 }
 
 impl OAuthReason {
@@ -151,6 +161,8 @@ impl OAuthReason {
             | Self::SeveralResources => K::InvalidTarget,
             Self::NoSigningKey | Self::Internal => K::ServerError,
             Self::Unavailable => K::TemporarilyUnavailable,
+            Self::Dpop(_) => K::InvalidDpopProof,
+            Self::DpopNonce(_) => K::UseDpopNonce,
         }
     }
 }

@@ -69,6 +69,7 @@ fn metadata(state: &AppState) -> ServerMetadata {
             "email_verified",
         ],
         prompt_values_supported: vec!["none", "login", "consent"],
+        dpop_signing_alg_values_supported: netapi_core::dpop::ALGORITHMS.to_vec(),
     }
 }
 

@@ -10,6 +10,7 @@ mod accounts;
 mod admin_console;
 mod api;
 mod authorize;
+mod dpop;
 mod dynamic_registration;
 mod email;
 mod flash;

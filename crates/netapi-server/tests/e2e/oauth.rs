@@ -195,6 +195,7 @@ async fn mint_refresh(app: &TestApp, client: &TestClient, scope: &str) -> (Strin
             successor_key: Some(netapi_core::secret::DerivationKey::random()),
             resource_id: None,
             resource_scopes: Vec::new(),
+            dpop_jkt: None,
         })
         .await
         .unwrap();
