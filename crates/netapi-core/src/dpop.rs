@@ -149,8 +149,8 @@ pub struct Confirmation {
     pub jkt: String,
 }
 
-/// What a proof must match.
-#[derive(Debug, Clone, Copy)]
+/// What a proof must match. Its `Debug` leaves the access token out.
+#[derive(Clone, Copy)]
 pub struct ProofTarget<'a> {
     /// The request's method (`htm`).
     pub method: &'a str,
@@ -158,6 +158,16 @@ pub struct ProofTarget<'a> {
     pub url: &'a str,
     /// The access token presented with the proof (`ath`), at a resource.
     pub access_token: Option<&'a str>,
+}
+
+impl std::fmt::Debug for ProofTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofTarget")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("access_token", &self.access_token.map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// A proof whose signature, claims and freshness were checked (not yet its `jti`).
@@ -548,6 +558,12 @@ mod tests {
             url: "https://api.example.com/orders",
             access_token: token,
         }
+    }
+
+    #[test]
+    fn debug_output_shows_no_token() {
+        let printed = format!("{:?}", target(Some("eyJXYZZY")));
+        assert!(!printed.contains("XYZZY"), "{printed}");
     }
 
     #[test]

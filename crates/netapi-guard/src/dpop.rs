@@ -39,8 +39,8 @@ pub(crate) const REPLAYED: &str = "The DPoP proof has been used before.";
 pub(crate) const KEY_MISMATCH: &str = "The DPoP proof's key is not the key the token is bound to.";
 pub(crate) const BUSY: &str = "Too many DPoP proofs at once; try again shortly.";
 
-/// The request a proof must name.
-#[derive(Debug, Clone, Copy)]
+/// The request a proof must name (no `Debug`: it holds the access token).
+#[derive(Clone, Copy)]
 pub(crate) struct Target<'a> {
     pub(crate) method: &'a str,
     pub(crate) url: &'a str,
@@ -208,12 +208,15 @@ pub(crate) fn check(
     })
 }
 
+/// Live entries by key, and the same in the order of their expiry.
+type Seen = (HashMap<[u8; 16], i64>, VecDeque<(i64, [u8; 16])>);
+
 /// The `jti`s of accepted proofs, per process, until they could no longer be accepted;
 /// bounded (full: refuse, never grow).
 #[derive(Debug)]
 pub(crate) struct ReplayCache {
     capacity: usize,
-    inner: Mutex<(HashMap<[u8; 16], i64>, VecDeque<(i64, [u8; 16])>)>,
+    inner: Mutex<Seen>,
 }
 
 impl ReplayCache {

@@ -84,9 +84,12 @@ pub struct ApiError {
     www_authenticate: Option<String>,
     retry_after: Option<u64>,
     rate: Option<RateStatus>,
-    /// RFC 9449 §9: the server nonce a DPoP proof must carry (`DPoP-Nonce`).
-    dpop_nonce: Option<String>,
 }
+
+/// Between the challenge and a DPoP nonce (RFC 9449 §9, `DPoP-Nonce`) in `www_authenticate`:
+/// a header value has no line feed, and a field of its own would make every `ApiError`
+/// larger.
+const NONCE_SEPARATOR: char = '\n';
 
 /// The seed's message for a refused credential.
 pub const AUTH_FAILED: &str = "Authentication failed. Please check your API key or token.";
@@ -103,14 +106,16 @@ impl ApiError {
             www_authenticate: None,
             retry_after: None,
             rate: None,
-            dpop_nonce: None,
         }
     }
 
     /// Hands out a DPoP nonce (`DPoP-Nonce`) with a `use_dpop_nonce` refusal.
     #[must_use]
     pub fn with_dpop_nonce(mut self, nonce: String) -> Self {
-        self.dpop_nonce = Some(nonce);
+        if let Some(challenge) = self.www_authenticate.as_mut() {
+            challenge.push(NONCE_SEPARATOR);
+            challenge.push_str(&nonce);
+        }
         self
     }
 
@@ -190,14 +195,19 @@ impl ApiError {
     /// so that a client refused by a guarded API learns where to get a credential for it.
     #[must_use]
     pub fn with_resource_metadata(mut self, url: &str) -> Self {
-        if let Some(challenge) = self.www_authenticate.take() {
-            self.www_authenticate = Some(match challenge.strip_prefix("Bearer realm=\"netapi\"") {
+        if let Some(mut challenge) = self.www_authenticate.take() {
+            let nonce = challenge
+                .find(NONCE_SEPARATOR)
+                .map(|at| challenge.split_off(at))
+                .unwrap_or_default();
+            let with_metadata = match challenge.strip_prefix("Bearer realm=\"netapi\"") {
                 Some(rest) => {
                     format!("Bearer realm=\"netapi\", resource_metadata=\"{url}\"{rest}")
                 }
                 // A DPoP challenge keeps its scheme.
                 None => format!("{challenge}, resource_metadata=\"{url}\""),
-            });
+            };
+            self.www_authenticate = Some(with_metadata + &nonce);
         }
         self
     }
@@ -310,20 +320,22 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.body.code.status().into_response();
         let headers = response.headers_mut();
-        if let Some(challenge) = self
-            .www_authenticate
-            .and_then(|c| HeaderValue::from_str(&c).ok())
-        {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        if let Some(text) = &self.www_authenticate {
+            let (challenge, nonce) = text
+                .split_once(NONCE_SEPARATOR)
+                .map_or((text.as_str(), None), |(c, n)| (c, Some(n)));
+            if let Ok(challenge) = HeaderValue::from_str(challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            if let Some(nonce) = nonce.and_then(|n| HeaderValue::from_str(n).ok()) {
+                headers.insert("dpop-nonce", nonce);
+            }
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(status) = self.rate {
             set_rate_headers(headers, status);
-        }
-        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
-            headers.insert("dpop-nonce", nonce);
         }
         response.extensions_mut().insert(self.body);
         response

@@ -156,8 +156,8 @@ pub(crate) struct AccessClaims {
 }
 
 /// What came with a credential sent as `Authorization: DPoP <token>` (RFC 9449 §7): the
-/// `DPoP` header and the request it must match.
-#[derive(Debug, Clone, Copy)]
+/// `DPoP` header and the request it must match. Its `Debug` leaves the proof out.
+#[derive(Clone, Copy)]
 pub struct DpopPresentation<'a> {
     /// The one `DPoP` header, or why there was none usable.
     pub proof: Result<&'a str, DpopFailure>,
@@ -169,6 +169,16 @@ pub struct DpopPresentation<'a> {
 
 /// Clock tolerance for `nbf` and `iat`, seconds (the contract allows at most 5).
 const LEEWAY: i64 = 5;
+
+impl std::fmt::Debug for DpopPresentation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopPresentation")
+            .field("proof", &self.proof.map(|_| "[redacted]"))
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .finish()
+    }
+}
 
 impl NetApi {
     /// Authenticates the value of an `Authorization: Bearer` header, coming from `ip`.
