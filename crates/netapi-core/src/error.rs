@@ -19,6 +19,9 @@ pub enum AuthFailure {
     WrongResource,
     /// The account is disabled (said only to whoever gave its right password).
     Disabled,
+    /// DPoP (RFC 9449) refused it: a bound token without its proof, a bad proof, or a
+    /// credential that is not bound presented with the DPoP scheme.
+    Dpop(crate::dpop::DpopFailure),
 }
 
 impl AuthFailure {
@@ -32,6 +35,7 @@ impl AuthFailure {
             Self::Expired => "expired",
             Self::WrongResource => "wrong_resource",
             Self::Disabled => "disabled",
+            Self::Dpop(failure) => failure.as_str(),
         }
     }
 }

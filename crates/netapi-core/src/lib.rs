@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod counters;
+pub mod dpop;
 pub mod error;
 pub mod ids;
 pub mod jwt;

@@ -420,6 +420,9 @@ pub struct RefreshToken {
     /// The `sid` of the browser session its grant was approved in (for its ID tokens);
     /// `None` for tokens issued before sessions had one.
     pub sid: Option<String>,
+    /// The thumbprint of the DPoP key it is bound to (public clients that used DPoP): it is
+    /// exchanged only with a proof of that key, and so are its successors.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What happened when a refresh token was presented for rotation.

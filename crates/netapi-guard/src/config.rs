@@ -54,6 +54,7 @@ pub struct GuardConfig {
     pub(crate) jwks_refetch_interval: i64,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) http: Option<reqwest::Client>,
+    pub(crate) public_origin: Option<String>,
 }
 
 impl GuardConfig {
@@ -79,7 +80,16 @@ impl GuardConfig {
             jwks_refetch_interval: 30,
             clock: Arc::new(SystemClock),
             http: None,
+            public_origin: None,
         }
+    }
+
+    /// The scheme, host and port clients use to reach this API (`https://api.example.com`),
+    /// for the `htu` of DPoP proofs: a request's URL is this origin and the request's path.
+    /// By default, the origin of the resource identifier.
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.public_origin = Some(origin.into().trim_end_matches('/').to_owned());
+        self
     }
 
     /// Clock leeway on `exp` and `nbf`; capped at [`MAX_LEEWAY`].

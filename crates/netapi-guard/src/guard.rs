@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -69,6 +69,17 @@ struct Inner {
     /// Bounds the questions to the issuer in flight at once.
     issuer_calls: tokio::sync::Semaphore,
     challenge: Arc<str>,
+    /// The `jti`s of DPoP proofs accepted.
+    dpop_replay: crate::dpop::ReplayCache,
+    /// Scheme, host and port of the API as clients see it (`htu` of DPoP proofs).
+    origin: String,
+}
+
+/// What came with `Authorization: DPoP`: the proof header, the request's method and URL.
+struct DpopRequest<'a> {
+    proof: Result<&'a str, &'static str>,
+    method: &'a str,
+    url: String,
 }
 
 #[derive(Clone)]
@@ -171,6 +182,12 @@ impl Guard {
             .time_to_idle(Duration::from_secs(60))
             .build();
         let now = config.clock.now();
+        let origin = match &config.public_origin {
+            Some(origin) => origin.clone(),
+            None => url::Url::parse(&config.resource)
+                .map(|url| url.origin().ascii_serialization())
+                .unwrap_or_default(),
+        };
         tracing::debug!(issuer = %issuer_url, keys = keys.len(), "netapi-guard started");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -185,6 +202,8 @@ impl Guard {
                 in_flight,
                 issuer_calls: tokio::sync::Semaphore::new(config.max_concurrent_checks),
                 challenge: Arc::from(challenge),
+                dpop_replay: crate::dpop::ReplayCache::new(crate::dpop::MAX_REPLAY_ENTRIES),
+                origin,
                 config,
             }),
         })
@@ -195,21 +214,76 @@ impl Guard {
         &self.inner.config.resource
     }
 
-    /// Decides on a request's headers: the caller, or the refusal to answer with.
+    /// Decides on a request's headers: the caller, or the refusal to answer with. Knowing
+    /// neither the method nor the URL, it refuses DPoP-bound tokens: use
+    /// [`authenticate_request`](Self::authenticate_request) where they may come.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Rejection> {
+        self.decide(None, headers).await
+    }
+
+    /// Decides on a request: as [`authenticate`](Self::authenticate), and a DPoP-bound
+    /// access token is accepted as `Authorization: DPoP <token>` with a `DPoP` proof made
+    /// for this `method` and `uri` (a path is taken on the resource's origin, or
+    /// [`GuardConfig::public_origin`]).
+    pub async fn authenticate_request(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Principal, Rejection> {
+        self.decide(Some((method, uri)), headers).await
+    }
+
+    async fn decide(
+        &self,
+        request: Option<(&Method, &Uri)>,
+        headers: &HeaderMap,
+    ) -> Result<Principal, Rejection> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(self.refuse(RejectionKind::Missing));
         };
-        let credential = value
+        let (scheme, credential) = value
             .to_str()
             .ok()
             .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, credential)| credential.trim())
-            .filter(|credential| !credential.is_empty() && credential.len() <= token::MAX_TOKEN_LEN)
+            .map(|(scheme, credential)| (scheme, credential.trim()))
+            .filter(|(_, credential)| {
+                !credential.is_empty() && credential.len() <= token::MAX_TOKEN_LEN
+            })
             .ok_or_else(|| self.invalid(token::MALFORMED))?;
+        let dpop = if scheme.eq_ignore_ascii_case("bearer") {
+            None
+        } else if scheme.eq_ignore_ascii_case("dpop") {
+            let mut proofs = headers.get_all("dpop").iter();
+            let proof = match (proofs.next(), proofs.next()) {
+                (None, _) => Err(crate::dpop::MISSING),
+                (Some(_), Some(_)) => Err(crate::dpop::SEVERAL),
+                (Some(one), None) => one.to_str().map_err(|_| crate::dpop::MALFORMED),
+            };
+            let Some((method, uri)) = request else {
+                return Err(self.dpop_refusal(crate::dpop::URL));
+            };
+            let url = match (uri.scheme(), uri.authority()) {
+                (Some(scheme), Some(authority)) => {
+                    format!("{scheme}://{authority}{}", uri.path())
+                }
+                _ => format!("{}{}", self.inner.origin, uri.path()),
+            };
+            Some(DpopRequest {
+                proof,
+                method: method.as_str(),
+                url,
+            })
+        } else {
+            return Err(self.invalid(token::MALFORMED));
+        };
         if token::looks_like_jwt(credential) {
-            self.check_token(credential).await
+            self.check_token(credential, dpop.as_ref()).await
+        } else if dpop.is_some() {
+            Err(self.refuse(RejectionKind::Dpop {
+                error: "invalid_token",
+                description: token::NOT_BOUND,
+            }))
         } else if is_api_key(credential) {
             self.check_key(credential).await
         } else {
@@ -217,7 +291,58 @@ impl Guard {
         }
     }
 
-    async fn check_token(&self, credential: &str) -> Result<Principal, Rejection> {
+    fn dpop_refusal(&self, description: &'static str) -> Rejection {
+        self.refuse(RejectionKind::Dpop {
+            error: "invalid_dpop_proof",
+            description,
+        })
+    }
+
+    /// RFC 9449 §7: a bound token with a proof of its key for this request, used once; an
+    /// unbound one without the DPoP scheme.
+    fn confirm(
+        &self,
+        claims: &token::Claims,
+        credential: &str,
+        dpop: Option<&DpopRequest<'_>>,
+    ) -> Result<(), Rejection> {
+        let config = &self.inner.config;
+        match (claims.is_bound(), dpop) {
+            (false, None) => Ok(()),
+            (true, None) => Err(self.refuse(RejectionKind::Dpop {
+                error: "invalid_token",
+                description: token::SENDER_CONSTRAINED,
+            })),
+            (false, Some(_)) => Err(self.refuse(RejectionKind::Dpop {
+                error: "invalid_token",
+                description: token::NOT_BOUND,
+            })),
+            (true, Some(request)) => {
+                let proof = request.proof.map_err(|why| self.dpop_refusal(why))?;
+                let target = crate::dpop::Target {
+                    method: request.method,
+                    url: &request.url,
+                    access_token: credential,
+                };
+                let now = config.clock.now();
+                let checked = crate::dpop::check(proof, &target, now, config.leeway)
+                    .map_err(|why| self.dpop_refusal(why))?;
+                if claims.jkt() != Some(checked.jkt.as_str()) {
+                    return Err(self.dpop_refusal(crate::dpop::KEY_MISMATCH));
+                }
+                self.inner
+                    .dpop_replay
+                    .record(&checked, now, config.leeway)
+                    .map_err(|why| self.dpop_refusal(why))
+            }
+        }
+    }
+
+    async fn check_token(
+        &self,
+        credential: &str,
+        dpop: Option<&DpopRequest<'_>>,
+    ) -> Result<Principal, Rejection> {
         let config = &self.inner.config;
         let unverified = token::parse(credential).map_err(|why| self.invalid(why))?;
         let key = self
@@ -233,6 +358,7 @@ impl Guard {
         };
         let claims =
             token::verify(&unverified, &key, &expected).map_err(|why| self.invalid(why))?;
+        self.confirm(&claims, credential, dpop)?;
         if config.introspect_tokens {
             return self
                 .ask_issuer(credential, CredentialKind::AccessToken)

@@ -66,7 +66,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let guard = self.guard.clone();
         Box::pin(async move {
-            match guard.authenticate(request.headers()).await {
+            let outcome = guard
+                .authenticate_request(request.method(), request.uri(), request.headers())
+                .await;
+            match outcome {
                 Ok(principal) => {
                     request.extensions_mut().insert(principal);
                     inner.call(request).await

@@ -21,6 +21,13 @@
 //! long, [`introspect_tokens`](GuardConfig::introspect_tokens) asks the issuer about every
 //! token too, bounded by the same cache TTL.
 //!
+//! **DPoP** (RFC 9449). A DPoP-bound access token (one with `cnf.jkt`) is refused as a
+//! bearer token and accepted as `Authorization: DPoP <token>` with a `DPoP` proof of its key
+//! made for this request (`htm`, `htu`, `iat` within 60 s, `ath`), each proof once per
+//! process. [`GuardLayer`] passes the request's method and URL (the resource's origin, or
+//! [`GuardConfig::public_origin`], and the path); outside it, use
+//! [`Guard::authenticate_request`]. The guard does not hand out server nonces.
+//!
 //! Refusals are Net API's: `401 UNAUTHENTICATED` or `403 PERMISSION_DENIED` with its JSON
 //! error envelope and an RFC 6750 `WWW-Authenticate` challenge pointing at the resource's
 //! RFC 9728 metadata.
@@ -62,6 +69,7 @@
 
 mod clock;
 mod config;
+mod dpop;
 mod guard;
 mod jwks;
 mod layer;

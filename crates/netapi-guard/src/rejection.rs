@@ -36,6 +36,15 @@ pub enum RejectionKind {
     },
     /// The issuer could not be asked (503); nothing is cached.
     Unavailable,
+    /// DPoP (RFC 9449) refused the request (401 with a `DPoP` challenge): a bound token
+    /// without a good proof (`invalid_dpop_proof`), a bound token sent as a bearer token or
+    /// a bearer credential sent with the DPoP scheme (`invalid_token`).
+    Dpop {
+        /// `invalid_token` or `invalid_dpop_proof`.
+        error: &'static str,
+        /// Says why (never the credential or the proof).
+        description: &'static str,
+    },
 }
 
 /// A refusal, ready to become a response ([`IntoResponse`]).
@@ -64,7 +73,9 @@ impl Rejection {
     /// The HTTP status the refusal answers with.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            RejectionKind::Missing | RejectionKind::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
+            RejectionKind::Missing
+            | RejectionKind::InvalidToken { .. }
+            | RejectionKind::Dpop { .. } => StatusCode::UNAUTHORIZED,
             RejectionKind::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             RejectionKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             RejectionKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -89,6 +100,10 @@ impl Rejection {
                 } else {
                     AUTHENTICATION_FAILED.to_owned()
                 },
+            ),
+            RejectionKind::Dpop { description, .. } => (
+                "UNAUTHENTICATED",
+                format!("Authentication failed: {description}"),
             ),
             RejectionKind::InsufficientScope { scope } => (
                 "PERMISSION_DENIED",
@@ -119,6 +134,10 @@ impl Rejection {
             }
             RejectionKind::InsufficientScope { scope } => Some(format!(
                 "{challenge}, error=\"insufficient_scope\", scope=\"{scope}\""
+            )),
+            RejectionKind::Dpop { error, description } => Some(format!(
+                "DPoP algs=\"{}\", error=\"{error}\", error_description=\"{description}\"",
+                crate::dpop::ALGORITHMS
             )),
             RejectionKind::RateLimited { .. } | RejectionKind::Unavailable => None,
         }

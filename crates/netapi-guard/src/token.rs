@@ -16,7 +16,10 @@ const WRONG_ISSUER: &str = "The access token comes from another issuer.";
 pub(crate) const WRONG_RESOURCE: &str = "The credential is for another resource.";
 pub(crate) const EXPIRED: &str = "The access token has expired.";
 const NOT_YET_VALID: &str = "The access token is not valid yet.";
-const SENDER_CONSTRAINED: &str = "The access token is bound to a DPoP key.";
+pub(crate) const SENDER_CONSTRAINED: &str =
+    "The access token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof.";
+pub(crate) const NOT_BOUND: &str =
+    "The credential is not bound to a DPoP key: send it as Authorization: Bearer.";
 
 /// A token split and its header read; the signature not yet checked.
 #[derive(Debug)]
@@ -49,6 +52,18 @@ pub(crate) struct Claims {
     pub(crate) act: Option<serde_json::Value>,
     /// A confirmation (DPoP, mTLS): such a token is not a bearer token.
     cnf: Option<serde_json::Value>,
+}
+
+impl Claims {
+    /// Whether the token has a confirmation: then it is not a bearer token.
+    pub(crate) fn is_bound(&self) -> bool {
+        self.cnf.is_some()
+    }
+
+    /// The DPoP key's thumbprint it is bound to (`cnf.jkt`).
+    pub(crate) fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref()?.get("jkt")?.as_str()
+    }
 }
 
 /// RFC 7519 allows one audience as a string or several as an array.
@@ -145,9 +160,6 @@ pub(crate) fn verify(
         .is_some_and(|nbf| expected.now.saturating_add(expected.leeway) < nbf)
     {
         return Err(NOT_YET_VALID);
-    }
-    if claims.cnf.is_some() {
-        return Err(SENDER_CONSTRAINED);
     }
     Ok(claims)
 }
@@ -253,9 +265,10 @@ mod tests {
             issuer.check(&with("nbf", json!(1010)), 1000).err(),
             Some(NOT_YET_VALID)
         );
-        assert_eq!(
-            issuer.check(&with("cnf", json!({"jkt": "x"})), 1000).err(),
-            Some(SENDER_CONSTRAINED)
+        assert!(
+            issuer
+                .check(&with("cnf", json!({"jkt": "x"})), 1000)
+                .is_ok_and(|claims| claims.jkt() == Some("x"))
         );
 
         let mut id_token_header = header();

@@ -86,6 +86,11 @@ pub struct ApiError {
     rate: Option<RateStatus>,
 }
 
+/// Between the challenge and a DPoP nonce (RFC 9449 §9, `DPoP-Nonce`) in `www_authenticate`:
+/// a header value has no line feed, and a field of its own would make every `ApiError`
+/// larger.
+const NONCE_SEPARATOR: char = '\n';
+
 /// The seed's message for a refused credential.
 pub const AUTH_FAILED: &str = "Authentication failed. Please check your API key or token.";
 
@@ -102,6 +107,16 @@ impl ApiError {
             retry_after: None,
             rate: None,
         }
+    }
+
+    /// Hands out a DPoP nonce (`DPoP-Nonce`) with a `use_dpop_nonce` refusal.
+    #[must_use]
+    pub fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        if let Some(challenge) = self.www_authenticate.as_mut() {
+            challenge.push(NONCE_SEPARATOR);
+            challenge.push_str(&nonce);
+        }
+        self
     }
 
     /// Adds a `details` entry.
@@ -122,6 +137,21 @@ impl ApiError {
 
     /// A 401 for a credential that was missing or bad.
     pub fn unauthenticated(failure: AuthFailure) -> Self {
+        if let AuthFailure::Dpop(dpop) = failure {
+            // RFC 9449 §7.1: the DPoP scheme's challenge, with the algorithms accepted.
+            return Self {
+                www_authenticate: Some(format!(
+                    "DPoP algs=\"{}\", error=\"{}\", error_description=\"{}\"",
+                    netapi_core::dpop::ALGORITHMS.join(" "),
+                    dpop.code(),
+                    dpop.description()
+                )),
+                ..Self::new(
+                    Code::Unauthenticated,
+                    format!("Authentication failed: {}.", dpop.description()),
+                )
+            };
+        }
         let (message, description) = match failure {
             AuthFailure::Missing => (AUTH_FAILED.to_owned(), None),
             AuthFailure::Expired => (
@@ -145,6 +175,7 @@ impl ApiError {
                     .to_owned(),
                 Some("The account is disabled"),
             ),
+            AuthFailure::Dpop(_) => (AUTH_FAILED.to_owned(), None),
         };
         let challenge = match description {
             None => "Bearer realm=\"netapi\"".to_owned(),
@@ -164,13 +195,19 @@ impl ApiError {
     /// so that a client refused by a guarded API learns where to get a credential for it.
     #[must_use]
     pub fn with_resource_metadata(mut self, url: &str) -> Self {
-        if let Some(challenge) = self.www_authenticate.take() {
-            let rest = challenge
-                .strip_prefix("Bearer realm=\"netapi\"")
+        if let Some(mut challenge) = self.www_authenticate.take() {
+            let nonce = challenge
+                .find(NONCE_SEPARATOR)
+                .map(|at| challenge.split_off(at))
                 .unwrap_or_default();
-            self.www_authenticate = Some(format!(
-                "Bearer realm=\"netapi\", resource_metadata=\"{url}\"{rest}"
-            ));
+            let with_metadata = match challenge.strip_prefix("Bearer realm=\"netapi\"") {
+                Some(rest) => {
+                    format!("Bearer realm=\"netapi\", resource_metadata=\"{url}\"{rest}")
+                }
+                // A DPoP challenge keeps its scheme.
+                None => format!("{challenge}, resource_metadata=\"{url}\""),
+            };
+            self.www_authenticate = Some(with_metadata + &nonce);
         }
         self
     }
@@ -283,11 +320,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.body.code.status().into_response();
         let headers = response.headers_mut();
-        if let Some(challenge) = self
-            .www_authenticate
-            .and_then(|c| HeaderValue::from_str(&c).ok())
-        {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        if let Some(text) = &self.www_authenticate {
+            let (challenge, nonce) = text
+                .split_once(NONCE_SEPARATOR)
+                .map_or((text.as_str(), None), |(c, n)| (c, Some(n)));
+            if let Ok(challenge) = HeaderValue::from_str(challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            if let Some(nonce) = nonce.and_then(|n| HeaderValue::from_str(n).ok()) {
+                headers.insert("dpop-nonce", nonce);
+            }
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -5,7 +5,8 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use netapi_core::AuthFailure;
-use netapi_core::service::Principal;
+use netapi_core::dpop::DpopFailure;
+use netapi_core::service::{DpopPresentation, Principal};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 
@@ -83,6 +84,43 @@ pub fn bearer_of(headers: &axum::http::HeaderMap) -> Result<&str, AuthFailure> {
     Ok(credential)
 }
 
+/// The access token of `Authorization: DPoP <token>` (RFC 9449 §7.1), if that is the
+/// header. Looked at only once the Bearer scheme was not found.
+pub fn dpop_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("dpop") && !token.is_empty()).then_some(token)
+}
+
+/// The `DPoP` header: `None` without one, a failure for several or an unreadable one.
+pub fn dpop_proof(headers: &axum::http::HeaderMap) -> Option<Result<&str, DpopFailure>> {
+    let mut values = headers.get_all("dpop").iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return Some(Err(DpopFailure::SeveralProofs));
+    }
+    Some(first.to_str().map_err(|_| DpopFailure::Malformed))
+}
+
+/// The error of a refused access; `use_dpop_nonce` refusals carry the nonce to use (RFC
+/// 9449 §9).
+pub fn refusal(err: netapi_core::Error, state: &AppState) -> ApiError {
+    let nonce = if matches!(
+        err,
+        netapi_core::Error::Unauthenticated(AuthFailure::Dpop(DpopFailure::UseNonce))
+    ) {
+        state.api.dpop_nonce()
+    } else {
+        None
+    };
+    let error = ApiError::from(err);
+    match nonce {
+        Some(nonce) => error.with_dpop_nonce(nonce),
+        None => error,
+    }
+}
+
 /// Said when a credential was sent without its scheme (`Authorization: napi_...`).
 const BEARER_HINT: &str =
     "The Authorization header has no scheme: use the Bearer scheme, Authorization: Bearer <key>";
@@ -105,18 +143,35 @@ impl FromRequestParts<AppState> for Auth {
     ) -> Result<Self, Self::Rejection> {
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         // Net API's own resource, no scope yet: each handler requires its own.
-        let access = state
-            .api
-            .check_access(bearer(parts), &ip, None, "")
-            .await
-            .map_err(|err| {
-                let refused = ApiError::from(err);
-                if lacks_scheme(parts) {
-                    refused.with_detail(serde_json::json!({ "description": BEARER_HINT }))
-                } else {
-                    refused
-                }
-            })?;
+        let outcome = match bearer(parts) {
+            // Not the Bearer scheme: perhaps DPoP (RFC 9449 §7.1), whose proof names the
+            // request's method and URL (the issuer's origin and this path).
+            Err(AuthFailure::Malformed) if let Some(token) = dpop_token(&parts.headers) => {
+                let url = format!(
+                    "{}{}",
+                    state.api.settings().issuer.trim_end_matches('/'),
+                    parts.uri.path()
+                );
+                let dpop = DpopPresentation {
+                    proof: dpop_proof(&parts.headers).unwrap_or(Err(DpopFailure::MissingProof)),
+                    method: parts.method.as_str(),
+                    url: &url,
+                };
+                state
+                    .api
+                    .check_access_with(Ok(token), Some(&dpop), &ip, None, "")
+                    .await
+            }
+            credential => state.api.check_access(credential, &ip, None, "").await,
+        };
+        let access = outcome.map_err(|err| {
+            let refused = refusal(err, state);
+            if lacks_scheme(parts) {
+                refused.with_detail(serde_json::json!({ "description": BEARER_HINT }))
+            } else {
+                refused
+            }
+        })?;
         if let (Some(status), Some(slot)) = (access.rate, parts.extensions.get::<RateSlot>()) {
             let _ = slot.0.set(status);
         }

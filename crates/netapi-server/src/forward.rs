@@ -20,8 +20,10 @@ use std::convert::Infallible;
 
 use crate::dto::oauth::ProtectedResourceMetadata;
 use crate::error::{ApiError, AuthErrors, NotFoundErrors};
-use crate::extract::{ClientIp, RateSlot, bearer};
+use crate::extract::{ClientIp, RateSlot, bearer, dpop_proof, dpop_token, refusal};
 use crate::state::AppState;
+use netapi_core::dpop::DpopFailure;
+use netapi_core::service::DpopPresentation;
 
 /// The first value of each query parameter named; a repeated or undecodable one cannot make
 /// the answer anything but the decision (a proxy turns a 400 into a 500). Values borrow the
@@ -134,7 +136,15 @@ pub async fn forward(
     let (parts, _body) = request.into_parts();
     let [resource, scope] =
         query_values(parts.uri.query().unwrap_or_default(), ["resource", "scope"]);
-    decide(&state, &ip, &parts, resource.as_deref(), scope.as_deref()).await
+    decide(
+        &state,
+        &ip,
+        &parts,
+        resource.as_deref(),
+        scope.as_deref(),
+        false,
+    )
+    .await
 }
 
 /// `/auth/forward/{*path}`, any method: the resource and scopes in `X-Netapi-Resource` and
@@ -170,7 +180,60 @@ pub async fn forward_with_path(
     let (parts, _body) = request.into_parts();
     let resource = header_text(&parts.headers, "x-netapi-resource");
     let scope = header_text(&parts.headers, "x-netapi-scope");
-    decide(&state, &ip, &parts, resource.as_deref(), scope.as_deref()).await
+    decide(
+        &state,
+        &ip,
+        &parts,
+        resource.as_deref(),
+        scope.as_deref(),
+        true,
+    )
+    .await
+}
+
+/// The first of a comma-separated header's values (`X-Forwarded-Proto: https, http`).
+fn first_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let value = headers.get(name)?.to_str().ok()?;
+    value
+        .split(',')
+        .next()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The original request's method and URL, for a DPoP proof (RFC 9449 §4.3): the method from
+/// `X-Forwarded-Method` / `X-Original-Method` (or, under `/auth/forward/{*path}`, this
+/// request's own), the URL from `X-Forwarded-Proto` (default `https`), `X-Forwarded-Host`
+/// (default `Host`) and `X-Forwarded-Uri` / `X-Original-URI` (or the appended path). `None`
+/// when the proxy passed too little to tell.
+fn original_request(parts: &Parts, appended: bool) -> Option<(String, String)> {
+    let headers = &parts.headers;
+    let method = match first_value(headers, "x-forwarded-method")
+        .or_else(|| first_value(headers, "x-original-method"))
+    {
+        Some(method) => method.to_owned(),
+        None if appended => parts.method.as_str().to_owned(),
+        None => return None,
+    };
+    let uri = match first_value(headers, "x-forwarded-uri")
+        .or_else(|| first_value(headers, "x-original-uri"))
+    {
+        Some(uri) => uri.to_owned(),
+        None if appended => parts
+            .uri
+            .path()
+            .strip_prefix("/auth/forward")
+            .unwrap_or("/")
+            .to_owned(),
+        None => return None,
+    };
+    if uri.starts_with("https://") || uri.starts_with("http://") {
+        return Some((method, uri));
+    }
+    let proto = first_value(headers, "x-forwarded-proto").unwrap_or("https");
+    let host = first_value(headers, "x-forwarded-host")
+        .or_else(|| first_value(headers, header::HOST.as_str()))?;
+    Some((method, format!("{proto}://{host}{uri}")))
 }
 
 async fn decide(
@@ -179,11 +242,36 @@ async fn decide(
     parts: &Parts,
     resource: Option<&str>,
     scope: Option<&str>,
+    appended: bool,
 ) -> Response {
-    let outcome = state
-        .api
-        .check_access(bearer(parts), ip, resource, scope.unwrap_or_default())
-        .await;
+    let scopes = scope.unwrap_or_default();
+    let outcome = match bearer(parts) {
+        // Not the Bearer scheme: perhaps DPoP, whose proof names the original request.
+        Err(netapi_core::AuthFailure::Malformed)
+            if let Some(token) = dpop_token(&parts.headers) =>
+        {
+            let original = original_request(parts, appended);
+            let (method, url) = original
+                .as_ref()
+                .map_or(("", ""), |(m, u)| (m.as_str(), u.as_str()));
+            let proof = match (&original, dpop_proof(&parts.headers)) {
+                (None, _) => Err(DpopFailure::Url),
+                (_, None) => Err(DpopFailure::MissingProof),
+                (_, Some(proof)) => proof,
+            };
+            let dpop = DpopPresentation { proof, method, url };
+            state
+                .api
+                .check_access_with(Ok(token), Some(&dpop), ip, resource, scopes)
+                .await
+        }
+        credential => {
+            state
+                .api
+                .check_access(credential, ip, resource, scopes)
+                .await
+        }
+    };
     log_decision(&parts.headers, &outcome);
     let mut response = match outcome {
         Ok(access) => {
@@ -200,7 +288,7 @@ async fn decide(
                 .ok()
                 .flatten()
                 .map(|r| metadata_url(&state.api.settings().issuer, &r.identifier));
-            let error = ApiError::from(err);
+            let error = refusal(err, state);
             match metadata {
                 Some(url) => error.with_resource_metadata(&url),
                 None => error,

@@ -208,7 +208,10 @@ fn oauth2_scheme(issuer: &str) -> SecurityScheme {
     ]);
     scheme.description = Some(
         "An OAuth 2.0 access token, sent as `Authorization: Bearer`. The authorization code \
-         flow needs PKCE (S256)."
+         flow needs PKCE (S256). A token issued with a DPoP proof (RFC 9449; `token_type: \
+         DPoP`, `cnf.jkt`) is sent as `Authorization: DPoP <token>` with a `DPoP` header \
+         holding a proof for the request (`htm`, `htu`, `iat`, `jti`, `ath`), and refused as a \
+         bearer token (401, `WWW-Authenticate: DPoP ... error=\"invalid_token\"`)."
             .to_owned(),
     );
     SecurityScheme::OAuth2(scheme)

@@ -205,6 +205,7 @@ impl Fixture {
             resource_id: None,
             resource_scopes: Vec::new(),
             sid: None,
+            dpop_jkt: None,
         };
         (token, secret)
     }

@@ -192,6 +192,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resource_scopes", Text),
             ("amr", Text),
             ("sid", Text),
+            ("dpop_jkt", Text),
         ],
     ),
     (

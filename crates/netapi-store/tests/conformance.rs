@@ -372,7 +372,7 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
 
 /// How many migrations there are (0001 to 0013, 0016 to 0019 and 0021 to 0023), as sqlx and the old runner's
 /// table count them.
-const ALL_VERSIONS: (i64, i64) = (19, 19);
+const ALL_VERSIONS: (i64, i64) = (20, 20);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -766,6 +766,7 @@ fn refresh(user_id: &str, client_id: &str, family_id: &str, n: u8) -> RefreshTok
         resource_id: None,
         resource_scopes: Vec::new(),
         sid: Some(format!("sid_{n}")),
+        dpop_jkt: None,
     }
 }
 

@@ -188,6 +188,11 @@ pub struct Settings {
         env = "NETAPI_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS"
     )]
     pub require_pushed_authorization_requests: Option<bool>,
+    /// DPoP proofs (RFC 9449) must carry a nonce this server handed out (`DPoP-Nonce`,
+    /// `use_dpop_nonce`), at the token endpoint and wherever DPoP-bound tokens are checked
+    /// [default: false]
+    #[arg(long, global = true, env = "NETAPI_REQUIRE_DPOP_NONCE")]
+    pub require_dpop_nonce: Option<bool>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -284,6 +289,7 @@ impl Settings {
             registration_email_domains,
             client_registration,
             require_pushed_authorization_requests,
+            require_dpop_nonce,
         );
         Ok(self)
     }
@@ -407,6 +413,9 @@ impl Settings {
             })?,
         };
         Ok(netapi_core::Settings {
+            require_dpop_nonce: self
+                .require_dpop_nonce
+                .unwrap_or(defaults.require_dpop_nonce),
             registration,
             registration_email_domains,
             client_registration,

@@ -110,6 +110,20 @@ impl NetApi {
         resource: Option<&str>,
         required_scopes: &str,
     ) -> Result<Access> {
+        self.check_access_with(credential, None, ip, resource, required_scopes)
+            .await
+    }
+
+    /// [`Self::check_access`] for a credential sent with the DPoP scheme (`dpop`: its proof
+    /// and the request it must match) or as a bearer token (`None`).
+    pub async fn check_access_with(
+        &self,
+        credential: Result<&str, AuthFailure>,
+        dpop: Option<&super::DpopPresentation<'_>>,
+        ip: &str,
+        resource: Option<&str>,
+        required_scopes: &str,
+    ) -> Result<Access> {
         let resource = match self.lookup_resource(resource).await? {
             ResourceLookup::Live(found) => found,
             // Deleting a resource ended every credential for it: whatever is presented is
@@ -130,7 +144,7 @@ impl NetApi {
             }
         };
         let principal = self
-            .authenticate(credential.map_err(Error::Unauthenticated)?, ip)
+            .authenticate_with(credential.map_err(Error::Unauthenticated)?, dpop, ip)
             .await?;
         self.admit(principal, resource, required_scopes.split_whitespace())
     }

@@ -7,6 +7,7 @@ use sha2::Digest;
 use std::sync::Arc;
 
 use super::NetApi;
+use crate::dpop::{DpopFailure, ProofTarget};
 use crate::error::{AuthFailure, Error, Result};
 use crate::limiter::Surface;
 use crate::model::{ApiKey, Resource};
@@ -152,6 +153,9 @@ pub(crate) struct AccessClaims {
     /// Who acts for `sub` (RFC 8693 §4.1): set on tokens made by token exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// DPoP-bound tokens only (RFC 9449 §6.1): the key's thumbprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::dpop::Confirmation>,
 }
 
 /// The `act` claim (RFC 8693 §4.1): the party acting for the token's subject, here the
@@ -172,23 +176,64 @@ impl Actor {
     }
 }
 
+/// What came with a credential sent as `Authorization: DPoP <token>` (RFC 9449 §7): the
+/// `DPoP` header and the request it must match. Its `Debug` leaves the proof out.
+#[derive(Clone, Copy)]
+pub struct DpopPresentation<'a> {
+    /// The one `DPoP` header, or why there was none usable.
+    pub proof: Result<&'a str, DpopFailure>,
+    /// The request's method.
+    pub method: &'a str,
+    /// The request's URL, as the client used it.
+    pub url: &'a str,
+}
+
 /// Clock tolerance for `nbf` and `iat`, seconds (the contract allows at most 5).
 const LEEWAY: i64 = 5;
+
+impl std::fmt::Debug for DpopPresentation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopPresentation")
+            .field("proof", &self.proof.map(|_| "[redacted]"))
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .finish()
+    }
+}
 
 impl NetApi {
     /// Authenticates the value of an `Authorization: Bearer` header, coming from `ip`.
     pub async fn authenticate(&self, bearer: &str, ip: &str) -> Result<Principal> {
+        self.authenticate_with(bearer, None, ip).await
+    }
+
+    /// Authenticates a credential sent as a bearer token (`dpop` `None`) or with the DPoP
+    /// scheme and its proof, coming from `ip`.
+    pub async fn authenticate_with(
+        &self,
+        bearer: &str,
+        dpop: Option<&DpopPresentation<'_>>,
+        ip: &str,
+    ) -> Result<Principal> {
         let now = self.now();
         let subjects = || self.limiter.subjects(Surface::Bearer, ip, None);
         if let Some(retry_after) = self.limiter.blocked_with(subjects, now) {
             return Err(Error::RateLimited { retry_after });
         }
         let (method, outcome) = if bearer.starts_with(SecretKind::ApiKey.prefix()) {
-            ("api_key", self.authenticate_api_key(bearer, now).await)
+            let outcome = match dpop {
+                // API keys are bearer credentials only.
+                Some(_) => Err(Failure::Auth(
+                    AuthFailure::Dpop(DpopFailure::NotBound),
+                    None,
+                )),
+                None => self.authenticate_api_key(bearer, now).await,
+            };
+            ("api_key", outcome)
         } else {
             (
                 "access_token",
-                self.authenticate_access_token(bearer, now).await,
+                self.authenticate_access_token(bearer, dpop, now).await,
             )
         };
         let result = match &outcome {
@@ -202,6 +247,10 @@ impl NetApi {
         );
         match outcome {
             Ok(principal) => Ok(principal),
+            // Asking for a nonce is a step of the protocol, not a failure.
+            Err(Failure::Auth(failure @ AuthFailure::Dpop(DpopFailure::UseNonce), _)) => {
+                Err(Error::Unauthenticated(failure))
+            }
             Err(Failure::Auth(failure, user_id)) => {
                 self.limiter.record_failure(&subjects(), now);
                 // Only failures that concern an account are worth a row; invented credentials
@@ -357,10 +406,20 @@ impl NetApi {
     }
 
     /// Verifies an access token locally and checks the in-memory denylist.
-    async fn authenticate_access_token(&self, token: &str, now: i64) -> Result<Principal, Failure> {
+    async fn authenticate_access_token(
+        &self,
+        token: &str,
+        dpop: Option<&DpopPresentation<'_>>,
+        now: i64,
+    ) -> Result<Principal, Failure> {
         let claims = self
             .verify_access_token(token, now)
             .map_err(|failure| Failure::Auth(failure, None))?;
+        // Bearer tokens without `cnf` and without the DPoP scheme: one comparison.
+        if claims.cnf.is_some() || dpop.is_some() {
+            self.confirm(&claims, token, dpop)
+                .map_err(|failure| Failure::Auth(AuthFailure::Dpop(failure), None))?;
+        }
         let Some(client) = self.client_facts(&claims.client_id).await? else {
             return Err(Failure::Auth(AuthFailure::Revoked, None));
         };
@@ -398,6 +457,58 @@ impl NetApi {
             resource,
             resource_scopes,
         })
+    }
+
+    /// RFC 9449 §7: a DPoP-bound token comes with a proof of its key, made for this request
+    /// and this token; a token that is not bound does not use the DPoP scheme.
+    fn confirm(
+        &self,
+        claims: &AccessClaims,
+        token: &str,
+        dpop: Option<&DpopPresentation<'_>>,
+    ) -> Result<(), DpopFailure> {
+        match (&claims.cnf, dpop) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(DpopFailure::BoundToken),
+            (None, Some(_)) => Err(DpopFailure::NotBound),
+            (Some(cnf), Some(presented)) => {
+                let target = ProofTarget {
+                    method: presented.method,
+                    url: presented.url,
+                    access_token: Some(token),
+                };
+                let jkt = self.check_dpop(presented.proof?, &target)?;
+                if subtle::ConstantTimeEq::ct_eq(jkt.as_bytes(), cnf.jkt.as_bytes()).into() {
+                    Ok(())
+                } else {
+                    Err(DpopFailure::KeyMismatch)
+                }
+            }
+        }
+    }
+
+    /// Checks a DPoP proof for `target` (signature, claims, freshness, the server nonce when
+    /// `require_dpop_nonce` is on) and records its `jti`; answers its key's thumbprint.
+    pub fn check_dpop(&self, proof: &str, target: &ProofTarget<'_>) -> Result<String, DpopFailure> {
+        let now = self.now();
+        let checked = crate::dpop::check_proof(proof, target, now)?;
+        if self.settings.require_dpop_nonce
+            && !checked
+                .nonce
+                .as_deref()
+                .is_some_and(|nonce| self.dpop_nonces.accepts(nonce, now))
+        {
+            return Err(DpopFailure::UseNonce);
+        }
+        self.dpop_replay.record(&checked, now)?;
+        Ok(checked.jkt)
+    }
+
+    /// The DPoP nonce to hand out now (`DPoP-Nonce`), when `require_dpop_nonce` is on.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.settings
+            .require_dpop_nonce
+            .then(|| self.dpop_nonces.current(self.now()))
     }
 
     /// The resource an access token is for: `None` for Net API's own (`aud` is the issuer),

@@ -388,6 +388,7 @@ impl NetApi {
         client: &OAuthClient,
         device_code: &str,
         named: Option<&ResourceIndicator>,
+        jkt: Option<&str>,
         ip: &str,
     ) -> OAuthResult<TokenResponse> {
         let invalid = || OAuthError::from(OAuthReason::InvalidDeviceCode);
@@ -467,6 +468,9 @@ impl NetApi {
                     // The device is not the browser that approved it: signing out there does
                     // not sign the device out, so its tokens name no browser session.
                     sid: None,
+                    // As with a code: a public client's refresh token is bound to its DPoP
+                    // key, a confidential client's is not (RFC 9449 §5).
+                    dpop_jkt: jkt.filter(|_| client.is_public()).map(str::to_owned),
                 })
                 .await?;
             Some(secret)
@@ -485,6 +489,7 @@ impl NetApi {
                 amr,
                 nonce: None,
                 sid: None,
+                jkt,
             },
             refresh,
         )

@@ -40,6 +40,7 @@ impl NetApi {
         &self,
         client: &OAuthClient,
         request: &TokenExchange,
+        jkt: Option<&str>,
         ip: &str,
     ) -> OAuthResult<TokenResponse> {
         if client.is_public() || client.token_exchange_resources.is_empty() {
@@ -187,6 +188,7 @@ impl NetApi {
                     nonce: None,
                     // No ID token comes out of an exchange: no browser session to name.
                     sid: None,
+                    jkt,
                 },
                 None,
                 Some((&actor, subject.exp)),

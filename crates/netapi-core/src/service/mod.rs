@@ -31,7 +31,7 @@ mod webhooks;
 
 pub use access::{Access, ProtectedResource};
 pub use audit::AuditPage;
-pub use authn::{Actor, Credential, Principal};
+pub use authn::{Actor, Credential, DpopPresentation, Principal};
 pub use authorize::{
     AuthorizationRequest, AuthorizeError, AuthorizeReason, ErrorRedirect, PageReason,
 };
@@ -174,6 +174,9 @@ pub struct Settings {
     /// Every authorization request must come through `/oauth/par` (RFC 9126 §5), not only
     /// those of clients registered with `require_pushed_authorization_requests`.
     pub require_pushed_authorization_requests: bool,
+    /// DPoP proofs must carry a nonce this server made (RFC 9449 §8, §9): `use_dpop_nonce`
+    /// answers hand one out in `DPoP-Nonce`.
+    pub require_dpop_nonce: bool,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -226,6 +229,7 @@ impl std::fmt::Debug for Settings {
                 "require_pushed_authorization_requests",
                 &self.require_pushed_authorization_requests,
             )
+            .field("require_dpop_nonce", &self.require_dpop_nonce)
             .finish_non_exhaustive()
     }
 }
@@ -263,6 +267,7 @@ impl Default for Settings {
             registration_email_domains: Vec::new(),
             client_registration: ClientRegistrationPolicy::Authenticated,
             require_pushed_authorization_requests: false,
+            require_dpop_nonce: false,
         }
     }
 }
@@ -352,6 +357,10 @@ pub struct NetApi {
     /// Clients' key sets: fetched ones by `uri:<jwks_uri>`, registered ones by
     /// `inline:<client id>:<updated_at>`; bounded, with a TTL.
     client_key_sets: Cache<String, Arc<client_keys::CachedKeys>>,
+    /// The `jti`s of DPoP proofs this instance accepted (per instance, bounded).
+    dpop_replay: crate::dpop::ReplayCache,
+    /// Makes and checks DPoP nonces (stateless: every instance accepts every other's).
+    dpop_nonces: crate::dpop::NonceMaker,
 }
 
 impl std::fmt::Debug for NetApi {
@@ -436,8 +445,12 @@ impl NetApi {
     /// Wires the service; call [`NetApi::start`] before serving.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let capacity = settings.cache_capacity.max(1);
+        let hasher = SecretHasher::new(&settings.pepper);
+        let dpop_nonces = crate::dpop::NonceMaker::new(hasher.hash("netapi dpop-nonce key").0);
         Self {
-            hasher: SecretHasher::new(&settings.pepper),
+            hasher,
+            dpop_replay: crate::dpop::ReplayCache::default(),
+            dpop_nonces,
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             user_code_guesses: FailureLimiter::new(
                 settings

@@ -11,6 +11,7 @@ use super::NetApi;
 use super::authn::AccessClaims;
 use super::oauth_error::{OAuthError, OAuthReason, echoed};
 use super::requests::{ClientAuth, ClientRequest, ResourceIndicator, TokenGrant, TokenTarget};
+use crate::dpop::{Confirmation, DpopFailure, ProofTarget};
 use crate::error::Error;
 use crate::ids::new_id;
 use crate::jwt::{KeyRing, left_half_hash};
@@ -35,7 +36,7 @@ const MAX_CLIENT_ID_LEN: usize = 255;
 pub struct TokenResponse {
     /// The access token (a JWT).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a DPoP-bound access token.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -101,6 +102,9 @@ pub struct Introspection {
     /// Who acts for `sub` (RFC 8693 §4.1; access tokens made by token exchange).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub act: Option<super::Actor>,
+    /// A DPoP-bound access token's confirmation (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::dpop::Confirmation>,
 }
 
 /// What an issued grant is made of.
@@ -119,12 +123,16 @@ pub(super) struct Grant<'a> {
     pub(super) nonce: Option<&'a str>,
     /// The browser session the grant was approved in (its ID tokens' `sid`).
     pub(super) sid: Option<&'a str>,
+    /// The thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
+    pub(super) jkt: Option<&'a str>,
 }
 
 /// What a refresh request asks for beyond the token itself.
 struct Asked<'a> {
     scope: Option<&'a str>,
     resource: Option<&'a ResourceIndicator>,
+    /// The thumbprint of the request's DPoP key.
+    jkt: Option<&'a str>,
 }
 
 /// What an authorization code exchange presents.
@@ -133,6 +141,8 @@ struct PresentedCode<'a> {
     redirect_uri: Option<&'a str>,
     code_verifier: Option<&'a str>,
     resource: Option<&'a ResourceIndicator>,
+    /// The thumbprint of the request's DPoP key.
+    jkt: Option<&'a str>,
 }
 
 /// `names` in the order of `allowed`, kept only where `keep` holds.
@@ -218,6 +228,47 @@ impl NetApi {
         request: &ClientRequest<TokenGrant>,
         ip: &str,
     ) -> OAuthResult<TokenResponse> {
+        self.token_with_proof(request, None, ip).await
+    }
+
+    /// The token endpoint's own URL, the `htu` of its DPoP proofs.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth/token", self.settings.issuer.trim_end_matches('/'))
+    }
+
+    /// The OAuth error for a refused DPoP proof; `use_dpop_nonce` carries a fresh nonce.
+    fn dpop_error(&self, failure: DpopFailure) -> OAuthError {
+        match (failure, self.dpop_nonce()) {
+            (DpopFailure::UseNonce, Some(nonce)) => OAuthReason::DpopNonce(nonce).into(),
+            (failure, _) => OAuthReason::Dpop(failure).into(),
+        }
+    }
+
+    /// `POST /oauth/token` with the request's `DPoP` header, if any (RFC 9449 §5): a good
+    /// proof binds the access token to its key (`cnf.jkt`, `token_type: DPoP`), and a public
+    /// client's refresh token too.
+    pub async fn token_with_proof(
+        &self,
+        request: &ClientRequest<TokenGrant>,
+        proof: Option<Result<&str, DpopFailure>>,
+        ip: &str,
+    ) -> OAuthResult<TokenResponse> {
+        let jkt = match proof {
+            None => None,
+            Some(proof) => {
+                let url = self.token_endpoint();
+                let target = ProofTarget {
+                    method: "POST",
+                    url: &url,
+                    access_token: None,
+                };
+                let jkt = proof
+                    .and_then(|proof| self.check_dpop(proof, &target))
+                    .map_err(|failure| self.dpop_error(failure))?;
+                Some(jkt)
+            }
+        };
+        let jkt = jkt.as_deref();
         let grant = request.params.grant_type();
         let client = self.authenticate_client(&request.client, ip).await?;
         if !client.allows(grant) {
@@ -225,7 +276,7 @@ impl NetApi {
         }
         let response = match &request.params {
             TokenGrant::ClientCredentials { scope, resource } => {
-                self.client_credentials(&client, scope.as_deref(), resource.as_ref())
+                self.client_credentials(&client, scope.as_deref(), resource.as_ref(), jkt)
                     .await
             }
             TokenGrant::RefreshToken {
@@ -236,6 +287,7 @@ impl NetApi {
                 let asked = Asked {
                     scope: scope.as_deref(),
                     resource: resource.as_ref(),
+                    jkt,
                 };
                 self.refresh(&client, refresh_token.expose(), asked, ip)
                     .await
@@ -251,15 +303,18 @@ impl NetApi {
                     redirect_uri: redirect_uri.as_deref(),
                     code_verifier: code_verifier.as_ref().map(Secret::expose),
                     resource: resource.as_ref(),
+                    jkt,
                 };
                 self.exchange_code(&client, presented, ip).await
             }
-            TokenGrant::TokenExchange(exchange) => self.exchange_token(&client, exchange, ip).await,
+            TokenGrant::TokenExchange(exchange) => {
+                self.exchange_token(&client, exchange, jkt, ip).await
+            }
             TokenGrant::DeviceCode {
                 device_code,
                 resource,
             } => {
-                self.redeem_device_code(&client, device_code.expose(), resource.as_ref(), ip)
+                self.redeem_device_code(&client, device_code.expose(), resource.as_ref(), jkt, ip)
                     .await
             }
         }?;
@@ -347,6 +402,7 @@ impl NetApi {
         client: &OAuthClient,
         scope: Option<&str>,
         resource: Option<&ResourceIndicator>,
+        jkt: Option<&str>,
     ) -> OAuthResult<TokenResponse> {
         // A client registered anonymously acts for no one: it has no user to act for.
         let Some(owner_id) = client.owner_id.as_deref() else {
@@ -373,6 +429,7 @@ impl NetApi {
                         amr: Amr::Password,
                         nonce: None,
                         sid: None,
+                        jkt,
                     },
                     None,
                 )
@@ -400,6 +457,7 @@ impl NetApi {
                 amr: Amr::Password,
                 nonce: None,
                 sid: None,
+                jkt,
             },
             None,
         )
@@ -423,6 +481,16 @@ impl NetApi {
         };
         if current.client_id != client.id {
             return Err(invalid());
+        }
+        // RFC 9449 §5: a bound refresh token is used only with a proof of its key.
+        if let Some(bound) = &current.dpop_jkt {
+            match asked.jkt {
+                None => return Err(OAuthReason::Dpop(DpopFailure::MissingProof).into()),
+                Some(jkt) if jkt != bound => {
+                    return Err(OAuthReason::Dpop(DpopFailure::KeyMismatch).into());
+                }
+                Some(_) => {}
+            }
         }
         let Some(owner) = self.user_facts(&current.user_id).await? else {
             return Err(invalid());
@@ -476,6 +544,7 @@ impl NetApi {
                 kept(&current.resource_scopes, |n| allowed.contains(n))
             }),
             sid: current.sid.clone(),
+            dpop_jkt: current.dpop_jkt.clone(),
         };
         match self
             .store
@@ -511,6 +580,7 @@ impl NetApi {
                 amr: current.amr,
                 nonce: None,
                 sid: current.sid.as_deref(),
+                jkt: asked.jkt,
             },
             Some(secret),
         )
@@ -611,6 +681,12 @@ impl NetApi {
                     resource_id: code.resource_id.clone(),
                     resource_scopes: resource_scopes.clone(),
                     sid: code.sid.clone(),
+                    // A public client's refresh token is bound to its DPoP key; a
+                    // confidential client's is not (it authenticates; RFC 9449 §5).
+                    dpop_jkt: presented
+                        .jkt
+                        .filter(|_| client.is_public())
+                        .map(str::to_owned),
                 })
                 .await?;
             Some(secret)
@@ -629,6 +705,7 @@ impl NetApi {
                 amr: code.amr,
                 nonce: code.nonce.as_deref(),
                 sid: code.sid.as_deref(),
+                jkt: presented.jkt,
             },
             refresh,
         )
@@ -750,6 +827,9 @@ impl NetApi {
             sid: grant.family_id.map(str::to_owned),
             auth_time: grant.auth_time,
             act: exchanged.map(|(actor, _)| actor.clone()),
+            cnf: grant.jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let unavailable = || OAuthError::from(OAuthReason::NoSigningKey);
         let access_token = ring.sign("at+jwt", &claims).ok_or_else(unavailable)?;
@@ -794,7 +874,11 @@ impl NetApi {
         };
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if grant.jkt.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: ttl,
             scope,
             refresh_token: refresh.map(|s| s.expose().to_owned()),
@@ -980,10 +1064,15 @@ impl NetApi {
             iat: Some(claims.iat),
             exp: Some(claims.exp),
             jti: Some(claims.jti.clone()),
-            token_type: Some("Bearer"),
+            token_type: Some(if claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            }),
             key_id: None,
             metadata: None,
             act: claims.act.clone(),
+            cnf: claims.cnf.clone(),
         })
     }
 

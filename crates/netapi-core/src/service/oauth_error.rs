@@ -39,6 +39,10 @@ pub enum OAuthErrorKind {
     RequestNotSupported,
     /// `unsupported_response_type` (RFC 6749 §4.1.2.1), answered by the PAR endpoint.
     UnsupportedResponseType,
+    /// `invalid_dpop_proof` (RFC 9449 §5)
+    InvalidDpopProof,
+    /// `use_dpop_nonce` (RFC 9449 §8): try again with the nonce in `DPoP-Nonce`.
+    UseDpopNonce,
 }
 
 impl OAuthErrorKind {
@@ -60,6 +64,8 @@ impl OAuthErrorKind {
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::RequestNotSupported => "request_not_supported",
             Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -180,6 +186,10 @@ pub enum OAuthReason {
     Internal,
     /// Storage is not answering.
     Unavailable,
+    /// The DPoP proof was refused.
+    Dpop(crate::dpop::DpopFailure),
+    /// The DPoP proof needs this server nonce (sent in `DPoP-Nonce`).
+    DpopNonce(String),
 }
 
 impl OAuthReason {
@@ -230,6 +240,8 @@ impl OAuthReason {
             | Self::SeveralResources => K::InvalidTarget,
             Self::NoSigningKey | Self::Internal => K::ServerError,
             Self::Unavailable => K::TemporarilyUnavailable,
+            Self::Dpop(_) => K::InvalidDpopProof,
+            Self::DpopNonce(_) => K::UseDpopNonce,
         }
     }
 }

@@ -161,7 +161,8 @@ impl NetApi {
                     AuthFailure::Missing
                     | AuthFailure::Malformed
                     | AuthFailure::Unknown
-                    | AuthFailure::WrongResource => VerifyCode::NotFound,
+                    | AuthFailure::WrongResource
+                    | AuthFailure::Dpop(_) => VerifyCode::NotFound,
                 };
                 return Ok(answer(code, None, None));
             }

@@ -531,3 +531,136 @@ async fn a_guard_refuses_to_start_for_the_wrong_issuer(server: Server) {
         Err(SetupError::Config(_))
     ));
 }
+
+netapi_testkit::e2e!(spawn = start; a_dpop_bound_token_needs_a_proof_of_its_key);
+
+/// An Ed25519 DPoP key of a client (ring), and proofs it signs.
+struct DpopKey(ring::signature::Ed25519KeyPair);
+
+impl DpopKey {
+    fn new() -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("generate");
+        Self(ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("parse"))
+    }
+
+    fn proof(&self, method: &str, url: &str, token: Option<&str>, iat: i64) -> String {
+        use ring::signature::KeyPair;
+        use sha2::Digest;
+        let jwk =
+            json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(self.0.public_key().as_ref())});
+        let mut claims = json!({
+            "jti": B64.encode(ring::rand::generate::<[u8; 16]>(&ring::rand::SystemRandom::new()).expect("random").expose()),
+            "htm": method, "htu": url, "iat": iat,
+        });
+        if let Some(token) = token {
+            claims["ath"] = json!(B64.encode(sha2::Sha256::digest(token.as_bytes())));
+        }
+        let input = format!(
+            "{}.{}",
+            B64.encode(json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk}).to_string()),
+            B64.encode(claims.to_string())
+        );
+        format!(
+            "{input}.{}",
+            B64.encode(self.0.sign(input.as_bytes()).as_ref())
+        )
+    }
+}
+
+/// A DPoP-bound token for the orders API: refused as a bearer token, refused with another
+/// key's proof, a replayed proof or one for another URL, accepted with a fresh proof of its
+/// key for `GET https://orders.example.com/orders` (the resource's origin and the path).
+async fn a_dpop_bound_token_needs_a_proof_of_its_key(server: Server) {
+    let orders = server.orders_api(server.config()).await;
+    let key = DpopKey::new();
+    let now = server.api.now();
+    let response = server
+        .http
+        .post(server.url("/oauth/token"))
+        .basic_auth(server.client_id(), Some(server.client_secret()))
+        .header(
+            "DPoP",
+            key.proof("POST", &server.url("/oauth/token"), None, now),
+        )
+        .form(&[("grant_type", "client_credentials"), ("resource", ORDERS)])
+        .send()
+        .await
+        .expect("token");
+    let tokens = json_with(response, StatusCode::OK).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    let token = tokens["access_token"].as_str().expect("token");
+    let url = format!("{ORDERS}/orders");
+    let get = |proof: Option<String>| {
+        let mut request = server
+            .http
+            .get(orders.url("/orders"))
+            .header("Authorization", format!("DPoP {token}"));
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        request.send()
+    };
+    let dpop_refusal = |response: reqwest::Response, error: &'static str| async move {
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .unwrap_or_default();
+        assert!(challenge.starts_with("DPoP algs="), "{challenge}");
+        assert!(
+            challenge.contains(&format!("error=\"{error}\"")),
+            "{challenge}"
+        );
+    };
+
+    let bearer = orders.get(Some(token)).await;
+    dpop_refusal(bearer, "invalid_token").await;
+    dpop_refusal(get(None).await.expect("get"), "invalid_dpop_proof").await;
+    let thief = DpopKey::new();
+    dpop_refusal(
+        get(Some(thief.proof("GET", &url, Some(token), now)))
+            .await
+            .expect("get"),
+        "invalid_dpop_proof",
+    )
+    .await;
+    dpop_refusal(
+        get(Some(key.proof(
+            "GET",
+            &format!("{ORDERS}/other"),
+            Some(token),
+            now,
+        )))
+        .await
+        .expect("get"),
+        "invalid_dpop_proof",
+    )
+    .await;
+    dpop_refusal(
+        get(Some(key.proof("GET", &url, Some(token), now - 120)))
+            .await
+            .expect("get"),
+        "invalid_dpop_proof",
+    )
+    .await;
+
+    let proof = key.proof("GET", &url, Some(token), now);
+    let body = json_with(get(Some(proof.clone())).await.expect("get"), StatusCode::OK).await;
+    assert_eq!(body["credential"], "access_token");
+    dpop_refusal(get(Some(proof)).await.expect("get"), "invalid_dpop_proof").await;
+
+    // An API key is a bearer credential: not with the DPoP scheme.
+    let api_key = server.orders_key(&server.admin_key, json!({})).await;
+    let api_key = api_key["key"].as_str().expect("key");
+    let response = server
+        .http
+        .get(orders.url("/orders"))
+        .header("Authorization", format!("DPoP {api_key}"))
+        .header("DPoP", key.proof("GET", &url, Some(api_key), now))
+        .send()
+        .await
+        .expect("get");
+    dpop_refusal(response, "invalid_token").await;
+}

@@ -182,6 +182,11 @@ pub struct OrdersApi {
 }
 
 impl OrdersApi {
+    /// The absolute URL of `path` on the orders API.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     pub async fn get(&self, bearer: Option<&str>) -> Response {
         let mut request = self.http.get(format!("{}/orders", self.base));
         if let Some(bearer) = bearer {

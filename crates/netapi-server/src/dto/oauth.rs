@@ -49,6 +49,10 @@ enum OAuthErrorCode {
     UnsupportedResponseType,
     /// `/oauth/par` only: `request` (request objects) is not supported.
     RequestNotSupported,
+    /// RFC 9449 §5: the `DPoP` proof was refused.
+    InvalidDpopProof,
+    /// RFC 9449 §8: send the proof again with the nonce of the `DPoP-Nonce` header.
+    UseDpopNonce,
 }
 
 impl From<OAuthErrorKind> for OAuthErrorCode {
@@ -69,6 +73,8 @@ impl From<OAuthErrorKind> for OAuthErrorCode {
             OAuthErrorKind::TemporarilyUnavailable => Self::TemporarilyUnavailable,
             OAuthErrorKind::UnsupportedResponseType => Self::UnsupportedResponseType,
             OAuthErrorKind::RequestNotSupported => Self::RequestNotSupported,
+            OAuthErrorKind::InvalidDpopProof => Self::InvalidDpopProof,
+            OAuthErrorKind::UseDpopNonce => Self::UseDpopNonce,
         }
     }
 }
@@ -131,7 +137,11 @@ impl From<netapi_core::service::TokenResponse> for TokenResponse {
     fn from(token: netapi_core::service::TokenResponse) -> Self {
         Self {
             access_token: token.access_token,
-            token_type: BearerType::Bearer,
+            token_type: if token.token_type == "DPoP" {
+                BearerType::DPoP
+            } else {
+                BearerType::Bearer
+            },
             expires_in: token.expires_in,
             scope: token.scope,
             refresh_token: token.refresh_token,
@@ -141,10 +151,13 @@ impl From<netapi_core::service::TokenResponse> for TokenResponse {
     }
 }
 
-/// `Bearer`.
+/// `Bearer`, or `DPoP` when the request carried a DPoP proof (RFC 9449): the access token
+/// is then bound to the proof's key.
 #[derive(Serialize, ToSchema)]
 enum BearerType {
     Bearer,
+    #[allow(clippy::upper_case_acronyms)]
+    DPoP,
 }
 
 /// The answer of `/oauth/revoke`: an empty object.
@@ -196,10 +209,10 @@ impl From<CoreIntrospection> for Introspection {
                 iss,
                 iat,
                 exp: found.exp.unwrap_or_default(),
-                token_type: if found.token_type == Some("refresh_token") {
-                    TokenTypeName::RefreshToken
-                } else {
-                    TokenTypeName::Bearer
+                token_type: match found.token_type {
+                    Some("refresh_token") => TokenTypeName::RefreshToken,
+                    Some("DPoP") => TokenTypeName::DPoP,
+                    _ => TokenTypeName::Bearer,
                 },
                 aud: found.aud,
                 jti: found.jti,
@@ -207,6 +220,7 @@ impl From<CoreIntrospection> for Introspection {
                     .act
                     .as_ref()
                     .and_then(|act| serde_json::to_value(act).ok()),
+                cnf: found.cnf.map(|cnf| Confirmation { jkt: cnf.jkt }),
             }),
         }
     }
@@ -266,7 +280,8 @@ pub(crate) struct ActiveToken {
     iat: i64,
     /// Seconds since the epoch.
     exp: i64,
-    /// `Bearer` for an access token, `refresh_token` for a refresh token.
+    /// `Bearer` for an access token, `DPoP` for a DPoP-bound one, `refresh_token` for a
+    /// refresh token.
     #[schema(inline)]
     token_type: TokenTypeName,
     /// Access tokens only.
@@ -282,12 +297,27 @@ pub(crate) struct ActiveToken {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object, nullable = false)]
     act: Option<serde_json::Value>,
+    /// DPoP-bound access tokens only (RFC 9449 §6.2): the key they are bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    cnf: Option<Confirmation>,
+}
+
+/// The confirmation of a DPoP-bound token (RFC 9449 §6).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint of the DPoP key, base64url.
+    jkt: String,
 }
 
 /// A token type.
 #[derive(Serialize, ToSchema)]
 enum TokenTypeName {
     Bearer,
+    /// A DPoP-bound access token.
+    #[allow(clippy::upper_case_acronyms)]
+    DPoP,
     #[serde(rename = "refresh_token")]
     RefreshToken,
 }
@@ -379,6 +409,8 @@ pub(crate) struct ServerMetadata {
     pub(crate) backchannel_logout_session_supported: bool,
     /// Front-channel logout is not supported.
     pub(crate) frontchannel_logout_supported: bool,
+    /// RFC 9449 §5.1: the algorithms of DPoP proofs accepted.
+    pub(crate) dpop_signing_alg_values_supported: Vec<&'static str>,
 }
 
 /// OpenID Connect UserInfo claims, limited by the token's scopes.

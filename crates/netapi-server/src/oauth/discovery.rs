@@ -88,6 +88,7 @@ fn metadata(state: &AppState) -> ServerMetadata {
         backchannel_logout_supported: true,
         backchannel_logout_session_supported: true,
         frontchannel_logout_supported: false,
+        dpop_signing_alg_values_supported: netapi_core::dpop::ALGORITHMS.to_vec(),
     }
 }
 

@@ -39,6 +39,10 @@ impl IntoResponse for OAuthFailure {
             }
         };
         let retry_after = self.error.retry_after;
+        let nonce = match &self.error.reason {
+            OAuthReason::DpopNonce(nonce) => HeaderValue::from_str(nonce).ok(),
+            _ => None,
+        };
         let body = OAuthErrorBody::new(kind, description(&self.error.reason).into_owned());
         let mut response = (status, NO_STORE, Json(body)).into_response();
         let headers = response.headers_mut();
@@ -51,9 +55,16 @@ impl IntoResponse for OAuthFailure {
         if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let Some(nonce) = nonce {
+            headers.insert(DPOP_NONCE, nonce);
+        }
         response
     }
 }
+
+/// RFC 9449 §8: the header that hands out a server nonce.
+pub(crate) const DPOP_NONCE: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("dpop-nonce");
 
 /// The words a client reads for each reason (never a secret: reasons carry none).
 fn description(reason: &OAuthReason) -> Cow<'static, str> {
@@ -145,6 +156,8 @@ fn description(reason: &OAuthReason) -> Cow<'static, str> {
         R::NoSigningKey => "No signing key is available.".into(),
         R::Internal => "The server could not complete the request.".into(),
         R::Unavailable => "The server cannot reach its storage; try again shortly.".into(),
+        R::Dpop(failure) => format!("{}.", failure.description()).into(),
+        R::DpopNonce(_) => "Authorization server requires nonce in DPoP proof.".into(),
     }
 }
 
@@ -180,8 +193,16 @@ impl IntoResponses for OAuthErrors {
                      `invalid_client` (without HTTP Basic), `unauthorized_client`, \
                      `unsupported_grant_type`, `invalid_scope`, `invalid_target` (RFC 8707); with \
                      the device grant (RFC 8628 §3.5) also `authorization_pending`, \
-                     `slow_down`, `access_denied`, `expired_token`.",
-                    &no_store,
+                     `slow_down`, `access_denied`, `expired_token`; RFC 9449's \
+                     `invalid_dpop_proof`, and `use_dpop_nonce` with a `DPoP-Nonce` header.",
+                    &[
+                        no_store[0],
+                        no_store[1],
+                        (
+                            "DPoP-Nonce",
+                            "With `use_dpop_nonce`: the nonce to put in the next DPoP proof.",
+                        ),
+                    ],
                 ),
             ),
             (

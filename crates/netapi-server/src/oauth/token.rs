@@ -2,14 +2,16 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::client_auth::ClientForm;
 use super::error::{OAuthErrors, OAuthFailure};
 use crate::dto::oauth::TokenResponse;
-use crate::dto::{NO_STORE, NoStore, fields};
-use crate::extract::ClientIp;
+use crate::dto::{NO_STORE, fields};
+use crate::extract::{ClientIp, dpop_proof};
 use crate::state::AppState;
 use netapi_core::service::TokenGrant;
 
@@ -105,22 +107,39 @@ pub(crate) struct TokenForm {
     tag = "oauth",
     operation_id = "token",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    params(
+        ("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449): a JWT of `typ` `dpop+jwt` signed (ES256, EdDSA or RS256) with the key in its `jwk` header, with `htm` `POST`, `htu` this endpoint's URL, `iat` and a unique `jti` (and the server's `nonce` when `require_dpop_nonce` is on). The access token is then bound to that key (`token_type: DPoP`, `cnf.jkt`), and so is a public client's refresh token."),
+    ),
     security(("client_basic" = []), ()),
     responses(
-        (status = 200, description = "Tokens (RFC 6749 §5.1).", body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        (status = 200, description = "Tokens (RFC 6749 §5.1).", body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"), ("DPoP-Nonce" = String, description = "With a DPoP proof, when `require_dpop_nonce` is on: the nonce for the next proof."))),
         OAuthErrors,
     )
 )]
 pub async fn token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ClientForm(request): ClientForm<TokenGrant>,
-) -> Result<(NoStore, Json<TokenResponse>), OAuthFailure> {
+) -> Result<Response, OAuthFailure> {
     let basic = request.client.is_basic();
+    let proof = dpop_proof(&headers);
+    let with_proof = proof.is_some();
     let response = state
         .api
-        .token(&request, &ip)
+        .token_with_proof(&request, proof, &ip)
         .await
         .map_err(|error| OAuthFailure { error, basic })?;
-    Ok((NO_STORE, Json(response.into())))
+    let mut response = (NO_STORE, Json(TokenResponse::from(response))).into_response();
+    if with_proof
+        && let Some(nonce) = state
+            .api
+            .dpop_nonce()
+            .and_then(|n| HeaderValue::from_str(&n).ok())
+    {
+        response
+            .headers_mut()
+            .insert(super::error::DPOP_NONCE, nonce);
+    }
+    Ok(response)
 }

@@ -11,6 +11,7 @@ mod admin_console;
 mod api;
 mod authorize;
 mod device;
+mod dpop;
 mod dynamic_registration;
 mod email;
 mod flash;

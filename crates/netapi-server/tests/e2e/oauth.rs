@@ -196,6 +196,7 @@ async fn mint_refresh(app: &TestApp, client: &TestClient, scope: &str) -> (Strin
             resource_id: None,
             resource_scopes: Vec::new(),
             sid: None,
+            dpop_jkt: None,
         })
         .await
         .unwrap();

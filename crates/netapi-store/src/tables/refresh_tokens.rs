@@ -15,14 +15,14 @@ macro_rules! columns {
     () => {
         "hash, family_id, client_id, user_id, scopes, issued_at, expires_at, \
          family_expires_at, auth_time, rotated_at, revoked_at, successor_key, resource_id, \
-         resource_scopes, amr, sid"
+         resource_scopes, amr, sid, dpop_jkt"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO refresh_tokens (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 );
 const SELECT_BY_HASH: &str = concat!(
     "SELECT ",
@@ -64,6 +64,7 @@ pub(crate) struct RefreshTokenRow {
     resource_id: Option<String>,
     resource_scopes: String,
     sid: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 impl TryFrom<RefreshTokenRow> for RefreshToken {
@@ -90,6 +91,7 @@ impl TryFrom<RefreshTokenRow> for RefreshToken {
             resource_id: row.resource_id,
             resource_scopes: codec::split_names(&row.resource_scopes),
             sid: row.sid,
+            dpop_jkt: row.dpop_jkt,
         })
     }
 }
@@ -128,6 +130,7 @@ pub(crate) async fn insert(conn: &mut impl Exec, token: &RefreshToken) -> StoreR
             codec::join_names(&token.resource_scopes).into(),
             token.amr.as_str().into(),
             (&token.sid).into(),
+            (&token.dpop_jkt).into(),
         ],
     )
     .await?;

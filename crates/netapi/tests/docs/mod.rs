@@ -285,6 +285,11 @@ fn security_examples_run() {
 }
 
 #[test]
+fn dpop_guide_examples_run() {
+    check("docs/dpop.md");
+}
+
+#[test]
 fn forward_auth_examples_run() {
     check("docs/forward-auth.md");
 }
