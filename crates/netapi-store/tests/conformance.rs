@@ -355,9 +355,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// How many migrations there are (0001 to 0013, 0016 and 0017), as sqlx and the old runner's
-/// table count them.
-const ALL_VERSIONS: (i64, i64) = (15, 15);
+/// How many migrations there are (0001 to 0013, 0016, 0017 and 0024), as sqlx and the old
+/// runner's table count them.
+const ALL_VERSIONS: (i64, i64) = (16, 16);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.

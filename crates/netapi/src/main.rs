@@ -363,6 +363,7 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
         )),
         None => None,
     };
+    let shared_counters = settings.shared_counters()?;
     let mut options = StoreOptions::new(settings.database_url());
     if let Some(max) = settings.database_max_connections {
         options.max_connections = max;
@@ -377,6 +378,9 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
             let mut api = NetApi::new(store, Arc::new(SystemClock), core.clone());
             if let Some(mailer) = &mailer {
                 api = api.with_mailer(Arc::clone(mailer));
+            }
+            if let Some(counters) = &shared_counters {
+                api = api.with_shared_counters(counters.clone());
             }
             let api = Arc::new(api);
             api.start().await.map_err(|e| match e {

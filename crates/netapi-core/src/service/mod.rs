@@ -152,6 +152,9 @@ pub struct Settings {
     /// Who may register clients at `/oauth/register` (RFC 7591); anonymous (`open`)
     /// registrations count against `registration_limit_per_hour` per source.
     pub client_registration: ClientRegistrationPolicy,
+    /// How often the invalidations table is read for other processes' revocations. With
+    /// PostgreSQL they also arrive at once through `LISTEN`, and this is the safety net.
+    pub invalidation_poll_interval: Duration,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -200,6 +203,10 @@ impl std::fmt::Debug for Settings {
                 &self.registration_email_domains,
             )
             .field("client_registration", &self.client_registration)
+            .field(
+                "invalidation_poll_interval",
+                &self.invalidation_poll_interval,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +243,7 @@ impl Default for Settings {
             registration: RegistrationPolicy::Open,
             registration_email_domains: Vec::new(),
             client_registration: ClientRegistrationPolicy::Authenticated,
+            invalidation_poll_interval: Duration::from_millis(250),
         }
     }
 }
@@ -470,6 +478,30 @@ impl NetApi {
             self.apply_invalidation(entry);
         }
         Ok(())
+    }
+
+    /// Counts requests and failures in `counters`, shared with every instance that has the
+    /// same secret key (Redis): the limits then hold across instances, not per process. The
+    /// counts of this process take over while `counters` fail.
+    #[must_use]
+    pub fn with_shared_counters(
+        mut self,
+        counters: Arc<dyn crate::limiter::SharedCounters>,
+    ) -> Self {
+        let salt = self.settings.secret_key.shared_limit_salt();
+        let max = crate::limiter::MAX_SUBJECTS;
+        self.limiter =
+            FailureLimiter::new(self.settings.auth_failure_limit).shared(counters.clone(), salt);
+        self.requests = RequestLimiter::default().shared(counters.clone(), salt, "requests");
+        self.registrations =
+            RequestLimiter::with_window(max, 3600).shared(counters.clone(), salt, "registrations");
+        self.client_registrations = RequestLimiter::with_window(max, 3600).shared(
+            counters.clone(),
+            salt,
+            "client-registrations",
+        );
+        self.mail_limits = RequestLimiter::with_window(max, 3600).shared(counters, salt, "mail");
+        self
     }
 
     /// Sends email through `mailer` (verification, password reset, notices); without one,
@@ -807,16 +839,16 @@ impl NetApi {
 
     /// Counts a request against the caller's per-minute limit (its key's or client's own, or
     /// the default). `None` when no limit applies.
-    pub fn check_rate(&self, caller: &Principal) -> Result<Option<RateStatus>> {
+    pub async fn check_rate(&self, caller: &Principal) -> Result<Option<RateStatus>> {
         let Some((subject, own_limit)) = &caller.rate else {
             return Ok(None);
         };
-        self.hit_rate(subject, *own_limit)
+        self.hit_rate(subject, *own_limit).await
     }
 
     /// Counts a request of `subject` (`key:<id>` or `client:<id>`) against its own limit, or
     /// the default.
-    pub(crate) fn hit_rate(
+    pub(crate) async fn hit_rate(
         &self,
         subject: &str,
         own_limit: Option<u32>,
@@ -825,7 +857,7 @@ impl NetApi {
         if limit == 0 {
             return Ok(None);
         }
-        match self.requests.hit(subject, limit, self.now()) {
+        match self.requests.hit(subject, limit, self.now()).await {
             Ok(status) => Ok(Some(status)),
             Err(status) => Err(Error::RequestRateLimited(status)),
         }
