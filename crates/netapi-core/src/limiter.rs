@@ -4,14 +4,18 @@
 //! Memory is bounded whatever the input: a subject is kept as 16 bytes of a keyed SHA-256 of
 //! what it names (never the attacker's string), each limiter holds at most a fixed number of
 //! subjects, and finished windows are swept by the server's housekeeping timer.
+//!
+//! With [`SharedCounters`] (Redis, when `redis_url` is set) the counts live there and are
+//! exact across instances: one round trip per counted request, none for a request that no
+//! limit concerns. When the shared counters fail, the per-process counts take over.
 
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::clock::Timestamp;
 
@@ -74,6 +78,11 @@ impl SubjectHasher {
         Self { salt }
     }
 
+    /// A hasher with a salt every instance shares, so that their subjects meet.
+    fn shared(salt: [u8; 32]) -> Self {
+        Self { salt }
+    }
+
     /// Hashes the parts, each length-prefixed so that no two lists of parts collide.
     fn key(&self, parts: &[&str]) -> SubjectKey {
         let mut hasher = Sha256::new();
@@ -87,6 +96,51 @@ impl SubjectHasher {
         key.copy_from_slice(&digest[..16]);
         SubjectKey(key)
     }
+}
+
+/// Counters shared by every instance (Redis, implemented by the server), in fixed windows
+/// that begin at a counter's first count. The limiters ask them in one round trip per call.
+#[async_trait::async_trait]
+pub trait SharedCounters: Send + Sync + std::fmt::Debug {
+    /// Adds `by` (0: only reads) to each of the counters named `keys`, at once and in one
+    /// round trip, a window of `window_ms` beginning at a counter's first count. Answers, for
+    /// each key in order, its count after the addition and the milliseconds left in its
+    /// window (0 for a counter that does not exist).
+    async fn add(
+        &self,
+        keys: &[String],
+        by: u32,
+        window_ms: u64,
+    ) -> Result<Vec<(u64, u64)>, SharedUnavailable>;
+}
+
+/// The shared counters did not answer (in time); the limiter counts in this process instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the shared counters are unavailable")]
+pub struct SharedUnavailable;
+
+/// A limiter's way to the shared counters: which, and the prefix of its keys.
+#[derive(Debug, Clone)]
+struct Shared {
+    counters: Arc<dyn SharedCounters>,
+    /// `netapi:<limiter>:`
+    prefix: String,
+}
+
+impl Shared {
+    fn key(&self, subject: &SubjectKey) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + 32);
+        key.push_str(&self.prefix);
+        for byte in subject.0 {
+            key.push_str(&format!("{byte:02x}"));
+        }
+        key
+    }
+}
+
+/// Whole seconds of `ms`, rounded up, at least 1.
+fn seconds_of(ms: u64) -> u64 {
+    ms.div_ceil(1000).max(1)
 }
 
 /// The source an address is counted under: IPv4 addresses (IPv4-mapped IPv6 included) as
@@ -174,6 +228,9 @@ pub struct FailureLimiter {
     /// The latest end of a window in which some subject reached the limit: before it nobody
     /// can be blocked, so the hot path answers without taking the lock.
     blocking_until: AtomicI64,
+    /// Where the counts live when instances share them; the windows above then hold what
+    /// this process learnt of blocked subjects (and the counts while the shared ones fail).
+    shared: Option<Shared>,
 }
 
 impl std::fmt::Debug for FailureLimiter {
@@ -197,7 +254,20 @@ impl FailureLimiter {
             hasher: SubjectHasher::new(),
             windows: Mutex::new(Windows::new(capacity, WINDOW)),
             blocking_until: AtomicI64::new(Timestamp::MIN),
+            shared: None,
         }
+    }
+
+    /// Counts in `counters`, shared with every instance that has the same `salt` (see
+    /// [`crate::sealing::SecretKey::shared_limit_salt`]).
+    #[must_use]
+    pub fn shared(mut self, counters: Arc<dyn SharedCounters>, salt: [u8; 32]) -> Self {
+        self.hasher = SubjectHasher::shared(salt);
+        self.shared = Some(Shared {
+            counters,
+            prefix: "netapi:failures:".to_owned(),
+        });
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
@@ -222,12 +292,61 @@ impl FailureLimiter {
     }
 
     /// `Some(seconds to wait)` when any of `subjects` has used up its failures for this
-    /// window: the longest wait of them.
-    pub fn blocked(&self, subjects: &[SubjectKey], now: Timestamp) -> Option<u64> {
+    /// window: the longest wait of them. With shared counters, asks them (one round trip)
+    /// unless this process already knows the subject blocked: for guessable secrets
+    /// (passwords, codes), before the secret is checked.
+    pub async fn blocked(&self, subjects: &[SubjectKey], now: Timestamp) -> Option<u64> {
+        if let Some(wait) = self.blocked_here(subjects, now) {
+            return Some(wait);
+        }
+        let shared = self.shared.as_ref()?;
+        let keys: Vec<String> = subjects.iter().map(|s| shared.key(s)).collect();
+        let counts = shared
+            .counters
+            .add(&keys, 0, WINDOW.unsigned_abs() * 1000)
+            .await
+            .ok()?;
+        self.learn(subjects, &counts, now, self.limit)
+    }
+
+    /// Like [`FailureLimiter::blocked`] from what this process knows only (with shared
+    /// counters: the subjects it learnt were blocked when it counted a failure), without a
+    /// round trip.
+    pub fn blocked_here(&self, subjects: &[SubjectKey], now: Timestamp) -> Option<u64> {
         self.blocked_with(|| subjects, now)
     }
 
-    /// Like [`FailureLimiter::blocked`], making the subjects only when someone may be
+    /// Keeps in the windows of this process the subjects that `counts` (answered by the
+    /// shared counters for `subjects`) show at `limit` or past it; answers the longest wait of
+    /// those past `at_least`.
+    fn learn(
+        &self,
+        subjects: &[SubjectKey],
+        counts: &[(u64, u64)],
+        now: Timestamp,
+        at_least: u32,
+    ) -> Option<u64> {
+        let limit = self.limit;
+        let mut wait = None;
+        let mut windows = self.lock();
+        for (subject, &(count, ms_left)) in subjects.iter().zip(counts) {
+            if count < u64::from(limit) || ms_left == 0 {
+                continue;
+            }
+            let left = seconds_of(ms_left);
+            let ends = now + i64::try_from(left).unwrap_or(WINDOW);
+            if let Some(entry) = windows.current(*subject, now, |count| count >= limit) {
+                *entry = (ends - WINDOW, u32::try_from(count).unwrap_or(u32::MAX));
+                self.blocking_until.fetch_max(ends, Ordering::Relaxed);
+            }
+            if count >= u64::from(at_least) {
+                wait = wait.max(Some(left));
+            }
+        }
+        wait
+    }
+
+    /// Like [`FailureLimiter::blocked_here`], making the subjects only when someone may be
     /// blocked at all: on the hot path (no subject at its limit in this window) nothing is
     /// hashed and no lock is taken.
     pub fn blocked_with<S: AsRef<[SubjectKey]>>(
@@ -251,8 +370,26 @@ impl FailureLimiter {
             .max()
     }
 
-    /// Counts one failure for each of `subjects`.
-    pub fn record_failure(&self, subjects: &[SubjectKey], now: Timestamp) {
+    /// Counts one failure for each of `subjects`. With shared counters (one round trip),
+    /// answers `Some(seconds to wait)` when this failure went past the limit of one of them
+    /// (another instance counted the rest): the caller answers as if it had been blocked.
+    pub async fn record_failure(&self, subjects: &[SubjectKey], now: Timestamp) -> Option<u64> {
+        if let Some(shared) = &self.shared {
+            let keys: Vec<String> = subjects.iter().map(|s| shared.key(s)).collect();
+            if let Ok(counts) = shared
+                .counters
+                .add(&keys, 1, WINDOW.unsigned_abs() * 1000)
+                .await
+            {
+                return self.learn(subjects, &counts, now, self.limit.saturating_add(1));
+            }
+        }
+        self.record_here(subjects, now);
+        None
+    }
+
+    /// Counts one failure for each of `subjects` in this process.
+    fn record_here(&self, subjects: &[SubjectKey], now: Timestamp) {
         let limit = self.limit;
         let mut windows = self.lock();
         for subject in subjects {
@@ -302,6 +439,11 @@ pub struct RateStatus {
 pub struct RequestLimiter {
     hasher: SubjectHasher,
     windows: Mutex<Windows>,
+    /// Seconds of a window.
+    window: i64,
+    /// Where the counts live when instances share them (the windows above count while
+    /// they fail).
+    shared: Option<Shared>,
 }
 
 impl std::fmt::Debug for RequestLimiter {
@@ -327,7 +469,26 @@ impl RequestLimiter {
         Self {
             hasher: SubjectHasher::new(),
             windows: Mutex::new(Windows::new(capacity, window.max(1))),
+            window: window.max(1),
+            shared: None,
         }
+    }
+
+    /// Counts in `counters`, shared with every instance that has the same `salt`, under
+    /// keys named after `name` (one per limiter).
+    #[must_use]
+    pub fn shared(
+        mut self,
+        counters: Arc<dyn SharedCounters>,
+        salt: [u8; 32],
+        name: &'static str,
+    ) -> Self {
+        self.hasher = SubjectHasher::shared(salt);
+        self.shared = Some(Shared {
+            counters,
+            prefix: format!("netapi:{name}:"),
+        });
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
@@ -337,8 +498,41 @@ impl RequestLimiter {
     }
 
     /// Counts a request of `subject`; `Err` (with the status, `remaining` 0) once past `limit`.
-    pub fn hit(&self, subject: &str, limit: u32, now: Timestamp) -> Result<RateStatus, RateStatus> {
+    /// With shared counters, one round trip (and the count of this process if it fails).
+    pub async fn hit(
+        &self,
+        subject: &str,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<RateStatus, RateStatus> {
         let key = self.hasher.key(&[subject]);
+        if let Some(shared) = &self.shared {
+            let window_ms = self.window.unsigned_abs() * 1000;
+            if let Ok(counts) = shared.counters.add(&[shared.key(&key)], 1, window_ms).await
+                && let Some(&(count, ms_left)) = counts.first()
+            {
+                let status = RateStatus {
+                    limit,
+                    remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
+                    reset: seconds_of(ms_left),
+                };
+                return if count > u64::from(limit) {
+                    Err(status)
+                } else {
+                    Ok(status)
+                };
+            }
+        }
+        self.hit_here(key, limit, now)
+    }
+
+    /// [`RequestLimiter::hit`] in this process.
+    fn hit_here(
+        &self,
+        key: SubjectKey,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<RateStatus, RateStatus> {
         let mut windows = self.lock();
         let window = windows.window;
         let Some(entry) = windows.current(key, now, |_| true) else {
@@ -384,41 +578,50 @@ impl RequestLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn requests_are_limited_per_subject_per_minute() {
+    #[tokio::test]
+    async fn requests_are_limited_per_subject_per_minute() {
         let limiter = RequestLimiter::default();
-        assert_eq!(limiter.hit("key:a", 2, 100).map(|s| s.remaining), Ok(1));
-        assert_eq!(limiter.hit("key:a", 2, 110).map(|s| s.remaining), Ok(0));
         assert_eq!(
-            limiter.hit("key:a", 2, 120),
+            limiter.hit("key:a", 2, 100).await.map(|s| s.remaining),
+            Ok(1)
+        );
+        assert_eq!(
+            limiter.hit("key:a", 2, 110).await.map(|s| s.remaining),
+            Ok(0)
+        );
+        assert_eq!(
+            limiter.hit("key:a", 2, 120).await,
             Err(RateStatus {
                 limit: 2,
                 remaining: 0,
                 reset: 40
             })
         );
-        assert!(limiter.hit("key:b", 2, 120).is_ok());
-        assert_eq!(limiter.hit("key:a", 2, 160).map(|s| s.remaining), Ok(1));
+        assert!(limiter.hit("key:b", 2, 120).await.is_ok());
+        assert_eq!(
+            limiter.hit("key:a", 2, 160).await.map(|s| s.remaining),
+            Ok(1)
+        );
     }
 
-    #[test]
-    fn blocks_after_the_limit_until_the_window_ends() {
+    #[tokio::test]
+    async fn blocks_after_the_limit_until_the_window_ends() {
         let limiter = FailureLimiter::new(3);
         let one = limiter.subjects(Surface::Bearer, "192.0.2.1", None);
         let two = limiter.subjects(Surface::Bearer, "192.0.2.2", None);
         for _ in 0..3 {
-            assert_eq!(limiter.blocked(&one, 1000), None);
-            limiter.record_failure(&one, 1000);
+            assert_eq!(limiter.blocked(&one, 1000).await, None);
+            limiter.record_failure(&one, 1000).await;
         }
-        assert_eq!(limiter.blocked(&one, 1010), Some(50));
-        assert_eq!(limiter.blocked(&two, 1010), None);
-        assert_eq!(limiter.blocked(&one, 1060), None);
-        limiter.record_failure(&one, 1060);
-        assert_eq!(limiter.blocked(&one, 1061), None);
+        assert_eq!(limiter.blocked(&one, 1010).await, Some(50));
+        assert_eq!(limiter.blocked(&two, 1010).await, None);
+        assert_eq!(limiter.blocked(&one, 1060).await, None);
+        limiter.record_failure(&one, 1060).await;
+        assert_eq!(limiter.blocked(&one, 1061).await, None);
     }
 
-    #[test]
-    fn subjects_are_made_only_while_someone_may_be_blocked() {
+    #[tokio::test]
+    async fn subjects_are_made_only_while_someone_may_be_blocked() {
         let limiter = FailureLimiter::new(2);
         let made = std::cell::Cell::new(0);
         let subjects = || {
@@ -426,11 +629,17 @@ mod tests {
             limiter.subjects(Surface::Bearer, "192.0.2.1", None)
         };
         // Failures below the limit block nobody: nothing is hashed to find that out.
-        limiter.record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.1", None), 1000);
+        limiter
+            .record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.1", None), 1000)
+            .await;
         assert_eq!(limiter.blocked_with(subjects, 1001), None);
         assert_eq!(made.get(), 0);
-        limiter.record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.9", None), 1000);
-        limiter.record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.9", None), 1000);
+        limiter
+            .record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.9", None), 1000)
+            .await;
+        limiter
+            .record_failure(&limiter.subjects(Surface::Bearer, "192.0.2.9", None), 1000)
+            .await;
         // Someone is blocked now: the subjects are made, and only the blocked one waits.
         assert_eq!(limiter.blocked_with(subjects, 1001), None);
         assert_eq!(made.get(), 1);
@@ -441,24 +650,24 @@ mod tests {
         assert_eq!(made.get(), 1);
     }
 
-    #[test]
-    fn surfaces_and_sources_have_their_own_buckets() {
+    #[tokio::test]
+    async fn surfaces_and_sources_have_their_own_buckets() {
         let limiter = FailureLimiter::new(2);
         let attacker = limiter.subjects(Surface::Password, "192.0.2.1", Some("amy@example.com"));
-        limiter.record_failure(&attacker, 1000);
-        limiter.record_failure(&attacker, 1000);
-        assert!(limiter.blocked(&attacker, 1001).is_some());
+        limiter.record_failure(&attacker, 1000).await;
+        limiter.record_failure(&attacker, 1000).await;
+        assert!(limiter.blocked(&attacker, 1001).await.is_some());
         // The same account from elsewhere, and the same source at another surface, are free.
         let owner = limiter.subjects(Surface::Password, "198.51.100.7", Some("amy@example.com"));
-        assert_eq!(limiter.blocked(&owner, 1001), None);
+        assert_eq!(limiter.blocked(&owner, 1001).await, None);
         let bearer = limiter.subjects(Surface::Bearer, "192.0.2.1", None);
-        assert_eq!(limiter.blocked(&bearer, 1001), None);
+        assert_eq!(limiter.blocked(&bearer, 1001).await, None);
         let client = limiter.subjects(Surface::Client, "192.0.2.1", Some("amy@example.com"));
-        assert_eq!(limiter.blocked(&client, 1001), None);
+        assert_eq!(limiter.blocked(&client, 1001).await, None);
     }
 
-    #[test]
-    fn ipv6_sources_are_grouped_by_64() {
+    #[tokio::test]
+    async fn ipv6_sources_are_grouped_by_64() {
         assert_eq!(source_of("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
         assert_eq!(source_of("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
         assert_eq!(source_of("2001:db8:1:3::1"), "2001:db8:1:3::/64");
@@ -467,79 +676,89 @@ mod tests {
         assert_eq!(source_of("unknown"), "unknown");
         // So an attacker hopping through the addresses of one /64 hits one bucket.
         let limiter = FailureLimiter::new(2);
-        limiter.record_failure(
-            &limiter.subjects(Surface::Client, "2001:db8:1:2::1", None),
-            1000,
-        );
-        limiter.record_failure(
-            &limiter.subjects(Surface::Client, "2001:db8:1:2::2", None),
-            1000,
-        );
+        limiter
+            .record_failure(
+                &limiter.subjects(Surface::Client, "2001:db8:1:2::1", None),
+                1000,
+            )
+            .await;
+        limiter
+            .record_failure(
+                &limiter.subjects(Surface::Client, "2001:db8:1:2::2", None),
+                1000,
+            )
+            .await;
         let third = limiter.subjects(Surface::Client, "2001:db8:1:2::3", None);
-        assert!(limiter.blocked(&third, 1000).is_some());
+        assert!(limiter.blocked(&third, 1000).await.is_some());
         let neighbour = limiter.subjects(Surface::Client, "2001:db8:1:3::1", None);
-        assert_eq!(limiter.blocked(&neighbour, 1000), None);
+        assert_eq!(limiter.blocked(&neighbour, 1000).await, None);
     }
 
-    #[test]
-    fn long_subjects_cost_a_fixed_size() {
+    #[tokio::test]
+    async fn long_subjects_cost_a_fixed_size() {
         let limiter = FailureLimiter::new(20);
         let huge = "x".repeat(300 * 1024);
         let keys = limiter.subjects(Surface::Client, "192.0.2.1", Some(&huge));
         assert_eq!(std::mem::size_of_val(&keys[1]), 16);
-        limiter.record_failure(&keys, 1000);
+        limiter.record_failure(&keys, 1000).await;
         assert_eq!(limiter.len(), 2);
     }
 
-    #[test]
-    fn many_subjects_stay_within_the_cap_and_blocks_survive_a_flood() {
+    #[tokio::test]
+    async fn many_subjects_stay_within_the_cap_and_blocks_survive_a_flood() {
         let limiter = FailureLimiter::with_capacity(3, 1000);
         let blocked = limiter.subjects(Surface::Password, "192.0.2.1", None);
         for _ in 0..3 {
-            limiter.record_failure(&blocked, 1000);
+            limiter.record_failure(&blocked, 1000).await;
         }
         // A flood of invented subjects, far past the cap.
         for n in 0..50_000u32 {
             let ip = format!("10.{}.{}.{}", n >> 16, (n >> 8) & 0xff, n & 0xff);
-            limiter.record_failure(&limiter.subjects(Surface::Password, &ip, None), 1010);
+            limiter
+                .record_failure(&limiter.subjects(Surface::Password, &ip, None), 1010)
+                .await;
             assert!(limiter.len() <= 1000);
         }
         // The blocked source stays blocked for the rest of its window.
-        assert_eq!(limiter.blocked(&blocked, 1020), Some(40));
+        assert_eq!(limiter.blocked(&blocked, 1020).await, Some(40));
         // Nobody else was refused by the flood: an untouched source is free.
         let other = limiter.subjects(Surface::Password, "198.51.100.7", None);
-        assert_eq!(limiter.blocked(&other, 1020), None);
+        assert_eq!(limiter.blocked(&other, 1020).await, None);
     }
 
-    #[test]
-    fn when_only_blocking_windows_are_left_new_subjects_go_uncounted() {
+    #[tokio::test]
+    async fn when_only_blocking_windows_are_left_new_subjects_go_uncounted() {
         let limiter = FailureLimiter::with_capacity(1, 4);
         for n in 0..4 {
-            limiter.record_failure(
-                &limiter.subjects(Surface::Bearer, &format!("192.0.2.{n}"), None),
-                1000,
-            );
+            limiter
+                .record_failure(
+                    &limiter.subjects(Surface::Bearer, &format!("192.0.2.{n}"), None),
+                    1000,
+                )
+                .await;
         }
         assert_eq!(limiter.len(), 4);
         let newcomer = limiter.subjects(Surface::Bearer, "198.51.100.7", None);
-        limiter.record_failure(&newcomer, 1001);
-        assert_eq!(limiter.blocked(&newcomer, 1001), None);
+        limiter.record_failure(&newcomer, 1001).await;
+        assert_eq!(limiter.blocked(&newcomer, 1001).await, None);
         let first = limiter.subjects(Surface::Bearer, "192.0.2.0", None);
-        assert!(limiter.blocked(&first, 1001).is_some());
+        assert!(limiter.blocked(&first, 1001).await.is_some());
         // Once those windows end there is room again.
-        limiter.record_failure(&newcomer, 1060);
-        assert!(limiter.blocked(&newcomer, 1060).is_some());
+        limiter.record_failure(&newcomer, 1060).await;
+        assert!(limiter.blocked(&newcomer, 1060).await.is_some());
         assert_eq!(limiter.len(), 1);
     }
 
-    #[test]
-    fn sweep_forgets_finished_windows() {
+    #[tokio::test]
+    async fn sweep_forgets_finished_windows() {
         let failures = FailureLimiter::new(20);
         let requests = RequestLimiter::default();
         for n in 0..100 {
             let ip = format!("192.0.2.{n}");
-            failures.record_failure(&failures.subjects(Surface::Bearer, &ip, None), 1000 + n);
-            let _ = requests.hit(&ip, 5, 1000 + n);
+            failures
+                .record_failure(&failures.subjects(Surface::Bearer, &ip, None), 1000 + n)
+                .await;
+            let _ = requests.hit(&ip, 5, 1000 + n).await;
         }
         assert_eq!((failures.len(), requests.len()), (100, 100));
         failures.sweep(1080);
@@ -551,14 +770,14 @@ mod tests {
         assert!(failures.is_empty() && requests.is_empty());
     }
 
-    #[test]
-    fn the_request_limiter_is_bounded_too() {
+    #[tokio::test]
+    async fn the_request_limiter_is_bounded_too() {
         let limiter = RequestLimiter::with_capacity(10);
         for n in 0..100 {
-            assert!(limiter.hit(&format!("key:{n}"), 1, 1000).is_ok());
+            assert!(limiter.hit(&format!("key:{n}"), 1, 1000).await.is_ok());
         }
         assert_eq!(limiter.len(), 10);
         // A subject already counted keeps its window.
-        assert!(limiter.hit("key:0", 1, 1001).is_err());
+        assert!(limiter.hit("key:0", 1, 1001).await.is_err());
     }
 }

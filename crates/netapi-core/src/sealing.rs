@@ -79,6 +79,12 @@ impl SecretKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// The salt of the subjects of limits shared through Redis: the same in every instance
+    /// (they share this key), unknown outside them.
+    pub fn shared_limit_salt(&self) -> [u8; 32] {
+        self.derive(b"netapi shared limit subjects v1")
+    }
+
     /// The value stored in the database to recognise this key.
     pub fn check_value(&self) -> Vec<u8> {
         self.derive(b"netapi secret key check v1").to_vec()

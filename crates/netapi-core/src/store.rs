@@ -659,6 +659,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn latest_invalidation(&self) -> StoreResult<i64>;
     /// Every access-token and family denylist entry that has not expired.
     async fn active_denylist(&self, now: Timestamp) -> StoreResult<Vec<Invalidation>>;
+    /// Follows invalidations as other processes publish them, for as long as the backend can:
+    /// calls `notice` once listening has begun (and again after each reconnection), so that
+    /// the caller catches up with [`Store::invalidations_since`], and once per invalidation
+    /// published. Answers `Ok(false)` at once when the backend has no such channel (SQLite,
+    /// one process: polling is the only path), `Err` when listening failed (try again later).
+    async fn listen_invalidations(&self, notice: &(dyn Fn() + Send + Sync)) -> StoreResult<bool> {
+        let _ = notice;
+        Ok(false)
+    }
 
     // --- signing keys ---
     /// Stores a signing key.

@@ -16,6 +16,7 @@ pub mod oauth;
 mod openapi;
 pub mod proxy;
 mod scanning;
+pub mod shared_limits;
 mod state;
 mod web;
 pub mod webhooks;
@@ -144,7 +145,12 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
 /// Background duties: apply other processes' revocations, write batched key usage, and
 /// clean up expired rows. Runs until the task is dropped.
 pub async fn run_background(api: Arc<NetApi>) {
-    let mut poll = tokio::time::interval(Duration::from_millis(250));
+    let mut poll = tokio::time::interval(api.settings().invalidation_poll_interval);
+    // PostgreSQL announces each invalidation (LISTEN/NOTIFY): applied at once, the table
+    // read as a poll would; polling stays the safety net.
+    let announced = Arc::new(tokio::sync::Notify::new());
+    let listening = follow_invalidations(api.clone(), announced.clone());
+    tokio::pin!(listening);
     let mut usage = tokio::time::interval(Duration::from_secs(30));
     let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
     // The recorder keeps every histogram sample until it is drained, which otherwise happens
@@ -165,6 +171,12 @@ pub async fn run_background(api: Arc<NetApi>) {
                     tracing::warn!(error = %err, "could not poll invalidations");
                 }
             }
+            () = announced.notified() => {
+                if let Err(err) = api.poll_invalidations().await {
+                    tracing::warn!(error = %err, "could not read announced invalidations");
+                }
+            }
+            () = &mut listening => {}
             _ = usage.tick() => {
                 if let Err(err) = api.flush_usage().await {
                     tracing::warn!(error = %err, "could not record key usage");
@@ -183,6 +195,24 @@ pub async fn run_background(api: Arc<NetApi>) {
                 }
             }
         }
+    }
+}
+
+/// Listens for invalidations announced by the store (PostgreSQL), waking `announced` at the
+/// start, after each reconnection and for each one; listens again a second after a failure.
+/// Never ends; pending forever when the store announces nothing (SQLite).
+async fn follow_invalidations(api: Arc<NetApi>, announced: Arc<tokio::sync::Notify>) {
+    let notice = || announced.notify_one();
+    loop {
+        match api.store().listen_invalidations(&notice).await {
+            Ok(false) => return std::future::pending().await,
+            Ok(true) => {}
+            Err(err) => {
+                metrics::listener_failed();
+                tracing::warn!(error = %err, "invalidation listener failed; polling meanwhile");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

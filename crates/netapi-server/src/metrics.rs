@@ -105,3 +105,14 @@ pub async fn render(State(state): State<AppState>) -> Response {
     );
     response
 }
+
+/// Counts a failure of the PostgreSQL invalidation listener (it listens again a second later;
+/// polling covers the gap).
+pub fn listener_failed() {
+    metrics::counter!("netapi_invalidation_listener_failures_total").increment(1);
+}
+
+/// Counts a limiter call that Redis did not answer (in time): counted in the process instead.
+pub fn shared_limit_fallback() {
+    metrics::counter!("netapi_shared_limit_fallbacks_total").increment(1);
+}

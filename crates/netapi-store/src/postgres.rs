@@ -53,6 +53,39 @@ impl PgStore {
     }
 }
 
+/// The channel migration 0024's trigger announces every new invalidation on.
+const INVALIDATION_CHANNEL: &str = "netapi_invalidations";
+
+impl PgStore {
+    /// LISTENs for new invalidations on a connection of its own (taken from the pool and
+    /// kept), calling `notice` at the start, after every reconnection (notifications sent
+    /// while the connection was down are lost: the caller reads the table then) and on each
+    /// notification. Runs until reconnecting fails.
+    pub(crate) async fn follow_invalidations(
+        &self,
+        notice: &(dyn Fn() + Send + Sync),
+    ) -> StoreResult<bool> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(map_err)?;
+        listener
+            .listen(INVALIDATION_CHANNEL)
+            .await
+            .map_err(map_err)?;
+        notice();
+        loop {
+            match listener.try_recv().await.map_err(map_err)? {
+                Some(_) => notice(),
+                None => {
+                    // Lost and already reconnected (and listening again): catch up.
+                    tracing::info!("invalidation listener reconnected");
+                    notice();
+                }
+            }
+        }
+    }
+}
+
 const COUNT_TABLES: &str = "SELECT COUNT(*) FROM pg_catalog.pg_tables \
      WHERE schemaname = current_schema() AND tablename = $1";
 

@@ -41,6 +41,15 @@ fn missing_directory(file: &std::path::Path) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
+    /// No channel: one process, whose own writes invalidate its caches (and polling covers
+    /// the admin CLI).
+    pub(crate) async fn follow_invalidations(
+        &self,
+        _notice: &(dyn Fn() + Send + Sync),
+    ) -> StoreResult<bool> {
+        Ok(false)
+    }
+
     /// Opens (creating if missing) the database file the URL names.
     pub async fn open(options: &StoreOptions) -> Result<Self, StoreError> {
         let in_memory = options.url.contains(":memory:");

@@ -766,6 +766,13 @@ macro_rules! forward_store {
                     invalidations::active_denylist(self, now).await
                 }
 
+                async fn listen_invalidations(
+                    &self,
+                    notice: &(dyn Fn() + Send + Sync),
+                ) -> StoreResult<bool> {
+                    self.follow_invalidations(notice).await
+                }
+
                 async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
                     signing_keys::insert(self, key).await
                 }

@@ -7,6 +7,7 @@ use netapi_core::sealing::SecretKey;
 use netapi_core::service::{ClientRegistrationPolicy, RegistrationPolicy};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The settings of `netapi serve`; each is also `NETAPI_<NAME>` and a key of the file.
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -193,6 +194,19 @@ pub struct Settings {
     /// [default: false]
     #[arg(long, global = true, env = "NETAPI_REQUIRE_DPOP_NONCE")]
     pub require_dpop_nonce: Option<bool>,
+    /// Redis shared by every instance, redis://[user:password@]host[:port][/db]: request
+    /// limits and failure counters then hold across instances (per process while it does
+    /// not answer) [default: none, limits are per process]
+    #[arg(long, global = true, env = "NETAPI_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Hidden>,
+    /// Longest a limiter waits for Redis, in milliseconds, before counting in the process
+    /// [default: 50]
+    #[arg(long, global = true, env = "NETAPI_REDIS_TIMEOUT_MS")]
+    pub redis_timeout_ms: Option<u64>,
+    /// How often other instances' revocations are read from the database, in milliseconds
+    /// (with PostgreSQL they also arrive at once by LISTEN/NOTIFY) [default: 250]
+    #[arg(long, global = true, env = "NETAPI_INVALIDATION_POLL_MS")]
+    pub invalidation_poll_ms: Option<u64>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -290,6 +304,9 @@ impl Settings {
             client_registration,
             require_pushed_authorization_requests,
             require_dpop_nonce,
+            redis_url,
+            redis_timeout_ms,
+            invalidation_poll_ms,
         );
         Ok(self)
     }
@@ -345,6 +362,25 @@ impl Settings {
                 .map(|p| netapi_core::secret::Secret::new(p.expose())),
             from: from.clone(),
         }))
+    }
+
+    /// The shared counters at `redis_url`, when it is set (connected in the background).
+    pub fn shared_counters(
+        &self,
+    ) -> anyhow::Result<Option<Arc<netapi_server::shared_limits::RedisCounters>>> {
+        let Some(url) = &self.redis_url else {
+            if self.redis_timeout_ms.is_some() {
+                bail!("redis_timeout_ms needs redis_url");
+            }
+            return Ok(None);
+        };
+        let timeout = match self.redis_timeout_ms.unwrap_or(50) {
+            0 => bail!("redis_timeout_ms must be a positive number of milliseconds"),
+            ms => std::time::Duration::from_millis(ms),
+        };
+        netapi_server::shared_limits::RedisCounters::connect(url.expose(), timeout)
+            .map(Some)
+            .map_err(anyhow::Error::msg)
     }
 
     /// Checks ranges and builds the core's settings, with the secret key read from its file.
@@ -504,6 +540,11 @@ impl Settings {
             require_pushed_authorization_requests: self
                 .require_pushed_authorization_requests
                 .unwrap_or(defaults.require_pushed_authorization_requests),
+            invalidation_poll_interval: match self.invalidation_poll_ms {
+                None => defaults.invalidation_poll_interval,
+                Some(0) => bail!("invalidation_poll_ms must be a positive number"),
+                Some(ms) => std::time::Duration::from_millis(ms),
+            },
             signing_algorithm: match self.signing_algorithm.as_deref() {
                 None => defaults.signing_algorithm,
                 Some(name) => {

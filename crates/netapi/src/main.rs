@@ -342,6 +342,7 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
         )),
         None => None,
     };
+    let shared_counters = settings.shared_counters()?;
     let mut options = StoreOptions::new(settings.database_url());
     if let Some(max) = settings.database_max_connections {
         options.max_connections = max;
@@ -357,6 +358,9 @@ async fn open_api(settings: &Settings) -> anyhow::Result<Arc<NetApi>> {
                 .with_jwks_fetcher(Arc::new(netapi_server::jwks_fetch::HttpJwksFetcher));
             if let Some(mailer) = &mailer {
                 api = api.with_mailer(Arc::clone(mailer));
+            }
+            if let Some(counters) = &shared_counters {
+                api = api.with_shared_counters(counters.clone());
             }
             let api = Arc::new(api);
             api.start().await.map_err(|e| match e {

@@ -147,6 +147,7 @@ impl NetApi {
             .authenticate_with(credential.map_err(Error::Unauthenticated)?, dpop, ip)
             .await?;
         self.admit(principal, resource, required_scopes.split_whitespace())
+            .await
     }
 
     /// What follows authentication, for forward auth, `/v1` and key verification alike: the
@@ -156,7 +157,7 @@ impl NetApi {
     /// (`InsufficientScope`; a scope name the resource does not know is one the credential
     /// cannot hold). `required` is an iterator so that the hot path allocates nothing when
     /// all is well.
-    pub(super) fn admit<'a>(
+    pub(super) async fn admit<'a>(
         &self,
         principal: Principal,
         resource: ProtectedResource,
@@ -176,7 +177,7 @@ impl NetApi {
             count(UsageOutcome::WrongResource);
             return Err(Error::Unauthenticated(AuthFailure::WrongResource));
         }
-        let rate = self.check_rate(&principal).inspect_err(|_| {
+        let rate = self.check_rate(&principal).await.inspect_err(|_| {
             count(UsageOutcome::RateLimited);
         })?;
         let holds = |name: &str| match &principal.resource {

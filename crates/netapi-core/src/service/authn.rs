@@ -252,7 +252,7 @@ impl NetApi {
                 Err(Error::Unauthenticated(failure))
             }
             Err(Failure::Auth(failure, user_id)) => {
-                self.limiter.record_failure(&subjects(), now);
+                let past_limit = self.limiter.record_failure(&subjects(), now).await;
                 // Only failures that concern an account are worth a row; invented credentials
                 // are counted in metrics, so they cannot be turned into a write load.
                 if user_id.is_some() {
@@ -263,6 +263,11 @@ impl NetApi {
                         serde_json::json!({ "reason": failure.as_str() }),
                     )
                     .await;
+                }
+                // Past a limit shared with other instances (they counted the rest): as if
+                // this process had known it before.
+                if let Some(retry_after) = past_limit {
+                    return Err(Error::RateLimited { retry_after });
                 }
                 Err(Error::Unauthenticated(failure))
             }

@@ -250,8 +250,8 @@ impl NetApi {
         let now = self.now();
         let (local, global) = self.user_code_subjects(ip, user_id);
         let wait = [
-            self.limiter.blocked(&local, now),
-            self.user_code_guesses.blocked(&global, now),
+            self.limiter.blocked(&local, now).await,
+            self.user_code_guesses.blocked(&global, now).await,
         ]
         .into_iter()
         .flatten()
@@ -262,8 +262,8 @@ impl NetApi {
         match self.pending_device_request(&code, now).await? {
             Some(request) => Ok(request),
             None => {
-                self.limiter.record_failure(&local, now);
-                self.user_code_guesses.record_failure(&global, now);
+                self.limiter.record_failure(&local, now).await;
+                self.user_code_guesses.record_failure(&global, now).await;
                 self.audit(
                     Some(user_id),
                     "device_authorization.wrong_user_code",

@@ -151,7 +151,7 @@ impl NetApi {
     }
 
     /// Counts a request for mail from `ip`; `false` once the source is over its hourly limit.
-    fn mail_source_allowed(&self, ip: Option<&str>) -> bool {
+    async fn mail_source_allowed(&self, ip: Option<&str>) -> bool {
         let limit = self.settings.email_source_limit_per_hour;
         let Some(ip) = ip else { return true };
         if limit == 0 {
@@ -161,6 +161,7 @@ impl NetApi {
         let allowed = self
             .mail_limits
             .hit(&format!("source {source}"), limit, self.now())
+            .await
             .is_ok();
         if !allowed {
             metrics::counter!("netapi_emails_suppressed_total", "reason" => "source_limit")
@@ -170,7 +171,7 @@ impl NetApi {
     }
 
     /// Counts a message to `address`; `false` once the recipient is over its hourly limit.
-    fn mail_recipient_allowed(&self, address: &str) -> bool {
+    async fn mail_recipient_allowed(&self, address: &str) -> bool {
         let limit = self.settings.email_recipient_limit_per_hour;
         if limit == 0 {
             return true;
@@ -178,6 +179,7 @@ impl NetApi {
         let allowed = self
             .mail_limits
             .hit(&format!("recipient {address}"), limit, self.now())
+            .await
             .is_ok();
         if !allowed {
             metrics::counter!("netapi_emails_suppressed_total", "reason" => "recipient_limit")
@@ -212,7 +214,7 @@ impl NetApi {
         user: &User,
         purpose: EmailPurpose,
     ) -> Result<()> {
-        if !self.mail_recipient_allowed(&user.email) {
+        if !self.mail_recipient_allowed(&user.email).await {
             return Ok(());
         }
         let now = self.now();
@@ -264,7 +266,7 @@ impl NetApi {
     /// address when email is on; a failure is logged, never the caller's failure.
     pub(crate) async fn send_verification_after_change(&self, user: &User, ip: Option<&str>) {
         let Ok(mailer) = self.mailer() else { return };
-        if !self.mail_source_allowed(ip) {
+        if !self.mail_source_allowed(ip).await {
             return;
         }
         if let Err(err) = self
@@ -293,7 +295,7 @@ impl NetApi {
                 "The email address is already verified.".to_owned(),
             ));
         }
-        if self.mail_source_allowed(ip) {
+        if self.mail_source_allowed(ip).await {
             self.mail_link(mailer, &user, EmailPurpose::VerifyEmail)
                 .await?;
         }
@@ -305,7 +307,7 @@ impl NetApi {
     pub async fn resend_verification(&self, email: &str, ip: &str) -> Result<()> {
         let mailer = self.mailer()?;
         let email = normalize_email(email)?;
-        if !self.mail_source_allowed(Some(ip)) {
+        if !self.mail_source_allowed(Some(ip)).await {
             return Ok(());
         }
         if let Some(user) = self.store.get_user_by_email(&email).await?
@@ -323,7 +325,7 @@ impl NetApi {
     pub async fn request_password_reset(&self, email: &str, ip: &str) -> Result<()> {
         let mailer = self.mailer()?;
         let email = normalize_email(email)?;
-        if !self.mail_source_allowed(Some(ip)) {
+        if !self.mail_source_allowed(Some(ip)).await {
             return Ok(());
         }
         let Some(user) = self.store.get_user_by_email(&email).await? else {
@@ -370,7 +372,7 @@ impl NetApi {
     }
 
     /// The secret of a presented link, checked for shape and for the source's failures.
-    fn presented_link(
+    async fn presented_link(
         &self,
         token: &str,
         ip: Option<&str>,
@@ -378,11 +380,11 @@ impl NetApi {
         let subjects = ip
             .map(|ip| self.limiter.subjects(Surface::EmailLink, ip, None))
             .unwrap_or_default();
-        if let Some(retry_after) = self.limiter.blocked(&subjects, self.now()) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, self.now()).await {
             return Err(Error::RateLimited { retry_after });
         }
         if check_format(SecretKind::EmailLink, token).is_err() {
-            self.limiter.record_failure(&subjects, self.now());
+            self.limiter.record_failure(&subjects, self.now()).await;
             return Err(bad_link());
         }
         Ok((self.hasher().hash(token), subjects))
@@ -391,13 +393,13 @@ impl NetApi {
     /// Follows a verification link: the address it was sent to is verified, if the user
     /// still has it. The link works once.
     pub async fn verify_email(&self, token: &str, ip: Option<&str>) -> Result<User> {
-        let (hash, subjects) = self.presented_link(token, ip)?;
+        let (hash, subjects) = self.presented_link(token, ip).await?;
         let Some(user) = self
             .store
             .verify_email_with_token(&hash, self.now())
             .await?
         else {
-            self.limiter.record_failure(&subjects, self.now());
+            self.limiter.record_failure(&subjects, self.now()).await;
             return Err(bad_link());
         };
         self.invalidate(Invalidation::User(user.id.clone())).await?;
@@ -409,11 +411,11 @@ impl NetApi {
     /// Whether a reset link is one that still works (the reset page shows its form only
     /// then); counts a failure otherwise.
     pub async fn check_reset_link(&self, token: &str, ip: Option<&str>) -> Result<()> {
-        let (hash, subjects) = self.presented_link(token, ip)?;
+        let (hash, subjects) = self.presented_link(token, ip).await?;
         match self.store.get_email_token(&hash).await? {
             Some(link) if self.reset_link_works(&link) => Ok(()),
             _ => {
-                self.limiter.record_failure(&subjects, self.now());
+                self.limiter.record_failure(&subjects, self.now()).await;
                 Err(bad_link())
             }
         }
@@ -435,11 +437,11 @@ impl NetApi {
         new_password: &Secret,
         ip: Option<&str>,
     ) -> Result<User> {
-        let (hash, subjects) = self.presented_link(token, ip)?;
+        let (hash, subjects) = self.presented_link(token, ip).await?;
         let link = match self.store.get_email_token(&hash).await? {
             Some(link) if self.reset_link_works(&link) => link,
             _ => {
-                self.limiter.record_failure(&subjects, self.now());
+                self.limiter.record_failure(&subjects, self.now()).await;
                 return Err(bad_link());
             }
         };
@@ -477,7 +479,7 @@ impl NetApi {
         change: AccountChange,
     ) {
         let Ok(mailer) = self.mailer() else { return };
-        if !self.mail_recipient_allowed(old_address) {
+        if !self.mail_recipient_allowed(old_address).await {
             return;
         }
         let (subject, what) = change.notice(&self.settings.issuer);

@@ -219,7 +219,7 @@ impl NetApi {
         let subjects = self
             .limiter
             .subjects(Surface::Password, ip, Some(&user.email));
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
             return Err(Error::RateLimited { retry_after });
         }
         let Some(factor) = self
@@ -236,7 +236,7 @@ impl NetApi {
             .then(|| totp::matching_step(&secret, &code, now))
             .flatten();
         let Some(step) = step else {
-            self.limiter.record_failure(&subjects, now);
+            self.limiter.record_failure(&subjects, now).await;
             return Err(Error::invalid(
                 "code",
                 "That code is not the authenticator's current one; check the app's clock and try again",
@@ -314,7 +314,7 @@ impl NetApi {
         let subjects = self
             .limiter
             .subjects(Surface::Password, ip, Some(&user.email));
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
             return Err(Error::RateLimited { retry_after });
         }
         let presented = proof.expose();
@@ -329,7 +329,7 @@ impl NetApi {
         if ok {
             Ok(())
         } else {
-            self.limiter.record_failure(&subjects, now);
+            self.limiter.record_failure(&subjects, now).await;
             self.audit(Some(&user.id), "mfa.proof_failed", Some(ip), json!({}))
                 .await;
             Err(Error::invalid(
@@ -365,7 +365,7 @@ impl NetApi {
         let subjects = self
             .limiter
             .subjects(Surface::Password, ip, Some(&user.email));
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
             return Err(Error::RateLimited { retry_after });
         }
         let code = compact(code);
@@ -399,10 +399,10 @@ impl NetApi {
                 Ok(Amr::PasswordOtp)
             }
             None => {
-                self.limiter.record_failure(&subjects, now);
+                self.limiter.record_failure(&subjects, now).await;
                 self.audit(Some(&user.id), "mfa.failed", Some(ip), json!({}))
                     .await;
-                if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+                if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
                     self.audit(
                         Some(&user.id),
                         "login.locked",

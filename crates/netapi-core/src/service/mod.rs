@@ -177,6 +177,9 @@ pub struct Settings {
     /// DPoP proofs must carry a nonce this server made (RFC 9449 §8, §9): `use_dpop_nonce`
     /// answers hand one out in `DPoP-Nonce`.
     pub require_dpop_nonce: bool,
+    /// How often the invalidations table is read for other processes' revocations. With
+    /// PostgreSQL they also arrive at once through `LISTEN`, and this is the safety net.
+    pub invalidation_poll_interval: Duration,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -230,6 +233,10 @@ impl std::fmt::Debug for Settings {
                 &self.require_pushed_authorization_requests,
             )
             .field("require_dpop_nonce", &self.require_dpop_nonce)
+            .field(
+                "invalidation_poll_interval",
+                &self.invalidation_poll_interval,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -268,6 +275,7 @@ impl Default for Settings {
             client_registration: ClientRegistrationPolicy::Authenticated,
             require_pushed_authorization_requests: false,
             require_dpop_nonce: false,
+            invalidation_poll_interval: Duration::from_millis(250),
         }
     }
 }
@@ -534,6 +542,37 @@ impl NetApi {
             self.apply_invalidation(entry);
         }
         Ok(())
+    }
+
+    /// Counts requests and failures in `counters`, shared with every instance that has the
+    /// same secret key (Redis): the limits then hold across instances, not per process. The
+    /// counts of this process take over while `counters` fail.
+    #[must_use]
+    pub fn with_shared_counters(
+        mut self,
+        counters: Arc<dyn crate::limiter::SharedCounters>,
+    ) -> Self {
+        let salt = self.settings.secret_key.shared_limit_salt();
+        let max = crate::limiter::MAX_SUBJECTS;
+        self.limiter =
+            FailureLimiter::new(self.settings.auth_failure_limit).shared(counters.clone(), salt);
+        self.user_code_guesses = FailureLimiter::new(
+            self.settings
+                .auth_failure_limit
+                .saturating_mul(device::GLOBAL_GUESS_FACTOR),
+        )
+        .shared(counters.clone(), salt);
+        self.requests = RequestLimiter::default().shared(counters.clone(), salt, "requests");
+        self.pushes = RequestLimiter::default().shared(counters.clone(), salt, "pushes");
+        self.registrations =
+            RequestLimiter::with_window(max, 3600).shared(counters.clone(), salt, "registrations");
+        self.client_registrations = RequestLimiter::with_window(max, 3600).shared(
+            counters.clone(),
+            salt,
+            "client-registrations",
+        );
+        self.mail_limits = RequestLimiter::with_window(max, 3600).shared(counters, salt, "mail");
+        self
     }
 
     /// Sends email through `mailer` (verification, password reset, notices); without one,
@@ -880,16 +919,16 @@ impl NetApi {
 
     /// Counts a request against the caller's per-minute limit (its key's or client's own, or
     /// the default). `None` when no limit applies.
-    pub fn check_rate(&self, caller: &Principal) -> Result<Option<RateStatus>> {
+    pub async fn check_rate(&self, caller: &Principal) -> Result<Option<RateStatus>> {
         let Some((subject, own_limit)) = &caller.rate else {
             return Ok(None);
         };
-        self.hit_rate(subject, *own_limit)
+        self.hit_rate(subject, *own_limit).await
     }
 
     /// Counts a request of `subject` (`key:<id>` or `client:<id>`) against its own limit, or
     /// the default.
-    pub(crate) fn hit_rate(
+    pub(crate) async fn hit_rate(
         &self,
         subject: &str,
         own_limit: Option<u32>,
@@ -898,7 +937,7 @@ impl NetApi {
         if limit == 0 {
             return Ok(None);
         }
-        match self.requests.hit(subject, limit, self.now()) {
+        match self.requests.hit(subject, limit, self.now()).await {
             Ok(status) => Ok(Some(status)),
             Err(status) => Err(Error::RequestRateLimited(status)),
         }

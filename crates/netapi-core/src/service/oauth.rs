@@ -174,7 +174,9 @@ impl NetApi {
             return Err(OAuthReason::ClientAuthenticationFailed.into());
         }
         let subjects = self.limiter.subjects(Surface::Client, ip, Some(auth.id()));
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        // What this process knows, without a round trip: client secrets are random, and a
+        // failure past a shared limit is answered as locked below.
+        if let Some(retry_after) = self.limiter.blocked_here(&subjects, now) {
             return Err(OAuthError {
                 reason: OAuthReason::ClientLocked,
                 retry_after: Some(retry_after),
@@ -209,7 +211,7 @@ impl NetApi {
         match verified {
             Some(client) => Ok(client),
             None => {
-                self.limiter.record_failure(&subjects, now);
+                let past_limit = self.limiter.record_failure(&subjects, now).await;
                 self.audit(
                     None,
                     "oauth_client.authentication_failed",
@@ -217,6 +219,12 @@ impl NetApi {
                     json!({ "client_id": auth.id().chars().take(64).collect::<String>() }),
                 )
                 .await;
+                if let Some(retry_after) = past_limit {
+                    return Err(OAuthError {
+                        reason: OAuthReason::ClientLocked,
+                        retry_after: Some(retry_after),
+                    });
+                }
                 Err(OAuthReason::ClientAuthenticationFailed.into())
             }
         }
@@ -1038,6 +1046,7 @@ impl NetApi {
                 &format!("client:{}", claims.client_id),
                 issued_to.rate_limit,
             )
+            .await
             .is_err()
         {
             return Ok(inactive);
@@ -1135,7 +1144,11 @@ impl NetApi {
                 let scope = principal.scope_names();
                 let user_id = principal.user_id.clone();
                 let target_identifier = target.identifier.clone();
-                if self.admit(principal, target, std::iter::empty()).is_err() {
+                if self
+                    .admit(principal, target, std::iter::empty())
+                    .await
+                    .is_err()
+                {
                     return Ok(Introspection::default());
                 }
                 Ok(Introspection {

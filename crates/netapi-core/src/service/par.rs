@@ -101,7 +101,7 @@ impl NetApi {
             None => pairs.push(("client_id".to_owned(), client.id.clone())),
         }
         let now = self.now();
-        if let Err(status) = self.pushes.hit(&client.id, PUSHES_PER_MINUTE, now) {
+        if let Err(status) = self.pushes.hit(&client.id, PUSHES_PER_MINUTE, now).await {
             return Err(OAuthError {
                 reason: OAuthReason::RateLimited,
                 retry_after: Some(status.reset.max(1)),

@@ -359,7 +359,7 @@ impl NetApi {
             ip,
             owner.as_ref().map(|u| u.email.as_str()),
         );
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
             return Err(Error::RateLimited { retry_after });
         }
         let step = if user.is_some() {
@@ -480,7 +480,7 @@ impl NetApi {
         ip: &str,
     ) -> Error {
         let now = self.now();
-        self.limiter.record_failure(subjects, now);
+        self.limiter.record_failure(subjects, now).await;
         let user_id = user.map(|u| u.id.as_str());
         let event = match step {
             PasskeyStep::SecondFactor => "mfa.failed",
@@ -488,7 +488,7 @@ impl NetApi {
         };
         self.audit(user_id, event, Some(ip), json!({ "method": "passkey" }))
             .await;
-        if let Some(retry_after) = self.limiter.blocked(subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(subjects, now).await {
             self.audit(
                 user_id,
                 "login.locked",

@@ -216,6 +216,7 @@ impl NetApi {
                 if limit > 0 {
                     self.client_registrations
                         .hit(&crate::limiter::source_of(ip), limit, now)
+                        .await
                         .map_err(|status| Error::RateLimited {
                             retry_after: status.reset,
                         })?;
@@ -281,22 +282,22 @@ impl NetApi {
     ) -> Result<RegistrationToken> {
         let now = self.now();
         let subjects = self.limiter.subjects(Surface::Registration, ip, None);
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
             return Err(Error::RateLimited { retry_after });
         }
         let token = credential.map_err(Error::Unauthenticated)?;
-        let refuse = |failure| {
-            self.limiter.record_failure(&subjects, now);
+        let refuse = async |failure| {
+            self.limiter.record_failure(&subjects, now).await;
             Err(Error::Unauthenticated(failure))
         };
         if check_format(SecretKind::RegistrationInitial, token).is_err() {
-            return refuse(AuthFailure::Malformed);
+            return refuse(AuthFailure::Malformed).await;
         }
         let hash = self.hasher().hash(token);
         match self.store.find_registration_token(&hash).await? {
-            None => refuse(AuthFailure::Unknown),
-            Some(found) if found.used_at.is_some() => refuse(AuthFailure::Revoked),
-            Some(found) if found.expires_at <= now => refuse(AuthFailure::Expired),
+            None => refuse(AuthFailure::Unknown).await,
+            Some(found) if found.used_at.is_some() => refuse(AuthFailure::Revoked).await,
+            Some(found) if found.expires_at <= now => refuse(AuthFailure::Expired).await,
             Some(found) => Ok(found),
         }
     }
@@ -313,26 +314,26 @@ impl NetApi {
         let now = self.now();
         let account = (client_id.len() <= MAX_CLIENT_ID_LEN).then_some(client_id);
         let subjects = self.limiter.subjects(Surface::Registration, ip, account);
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
             return Err(Error::RateLimited { retry_after });
         }
         let token = token.map_err(Error::Unauthenticated)?;
-        let refuse = |failure| {
-            self.limiter.record_failure(&subjects, now);
+        let refuse = async |failure| {
+            self.limiter.record_failure(&subjects, now).await;
             Err(Error::Unauthenticated(failure))
         };
         if account.is_none() || check_format(SecretKind::RegistrationAccess, token).is_err() {
-            return refuse(AuthFailure::Malformed);
+            return refuse(AuthFailure::Malformed).await;
         }
         let Some(registration) = self.store.get_client_registration(client_id).await? else {
-            return refuse(AuthFailure::Unknown);
+            return refuse(AuthFailure::Unknown).await;
         };
         let presented = self.hasher().hash(token);
         if !bool::from(presented.0.ct_eq(&registration.token_hash.0)) {
-            return refuse(AuthFailure::Unknown);
+            return refuse(AuthFailure::Unknown).await;
         }
         let Some(client) = self.store.get_client(client_id).await? else {
-            return refuse(AuthFailure::Unknown);
+            return refuse(AuthFailure::Unknown).await;
         };
         Ok((client, registration))
     }

@@ -136,6 +136,7 @@ impl NetApi {
                 if limit > 0 {
                     self.registrations
                         .hit(&crate::limiter::source_of(ip), limit, now)
+                        .await
                         .map_err(|status| Error::RateLimited {
                             retry_after: status.reset,
                         })?;
@@ -449,7 +450,7 @@ impl NetApi {
                     .subjects(Surface::Password, ip, Some(&user.email))
             })
             .unwrap_or_default();
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
             return Err(Error::RateLimited { retry_after });
         }
         let ok = password::verify(
@@ -460,7 +461,7 @@ impl NetApi {
         if ok {
             return Ok(());
         }
-        self.limiter.record_failure(&subjects, now);
+        self.limiter.record_failure(&subjects, now).await;
         self.audit(Some(&user.id), "user.password_check_failed", ip, json!({}))
             .await;
         Err(Error::invalid("current_password", "is not correct"))
@@ -552,7 +553,7 @@ impl NetApi {
             return Err(Error::Unauthenticated(crate::error::AuthFailure::Unknown));
         }
         let subjects = self.limiter.subjects(Surface::Password, ip, Some(&email));
-        if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
             return Err(Error::RateLimited { retry_after });
         }
         let user = self.store.get_user_by_email(&email).await?;
@@ -580,12 +581,12 @@ impl NetApi {
                 Ok(user)
             }
             user => {
-                self.limiter.record_failure(&subjects, now);
+                self.limiter.record_failure(&subjects, now).await;
                 let user_id = user.as_ref().map(|u| u.id.as_str());
                 self.audit(user_id, "user.login_failed", Some(ip), json!({}))
                     .await;
                 // The failure that reaches the limit locks sign-in for a while: said once.
-                if let Some(retry_after) = self.limiter.blocked(&subjects, now) {
+                if let Some(retry_after) = self.limiter.blocked(&subjects, now).await {
                     self.audit(
                         user_id,
                         "login.locked",

@@ -190,7 +190,10 @@ impl NetApi {
         else {
             return Ok(answer(VerifyCode::WrongResource, Some(facts), None));
         };
-        match self.admit(principal, target, scopes.iter().map(String::as_str)) {
+        match self
+            .admit(principal, target, scopes.iter().map(String::as_str))
+            .await
+        {
             Ok(access) => Ok(answer(VerifyCode::Valid, Some(facts), access.rate)),
             Err(Error::Unauthenticated(AuthFailure::WrongResource)) => {
                 Ok(answer(VerifyCode::WrongResource, Some(facts), None))
