@@ -7,8 +7,8 @@ use crate::error::StoreError;
 use crate::model::{
     ApiKey, AuditEvent, AuthorizationCode, ClientLogout, Consent, DeviceAuthorization,
     DeviceDecision, DevicePoll, EmailToken, GrantType, Invitation, OAuthClient, PushedRequest,
-    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session,
-    SigningAlgorithm, SigningKey, TotpFactor, User,
+    RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
+    SigningKey, TotpFactor, User,
 };
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::model::{ClientRegistration, RegistrationToken};

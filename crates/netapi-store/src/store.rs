@@ -7,8 +7,7 @@ use crate::backend::{Backend, Exec};
 use crate::map_err;
 use crate::tables::{
     api_keys, authorization_codes, device_authorizations, email_tokens, invalidations, invitations,
-    pushed_requests,
-    refresh_tokens, registrations, sessions, signing_keys,
+    pushed_requests, refresh_tokens, registrations, sessions, signing_keys,
 };
 use netapi_core::Timestamp;
 use netapi_core::store::StoreResult;
