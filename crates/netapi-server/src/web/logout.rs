@@ -79,6 +79,14 @@ pub struct LogoutForm {
 
 /// Reads form-encoded parameters: a parameter given twice is an error page.
 fn parse(raw: &[u8]) -> Result<LogoutForm, PageError> {
+    // Name=value pairs only: a bare word is no logout request, whatever a lenient parser
+    // would make of it.
+    if raw
+        .split(|b| *b == b'&')
+        .any(|pair| !pair.is_empty() && !pair.contains(&b'='))
+    {
+        return Err(PageError::Invalid("The logout request is not a form."));
+    }
     let mut seen: Vec<String> = Vec::new();
     let mut form = LogoutForm::default();
     for (name, value) in url::form_urlencoded::parse(raw) {
@@ -138,7 +146,7 @@ pub async fn end_session(
     tag = "oauth",
     operation_id = "endSessionPost",
     params(("netapi_session" = Option<String>, Cookie, description = "The browser session.")),
-    request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Option<LogoutForm>, description = "Optional: every parameter is.", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "A page: the question whether to sign out, or that the session ended.", body = String, content_type = "text/html"),
         (status = 303, description = "Signed out: on to the registered `post_logout_redirect_uri`, with `state`.", headers(("Location" = String, description = "The client's URI."))),

@@ -361,6 +361,18 @@ async fn without_a_hint_the_user_is_asked_on_a_csrf_protected_form(app: TestApp)
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // So is a body that is not name=value pairs; an empty one is a request without parameters.
+    for (body, status) in [("AAA", StatusCode::BAD_REQUEST), ("", StatusCode::OK)] {
+        let response = app
+            .http
+            .post(app.url("/oauth/logout"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{body:?}");
+    }
 }
 
 async fn logout_metadata_is_validated_and_shown(app: TestApp) {
