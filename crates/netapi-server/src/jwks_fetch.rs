@@ -21,14 +21,7 @@ impl JwksFetcher for HttpJwksFetcher {
         timeout: Duration,
         max_bytes: usize,
     ) -> Result<Vec<u8>, String> {
-        let host = url.host_str().ok_or("the URL has no host")?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(timeout)
-            .resolve(host, address)
-            .build()
-            .map_err(|_| "the HTTP client could not be set up".to_owned())?;
+        let client = crate::webhooks::pinned_client(url, address, timeout)?;
         let mut response = client
             .get(url.clone())
             .header(

@@ -13,6 +13,24 @@ const DELIVERY_INTERVAL: Duration = Duration::from_secs(1);
 /// Steps between two prunings of old deliveries (an hour).
 const PRUNE_EVERY: u32 = 3600;
 
+/// A client for one request to a target the caller has checked: pinned to the checked
+/// `address` (so that a second lookup cannot answer another), no redirects, no proxy, a
+/// timeout. Webhooks, logout tokens and clients' key sets all go out through one.
+pub(crate) fn pinned_client(
+    url: &Url,
+    address: SocketAddr,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let host = url.host_str().ok_or("the URL has no host")?;
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .resolve(host, address)
+        .build()
+        .map_err(|_| "the HTTP client could not be set up".to_owned())
+}
+
 /// Deliveries over HTTP(S) with reqwest: no redirects, no proxy, the response body unread.
 #[derive(Debug, Default)]
 pub struct HttpWebhookClient;
@@ -27,15 +45,7 @@ impl WebhookClient for HttpWebhookClient {
         body: &str,
         timeout: Duration,
     ) -> Result<u16, String> {
-        let host = url.host_str().ok_or("the URL has no host")?;
-        // Pinned to the checked address, so that a second lookup cannot answer another.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(timeout)
-            .resolve(host, address)
-            .build()
-            .map_err(|_| "the HTTP client could not be set up".to_owned())?;
+        let client = pinned_client(url, address, timeout)?;
         let response = client
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -94,14 +104,7 @@ impl BackchannelClient for HttpBackchannelClient {
         token: &str,
         timeout: Duration,
     ) -> Result<u16, String> {
-        let host = url.host_str().ok_or("the URL has no host")?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(timeout)
-            .resolve(host, address)
-            .build()
-            .map_err(|_| "the HTTP client could not be set up".to_owned())?;
+        let client = pinned_client(url, address, timeout)?;
         let response = client
             .post(url.clone())
             .header(reqwest::header::USER_AGENT, "Net-API-Logout")
