@@ -15,11 +15,10 @@ use crate::error::{Error, StoreError};
 use crate::ids::new_id;
 use crate::limiter::{SubjectKey, Surface};
 use crate::model::{
-    DeviceAuthorization, DeviceDecision, DeviceStatus, GrantType, OAuthClient, RefreshToken,
-    Resource, Session,
+    DeviceAuthorization, DeviceDecision, DeviceStatus, GrantType, OAuthClient, Resource, Session,
 };
 use crate::scope::Scopes;
-use crate::secret::{DerivationKey, Secret, SecretKind, check_format, generate};
+use crate::secret::{Secret, SecretKind, check_format, generate};
 
 type OAuthResult<T> = Result<T, OAuthError>;
 
@@ -446,54 +445,25 @@ impl NetApi {
                 })
             }
         };
-        let refresh = if client.allows(GrantType::RefreshToken) {
-            let secret = generate(SecretKind::RefreshToken);
-            self.store
-                .insert_refresh_token(&RefreshToken {
-                    hash: self.hasher().hash(secret.expose()),
-                    family_id: found.family_id.clone(),
-                    client_id: client.id.clone(),
-                    user_id: user_id.to_owned(),
-                    scopes,
-                    issued_at: now,
-                    expires_at: now + self.settings.refresh_token_ttl,
-                    family_expires_at: now + self.settings.refresh_token_max_ttl,
-                    auth_time,
-                    amr,
-                    rotated_at: None,
-                    revoked_at: None,
-                    successor_key: Some(DerivationKey::random()),
-                    resource_id: found.resource_id.clone(),
-                    resource_scopes: resource_scopes.clone(),
-                    // The device is not the browser that approved it: signing out there does
-                    // not sign the device out, so its tokens name no browser session.
-                    sid: None,
-                    // As with a code: a public client's refresh token is bound to its DPoP
-                    // key, a confidential client's is not (RFC 9449 §5).
-                    dpop_jkt: jkt.filter(|_| client.is_public()).map(str::to_owned),
-                })
-                .await?;
-            Some(secret)
-        } else {
-            None
+        // The device is not the browser that approved it: signing out there does not sign the
+        // device out, so its tokens name no browser session.
+        let grant = Grant {
+            client,
+            user_id,
+            scopes,
+            resource: resource.as_deref(),
+            resource_scopes: &resource_scopes,
+            family_id: Some(&found.family_id),
+            auth_time: Some(auth_time),
+            amr,
+            nonce: None,
+            sid: None,
+            jkt,
         };
-        self.issue(
-            &Grant {
-                client,
-                user_id,
-                scopes,
-                resource: resource.as_deref(),
-                resource_scopes: &resource_scopes,
-                family_id: Some(&found.family_id),
-                auth_time: Some(auth_time),
-                amr,
-                nonce: None,
-                sid: None,
-                jkt,
-            },
-            refresh,
-        )
-        .await
+        let refresh = self
+            .first_refresh_token(&grant, &found.family_id, auth_time, now)
+            .await?;
+        self.issue(&grant, refresh).await
     }
 
     /// A device code redeemed a second time: what the first redemption issued is revoked.

@@ -669,55 +669,64 @@ impl NetApi {
                 })
             }
         };
-        let refresh = if client.allows(GrantType::RefreshToken) {
-            let secret = generate(SecretKind::RefreshToken);
-            self.store
-                .insert_refresh_token(&RefreshToken {
-                    hash: self.hasher().hash(secret.expose()),
-                    family_id: code.family_id.clone(),
-                    client_id: client.id.clone(),
-                    user_id: code.user_id.clone(),
-                    scopes,
-                    issued_at: now,
-                    expires_at: now + self.settings.refresh_token_ttl,
-                    family_expires_at: now + self.settings.refresh_token_max_ttl,
-                    auth_time: code.auth_time,
-                    amr: code.amr,
-                    rotated_at: None,
-                    revoked_at: None,
-                    successor_key: Some(DerivationKey::random()),
-                    resource_id: code.resource_id.clone(),
-                    resource_scopes: resource_scopes.clone(),
-                    sid: code.sid.clone(),
-                    // A public client's refresh token is bound to its DPoP key; a
-                    // confidential client's is not (it authenticates; RFC 9449 §5).
-                    dpop_jkt: presented
-                        .jkt
-                        .filter(|_| client.is_public())
-                        .map(str::to_owned),
-                })
-                .await?;
-            Some(secret)
-        } else {
-            None
+        let grant = Grant {
+            client,
+            user_id: &code.user_id,
+            scopes,
+            resource: resource.as_deref(),
+            resource_scopes: &resource_scopes,
+            family_id: Some(&code.family_id),
+            auth_time: Some(code.auth_time),
+            amr: code.amr,
+            nonce: code.nonce.as_deref(),
+            sid: code.sid.as_deref(),
+            jkt: presented.jkt,
         };
-        self.issue(
-            &Grant {
-                client,
-                user_id: &code.user_id,
-                scopes,
-                resource: resource.as_deref(),
-                resource_scopes: &resource_scopes,
-                family_id: Some(&code.family_id),
-                auth_time: Some(code.auth_time),
-                amr: code.amr,
-                nonce: code.nonce.as_deref(),
-                sid: code.sid.as_deref(),
-                jkt: presented.jkt,
-            },
-            refresh,
-        )
-        .await
+        let refresh = self
+            .first_refresh_token(&grant, &code.family_id, code.auth_time, now)
+            .await?;
+        self.issue(&grant, refresh).await
+    }
+
+    /// The first refresh token of a new family (code and device grants), when the client may
+    /// refresh. A public client's is bound to the DPoP key its access token is bound to; a
+    /// confidential client's is not (it authenticates; RFC 9449 §5).
+    pub(super) async fn first_refresh_token(
+        &self,
+        grant: &Grant<'_>,
+        family_id: &str,
+        auth_time: crate::Timestamp,
+        now: crate::Timestamp,
+    ) -> OAuthResult<Option<Secret>> {
+        if !grant.client.allows(GrantType::RefreshToken) {
+            return Ok(None);
+        }
+        let secret = generate(SecretKind::RefreshToken);
+        self.store
+            .insert_refresh_token(&RefreshToken {
+                hash: self.hasher().hash(secret.expose()),
+                family_id: family_id.to_owned(),
+                client_id: grant.client.id.clone(),
+                user_id: grant.user_id.to_owned(),
+                scopes: grant.scopes,
+                issued_at: now,
+                expires_at: now + self.settings.refresh_token_ttl,
+                family_expires_at: now + self.settings.refresh_token_max_ttl,
+                auth_time,
+                amr: grant.amr,
+                rotated_at: None,
+                revoked_at: None,
+                successor_key: Some(DerivationKey::random()),
+                resource_id: grant.resource.map(|r| r.id.clone()),
+                resource_scopes: grant.resource_scopes.to_vec(),
+                sid: grant.sid.map(str::to_owned),
+                dpop_jkt: grant
+                    .jkt
+                    .filter(|_| grant.client.is_public())
+                    .map(str::to_owned),
+            })
+            .await?;
+        Ok(Some(secret))
     }
 
     /// The live resource a grant (a code or refresh token) was made for, which a token
