@@ -3,11 +3,14 @@
 //! HTTP steps a browser or a client takes (cookies, forms, redirects, PKCE, sign-in, the
 //! authorization code flow), so that no test binary writes them again.
 //!
+//! The person's part of the device grant is in [`device`].
+//!
 //! The flows take any [`Site`]: the in-process [`TestApp`], or a `netapi` process a test
 //! started itself.
 
 mod app;
 mod database;
+pub mod device;
 mod flows;
 mod http;
 mod json;

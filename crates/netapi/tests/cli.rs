@@ -13,6 +13,7 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod clients;
 mod docs;
 mod python_clients;
 

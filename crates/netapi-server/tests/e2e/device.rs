@@ -4,7 +4,8 @@
 //! `expired_token`, tokens once, and user codes that cannot be guessed.
 
 use crate::e2e;
-use crate::helpers::{Browser, PASSWORD, TestApp, hidden_field, json_with, location_of};
+use crate::helpers::device::{approve_code, decide, enter_code, sign_in_at_device};
+use crate::helpers::{Browser, TestApp, hidden_field, json_with};
 use crate::resources::{ORDERS, define, orders_api};
 use netapi_core::service::UserCodeError;
 use reqwest::StatusCode;
@@ -78,86 +79,6 @@ async fn poll_error(app: &TestApp, client: &Value, device_code: &str, error: &st
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body = json_with(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(body["error"], error, "{body}");
-}
-
-/// Signs `email` in from `/device?user_code=...` (the login page comes first and returns
-/// there); answers the code form's HTML, the code filled in.
-async fn sign_in_at_device(app: &TestApp, browser: &mut Browser, url: &str, email: &str) -> String {
-    let login = browser.get(app, url).await;
-    assert_eq!(login.status(), StatusCode::OK);
-    let html = login.text().await.unwrap();
-    assert!(html.contains("name=\"password\""), "{html}");
-    let return_to = hidden_field(&html, "return_to");
-    assert!(return_to.starts_with("/device"), "{return_to}");
-    let signed_in = browser
-        .post(
-            app,
-            "/login",
-            &[
-                ("email", email),
-                ("password", PASSWORD),
-                ("csrf_token", &hidden_field(&html, "csrf_token")),
-                ("return_to", &return_to),
-            ],
-        )
-        .await;
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let back = location_of(&signed_in);
-    assert_eq!(back, return_to);
-    let form = browser.get(app, &app.url(&back)).await;
-    assert_eq!(form.status(), StatusCode::OK);
-    form.text().await.unwrap()
-}
-
-/// Types `code` into the form of `page` (its CSRF token); answers the response.
-async fn enter_code(
-    app: &TestApp,
-    browser: &mut Browser,
-    page: &str,
-    code: &str,
-) -> reqwest::Response {
-    browser
-        .post(
-            app,
-            "/device",
-            &[
-                ("csrf_token", &hidden_field(page, "csrf_token")),
-                ("user_code", code),
-            ],
-        )
-        .await
-}
-
-/// Decides on the consent page `consent`.
-async fn decide(
-    app: &TestApp,
-    browser: &mut Browser,
-    consent: &str,
-    decision: &str,
-) -> reqwest::Response {
-    browser
-        .post(
-            app,
-            "/device",
-            &[
-                ("csrf_token", &hidden_field(consent, "csrf_token")),
-                ("user_code", &hidden_field(consent, "user_code")),
-                ("decision", decision),
-            ],
-        )
-        .await
-}
-
-/// Signs `email` in, types `code` and decides; answers the final page's HTML.
-async fn approve_code(app: &TestApp, email: &str, code: &str, decision: &str) -> String {
-    let mut browser = Browser::new();
-    let page = sign_in_at_device(app, &mut browser, &app.url("/device"), email).await;
-    let consent = enter_code(app, &mut browser, &page, code).await;
-    assert_eq!(consent.status(), StatusCode::OK);
-    let consent = consent.text().await.unwrap();
-    let done = decide(app, &mut browser, &consent, decision).await;
-    assert_eq!(done.status(), StatusCode::OK);
-    done.text().await.unwrap()
 }
 
 async fn device_flow_issues_tokens_once_with_refresh(app: TestApp) {
