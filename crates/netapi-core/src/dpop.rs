@@ -485,6 +485,53 @@ impl ReplayCache {
     }
 }
 
+/// The `jti`s of accepted proofs in counters every instance shares (Redis), so that a proof
+/// is accepted once across instances, not once per instance. Keys are
+/// `netapi:dpop-jti:<hex>`, a salted hash of the key's thumbprint and the `jti` (fixed size,
+/// and nothing of the proof readable in Redis); each expires when the proof could no longer
+/// be accepted.
+pub struct SharedReplay {
+    /// The shared counters.
+    pub counters: std::sync::Arc<dyn crate::limiter::SharedCounters>,
+    salt: [u8; 32],
+}
+
+impl std::fmt::Debug for SharedReplay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedReplay")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedReplay {
+    /// `jti`s in `counters`, under keys salted with `salt` (the same on every instance).
+    pub fn new(
+        counters: std::sync::Arc<dyn crate::limiter::SharedCounters>,
+        salt: [u8; 32],
+    ) -> Self {
+        Self { counters, salt }
+    }
+
+    /// The key of `proof`'s `jti` (for its key).
+    pub fn key(&self, proof: &CheckedProof) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.salt);
+        hasher.update(b"dpop-jti");
+        for part in [proof.jkt.as_bytes(), proof.jti.as_bytes()] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        let digest = hasher.finalize();
+        let mut key = String::with_capacity(16 + 32);
+        key.push_str("netapi:dpop-jti:");
+        for byte in &digest[..16] {
+            key.push_str(&format!("{byte:02x}"));
+        }
+        key
+    }
+}
+
 /// Stateless server nonces: an HMAC of the period's number under a key every instance
 /// derives from the shared pepper, so that any instance accepts any other's nonces.
 #[derive(Clone)]
