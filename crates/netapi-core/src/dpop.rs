@@ -725,6 +725,44 @@ mod tests {
         assert_eq!(cache.len(), 2);
     }
 
+    #[derive(Debug)]
+    struct NoCounters;
+
+    #[async_trait::async_trait]
+    impl crate::limiter::SharedCounters for NoCounters {
+        async fn add(
+            &self,
+            _: &[String],
+            _: u32,
+            _: u64,
+        ) -> Result<Vec<(u64, u64)>, crate::limiter::SharedUnavailable> {
+            Err(crate::limiter::SharedUnavailable)
+        }
+    }
+
+    #[test]
+    fn shared_replay_keys_are_fixed_size_salted_and_tell_nothing_of_the_proof() {
+        let shared = SharedReplay::new(std::sync::Arc::new(NoCounters), [1; 32]);
+        let other_salt = SharedReplay::new(std::sync::Arc::new(NoCounters), [2; 32]);
+        let proof = |jkt: &str, jti: &str| CheckedProof {
+            jkt: jkt.to_owned(),
+            jti: jti.to_owned(),
+            iat: 0,
+            nonce: None,
+        };
+        let key = shared.key(&proof("thumb", "jti-XYZZY"));
+        assert!(key.starts_with("netapi:dpop-jti:"), "{key}");
+        assert_eq!(key.len(), "netapi:dpop-jti:".len() + 32);
+        assert!(!key.contains("XYZZY") && !key.contains("thumb"), "{key}");
+        assert_eq!(key, shared.key(&proof("thumb", "jti-XYZZY")));
+        assert_ne!(key, other_salt.key(&proof("thumb", "jti-XYZZY")));
+        assert_ne!(key, shared.key(&proof("thumb2", "jti-XYZZY")));
+        // The parts are length-prefixed: moving a character from one to the other differs.
+        assert_ne!(shared.key(&proof("ab", "c")), shared.key(&proof("a", "bc")));
+        let long = shared.key(&proof("thumb", &"j".repeat(256)));
+        assert_eq!(long.len(), key.len());
+    }
+
     #[test]
     fn nonces_are_accepted_for_two_periods_and_by_any_instance_with_the_key() {
         let one = NonceMaker::new([7; 32]);

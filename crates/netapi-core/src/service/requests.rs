@@ -789,6 +789,37 @@ mod tests {
     }
 
     #[test]
+    fn dpop_jkt_must_be_a_sha256_thumbprint() {
+        // The RFC 7638 example's thumbprint, and every base64url character where it may be.
+        let good = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        assert!(is_thumbprint(good));
+        let parsed = AuthorizationParams::parse(&pairs(&[("dpop_jkt", good)]));
+        assert_eq!(parsed.dpop_jkt, Ok(Some(good.to_owned())));
+        assert_eq!(
+            AuthorizationParams::parse(&pairs(&[("dpop_jkt", "")])).dpop_jkt,
+            Ok(None)
+        );
+        let mut last_bits = good[..42].to_owned();
+        last_bits.push('t');
+        for bad in [
+            &good[..42],
+            &format!("{good}A"),
+            &format!("{}=", &good[..42]),
+            &format!("{}/", &good[..42]),
+            &format!("{}\u{e9}", &good[..41]),
+            last_bits.as_str(),
+            &"A".repeat(10_000),
+        ] {
+            assert!(!is_thumbprint(bad), "{bad}");
+            assert_eq!(
+                AuthorizationParams::parse(&pairs(&[("dpop_jkt", bad)])).dpop_jkt,
+                Err(AuthorizeReason::MalformedDpopJkt),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn authorization_params_keep_each_problem_for_later() {
         let parsed = AuthorizationParams::parse(&pairs(&[
             ("client_id", "cli_x"),
