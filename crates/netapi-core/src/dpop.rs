@@ -485,6 +485,53 @@ impl ReplayCache {
     }
 }
 
+/// The `jti`s of accepted proofs in counters every instance shares (Redis), so that a proof
+/// is accepted once across instances, not once per instance. Keys are
+/// `netapi:dpop-jti:<hex>`, a salted hash of the key's thumbprint and the `jti` (fixed size,
+/// and nothing of the proof readable in Redis); each expires when the proof could no longer
+/// be accepted.
+pub struct SharedReplay {
+    /// The shared counters.
+    pub counters: std::sync::Arc<dyn crate::limiter::SharedCounters>,
+    salt: [u8; 32],
+}
+
+impl std::fmt::Debug for SharedReplay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedReplay")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedReplay {
+    /// `jti`s in `counters`, under keys salted with `salt` (the same on every instance).
+    pub fn new(
+        counters: std::sync::Arc<dyn crate::limiter::SharedCounters>,
+        salt: [u8; 32],
+    ) -> Self {
+        Self { counters, salt }
+    }
+
+    /// The key of `proof`'s `jti` (for its key).
+    pub fn key(&self, proof: &CheckedProof) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.salt);
+        hasher.update(b"dpop-jti");
+        for part in [proof.jkt.as_bytes(), proof.jti.as_bytes()] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        let digest = hasher.finalize();
+        let mut key = String::with_capacity(16 + 32);
+        key.push_str("netapi:dpop-jti:");
+        for byte in &digest[..16] {
+            key.push_str(&format!("{byte:02x}"));
+        }
+        key
+    }
+}
+
 /// Stateless server nonces: an HMAC of the period's number under a key every instance
 /// derives from the shared pepper, so that any instance accepts any other's nonces.
 #[derive(Clone)]
@@ -676,6 +723,44 @@ mod tests {
         let later = PROOF_MAX_AGE + PROOF_LEEWAY;
         assert_eq!(cache.record(&proof("c"), later), Ok(()));
         assert_eq!(cache.len(), 2);
+    }
+
+    #[derive(Debug)]
+    struct NoCounters;
+
+    #[async_trait::async_trait]
+    impl crate::limiter::SharedCounters for NoCounters {
+        async fn add(
+            &self,
+            _: &[String],
+            _: u32,
+            _: u64,
+        ) -> Result<Vec<(u64, u64)>, crate::limiter::SharedUnavailable> {
+            Err(crate::limiter::SharedUnavailable)
+        }
+    }
+
+    #[test]
+    fn shared_replay_keys_are_fixed_size_salted_and_tell_nothing_of_the_proof() {
+        let shared = SharedReplay::new(std::sync::Arc::new(NoCounters), [1; 32]);
+        let other_salt = SharedReplay::new(std::sync::Arc::new(NoCounters), [2; 32]);
+        let proof = |jkt: &str, jti: &str| CheckedProof {
+            jkt: jkt.to_owned(),
+            jti: jti.to_owned(),
+            iat: 0,
+            nonce: None,
+        };
+        let key = shared.key(&proof("thumb", "jti-XYZZY"));
+        assert!(key.starts_with("netapi:dpop-jti:"), "{key}");
+        assert_eq!(key.len(), "netapi:dpop-jti:".len() + 32);
+        assert!(!key.contains("XYZZY") && !key.contains("thumb"), "{key}");
+        assert_eq!(key, shared.key(&proof("thumb", "jti-XYZZY")));
+        assert_ne!(key, other_salt.key(&proof("thumb", "jti-XYZZY")));
+        assert_ne!(key, shared.key(&proof("thumb2", "jti-XYZZY")));
+        // The parts are length-prefixed: moving a character from one to the other differs.
+        assert_ne!(shared.key(&proof("ab", "c")), shared.key(&proof("a", "bc")));
+        let long = shared.key(&proof("thumb", &"j".repeat(256)));
+        assert_eq!(long.len(), key.len());
     }
 
     #[test]

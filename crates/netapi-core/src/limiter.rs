@@ -112,6 +112,14 @@ pub trait SharedCounters: Send + Sync + std::fmt::Debug {
         by: u32,
         window_ms: u64,
     ) -> Result<Vec<(u64, u64)>, SharedUnavailable>;
+
+    /// Sets `key` for `ttl_ms` milliseconds unless it is set already (`SET NX` with an
+    /// expiry, atomic): `Ok(true)` when this call set it, `Ok(false)` when it was there. The
+    /// single-use check of DPoP proofs across instances. Unavailable unless implemented.
+    async fn set_once(&self, key: &str, ttl_ms: u64) -> Result<bool, SharedUnavailable> {
+        let _ = (key, ttl_ms);
+        Err(SharedUnavailable)
+    }
 }
 
 /// The shared counters did not answer (in time); the limiter counts in this process instead.

@@ -290,6 +290,9 @@ pub struct OAuthClient {
     /// `require_pushed_authorization_requests` (RFC 9126 §6): `/oauth/authorize` takes only
     /// a `request_uri` from `/oauth/par`.
     pub require_par: bool,
+    /// `dpop_bound_access_tokens` (RFC 9449 §5.2): every token request of the client must
+    /// carry a DPoP proof, so that its access tokens are always bound to a key.
+    pub dpop_bound_access_tokens: bool,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -475,6 +478,9 @@ pub struct AuthorizationCode {
     pub resource_scopes: Vec<String>,
     /// The `sid` of the browser session it was approved in.
     pub sid: Option<String>,
+    /// The DPoP key thumbprint the authorization request named (`dpop_jkt`, RFC 9449 §10):
+    /// the code is exchanged only with a proof of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Where a device authorization (RFC 8628) stands.
@@ -1105,6 +1111,7 @@ mod tests {
             jwks: None,
             jwks_uri: None,
             require_par: false,
+            dpop_bound_access_tokens: false,
             created_at: 0,
             updated_at: 0,
         }

@@ -127,6 +127,8 @@ pub struct ClientChanges {
     pub keys: Option<(Option<String>, Option<String>)>,
     /// `require_pushed_authorization_requests`.
     pub require_par: Option<bool>,
+    /// `dpop_bound_access_tokens`.
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// The columns of a resource that a change writes; `None` leaves a column as storage has it.

@@ -99,7 +99,7 @@ impl RedisCounters {
         {
             tracing::warn!(
                 error = %why,
-                "Redis unavailable: limits are counted per process until it answers again"
+                "Redis unavailable: limits are counted (and DPoP proofs checked) per process until it answers again"
             );
         }
         SharedUnavailable
@@ -185,5 +185,30 @@ impl SharedCounters for RedisCounters {
                 )
             })
             .collect())
+    }
+
+    async fn set_once(&self, key: &str, ttl_ms: u64) -> Result<bool, SharedUnavailable> {
+        let Some(connection) = self.connection.get() else {
+            return Err(self.unavailable(&"not connected yet"));
+        };
+        let mut connection = connection.clone();
+        let mut command = redis::cmd("SET");
+        command
+            .arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let answer = tokio::time::timeout(
+            self.timeout,
+            command.query_async::<Option<String>>(&mut connection),
+        )
+        .await;
+        match answer {
+            // `OK` when set; nil when the key was there.
+            Ok(Ok(set)) => Ok(set.is_some()),
+            Ok(Err(err)) => Err(self.unavailable(&err)),
+            Err(_) => Err(self.unavailable(&"no answer within the timeout")),
+        }
     }
 }

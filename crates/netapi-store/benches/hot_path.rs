@@ -159,6 +159,7 @@ impl Fixture {
                     jwks: None,
                     jwks_uri: None,
                     require_par: false,
+                    dpop_bound_access_tokens: false,
                 };
                 async move {
                     let (client, secret) = api.create_client(&owner, new, None).await.unwrap();

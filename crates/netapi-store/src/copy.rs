@@ -137,6 +137,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("jwks", Text),
             ("jwks_uri", Text),
             ("require_par", Bool),
+            ("dpop_bound_access_tokens", Bool),
         ],
     ),
     (
@@ -215,6 +216,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("resource_scopes", Text),
             ("amr", Text),
             ("sid", Text),
+            ("dpop_jkt", Text),
         ],
     ),
     (

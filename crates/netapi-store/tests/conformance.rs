@@ -370,9 +370,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// How many migrations there are (0001 to 0013, 0016 to 0019, 0021 to 0024), as sqlx and
+/// How many migrations there are (0001 to 0013, 0016 to 0019, 0021 to 0025), as sqlx and
 /// the old runner's table count them.
-const ALL_VERSIONS: (i64, i64) = (21, 21);
+const ALL_VERSIONS: (i64, i64) = (22, 22);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -734,6 +734,7 @@ fn client(owner_id: &str, n: u8) -> OAuthClient {
         jwks: None,
         jwks_uri: None,
         require_par: false,
+        dpop_bound_access_tokens: false,
     }
 }
 
@@ -789,6 +790,8 @@ fn code(user_id: &str, client_id: &str, n: u8) -> AuthorizationCode {
         resource_id: None,
         resource_scopes: Vec::new(),
         sid: Some(format!("sid_{n}")),
+        // Odd codes are bound to a DPoP key (RFC 9449 §10), even ones are not.
+        dpop_jkt: (n % 2 == 1).then(|| "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".to_owned()),
     }
 }
 
@@ -1990,6 +1993,7 @@ async fn clients_crud(store: Arc<dyn Store>) {
     changed.token_exchange_resources = vec!["https://billing.example.com".to_owned()];
     changed.jwks_uri = Some("https://app.example.com/jwks.json".to_owned());
     changed.require_par = true;
+    changed.dpop_bound_access_tokens = true;
     let changes = ClientChanges {
         name: Some(changed.name.clone()),
         redirect_uris: Some(changed.redirect_uris.clone()),
@@ -2003,6 +2007,7 @@ async fn clients_crud(store: Arc<dyn Store>) {
         logout: None,
         keys: Some((None, changed.jwks_uri.clone())),
         require_par: Some(true),
+        dpop_bound_access_tokens: Some(true),
     };
     assert_eq!(
         store
@@ -3606,6 +3611,7 @@ async fn clients_keep_their_keys_and_par_setting(store: Arc<dyn Store>) {
         secret_hash: None,
         jwks: Some("{\"keys\":[]}".to_owned()),
         require_par: true,
+        dpop_bound_access_tokens: true,
         ..client(&alice.id, 1)
     };
     store.insert_client(&keyed).await.expect("insert");
@@ -3630,6 +3636,7 @@ async fn clients_keep_their_keys_and_par_setting(store: Arc<dyn Store>) {
         .expect("some");
     assert_eq!(renamed.jwks, keyed.jwks);
     assert!(renamed.require_par);
+    assert!(renamed.dpop_bound_access_tokens);
     // Keys are replaced together: jwks_uri in, jwks out.
     let moved = store
         .update_client(
@@ -3637,6 +3644,7 @@ async fn clients_keep_their_keys_and_par_setting(store: Arc<dyn Store>) {
             &ClientChanges {
                 keys: Some((None, Some("https://app.example.com/jwks.json".to_owned()))),
                 require_par: Some(false),
+                dpop_bound_access_tokens: Some(false),
                 ..ClientChanges::default()
             },
             NOW + 2,
@@ -3650,6 +3658,23 @@ async fn clients_keep_their_keys_and_par_setting(store: Arc<dyn Store>) {
         Some("https://app.example.com/jwks.json")
     );
     assert!(!moved.require_par);
+    assert!(!moved.dpop_bound_access_tokens);
+    // And back, alone.
+    let bound = store
+        .update_client(
+            &keyed.id,
+            &ClientChanges {
+                dpop_bound_access_tokens: Some(true),
+                ..ClientChanges::default()
+            },
+            NOW + 3,
+        )
+        .await
+        .expect("update")
+        .expect("some");
+    assert!(bound.dpop_bound_access_tokens);
+    assert!(!bound.require_par);
+    assert_eq!(bound.jwks_uri, moved.jwks_uri);
 }
 
 async fn assertion_jtis_are_single_use(store: Arc<dyn Store>) {

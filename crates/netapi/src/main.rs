@@ -635,6 +635,7 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                         jwks: None,
                         jwks_uri: None,
                         require_par: false,
+                        dpop_bound_access_tokens: false,
                     },
                     None,
                 )

@@ -423,6 +423,7 @@ impl NetApi {
         // Bearer tokens without `cnf` and without the DPoP scheme: one comparison.
         if claims.cnf.is_some() || dpop.is_some() {
             self.confirm(&claims, token, dpop)
+                .await
                 .map_err(|failure| Failure::Auth(AuthFailure::Dpop(failure), None))?;
         }
         let Some(client) = self.client_facts(&claims.client_id).await? else {
@@ -466,7 +467,7 @@ impl NetApi {
 
     /// RFC 9449 §7: a DPoP-bound token comes with a proof of its key, made for this request
     /// and this token; a token that is not bound does not use the DPoP scheme.
-    fn confirm(
+    async fn confirm(
         &self,
         claims: &AccessClaims,
         token: &str,
@@ -482,7 +483,7 @@ impl NetApi {
                     url: presented.url,
                     access_token: Some(token),
                 };
-                let jkt = self.check_dpop(presented.proof?, &target)?;
+                let jkt = self.check_dpop(presented.proof?, &target).await?;
                 if subtle::ConstantTimeEq::ct_eq(jkt.as_bytes(), cnf.jkt.as_bytes()).into() {
                     Ok(())
                 } else {
@@ -494,7 +495,16 @@ impl NetApi {
 
     /// Checks a DPoP proof for `target` (signature, claims, freshness, the server nonce when
     /// `require_dpop_nonce` is on) and records its `jti`; answers its key's thumbprint.
-    pub fn check_dpop(&self, proof: &str, target: &ProofTarget<'_>) -> Result<String, DpopFailure> {
+    ///
+    /// The `jti` is recorded in this process's cache and, with shared counters (Redis), in
+    /// them too (`SET NX`, one round trip), so that a proof serves once on every instance.
+    /// When they fail, the process's cache alone decides: a warning (from the counters) and
+    /// `netapi_dpop_replay_fallbacks_total` say so, the request does not fail for it.
+    pub async fn check_dpop(
+        &self,
+        proof: &str,
+        target: &ProofTarget<'_>,
+    ) -> Result<String, DpopFailure> {
         let now = self.now();
         let checked = crate::dpop::check_proof(proof, target, now)?;
         if self.settings.require_dpop_nonce
@@ -506,6 +516,22 @@ impl NetApi {
             return Err(DpopFailure::UseNonce);
         }
         self.dpop_replay.record(&checked, now)?;
+        if let Some(shared) = &self.dpop_shared {
+            let key = shared.key(&checked);
+            let ttl_ms = u64::try_from(
+                (crate::dpop::PROOF_MAX_AGE + crate::dpop::PROOF_LEEWAY).saturating_mul(1000),
+            )
+            .unwrap_or(u64::MAX);
+            match shared.counters.set_once(&key, ttl_ms).await {
+                Ok(true) => {}
+                Ok(false) => return Err(DpopFailure::Replayed),
+                // The counters warned (at most every ten seconds); this process's cache
+                // decided.
+                Err(crate::limiter::SharedUnavailable) => {
+                    metrics::counter!("netapi_dpop_replay_fallbacks_total").increment(1);
+                }
+            }
+        }
         Ok(checked.jkt)
     }
 

@@ -36,6 +36,8 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     /// PKCE S256 challenge.
     pub code_challenge: Option<String>,
+    /// The DPoP key thumbprint the code is to be bound to (`dpop_jkt`, RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
     /// OpenID Connect nonce.
     pub nonce: Option<String>,
     /// `prompt=login`: authenticate again.
@@ -126,6 +128,8 @@ pub enum AuthorizeReason {
     MalformedCodeChallenge,
     /// `code_challenge_method` is not `S256`.
     CodeChallengeMethod,
+    /// `dpop_jkt` is not a SHA-256 JWK thumbprint (43 characters of base64url).
+    MalformedDpopJkt,
     /// No `code_challenge`, and the client or the server requires PKCE.
     PkceRequired,
     /// `nonce` is longer than 512 bytes.
@@ -157,6 +161,7 @@ impl AuthorizeReason {
             | Self::UnsupportedResponseMode
             | Self::MalformedCodeChallenge
             | Self::CodeChallengeMethod
+            | Self::MalformedDpopJkt
             | Self::PkceRequired
             | Self::NonceTooLong
             | Self::UnknownPrompt
@@ -315,6 +320,7 @@ impl NetApi {
             redirect_uri_in_request: params.redirect_uri.is_some(),
             state: None,
             code_challenge: None,
+            dpop_jkt: None,
             nonce: None,
             prompt_login: false,
             prompt_consent: false,
@@ -425,6 +431,7 @@ impl NetApi {
             Ok(None) => {}
             Err(reason) => return Err(fail(&request, reason.clone())),
         }
+        request.dpop_jkt = params.dpop_jkt.clone().map_err(|r| fail(&request, r))?;
         request.nonce = params.nonce.clone().map_err(|r| fail(&request, r))?;
         let prompt = params.prompt.clone().map_err(|r| fail(&request, r))?;
         let max_age = params.max_age.clone().map_err(|r| fail(&request, r))?;
@@ -522,6 +529,7 @@ impl NetApi {
                 resource_id: request.resource.as_ref().map(|r| r.id.clone()),
                 resource_scopes: request.resource_scopes.clone(),
                 sid: (!session.sid.is_empty()).then(|| session.sid.clone()),
+                dpop_jkt: request.dpop_jkt.clone(),
             })
             .await?;
         let mut pairs = vec![("code", secret.expose())];

@@ -48,6 +48,8 @@ pub struct NewClient {
     pub jwks_uri: Option<String>,
     /// `require_pushed_authorization_requests`.
     pub require_par: bool,
+    /// `dpop_bound_access_tokens` (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A change to a client; `None` leaves a field alone.
@@ -83,6 +85,8 @@ pub struct ClientUpdate {
     pub jwks_uri: Option<String>,
     /// `require_pushed_authorization_requests`.
     pub require_par: Option<bool>,
+    /// `dpop_bound_access_tokens` (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// A page of clients.
@@ -518,6 +522,7 @@ impl NetApi {
             jwks,
             jwks_uri,
             require_par: new.require_par,
+            dpop_bound_access_tokens: new.dpop_bound_access_tokens,
             created_at: now,
             updated_at: now,
         };
@@ -667,6 +672,10 @@ impl NetApi {
         if let Some(require_par) = update.require_par {
             client.require_par = require_par;
             changes.require_par = Some(require_par);
+        }
+        if let Some(bound) = update.dpop_bound_access_tokens {
+            client.dpop_bound_access_tokens = bound;
+            changes.dpop_bound_access_tokens = Some(bound);
         }
         if let Some(rate_limit) = update.rate_limit {
             self.validate_rate_limit(caller, "rate_limit_per_minute", rate_limit)?;

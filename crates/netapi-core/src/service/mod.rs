@@ -367,6 +367,8 @@ pub struct NetApi {
     client_key_sets: Cache<String, Arc<client_keys::CachedKeys>>,
     /// The `jti`s of DPoP proofs this instance accepted (per instance, bounded).
     dpop_replay: crate::dpop::ReplayCache,
+    /// The same `jti`s in the shared counters (Redis), when there are some.
+    dpop_shared: Option<crate::dpop::SharedReplay>,
     /// Makes and checks DPoP nonces (stateless: every instance accepts every other's).
     dpop_nonces: crate::dpop::NonceMaker,
 }
@@ -458,6 +460,7 @@ impl NetApi {
         Self {
             hasher,
             dpop_replay: crate::dpop::ReplayCache::default(),
+            dpop_shared: None,
             dpop_nonces,
             limiter: FailureLimiter::new(settings.auth_failure_limit),
             user_code_guesses: FailureLimiter::new(
@@ -571,7 +574,9 @@ impl NetApi {
             salt,
             "client-registrations",
         );
-        self.mail_limits = RequestLimiter::with_window(max, 3600).shared(counters, salt, "mail");
+        self.mail_limits =
+            RequestLimiter::with_window(max, 3600).shared(counters.clone(), salt, "mail");
+        self.dpop_shared = Some(crate::dpop::SharedReplay::new(counters, salt));
         self
     }
 

@@ -244,8 +244,13 @@ impl NetApi {
         format!("{}/oauth/token", self.settings.issuer.trim_end_matches('/'))
     }
 
+    /// The pushed authorization request endpoint's own URL, the `htu` of its DPoP proofs.
+    pub fn par_endpoint(&self) -> String {
+        format!("{}/oauth/par", self.settings.issuer.trim_end_matches('/'))
+    }
+
     /// The OAuth error for a refused DPoP proof; `use_dpop_nonce` carries a fresh nonce.
-    fn dpop_error(&self, failure: DpopFailure) -> OAuthError {
+    pub(super) fn dpop_error(&self, failure: DpopFailure) -> OAuthError {
         match (failure, self.dpop_nonce()) {
             (DpopFailure::UseNonce, Some(nonce)) => OAuthReason::DpopNonce(nonce).into(),
             (failure, _) => OAuthReason::Dpop(failure).into(),
@@ -270,10 +275,11 @@ impl NetApi {
                     url: &url,
                     access_token: None,
                 };
-                let jkt = proof
-                    .and_then(|proof| self.check_dpop(proof, &target))
-                    .map_err(|failure| self.dpop_error(failure))?;
-                Some(jkt)
+                let checked = match proof {
+                    Ok(proof) => self.check_dpop(proof, &target).await,
+                    Err(failure) => Err(failure),
+                };
+                Some(checked.map_err(|failure| self.dpop_error(failure))?)
             }
         };
         let jkt = jkt.as_deref();
@@ -281,6 +287,11 @@ impl NetApi {
         let client = self.authenticate_client(&request.client, ip).await?;
         if !client.allows(grant) {
             return Err(OAuthReason::GrantNotAllowed(grant).into());
+        }
+        // RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` gets no bearer
+        // token, whatever the grant.
+        if client.dpop_bound_access_tokens && jkt.is_none() {
+            return Err(self.dpop_error(DpopFailure::MissingProof));
         }
         let response = match &request.params {
             TokenGrant::ClientCredentials { scope, resource } => {
@@ -646,6 +657,20 @@ impl NetApi {
             (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => {}
             (None, None) => {}
             _ => return Err(OAuthReason::PkceFailed.into()),
+        }
+        // RFC 9449 §10: a code the authorization request bound to a key (`dpop_jkt`) is
+        // exchanged only with a proof of that key. Like a failed PKCE check, a failure uses
+        // the code up: whoever holds it without the key gets nothing from it.
+        if let Some(bound) = &code.dpop_jkt {
+            match presented.jkt {
+                None => return Err(OAuthReason::Dpop(DpopFailure::MissingProof).into()),
+                Some(jkt)
+                    if bool::from(subtle::ConstantTimeEq::ct_eq(
+                        jkt.as_bytes(),
+                        bound.as_bytes(),
+                    )) => {}
+                Some(_) => return Err(OAuthReason::Dpop(DpopFailure::KeyMismatch).into()),
+            }
         }
         let Some(owner) = self.user_facts(&code.user_id).await? else {
             return Err(invalid());

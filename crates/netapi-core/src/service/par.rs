@@ -9,6 +9,7 @@ use super::NetApi;
 use super::authorize::{AuthorizeError, Origin, PageReason};
 use super::oauth_error::{OAuthError, OAuthReason, ParRefusal};
 use super::requests::{AuthorizationParams, ClientRequest, OAuthForm};
+use crate::dpop::{DpopFailure, ProofTarget};
 use crate::model::PushedRequest;
 use crate::secret::{SecretHash, random_base62};
 
@@ -82,13 +83,37 @@ impl NetApi {
     /// `POST /oauth/par`: authenticates the client as the token endpoint does, checks the
     /// request as `/oauth/authorize` would (refusing `request_uri`, and `request`, which is
     /// not supported), and keeps it. A `client_id` in the form must be the client's.
+    ///
+    /// With a DPoP proof (RFC 9449 §10.1), the code is bound to its key: its thumbprint
+    /// becomes `dpop_jkt`, which, if the form has one, must be the same.
     pub async fn push_authorization(
         &self,
         request: &ClientRequest<PushedParams>,
+        proof: Option<Result<&str, DpopFailure>>,
         ip: &str,
     ) -> Result<PushedAuthorization, OAuthError> {
         let client = self.authenticate_client(&request.client, ip).await?;
         let mut pairs = request.params.0.clone();
+        if let Some(proof) = proof {
+            let url = self.par_endpoint();
+            let target = ProofTarget {
+                method: "POST",
+                url: &url,
+                access_token: None,
+            };
+            let checked = match proof {
+                Ok(proof) => self.check_dpop(proof, &target).await,
+                Err(failure) => Err(failure),
+            };
+            let jkt = checked.map_err(|failure| self.dpop_error(failure))?;
+            match pairs.iter().find(|(name, _)| name == "dpop_jkt") {
+                Some((_, named)) if *named != jkt => {
+                    return Err(OAuthReason::Dpop(DpopFailure::KeyMismatch).into());
+                }
+                Some(_) => {}
+                None => pairs.push(("dpop_jkt".to_owned(), jkt)),
+            }
+        }
         if pairs.iter().any(|(name, _)| name == "request_uri") {
             return Err(OAuthReason::RequestUriAtPar.into());
         }

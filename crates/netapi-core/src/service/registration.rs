@@ -424,6 +424,7 @@ impl NetApi {
             jwks: jwks.clone(),
             jwks_uri: jwks_uri.clone(),
             require_par: new.require_par,
+            dpop_bound_access_tokens: new.dpop_bound_access_tokens,
             redirect_uris: new.redirect_uris,
             grant_types,
             scopes,
@@ -444,6 +445,7 @@ impl NetApi {
             id_token_signed_response_alg: id_token_alg,
             keys: Some((jwks, jwks_uri)),
             require_par: Some(updated.require_par),
+            dpop_bound_access_tokens: Some(updated.dpop_bound_access_tokens),
             ..ClientChanges::default()
         };
         let registration = ClientRegistration {

@@ -462,6 +462,9 @@ pub struct AuthorizationParams {
     pub resource: Result<Option<ResourceIndicator>, AuthorizeReason>,
     /// The PKCE S256 challenge (43 characters of base64url).
     pub code_challenge: Result<Option<String>, AuthorizeReason>,
+    /// The DPoP key thumbprint to bind the code to (RFC 9449 §10): 43 characters of
+    /// base64url (a SHA-256 JWK thumbprint).
+    pub dpop_jkt: Result<Option<String>, AuthorizeReason>,
     /// The OpenID Connect nonce; at most 512 bytes.
     pub nonce: Result<Option<String>, AuthorizeReason>,
     /// `prompt`.
@@ -502,6 +505,11 @@ impl AuthorizationParams {
                 .transpose()
                 .map_err(|_| AuthorizeReason::MalformedResource),
             code_challenge: code_challenge(get("code_challenge"), get("code_challenge_method")),
+            dpop_jkt: match get("dpop_jkt") {
+                None => Ok(None),
+                Some(jkt) if is_thumbprint(jkt) => Ok(Some(jkt.to_owned())),
+                Some(_) => Err(AuthorizeReason::MalformedDpopJkt),
+            },
             nonce: bounded("nonce", AuthorizeReason::NonceTooLong),
             prompt: get("prompt").map_or(Ok(Prompt::default()), prompt),
             max_age: match get("max_age").map(str::parse::<i64>) {
@@ -523,6 +531,20 @@ fn response(response_type: Option<&str>, mode: Option<&str>) -> Result<(), Autho
         None | Some("query") => Ok(()),
         Some(_) => Err(AuthorizeReason::UnsupportedResponseMode),
     }
+}
+
+/// Whether `text` has the shape of a SHA-256 JWK thumbprint: 43 characters of base64url
+/// (32 bytes, unpadded).
+pub(crate) fn is_thumbprint(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        // The last character carries 4 bits of the 32 bytes and 2 bits of nothing.
+        && text
+            .bytes()
+            .last()
+            .is_some_and(|b| b"AEIMQUYcgkosw048".contains(&b))
 }
 
 fn code_challenge(
@@ -764,6 +786,37 @@ mod tests {
             "the form names its parameters"
         );
         assert!(!printed.contains("XYZZY"), "{printed}");
+    }
+
+    #[test]
+    fn dpop_jkt_must_be_a_sha256_thumbprint() {
+        // The RFC 7638 example's thumbprint, and every base64url character where it may be.
+        let good = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        assert!(is_thumbprint(good));
+        let parsed = AuthorizationParams::parse(&pairs(&[("dpop_jkt", good)]));
+        assert_eq!(parsed.dpop_jkt, Ok(Some(good.to_owned())));
+        assert_eq!(
+            AuthorizationParams::parse(&pairs(&[("dpop_jkt", "")])).dpop_jkt,
+            Ok(None)
+        );
+        let mut last_bits = good[..42].to_owned();
+        last_bits.push('t');
+        for bad in [
+            &good[..42],
+            &format!("{good}A"),
+            &format!("{}=", &good[..42]),
+            &format!("{}/", &good[..42]),
+            &format!("{}\u{e9}", &good[..41]),
+            last_bits.as_str(),
+            &"A".repeat(10_000),
+        ] {
+            assert!(!is_thumbprint(bad), "{bad}");
+            assert_eq!(
+                AuthorizationParams::parse(&pairs(&[("dpop_jkt", bad)])).dpop_jkt,
+                Err(AuthorizeReason::MalformedDpopJkt),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -98,6 +98,11 @@ pub struct NewClientBody {
     /// (RFC 9126 §6). Default `false`.
     #[schema(nullable = true)]
     require_pushed_authorization_requests: Option<bool>,
+    /// Every token request of this client must then carry a DPoP proof (RFC 9449 §5.2):
+    /// one without is refused with `invalid_dpop_proof`, so its access tokens are always
+    /// bound to a key. Default `false`.
+    #[schema(nullable = true)]
+    dpop_bound_access_tokens: Option<bool>,
 }
 
 fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
@@ -168,6 +173,7 @@ pub async fn create_client(
                 jwks: body.jwks,
                 jwks_uri: body.jwks_uri,
                 require_par: body.require_pushed_authorization_requests.unwrap_or(false),
+                dpop_bound_access_tokens: body.dpop_bound_access_tokens.unwrap_or(false),
             },
             Some(&ip),
         )
@@ -251,6 +257,11 @@ pub struct ClientPatch {
     /// (RFC 9126 §6). Default `false`.
     #[schema(nullable = true)]
     require_pushed_authorization_requests: Option<bool>,
+    /// Every token request of this client must then carry a DPoP proof (RFC 9449 §5.2):
+    /// one without is refused with `invalid_dpop_proof`, so its access tokens are always
+    /// bound to a key. Default `false`.
+    #[schema(nullable = true)]
+    dpop_bound_access_tokens: Option<bool>,
 }
 
 /// Tells a text field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -318,6 +329,7 @@ pub async fn update_client(
                 jwks: body.jwks,
                 jwks_uri: body.jwks_uri,
                 require_par: body.require_pushed_authorization_requests,
+                dpop_bound_access_tokens: body.dpop_bound_access_tokens,
             },
             Some(&ip),
         )

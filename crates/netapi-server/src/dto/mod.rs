@@ -281,6 +281,8 @@ pub(crate) struct ClientView {
     jwks_uri: Option<String>,
     /// Its authorization requests must come through `/oauth/par` (RFC 9126 §6).
     require_pushed_authorization_requests: bool,
+    /// Every token request of the client must carry a DPoP proof (RFC 9449 §5.2).
+    dpop_bound_access_tokens: bool,
     /// Seconds since the epoch.
     #[schema(minimum = 0)]
     client_id_issued_at: i64,
@@ -326,6 +328,7 @@ impl ClientView {
                 .and_then(|text| serde_json::from_str(text).ok()),
             jwks_uri: client.jwks_uri.clone(),
             require_pushed_authorization_requests: client.require_par,
+            dpop_bound_access_tokens: client.dpop_bound_access_tokens,
             rate_limit_per_minute: client.rate_limit,
             trusted: client.trusted,
             created_at: format_rfc3339(client.created_at),

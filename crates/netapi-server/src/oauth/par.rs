@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::client_auth::ClientForm;
 use super::error::{OAuthErrors, OAuthFailure};
 use crate::dto::{NO_STORE, NoStore};
-use crate::extract::ClientIp;
+use crate::extract::{ClientIp, dpop_proof};
 use crate::state::AppState;
 use netapi_core::service::PushedParams;
 
@@ -54,6 +54,12 @@ pub(crate) struct ParForm {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     max_age: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to (43
+    /// characters of base64url); the code is then exchanged only with a proof of that key.
+    /// With a `DPoP` header too, it must be that proof's key's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, min_length = 43, max_length = 43)]
+    dpop_jkt: Option<String>,
     /// `client_secret_post`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -85,6 +91,9 @@ pub(crate) struct ParResponse {
     tag = "oauth",
     operation_id = "pushedAuthorizationRequest",
     request_body(content = ParForm, content_type = "application/x-www-form-urlencoded"),
+    params(
+        ("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449 §10.1) with `htm` `POST` and `htu` this endpoint's URL: the code is bound to its key, as with `dpop_jkt` (which, if sent too, must be that key's thumbprint: otherwise `invalid_dpop_proof`)."),
+    ),
     security(("client_basic" = []), ()),
     responses(
         (status = 201, description = "The request is kept: send `client_id` and `request_uri` to `/oauth/authorize` within `expires_in` seconds.", body = ParResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
@@ -94,12 +103,13 @@ pub(crate) struct ParResponse {
 pub async fn par(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ClientForm(request): ClientForm<PushedParams>,
 ) -> Result<(StatusCode, NoStore, Json<ParResponse>), OAuthFailure> {
     let basic = request.client.is_basic();
     let pushed = state
         .api
-        .push_authorization(&request, &ip)
+        .push_authorization(&request, dpop_proof(&headers), &ip)
         .await
         .map_err(|error| OAuthFailure { error, basic })?;
     Ok((

@@ -71,6 +71,9 @@ pub(crate) struct ClientMetadataBody {
     /// Take this client's authorization requests only through `/oauth/par` (RFC 9126 §6).
     #[schema(nullable = true)]
     require_pushed_authorization_requests: Option<bool>,
+    /// Every token request of this client must carry a DPoP proof (RFC 9449 §5.2).
+    #[schema(nullable = true)]
+    dpop_bound_access_tokens: Option<bool>,
     #[schema(nullable = true, max_length = 2000)]
     logo_uri: Option<String>,
     #[schema(nullable = true, max_length = 2000)]
@@ -131,6 +134,7 @@ pub(crate) struct ClientInformation {
     #[schema(nullable = false)]
     jwks_uri: Option<String>,
     require_pushed_authorization_requests: bool,
+    dpop_bound_access_tokens: bool,
     #[serde(flatten)]
     #[schema(inline)]
     metadata: ShownMetadata,
@@ -212,6 +216,7 @@ impl ClientInformation {
                 .and_then(|text| serde_json::from_str(text).ok()),
             jwks_uri: client.jwks_uri,
             require_pushed_authorization_requests: client.require_par,
+            dpop_bound_access_tokens: client.dpop_bound_access_tokens,
             metadata: metadata.into(),
         }
     }
@@ -391,6 +396,7 @@ fn into_request(body: ClientMetadataBody) -> RegistrationResult<ClientRegistrati
             jwks: body.jwks,
             jwks_uri: body.jwks_uri,
             require_par: body.require_pushed_authorization_requests.unwrap_or(false),
+            dpop_bound_access_tokens: body.dpop_bound_access_tokens.unwrap_or(false),
         },
         metadata: ClientMetadata {
             logo_uri: body.logo_uri,

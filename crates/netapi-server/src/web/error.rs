@@ -144,6 +144,9 @@ pub(crate) fn reason_words(reason: &AuthorizeReason) -> Cow<'static, str> {
         }
         R::InvalidScope => "the requested scope is unknown or not allowed for this client".into(),
         R::MalformedCodeChallenge => "code_challenge is not a valid S256 challenge".into(),
+        R::MalformedDpopJkt => {
+            "dpop_jkt is not a JWK SHA-256 thumbprint (43 characters of base64url)".into()
+        }
         R::CodeChallengeMethod => "code_challenge_method must be S256".into(),
         R::PkceRequired => {
             "PKCE is required: send code_challenge with code_challenge_method=S256".into()

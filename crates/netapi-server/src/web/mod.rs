@@ -110,6 +110,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
             portal::delete_client
         ))
         .routes(routes!(portal::set_redirect_uris))
+        .routes(routes!(portal::set_client_settings))
         .routes(routes!(portal::withdraw_authorization))
         .routes(routes!(portal::resend_verification))
         .routes(routes!(resources::resources, resources::create_resource))

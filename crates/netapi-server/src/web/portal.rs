@@ -65,6 +65,13 @@ struct ClientCard {
     confidential: bool,
     /// Only clients of the authorization-code grant redirect anywhere.
     redirects: bool,
+    /// One per line, as the form takes them.
+    post_logout_redirect_uris: String,
+    /// Empty for none.
+    backchannel_logout_uri: String,
+    /// Resource identifiers, one per line (confidential clients only).
+    token_exchange_resources: String,
+    dpop_bound_access_tokens: bool,
 }
 
 struct AppRow {
@@ -165,6 +172,10 @@ pub(super) async fn portal_page(
                 .collect::<Vec<_>>()
                 .join(", "),
             redirect_uris: client.redirect_uris.join("\n"),
+            post_logout_redirect_uris: client.logout.post_logout_redirect_uris.join("\n"),
+            backchannel_logout_uri: client.logout.backchannel_logout_uri.unwrap_or_default(),
+            token_exchange_resources: client.token_exchange_resources.join("\n"),
+            dpop_bound_access_tokens: client.dpop_bound_access_tokens,
             id: client.id,
             name: client.name,
         })
@@ -306,6 +317,9 @@ fn field_label(field: &str) -> String {
         "redirect_uris" => "Redirect URIs".to_owned(),
         "grace_period_seconds" => "Keep the old value working".to_owned(),
         "client_name" => "Application name".to_owned(),
+        "post_logout_redirect_uris" => "Sign-out redirect URIs".to_owned(),
+        "backchannel_logout_uri" => "Back-channel logout URI".to_owned(),
+        "token_exchange_resources" => "Token exchange APIs".to_owned(),
         other => {
             let words = other.replace('_', " ");
             let mut chars = words.chars();
@@ -968,6 +982,7 @@ pub async fn create_client(
                 jwks: None,
                 jwks_uri: None,
                 require_par: false,
+                dpop_bound_access_tokens: false,
             },
             Some(ip.as_str()),
         )
@@ -1212,6 +1227,80 @@ pub async fn set_redirect_uris(
             .await
             .map(|_| Flash::Notice("Redirect URIs saved.".to_owned()))
     };
+    done(&state, &me, outcome)
+}
+
+/// The application settings form: logout, token exchange and DPoP.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ClientSettingsForm {
+    csrf_token: String,
+    /// One per line; they replace the application's.
+    #[serde(default)]
+    post_logout_redirect_uris: String,
+    /// Empty for none.
+    #[serde(default)]
+    backchannel_logout_uri: String,
+    /// Resource identifiers, one per line (confidential applications only); each must be
+    /// Net API's own or a resource the user holds a scope on, as at `/v1/oauth-clients`.
+    #[serde(default)]
+    token_exchange_resources: String,
+    /// `on` when ticked (a checkbox sends nothing when it is not).
+    #[serde(default)]
+    dpop_bound_access_tokens: Option<String>,
+}
+
+/// `POST /portal/clients/{id}/settings`: the application's logout URIs, token exchange
+/// resources and DPoP requirement, with the rules of `PATCH /v1/oauth-clients/{id}`. Only
+/// what differs from the stored application is sent as a change (so that an unchanged list
+/// is not checked again); a refusal changes nothing.
+#[utoipa::path(
+    post,
+    path = "/portal/clients/{id}/settings",
+    tag = "browser",
+    operation_id = "portalSetClientSettings",
+    params(
+        ("id" = String, Path, description = "The application's client_id."),
+        ("netapi_session" = Option<String>, Cookie, description = "The browser session."),
+    ),
+    request_body(content = ClientSettingsForm, content_type = "application/x-www-form-urlencoded"),
+    responses(super::error::PortalFormErrors, PortalOutcome)
+)]
+pub async fn set_client_settings(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ClientSettingsForm>,
+) -> Response {
+    let me = match member(&state.api, &headers, &form.csrf_token).await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let outcome = async {
+        let client = state.api.get_client(&me.principal, &id).await?;
+        let post_logout = lines(&form.post_logout_redirect_uris);
+        let backchannel = Some(form.backchannel_logout_uri.trim())
+            .filter(|uri| !uri.is_empty())
+            .map(str::to_owned);
+        let exchange = lines(&form.token_exchange_resources);
+        let dpop = form.dpop_bound_access_tokens.is_some();
+        let update = ClientUpdate {
+            post_logout_redirect_uris: (post_logout != client.logout.post_logout_redirect_uris)
+                .then_some(post_logout),
+            backchannel_logout_uri: (backchannel != client.logout.backchannel_logout_uri)
+                .then_some(backchannel),
+            token_exchange_resources: (exchange != client.token_exchange_resources)
+                .then_some(exchange),
+            dpop_bound_access_tokens: (dpop != client.dpop_bound_access_tokens).then_some(dpop),
+            ..ClientUpdate::default()
+        };
+        state
+            .api
+            .update_client(&me.principal, &id, update, Some(ip.as_str()))
+            .await
+            .map(|_| Flash::Notice("Application settings saved.".to_owned()))
+    }
+    .await;
     done(&state, &me, outcome)
 }
 

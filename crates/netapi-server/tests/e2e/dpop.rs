@@ -15,12 +15,12 @@ use crate::helpers::{Browser, Pkce, TestApp, approved_code, json_with};
 const REDIRECT: &str = "https://app.example.com/callback";
 
 /// A client's DPoP key (P-256) and the proofs it signs.
-struct DpopKey {
+pub(crate) struct DpopKey {
     key: p256::ecdsa::SigningKey,
 }
 
 impl DpopKey {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let seed = sha2::Sha256::digest(netapi_core::secret::random_base62(40).as_bytes());
         Self {
             key: p256::ecdsa::SigningKey::from_slice(&seed).unwrap(),
@@ -37,7 +37,7 @@ impl DpopKey {
     }
 
     /// RFC 7638 thumbprint, computed here independently of the server.
-    fn thumbprint(&self) -> String {
+    pub(crate) fn thumbprint(&self) -> String {
         let jwk = self.jwk();
         let canonical = format!(
             r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
@@ -87,12 +87,18 @@ impl DpopKey {
         )
     }
 
-    fn proof(&self, app: &TestApp, method: &str, url: &str, token: Option<&str>) -> String {
+    pub(crate) fn proof(
+        &self,
+        app: &TestApp,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+    ) -> String {
         self.proof_at(method, url, token, None, app.api.now())
     }
 }
 
-fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
 }
@@ -126,7 +132,7 @@ async fn client(app: &TestApp, public: bool) -> (Value, String) {
 }
 
 /// `POST /oauth/token` with `form`, the client's credentials and the `DPoP` header (if any).
-async fn token_request(
+pub(crate) async fn token_request(
     app: &TestApp,
     client: &Value,
     mut form: Vec<(&str, String)>,
@@ -187,7 +193,7 @@ async fn client_credentials(app: &TestApp, client: &Value, key: &DpopKey) -> Val
 }
 
 /// `GET /v1/users/me` with `Authorization: DPoP <token>` and `proof`.
-async fn me_with(app: &TestApp, token: &str, proof: Option<&str>) -> Response {
+pub(crate) async fn me_with(app: &TestApp, token: &str, proof: Option<&str>) -> Response {
     let mut request = app
         .http
         .get(app.url("/v1/users/me"))

@@ -1,5 +1,7 @@
 //! Limits shared by two instances through Redis (issue 18): one limit for both, failure
 //! counters shared, and Redis killed, restarted and flushed under them without an error.
+//! DPoP proofs (issue 17) are single use across both instances through the same Redis, and
+//! per instance while it is down.
 //!
 //! Each scenario starts a private `redis-server` on a free port (or uses
 //! `NETAPI_TEST_REDIS_URL`, where the scenarios that kill or flush Redis say they are
@@ -24,6 +26,8 @@ crate::e2e!(
     failure_counters_are_shared,
     requests_are_answered_while_redis_is_down_and_shared_again_after,
     a_flushed_redis_is_no_error,
+    a_dpop_proof_is_accepted_once_across_instances,
+    dpop_proofs_are_checked_per_instance_while_redis_is_down,
 );
 
 /// Requests per minute per key, and failures per minute per source, in these scenarios.
@@ -353,4 +357,105 @@ async fn a_flushed_redis_is_no_error(pair: Pair) {
     assert_eq!(pair.redis.command("FLUSHALL").as_deref(), Some("+OK"));
     // Counting starts again from nothing: a whole window's worth, then refused.
     one_limit_for_both(&pair, &key).await;
+}
+
+/// A client of `pair` that may use `client_credentials`.
+async fn dpop_client(pair: &Pair) -> serde_json::Value {
+    let owner = pair.a.member_key("dpop-owner@example.com").await;
+    pair.a
+        .create_client(
+            &owner,
+            json!({ "client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read" }),
+        )
+        .await
+}
+
+async fn with_proof(app: &TestApp, client: &serde_json::Value, proof: &str) -> reqwest::Response {
+    crate::dpop::token_request(
+        app,
+        client,
+        vec![("grant_type", "client_credentials".to_owned())],
+        Some(proof),
+    )
+    .await
+}
+
+async fn replayed(response: reqwest::Response) {
+    let body = json_with(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("description")
+            .contains("used before"),
+        "{body}"
+    );
+}
+
+async fn a_dpop_proof_is_accepted_once_across_instances(pair: Pair) {
+    let client = dpop_client(&pair).await;
+    let key = crate::dpop::DpopKey::new();
+    // Both instances have the same issuer: the proof names the one token endpoint.
+    let token_url = pair.a.url("/oauth/token");
+    let proof = key.proof(&pair.a, "POST", &token_url, None);
+    let tokens = json_with(with_proof(&pair.a, &client, &proof).await, StatusCode::OK).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    // Replayed at the other instance, which never saw it: refused.
+    replayed(with_proof(&pair.b, &client, &proof).await).await;
+    // And the other way round.
+    let proof = key.proof(&pair.a, "POST", &token_url, None);
+    json_with(with_proof(&pair.b, &client, &proof).await, StatusCode::OK).await;
+    replayed(with_proof(&pair.a, &client, &proof).await).await;
+
+    // At a resource too: a proof for /v1/users/me used at A is refused at B.
+    let access = tokens["access_token"].as_str().expect("token");
+    let me = pair.a.url("/v1/users/me");
+    let proof = key.proof(&pair.a, "GET", &me, Some(access));
+    let response = crate::dpop::me_with(&pair.a, access, Some(&proof)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // B checks proofs against the issuer's URLs, as A does.
+    let response = crate::dpop::me_with(&pair.b, access, Some(&proof)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+    assert!(challenge.contains("used before"), "{challenge}");
+}
+
+async fn dpop_proofs_are_checked_per_instance_while_redis_is_down(mut pair: Pair) {
+    if pair.redis.private.is_none() {
+        eprintln!("skipped: Redis of NETAPI_TEST_REDIS_URL is not ours to kill");
+        return;
+    }
+    let client = dpop_client(&pair).await;
+    let key = crate::dpop::DpopKey::new();
+    let token_url = pair.a.url("/oauth/token");
+    pair.redis.kill();
+    // Accepted (no 500), and still refused the second time by the same instance.
+    let proof = key.proof(&pair.a, "POST", &token_url, None);
+    let tokens = json_with(with_proof(&pair.a, &client, &proof).await, StatusCode::OK).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    replayed(with_proof(&pair.a, &client, &proof).await).await;
+    let metrics = pair
+        .a
+        .http
+        .get(pair.a.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("netapi_dpop_replay_fallbacks_total"),
+        "no fallback counted"
+    );
+    // Redis back: shared again.
+    pair.redis.run();
+    shared_again(&pair).await;
+    let proof = key.proof(&pair.a, "POST", &token_url, None);
+    json_with(with_proof(&pair.b, &client, &proof).await, StatusCode::OK).await;
+    replayed(with_proof(&pair.a, &client, &proof).await).await;
 }

@@ -15,14 +15,14 @@ macro_rules! columns {
     () => {
         "hash, client_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, \
          family_id, created_at, expires_at, used_at, redirect_uri_in_request, resource_id, \
-         resource_scopes, amr, sid"
+         resource_scopes, amr, sid, dpop_jkt"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO authorization_codes (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
 /// The first use of a code wins this conditional update.
 const MARK_USED: &str = concat!(
@@ -58,6 +58,7 @@ pub(crate) struct AuthorizationCodeRow {
     resource_id: Option<String>,
     resource_scopes: String,
     sid: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 impl TryFrom<AuthorizationCodeRow> for AuthorizationCode {
@@ -82,6 +83,7 @@ impl TryFrom<AuthorizationCodeRow> for AuthorizationCode {
             resource_id: row.resource_id,
             resource_scopes: codec::split_names(&row.resource_scopes),
             sid: row.sid,
+            dpop_jkt: row.dpop_jkt,
         })
     }
 }
@@ -109,6 +111,7 @@ pub(crate) async fn insert(db: &impl Backend, code: &AuthorizationCode) -> Store
                 codec::join_names(&code.resource_scopes).into(),
                 code.amr.as_str().into(),
                 (&code.sid).into(),
+                (&code.dpop_jkt).into(),
             ],
         )
         .await?;

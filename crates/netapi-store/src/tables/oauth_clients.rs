@@ -17,7 +17,7 @@ macro_rules! columns {
          created_at, updated_at, rate_limit, trusted, resources, resource_scopes, \
          id_token_signed_response_alg, post_logout_redirect_uris, backchannel_logout_uri, \
          backchannel_logout_session_required, token_exchange_resources, jwks, jwks_uri, \
-         require_par"
+         require_par, dpop_bound_access_tokens"
     };
 }
 
@@ -25,7 +25,7 @@ pub(crate) const INSERT: &str = concat!(
     "INSERT INTO oauth_clients (",
     columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22)"
+     $19, $20, $21, $22, $23)"
 );
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
 const LIST_OF_OWNER: &str = concat!(
@@ -55,7 +55,8 @@ pub(crate) const UPDATE: &str = concat!(
      token_exchange_resources = COALESCE($16, token_exchange_resources), \
      jwks = CASE WHEN $17 THEN $18 ELSE jwks END, \
      jwks_uri = CASE WHEN $17 THEN $19 ELSE jwks_uri END, \
-     require_par = COALESCE($20, require_par) \
+     require_par = COALESCE($20, require_par), \
+     dpop_bound_access_tokens = COALESCE($21, dpop_bound_access_tokens) \
      WHERE id = $1 RETURNING ",
     columns!()
 );
@@ -87,6 +88,7 @@ pub(crate) struct OAuthClientRow {
     jwks: Option<String>,
     jwks_uri: Option<String>,
     require_par: bool,
+    dpop_bound_access_tokens: bool,
 }
 
 impl TryFrom<OAuthClientRow> for OAuthClient {
@@ -122,6 +124,7 @@ impl TryFrom<OAuthClientRow> for OAuthClient {
             jwks: row.jwks,
             jwks_uri: row.jwks_uri,
             require_par: row.require_par,
+            dpop_bound_access_tokens: row.dpop_bound_access_tokens,
         })
     }
 }
@@ -154,6 +157,7 @@ pub(crate) fn insert_args(client: &OAuthClient) -> Vec<Arg<'_>> {
         (&client.jwks).into(),
         (&client.jwks_uri).into(),
         client.require_par.into(),
+        client.dpop_bound_access_tokens.into(),
     ]
 }
 
@@ -275,6 +279,7 @@ pub(crate) fn update_args<'a>(
             .and_then(|(_, uri)| uri.as_deref())
             .into(),
         changes.require_par.into(),
+        changes.dpop_bound_access_tokens.into(),
     ]
 }
 
