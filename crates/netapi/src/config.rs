@@ -622,6 +622,36 @@ mod tests {
     }
 
     #[test]
+    fn retention_settings_default_and_zero_keeps_for_ever() {
+        let defaults = Settings::default()
+            .core(SecretKey::insecure_for_tests())
+            .expect("defaults");
+        assert_eq!(
+            (
+                defaults.audit_retention_days,
+                defaults.usage_retention_days,
+                defaults.webhook_delivery_retention_days
+            ),
+            (365, 400, 30)
+        );
+        let file: Settings = toml::from_str(
+            "audit_retention_days = 0\nusage_retention_days = 90\n\
+             webhook_delivery_retention_days = 7\n",
+        )
+        .expect("file");
+        let core = file.core(SecretKey::insecure_for_tests()).expect("core");
+        assert_eq!(
+            (
+                core.audit_retention_days,
+                core.usage_retention_days,
+                core.webhook_delivery_retention_days
+            ),
+            (0, 90, 7)
+        );
+        assert!(toml::from_str::<Settings>("audit_retention_days = -1\n").is_err());
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_refused() {
         let err = toml::from_str::<Settings>("listen = \"0.0.0.0:1\"\nlisen = 1\n");
         assert!(err.is_err_and(|e| e.to_string().contains("lisen")));
