@@ -10,6 +10,7 @@ pub mod jwt;
 pub mod limiter;
 pub mod model;
 pub mod password;
+pub mod retention;
 pub mod scanning;
 pub mod scope;
 pub mod sealing;

@@ -13,6 +13,7 @@ use crate::model::{
 use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
 use crate::model::{ClientRegistration, RegistrationToken};
 use crate::model::{PasskeyCredential, WebauthnCeremony};
+use crate::retention::{Expired, RetentionSettings};
 use crate::scope::{Role, Scopes};
 use crate::secret::SecretHash;
 use crate::usage::UsageCount;
@@ -287,8 +288,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         from: Timestamp,
         to: Timestamp,
     ) -> StoreResult<Vec<UsageCount>>;
-    /// Forgets hourly counts of hours before `hour`; returns how many rows went.
-    async fn delete_api_key_usage_before(&self, hour: Timestamp) -> StoreResult<u64>;
 
     // --- audit ---
     /// Appends an event.
@@ -360,9 +359,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         lease_until: Timestamp,
         attempt: &DeliveryAttempt,
     ) -> StoreResult<bool>;
-    /// Deletes the deliveries that are over (delivered, failed, or of a disabled webhook)
-    /// and were created before `before`; answers how many.
-    async fn prune_webhook_deliveries(&self, before: Timestamp) -> StoreResult<u64>;
     /// Makes a delivery pending again, due at `at`; while an attempt holds an unexpired
     /// lease on it, only marks it to be delivered again once that attempt is recorded (so
     /// that no two attempts run at once). False if unknown.
@@ -722,10 +718,39 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Every grant of a user, ordered by resource id.
     async fn list_resource_grants(&self, user_id: &str) -> StoreResult<Vec<ResourceGrant>>;
 
-    // --- housekeeping ---
-    /// Deletes expired codes, sessions, refresh tokens, invitations, denylist entries and old
-    /// invalidations; returns how many rows went. Safe to run from several processes.
-    async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64>;
+    // --- housekeeping (retention) ---
+    /// Deletes up to `limit` rows of `what` that are over at `cutoff` (see [`Expired`]) in
+    /// one statement, its own short transaction; answers how many went. Safe to run from
+    /// several processes at once: each row goes once.
+    async fn delete_expired_batch(
+        &self,
+        what: Expired,
+        cutoff: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64>;
+    /// Deletes every row that has expired by itself at `now` (every [`Expired`] kind but
+    /// the ones kept for a number of days; the client records of every session that is
+    /// gone), in batches; answers how many rows went.
+    async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        let kinds: Vec<Expired> = Expired::ALL.into_iter().filter(|k| k.expires()).collect();
+        let settings = RetentionSettings {
+            session_ttl: 0,
+            ..RetentionSettings::default()
+        };
+        let swept = crate::retention::sweep(
+            self,
+            &settings,
+            &kinds,
+            now,
+            crate::retention::DEFAULT_BATCH,
+        )
+        .await;
+        let total = swept.total();
+        match swept.failed.into_iter().next() {
+            Some((_, err)) => Err(err),
+            None => Ok(total),
+        }
+    }
 
     // Client assertions and pushed authorization requests (issue 16)
 

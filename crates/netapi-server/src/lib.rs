@@ -143,7 +143,8 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
 }
 
 /// Background duties: apply other processes' revocations, write batched key usage, and
-/// clean up expired rows. Runs until the task is dropped.
+/// forget what expired in memory. Runs until the task is dropped. (Rows in storage go with
+/// [`run_retention`], a task of its own, so that a long sweep never holds these up.)
 pub async fn run_background(api: Arc<NetApi>) {
     let mut poll = tokio::time::interval(api.settings().invalidation_poll_interval);
     // PostgreSQL announces each invalidation (LISTEN/NOTIFY): applied at once, the table
@@ -188,13 +189,27 @@ pub async fn run_background(api: Arc<NetApi>) {
                 }
             }
             _ = housekeeping.tick() => {
-                match api.housekeeping().await {
-                    Ok(removed) if removed > 0 => tracing::info!(removed, "expired rows removed"),
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %err, "housekeeping failed"),
+                if let Err(err) = api.housekeeping().await {
+                    tracing::warn!(error = %err, "housekeeping failed");
                 }
             }
         }
+    }
+}
+
+/// How often the retention sweep runs.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Deletes the stored rows that are over (expired, or older than their retention setting)
+/// once a minute, in batches of [`netapi_core::retention::DEFAULT_BATCH`], until the task is
+/// dropped. Every instance sweeps: a row is deleted by one of them.
+pub async fn run_retention(api: Arc<NetApi>) {
+    let mut tick = tokio::time::interval(RETENTION_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        api.sweep_retention(netapi_core::retention::DEFAULT_BATCH)
+            .await;
     }
 }
 
@@ -232,6 +247,7 @@ pub async fn serve(
 
     let background = tokio::spawn(run_background(api.clone()));
     let webhooks = tokio::spawn(webhooks::run_webhook_delivery(api.clone()));
+    let retention = tokio::spawn(run_retention(api.clone()));
     let logouts = tokio::spawn(
         api.clone()
             .run_backchannel_logout(Arc::new(webhooks::HttpBackchannelClient)),
@@ -283,6 +299,7 @@ pub async fn serve(
     }
     background.abort();
     webhooks.abort();
+    retention.abort();
     logouts.abort();
     if let Err(err) = api.flush_usage().await {
         tracing::warn!(error = %err, "could not record key usage at shutdown");

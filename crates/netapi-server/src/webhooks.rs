@@ -10,8 +10,6 @@ use url::Url;
 
 /// How often due deliveries are looked for.
 const DELIVERY_INTERVAL: Duration = Duration::from_secs(1);
-/// Steps between two prunings of old deliveries (an hour).
-const PRUNE_EVERY: u32 = 3600;
 
 /// A client for one request to a target the caller has checked: pinned to the checked
 /// `address` (so that a second lookup cannot answer another), no redirects, no proxy, a
@@ -68,24 +66,16 @@ impl WebhookClient for HttpWebhookClient {
 }
 
 /// Delivers due webhook deliveries until the task is dropped (separate from the other
-/// background duties, which a slow receiver must not hold up).
+/// background duties, which a slow receiver must not hold up). Deliveries that are over are
+/// deleted by the retention sweep ([`crate::run_retention`]).
 pub async fn run_webhook_delivery(api: Arc<NetApi>) {
     let client = HttpWebhookClient;
     let mut tick = tokio::time::interval(DELIVERY_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut steps = 0u32;
     loop {
         tick.tick().await;
         if let Err(err) = api.deliver_webhooks(&client).await {
             tracing::warn!(error = %err, "could not deliver webhooks");
-        }
-        steps = (steps + 1) % PRUNE_EVERY;
-        if steps == 1 {
-            match api.prune_webhook_deliveries().await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::debug!(pruned, "old webhook deliveries deleted"),
-                Err(err) => tracing::warn!(error = %err, "could not prune webhook deliveries"),
-            }
         }
     }
 }

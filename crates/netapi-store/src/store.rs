@@ -6,10 +6,12 @@
 use crate::backend::{Backend, Exec};
 use crate::map_err;
 use crate::tables::{
-    api_keys, authorization_codes, device_authorizations, email_tokens, invalidations, invitations,
-    pushed_requests, refresh_tokens, registrations, sessions, signing_keys,
+    api_key_usage, api_keys, audit_events, authorization_codes, device_authorizations,
+    email_tokens, invalidations, invitations, passkeys, pushed_requests, refresh_tokens,
+    registrations, sessions, signing_keys, webhooks,
 };
 use netapi_core::Timestamp;
+use netapi_core::retention::Expired;
 use netapi_core::store::StoreResult;
 
 pub(crate) fn pool_usage(db: &impl Backend) -> (u32, u32) {
@@ -32,28 +34,43 @@ pub(crate) async fn ping_write(db: &impl Backend) -> StoreResult<()> {
     tx.rollback().await.map_err(map_err)
 }
 
-/// Deletes what has expired, table by table; answers how many rows went.
-pub(crate) async fn delete_expired(db: &impl Backend, now: Timestamp) -> StoreResult<u64> {
-    let mut writer = db.writer().await?;
-    let mut removed = 0;
-    for sql in [
-        authorization_codes::DELETE_EXPIRED,
-        device_authorizations::DELETE_EXPIRED,
-        sessions::DELETE_EXPIRED,
-        sessions::DELETE_ORPHAN_CLIENTS,
-        email_tokens::DELETE_EXPIRED,
-        invitations::DELETE_EXPIRED,
-        registrations::DELETE_EXPIRED_TOKENS,
-        refresh_tokens::DELETE_EXPIRED,
-        invalidations::DELETE_EXPIRED,
-        signing_keys::DELETE_RETIRED,
-        api_keys::DELETE_LONG_REVOKED,
-        pushed_requests::DELETE_EXPIRED,
-        pushed_requests::DELETE_EXPIRED_JTIS,
-    ] {
-        removed += writer.execute(sql, &[now.into()]).await?;
-    }
-    Ok(removed)
+/// Deletes up to `limit` rows of `what` that are over at `cutoff`: one statement, so one
+/// short transaction (see [`netapi_core::retention`]).
+pub(crate) async fn delete_expired_batch(
+    db: &impl Backend,
+    what: Expired,
+    cutoff: Timestamp,
+    limit: u32,
+) -> StoreResult<u64> {
+    let sql = match what {
+        Expired::AuthorizationCodes => authorization_codes::DELETE_EXPIRED,
+        Expired::DeviceAuthorizations => device_authorizations::DELETE_EXPIRED,
+        Expired::PushedRequests => pushed_requests::DELETE_EXPIRED,
+        Expired::AssertionJtis => pushed_requests::DELETE_EXPIRED_JTIS,
+        Expired::Sessions => sessions::DELETE_EXPIRED,
+        Expired::SessionClients => sessions::DELETE_ORPHAN_CLIENTS,
+        Expired::Invitations => invitations::DELETE_EXPIRED,
+        Expired::EmailTokens => email_tokens::DELETE_EXPIRED,
+        Expired::RegistrationTokens => registrations::DELETE_EXPIRED_TOKENS,
+        Expired::RefreshTokens => refresh_tokens::DELETE_EXPIRED,
+        Expired::Denylist => invalidations::DELETE_EXPIRED,
+        Expired::Invalidations => invalidations::DELETE_OLD,
+        Expired::WebauthnCeremonies => passkeys::DELETE_EXPIRED_CEREMONIES,
+        Expired::RetiredSigningKeys => signing_keys::DELETE_RETIRED,
+        Expired::RevokedApiKeys => api_keys::DELETE_LONG_REVOKED,
+        Expired::ExpiredApiKeys => api_keys::DELETE_LONG_EXPIRED,
+        Expired::WebhookDeliveries => webhooks::PRUNE_DELIVERIES,
+        Expired::ApiKeyUsage => api_key_usage::DELETE_BEFORE,
+        Expired::AuditEvents => audit_events::DELETE_BEFORE,
+    };
+    // Two processes sweeping at once may lock the same rows in another order (PostgreSQL).
+    crate::retry_contention(|| async move {
+        db.writer()
+            .await?
+            .execute(sql, &[cutoff.into(), i64::from(limit).into()])
+            .await
+    })
+    .await
 }
 
 /// `impl Store for $backend`, each method a call of the function that does it.
@@ -251,10 +268,6 @@ macro_rules! forward_store {
                     api_key_usage::list(self, key_id, from, to).await
                 }
 
-                async fn delete_api_key_usage_before(&self, hour: Timestamp) -> StoreResult<u64> {
-                    api_key_usage::delete_before(self, hour).await
-                }
-
                 async fn insert_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
                     audit_events::insert(&mut *self.writer().await?, event).await
                 }
@@ -342,10 +355,6 @@ macro_rules! forward_store {
                     attempt: &DeliveryAttempt,
                 ) -> StoreResult<bool> {
                     webhooks::record_attempt(self, id, lease_until, attempt).await
-                }
-
-                async fn prune_webhook_deliveries(&self, before: Timestamp) -> StoreResult<u64> {
-                    webhooks::prune_deliveries(self, before).await
                 }
 
                 async fn redeliver_webhook_delivery(
@@ -864,8 +873,13 @@ macro_rules! forward_store {
                     resources::list_grants(self, user_id).await
                 }
 
-                async fn delete_expired(&self, now: Timestamp) -> StoreResult<u64> {
-                    $crate::store::delete_expired(self, now).await
+                async fn delete_expired_batch(
+                    &self,
+                    what: netapi_core::retention::Expired,
+                    cutoff: Timestamp,
+                    limit: u32,
+                ) -> StoreResult<u64> {
+                    $crate::store::delete_expired_batch(self, what, cutoff, limit).await
                 }
 
                 async fn use_assertion_jti(

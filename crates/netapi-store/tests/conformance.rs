@@ -15,6 +15,7 @@ use netapi_core::model::{
 };
 use netapi_core::model::{ClientLogout, ClientMetadata, ClientRegistration, RegistrationToken};
 use netapi_core::model::{DeviceAuthorization, DeviceDecision, DeviceStatus};
+use netapi_core::retention::{self, Expired, RetentionSettings};
 use netapi_core::secret::SecretHash;
 use netapi_core::store::{
     AuditFilter, ClientChanges, Invalidation, ResourceChanges, ResourceDeletion, Store, UserChanges,
@@ -277,6 +278,15 @@ conformance! {
     webhook_redelivery_waits_for_the_attempt_in_flight =>
         sqlite_webhook_redelivery_waits_for_the_attempt_in_flight,
         postgres_webhook_redelivery_waits_for_the_attempt_in_flight;
+    retention_deletes_exactly_what_is_over =>
+        sqlite_retention_deletes_exactly_what_is_over,
+        postgres_retention_deletes_exactly_what_is_over;
+    retention_of_zero_days_keeps_for_ever =>
+        sqlite_retention_of_zero_days_keeps_for_ever,
+        postgres_retention_of_zero_days_keeps_for_ever;
+    retention_sweeps_at_once_delete_each_row_once =>
+        sqlite_retention_sweeps_at_once_delete_each_row_once,
+        postgres_retention_sweeps_at_once_delete_each_row_once;
 }
 
 // Migrating needs the URL, not just a store, so it is written out for each backend.
@@ -1605,7 +1615,7 @@ async fn api_key_usage_adds_up(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .delete_api_key_usage_before(hour)
+            .delete_expired_batch(Expired::ApiKeyUsage, hour, 10)
             .await
             .expect("forget"),
         1
@@ -5539,13 +5549,16 @@ async fn webhook_deliveries_are_pruned_when_over(store: Arc<dyn Store>) {
         );
     }
     assert_eq!(
-        store.prune_webhook_deliveries(NOW).await.expect("prune"),
+        store
+            .delete_expired_batch(Expired::WebhookDeliveries, NOW, 10)
+            .await
+            .expect("prune"),
         0,
         "none created before"
     );
     assert_eq!(
         store
-            .prune_webhook_deliveries(NOW + 1)
+            .delete_expired_batch(Expired::WebhookDeliveries, NOW + 1, 10)
             .await
             .expect("prune"),
         2
@@ -5564,7 +5577,7 @@ async fn webhook_deliveries_are_pruned_when_over(store: Arc<dyn Store>) {
     store.disable_webhook(&w.id, NOW).await.expect("disable");
     assert_eq!(
         store
-            .prune_webhook_deliveries(NOW + 1)
+            .delete_expired_batch(Expired::WebhookDeliveries, NOW + 1, 10)
             .await
             .expect("prune"),
         1
@@ -6100,5 +6113,625 @@ async fn registration_tokens_are_single_use_under_concurrency(store: Arc<dyn Sto
     assert_eq!(
         store.find_registration_token(&h(30)).await.expect("find"),
         None
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Retention (issue 18)
+// ------------------------------------------------------------------------------------------
+
+const DAY: i64 = 86_400;
+
+/// Ten days for what is kept by age, a session lifetime of 100 seconds.
+fn ten_days() -> RetentionSettings {
+    RetentionSettings {
+        audit_retention_days: 10,
+        usage_retention_days: 10,
+        webhook_delivery_retention_days: 10,
+        session_ttl: 100,
+    }
+}
+
+/// Records an event of `kind` created at `at` (its webhook delivery too).
+async fn record_at(store: &Arc<dyn Store>, kind: &str, at: Timestamp) -> AuditEvent {
+    let e = AuditEvent {
+        created_at: at,
+        ..event(None, kind)
+    };
+    store
+        .record_event(&e, Some(&outbox(kind)))
+        .await
+        .expect("record event");
+    e
+}
+
+/// Claims every delivery due at `at` and records it delivered.
+async fn deliver_due(store: &Arc<dyn Store>, at: Timestamp) -> usize {
+    let claimed = store
+        .claim_webhook_deliveries(at, at + 60, 100)
+        .await
+        .expect("claim");
+    for c in &claimed {
+        let attempt = DeliveryAttempt {
+            status: DeliveryStatus::Delivered,
+            next_attempt_at: at + 1,
+            status_code: Some(200),
+            error: None,
+            at: at + 1,
+        };
+        assert!(
+            store
+                .record_webhook_attempt(&c.delivery.id, at + 60, &attempt)
+                .await
+                .expect("record")
+        );
+    }
+    claimed.len()
+}
+
+/// The rows of each kind: some over at `NOW` (several kinds more than one batch of 2), some
+/// live or within their grace; a sweep deletes exactly the ones over, batch after batch.
+async fn retention_deletes_exactly_what_is_over(store: Arc<dyn Store>) {
+    use netapi_core::model::{PushedRequest, WebauthnCeremony};
+    use netapi_core::usage::HOUR;
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+
+    // Codes: five over (three batches of at most two), one live.
+    for n in 1..=5 {
+        let over = AuthorizationCode {
+            expires_at: NOW - 1,
+            ..code(&alice.id, &app.id, n)
+        };
+        store.insert_authorization_code(&over).await.expect("code");
+    }
+    let live_code = code(&alice.id, &app.id, 6);
+    store
+        .insert_authorization_code(&live_code)
+        .await
+        .expect("code");
+
+    // Device authorizations: past the hour of grace goes, within it stays.
+    let old_device = DeviceAuthorization {
+        expires_at: NOW - 3601,
+        ..device(&app.id, 1)
+    };
+    let late_device = DeviceAuthorization {
+        expires_at: NOW - 3599,
+        ..device(&app.id, 2)
+    };
+    for d in [&old_device, &late_device] {
+        store.insert_device_authorization(d).await.expect("device");
+    }
+
+    // Pushed requests: expiring at `now` is over.
+    let pushed = |n: u8, expires_at| PushedRequest {
+        hash: h(n),
+        client_id: app.id.clone(),
+        params: "[]".to_owned(),
+        created_at: NOW - 60,
+        expires_at,
+    };
+    store
+        .insert_pushed_request(&pushed(1, NOW))
+        .await
+        .expect("push");
+    store
+        .insert_pushed_request(&pushed(2, NOW + 1))
+        .await
+        .expect("push");
+
+    // Client assertion jtis.
+    assert!(
+        store
+            .use_assertion_jti(&app.id, b"jti-old", NOW, NOW - 10)
+            .await
+            .expect("jti")
+    );
+    assert!(
+        store
+            .use_assertion_jti(&app.id, b"jti-live", NOW + 10, NOW - 10)
+            .await
+            .expect("jti")
+    );
+
+    // Sessions: three over, one live; and the clients told of them: an old record of a
+    // session that is gone goes, a recent one waits a session lifetime, a live session's
+    // stays.
+    for n in 11..=13 {
+        store
+            .insert_session(&session(&alice.id, n, NOW - 1))
+            .await
+            .expect("session");
+    }
+    let live_session = session(&alice.id, 14, NOW + 60);
+    store.insert_session(&live_session).await.expect("session");
+    store
+        .record_session_client("sid_11", &app.id, &alice.id, NOW - 200)
+        .await
+        .expect("record");
+    store
+        .record_session_client("sid_12", &app.id, &alice.id, NOW - 50)
+        .await
+        .expect("record");
+    store
+        .record_session_client(&live_session.sid, &app.id, &alice.id, NOW - 200)
+        .await
+        .expect("record");
+
+    // Invitations, emailed links, registration tokens.
+    let old_invitation = invitation(21, None, NOW - 1);
+    let live_invitation = invitation(22, None, NOW + 100);
+    for i in [&old_invitation, &live_invitation] {
+        assert!(
+            store
+                .insert_invitation(i, 10, NOW - 100)
+                .await
+                .expect("invite")
+        );
+    }
+    let old_link = email_link(EmailPurpose::VerifyEmail, &alice, 31, NOW - 1);
+    let live_link = email_link(EmailPurpose::ResetPassword, &alice, 32, NOW + 100);
+    for l in [&old_link, &live_link] {
+        store.insert_email_token(l).await.expect("link");
+    }
+    let old_registration = registration_token(41, NOW - 1);
+    let live_registration = registration_token(42, NOW + 100);
+    for t in [&old_registration, &live_registration] {
+        store.insert_registration_token(t).await.expect("token");
+    }
+
+    // Refresh tokens: idle lifetime over, family lifetime over, live.
+    let idle = RefreshToken {
+        expires_at: NOW - 1,
+        ..refresh(&alice.id, &app.id, "fam_1", 51)
+    };
+    let family_over = RefreshToken {
+        family_expires_at: NOW - 1,
+        ..refresh(&alice.id, &app.id, "fam_2", 52)
+    };
+    let live_refresh = refresh(&alice.id, &app.id, "fam_3", 53);
+    for t in [&idle, &family_over, &live_refresh] {
+        store.insert_refresh_token(t).await.expect("refresh");
+    }
+
+    // Denylist entries, and invalidations kept an hour.
+    let live_family = Invalidation::Family {
+        family_id: "fam_live".to_owned(),
+        expires_at: NOW + 60,
+    };
+    store
+        .publish_invalidation(
+            &Invalidation::AccessToken {
+                jti: "at_over".to_owned(),
+                expires_at: NOW - 1,
+            },
+            NOW - 100,
+        )
+        .await
+        .expect("publish");
+    store
+        .publish_invalidation(&live_family, NOW - 100)
+        .await
+        .expect("publish");
+    store
+        .publish_invalidation(&Invalidation::User("usr_old".to_owned()), NOW - 3601)
+        .await
+        .expect("publish");
+    store
+        .publish_invalidation(&Invalidation::User("usr_recent".to_owned()), NOW - 10)
+        .await
+        .expect("publish");
+
+    // WebAuthn ceremonies.
+    let ceremony = |n: u8, expires_at| WebauthnCeremony {
+        hash: h(n),
+        purpose: "register".to_owned(),
+        user_id: Some(alice.id.clone()),
+        state: "{}".to_owned(),
+        expires_at,
+    };
+    for c in [ceremony(61, NOW - 50), ceremony(62, NOW + 50)] {
+        assert!(
+            store
+                .put_webauthn_ceremony(&c, 10, NOW - 100)
+                .await
+                .expect("ceremony")
+        );
+    }
+
+    // Signing keys: retired more than a day ago goes.
+    store
+        .insert_signing_key(&signing_key("kid-old", NOW - 3 * DAY, Some(NOW - DAY - 1)))
+        .await
+        .expect("key");
+    store
+        .insert_signing_key(&signing_key("kid-recent", NOW - 3 * DAY, Some(NOW - 10)))
+        .await
+        .expect("key");
+
+    // API keys: revoked or expired more than 90 days ago go; recently, or live, stay.
+    let long_revoked = ApiKey {
+        revoked_at: Some(NOW - 90 * DAY - 1),
+        ..api_key(&alice.id, 71)
+    };
+    let recently_revoked = ApiKey {
+        revoked_at: Some(NOW - 10),
+        ..api_key(&alice.id, 72)
+    };
+    let long_expired = ApiKey {
+        expires_at: Some(NOW - 90 * DAY - 1),
+        ..api_key(&alice.id, 73)
+    };
+    let recently_expired = ApiKey {
+        expires_at: Some(NOW - 10),
+        ..api_key(&alice.id, 74)
+    };
+    let live_key = api_key(&alice.id, 75);
+    for k in [
+        &long_revoked,
+        &recently_revoked,
+        &long_expired,
+        &recently_expired,
+        &live_key,
+    ] {
+        store.insert_api_key(k).await.expect("api key");
+    }
+
+    // Usage counts: three hours older than ten days go.
+    let hour = NOW - NOW.rem_euclid(HOUR);
+    let count = |hour, outcome| UsageCount {
+        key_id: live_key.id.clone(),
+        hour,
+        outcome,
+        count: 1,
+    };
+    store
+        .add_api_key_usage(&[
+            count(hour - 10 * DAY - HOUR, UsageOutcome::Valid),
+            count(hour - 10 * DAY - HOUR, UsageOutcome::Expired),
+            count(hour - 10 * DAY - 2 * HOUR, UsageOutcome::Valid),
+            count(hour - 9 * DAY, UsageOutcome::Valid),
+        ])
+        .await
+        .expect("usage");
+
+    // Audit events (and their webhook deliveries): five older than ten days, delivered,
+    // go; an old one still pending stays (it is not over), as do recent ones.
+    let w = webhook(&["user.updated"]);
+    assert!(store.insert_webhook(&w, 20).await.expect("webhook"));
+    for _ in 0..5 {
+        record_at(&store, "user.updated", NOW - 11 * DAY).await;
+    }
+    assert_eq!(deliver_due(&store, NOW - 11 * DAY).await, 5);
+    record_at(&store, "user.updated", NOW - 9 * DAY).await;
+    assert_eq!(deliver_due(&store, NOW - 9 * DAY).await, 1);
+    let pending = record_at(&store, "user.updated", NOW - 11 * DAY).await;
+    let events_before = store
+        .list_audit_events(None, None, 100)
+        .await
+        .expect("events")
+        .len();
+
+    let swept = retention::sweep(store.as_ref(), &ten_days(), &Expired::ALL, NOW, 2).await;
+    assert!(swept.failed.is_empty(), "{:?}", swept.failed);
+    let expected = [
+        (Expired::AuthorizationCodes, 5),
+        (Expired::DeviceAuthorizations, 1),
+        (Expired::PushedRequests, 1),
+        (Expired::AssertionJtis, 1),
+        (Expired::Sessions, 3),
+        (Expired::SessionClients, 1),
+        (Expired::Invitations, 1),
+        (Expired::EmailTokens, 1),
+        (Expired::RegistrationTokens, 1),
+        (Expired::RefreshTokens, 2),
+        (Expired::Denylist, 1),
+        (Expired::Invalidations, 1),
+        (Expired::WebauthnCeremonies, 1),
+        (Expired::RetiredSigningKeys, 1),
+        (Expired::RevokedApiKeys, 1),
+        (Expired::ExpiredApiKeys, 1),
+        (Expired::WebhookDeliveries, 5),
+        (Expired::ApiKeyUsage, 3),
+        (Expired::AuditEvents, 6),
+    ];
+    assert_eq!(swept.deleted, expected.to_vec());
+    // Nothing else is over.
+    let again = retention::sweep(store.as_ref(), &ten_days(), &Expired::ALL, NOW, 2).await;
+    assert_eq!(again.total(), 0);
+    assert!(again.failed.is_empty());
+
+    // What is live is all there.
+    assert!(
+        store
+            .get_device_authorization_by_user_code(&late_device.user_code_hash)
+            .await
+            .expect("device")
+            .is_some()
+    );
+    assert!(
+        store
+            .get_device_authorization_by_user_code(&old_device.user_code_hash)
+            .await
+            .expect("device")
+            .is_none()
+    );
+    assert!(
+        store
+            .get_pushed_request(&h(2), NOW)
+            .await
+            .expect("push")
+            .is_some()
+    );
+    assert!(
+        !store
+            .use_assertion_jti(&app.id, b"jti-live", NOW + 20, NOW)
+            .await
+            .expect("jti"),
+        "a live jti is still a replay"
+    );
+    assert!(
+        store
+            .get_session(&live_session.hash)
+            .await
+            .expect("session")
+            .is_some()
+    );
+    assert!(store.get_session(&h(11)).await.expect("session").is_none());
+    assert_eq!(
+        store
+            .take_session_clients(&live_session.sid)
+            .await
+            .expect("take"),
+        vec![app.id.clone()]
+    );
+    assert_eq!(
+        store.take_session_clients("sid_12").await.expect("take"),
+        vec![app.id.clone()],
+        "a recent record waits a session lifetime"
+    );
+    assert!(
+        store
+            .take_session_clients("sid_11")
+            .await
+            .expect("take")
+            .is_empty()
+    );
+    assert_eq!(
+        store.find_invitation(&h(22)).await.expect("find"),
+        Some(live_invitation)
+    );
+    assert_eq!(store.find_invitation(&h(21)).await.expect("find"), None);
+    assert_eq!(
+        store.get_email_token(&h(32)).await.expect("link"),
+        Some(live_link)
+    );
+    assert_eq!(store.get_email_token(&h(31)).await.expect("link"), None);
+    assert!(
+        store
+            .find_registration_token(&h(42))
+            .await
+            .expect("token")
+            .is_some()
+    );
+    assert!(
+        store
+            .find_registration_token(&h(41))
+            .await
+            .expect("token")
+            .is_none()
+    );
+    assert!(
+        store
+            .get_refresh_token(&live_refresh.hash)
+            .await
+            .expect("refresh")
+            .is_some()
+    );
+    assert!(
+        store
+            .get_refresh_token(&idle.hash)
+            .await
+            .expect("refresh")
+            .is_none()
+    );
+    assert_eq!(
+        store.active_denylist(NOW).await.expect("denylist"),
+        vec![live_family]
+    );
+    let invalidations: Vec<Invalidation> = store
+        .invalidations_since(0)
+        .await
+        .expect("invalidations")
+        .into_iter()
+        .map(|(_, i)| i)
+        .collect();
+    assert!(invalidations.contains(&Invalidation::User("usr_recent".to_owned())));
+    assert!(!invalidations.contains(&Invalidation::User("usr_old".to_owned())));
+    assert!(
+        store
+            .take_webauthn_ceremony(&h(62), NOW)
+            .await
+            .expect("ceremony")
+            .is_some()
+    );
+    for (key, kept) in [
+        (&long_revoked, false),
+        (&recently_revoked, true),
+        (&long_expired, false),
+        (&recently_expired, true),
+        (&live_key, true),
+    ] {
+        assert_eq!(
+            store.get_api_key(&key.id).await.expect("key").is_some(),
+            kept,
+            "{}",
+            key.name
+        );
+    }
+    let usage = store
+        .api_key_usage(&live_key.id, 0, NOW + HOUR)
+        .await
+        .expect("usage");
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].hour, hour - 9 * DAY);
+    let deliveries = store
+        .list_webhook_deliveries(&w.id, None, 100)
+        .await
+        .expect("deliveries");
+    assert_eq!(deliveries.len(), 2);
+    assert!(
+        deliveries
+            .iter()
+            .any(|d| d.event_id == pending.id && d.status == DeliveryStatus::Pending)
+    );
+    assert_eq!(
+        store
+            .list_audit_events(None, None, 100)
+            .await
+            .expect("events")
+            .len(),
+        events_before - 6
+    );
+    // The live code is still usable.
+    assert!(
+        store
+            .consume_authorization_code(&live_code.hash, NOW)
+            .await
+            .expect("code")
+            .is_some()
+    );
+}
+
+/// With 0 days, audit events, usage counts and webhook deliveries are kept for ever, while
+/// what expires by itself still goes.
+async fn retention_of_zero_days_keeps_for_ever(store: Arc<dyn Store>) {
+    use netapi_core::usage::HOUR;
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let key = api_key(&alice.id, 1);
+    store.insert_api_key(&key).await.expect("key");
+    let w = webhook(&["user.updated"]);
+    assert!(store.insert_webhook(&w, 20).await.expect("webhook"));
+    for _ in 0..3 {
+        record_at(&store, "user.updated", NOW - 1000 * DAY).await;
+    }
+    assert_eq!(deliver_due(&store, NOW - 1000 * DAY).await, 3);
+    let hour = NOW - NOW.rem_euclid(HOUR) - 1000 * DAY;
+    store
+        .add_api_key_usage(&[UsageCount {
+            key_id: key.id.clone(),
+            hour,
+            outcome: UsageOutcome::Valid,
+            count: 4,
+        }])
+        .await
+        .expect("usage");
+    let expired_code = AuthorizationCode {
+        expires_at: NOW - 1,
+        ..code(&alice.id, &app.id, 1)
+    };
+    store
+        .insert_authorization_code(&expired_code)
+        .await
+        .expect("code");
+    let events = store
+        .list_audit_events(None, None, 100)
+        .await
+        .expect("events")
+        .len();
+
+    let keep = RetentionSettings {
+        audit_retention_days: 0,
+        usage_retention_days: 0,
+        webhook_delivery_retention_days: 0,
+        ..ten_days()
+    };
+    let swept = retention::sweep(store.as_ref(), &keep, &Expired::ALL, NOW, 2).await;
+    assert!(swept.failed.is_empty());
+    assert_eq!(swept.deleted, vec![(Expired::AuthorizationCodes, 1)]);
+    assert_eq!(
+        store
+            .list_audit_events(None, None, 100)
+            .await
+            .expect("events")
+            .len(),
+        events
+    );
+    assert_eq!(
+        store
+            .list_webhook_deliveries(&w.id, None, 100)
+            .await
+            .expect("deliveries")
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .api_key_usage(&key.id, 0, NOW)
+            .await
+            .expect("usage")
+            .len(),
+        1
+    );
+    // The same rows go once a retention is set.
+    let swept = retention::sweep(store.as_ref(), &ten_days(), &Expired::ALL, NOW, 2).await;
+    assert_eq!(swept.of(Expired::WebhookDeliveries), 3);
+    assert_eq!(swept.of(Expired::ApiKeyUsage), 1);
+    assert_eq!(swept.of(Expired::AuditEvents), 3);
+}
+
+/// Sweeps of several processes at once delete each row once, and only what is over. (On
+/// PostgreSQL two may pick the same batch; the one that finds it gone stops early, and what
+/// is left goes with the next sweep.)
+async fn retention_sweeps_at_once_delete_each_row_once(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    for n in 1..=60 {
+        let over = AuthorizationCode {
+            expires_at: NOW - 1,
+            ..code(&alice.id, &app.id, n)
+        };
+        store.insert_authorization_code(&over).await.expect("code");
+    }
+    let live = code(&alice.id, &app.id, 100);
+    store.insert_authorization_code(&live).await.expect("code");
+    let sweeps: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                retention::sweep(
+                    store.as_ref(),
+                    &ten_days(),
+                    &[Expired::AuthorizationCodes],
+                    NOW,
+                    3,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut deleted = 0;
+    for sweep in sweeps {
+        let swept = sweep.await.expect("sweep");
+        assert!(swept.failed.is_empty(), "{:?}", swept.failed);
+        deleted += swept.of(Expired::AuthorizationCodes);
+    }
+    let rest = retention::sweep(
+        store.as_ref(),
+        &ten_days(),
+        &[Expired::AuthorizationCodes],
+        NOW,
+        3,
+    )
+    .await;
+    assert_eq!(deleted + rest.of(Expired::AuthorizationCodes), 60);
+    assert!(
+        store
+            .consume_authorization_code(&live.hash, NOW)
+            .await
+            .expect("code")
+            .is_some()
     );
 }

@@ -207,6 +207,16 @@ pub struct Settings {
     /// (with PostgreSQL they also arrive at once by LISTEN/NOTIFY) [default: 250]
     #[arg(long, global = true, env = "NETAPI_INVALIDATION_POLL_MS")]
     pub invalidation_poll_ms: Option<u64>,
+    /// Days audit events are kept; 0 keeps them for ever [default: 365]
+    #[arg(long, global = true, env = "NETAPI_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// Days hourly API key usage counts are kept; 0 keeps them for ever [default: 400]
+    #[arg(long, global = true, env = "NETAPI_USAGE_RETENTION_DAYS")]
+    pub usage_retention_days: Option<u32>,
+    /// Days webhook deliveries that are over (delivered, failed) are kept after their event;
+    /// 0 keeps them for ever [default: 30]
+    #[arg(long, global = true, env = "NETAPI_WEBHOOK_DELIVERY_RETENTION_DAYS")]
+    pub webhook_delivery_retention_days: Option<u32>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -307,6 +317,9 @@ impl Settings {
             redis_url,
             redis_timeout_ms,
             invalidation_poll_ms,
+            audit_retention_days,
+            usage_retention_days,
+            webhook_delivery_retention_days,
         );
         Ok(self)
     }
@@ -540,6 +553,15 @@ impl Settings {
             require_pushed_authorization_requests: self
                 .require_pushed_authorization_requests
                 .unwrap_or(defaults.require_pushed_authorization_requests),
+            audit_retention_days: self
+                .audit_retention_days
+                .unwrap_or(defaults.audit_retention_days),
+            usage_retention_days: self
+                .usage_retention_days
+                .unwrap_or(defaults.usage_retention_days),
+            webhook_delivery_retention_days: self
+                .webhook_delivery_retention_days
+                .unwrap_or(defaults.webhook_delivery_retention_days),
             invalidation_poll_interval: match self.invalidation_poll_ms {
                 None => defaults.invalidation_poll_interval,
                 Some(0) => bail!("invalidation_poll_ms must be a positive number"),
@@ -597,6 +619,36 @@ mod tests {
                 .core(SecretKey::insecure_for_tests())
                 .is_err_and(|e| e.to_string().contains("smtp_url"))
         );
+    }
+
+    #[test]
+    fn retention_settings_default_and_zero_keeps_for_ever() {
+        let defaults = Settings::default()
+            .core(SecretKey::insecure_for_tests())
+            .expect("defaults");
+        assert_eq!(
+            (
+                defaults.audit_retention_days,
+                defaults.usage_retention_days,
+                defaults.webhook_delivery_retention_days
+            ),
+            (365, 400, 30)
+        );
+        let file: Settings = toml::from_str(
+            "audit_retention_days = 0\nusage_retention_days = 90\n\
+             webhook_delivery_retention_days = 7\n",
+        )
+        .expect("file");
+        let core = file.core(SecretKey::insecure_for_tests()).expect("core");
+        assert_eq!(
+            (
+                core.audit_retention_days,
+                core.usage_retention_days,
+                core.webhook_delivery_retention_days
+            ),
+            (0, 90, 7)
+        );
+        assert!(toml::from_str::<Settings>("audit_retention_days = -1\n").is_err());
     }
 
     #[test]

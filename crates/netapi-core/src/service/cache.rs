@@ -269,9 +269,6 @@ mod tests {
         ) -> StoreResult<Vec<crate::usage::UsageCount>> {
             Ok(Vec::new())
         }
-        async fn delete_api_key_usage_before(&self, _: Timestamp) -> StoreResult<u64> {
-            Ok(0)
-        }
         async fn insert_audit_event(&self, _: &AuditEvent) -> StoreResult<()> {
             Ok(())
         }
@@ -335,9 +332,6 @@ mod tests {
             _: Timestamp,
             _: &DeliveryAttempt,
         ) -> StoreResult<bool> {
-            Err(unused())
-        }
-        async fn prune_webhook_deliveries(&self, _: Timestamp) -> StoreResult<u64> {
             Err(unused())
         }
         async fn redeliver_webhook_delivery(
@@ -663,7 +657,12 @@ mod tests {
         async fn retire_signing_keys(&self, _: &str, _: Timestamp) -> StoreResult<()> {
             Err(unused())
         }
-        async fn delete_expired(&self, _: Timestamp) -> StoreResult<u64> {
+        async fn delete_expired_batch(
+            &self,
+            _: crate::retention::Expired,
+            _: Timestamp,
+            _: u32,
+        ) -> StoreResult<u64> {
             Err(unused())
         }
         async fn use_assertion_jti(

@@ -78,7 +78,7 @@ pub use resources::{
     ResourcePage, ResourceUpdate, TOKEN_TTL_RANGE, well_formed_scope,
 };
 pub use sessions::{SessionOrigin, SessionSummary, device_of};
-pub use usage::{KeyUsage, USAGE_RETENTION_DAYS, UsageQuery};
+pub use usage::{KeyUsage, UsageQuery};
 pub use users::{NewUser, UserPage, UserUpdate};
 pub use verify::{MAX_RESOURCE_LEN, MAX_VERIFY_SCOPES, Verification, VerifiedKey, VerifyCode};
 pub use webhooks::{
@@ -100,6 +100,7 @@ use crate::ids::{looks_like_id, new_id};
 use crate::jwt::{KeyRing, generate_key};
 use crate::limiter::{FailureLimiter, RateStatus, RequestLimiter};
 use crate::model::{ApiKey, AuditEvent, OAuthClient, Resource, SigningAlgorithm, SigningKey, User};
+use crate::retention::{self, Expired, RetentionSettings, Swept};
 use crate::sealing::{SecretKey, is_sealed};
 use crate::secret::{SecretHash, SecretHasher};
 use crate::store::{Invalidation, Store};
@@ -180,6 +181,13 @@ pub struct Settings {
     /// How often the invalidations table is read for other processes' revocations. With
     /// PostgreSQL they also arrive at once through `LISTEN`, and this is the safety net.
     pub invalidation_poll_interval: Duration,
+    /// Days audit events are kept; 0 keeps them for ever.
+    pub audit_retention_days: u32,
+    /// Days hourly API key usage counts are kept; 0 keeps them for ever.
+    pub usage_retention_days: u32,
+    /// Days webhook deliveries that are over are kept (from their event); 0 keeps them for
+    /// ever.
+    pub webhook_delivery_retention_days: u32,
 }
 
 /// Shows every setting but the pepper and the secret key.
@@ -237,6 +245,12 @@ impl std::fmt::Debug for Settings {
                 "invalidation_poll_interval",
                 &self.invalidation_poll_interval,
             )
+            .field("audit_retention_days", &self.audit_retention_days)
+            .field("usage_retention_days", &self.usage_retention_days)
+            .field(
+                "webhook_delivery_retention_days",
+                &self.webhook_delivery_retention_days,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -276,6 +290,9 @@ impl Default for Settings {
             require_pushed_authorization_requests: false,
             require_dpop_nonce: false,
             invalidation_poll_interval: Duration::from_millis(250),
+            audit_retention_days: 365,
+            usage_retention_days: 400,
+            webhook_delivery_retention_days: 30,
         }
     }
 }
@@ -898,9 +915,10 @@ impl NetApi {
         Ok(())
     }
 
-    /// Removes expired rows, denylist entries and finished limiter windows; also reloads signing keys so that a key
-    /// whose time to sign has come starts signing.
-    pub async fn housekeeping(&self) -> Result<u64> {
+    /// Forgets expired denylist entries and finished limiter windows held in memory; also
+    /// reloads signing keys so that a key whose time to sign has come starts signing. (Rows
+    /// in storage go with [`NetApi::sweep_retention`].)
+    pub async fn housekeeping(&self) -> Result<()> {
         let now = self.now();
         self.limiter.sweep(now);
         self.user_code_guesses.sweep(now);
@@ -913,13 +931,40 @@ impl NetApi {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|_, expires_at| *expires_at > now);
-        self.reload_signing_keys().await?;
-        let usage_horizon = now - usage::USAGE_RETENTION_DAYS * crate::usage::DAY;
-        let old_usage = self
-            .store
-            .delete_api_key_usage_before(usage_horizon)
-            .await?;
-        Ok(self.store.delete_expired(now).await? + old_usage)
+        self.reload_signing_keys().await
+    }
+
+    /// How long what storage keeps is kept, from the settings.
+    pub fn retention(&self) -> RetentionSettings {
+        RetentionSettings {
+            audit_retention_days: self.settings.audit_retention_days,
+            usage_retention_days: self.settings.usage_retention_days,
+            webhook_delivery_retention_days: self.settings.webhook_delivery_retention_days,
+            session_ttl: self.settings.session_ttl,
+        }
+    }
+
+    /// Deletes every stored row that is over now (expired, or older than its retention
+    /// setting), `batch` rows per statement; logs and counts (`netapi_retention_deleted_rows_total`)
+    /// what went, per table, and warns of a table that could not be swept.
+    pub async fn sweep_retention(&self, batch: u32) -> Swept {
+        let swept = retention::sweep(
+            self.store.as_ref(),
+            &self.retention(),
+            &Expired::ALL,
+            self.now(),
+            batch,
+        )
+        .await;
+        for (kind, deleted) in &swept.deleted {
+            metrics::counter!("netapi_retention_deleted_rows_total", "table" => kind.name())
+                .increment(*deleted);
+            tracing::info!(table = kind.name(), deleted, "retention: rows deleted");
+        }
+        for (kind, err) in &swept.failed {
+            tracing::warn!(table = kind.name(), error = %err, "retention: sweep failed");
+        }
+        swept
     }
 
     /// Counts a request against the caller's per-minute limit (its key's or client's own, or

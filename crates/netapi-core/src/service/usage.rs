@@ -6,9 +6,6 @@ use crate::error::{Error, Result};
 use crate::scope::Scope;
 use crate::usage::{Granularity, UsageBucket, UsageOutcome, buckets};
 
-/// How long hourly counts are kept (days).
-pub const USAGE_RETENTION_DAYS: i64 = 400;
-
 /// A usage question: one key, a time range, a bucket width.
 #[derive(Debug, Clone, Copy)]
 pub struct UsageQuery {

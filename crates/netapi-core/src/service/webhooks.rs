@@ -82,9 +82,6 @@ pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
 pub const MAX_DELIVERY_ATTEMPTS: u32 = 12;
 /// Characters of a failure kept (never a response body beyond that).
 pub const MAX_ERROR_EXCERPT: usize = 256;
-/// How long deliveries that are over (delivered or failed) are kept: the outbox does not
-/// grow without end.
-pub const DELIVERY_RETENTION: i64 = 30 * 86_400;
 /// Deliveries one step of the worker claims.
 const CLAIM_BATCH: u32 = 20;
 /// The signature header.
@@ -412,13 +409,6 @@ impl NetApi {
             }
         }
         Ok(due.len())
-    }
-
-    /// Deletes the deliveries that have been over for longer than [`DELIVERY_RETENTION`]
-    /// (counted from their event); answers how many.
-    pub async fn prune_webhook_deliveries(&self) -> Result<u64> {
-        let before = self.now().saturating_sub(DELIVERY_RETENTION);
-        Ok(self.store.prune_webhook_deliveries(before).await?)
     }
 
     async fn attempt_delivery(

@@ -33,6 +33,7 @@ mod portal_friction;
 mod portal_resources;
 mod resource_oauth;
 mod resources;
+mod retention;
 mod rs256;
 mod secret_scanning;
 mod shared_limits;

@@ -15,7 +15,13 @@ const ADD: &str = "INSERT INTO api_key_usage (key_id, hour, outcome, count) \
      DO UPDATE SET count = api_key_usage.count + excluded.count";
 const LIST_OF_KEY: &str = "SELECT hour, outcome, count FROM api_key_usage \
      WHERE key_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, outcome";
-const DELETE_BEFORE: &str = "DELETE FROM api_key_usage WHERE hour < $1";
+/// Counts of hours before the cutoff.
+pub(crate) const DELETE_BEFORE: &str = delete_batch!(
+    "api_key_usage",
+    "(key_id, hour, outcome)",
+    "key_id, hour, outcome",
+    "hour < $1"
+);
 
 #[derive(FromRow)]
 struct UsageRow {
@@ -69,11 +75,4 @@ pub(crate) async fn list(
         .fetch_all(LIST_OF_KEY, &[key_id.into(), from.into(), to.into()])
         .await?;
     rows.into_iter().map(|row| row.into_model(key_id)).collect()
-}
-
-pub(crate) async fn delete_before(db: &impl Backend, hour: Timestamp) -> StoreResult<u64> {
-    db.writer()
-        .await?
-        .execute(DELETE_BEFORE, &[hour.into()])
-        .await
 }

@@ -43,9 +43,18 @@ const REVOKE_OF_RESOURCE: &str = "UPDATE api_keys SET revoked_at = $2 \
 /// Never moves `last_used_at` back.
 const RECORD_USE: &str = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 \
      AND (last_used_at IS NULL OR last_used_at < $2)";
-/// Revoked keys are deleted 90 days after their revocation.
-pub(crate) const DELETE_LONG_REVOKED: &str =
-    "DELETE FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at < $1 - 7776000";
+/// Keys revoked before the cutoff (core: 90 days ago).
+pub(crate) const DELETE_LONG_REVOKED: &str = delete_batch!(
+    "api_keys",
+    "id",
+    "revoked_at IS NOT NULL AND revoked_at < $1"
+);
+/// Keys that expired before the cutoff (core: 90 days ago).
+pub(crate) const DELETE_LONG_EXPIRED: &str = delete_batch!(
+    "api_keys",
+    "id",
+    "expires_at IS NOT NULL AND expires_at < $1"
+);
 
 #[derive(FromRow)]
 pub(crate) struct ApiKeyRow {

@@ -31,6 +31,9 @@ const LIST: &str = concat!(
     " FROM audit_events WHERE id < $1 ORDER BY id DESC LIMIT $2"
 );
 
+/// Events created before the cutoff.
+pub(crate) const DELETE_BEFORE: &str = delete_batch!("audit_events", "id", "created_at < $1");
+
 /// Each condition applies when its argument is not null; `$1` is the cursor.
 const SEARCH: &str = concat!(
     "SELECT ",

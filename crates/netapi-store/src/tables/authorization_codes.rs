@@ -35,7 +35,8 @@ const SELECT_BY_HASH: &str = concat!(
     columns!(),
     " FROM authorization_codes WHERE hash = $1"
 );
-pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM authorization_codes WHERE expires_at < $1";
+pub(crate) const DELETE_EXPIRED: &str =
+    delete_batch!("authorization_codes", "hash", "expires_at < $1");
 pub(crate) const DELETE_OF_RESOURCE: &str =
     "DELETE FROM authorization_codes WHERE resource_id = $1";
 

@@ -44,9 +44,13 @@ const RECORD_POLL: &str = "UPDATE device_authorizations SET last_polled_at = $2,
 /// The first redemption wins this conditional update.
 const REDEEM: &str = "UPDATE device_authorizations SET redeemed_at = $2 \
      WHERE device_code_hash = $1 AND status = 'approved' AND redeemed_at IS NULL";
-/// Kept an hour past expiry, so that a late poll is told `expired_token`.
-pub(crate) const DELETE_EXPIRED: &str =
-    "DELETE FROM device_authorizations WHERE expires_at < $1 - 3600";
+/// Kept an hour past expiry (the cutoff core passes), so that a late poll is told
+/// `expired_token`.
+pub(crate) const DELETE_EXPIRED: &str = delete_batch!(
+    "device_authorizations",
+    "device_code_hash",
+    "expires_at < $1"
+);
 pub(crate) const DELETE_OF_RESOURCE: &str =
     "DELETE FROM device_authorizations WHERE resource_id = $1";
 

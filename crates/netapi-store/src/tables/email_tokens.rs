@@ -40,7 +40,7 @@ const SET_PASSWORD: &str = concat!(
     users::columns!()
 );
 /// Expired links go (used ones too: kept until they would have expired).
-pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM email_tokens WHERE expires_at < $1";
+pub(crate) const DELETE_EXPIRED: &str = delete_batch!("email_tokens", "id", "expires_at < $1");
 
 #[derive(FromRow)]
 pub(crate) struct EmailTokenRow {

@@ -14,11 +14,19 @@ const SINCE: &str = "SELECT seq, kind, subject, expires_at FROM invalidations WH
 const LATEST: &str = "SELECT COALESCE(MAX(seq), 0) FROM invalidations";
 const ACTIVE_DENYLIST: &str = "SELECT seq, kind, subject, expires_at FROM invalidations \
      WHERE kind IN ('access_token', 'family') AND expires_at > $1";
-/// Invalidations without an expiry are kept an hour: long enough for any live process to
-/// have polled them.
-pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM invalidations \
-     WHERE (expires_at IS NOT NULL AND expires_at < $1) \
-     OR (expires_at IS NULL AND created_at < $1 - 3600)";
+/// Denylist entries (access tokens, families) once they expire.
+pub(crate) const DELETE_EXPIRED: &str = delete_batch!(
+    "invalidations",
+    "seq",
+    "expires_at IS NOT NULL AND expires_at < $1"
+);
+/// Invalidations without an expiry, created before the cutoff (core keeps them an hour: long
+/// enough for any live process to have polled them).
+pub(crate) const DELETE_OLD: &str = delete_batch!(
+    "invalidations",
+    "seq",
+    "expires_at IS NULL AND created_at < $1"
+);
 
 #[derive(FromRow)]
 struct InvalidationRow {

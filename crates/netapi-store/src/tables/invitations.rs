@@ -37,7 +37,7 @@ const DELETE: &str = "DELETE FROM invitations WHERE id = $1";
 /// The single use: only one transaction finds the row unused.
 const MARK_USED: &str = "UPDATE invitations SET used_at = $3, used_by = $2 \
      WHERE id = $1 AND used_at IS NULL AND expires_at > $3";
-pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM invitations WHERE expires_at < $1";
+pub(crate) const DELETE_EXPIRED: &str = delete_batch!("invitations", "id", "expires_at < $1");
 
 #[derive(FromRow)]
 pub(crate) struct InvitationRow {

@@ -4,6 +4,30 @@
 //! `webhooks` also `webhook_deliveries`). Every function is
 //! written once for both backends (see [`crate::backend`] for the dialect).
 
+/// A `DELETE` of at most `$2` rows of `$table` that meet `$condition` (`$1`: the cutoff),
+/// picked by their primary key (`$key`; a composite one as `"(a, b)"`, then listed again as
+/// `$columns`): one short statement however many rows are over (issue 18).
+macro_rules! delete_batch {
+    ($table:literal, $key:literal, $condition:literal) => {
+        delete_batch!($table, $key, $key, $condition)
+    };
+    ($table:literal, $key:literal, $columns:literal, $condition:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE ",
+            $key,
+            " IN (SELECT ",
+            $columns,
+            " FROM ",
+            $table,
+            " WHERE ",
+            $condition,
+            " LIMIT $2)"
+        )
+    };
+}
+
 pub(crate) mod api_key_usage;
 pub(crate) mod api_keys;
 pub(crate) mod audit_events;

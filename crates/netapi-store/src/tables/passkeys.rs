@@ -18,6 +18,9 @@ const RECORD_USE: &str = "UPDATE passkeys SET passkey = $2, last_used_at = $3 WH
 const DELETE: &str = "DELETE FROM passkeys WHERE user_id = $1 AND id = $2";
 
 const DROP_EXPIRED: &str = "DELETE FROM webauthn_ceremonies WHERE expires_at <= $1";
+/// The retention sweep's batch of [`DROP_EXPIRED`].
+pub(crate) const DELETE_EXPIRED_CEREMONIES: &str =
+    delete_batch!("webauthn_ceremonies", "hash", "expires_at <= $1");
 const COUNT_ANONYMOUS: &str = "SELECT COUNT(*) FROM webauthn_ceremonies WHERE user_id IS NULL";
 const PUT_CEREMONY: &str = "INSERT INTO webauthn_ceremonies (hash, purpose, user_id, state, \
      expires_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO UPDATE SET \

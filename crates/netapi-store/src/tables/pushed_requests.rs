@@ -17,15 +17,20 @@ const GET: &str = "SELECT hash, client_id, params, created_at, expires_at FROM p
      WHERE hash = $1 AND expires_at > $2";
 const TAKE: &str = "DELETE FROM pushed_requests WHERE hash = $1 AND client_id = $2 \
      AND expires_at > $3";
-pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM pushed_requests WHERE expires_at <= $1";
+pub(crate) const DELETE_EXPIRED: &str =
+    delete_batch!("pushed_requests", "hash", "expires_at <= $1");
 
 /// A new `jti` is recorded; one whose record has expired is recorded again; a live one is
 /// left alone, and no row changes (the replay).
 const USE_JTI: &str = "INSERT INTO client_assertion_jtis (client_id, jti_hash, expires_at) \
      VALUES ($1, $2, $3) ON CONFLICT (client_id, jti_hash) DO UPDATE \
      SET expires_at = excluded.expires_at WHERE client_assertion_jtis.expires_at <= $4";
-pub(crate) const DELETE_EXPIRED_JTIS: &str =
-    "DELETE FROM client_assertion_jtis WHERE expires_at <= $1";
+pub(crate) const DELETE_EXPIRED_JTIS: &str = delete_batch!(
+    "client_assertion_jtis",
+    "(client_id, jti_hash)",
+    "client_id, jti_hash",
+    "expires_at <= $1"
+);
 
 #[derive(FromRow)]
 pub(crate) struct PushedRequestRow {

@@ -43,8 +43,11 @@ const REVOKE_OF_USER: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
      WHERE user_id = $1 AND revoked_at IS NULL RETURNING family_id";
 const REVOKE_OF_RESOURCE: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
      WHERE resource_id = $1 AND revoked_at IS NULL RETURNING family_id";
-pub(crate) const DELETE_EXPIRED: &str =
-    "DELETE FROM refresh_tokens WHERE expires_at < $1 OR family_expires_at < $1";
+pub(crate) const DELETE_EXPIRED: &str = delete_batch!(
+    "refresh_tokens",
+    "hash",
+    "expires_at < $1 OR family_expires_at < $1"
+);
 
 #[derive(FromRow)]
 pub(crate) struct RefreshTokenRow {

@@ -27,7 +27,7 @@ const SELECT_TOKEN: &str = "SELECT id, token_hash, created_by, created_at, expir
      FROM registration_tokens WHERE token_hash = $1";
 const DELETE_TOKEN: &str = "DELETE FROM registration_tokens WHERE id = $1";
 pub(crate) const DELETE_EXPIRED_TOKENS: &str =
-    "DELETE FROM registration_tokens WHERE expires_at < $1";
+    delete_batch!("registration_tokens", "id", "expires_at < $1");
 
 #[derive(FromRow)]
 pub(crate) struct RegistrationRow {

@@ -31,15 +31,20 @@ const SELECT_OF_USER: &str = concat!(
 const TOUCH: &str = "UPDATE sessions SET last_seen_at = $2 WHERE hash = $1 AND last_seen_at < $2";
 const DELETE: &str = "DELETE FROM sessions WHERE hash = $1";
 const DELETE_OF_USER: &str = "DELETE FROM sessions WHERE user_id = $1";
-pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM sessions WHERE expires_at < $1";
+pub(crate) const DELETE_EXPIRED: &str = delete_batch!("sessions", "hash", "expires_at < $1");
 const RECORD_CLIENT: &str = "INSERT INTO session_clients (sid, client_id, user_id, created_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (sid, client_id) DO NOTHING";
 const TAKE_CLIENTS: &str = "DELETE FROM session_clients WHERE sid = $1 RETURNING client_id";
-/// Clients recorded for sessions that are gone (expired, or ended by an older instance):
-/// nobody will be told about them any more. Run after [`DELETE_EXPIRED`].
-pub(crate) const DELETE_ORPHAN_CLIENTS: &str = "DELETE FROM session_clients \
-     WHERE created_at <= $1 AND NOT EXISTS \
-     (SELECT 1 FROM sessions WHERE sessions.sid = session_clients.sid)";
+/// Clients recorded (at or before the cutoff) for sessions that are gone (expired, or ended
+/// by an older instance): nobody will be told about them any more. Run after
+/// [`DELETE_EXPIRED`].
+pub(crate) const DELETE_ORPHAN_CLIENTS: &str = delete_batch!(
+    "session_clients",
+    "(sid, client_id)",
+    "sid, client_id",
+    "created_at <= $1 AND NOT EXISTS \
+     (SELECT 1 FROM sessions WHERE sessions.sid = session_clients.sid)"
+);
 
 #[derive(FromRow)]
 pub(crate) struct SessionRow {

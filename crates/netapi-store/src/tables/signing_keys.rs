@@ -34,9 +34,12 @@ const RETIRE_EARLIER: &str = "UPDATE signing_keys SET retire_at = $2 WHERE retir
      OR (signing_keys.active_from = keep.active_from AND signing_keys.kid < keep.kid)))";
 /// Only if the key is still sealed as `$2` (another instance may have resealed it).
 const RESEAL: &str = "UPDATE signing_keys SET private_key = $3 WHERE kid = $1 AND private_key = $2";
-/// Retired keys are deleted a day after retiring.
-pub(crate) const DELETE_RETIRED: &str =
-    "DELETE FROM signing_keys WHERE retire_at IS NOT NULL AND retire_at < $1 - 86400";
+/// Keys retired before the cutoff (core: a day ago).
+pub(crate) const DELETE_RETIRED: &str = delete_batch!(
+    "signing_keys",
+    "kid",
+    "retire_at IS NOT NULL AND retire_at < $1"
+);
 /// A statement that writes nothing still needs write access: SQLite opens a write
 /// transaction for it, PostgreSQL refuses it on a read-only server.
 pub(crate) const WRITE_NOTHING: &str = "UPDATE signing_keys SET kid = kid WHERE 1 = 0";

@@ -106,10 +106,14 @@ const REDELIVER: &str = concat!(
     " THEN $3 ELSE NULL END WHERE webhook_id = $1 AND id = $2"
 );
 
-/// Over: delivered, failed, or pending for a deleted webhook (never to be attempted).
-const PRUNE_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE created_at < $1 \
-     AND (status <> 'pending' \
-     OR webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NOT NULL))";
+/// Over (delivered, failed, or pending for a deleted webhook, never to be attempted) and
+/// created before the cutoff.
+pub(crate) const PRUNE_DELIVERIES: &str = delete_batch!(
+    "webhook_deliveries",
+    "id",
+    "created_at < $1 AND (status <> 'pending' \
+     OR webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NOT NULL))"
+);
 
 #[derive(FromRow)]
 pub(crate) struct WebhookRow {
@@ -412,11 +416,4 @@ pub(crate) async fn redeliver(
         .execute(REDELIVER, &[webhook_id.into(), id.into(), at.into()])
         .await?;
     Ok(changed == 1)
-}
-
-pub(crate) async fn prune_deliveries(db: &impl Backend, before: Timestamp) -> StoreResult<u64> {
-    db.writer()
-        .await?
-        .execute(PRUNE_DELIVERIES, &[before.into()])
-        .await
 }
