@@ -207,6 +207,11 @@ pub struct Settings {
     /// (with PostgreSQL they also arrive at once by LISTEN/NOTIFY) [default: 250]
     #[arg(long, global = true, env = "NETAPI_INVALIDATION_POLL_MS")]
     pub invalidation_poll_ms: Option<u64>,
+    /// OpenTelemetry collector to send one span per request to, over OTLP/HTTP (protobuf):
+    /// its base URL (http://collector:4318, /v1/traces is added) or the full URL of its
+    /// traces endpoint [default: none, no tracing]
+    #[arg(long, global = true, env = "NETAPI_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -307,6 +312,7 @@ impl Settings {
             redis_url,
             redis_timeout_ms,
             invalidation_poll_ms,
+            otlp_endpoint,
         );
         Ok(self)
     }

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod docs;
+mod otel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netapi");
 /// Every process of these tests gets this pepper from the environment, so a key made by
