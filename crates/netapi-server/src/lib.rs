@@ -18,6 +18,7 @@ pub mod proxy;
 mod scanning;
 pub mod shared_limits;
 mod state;
+pub mod telemetry;
 mod web;
 pub mod webhooks;
 
@@ -58,6 +59,9 @@ pub struct HttpOptions {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: proxy::TrustedProxies,
+    /// Give every request an OpenTelemetry span ([`telemetry`]); only worth it with that
+    /// layer installed.
+    pub trace_requests: bool,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -70,6 +74,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("tls", &self.tls.is_some())
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("trace_requests", &self.trace_requests)
             .finish()
     }
 }
@@ -84,6 +89,7 @@ impl Default for HttpOptions {
             header_read_timeout: Duration::from_secs(15),
             tls: None,
             trusted_proxies: proxy::TrustedProxies::default(),
+            trace_requests: false,
         }
     }
 }
@@ -138,8 +144,14 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     } else {
         app
     };
-    app.layer(axum::middleware::from_fn(middleware::per_request))
-        .with_state(state)
+    // Two functions rather than a flag looked at on every request: without tracing, the
+    // request path is exactly what it was before tracing existed.
+    let app = if options.trace_requests {
+        app.layer(axum::middleware::from_fn(middleware::per_request_traced))
+    } else {
+        app.layer(axum::middleware::from_fn(middleware::per_request))
+    };
+    app.with_state(state)
 }
 
 /// Background duties: apply other processes' revocations, write batched key usage, and

@@ -112,6 +112,13 @@ pub fn listener_failed() {
     metrics::counter!("netapi_invalidation_listener_failures_total").increment(1);
 }
 
+/// Counts spans that never reached the OTLP collector: `export_failed` (it did not take
+/// them) or `queue_full` (too many were waiting for it).
+pub fn spans_dropped(reason: &'static str, count: usize) {
+    metrics::counter!("netapi_otlp_spans_dropped_total", "reason" => reason)
+        .increment(u64::try_from(count).unwrap_or(u64::MAX));
+}
+
 /// Counts a limiter call that Redis did not answer (in time): counted in the process instead.
 pub fn shared_limit_fallback() {
     metrics::counter!("netapi_shared_limit_fallbacks_total").increment(1);

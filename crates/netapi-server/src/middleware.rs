@@ -20,8 +20,21 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Gives every request an id, logs it, turns error bodies into the contract's envelope
 /// carrying that id, and adds the security headers and the caller's rate-limit standing
 /// (which the `Auth` extractor leaves in the [`RateSlot`]).
-pub async fn per_request(mut request: Request, next: Next) -> Response {
+pub async fn per_request(request: Request, next: Next) -> Response {
+    handle(request, next, new_id("req")).await
+}
+
+/// [`per_request`] inside the request's OpenTelemetry span (`otlp_endpoint`), which records
+/// the status once the response is ready.
+pub async fn per_request_traced(request: Request, next: Next) -> Response {
     let id = new_id("req");
+    let span = crate::telemetry::request_span(&request, &id);
+    let response = handle(request, next, id).instrument(span.clone()).await;
+    crate::telemetry::record_status(&span, response.status().as_u16());
+    response
+}
+
+async fn handle(mut request: Request, next: Next, id: String) -> Response {
     let slot = RateSlot::default();
     request.extensions_mut().insert(slot.clone());
     let method = request.method().clone();

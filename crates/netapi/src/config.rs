@@ -217,6 +217,11 @@ pub struct Settings {
     /// 0 keeps them for ever [default: 30]
     #[arg(long, global = true, env = "NETAPI_WEBHOOK_DELIVERY_RETENTION_DAYS")]
     pub webhook_delivery_retention_days: Option<u32>,
+    /// OpenTelemetry collector to send one span per request to, over OTLP/HTTP (protobuf):
+    /// its base URL (http://collector:4318, /v1/traces is added) or the full URL of its
+    /// traces endpoint [default: none, no tracing]
+    #[arg(long, global = true, env = "NETAPI_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -320,6 +325,7 @@ impl Settings {
             audit_retention_days,
             usage_retention_days,
             webhook_delivery_retention_days,
+            otlp_endpoint,
         );
         Ok(self)
     }

@@ -2,19 +2,28 @@
 //! a thread of their own, so a slow terminal, pipe or journal never holds a request up.
 
 use anyhow::bail;
+use netapi_server::telemetry::Telemetry;
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Lines waiting for the writer thread. When that many are queued (the output cannot keep
 /// up), requests wait for it rather than lose lines: an access log with gaps misleads.
 const QUEUED_LINES: usize = 64 * 1024;
 
-/// Installs the global subscriber. Keep the guard until the process ends: dropping it
-/// writes out the lines still queued.
-pub fn init(format: &str, access_log: bool) -> anyhow::Result<WorkerGuard> {
+/// Installs the global subscriber, with the OpenTelemetry layer of `telemetry` if given.
+/// Keep the guard until the process ends: dropping it writes out the lines still queued.
+pub fn init(
+    format: &str,
+    access_log: bool,
+    telemetry: Option<&Telemetry>,
+) -> anyhow::Result<WorkerGuard> {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     if !access_log {
@@ -29,6 +38,10 @@ pub fn init(format: &str, access_log: bool) -> anyhow::Result<WorkerGuard> {
         .buffered_lines_limit(QUEUED_LINES)
         .thread_name("netapi-log")
         .finish(std::io::stderr());
+    if let Some(telemetry) = telemetry {
+        init_with_telemetry(format, filter, writer, ansi, telemetry)?;
+        return Ok(guard);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -42,6 +55,33 @@ pub fn init(format: &str, access_log: bool) -> anyhow::Result<WorkerGuard> {
         other => bail!("log_format must be text or json, not '{other}'"),
     }
     Ok(guard)
+}
+
+/// The same log lines, and beside them the OpenTelemetry layer. Each has a filter of its
+/// own: the logs never show the request spans made for tracing (their fields would lengthen
+/// every line), and `RUST_LOG` cannot turn tracing off.
+fn init_with_telemetry(
+    format: &str,
+    filter: EnvFilter,
+    writer: NonBlocking,
+    ansi: bool,
+    telemetry: &Telemetry,
+) -> anyhow::Result<()> {
+    let filter = filter.add_directive(format!("{}=off", netapi_server::telemetry::TARGET).parse()?);
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let logs = match format {
+        "text" if ansi => logs.boxed(),
+        "text" => logs.event_format(PlainText).boxed(),
+        "json" => logs.json().flatten_event(true).boxed(),
+        other => bail!("log_format must be text or json, not '{other}'"),
+    };
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(telemetry.layer())
+        .try_init()?;
+    Ok(())
 }
 
 /// The default text line without colour, written directly:

@@ -251,15 +251,26 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(flags) => {
             let settings = flags.with_file(cli.config.as_deref())?;
+            let telemetry = settings
+                .otlp_endpoint
+                .as_deref()
+                .map(netapi_server::telemetry::Telemetry::start)
+                .transpose()?;
             let _log = logging::init(
                 settings.log_format.as_deref().unwrap_or("text"),
                 settings.access_log.unwrap_or(true),
+                telemetry.as_ref(),
             )?;
-            serve(settings).await
+            let served = serve(settings).await;
+            if let Some(telemetry) = telemetry {
+                // Blocking (it sends the last batch): off the runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            }
+            served
         }
         Command::Migrate(flags) => {
             let settings = flags.with_file(cli.config.as_deref())?;
-            let _log = logging::init("text", true)?;
+            let _log = logging::init("text", true, None)?;
             netapi_store::open(&StoreOptions::new(settings.database_url()), true)
                 .await
                 .context("migration failed")?;
@@ -270,7 +281,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::MigrateStore { from, to } => {
-            let _log = logging::init("text", true)?;
+            let _log = logging::init("text", true, None)?;
             if !from.starts_with("sqlite:") || !to.starts_with("postgres") {
                 bail!("migrate-store moves a sqlite: database into a postgres:// database");
             }
@@ -445,6 +456,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.trusted_proxies.as_deref().unwrap_or_default(),
         )
         .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
+        trace_requests: settings.otlp_endpoint.is_some(),
     };
     netapi_server::serve(listener, api, options, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 mod clients;
 mod docs;
 mod python_clients;
+mod otel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netapi");
 /// Every process of these tests gets this pepper from the environment, so a key made by

@@ -32,6 +32,12 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+/// Whether the request carries the portal's session cookie (valid or not: it is not looked
+/// up).
+pub(crate) fn has_session_cookie(headers: &axum::http::HeaderMap) -> bool {
+    session::cookie(headers, session::SESSION_COOKIE).is_some()
+}
+
 /// The stylesheet; served from here so pages load nothing from elsewhere.
 #[utoipa::path(
     get,

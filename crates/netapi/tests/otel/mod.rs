@@ -1,0 +1,383 @@
+//! OpenTelemetry tracing (`otlp_endpoint`) as an operator turns it on: spans reach an
+//! OTLP/HTTP collector (a small one started here) as children of the caller's `traceparent`,
+//! with the route template, status and credential kind and no secret; a collector that is
+//! away costs requests nothing and is counted.
+
+use super::{BIN, Server, create_user};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::routing::post;
+use netapi_testkit::{Site, client_credentials_token, create_client, free_port, fresh_sqlite_url};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message;
+use serde_json::json;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the collector was sent: each request's body, and whether it was declared protobuf.
+type Received = Arc<Mutex<Vec<(bool, Vec<u8>)>>>;
+
+/// An OTLP/HTTP collector on a free port: takes `POST /v1/traces` and keeps the bodies.
+async fn collector() -> (String, Received) {
+    let received = Received::default();
+    let app = axum::Router::new()
+        .route(
+            "/v1/traces",
+            post(
+                async |State(received): State<Received>, headers: HeaderMap, body: Bytes| {
+                    let protobuf = headers
+                        .get(header::CONTENT_TYPE)
+                        .is_some_and(|v| v == "application/x-protobuf");
+                    received.lock().unwrap().push((protobuf, body.to_vec()));
+                    // An empty ExportTraceServiceResponse: everything accepted.
+                    (
+                        [(header::CONTENT_TYPE, "application/x-protobuf")],
+                        Vec::new(),
+                    )
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// Every span received so far.
+fn spans(received: &Received) -> Vec<(Vec<KeyValue>, Span)> {
+    let mut spans = Vec::new();
+    for (protobuf, body) in received.lock().unwrap().iter() {
+        assert!(protobuf, "spans are sent as protobuf");
+        let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        for resource_spans in request.resource_spans {
+            let resource = resource_spans.resource.unwrap_or_default().attributes;
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    spans.push((resource.clone(), span));
+                }
+            }
+        }
+    }
+    spans
+}
+
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Any> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn text<'a>(attributes: &'a [KeyValue], key: &str) -> &'a str {
+    match attribute(attributes, key) {
+        Some(Any::StringValue(value)) => value,
+        other => panic!("{key} is {other:?} in {attributes:?}"),
+    }
+}
+
+fn number(attributes: &[KeyValue], key: &str) -> i64 {
+    match attribute(attributes, key) {
+        Some(Any::IntValue(value)) => *value,
+        other => panic!("{key} is {other:?} in {attributes:?}"),
+    }
+}
+
+/// The span of the trace `trace_id`, once the collector has it (30 seconds at most: the
+/// server batches every 100 ms here, so this is a ceiling, not a timing).
+async fn span_of(received: &Received, trace_id: &[u8]) -> (Vec<KeyValue>, Span) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = spans(received)
+            .into_iter()
+            .find(|(_, span)| span.trace_id == trace_id)
+        {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no span of trace {} reached the collector; got {:?}",
+            hex(trace_id),
+            spans(received)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random trace (16 bytes) or span (8 bytes) id; never all zeros, which is invalid.
+fn random_id(n: usize) -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
+    bytes[0] |= 1;
+    bytes
+}
+
+#[tokio::test]
+async fn request_spans_reach_the_collector_as_children_of_the_callers_trace() {
+    let (endpoint, received) = collector().await;
+    let db = fresh_sqlite_url();
+    let key = create_user(&db, "traced@example.com", false);
+    let log_path = std::env::temp_dir().join(format!(
+        "{}.log",
+        netapi_testkit::unique_name("netapi-otel-")
+    ));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = Server::start_with(&db, |command| {
+        command
+            .args(["--log-format", "json"])
+            .env("NETAPI_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stderr(log);
+    })
+    .await;
+    let http = server.http().clone();
+    let me: serde_json::Value = http
+        .get(server.url("/v1/users/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_id = me["id"].as_str().unwrap().to_owned();
+    let client = create_client(
+        &server,
+        &key,
+        json!({"client_name": "svc", "grant_types": ["client_credentials"], "scope": "users:read"}),
+    )
+    .await;
+    let access = client_credentials_token(&server, &client).await;
+
+    // With an API key, a caller's trace, and a query string that must go nowhere.
+    let (trace, parent) = (random_id(16), random_id(8));
+    let path = format!("/v1/users/{user_id}");
+    let answer = http
+        .get(server.url(&format!("{path}?note=query-secret-xyz")))
+        .bearer_auth(&key)
+        .header(
+            "traceparent",
+            format!("00-{}-{}-01", hex(&trace), hex(&parent)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let request_id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (resource, span) = span_of(&received, &trace).await;
+    assert_eq!(hex(&span.parent_span_id), hex(&parent));
+    assert_ne!(
+        span.span_id, parent,
+        "the server's span is a span of its own"
+    );
+    assert_eq!(span.kind, SpanKind::Server as i32);
+    assert_eq!(span.name, "GET /v1/users/{id}");
+    assert_eq!(text(&span.attributes, "http.request.method"), "GET");
+    assert_eq!(text(&span.attributes, "http.route"), "/v1/users/{id}");
+    assert_eq!(number(&span.attributes, "http.response.status_code"), 200);
+    assert_eq!(text(&span.attributes, "netapi.credential_kind"), "api_key");
+    assert_eq!(text(&span.attributes, "netapi.request_id"), request_id);
+    assert_eq!(text(&resource, "service.name"), "netapi");
+
+    // With an access token, another trace: its own status.
+    let (trace, parent) = (random_id(16), random_id(8));
+    let answer = http
+        .get(server.url("/v1/users/usr_nobody"))
+        .bearer_auth(&access)
+        .header(
+            "traceparent",
+            format!("00-{}-{}-01", hex(&trace), hex(&parent)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = i64::from(answer.status().as_u16());
+    assert!(status >= 400, "{status}");
+    let (_, span) = span_of(&received, &trace).await;
+    assert_eq!(hex(&span.parent_span_id), hex(&parent));
+    assert_eq!(
+        text(&span.attributes, "netapi.credential_kind"),
+        "access_token"
+    );
+    assert_eq!(
+        number(&span.attributes, "http.response.status_code"),
+        status
+    );
+    assert_eq!(text(&span.attributes, "http.route"), "/v1/users/{id}");
+
+    // Without a credential or a traceparent, on no route: a trace of its own, no route.
+    let answer = http.get(server.url("/no/such/path")).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+    let request_id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let span = loop {
+        let found = spans(&received).into_iter().find(|(_, span)| {
+            attribute(&span.attributes, "netapi.request_id")
+                == Some(&Any::StringValue(request_id.clone()))
+        });
+        if let Some((_, span)) = found {
+            break span;
+        }
+        assert!(Instant::now() < deadline, "no span of the 404");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(span.parent_span_id.is_empty(), "{span:?}");
+    assert_eq!(span.name, "GET");
+    assert!(attribute(&span.attributes, "http.route").is_none());
+    assert_eq!(text(&span.attributes, "netapi.credential_kind"), "none");
+    assert_eq!(number(&span.attributes, "http.response.status_code"), 404);
+
+    // Nothing secret and nothing from the path or the query left the server.
+    let client_secret = client["client_secret"].as_str().unwrap();
+    for (_, body) in received.lock().unwrap().iter() {
+        let body = String::from_utf8_lossy(body);
+        for secret in [
+            key.as_str(),
+            access.as_str(),
+            client_secret,
+            "query-secret-xyz",
+            &path,
+            "/no/such/path",
+        ] {
+            assert!(!body.contains(secret), "{secret} was exported");
+        }
+    }
+    assert!(server.stop().success());
+
+    // The log lines are those of a server without tracing: the request's span there is
+    // still `request` (id, method, path), and the tracing span's fields are not in them.
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let access = text
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["target"] == "netapi::access" && line["span"]["request_id"] == request_id)
+        .unwrap_or_else(|| panic!("no access line of {request_id}: {text}"));
+    assert_eq!(access["span"]["name"], "request", "{access}");
+    assert_eq!(access["span"]["path"], "/no/such/path", "{access}");
+    assert_eq!(access["status"], 404, "{access}");
+    assert!(
+        !text.contains("otel.") && !text.contains("http.route"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_collector_that_is_away_costs_requests_nothing_and_is_counted() {
+    let db = fresh_sqlite_url();
+    let key = create_user(&db, "untraced@example.com", false);
+    // A port nobody listens on, set in the configuration file this time.
+    let config = std::env::temp_dir().join(format!(
+        "{}.toml",
+        netapi_testkit::unique_name("netapi-otel-")
+    ));
+    std::fs::write(
+        &config,
+        format!("otlp_endpoint = \"http://127.0.0.1:{}\"\n", free_port()),
+    )
+    .unwrap();
+    let log_path = std::env::temp_dir().join(format!(
+        "{}.log",
+        netapi_testkit::unique_name("netapi-otel-")
+    ));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = Server::start_with(&db, |command| {
+        command
+            .args(["--config", config.to_str().unwrap()])
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stderr(log);
+    })
+    .await;
+    let http = server.http().clone();
+    for _ in 0..50 {
+        let answer = http
+            .get(server.url("/v1/users/me"))
+            .bearer_auth(&key)
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let dropped: f64 = metrics
+            .lines()
+            .find(|line| {
+                line.starts_with("netapi_otlp_spans_dropped_total{reason=\"export_failed\"}")
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0);
+        if dropped > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dropped span counted: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.stop().success());
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let _ = std::fs::remove_file(&config);
+    // Warned once while it stays away, not at every batch.
+    assert_eq!(
+        text.matches("cannot send spans to the OTLP collector")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains(&key));
+}
+
+#[test]
+fn an_endpoint_that_is_not_an_http_url_stops_the_start() {
+    for endpoint in [
+        "collector:4318",
+        "ftp://collector/",
+        "http://a:b@collector:4318",
+    ] {
+        let output = Command::new(BIN)
+            .args([
+                "serve",
+                "--database-url",
+                "sqlite::memory:",
+                "--otlp-endpoint",
+                endpoint,
+            ])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{endpoint}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("otlp_endpoint"), "{endpoint}: {stderr}");
+    }
+}
