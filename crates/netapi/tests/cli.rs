@@ -729,6 +729,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "passkeys: 0 rows",
         "webauthn_ceremonies: 0 rows",
         "session_clients: 0 rows",
+        "logout_deliveries: 0 rows",
         "device_authorizations: 0 rows",
         "pushed_requests: 0 rows",
         "client_assertion_jtis: 0 rows",
