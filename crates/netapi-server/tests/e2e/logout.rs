@@ -41,6 +41,7 @@ e2e!(
     back_channel_logout_tokens_reach_the_client_and_verify,
     a_logout_token_is_retried_until_the_client_takes_it,
     a_logout_token_is_given_up_after_the_last_attempt,
+    a_refusal_or_a_removed_uri_ends_a_delivery,
 );
 
 /// A web client of a new owner with `extra` metadata; returns it and the owner's email.
@@ -785,5 +786,54 @@ async fn a_logout_token_is_given_up_after_the_last_attempt(app: TestApp) {
             .unwrap(),
         0
     );
+    assert!(received.try_recv().is_err());
+}
+
+/// Polls until `client_id` has no pending logout delivery; panics if it still has after a
+/// while.
+async fn no_delivery_pending(app: &TestApp, client_id: &str) {
+    for _ in 0..300 {
+        let pending = app
+            .api
+            .store()
+            .list_logout_deliveries(client_id)
+            .await
+            .unwrap();
+        if pending.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("a delivery to {client_id} is still pending");
+}
+
+async fn a_refusal_or_a_removed_uri_ends_a_delivery(app: TestApp) {
+    // 4xx: the client will not take it; not sent again.
+    let (uri, mut received) = flaky_receiver(vec![410]).await;
+    let (client, email) = web_client(&app, json!({ "backchannel_logout_uri": uri })).await;
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    sign_in_and_out(&app, &client, &email).await;
+    next_token(&mut received).await;
+    no_delivery_pending(&app, &client_id).await;
+
+    // 5xx, then the client's URI is removed: the pending delivery ends unsent.
+    let (uri, mut received) = flaky_receiver(vec![503]).await;
+    let (client, email) = web_client(&app, json!({ "backchannel_logout_uri": uri })).await;
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    sign_in_and_out(&app, &client, &email).await;
+    next_token(&mut received).await;
+    recorded_attempts(&app, &client_id, 1).await;
+    let admin = app.admin_key("root@example.com").await;
+    let response = app
+        .http
+        .patch(app.url(&format!("/v1/oauth-clients/{client_id}")))
+        .bearer_auth(&admin)
+        .json(&json!({ "backchannel_logout_uri": null }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    app.clock.advance(BACKCHANNEL_RETRY_BASE);
+    no_delivery_pending(&app, &client_id).await;
     assert!(received.try_recv().is_err());
 }
