@@ -1016,6 +1016,29 @@ pub struct ClaimedDelivery {
     pub sealed_secret: Vec<u8>,
 }
 
+/// A logout token still to be delivered (OpenID Connect Back-Channel Logout 1.0): which
+/// client to tell about which user's ended session. The token itself is not stored: each
+/// attempt signs a fresh one (new `iat`, `exp`, `jti`), so that a retry an hour later still
+/// carries a token of two minutes, and nothing secret waits in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogout {
+    /// `lgd_` and a random part.
+    pub id: String,
+    /// The client told; its current `backchannel_logout_uri` is read at each attempt.
+    pub client_id: String,
+    /// The user (`sub`).
+    pub user_id: String,
+    /// The session's `sid`, empty when it had none.
+    pub sid: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due; while an attempt holds the delivery, the end of its
+    /// lease.
+    pub next_attempt_at: Timestamp,
+    /// When the session ended.
+    pub created_at: Timestamp,
+}
+
 /// An event for the webhooks subscribed to its type: written in the transaction that records
 /// its audit event, so that no event is delivered without being recorded, or lost.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,9 @@ use crate::model::{
     RefreshToken, Resource, ResourceGrant, ResourceScope, RotateOutcome, Session, SigningAlgorithm,
     SigningKey, TotpFactor, User,
 };
-use crate::model::{ClaimedDelivery, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery};
+use crate::model::{
+    ClaimedDelivery, DeliveryAttempt, OutboxEvent, PendingLogout, Webhook, WebhookDelivery,
+};
 use crate::model::{ClientRegistration, RegistrationToken};
 use crate::model::{PasskeyCredential, WebauthnCeremony};
 use crate::retention::{Expired, RetentionSettings};
@@ -552,6 +554,32 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Forgets the clients recorded for the session `sid` and answers them, sorted: of two
     /// callers at once, each client goes to one only. Deleting a client forgets it too.
     async fn take_session_clients(&self, sid: &str) -> StoreResult<Vec<String>>;
+    /// Stores logout deliveries to be attempted (Back-Channel Logout).
+    async fn insert_logout_deliveries(&self, deliveries: &[PendingLogout]) -> StoreResult<()>;
+    /// Claims up to `limit` logout deliveries due at `now`, oldest due first, moving their
+    /// `next_attempt_at` to `lease_until` (a lease: no other caller claims them until then)
+    /// and answering them so. Each due delivery goes to one caller only.
+    async fn claim_logout_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PendingLogout>>;
+    /// Deletes a delivery that is over (delivered, refused, given up), if the lease
+    /// `lease_until` is still the caller's; answers whether it was.
+    async fn finish_logout_delivery(&self, id: &str, lease_until: Timestamp) -> StoreResult<bool>;
+    /// Counts one more attempt and makes the delivery due at `next_attempt_at`, if the lease
+    /// `lease_until` is still the caller's; answers whether it was.
+    async fn retry_logout_delivery(
+        &self,
+        id: &str,
+        lease_until: Timestamp,
+        next_attempt_at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// A client's logout deliveries still pending, oldest first.
+    async fn list_logout_deliveries(&self, client_id: &str) -> StoreResult<Vec<PendingLogout>>;
+    /// Deletes the deliveries created before `before`, whatever their state; answers how many.
+    async fn prune_logout_deliveries(&self, before: Timestamp) -> StoreResult<u64>;
     /// A user's sessions (expired ones included until they are cleaned up), newest first.
     async fn list_user_sessions(&self, user_id: &str) -> StoreResult<Vec<Session>>;
     /// Records that a session was used at `now`.

@@ -260,10 +260,10 @@ pub async fn serve(
     let background = tokio::spawn(run_background(api.clone()));
     let webhooks = tokio::spawn(webhooks::run_webhook_delivery(api.clone()));
     let retention = tokio::spawn(run_retention(api.clone()));
-    let logouts = tokio::spawn(
-        api.clone()
-            .run_backchannel_logout(Arc::new(webhooks::HttpBackchannelClient)),
-    );
+    let logouts = tokio::spawn(api.clone().run_backchannel_logout(
+        Arc::new(webhooks::HttpBackchannelClient),
+        Duration::from_secs(1),
+    ));
     let state = AppState {
         api: api.clone(),
         trusted_proxies: Arc::new(options.trusted_proxies.clone()),

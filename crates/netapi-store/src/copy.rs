@@ -277,6 +277,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "logout_deliveries",
+        &[
+            ("id", Text),
+            ("client_id", Text),
+            ("user_id", Text),
+            ("sid", Text),
+            ("attempts", Int),
+            ("next_attempt_at", Int),
+            ("created_at", Int),
+        ],
+    ),
+    (
         "mfa_totp",
         &[
             ("user_id", Text),

@@ -87,7 +87,7 @@ macro_rules! forward_store {
                 ClaimedDelivery, DeliveryAttempt, OutboxEvent, PasskeyCredential, PushedRequest,
                 WebauthnCeremony, Webhook, WebhookDelivery,
             };
-            use netapi_core::model::{ClientRegistration, RegistrationToken};
+            use netapi_core::model::{ClientRegistration, PendingLogout, RegistrationToken};
             use netapi_core::secret::SecretHash;
             use netapi_core::store::{
                 AuditFilter, ClientChanges, Invalidation, ResourceChanges, ResourceDeletion,
@@ -97,9 +97,9 @@ macro_rules! forward_store {
             use $crate::backend::Backend;
             use $crate::tables::{
                 api_key_usage, api_keys, audit_events, authorization_codes, consents,
-                device_authorizations, email_tokens, invalidations, invitations, mfa,
-                oauth_clients, passkeys, pushed_requests, refresh_tokens, registrations, resources,
-                sessions, signing_keys, users, webhooks,
+                device_authorizations, email_tokens, invalidations, invitations, logout_deliveries,
+                mfa, oauth_clients, passkeys, pushed_requests, refresh_tokens, registrations,
+                resources, sessions, signing_keys, users, webhooks,
             };
 
             #[async_trait::async_trait]
@@ -610,6 +610,50 @@ macro_rules! forward_store {
 
                 async fn take_session_clients(&self, sid: &str) -> StoreResult<Vec<String>> {
                     sessions::take_clients(self, sid).await
+                }
+
+                async fn insert_logout_deliveries(
+                    &self,
+                    deliveries: &[PendingLogout],
+                ) -> StoreResult<()> {
+                    logout_deliveries::insert(self, deliveries).await
+                }
+
+                async fn claim_logout_deliveries(
+                    &self,
+                    now: Timestamp,
+                    lease_until: Timestamp,
+                    limit: u32,
+                ) -> StoreResult<Vec<PendingLogout>> {
+                    logout_deliveries::claim(self, now, lease_until, limit).await
+                }
+
+                async fn finish_logout_delivery(
+                    &self,
+                    id: &str,
+                    lease_until: Timestamp,
+                ) -> StoreResult<bool> {
+                    logout_deliveries::finish(self, id, lease_until).await
+                }
+
+                async fn retry_logout_delivery(
+                    &self,
+                    id: &str,
+                    lease_until: Timestamp,
+                    next_attempt_at: Timestamp,
+                ) -> StoreResult<bool> {
+                    logout_deliveries::retry(self, id, lease_until, next_attempt_at).await
+                }
+
+                async fn list_logout_deliveries(
+                    &self,
+                    client_id: &str,
+                ) -> StoreResult<Vec<PendingLogout>> {
+                    logout_deliveries::list_of_client(self, client_id).await
+                }
+
+                async fn prune_logout_deliveries(&self, before: Timestamp) -> StoreResult<u64> {
+                    logout_deliveries::prune(self, before).await
                 }
 
                 async fn insert_email_token(&self, token: &EmailToken) -> StoreResult<()> {

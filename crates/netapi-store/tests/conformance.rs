@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use netapi_core::ids::new_id;
+use netapi_core::model::PendingLogout;
 use netapi_core::model::{
     ApiKey, AuditEvent, AuthorizationCode, ClientAuthMethod, Consent, DeliveryAttempt,
     DeliveryStatus, EmailPurpose, EmailToken, GrantType, Invitation, OAuthClient, OutboxEvent,
@@ -242,6 +243,9 @@ conformance! {
     resource_grants => sqlite_resource_grants, postgres_resource_grants;
     sessions => sqlite_sessions, postgres_sessions;
     logout_session_clients => sqlite_logout_session_clients, postgres_logout_session_clients;
+    logout_deliveries_are_leased_retried_and_pruned =>
+        sqlite_logout_deliveries_are_leased_retried_and_pruned,
+        postgres_logout_deliveries_are_leased_retried_and_pruned;
     second_factors => sqlite_second_factors, postgres_second_factors;
     passkeys => sqlite_passkeys, postgres_passkeys;
     webauthn_ceremonies_single_use =>
@@ -380,9 +384,9 @@ const OLD_POSTGRES_MIGRATIONS: [&str; 7] = [
     include_str!("../migrations/postgres/0007_api_key_usage.sql"),
 ];
 
-/// How many migrations there are (0001 to 0013, 0016 to 0019, 0021 to 0025), as sqlx and
+/// How many migrations there are (0001 to 0013, 0016 to 0019, 0021 to 0027), as sqlx and
 /// the old runner's table count them.
-const ALL_VERSIONS: (i64, i64) = (22, 22);
+const ALL_VERSIONS: (i64, i64) = (24, 24);
 
 /// What the runner of earlier releases did to an empty database, then a user written
 /// by an instance of that release.
@@ -6733,5 +6737,148 @@ async fn retention_sweeps_at_once_delete_each_row_once(store: Arc<dyn Store>) {
             .await
             .expect("code")
             .is_some()
+    );
+}
+
+fn pending_logout(id: &str, client_id: &str, due: Timestamp) -> PendingLogout {
+    PendingLogout {
+        id: id.to_owned(),
+        client_id: client_id.to_owned(),
+        user_id: "usr_gone".to_owned(),
+        sid: "sid_1".to_owned(),
+        attempts: 0,
+        next_attempt_at: due,
+        created_at: due,
+    }
+}
+
+async fn logout_deliveries_are_leased_retried_and_pruned(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let c1 = client(&alice.id, 1);
+    let c2 = client(&alice.id, 2);
+    store.insert_client(&c1).await.expect("insert c1");
+    store.insert_client(&c2).await.expect("insert c2");
+    let first = pending_logout("lgd_1", &c1.id, NOW);
+    let later = pending_logout("lgd_2", &c1.id, NOW + 100);
+    let other = pending_logout("lgd_3", &c2.id, NOW);
+    // A delivery for a client that does not exist is not stored (nor fails the others).
+    let orphan = pending_logout("lgd_4", "cli_gone", NOW);
+    store
+        .insert_logout_deliveries(&[first.clone(), later.clone(), other.clone(), orphan])
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.list_logout_deliveries(&c1.id).await.expect("list"),
+        vec![first.clone(), later.clone()]
+    );
+    assert!(
+        store
+            .list_logout_deliveries("cli_gone")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Claimed once: due ones only, moved to the lease's end.
+    let lease = NOW + 40;
+    let claimed = store
+        .claim_logout_deliveries(NOW, lease, 10)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["lgd_1", "lgd_3"]);
+    assert!(claimed.iter().all(|d| d.next_attempt_at == lease));
+    assert!(
+        store
+            .claim_logout_deliveries(NOW + 39, NOW + 79, 10)
+            .await
+            .expect("claim again")
+            .is_empty(),
+        "held by the lease"
+    );
+    // A failed attempt: one more attempt counted, due later.
+    assert!(
+        store
+            .retry_logout_delivery("lgd_1", lease, NOW + 15)
+            .await
+            .expect("retry")
+    );
+    // Recorded once only: the lease is over.
+    assert!(
+        !store
+            .retry_logout_delivery("lgd_1", lease, NOW + 15)
+            .await
+            .expect("retry again")
+    );
+    let pending = store.list_logout_deliveries(&c1.id).await.expect("list");
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(pending[0].next_attempt_at, NOW + 15);
+    // A lease whose holder died ends: the delivery is claimed again, and the late holder
+    // can record nothing.
+    let again = store
+        .claim_logout_deliveries(NOW + 40, NOW + 80, 10)
+        .await
+        .expect("claim after the lease");
+    let ids: Vec<&str> = again.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["lgd_1", "lgd_3"]);
+    assert!(
+        !store
+            .finish_logout_delivery("lgd_3", lease)
+            .await
+            .expect("finish with a lost lease")
+    );
+    assert!(
+        store
+            .finish_logout_delivery("lgd_3", NOW + 80)
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .list_logout_deliveries(&c2.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // Concurrent claims: each due delivery goes to one caller.
+    let (a, b) = tokio::join!(
+        store.claim_logout_deliveries(NOW + 200, NOW + 240, 10),
+        store.claim_logout_deliveries(NOW + 200, NOW + 240, 10),
+    );
+    let mut both: Vec<String> = a
+        .expect("claim a")
+        .into_iter()
+        .chain(b.expect("claim b"))
+        .map(|d| d.id)
+        .collect();
+    both.sort();
+    assert_eq!(both, ["lgd_1", "lgd_2"]);
+    // Deleting a client forgets its deliveries; pruning deletes the old ones.
+    store
+        .insert_logout_deliveries(&[pending_logout("lgd_5", &c2.id, NOW + 500)])
+        .await
+        .expect("insert");
+    assert!(store.delete_client(&c2.id).await.expect("delete"));
+    assert!(
+        store
+            .list_logout_deliveries(&c2.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .prune_logout_deliveries(NOW + 100)
+            .await
+            .expect("prune"),
+        1,
+        "created before: lgd_1"
+    );
+    assert_eq!(
+        store.list_logout_deliveries(&c1.id).await.expect("list"),
+        vec![PendingLogout {
+            next_attempt_at: NOW + 240,
+            ..later
+        }]
     );
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 mod clients;
 mod docs;
-mod python_clients;
 mod otel;
+mod python_clients;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netapi");
 /// Every process of these tests gets this pepper from the environment, so a key made by
@@ -732,6 +732,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         "passkeys: 0 rows",
         "webauthn_ceremonies: 0 rows",
         "session_clients: 0 rows",
+        "logout_deliveries: 0 rows",
         "device_authorizations: 0 rows",
         "pushed_requests: 0 rows",
         "client_assertion_jtis: 0 rows",

@@ -425,6 +425,40 @@ mod tests {
         ) -> StoreResult<Option<User>> {
             Err(unused())
         }
+        async fn insert_logout_deliveries(
+            &self,
+            _: &[crate::model::PendingLogout],
+        ) -> StoreResult<()> {
+            Err(unused())
+        }
+        async fn claim_logout_deliveries(
+            &self,
+            _: Timestamp,
+            _: Timestamp,
+            _: u32,
+        ) -> StoreResult<Vec<crate::model::PendingLogout>> {
+            Err(unused())
+        }
+        async fn finish_logout_delivery(&self, _: &str, _: Timestamp) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn retry_logout_delivery(
+            &self,
+            _: &str,
+            _: Timestamp,
+            _: Timestamp,
+        ) -> StoreResult<bool> {
+            Err(unused())
+        }
+        async fn list_logout_deliveries(
+            &self,
+            _: &str,
+        ) -> StoreResult<Vec<crate::model::PendingLogout>> {
+            Err(unused())
+        }
+        async fn prune_logout_deliveries(&self, _: Timestamp) -> StoreResult<u64> {
+            Err(unused())
+        }
         async fn list_user_sessions(&self, _: &str) -> StoreResult<Vec<Session>> {
             Err(unused())
         }

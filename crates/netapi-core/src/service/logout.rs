@@ -5,8 +5,11 @@
 //! records which clients received an ID token in which session; when the session ends, for
 //! whatever reason (signing out here or at `/logout`, a password change, an administrator),
 //! each of those clients that registered a `backchannel_logout_uri` is sent a logout token.
-//! Deliveries go through a bounded queue to a background task: never on the request path,
-//! each with a timeout, a few attempts at most, and the outbound rules of webhooks.
+//! Deliveries are stored (`logout_deliveries`) and made by a background task, never on the
+//! request path: each attempt with a timeout and the outbound rules of webhooks, leased so
+//! that one instance makes it, retried with backoff for about an hour when the client is
+//! down or answers 5xx (after a restart too, by whichever instance is up). The token is not
+//! stored: each attempt signs a fresh one (new `iat`, `exp`, `jti`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use url::Url;
 
 use super::NetApi;
 use crate::error::{Error, Result};
-use crate::model::{ClientLogout, OAuthClient, Session};
+use crate::model::{ClientLogout, OAuthClient, PendingLogout, Session};
 use crate::secret::random_base62;
 
 /// The event of a logout token (Back-Channel Logout 1.0 §2.4).
@@ -32,49 +35,26 @@ pub const MAX_LOGOUT_URI_LEN: usize = 2000;
 pub const MAX_ID_TOKEN_HINT_LEN: usize = 8192;
 /// Longest `state` passed back.
 pub const MAX_LOGOUT_STATE_LEN: usize = 512;
-/// Attempts per logout token: the first, then retries after 1 and 2 seconds.
-pub const BACKCHANNEL_ATTEMPTS: u32 = 3;
-/// Logout tokens waiting for delivery at most; past it, new ones are dropped (and logged).
-const QUEUE_CAPACITY: usize = 1024;
-/// Deliveries in flight at once.
-const CONCURRENT_DELIVERIES: usize = 16;
+/// Attempts per logout token: the first, then retries after 15 s, 30 s, 1 min, ... (each
+/// wait twice the last), the last about an hour after the first.
+pub const BACKCHANNEL_ATTEMPTS: u32 = 9;
+/// The wait before the first retry, seconds; each next wait doubles.
+pub const BACKCHANNEL_RETRY_BASE: i64 = 15;
+/// Deliveries left over after this long (seconds) are deleted whatever their state.
+pub const LOGOUT_DELIVERY_RETENTION: i64 = 86_400;
+/// Deliveries claimed (and attempted at once) per step.
+const CLAIM_BATCH: u32 = 16;
 /// Longest a delivery may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a claimed delivery is held, seconds: longer than an attempt can take, so that a
+/// lease ends only if its holder died.
+#[allow(clippy::cast_possible_wrap)]
+const LEASE: i64 = DELIVERY_TIMEOUT.as_secs() as i64 * 2 + 30;
 
-/// A logout token on its way to a client. Its `Debug` leaves the token out.
-pub struct LogoutDelivery {
-    /// The client told.
-    pub client_id: String,
-    /// Its `backchannel_logout_uri`.
-    pub url: String,
-    /// The signed logout token.
-    pub token: String,
-}
-
-impl std::fmt::Debug for LogoutDelivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogoutDelivery")
-            .field("client_id", &self.client_id)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The queue between the sessions that end and the task that tells clients.
-pub(super) struct LogoutQueue {
-    sender: tokio::sync::mpsc::Sender<LogoutDelivery>,
-    receiver: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<LogoutDelivery>>>,
-}
-
-impl Default for LogoutQueue {
-    fn default() -> Self {
-        let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE_CAPACITY);
-        Self {
-            sender,
-            receiver: std::sync::Mutex::new(Some(receiver)),
-        }
-    }
-}
+/// Wakes the delivery task when a session ends, so that the first attempt is not left to
+/// the next tick.
+#[derive(Default)]
+pub(super) struct LogoutWake(tokio::sync::Notify);
 
 /// Sends logout tokens: the HTTP client is the server's, so that core knows no HTTP.
 #[async_trait::async_trait]
@@ -357,9 +337,12 @@ impl NetApi {
         Ok(())
     }
 
-    /// Queues a logout token for each of `clients` that has a `backchannel_logout_uri`.
-    /// Nothing here fails the logout: a client that cannot be told is logged.
+    /// Stores a logout delivery for each of `clients` that has a `backchannel_logout_uri`,
+    /// and wakes the delivery task. Nothing here fails the logout: a delivery that cannot be
+    /// stored is logged.
     async fn send_logout_tokens(&self, session: &Session, clients: &[String]) {
+        let now = self.now();
+        let mut deliveries = Vec::new();
         for client_id in clients {
             let client = match self.store.get_client(client_id).await {
                 Ok(Some(client)) => client,
@@ -369,20 +352,26 @@ impl NetApi {
                     continue;
                 }
             };
-            let Some(url) = client.logout.backchannel_logout_uri.clone() else {
+            if client.logout.backchannel_logout_uri.is_none() {
                 continue;
-            };
-            let Some(token) = self.logout_token(&client, &session.user_id, &session.sid) else {
-                tracing::warn!(client_id, "back-channel logout: no key to sign with");
-                continue;
-            };
-            let delivery = LogoutDelivery {
-                client_id: client.id.clone(),
-                url,
-                token,
-            };
-            if self.logout_queue.sender.try_send(delivery).is_err() {
-                tracing::warn!(client_id, "back-channel logout: the queue is full; dropped");
+            }
+            deliveries.push(PendingLogout {
+                id: format!("lgd_{}", random_base62(22)),
+                client_id: client.id,
+                user_id: session.user_id.clone(),
+                sid: session.sid.clone(),
+                attempts: 0,
+                next_attempt_at: now,
+                created_at: now,
+            });
+        }
+        if deliveries.is_empty() {
+            return;
+        }
+        match self.store.insert_logout_deliveries(&deliveries).await {
+            Ok(()) => self.logout_wake.0.notify_one(),
+            Err(err) => {
+                tracing::warn!(error = %err, count = deliveries.len(), "back-channel logout: deliveries could not be stored");
             }
         }
     }
@@ -408,67 +397,178 @@ impl NetApi {
         ring.sign_with(alg, "logout+jwt", &claims)
     }
 
-    /// Delivers queued logout tokens until the queue closes: each in its own task (at most
-    /// [`CONCURRENT_DELIVERIES`] at once), each attempt with a timeout, to an address checked
-    /// as webhooks' are, at most [`BACKCHANNEL_ATTEMPTS`] times (not after the client
-    /// answered 4xx, which says it will not take it). Only the first caller gets the queue;
-    /// another returns at once.
-    pub async fn run_backchannel_logout(self: Arc<Self>, client: Arc<dyn BackchannelClient>) {
-        let receiver = self
-            .logout_queue
-            .receiver
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let Some(mut receiver) = receiver else {
-            return;
-        };
-        let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DELIVERIES));
-        while let Some(delivery) = receiver.recv().await {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let api = self.clone();
-            let client = client.clone();
-            tokio::spawn(async move {
-                api.deliver_logout(client.as_ref(), &delivery).await;
-                drop(permit);
-            });
+    /// Delivers logout tokens until the task is dropped: a step when woken by an ended
+    /// session or every `interval`, and steps one after another while there is a backlog.
+    /// Several instances may run it at once (claims are leased).
+    pub async fn run_backchannel_logout(
+        self: Arc<Self>,
+        client: Arc<dyn BackchannelClient>,
+        interval: Duration,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut steps = 0u32;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.logout_wake.0.notified() => {}
+            }
+            loop {
+                match self.deliver_logouts(client.as_ref()).await {
+                    Ok(n) if n >= CLAIM_BATCH as usize => continue,
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not deliver logout tokens");
+                        break;
+                    }
+                }
+            }
+            // About once an hour with the server's one-second interval.
+            steps = (steps + 1) % 3600;
+            if steps == 1 {
+                match self.prune_logout_deliveries().await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::debug!(pruned, "old logout deliveries deleted"),
+                    Err(err) => tracing::warn!(error = %err, "could not prune logout deliveries"),
+                }
+            }
         }
     }
 
-    async fn deliver_logout(&self, client: &dyn BackchannelClient, delivery: &LogoutDelivery) {
-        let mut last = String::new();
-        for attempt in 1..=BACKCHANNEL_ATTEMPTS {
-            if attempt > 1 {
-                tokio::time::sleep(Duration::from_secs(1 << (attempt - 2))).await;
+    /// One step: claims the logout deliveries due now (leased, so that no other instance
+    /// makes them too) and attempts them all at once, each with a freshly signed token.
+    /// A delivery is over when the client answers 2xx, or 4xx (it will not take it), or is
+    /// gone or no longer has a `backchannel_logout_uri`; otherwise (no answer, 5xx, a target
+    /// the outbound rules refuse) it is retried with backoff, [`BACKCHANNEL_ATTEMPTS`] times
+    /// in all. Answers how many were attempted.
+    pub async fn deliver_logouts(&self, client: &dyn BackchannelClient) -> Result<usize> {
+        let now = self.now();
+        let lease_until = now.saturating_add(LEASE);
+        let due = self
+            .store
+            .claim_logout_deliveries(now, lease_until, CLAIM_BATCH)
+            .await?;
+        let attempts = due
+            .iter()
+            .map(|delivery| self.attempt_logout(client, delivery, lease_until));
+        for outcome in join_all(attempts).await {
+            outcome?;
+        }
+        Ok(due.len())
+    }
+
+    /// Deletes the deliveries older than [`LOGOUT_DELIVERY_RETENTION`]; answers how many.
+    pub async fn prune_logout_deliveries(&self) -> Result<u64> {
+        let before = self.now().saturating_sub(LOGOUT_DELIVERY_RETENTION);
+        Ok(self.store.prune_logout_deliveries(before).await?)
+    }
+
+    async fn attempt_logout(
+        &self,
+        client: &dyn BackchannelClient,
+        delivery: &PendingLogout,
+        lease_until: i64,
+    ) -> Result<()> {
+        let outcome = match self.store.get_client(&delivery.client_id).await? {
+            None => Ok(None),
+            Some(registered) => match registered.logout.backchannel_logout_uri.clone() {
+                None => Ok(None),
+                Some(uri) => self
+                    .post_logout(client, &registered, &uri, delivery)
+                    .await
+                    .map(Some),
+            },
+        };
+        let client_id = &delivery.client_id;
+        let over = match outcome {
+            Ok(None) => true,
+            Ok(Some(status)) if (200..300).contains(&status) => {
+                tracing::debug!(client_id, "back-channel logout delivered");
+                true
             }
-            let outcome = match Url::parse(&delivery.url) {
-                Err(_) => Err("the URL is invalid".to_owned()),
-                Ok(url) => match self.resolve_target(&url).await {
-                    Err(why) => Err(why),
-                    Ok(address) => {
-                        client
-                            .post_logout_token(&url, address, &delivery.token, DELIVERY_TIMEOUT)
-                            .await
-                    }
-                },
-            };
-            match outcome {
-                Ok(status) if (200..300).contains(&status) => {
-                    tracing::debug!(client_id = %delivery.client_id, "back-channel logout delivered");
-                    return;
+            Ok(Some(status)) if (400..500).contains(&status) => {
+                tracing::warn!(
+                    client_id,
+                    status,
+                    "back-channel logout refused by the client"
+                );
+                true
+            }
+            Ok(Some(status)) => {
+                self.logout_failed(delivery, &format!("the client answered {status}"))
+            }
+            Err(why) => self.logout_failed(delivery, &why),
+        };
+        let held = if over {
+            self.store
+                .finish_logout_delivery(&delivery.id, lease_until)
+                .await?
+        } else {
+            let wait = BACKCHANNEL_RETRY_BASE.saturating_mul(1 << delivery.attempts.min(20));
+            self.store
+                .retry_logout_delivery(&delivery.id, lease_until, self.now().saturating_add(wait))
+                .await?
+        };
+        if !held {
+            tracing::debug!(delivery = %delivery.id, "lease lost before the attempt was recorded");
+        }
+        Ok(())
+    }
+
+    /// Logs a failed attempt; answers whether it was the last.
+    fn logout_failed(&self, delivery: &PendingLogout, why: &str) -> bool {
+        let attempts = delivery.attempts.saturating_add(1);
+        let last = attempts >= BACKCHANNEL_ATTEMPTS;
+        if last {
+            tracing::warn!(client_id = %delivery.client_id, reason = %why, attempts, "back-channel logout not delivered; given up");
+        } else {
+            tracing::info!(client_id = %delivery.client_id, reason = %why, attempts, "back-channel logout not delivered yet; will retry");
+        }
+        last
+    }
+
+    /// Signs a fresh logout token and POSTs it to `uri`, checked as webhooks' targets are
+    /// (again at each attempt: what a name resolves to can change).
+    async fn post_logout(
+        &self,
+        client: &dyn BackchannelClient,
+        registered: &OAuthClient,
+        uri: &str,
+        delivery: &PendingLogout,
+    ) -> std::result::Result<u16, String> {
+        let url = Url::parse(uri).map_err(|_| "the URL is invalid".to_owned())?;
+        let address = self.resolve_target(&url).await?;
+        let token = self
+            .logout_token(registered, &delivery.user_id, &delivery.sid)
+            .ok_or_else(|| "no key to sign with".to_owned())?;
+        client
+            .post_logout_token(&url, address, &token, DELIVERY_TIMEOUT)
+            .await
+    }
+}
+
+/// Runs `futures` at once, answering their outputs in order (a join without a dependency).
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
                 }
-                Ok(status) if (400..500).contains(&status) => {
-                    tracing::warn!(client_id = %delivery.client_id, status, "back-channel logout refused by the client");
-                    return;
-                }
-                Ok(status) => last = format!("the client answered {status}"),
-                Err(why) => last = why,
             }
         }
-        tracing::warn!(client_id = %delivery.client_id, reason = %last, "back-channel logout not delivered");
-    }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

@@ -53,9 +53,9 @@ pub use invitations::{
 };
 pub use keys::{KeyPage, NewApiKey};
 pub use logout::{
-    BACKCHANNEL_ATTEMPTS, BACKCHANNEL_LOGOUT_EVENT, BackchannelClient, CheckedLogout,
-    HintedSession, LOGOUT_TOKEN_TTL, LogoutDelivery, LogoutParams, MAX_ID_TOKEN_HINT_LEN,
-    MAX_LOGOUT_STATE_LEN, MAX_LOGOUT_URI_LEN, MAX_POST_LOGOUT_REDIRECT_URIS,
+    BACKCHANNEL_ATTEMPTS, BACKCHANNEL_LOGOUT_EVENT, BACKCHANNEL_RETRY_BASE, BackchannelClient,
+    CheckedLogout, HintedSession, LOGOUT_DELIVERY_RETENTION, LOGOUT_TOKEN_TTL, LogoutParams,
+    MAX_ID_TOKEN_HINT_LEN, MAX_LOGOUT_STATE_LEN, MAX_LOGOUT_URI_LEN, MAX_POST_LOGOUT_REDIRECT_URIS,
 };
 pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
@@ -374,7 +374,7 @@ pub struct NetApi {
     /// Mail per recipient and per source, in one-hour windows.
     mail_limits: RequestLimiter,
     /// Logout tokens on their way to clients.
-    logout_queue: logout::LogoutQueue,
+    logout_wake: logout::LogoutWake,
     /// Pushed authorization requests per client, per minute.
     pushes: RequestLimiter,
     /// Fetches clients' `jwks_uri`; `None`: such clients cannot authenticate.
@@ -490,7 +490,7 @@ impl NetApi {
             client_registrations: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mail_limits: RequestLimiter::with_window(crate::limiter::MAX_SUBJECTS, 3600),
             mailer: None,
-            logout_queue: logout::LogoutQueue::default(),
+            logout_wake: logout::LogoutWake::default(),
             jwks_fetcher: None,
             pushes: RequestLimiter::default(),
             client_key_sets: Cache::builder()

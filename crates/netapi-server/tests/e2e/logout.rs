@@ -16,6 +16,8 @@ use crate::helpers::{
     query_pairs,
 };
 use crate::rs256::{jwks, jwt_parts, verify_rs256};
+use netapi_core::service::{BACKCHANNEL_ATTEMPTS, BACKCHANNEL_RETRY_BASE};
+use netapi_server::webhooks::HttpBackchannelClient;
 
 const REDIRECT: &str = "https://rp.example.com/callback";
 const SIGNED_OUT: &str = "https://rp.example.com/signed-out";
@@ -34,7 +36,13 @@ e2e!(
     logout_metadata_is_validated_and_shown,
 );
 
-e2e!(settings = private_targets; back_channel_logout_tokens_reach_the_client_and_verify);
+e2e!(
+    settings = private_targets;
+    back_channel_logout_tokens_reach_the_client_and_verify,
+    a_logout_token_is_retried_until_the_client_takes_it,
+    a_logout_token_is_given_up_after_the_last_attempt,
+    a_refusal_or_a_removed_uri_ends_a_delivery,
+);
 
 /// A web client of a new owner with `extra` metadata; returns it and the owner's email.
 async fn web_client(app: &TestApp, extra: Value) -> (Value, String) {
@@ -573,5 +581,259 @@ async fn back_channel_logout_tokens_reach_the_client_and_verify(app: TestApp) {
     let (_, claims) = jwt_parts(&token);
     assert_eq!(claims["sid"], second["sid"]);
     // Nothing else arrived: the quiet client has no URI, and each session is told once.
+    assert!(received.try_recv().is_err());
+}
+
+/// A receiver that answers each POST with the next of `answers` (the last one once they run
+/// out), sending each form it got to the channel.
+async fn flaky_receiver(
+    answers: Vec<u16>,
+) -> (String, mpsc::UnboundedReceiver<HashMap<String, String>>) {
+    use std::sync::{Arc, Mutex};
+    type Shared = (
+        mpsc::UnboundedSender<HashMap<String, String>>,
+        Arc<Mutex<Vec<u16>>>,
+    );
+    let (sender, received) = mpsc::unbounded_channel();
+    async fn take(
+        State((sender, answers)): State<Shared>,
+        Form(form): Form<HashMap<String, String>>,
+    ) -> axum::http::StatusCode {
+        let status = {
+            let mut answers = answers.lock().unwrap();
+            if answers.len() > 1 {
+                answers.remove(0)
+            } else {
+                answers[0]
+            }
+        };
+        let _ = sender.send(form);
+        axum::http::StatusCode::from_u16(status).unwrap()
+    }
+    let router = axum::Router::new()
+        .route("/backchannel", axum::routing::post(take))
+        .with_state((sender, Arc::new(Mutex::new(answers))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{address}/backchannel"), received)
+}
+
+/// Waits until the delivery to `client_id` has recorded `attempts` attempts (its attempt
+/// over, not under lease), and answers it.
+async fn recorded_attempts(
+    app: &TestApp,
+    client_id: &str,
+    attempts: u32,
+) -> netapi_core::model::PendingLogout {
+    for _ in 0..300 {
+        let pending = app
+            .api
+            .store()
+            .list_logout_deliveries(client_id)
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        if pending[0].attempts == attempts {
+            return pending[0].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("attempt {attempts} was not recorded");
+}
+
+/// Signs `email` in to `client` and ends the session at `/oauth/logout`; answers the ID
+/// token's claims.
+async fn sign_in_and_out(app: &TestApp, client: &Value, email: &str) -> Value {
+    let mut browser = Browser::new();
+    let hint = id_token(app, &mut browser, client, email).await;
+    let response = browser
+        .get(app, &logout_url(app, &[("id_token_hint", &hint)]))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    jwt_parts(&hint).1
+}
+
+async fn a_logout_token_is_retried_until_the_client_takes_it(app: TestApp) {
+    // Down at first (503, then 502), then up.
+    let (uri, mut received) = flaky_receiver(vec![503, 502, 200]).await;
+    let (client, email) = web_client(&app, json!({ "backchannel_logout_uri": uri })).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let id_claims = sign_in_and_out(&app, &client, &email).await;
+
+    let first = next_token(&mut received).await;
+    let pending = recorded_attempts(&app, client_id, 1).await;
+    // Not sooner than the backoff: due BACKCHANNEL_RETRY_BASE seconds on, then twice that.
+    assert_eq!(
+        pending.next_attempt_at,
+        app.api.now() + BACKCHANNEL_RETRY_BASE,
+        "{pending:?}"
+    );
+    assert_eq!(pending.sid, id_claims["sid"].as_str().unwrap());
+    assert_eq!(
+        app.api
+            .deliver_logouts(&HttpBackchannelClient)
+            .await
+            .unwrap(),
+        0,
+        "nothing is due before the backoff"
+    );
+    app.clock.advance(BACKCHANNEL_RETRY_BASE);
+    let second = next_token(&mut received).await;
+    let pending = recorded_attempts(&app, client_id, 2).await;
+    assert_eq!(
+        pending.next_attempt_at,
+        app.api.now() + 2 * BACKCHANNEL_RETRY_BASE
+    );
+    app.clock.advance(2 * BACKCHANNEL_RETRY_BASE);
+    let third = next_token(&mut received).await;
+
+    // Each attempt carried a token signed for it: fresh iat, exp and jti, each verifying.
+    let keys = jwks(&app).await;
+    let mut jtis = std::collections::HashSet::new();
+    let mut last_iat = 0;
+    for token in [&first, &second, &third] {
+        verify_rs256(token, &keys);
+        let (header, claims) = jwt_parts(token);
+        assert_eq!(header["typ"], "logout+jwt");
+        assert_eq!(claims["aud"], client["client_id"]);
+        assert_eq!(claims["sub"], id_claims["sub"]);
+        assert_eq!(claims["sid"], id_claims["sid"]);
+        let iat = claims["iat"].as_i64().unwrap();
+        assert!(iat > last_iat, "{claims}");
+        last_iat = iat;
+        assert!(claims["exp"].as_i64().unwrap() - iat <= 120);
+        assert!(jtis.insert(claims["jti"].as_str().unwrap().to_owned()));
+    }
+    // The third attempt was taken: the delivery is over, nothing is pending or sent again.
+    for _ in 0..300 {
+        if app
+            .api
+            .store()
+            .list_logout_deliveries(client_id)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        app.api
+            .store()
+            .list_logout_deliveries(client_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.clock.advance(86_400);
+    assert_eq!(
+        app.api
+            .deliver_logouts(&HttpBackchannelClient)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(received.try_recv().is_err());
+}
+
+async fn a_logout_token_is_given_up_after_the_last_attempt(app: TestApp) {
+    let (uri, mut received) = flaky_receiver(vec![500]).await;
+    let (client, email) = web_client(&app, json!({ "backchannel_logout_uri": uri })).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    sign_in_and_out(&app, &client, &email).await;
+    let mut waited = 0;
+    for attempt in 1..=BACKCHANNEL_ATTEMPTS {
+        next_token(&mut received).await;
+        if attempt == BACKCHANNEL_ATTEMPTS {
+            break;
+        }
+        let pending = recorded_attempts(&app, client_id, attempt).await;
+        let wait = pending.next_attempt_at - app.api.now();
+        assert_eq!(wait, BACKCHANNEL_RETRY_BASE << (attempt - 1));
+        waited += wait;
+        app.clock.advance(wait);
+    }
+    // About an hour of trying, then given up: nothing pending, nothing sent again.
+    assert!((3000..=5400).contains(&waited), "{waited}");
+    for _ in 0..300 {
+        if app
+            .api
+            .store()
+            .list_logout_deliveries(client_id)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        app.api
+            .store()
+            .list_logout_deliveries(client_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.clock.advance(86_400);
+    assert_eq!(
+        app.api
+            .deliver_logouts(&HttpBackchannelClient)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(received.try_recv().is_err());
+}
+
+/// Polls until `client_id` has no pending logout delivery; panics if it still has after a
+/// while.
+async fn no_delivery_pending(app: &TestApp, client_id: &str) {
+    for _ in 0..300 {
+        let pending = app
+            .api
+            .store()
+            .list_logout_deliveries(client_id)
+            .await
+            .unwrap();
+        if pending.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("a delivery to {client_id} is still pending");
+}
+
+async fn a_refusal_or_a_removed_uri_ends_a_delivery(app: TestApp) {
+    // 4xx: the client will not take it; not sent again.
+    let (uri, mut received) = flaky_receiver(vec![410]).await;
+    let (client, email) = web_client(&app, json!({ "backchannel_logout_uri": uri })).await;
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    sign_in_and_out(&app, &client, &email).await;
+    next_token(&mut received).await;
+    no_delivery_pending(&app, &client_id).await;
+
+    // 5xx, then the client's URI is removed: the pending delivery ends unsent.
+    let (uri, mut received) = flaky_receiver(vec![503]).await;
+    let (client, email) = web_client(&app, json!({ "backchannel_logout_uri": uri })).await;
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    sign_in_and_out(&app, &client, &email).await;
+    next_token(&mut received).await;
+    recorded_attempts(&app, &client_id, 1).await;
+    let admin = app.admin_key("root@example.com").await;
+    let response = app
+        .http
+        .patch(app.url(&format!("/v1/oauth-clients/{client_id}")))
+        .bearer_auth(&admin)
+        .json(&json!({ "backchannel_logout_uri": null }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    app.clock.advance(BACKCHANNEL_RETRY_BASE);
+    no_delivery_pending(&app, &client_id).await;
     assert!(received.try_recv().is_err());
 }

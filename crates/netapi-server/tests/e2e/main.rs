@@ -25,6 +25,7 @@ mod logout;
 mod mfa;
 mod oauth;
 mod openapi;
+mod openid_client;
 mod passkeys;
 mod password_rules;
 mod pkjwt_par;

@@ -37,6 +37,7 @@ pub(crate) mod device_authorizations;
 pub(crate) mod email_tokens;
 pub(crate) mod invalidations;
 pub(crate) mod invitations;
+pub(crate) mod logout_deliveries;
 pub(crate) mod mfa;
 pub(crate) mod oauth_clients;
 pub(crate) mod passkeys;
