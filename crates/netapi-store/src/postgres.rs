@@ -19,6 +19,8 @@ const MIGRATION_LOCK: i64 = 0x6e65_7461_7069;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// Refresh-token rotations waiting for a group commit.
+    pub(crate) rotations: std::sync::Arc<crate::tables::refresh_tokens::RotationQueue>,
 }
 
 impl PgStore {
@@ -34,7 +36,10 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            rotations: std::sync::Arc::default(),
+        })
     }
 
     /// Applies pending migrations (see [`crate::migrate`]); safe to run from several

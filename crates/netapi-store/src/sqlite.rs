@@ -23,6 +23,8 @@ pub struct SqliteStore {
     /// The one writing connection (the same pool as `pool` for an in-memory database,
     /// which exists per connection).
     writer: SqlitePool,
+    /// Refresh-token rotations waiting for a group commit.
+    pub(crate) rotations: std::sync::Arc<crate::tables::refresh_tokens::RotationQueue>,
 }
 
 /// Refuses a database file whose directory does not exist, naming both (SQLite itself only
@@ -83,7 +85,11 @@ impl SqliteStore {
         } else {
             pool_of(1).await.map_err(map_err)?
         };
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            rotations: std::sync::Arc::default(),
+        })
     }
 
     /// Applies pending migrations (see [`crate::migrate`]).

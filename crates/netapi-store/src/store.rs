@@ -473,7 +473,20 @@ macro_rules! forward_store {
                     grace: i64,
                     successor: &RefreshToken,
                 ) -> StoreResult<RotateOutcome> {
-                    refresh_tokens::rotate(self, old, now, grace, successor).await
+                    let store = self.clone();
+                    let spawn_batch = move |batch| {
+                        tokio::spawn(refresh_tokens::commit_batch(store.clone(), batch))
+                    };
+                    refresh_tokens::rotate(
+                        self,
+                        &self.rotations,
+                        spawn_batch,
+                        old,
+                        now,
+                        grace,
+                        successor,
+                    )
+                    .await
                 }
 
                 async fn revoke_refresh_family(

@@ -226,6 +226,7 @@ conformance! {
         sqlite_refresh_grace_same_successor, postgres_refresh_grace_same_successor;
     refresh_concurrent_rotation =>
         sqlite_refresh_concurrent_rotation, postgres_refresh_concurrent_rotation;
+    refresh_group_commit => sqlite_refresh_group_commit, postgres_refresh_group_commit;
     refresh_revoke_family => sqlite_refresh_revoke_family, postgres_refresh_revoke_family;
     refresh_revoke_for_client =>
         sqlite_refresh_revoke_for_client, postgres_refresh_revoke_for_client;
@@ -2492,6 +2493,72 @@ async fn refresh_concurrent_rotation(store: Arc<dyn Store>) {
         .expect("old");
     assert_eq!(old.rotated_at, Some(NOW + 10));
     assert_eq!(old.revoked_at, Some(NOW + 10));
+}
+
+/// Concurrent rotations of many families (more than one group commit holds) all rotate,
+/// and one that fails (its successor's hash is taken) fails alone: the others of its batch
+/// are still rotated.
+async fn refresh_group_commit(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let hash = |family: u8, generation: u8| {
+        SecretHash([
+            family, generation, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+            7, 7, 7, 7, 7, 7, 7, 7,
+        ])
+    };
+    let families = 150u8;
+    for f in 0..families {
+        let mut token = refresh(&alice.id, &app.id, &format!("fam_group_{f}"), 1);
+        token.hash = hash(f, 0);
+        store.insert_refresh_token(&token).await.expect("insert");
+    }
+    // The successor of family 0 takes the hash of family 1's stored token.
+    let clashing = 0u8;
+    let mut tasks = Vec::new();
+    for f in 0..families {
+        let store = Arc::clone(&store);
+        let mut successor = refresh(&alice.id, &app.id, &format!("fam_group_{f}"), 2);
+        successor.hash = if f == clashing {
+            hash(1, 0)
+        } else {
+            hash(f, 1)
+        };
+        tasks.push(tokio::spawn(async move {
+            let outcome = store
+                .rotate_refresh_token(&hash(f, 0), NOW + 10, 0, &successor)
+                .await;
+            (f, outcome)
+        }));
+    }
+    for task in tasks {
+        let (f, outcome) = task.await.expect("task");
+        if f == clashing {
+            assert!(
+                outcome.is_err(),
+                "a successor whose hash is taken is refused"
+            );
+            let old = store
+                .get_refresh_token(&hash(f, 0))
+                .await
+                .expect("get")
+                .expect("old");
+            assert_eq!(
+                old.rotated_at, None,
+                "the failed rotation left its token as it was"
+            );
+            continue;
+        }
+        match outcome.expect("rotation") {
+            RotateOutcome::Rotated(old) => assert_eq!(old.hash, hash(f, 0)),
+            other => panic!("family {f}: {other:?}"),
+        }
+        let stored = store.get_refresh_token(&hash(f, 1)).await.expect("get");
+        assert_eq!(
+            stored.expect("successor stored").family_id,
+            format!("fam_group_{f}")
+        );
+    }
 }
 
 async fn refresh_revoke_family(store: Arc<dyn Store>) {

@@ -152,7 +152,130 @@ pub(crate) async fn get(db: &impl Backend, hash: &SecretHash) -> StoreResult<Opt
 }
 
 /// Rotates `old` into `successor` (see [`netapi_core::store::Store::rotate_refresh_token`]).
+/// Group commit for rotations: concurrent rotations queue here, and whoever takes the
+/// committer's turn commits everything queued so far in one transaction. A refresh is a
+/// conditional update and an insert, so its cost was mostly the transaction around them
+/// (`BEGIN IMMEDIATE` and the commit through SQLite's one writer, a commit's flush on
+/// PostgreSQL); 32 concurrent refreshes now share a handful of transactions.
+#[derive(Default)]
+pub(crate) struct RotationQueue {
+    pending: std::sync::Mutex<Vec<PendingRotation>>,
+    committer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for RotationQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotationQueue").finish_non_exhaustive()
+    }
+}
+
+/// At most this many rotations share a transaction, so that none holds the write lock long.
+const MAX_BATCH: usize = 64;
+
+pub(crate) struct PendingRotation {
+    old: SecretHash,
+    now: Timestamp,
+    grace: i64,
+    successor: RefreshToken,
+    reply: tokio::sync::oneshot::Sender<StoreResult<RotateOutcome>>,
+}
+
+/// Rotates `old` into `successor` (see [`netapi_core::store::Store::rotate_refresh_token`]),
+/// committed together with the rotations that arrive meanwhile. `spawn_batch` runs
+/// [`commit_batch`] in its own task (the store, whose type is known there, spawns it).
 pub(crate) async fn rotate(
+    db: &impl Backend,
+    queue: &RotationQueue,
+    spawn_batch: impl Fn(Vec<PendingRotation>) -> tokio::task::JoinHandle<()>,
+    old: &SecretHash,
+    now: Timestamp,
+    grace: i64,
+    successor: &RefreshToken,
+) -> StoreResult<RotateOutcome> {
+    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    lock(&queue.pending).push(PendingRotation {
+        old: *old,
+        now,
+        grace,
+        successor: successor.clone(),
+        reply,
+    });
+    loop {
+        let turn = queue.committer.lock().await;
+        match answer.try_recv() {
+            Ok(outcome) => return outcome,
+            // A committer that was cancelled mid-batch lost the reply: the batch's
+            // transaction rolled back or committed; a lone retry is judged by what is stored
+            // (a committed rotation is found with its successor).
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                drop(turn);
+                return rotate_alone(db, old, now, grace, successor).await;
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+        }
+        let batch: Vec<PendingRotation> = {
+            let mut pending = lock(&queue.pending);
+            let take = pending.len().min(MAX_BATCH);
+            pending.drain(..take).collect()
+        };
+        // The batch runs in its own task, so that a caller that goes away (a client that
+        // hung up) cannot cut it, and the others' answers, short.
+        let committed = spawn_batch(batch).await;
+        drop(turn);
+        if committed.is_err() {
+            return Err(StoreError::Other(
+                "a refresh-token rotation failed".to_owned(),
+            ));
+        }
+    }
+}
+
+fn lock(
+    pending: &std::sync::Mutex<Vec<PendingRotation>>,
+) -> std::sync::MutexGuard<'_, Vec<PendingRotation>> {
+    pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Commits the batch in one transaction; if that fails (a lost race with another instance,
+/// a conflict), each rotation is tried again on its own, so one cannot fail the others.
+pub(crate) async fn commit_batch(db: impl Backend, batch: Vec<PendingRotation>) {
+    if batch.len() > 1 {
+        if let Ok(outcomes) = rotate_together(&db, &batch).await {
+            for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = pending.reply.send(Ok(outcome));
+            }
+            return;
+        }
+    }
+    for pending in batch {
+        let outcome = rotate_alone(
+            &db,
+            &pending.old,
+            pending.now,
+            pending.grace,
+            &pending.successor,
+        )
+        .await;
+        let _ = pending.reply.send(outcome);
+    }
+}
+
+async fn rotate_together(
+    db: &impl Backend,
+    batch: &[PendingRotation],
+) -> StoreResult<Vec<RotateOutcome>> {
+    let mut tx = db.begin_write().await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for p in batch {
+        outcomes.push(rotate_in(&mut *tx, &p.old, p.now, p.grace, &p.successor).await?);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(outcomes)
+}
+
+async fn rotate_alone(
     db: &impl Backend,
     old: &SecretHash,
     now: Timestamp,
@@ -161,51 +284,63 @@ pub(crate) async fn rotate(
 ) -> StoreResult<RotateOutcome> {
     retry_contention(|| async move {
         let mut tx = db.begin_write().await?;
-        // The first use wins the conditional update; everyone else reads the row it left
-        // (under the write lock) and is judged by the grace period.
-        let rotated: Option<RefreshTokenRow> = tx
-            .fetch_optional(MARK_ROTATED, &[old.0.as_slice().into(), now.into()])
-            .await?;
-        let outcome = if let Some(row) = rotated {
-            insert(&mut *tx, successor).await?;
-            RotateOutcome::Rotated(row.try_into()?)
-        } else {
-            match select(&mut *tx, old).await? {
-                None => RotateOutcome::Invalid,
-                Some(t) if t.revoked_at.is_some() || t.family_expires_at <= now => {
-                    RotateOutcome::Invalid
-                }
-                Some(t) => match t.rotated_at {
-                    Some(at) if now - at < grace => {
-                        // Within the grace period the successor is the one already stored
-                        // (it is derived from the old token), unless it has been used
-                        // itself: then this is a replay.
-                        match select(&mut *tx, &successor.hash).await? {
-                            None => {
-                                insert(&mut *tx, successor).await?;
-                                RotateOutcome::Rotated(t)
-                            }
-                            Some(s) if s.rotated_at.is_some() => {
-                                revoke_family_in(&mut *tx, &t.family_id, now).await?;
-                                RotateOutcome::ReuseDetected(t)
-                            }
-                            Some(s) if s.revoked_at.is_some() => RotateOutcome::Invalid,
-                            Some(_) => RotateOutcome::Rotated(t),
-                        }
-                    }
-                    Some(_) => {
-                        revoke_family_in(&mut *tx, &t.family_id, now).await?;
-                        RotateOutcome::ReuseDetected(t)
-                    }
-                    // Not rotated, so it failed the update by expiring.
-                    None => RotateOutcome::Invalid,
-                },
-            }
-        };
+        let outcome = rotate_in(&mut *tx, old, now, grace, successor).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(outcome)
     })
     .await
+}
+
+/// One rotation inside a write transaction.
+async fn rotate_in(
+    tx: &mut impl Exec,
+    old: &SecretHash,
+    now: Timestamp,
+    grace: i64,
+    successor: &RefreshToken,
+) -> StoreResult<RotateOutcome> {
+    // The first use wins the conditional update; everyone else reads the row it left
+    // (under the write lock) and is judged by the grace period.
+    let rotated: Option<RefreshTokenRow> = tx
+        .fetch_optional(MARK_ROTATED, &[old.0.as_slice().into(), now.into()])
+        .await?;
+    let outcome = if let Some(row) = rotated {
+        insert(&mut *tx, successor).await?;
+        RotateOutcome::Rotated(row.try_into()?)
+    } else {
+        match select(&mut *tx, old).await? {
+            None => RotateOutcome::Invalid,
+            Some(t) if t.revoked_at.is_some() || t.family_expires_at <= now => {
+                RotateOutcome::Invalid
+            }
+            Some(t) => match t.rotated_at {
+                Some(at) if now - at < grace => {
+                    // Within the grace period the successor is the one already stored
+                    // (it is derived from the old token), unless it has been used
+                    // itself: then this is a replay.
+                    match select(&mut *tx, &successor.hash).await? {
+                        None => {
+                            insert(&mut *tx, successor).await?;
+                            RotateOutcome::Rotated(t)
+                        }
+                        Some(s) if s.rotated_at.is_some() => {
+                            revoke_family_in(&mut *tx, &t.family_id, now).await?;
+                            RotateOutcome::ReuseDetected(t)
+                        }
+                        Some(s) if s.revoked_at.is_some() => RotateOutcome::Invalid,
+                        Some(_) => RotateOutcome::Rotated(t),
+                    }
+                }
+                Some(_) => {
+                    revoke_family_in(&mut *tx, &t.family_id, now).await?;
+                    RotateOutcome::ReuseDetected(t)
+                }
+                // Not rotated, so it failed the update by expiring.
+                None => RotateOutcome::Invalid,
+            },
+        }
+    };
+    Ok(outcome)
 }
 
 async fn revoke_family_in(
