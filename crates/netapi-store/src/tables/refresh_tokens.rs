@@ -241,13 +241,13 @@ fn lock(
 /// Commits the batch in one transaction; if that fails (a lost race with another instance,
 /// a conflict), each rotation is tried again on its own, so one cannot fail the others.
 pub(crate) async fn commit_batch(db: impl Backend, batch: Vec<PendingRotation>) {
-    if batch.len() > 1 {
-        if let Ok(outcomes) = rotate_together(&db, &batch).await {
-            for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = pending.reply.send(Ok(outcome));
-            }
-            return;
+    if batch.len() > 1
+        && let Ok(outcomes) = rotate_together(&db, &batch).await
+    {
+        for (pending, outcome) in batch.into_iter().zip(outcomes) {
+            let _ = pending.reply.send(Ok(outcome));
         }
+        return;
     }
     for pending in batch {
         let outcome = rotate_alone(
