@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::replay::DpopReplayStore;
 
 /// The most clock leeway the guard allows on `exp` and `nbf` (Net API's contract: 5 s).
 pub const MAX_LEEWAY: Duration = Duration::from_secs(5);
@@ -55,6 +56,8 @@ pub struct GuardConfig {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) http: Option<reqwest::Client>,
     pub(crate) public_origin: Option<String>,
+    pub(crate) dpop_replay_store: Option<Arc<dyn DpopReplayStore>>,
+    pub(crate) dpop_replay_timeout: Duration,
 }
 
 impl GuardConfig {
@@ -81,6 +84,8 @@ impl GuardConfig {
             clock: Arc::new(SystemClock),
             http: None,
             public_origin: None,
+            dpop_replay_store: None,
+            dpop_replay_timeout: Duration::from_millis(250),
         }
     }
 
@@ -157,6 +162,22 @@ impl GuardConfig {
     /// `kid`, so that made-up key ids cannot make the guard hammer the issuer.
     pub fn jwks_refetch_interval(mut self, interval: Duration) -> Self {
         self.jwks_refetch_interval = secs(interval);
+        self
+    }
+
+    /// A replay store every instance of the API shares (Redis, say), so that a DPoP proof
+    /// used at one instance is refused at the others. Without one, each process remembers
+    /// the proofs it accepted (at most 100,000 live ones), and a captured proof could be
+    /// used once more at each other instance within its minute.
+    pub fn dpop_replay_store(mut self, store: Arc<dyn DpopReplayStore>) -> Self {
+        self.dpop_replay_store = Some(store);
+        self
+    }
+
+    /// How long a proof waits for the [`dpop_replay_store`](Self::dpop_replay_store)'s
+    /// answer before the guard goes on with its own memory alone (250 ms by default).
+    pub fn dpop_replay_timeout(mut self, timeout: Duration) -> Self {
+        self.dpop_replay_timeout = timeout;
         self
     }
 

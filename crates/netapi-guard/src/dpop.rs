@@ -54,6 +54,20 @@ pub(crate) struct Checked {
     pub(crate) jti: String,
 }
 
+impl Checked {
+    /// The name of this proof in a shared replay store: base64url of a SHA-256 of the
+    /// thumbprint and the `jti`, so the store holds neither the proof nor the token.
+    pub(crate) fn replay_key(&self) -> String {
+        let digest = Sha256::new()
+            .chain_update(b"netapi-guard dpop replay\0")
+            .chain_update(self.jkt.as_bytes())
+            .chain_update([0])
+            .chain_update(self.jti.as_bytes())
+            .finalize();
+        B64.encode(digest)
+    }
+}
+
 enum Key {
     Point(&'static ring::signature::EdDSAParameters, Vec<u8>),
     Ec(Vec<u8>),

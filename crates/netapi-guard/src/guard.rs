@@ -18,6 +18,8 @@ use crate::token::{self, Expected};
 
 /// The longest resource identifier Net API accepts.
 const MAX_RESOURCE_LEN: usize = 255;
+/// Seconds between two warnings that the shared DPoP replay store did not answer.
+const REPLAY_WARNING_INTERVAL: i64 = 10;
 /// Net API's API keys: this prefix, 32 random base62 characters and a 6-character checksum
 /// (the CRC32 of everything before it in base62, most significant digit first).
 const API_KEY_PREFIX: &str = "napi_";
@@ -71,6 +73,8 @@ struct Inner {
     challenge: Arc<str>,
     /// The `jti`s of DPoP proofs accepted.
     dpop_replay: crate::dpop::ReplayCache,
+    /// When the last warning about the shared replay store was logged (guard's clock).
+    replay_warned_at: AtomicI64,
     /// Scheme, host and port of the API as clients see it (`htu` of DPoP proofs).
     origin: String,
 }
@@ -203,6 +207,7 @@ impl Guard {
                 issuer_calls: tokio::sync::Semaphore::new(config.max_concurrent_checks),
                 challenge: Arc::from(challenge),
                 dpop_replay: crate::dpop::ReplayCache::new(crate::dpop::MAX_REPLAY_ENTRIES),
+                replay_warned_at: AtomicI64::new(i64::MIN),
                 origin,
                 config,
             }),
@@ -300,15 +305,16 @@ impl Guard {
 
     /// RFC 9449 §7: a bound token with a proof of its key for this request, used once; an
     /// unbound one without the DPoP scheme.
+    /// Returns the proof that passed, for the shared replay store.
     fn confirm(
         &self,
         claims: &token::Claims,
         credential: &str,
         dpop: Option<&DpopRequest<'_>>,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Option<crate::dpop::Checked>, Rejection> {
         let config = &self.inner.config;
         match (claims.is_bound(), dpop) {
-            (false, None) => Ok(()),
+            (false, None) => Ok(None),
             (true, None) => Err(self.refuse(RejectionKind::Dpop {
                 error: "invalid_token",
                 description: token::SENDER_CONSTRAINED,
@@ -333,8 +339,53 @@ impl Guard {
                 self.inner
                     .dpop_replay
                     .record(&checked, now, config.leeway)
-                    .map_err(|why| self.dpop_refusal(why))
+                    .map_err(|why| self.dpop_refusal(why))?;
+                Ok(Some(checked))
             }
+        }
+    }
+
+    /// Asks the shared replay store, when one is set, whether `proof` is new. A store that
+    /// fails or is slow leaves the process's own memory, which has already taken the proof.
+    async fn record_shared(&self, proof: &crate::dpop::Checked) -> Result<(), Rejection> {
+        let config = &self.inner.config;
+        let Some(store) = &config.dpop_replay_store else {
+            return Ok(());
+        };
+        let key = proof.replay_key();
+        let lifetime = crate::dpop::MAX_AGE + config.leeway + 1;
+        let ttl = Duration::from_secs(u64::try_from(lifetime).unwrap_or(u64::MAX));
+        let answer =
+            tokio::time::timeout(config.dpop_replay_timeout, store.insert_new(&key, ttl)).await;
+        match answer {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(self.dpop_refusal(crate::dpop::REPLAYED)),
+            Ok(Err(err)) => {
+                self.warn_replay_fallback(&err.to_string());
+                Ok(())
+            }
+            Err(_) => {
+                self.warn_replay_fallback("no answer in time");
+                Ok(())
+            }
+        }
+    }
+
+    /// At most one warning every ten seconds, however many proofs fall back.
+    fn warn_replay_fallback(&self, reason: &str) {
+        let now = self.inner.config.clock.now();
+        let last = self.inner.replay_warned_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= REPLAY_WARNING_INTERVAL
+            && self
+                .inner
+                .replay_warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                %reason,
+                "the DPoP replay store did not answer; proofs are checked against this process's memory only"
+            );
         }
     }
 
@@ -358,7 +409,9 @@ impl Guard {
         };
         let claims =
             token::verify(&unverified, &key, &expected).map_err(|why| self.invalid(why))?;
-        self.confirm(&claims, credential, dpop)?;
+        if let Some(proof) = self.confirm(&claims, credential, dpop)? {
+            self.record_shared(&proof).await?;
+        }
         if config.introspect_tokens {
             return self
                 .ask_issuer(credential, CredentialKind::AccessToken)

@@ -24,8 +24,10 @@
 //! **DPoP** (RFC 9449). A DPoP-bound access token (one with `cnf.jkt`) is refused as a
 //! bearer token and accepted as `Authorization: DPoP <token>` with a `DPoP` proof of its key
 //! made for this request (`htm`, `htu`, `iat` within 60 s, `ath`), each proof once per
-//! process. [`GuardLayer`] passes the request's method and URL (the resource's origin, or
-//! [`GuardConfig::public_origin`], and the path); outside it, use
+//! process, or once across every instance with a shared
+//! [`dpop_replay_store`](GuardConfig::dpop_replay_store). [`GuardLayer`] passes the
+//! request's method and URL (the resource's origin, or [`GuardConfig::public_origin`], and
+//! the path); outside it, use
 //! [`Guard::authenticate_request`]. The guard does not hand out server nonces.
 //!
 //! Refusals are Net API's: `401 UNAUTHENTICATED` or `403 PERMISSION_DENIED` with its JSON
@@ -76,6 +78,7 @@ mod layer;
 mod principal;
 mod rejection;
 mod remote;
+mod replay;
 mod token;
 
 pub use clock::{Clock, SystemClock};
@@ -84,6 +87,7 @@ pub use guard::{Guard, SetupError};
 pub use layer::{GuardLayer, GuardService};
 pub use principal::{CredentialKind, Principal, RequireScope, Scope, is_scope_name};
 pub use rejection::{Rejection, RejectionKind};
+pub use replay::{DpopReplayStore, InsertNew, ReplayStoreError};
 
 /// The README's and the guide's examples, compiled as doctests so that they cannot drift
 /// (the guide's `sh no-run` blocks are for the docs test, not rustdoc).

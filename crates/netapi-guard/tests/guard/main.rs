@@ -532,7 +532,12 @@ async fn a_guard_refuses_to_start_for_the_wrong_issuer(server: Server) {
     ));
 }
 
-netapi_testkit::e2e!(spawn = start; a_dpop_bound_token_needs_a_proof_of_its_key);
+netapi_testkit::e2e!(
+    spawn = start;
+    a_dpop_bound_token_needs_a_proof_of_its_key,
+    a_shared_replay_store_refuses_a_proof_at_every_instance,
+    a_failing_replay_store_falls_back_to_the_process_memory,
+);
 
 /// An Ed25519 DPoP key of a client (ring), and proofs it signs.
 struct DpopKey(ring::signature::Ed25519KeyPair);
@@ -663,4 +668,164 @@ async fn a_dpop_bound_token_needs_a_proof_of_its_key(server: Server) {
         .await
         .expect("get");
     dpop_refusal(response, "invalid_token").await;
+}
+
+/// A `client_credentials` token for the orders API bound to `key`.
+async fn dpop_token(server: &Server, key: &DpopKey) -> String {
+    let response = server
+        .http
+        .post(server.url("/oauth/token"))
+        .basic_auth(server.client_id(), Some(server.client_secret()))
+        .header(
+            "DPoP",
+            key.proof("POST", &server.url("/oauth/token"), None, server.api.now()),
+        )
+        .form(&[("grant_type", "client_credentials"), ("resource", ORDERS)])
+        .send()
+        .await
+        .expect("token");
+    let tokens = json_with(response, StatusCode::OK).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    tokens["access_token"].as_str().expect("token").to_owned()
+}
+
+/// `GET /orders` on `orders` with a DPoP-bound token and `proof`; the status.
+async fn get_with_proof(orders: &server::OrdersApi, token: &str, proof: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(orders.url("/orders"))
+        .header("Authorization", format!("DPoP {token}"))
+        .header("DPoP", proof)
+        .send()
+        .await
+        .expect("get")
+        .status()
+}
+
+/// A replay store in memory standing in for Redis: what it was asked, and how it answers.
+#[derive(Debug, Default)]
+struct SharedStore {
+    keys: std::sync::Mutex<Vec<(String, Duration)>>,
+    failing: bool,
+    hanging: bool,
+}
+
+impl netapi_guard::DpopReplayStore for SharedStore {
+    fn insert_new<'a>(&'a self, key: &'a str, ttl: Duration) -> netapi_guard::InsertNew<'a> {
+        Box::pin(async move {
+            if self.hanging {
+                std::future::pending::<()>().await;
+            }
+            if self.failing {
+                return Err(netapi_guard::ReplayStoreError("connection refused".into()));
+            }
+            let mut keys = self.keys.lock().expect("lock");
+            if keys.iter().any(|(seen, _)| seen == key) {
+                return Ok(false);
+            }
+            keys.push((key.to_owned(), ttl));
+            Ok(true)
+        })
+    }
+}
+
+/// Two instances of the orders API sharing one replay store: a proof accepted by one is
+/// refused by the other, which without the store would take it (its own memory has not
+/// seen it). The store is given a digest that lives as long as the proof could be used.
+async fn a_shared_replay_store_refuses_a_proof_at_every_instance(server: Server) {
+    let store = std::sync::Arc::new(SharedStore::default());
+    let first = server
+        .orders_api(server.config().dpop_replay_store(store.clone()))
+        .await;
+    let second = server
+        .orders_api(server.config().dpop_replay_store(store.clone()))
+        .await;
+    let alone = server.orders_api(server.config()).await;
+    let key = DpopKey::new();
+    let token = dpop_token(&server, &key).await;
+    let url = format!("{ORDERS}/orders");
+    let proof = key.proof("GET", &url, Some(&token), server.api.now());
+
+    assert_eq!(get_with_proof(&first, &token, &proof).await, StatusCode::OK);
+    assert_eq!(
+        get_with_proof(&second, &token, &proof).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get_with_proof(&first, &token, &proof).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // An instance without the store knows nothing of it: what the store is for.
+    assert_eq!(get_with_proof(&alone, &token, &proof).await, StatusCode::OK);
+
+    let fresh = key.proof("GET", &url, Some(&token), server.api.now());
+    assert_eq!(
+        get_with_proof(&second, &token, &fresh).await,
+        StatusCode::OK
+    );
+    let keys = store.keys.lock().expect("lock").clone();
+    assert_eq!(keys.len(), 2, "one entry per accepted proof");
+    for (stored, ttl) in &keys {
+        assert_eq!(stored.len(), 43, "base64url of a SHA-256: {stored}");
+        assert!(!proof.contains(stored.as_str()) && !token.contains(stored.as_str()));
+        assert_eq!(
+            *ttl,
+            Duration::from_secs(66),
+            "60 s of iat, 5 s of leeway, 1 s"
+        );
+    }
+}
+
+/// A replay store that fails, or does not answer in time, never refuses a good proof; the
+/// instance's own memory still refuses the proof's second use.
+async fn a_failing_replay_store_falls_back_to_the_process_memory(server: Server) {
+    let store = std::sync::Arc::new(SharedStore {
+        failing: true,
+        ..SharedStore::default()
+    });
+    let orders = server
+        .orders_api(server.config().dpop_replay_store(store))
+        .await;
+    let key = DpopKey::new();
+    let token = dpop_token(&server, &key).await;
+    let proof = key.proof(
+        "GET",
+        &format!("{ORDERS}/orders"),
+        Some(&token),
+        server.api.now(),
+    );
+    assert_eq!(
+        get_with_proof(&orders, &token, &proof).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_with_proof(&orders, &token, &proof).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let hanging = std::sync::Arc::new(SharedStore {
+        hanging: true,
+        ..SharedStore::default()
+    });
+    let orders = server
+        .orders_api(
+            server
+                .config()
+                .dpop_replay_store(hanging)
+                .dpop_replay_timeout(Duration::from_millis(20)),
+        )
+        .await;
+    let proof = key.proof(
+        "GET",
+        &format!("{ORDERS}/orders"),
+        Some(&token),
+        server.api.now(),
+    );
+    assert_eq!(
+        get_with_proof(&orders, &token, &proof).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_with_proof(&orders, &token, &proof).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
