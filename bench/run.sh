@@ -10,6 +10,11 @@
 #   bench/run.sh --scale-resources     ... and the resources scale run: forward auth with 100
 #                                      vs 1,000,000 keys spread over 1,000 resources
 #                                      (--scale-keys, --scale-resource-count N)
+#   bench/run.sh --propagation --postgres URL
+#                                      only the propagation run: two instances on one fresh
+#                                      PostgreSQL database, keys revoked through one and timed
+#                                      until the other refuses them (LISTEN/NOTIFY), with
+#                                      invalidation polling at 250 ms and at 60 s
 #   --rounds N                         run the scenarios N times, interleaved, and report the
 #                                      median round of each row (default 3; a shared or
 #                                      virtual machine moves between runs)
@@ -34,6 +39,7 @@ MAIN=1
 SCALE_KEYS=1000000
 SCALE_RESOURCES=0
 SCALE_RESOURCE_COUNT=1000
+PROPAGATION=0
 BUILD=1
 OUTPUT=""
 LOG_DIR=""
@@ -49,6 +55,7 @@ while [ $# -gt 0 ]; do
     --scale-only) SCALE=1; MAIN=0; shift ;;
     --scale-keys) SCALE_KEYS="$2"; shift 2 ;;
     --scale-resources) SCALE_RESOURCES=1; MAIN=0; shift ;;
+    --propagation) PROPAGATION=1; MAIN=0; shift ;;
     --scale-resource-count) SCALE_RESOURCE_COUNT="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --output) OUTPUT="$2"; shift 2 ;;
@@ -56,7 +63,7 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE_DIR="$2"; shift 2 ;;
     --only) ONLY=",$2,"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -70,6 +77,9 @@ if [ -n "$PROFILE_DIR" ]; then
   command -v perf >/dev/null || { echo "--profile needs perf (Debian: linux-perf)" >&2; exit 1; }
   mkdir -p "$PROFILE_DIR"
   PROFILE_DIR=$(cd "$PROFILE_DIR" && pwd)
+fi
+if [ "$PROPAGATION" = 1 ] && [ -z "$PG_URL" ]; then
+  echo "--propagation needs --postgres (SQLite serves one process)" >&2; exit 1
 fi
 if [ -n "$PG_URL" ] && ! command -v psql >/dev/null; then
   echo "--postgres needs psql to create the benchmark database" >&2; exit 1
@@ -108,8 +118,13 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/netapi-bench.XXXXXX")
 SERVER_PID=""
 PG_DATABASES=()
 BARE_PID=""
+# The propagation run's first instance (the second is SERVER_PID).
+WRITER_PID=""
+# More `netapi serve` options for the next start_server.
+SERVER_EXTRA=()
 cleanup() {
   stop_server || true
+  if [ -n "$WRITER_PID" ]; then kill -TERM "$WRITER_PID" 2>/dev/null || true; fi
   stop_baseline || true
   for db in "${PG_DATABASES[@]}"; do
     psql "$PG_URL" -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
@@ -157,7 +172,8 @@ start_server() { # start_server LABEL DATABASE_URL
   BASE="http://127.0.0.1:$PORT"
   "${SERVER_PIN[@]}" "$NETAPI" serve --listen "127.0.0.1:$PORT" --database-url "$db" \
     --issuer "$BASE" --auth-failure-limit 1000000 --registration-limit-per-hour 0 \
-    --registration-hash-queue 1000000 --max-connections-per-ip 0 >"$logfile" 2>&1 &
+    --registration-hash-queue 1000000 --max-connections-per-ip 0 "${SERVER_EXTRA[@]}" \
+    >"$logfile" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 300); do
     if curl -fsS "$BASE/readyz" >/dev/null 2>&1; then
@@ -495,17 +511,59 @@ scale_resources_run() {
   } >>"$REPORT"
 }
 
+new_pg_database() { # new_pg_database: a fresh database, its URL in PG_DB_URL (dropped on exit)
+  local name base query prefix
+  name="netapi_bench_$(date +%s)_$$_${#PG_DATABASES[@]}"
+  psql "$PG_URL" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $name" >/dev/null
+  PG_DATABASES+=("$name")
+  base="${PG_URL%%\?*}"
+  query="${PG_URL#"$base"}"
+  if [[ "$base" =~ ^postgres(ql)?://[^/]*$ ]]; then prefix="$base"; else prefix="${base%/*}"; fi
+  PG_DB_URL="$prefix/$name$query"
+}
+
+# Two instances on one PostgreSQL database: for each polling interval, keys made and revoked
+# through the first, each cached by the second, which is asked until it answers 401.
+propagation_run() {
+  local poll line writer
+  new_pg_database
+  seed_admin "$PG_DB_URL"
+  {
+    echo "### Revocation propagation (PostgreSQL, two instances)"
+    echo
+    echo "| invalidation_poll_ms | keys revoked | p50 ms | p99 ms | max ms | min ms | reader requests |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+  } >>"$REPORT"
+  for poll in 250 60000; do
+    SERVER_EXTRA=(--invalidation-poll-ms "$poll")
+    start_server "propagation-writer-$poll" "$PG_DB_URL"
+    WRITER_PID=$SERVER_PID
+    writer=$BASE
+    SERVER_PID=""
+    start_server "propagation-reader-$poll" "$PG_DB_URL"
+    line=$("${LOAD_PIN[@]}" "$LOADGEN" propagation --writer "$writer" --reader "$BASE" \
+      --key "$API_KEY" --samples 50 | grep '^PROPAGATION') || {
+      echo "the propagation run failed (poll $poll ms)" >&2; return 1; }
+    # PROPAGATION samples p50 p99 max min reader-requests
+    echo "$line" | awk -F'\t' -v p="$poll" '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", p, $2, $3, $4, $5, $6, $7 }' >>"$REPORT"
+    stop_server
+    kill -TERM "$WRITER_PID" 2>/dev/null || true
+    wait "$WRITER_PID" 2>/dev/null || true
+    WRITER_PID=""
+  done
+  SERVER_EXTRA=()
+  echo >>"$REPORT"
+}
+
 if [ "$MAIN" = 1 ]; then
   full_run SQLite "sqlite://$WORK/bench.db"
   if [ -n "$PG_URL" ]; then
-    name="netapi_bench_$(date +%s)_$$"
-    psql "$PG_URL" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $name" >/dev/null
-    PG_DATABASES+=("$name")
-    base="${PG_URL%%\?*}"
-    query="${PG_URL#"$base"}"
-    if [[ "$base" =~ ^postgres(ql)?://[^/]*$ ]]; then prefix="$base"; else prefix="${base%/*}"; fi
-    full_run PostgreSQL "$prefix/$name$query"
+    new_pg_database
+    full_run PostgreSQL "$PG_DB_URL"
   fi
+fi
+if [ "$PROPAGATION" = 1 ]; then
+  propagation_run
 fi
 if [ "$SCALE" = 1 ]; then
   scale_run

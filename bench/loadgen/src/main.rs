@@ -35,6 +35,30 @@ enum Command {
     Run(Box<RunArgs>),
     /// Insert API keys for an existing user straight through the Store
     SeedKeys(SeedArgs),
+    /// Revoke keys through one instance and time until another refuses them
+    Propagation(PropagationArgs),
+}
+
+/// Two instances on one database: keys are made and revoked through `--writer`; the reader
+/// has each key cached (answered 200) when it is revoked, and is asked again and again
+/// until it answers 401.
+#[derive(Debug, clap::Args)]
+struct PropagationArgs {
+    /// Base URL of the instance that revokes (http://host:port)
+    #[arg(long)]
+    writer: String,
+    /// Base URL of the instance that must see the revocation
+    #[arg(long)]
+    reader: String,
+    /// An API key with keys:write and users:read (the benchmark's administrator)
+    #[arg(long)]
+    key: String,
+    /// How many keys to revoke, one after the other
+    #[arg(long, default_value_t = 50)]
+    samples: usize,
+    /// Give up on one key after this many milliseconds
+    #[arg(long, default_value_t = 5000)]
+    give_up_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -213,7 +237,127 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(seed_keys(args)),
+        Command::Propagation(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(propagation(args)),
     }
+}
+
+/// One keep-alive connection to an instance.
+struct Instance {
+    host: String,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Instance {
+    async fn connect(base: &str) -> anyhow::Result<Self> {
+        let host = base
+            .strip_prefix("http://")
+            .context("URLs must start with http://")?
+            .trim_end_matches('/')
+            .to_owned();
+        let addr = tokio::net::lookup_host(&host)
+            .await?
+            .next()
+            .context("the address did not resolve")?;
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self { host, sender })
+    }
+
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+        json: Option<String>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.host.as_str())
+            .header(header::AUTHORIZATION, format!("Bearer {bearer}"));
+        if json.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(Full::new(Bytes::from(json.unwrap_or_default())))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+async fn propagation(args: PropagationArgs) -> anyhow::Result<()> {
+    let mut writer = Instance::connect(&args.writer).await?;
+    let mut reader = Instance::connect(&args.reader).await?;
+    let give_up = Duration::from_millis(args.give_up_ms);
+    let mut latencies = Vec::with_capacity(args.samples);
+    let mut asked = 0u64;
+    for sample in 0..args.samples {
+        let body = format!(r#"{{"name":"propagation {sample}"}}"#);
+        let (status, answer) = writer
+            .send(Method::POST, "/v1/api-keys", &args.key, Some(body))
+            .await?;
+        if status != StatusCode::CREATED {
+            bail!("POST /v1/api-keys answered {status}");
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+        let (Some(id), Some(key)) = (answer["id"].as_str(), answer["key"].as_str()) else {
+            bail!("POST /v1/api-keys answered no id or key");
+        };
+        // Twice: the reader has looked the key up and holds it in its cache.
+        for _ in 0..2 {
+            let (status, _) = reader.send(Method::GET, "/v1/users/me", key, None).await?;
+            if status != StatusCode::OK {
+                bail!("the reader answered {status} to a new key");
+            }
+        }
+        let (status, _) = writer
+            .send(
+                Method::DELETE,
+                &format!("/v1/api-keys/{id}"),
+                &args.key,
+                None,
+            )
+            .await?;
+        if status != StatusCode::NO_CONTENT {
+            bail!("DELETE /v1/api-keys/{{id}} answered {status}");
+        }
+        let revoked = Instant::now();
+        loop {
+            asked += 1;
+            let (status, _) = reader.send(Method::GET, "/v1/users/me", key, None).await?;
+            match status {
+                StatusCode::UNAUTHORIZED => break,
+                StatusCode::OK if revoked.elapsed() < give_up => {}
+                StatusCode::OK => bail!("the reader still took a revoked key after {give_up:?}"),
+                other => bail!("the reader answered {other}"),
+            }
+        }
+        latencies.push(u64::try_from(revoked.elapsed().as_micros()).unwrap_or(u64::MAX));
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+        latencies.get(index).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    // PROPAGATION samples p50-ms p99-ms max-ms min-ms reader-requests
+    println!(
+        "PROPAGATION\t{}\t{:.2}\t{:.2}\t{:.2}\t{:.2}\t{asked}",
+        latencies.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        at(0.0)
+    );
+    Ok(())
 }
 
 /// What every connection shares.
