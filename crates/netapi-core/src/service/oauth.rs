@@ -257,6 +257,25 @@ impl NetApi {
         }
     }
 
+    /// The thumbprint of a `DPoP` proof sent to one of our own `POST` endpoints (`url`, its
+    /// `htu`), or the OAuth error that refuses it.
+    pub(super) async fn endpoint_proof(
+        &self,
+        proof: Result<&str, DpopFailure>,
+        url: &str,
+    ) -> Result<String, OAuthError> {
+        let target = ProofTarget {
+            method: "POST",
+            url,
+            access_token: None,
+        };
+        let checked = match proof {
+            Ok(proof) => self.check_dpop(proof, &target).await,
+            Err(failure) => Err(failure),
+        };
+        checked.map_err(|failure| self.dpop_error(failure))
+    }
+
     /// `POST /oauth/token` with the request's `DPoP` header, if any (RFC 9449 §5): a good
     /// proof binds the access token to its key (`cnf.jkt`, `token_type: DPoP`), and a public
     /// client's refresh token too.
@@ -268,19 +287,7 @@ impl NetApi {
     ) -> OAuthResult<TokenResponse> {
         let jkt = match proof {
             None => None,
-            Some(proof) => {
-                let url = self.token_endpoint();
-                let target = ProofTarget {
-                    method: "POST",
-                    url: &url,
-                    access_token: None,
-                };
-                let checked = match proof {
-                    Ok(proof) => self.check_dpop(proof, &target).await,
-                    Err(failure) => Err(failure),
-                };
-                Some(checked.map_err(|failure| self.dpop_error(failure))?)
-            }
+            Some(proof) => Some(self.endpoint_proof(proof, &self.token_endpoint()).await?),
         };
         let jkt = jkt.as_deref();
         let grant = request.params.grant_type();

@@ -9,7 +9,7 @@ use super::NetApi;
 use super::authorize::{AuthorizeError, Origin, PageReason};
 use super::oauth_error::{OAuthError, OAuthReason, ParRefusal};
 use super::requests::{AuthorizationParams, ClientRequest, OAuthForm};
-use crate::dpop::{DpopFailure, ProofTarget};
+use crate::dpop::DpopFailure;
 use crate::model::PushedRequest;
 use crate::secret::{SecretHash, random_base62};
 
@@ -95,17 +95,7 @@ impl NetApi {
         let client = self.authenticate_client(&request.client, ip).await?;
         let mut pairs = request.params.0.clone();
         if let Some(proof) = proof {
-            let url = self.par_endpoint();
-            let target = ProofTarget {
-                method: "POST",
-                url: &url,
-                access_token: None,
-            };
-            let checked = match proof {
-                Ok(proof) => self.check_dpop(proof, &target).await,
-                Err(failure) => Err(failure),
-            };
-            let jkt = checked.map_err(|failure| self.dpop_error(failure))?;
+            let jkt = self.endpoint_proof(proof, &self.par_endpoint()).await?;
             match pairs.iter().find(|(name, _)| name == "dpop_jkt") {
                 Some((_, named)) if *named != jkt => {
                     return Err(OAuthReason::Dpop(DpopFailure::KeyMismatch).into());

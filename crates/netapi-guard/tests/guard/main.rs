@@ -778,54 +778,31 @@ async fn a_shared_replay_store_refuses_a_proof_at_every_instance(server: Server)
 /// A replay store that fails, or does not answer in time, never refuses a good proof; the
 /// instance's own memory still refuses the proof's second use.
 async fn a_failing_replay_store_falls_back_to_the_process_memory(server: Server) {
-    let store = std::sync::Arc::new(SharedStore {
+    let failing = SharedStore {
         failing: true,
         ..SharedStore::default()
-    });
-    let orders = server
-        .orders_api(server.config().dpop_replay_store(store))
-        .await;
-    let key = DpopKey::new();
-    let token = dpop_token(&server, &key).await;
-    let proof = key.proof(
-        "GET",
-        &format!("{ORDERS}/orders"),
-        Some(&token),
-        server.api.now(),
-    );
-    assert_eq!(
-        get_with_proof(&orders, &token, &proof).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        get_with_proof(&orders, &token, &proof).await,
-        StatusCode::UNAUTHORIZED
-    );
-
-    let hanging = std::sync::Arc::new(SharedStore {
+    };
+    let hanging = SharedStore {
         hanging: true,
         ..SharedStore::default()
-    });
-    let orders = server
-        .orders_api(
-            server
-                .config()
-                .dpop_replay_store(hanging)
-                .dpop_replay_timeout(Duration::from_millis(20)),
-        )
-        .await;
-    let proof = key.proof(
-        "GET",
-        &format!("{ORDERS}/orders"),
-        Some(&token),
-        server.api.now(),
-    );
-    assert_eq!(
-        get_with_proof(&orders, &token, &proof).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        get_with_proof(&orders, &token, &proof).await,
-        StatusCode::UNAUTHORIZED
-    );
+    };
+    let key = DpopKey::new();
+    let token = dpop_token(&server, &key).await;
+    for store in [failing, hanging] {
+        let config = server
+            .config()
+            .dpop_replay_store(std::sync::Arc::new(store))
+            .dpop_replay_timeout(Duration::from_millis(20));
+        let orders = server.orders_api(config).await;
+        let url = format!("{ORDERS}/orders");
+        let proof = key.proof("GET", &url, Some(&token), server.api.now());
+        assert_eq!(
+            get_with_proof(&orders, &token, &proof).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            get_with_proof(&orders, &token, &proof).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
