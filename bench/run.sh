@@ -542,7 +542,7 @@ propagation_run() {
     SERVER_PID=""
     start_server "propagation-reader-$poll" "$PG_DB_URL"
     line=$("${LOAD_PIN[@]}" "$LOADGEN" propagation --writer "$writer" --reader "$BASE" \
-      --key "$API_KEY" --samples 50 | grep '^PROPAGATION') || {
+      --key "$API_KEY" --samples 200 | grep '^PROPAGATION') || {
       echo "the propagation run failed (poll $poll ms)" >&2; return 1; }
     # PROPAGATION samples p50 p99 max min reader-requests
     echo "$line" | awk -F'\t' -v p="$poll" '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", p, $2, $3, $4, $5, $6, $7 }' >>"$REPORT"
