@@ -252,21 +252,8 @@ struct Instance {
 
 impl Instance {
     async fn connect(base: &str) -> anyhow::Result<Self> {
-        let host = base
-            .strip_prefix("http://")
-            .context("URLs must start with http://")?
-            .trim_end_matches('/')
-            .to_owned();
-        let addr = tokio::net::lookup_host(&host)
-            .await?
-            .next()
-            .context("the address did not resolve")?;
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let (host, addr) = resolve(base).await?;
+        let sender = open(addr).await?;
         Ok(Self { host, sender })
     }
 
@@ -395,16 +382,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
-    let authority = args
-        .url
-        .strip_prefix("http://")
-        .context("--url must start with http://")?
-        .trim_end_matches('/')
-        .to_owned();
-    let addr = tokio::net::lookup_host(&authority)
-        .await?
-        .next()
-        .context("the --url host does not resolve")?;
+    let (authority, addr) = resolve(&args.url).await?;
     let basic = match (&args.client_id, &args.client_secret) {
         (Some(id), Some(secret)) => Some(format!(
             "Basic {}",
@@ -604,8 +582,23 @@ fn cpu_seconds() -> f64 {
     }
 }
 
-async fn connect(shared: &Shared) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let stream = tokio::net::TcpStream::connect(shared.addr).await?;
+/// The `host:port` of an `http://` base URL, and its address.
+async fn resolve(base: &str) -> anyhow::Result<(String, SocketAddr)> {
+    let authority = base
+        .strip_prefix("http://")
+        .with_context(|| format!("{base} must start with http://"))?
+        .trim_end_matches('/')
+        .to_owned();
+    let addr = tokio::net::lookup_host(&authority)
+        .await?
+        .next()
+        .with_context(|| format!("the host of {base} does not resolve"))?;
+    Ok((authority, addr))
+}
+
+/// One HTTP/1.1 keep-alive connection, without Nagle's delay.
+async fn open(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
@@ -826,7 +819,7 @@ async fn worker(shared: Arc<Shared>, conn: usize, mut refresh: Option<String>) -
             }
         };
         if sender.as_ref().is_none_or(SendRequest::is_closed) {
-            match connect(&shared).await {
+            match open(shared.addr).await {
                 Ok(s) => sender = Some(s),
                 Err(err) => {
                     fail(&mut tally, recording, format!("connect: {err}"));

@@ -55,16 +55,21 @@ pub(crate) struct Checked {
 }
 
 impl Checked {
-    /// The name of this proof in a shared replay store: base64url of a SHA-256 of the
-    /// thumbprint and the `jti`, so the store holds neither the proof nor the token.
-    pub(crate) fn replay_key(&self) -> String {
-        let digest = Sha256::new()
+    /// The name of this proof in the replay caches: a SHA-256 of the thumbprint and the
+    /// `jti`, so that neither cache holds the proof or the token.
+    fn digest(&self) -> [u8; 32] {
+        Sha256::new()
             .chain_update(b"netapi-guard dpop replay\0")
             .chain_update(self.jkt.as_bytes())
             .chain_update([0])
             .chain_update(self.jti.as_bytes())
-            .finalize();
-        B64.encode(digest)
+            .finalize()
+            .into()
+    }
+
+    /// The name of this proof in a shared replay store: its digest in base64url.
+    pub(crate) fn replay_key(&self) -> String {
+        B64.encode(self.digest())
     }
 }
 
@@ -248,13 +253,8 @@ impl ReplayCache {
         now: i64,
         leeway: i64,
     ) -> Result<(), &'static str> {
-        let digest = Sha256::new()
-            .chain_update(proof.jkt.as_bytes())
-            .chain_update([0])
-            .chain_update(proof.jti.as_bytes())
-            .finalize();
         let mut key = [0u8; 16];
-        key.copy_from_slice(&digest[..16]);
+        key.copy_from_slice(&proof.digest()[..16]);
         let expires = now.saturating_add(MAX_AGE).saturating_add(leeway);
         let mut guard = self
             .inner

@@ -304,8 +304,8 @@ impl Guard {
     }
 
     /// RFC 9449 §7: a bound token with a proof of its key for this request, used once; an
-    /// unbound one without the DPoP scheme.
-    /// Returns the proof that passed, for the shared replay store.
+    /// unbound one without the DPoP scheme. Returns the proof that passed, for the shared
+    /// replay store.
     fn confirm(
         &self,
         claims: &token::Claims,
