@@ -227,6 +227,9 @@ conformance! {
     refresh_concurrent_rotation =>
         sqlite_refresh_concurrent_rotation, postgres_refresh_concurrent_rotation;
     refresh_group_commit => sqlite_refresh_group_commit, postgres_refresh_group_commit;
+    refresh_group_commit_judges_each_rotation =>
+        sqlite_refresh_group_commit_judges_each_rotation,
+        postgres_refresh_group_commit_judges_each_rotation;
     refresh_revoke_family => sqlite_refresh_revoke_family, postgres_refresh_revoke_family;
     refresh_revoke_for_client =>
         sqlite_refresh_revoke_for_client, postgres_refresh_revoke_for_client;
@@ -2557,6 +2560,81 @@ async fn refresh_group_commit(store: Arc<dyn Store>) {
         assert_eq!(
             stored.expect("successor stored").family_id,
             format!("fam_group_{f}")
+        );
+    }
+}
+
+/// Rotations that share a batch are each judged as if alone: a token claimed twice at once,
+/// expired, revoked or reused, and clock readings that differ within the batch.
+async fn refresh_group_commit_judges_each_rotation(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice@example.com").await;
+    let app = add_client(&store, &alice.id, 1).await;
+    let hash = |family: u8, generation: u8| {
+        let mut bytes = [9u8; 32];
+        bytes[0] = family;
+        bytes[1] = generation;
+        SecretHash(bytes)
+    };
+    let grace = 30;
+    let families = 96u8;
+    for f in 0..families {
+        let mut token = refresh(&alice.id, &app.id, &format!("fam_mixed_{f}"), 1);
+        token.hash = hash(f, 0);
+        match f % 6 {
+            2 => token.expires_at = NOW + 5,
+            3 => token.revoked_at = Some(NOW - 1),
+            4 => token.rotated_at = Some(NOW - 100),
+            _ => {}
+        }
+        store.insert_refresh_token(&token).await.expect("insert");
+    }
+    let mut tasks = Vec::new();
+    for f in 0..families {
+        // Case 1 claims its token twice, with the same successor (a retried request).
+        let claims = if f % 6 == 1 { 2 } else { 1 };
+        for _ in 0..claims {
+            let store = Arc::clone(&store);
+            let mut successor = refresh(&alice.id, &app.id, &format!("fam_mixed_{f}"), 2);
+            successor.hash = hash(f, 1);
+            let now = if f % 6 == 5 { NOW + 11 } else { NOW + 10 };
+            tasks.push(tokio::spawn(async move {
+                let outcome = store
+                    .rotate_refresh_token(&hash(f, 0), now, grace, &successor)
+                    .await;
+                (f, outcome)
+            }));
+        }
+    }
+    for task in tasks {
+        let (f, outcome) = task.await.expect("task");
+        let outcome = outcome.expect("rotation");
+        match (f % 6, &outcome) {
+            (0 | 1 | 5, RotateOutcome::Rotated(old)) => assert_eq!(old.hash, hash(f, 0)),
+            (2 | 3, RotateOutcome::Invalid) => {}
+            (4, RotateOutcome::ReuseDetected(old)) => assert_eq!(old.hash, hash(f, 0)),
+            _ => panic!("family {f}: {outcome:?}"),
+        }
+    }
+    for f in 0..families {
+        let old = store
+            .get_refresh_token(&hash(f, 0))
+            .await
+            .expect("get")
+            .expect("old");
+        let successor = store.get_refresh_token(&hash(f, 1)).await.expect("get");
+        match f % 6 {
+            0 | 1 => assert_eq!(old.rotated_at, Some(NOW + 10), "family {f}"),
+            5 => assert_eq!(old.rotated_at, Some(NOW + 11), "family {f}"),
+            2 | 3 => assert_eq!(old.rotated_at, None, "family {f}"),
+            _ => assert!(
+                old.revoked_at.is_some(),
+                "family {f}: a reuse revokes the family"
+            ),
+        }
+        assert_eq!(
+            successor.is_some(),
+            matches!(f % 6, 0 | 1 | 5),
+            "family {f}: a successor is stored exactly when the rotation won"
         );
     }
 }

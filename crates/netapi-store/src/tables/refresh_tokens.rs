@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use crate::backend::{Backend, Exec};
+use crate::backend::{Arg, Backend, Exec};
 use crate::tables::model;
 use crate::{codec, map_err, retry_contention};
 use netapi_core::model::{RefreshToken, RotateOutcome};
@@ -19,6 +19,8 @@ macro_rules! columns {
     };
 }
 
+/// How many `columns!()` there are.
+const COLUMNS: usize = 17;
 const INSERT: &str = concat!(
     "INSERT INTO refresh_tokens (",
     columns!(),
@@ -114,30 +116,31 @@ fn families(rows: Vec<FamilyRow>) -> Vec<String> {
 }
 
 pub(crate) async fn insert(conn: &mut impl Exec, token: &RefreshToken) -> StoreResult<()> {
-    conn.execute(
-        INSERT,
-        &[
-            token.hash.0.as_slice().into(),
-            (&token.family_id).into(),
-            (&token.client_id).into(),
-            (&token.user_id).into(),
-            token.scopes.bits().into(),
-            token.issued_at.into(),
-            token.expires_at.into(),
-            token.family_expires_at.into(),
-            token.auth_time.into(),
-            token.rotated_at.into(),
-            token.revoked_at.into(),
-            token.successor_key.as_ref().map(|k| k.0.as_slice()).into(),
-            (&token.resource_id).into(),
-            codec::join_names(&token.resource_scopes).into(),
-            token.amr.as_str().into(),
-            (&token.sid).into(),
-            (&token.dpop_jkt).into(),
-        ],
-    )
-    .await?;
+    conn.execute(INSERT, &insert_args(token)).await?;
     Ok(())
+}
+
+/// The arguments of [`INSERT`], in its column order.
+fn insert_args(token: &RefreshToken) -> [Arg<'_>; COLUMNS] {
+    [
+        token.hash.0.as_slice().into(),
+        (&token.family_id).into(),
+        (&token.client_id).into(),
+        (&token.user_id).into(),
+        token.scopes.bits().into(),
+        token.issued_at.into(),
+        token.expires_at.into(),
+        token.family_expires_at.into(),
+        token.auth_time.into(),
+        token.rotated_at.into(),
+        token.revoked_at.into(),
+        token.successor_key.as_ref().map(|k| k.0.as_slice()).into(),
+        (&token.resource_id).into(),
+        codec::join_names(&token.resource_scopes).into(),
+        token.amr.as_str().into(),
+        (&token.sid).into(),
+        (&token.dpop_jkt).into(),
+    ]
 }
 
 async fn select(conn: &mut impl Exec, hash: &SecretHash) -> StoreResult<Option<RefreshToken>> {
@@ -262,17 +265,120 @@ pub(crate) async fn commit_batch(db: impl Backend, batch: Vec<PendingRotation>) 
     }
 }
 
+/// The batch in one transaction, in as few statements as its size allows: the first claim of
+/// each token is marked in one `UPDATE` per clock reading, and the successors of those that
+/// won are inserted together. What did not win at once (a second claim of the same token,
+/// one already rotated, revoked or expired) then goes through [`rotate_in`] in queue order,
+/// as a lone rotation would. Per-statement costs (a round trip on PostgreSQL, the driver's
+/// hand-off on SQLite) were most of a rotation's share of a batch.
 async fn rotate_together(
     db: &impl Backend,
     batch: &[PendingRotation],
 ) -> StoreResult<Vec<RotateOutcome>> {
     let mut tx = db.begin_write().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for p in batch {
-        outcomes.push(rotate_in(&mut *tx, &p.old, p.now, p.grace, &p.successor).await?);
+    let mut outcomes: Vec<Option<RotateOutcome>> = vec![None; batch.len()];
+    let mut first_claims: std::collections::BTreeMap<Timestamp, Vec<usize>> = Default::default();
+    let mut claimed = std::collections::HashSet::with_capacity(batch.len());
+    for (i, pending) in batch.iter().enumerate() {
+        if claimed.insert(pending.old) {
+            first_claims.entry(pending.now).or_default().push(i);
+        }
+    }
+    let mut won = Vec::with_capacity(batch.len());
+    for (now, claims) in first_claims {
+        let by_hash: std::collections::HashMap<SecretHash, usize> =
+            claims.iter().map(|&i| (batch[i].old, i)).collect();
+        for part in in_statement_sizes(&claims, MAX_BATCH) {
+            let hashes: Vec<&SecretHash> = part.iter().map(|&i| &batch[i].old).collect();
+            for row in mark_rotated_many(&mut *tx, now, &hashes).await? {
+                let token = RefreshToken::try_from(row)?;
+                if let Some(&i) = by_hash.get(&token.hash) {
+                    won.push(i);
+                    outcomes[i] = Some(RotateOutcome::Rotated(token));
+                }
+            }
+        }
+    }
+    won.sort_unstable();
+    for part in in_statement_sizes(&won, INSERTED_TOGETHER) {
+        let successors: Vec<&RefreshToken> = part.iter().map(|&i| &batch[i].successor).collect();
+        insert_many(&mut *tx, &successors).await?;
+    }
+    for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        if outcome.is_none() {
+            *outcome = Some(rotate_in(&mut *tx, &p.old, p.now, p.grace, &p.successor).await?);
+        }
     }
     tx.commit().await.map_err(map_err)?;
-    Ok(outcomes)
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// At most this many successors in one `INSERT` (17 arguments each): the driver looks each
+/// `$N` argument's slot up by name, which SQLite answers by a scan of the statement's names,
+/// so binding grows with the square of the argument count (a profile of parts of 64 showed
+/// it); 272 arguments keep it small.
+const INSERTED_TOGETHER: usize = 16;
+
+/// `items` cut into parts of `max`, then powers of two (`max` itself one): a few statement
+/// shapes, each prepared once per connection, rather than one per batch size (which would
+/// crowd the statement cache).
+fn in_statement_sizes<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut parts = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = 1usize << rest.len().min(max).ilog2();
+        let (part, tail) = rest.split_at(size);
+        parts.push(part);
+        rest = tail;
+    }
+    parts
+}
+
+/// [`MARK_ROTATED`] for several tokens at one clock reading: answers the rows it marked.
+async fn mark_rotated_many(
+    tx: &mut impl Exec,
+    now: Timestamp,
+    hashes: &[&SecretHash],
+) -> StoreResult<Vec<RefreshTokenRow>> {
+    let mut sql = String::from(
+        "UPDATE refresh_tokens SET rotated_at = $1 WHERE rotated_at IS NULL \
+         AND revoked_at IS NULL AND expires_at > $1 AND hash IN (",
+    );
+    let mut args: Vec<Arg<'_>> = Vec::with_capacity(hashes.len() + 1);
+    args.push(now.into());
+    for (n, hash) in hashes.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("${}", n + 2));
+        args.push(hash.0.as_slice().into());
+    }
+    sql.push_str(concat!(") RETURNING ", columns!()));
+    tx.fetch_all(&sql, &args).await
+}
+
+/// [`INSERT`] of several tokens in one statement.
+async fn insert_many(tx: &mut impl Exec, tokens: &[&RefreshToken]) -> StoreResult<()> {
+    let mut sql = String::from(concat!(
+        "INSERT INTO refresh_tokens (",
+        columns!(),
+        ") VALUES "
+    ));
+    let mut args: Vec<Arg<'_>> = Vec::with_capacity(tokens.len() * COLUMNS);
+    for (row, token) in tokens.iter().enumerate() {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+        }
+        sql.push(')');
+        args.extend(insert_args(token));
+    }
+    tx.execute(&sql, &args).await?;
+    Ok(())
 }
 
 async fn rotate_alone(
@@ -400,4 +506,25 @@ pub(crate) async fn revoke_of_resource(
         .fetch_all(REVOKE_OF_RESOURCE, &[resource_id.into(), at.into()])
         .await?;
     Ok(families(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_statement_sizes;
+
+    #[test]
+    fn batches_are_cut_into_few_statement_shapes() {
+        let sizes = |count: usize, max: usize| -> Vec<usize> {
+            let items: Vec<usize> = (0..count).collect();
+            let parts = in_statement_sizes(&items, max);
+            let flat: Vec<usize> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+            assert_eq!(flat, items, "every item once, in order");
+            parts.iter().map(|p| p.len()).collect()
+        };
+        assert_eq!(sizes(0, 64), Vec::<usize>::new());
+        assert_eq!(sizes(1, 64), [1]);
+        assert_eq!(sizes(37, 64), [32, 4, 1]);
+        assert_eq!(sizes(64, 64), [64]);
+        assert_eq!(sizes(37, 16), [16, 16, 4, 1]);
+    }
 }
