@@ -47,29 +47,30 @@ pub(crate) struct Target<'a> {
     pub(crate) access_token: &'a str,
 }
 
-/// A proof that passed: its key's thumbprint and its `jti`.
+/// A proof that passed: its key's thumbprint, and the name of the proof in the replay
+/// caches (a SHA-256 of the thumbprint and the `jti`, made once, so that neither cache holds
+/// the proof or the token).
 #[derive(Debug)]
 pub(crate) struct Checked {
     pub(crate) jkt: String,
-    pub(crate) jti: String,
+    digest: [u8; 32],
 }
 
 impl Checked {
-    /// The name of this proof in the replay caches: a SHA-256 of the thumbprint and the
-    /// `jti`, so that neither cache holds the proof or the token.
-    fn digest(&self) -> [u8; 32] {
-        Sha256::new()
+    fn new(jkt: String, jti: &str) -> Self {
+        let digest = Sha256::new()
             .chain_update(b"netapi-guard dpop replay\0")
-            .chain_update(self.jkt.as_bytes())
+            .chain_update(jkt.as_bytes())
             .chain_update([0])
-            .chain_update(self.jti.as_bytes())
+            .chain_update(jti.as_bytes())
             .finalize()
-            .into()
+            .into();
+        Self { jkt, digest }
     }
 
     /// The name of this proof in a shared replay store: its digest in base64url.
     pub(crate) fn replay_key(&self) -> String {
-        B64.encode(self.digest())
+        B64.encode(self.digest)
     }
 }
 
@@ -221,10 +222,10 @@ pub(crate) fn check(
     if !key.verifies(signed, &signature) {
         return Err(SIGNATURE);
     }
-    Ok(Checked {
-        jkt: B64.encode(Sha256::digest(thumbprint_input.as_bytes())),
-        jti: jti.to_owned(),
-    })
+    Ok(Checked::new(
+        B64.encode(Sha256::digest(thumbprint_input.as_bytes())),
+        jti,
+    ))
 }
 
 /// Live entries by key, and the same in the order of their expiry.
@@ -254,7 +255,7 @@ impl ReplayCache {
         leeway: i64,
     ) -> Result<(), &'static str> {
         let mut key = [0u8; 16];
-        key.copy_from_slice(&proof.digest()[..16]);
+        key.copy_from_slice(&proof.digest[..16]);
         let expires = now.saturating_add(MAX_AGE).saturating_add(leeway);
         let mut guard = self
             .inner
@@ -373,10 +374,7 @@ mod tests {
     #[test]
     fn the_replay_cache_refuses_a_second_use_and_stays_bounded() {
         let cache = ReplayCache::new(1);
-        let proof = |jti: &str| Checked {
-            jkt: "k".to_owned(),
-            jti: jti.to_owned(),
-        };
+        let proof = |jti: &str| Checked::new("k".to_owned(), jti);
         assert_eq!(cache.record(&proof("a"), 0, 5), Ok(()));
         assert_eq!(cache.record(&proof("a"), 1, 5), Err(REPLAYED));
         assert_eq!(cache.record(&proof("b"), 1, 5), Err(BUSY));

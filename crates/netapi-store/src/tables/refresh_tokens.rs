@@ -277,22 +277,22 @@ async fn rotate_together(
 ) -> StoreResult<Vec<RotateOutcome>> {
     let mut tx = db.begin_write().await?;
     let mut outcomes: Vec<Option<RotateOutcome>> = vec![None; batch.len()];
+    // The first claim of each token, by hash, and the same grouped by clock reading.
+    let mut first_claim = std::collections::HashMap::with_capacity(batch.len());
     let mut first_claims: std::collections::BTreeMap<Timestamp, Vec<usize>> = Default::default();
-    let mut claimed = std::collections::HashSet::with_capacity(batch.len());
     for (i, pending) in batch.iter().enumerate() {
-        if claimed.insert(pending.old) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = first_claim.entry(pending.old) {
+            slot.insert(i);
             first_claims.entry(pending.now).or_default().push(i);
         }
     }
     let mut won = Vec::with_capacity(batch.len());
     for (now, claims) in first_claims {
-        let by_hash: std::collections::HashMap<SecretHash, usize> =
-            claims.iter().map(|&i| (batch[i].old, i)).collect();
         for part in in_statement_sizes(&claims, MAX_BATCH) {
             let hashes: Vec<&SecretHash> = part.iter().map(|&i| &batch[i].old).collect();
             for row in mark_rotated_many(&mut *tx, now, &hashes).await? {
                 let token = RefreshToken::try_from(row)?;
-                if let Some(&i) = by_hash.get(&token.hash) {
+                if let Some(&i) = first_claim.get(&token.hash) {
                     won.push(i);
                     outcomes[i] = Some(RotateOutcome::Rotated(token));
                 }
