@@ -330,6 +330,51 @@ async fn sqlite_migrate_twice() {
     }
 }
 
+/// The writer never checkpoints the WAL itself (that stalled every queued write); the
+/// store's own checkpointer copies it into the database file while the store is open. Read
+/// with `immutable`, SQLite sees the file alone, without the WAL: the users appear there only
+/// once a checkpoint has copied them.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_checkpoints_the_wal_while_open() {
+    let path = sqlite_path();
+    let url = format!("sqlite://{path}");
+    let file_alone = format!("sqlite://{path}?immutable=true");
+    let result = run_isolated(async move {
+        let store = netapi_store::open(&StoreOptions::new(url), true)
+            .await
+            .expect("open");
+        let users = 40;
+        for n in 0..users {
+            add_user(&store, &format!("user{n}@example.com")).await;
+        }
+        let mut in_file = 0;
+        for _ in 0..600 {
+            // A fresh connection each time: an immutable one trusts its cache forever. A
+            // checkpoint caught half-way may read as a damaged file: that is "not yet".
+            if let Ok(mut conn) = sqlx::SqliteConnection::connect(&file_alone).await {
+                in_file = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap_or(0);
+            }
+            if in_file == users {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            in_file, users,
+            "every committed user reaches the database file while the store is open"
+        );
+        drop(store);
+    })
+    .await;
+    remove_sqlite_files(&path);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_migrate_twice() {
     let Some(db) = PgDatabase::create("postgres_migrate_twice").await else {
