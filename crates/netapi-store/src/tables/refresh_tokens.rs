@@ -154,7 +154,6 @@ pub(crate) async fn get(db: &impl Backend, hash: &SecretHash) -> StoreResult<Opt
     select(&mut *db.reader().await?, hash).await
 }
 
-/// Rotates `old` into `successor` (see [`netapi_core::store::Store::rotate_refresh_token`]).
 /// Group commit for rotations: concurrent rotations queue here, and whoever takes the
 /// committer's turn commits everything queued so far in one transaction. A refresh is a
 /// conditional update and an insert, so its cost was mostly the transaction around them
@@ -221,6 +220,16 @@ pub(crate) async fn rotate(
             let take = pending.len().min(MAX_BATCH);
             pending.drain(..take).collect()
         };
+        if batch.is_empty() {
+            // The batch of a committer that went away (its caller hung up) holds this
+            // rotation and is still running: wait for its answer rather than spin on the
+            // turn (or, if that batch was lost, retry alone).
+            drop(turn);
+            return match answer.await {
+                Ok(outcome) => outcome,
+                Err(_) => rotate_alone(db, old, now, grace, successor).await,
+            };
+        }
         // The batch runs in its own task, so that a caller that goes away (a client that
         // hung up) cannot cut it, and the others' answers, short.
         let committed = spawn_batch(batch).await;
