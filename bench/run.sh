@@ -97,6 +97,11 @@ BASELINE="$ROOT/target/release/netapi-bench-baseline"
 # The row every other is also compared with: the same forward-auth request, answered by a
 # bare axum server after one SHA-256 and one HashMap lookup.
 BARE_ROW="bare axum baseline"
+# Bare rows of the same work as two of Net API's (issue 18): the form parsed, the client's
+# secret checked by one SHA-256, the same access token signed (or verified and answered).
+# Those two rows' "ratio to bare" is to these, not to the bearer baseline.
+BARE_TOKEN_ROW="bare client credentials"
+BARE_INTROSPECT_ROW="bare introspection"
 
 # Pinning: the server on the first half of the cores, the load generator on the rest.
 CORES=$(nproc)
@@ -197,11 +202,12 @@ stop_server() {
   SERVER_PID=""
 }
 
-start_baseline() { # start_baseline API_KEY: the bare server, pinned as the server is
+start_baseline() { # start_baseline API_KEY CLIENT_ID CLIENT_SECRET: the bare server, pinned as the server is
   local port
   port=$(free_port)
   BARE_BASE="http://127.0.0.1:$port"
-  "${SERVER_PIN[@]}" "$BASELINE" --listen "127.0.0.1:$port" --key "$1" >/dev/null 2>&1 &
+  "${SERVER_PIN[@]}" "$BASELINE" --listen "127.0.0.1:$port" --key "$1" \
+    --client-id "$2" --client-secret "$3" >/dev/null 2>&1 &
   BARE_PID=$!
   for _ in $(seq 1 100); do
     curl -fsS -H "Authorization: Bearer $1" "$BARE_BASE/" >/dev/null 2>&1 && return 0
@@ -313,7 +319,8 @@ seed_refresh_tokens() { # seed_refresh_tokens COUNT FILE
 
 # table TITLE ROWS-FILE: the Markdown table of one run. With several rounds, each row is the
 # round with the median req/s, and each ratio the median of the per-round ratios to that
-# round's healthz, or bare axum baseline.
+# round's healthz, or bare row (its own bare row where it has one, else the bare axum
+# baseline).
 table() {
   local title="$1" rows="$2" rounds
   rounds=$(awk -F'\t' '{ if ($9 > n) n = $9 } END { print n + 0 }' "$rows")
@@ -323,7 +330,8 @@ table() {
   [ "$rounds" -gt 1 ] && { echo "Median of $rounds interleaved rounds."; echo; }
   echo "| scenario | req/s | p50 ms | p99 ms | ratio to healthz | ratio to bare | errors | server CPU | server CPU µs/req | load gen CPU |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  awk -F'\t' -v bare_row="$BARE_ROW" '
+  awk -F'\t' -v bare_row="$BARE_ROW" -v bare_token="$BARE_TOKEN_ROW" \
+    -v bare_introspect="$BARE_INTROSPECT_ROW" '
     function median_index(list, count,    i, j, t, idx) {
       # list[1..count] holds "value SUBSEP row"; returns the row of the median value.
       for (i = 2; i <= count; i++) {
@@ -334,11 +342,20 @@ table() {
       split(list[int((count + 1) / 2)], idx, SUBSEP)
       return idx[2]
     }
+    # The req/s of the bare row that row `name` is compared with, in `round` (0 if none).
+    function bare_for(name, round,    b) {
+      b = (name in own) ? own[name] : bare_row
+      return ((b, round) in rps_of) ? rps_of[b, round] : 0
+    }
+    BEGIN {
+      own["token, client credentials"] = bare_token; own[bare_token] = bare_token
+      own["introspect"] = bare_introspect; own[bare_introspect] = bare_introspect
+    }
     {
       row[NR] = $0
       if (!($1 in seen)) { seen[$1] = 1; order[++names] = $1 }
       if ($1 == "healthz") base[$9] = $2
-      if ($1 == bare_row) bare[$9] = $2
+      rps_of[$1, $9] = $2
       name_of[NR] = $1; rps[NR] = $2; round_of[NR] = $9
     }
     END {
@@ -349,7 +366,7 @@ table() {
           if (name_of[i] != name) continue
           by_rps[++count] = rps[i] SUBSEP i
           if (base[round_of[i]] > 0) by_ratio[++rcount] = (rps[i] / base[round_of[i]]) SUBSEP i
-          if (bare[round_of[i]] > 0) by_bare[++bcount] = (rps[i] / bare[round_of[i]]) SUBSEP i
+          if (bare_for(name, round_of[i]) > 0) by_bare[++bcount] = (rps[i] / bare_for(name, round_of[i])) SUBSEP i
         }
         pick = median_index(by_rps, count)
         ratio = "-"
@@ -360,7 +377,7 @@ table() {
         bare_ratio = "-"
         if (bcount > 0) {
           r = median_index(by_bare, bcount)
-          bare_ratio = sprintf("%.2f", rps[r] / bare[round_of[r]])
+          bare_ratio = sprintf("%.2f", rps[r] / bare_for(name, round_of[r]))
         }
         split(row[pick], f, "\t")
         printf "| %s | %.0f | %.2f | %.2f | %s | %s | %d | %d %% | %d | %d %% |\n", f[1], f[2], f[3], f[4], ratio, bare_ratio, f[5], f[6], f[7], f[8]
@@ -394,7 +411,11 @@ full_run() { # full_run LABEL DATABASE_URL
   seed_refresh_tokens "$CONNECTIONS" "$WORK/refresh-$label.txt"
   VERIFY_KEY=$(json_field key "$(api_post /v1/api-keys '{"name":"bench verifier","scopes":["keys:verify"]}')")
   [ -n "$VERIFY_KEY" ] || { echo "could not create the keys:verify key" >&2; return 1; }
-  start_baseline "$API_KEY"
+  start_baseline "$API_KEY" "$CC_ID" "$CC_SECRET"
+  local bare_token
+  bare_token=$(json_field access_token "$(curl -fsS -u "$CC_ID:$CC_SECRET" \
+    -d grant_type=client_credentials "$BARE_BASE/oauth/token")")
+  [ -n "$bare_token" ] || { echo "the bare baseline gave no token" >&2; return 1; }
 
   for ROUND in $(seq 1 "$ROUNDS"); do
     # Every round rotates each connection's refresh token; the next one starts new families.
@@ -416,11 +437,17 @@ full_run() { # full_run LABEL DATABASE_URL
     measure "keys/verify" --scenario verify --api-key "$VERIFY_KEY" --verify-key "$API_KEY"
     log "$label round $ROUND/$ROUNDS: client-credentials"
     measure "token, client credentials" --scenario client-credentials --client-id "$CC_ID" --client-secret "$CC_SECRET"
+    log "$label round $ROUND/$ROUNDS: $BARE_TOKEN_ROW"
+    SERVER_PID=$BARE_PID BASE=$BARE_BASE measure "$BARE_TOKEN_ROW" --scenario client-credentials \
+      --client-id "$CC_ID" --client-secret "$CC_SECRET"
     log "$label round $ROUND/$ROUNDS: refresh"
     measure "token, refresh (rotation)" --scenario refresh --client-id "$WEB_ID" --client-secret "$WEB_SECRET" \
       --refresh-tokens "$WORK/refresh-$label.txt"
     log "$label round $ROUND/$ROUNDS: introspect"
     measure "introspect" --scenario introspect --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$(access_token)"
+    log "$label round $ROUND/$ROUNDS: $BARE_INTROSPECT_ROW"
+    SERVER_PID=$BARE_PID BASE=$BARE_BASE measure "$BARE_INTROSPECT_ROW" --scenario introspect \
+      --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$bare_token"
   done
   stop_baseline
   ROUND=1
