@@ -100,7 +100,9 @@ BARE_ROW="bare axum baseline"
 # Bare rows of the same work as two of Net API's (issue 18): the form parsed, the client's
 # secret checked by one SHA-256, the same access token signed (or verified and answered).
 # Those two rows' "ratio to bare" is to these, not to the bearer baseline.
+TOKEN_ROW="token, client credentials"
 BARE_TOKEN_ROW="bare client credentials"
+INTROSPECT_ROW="introspect"
 BARE_INTROSPECT_ROW="bare introspection"
 
 # Pinning: the server on the first half of the cores, the load generator on the rest.
@@ -330,8 +332,8 @@ table() {
   [ "$rounds" -gt 1 ] && { echo "Median of $rounds interleaved rounds."; echo; }
   echo "| scenario | req/s | p50 ms | p99 ms | ratio to healthz | ratio to bare | errors | server CPU | server CPU µs/req | load gen CPU |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  awk -F'\t' -v bare_row="$BARE_ROW" -v bare_token="$BARE_TOKEN_ROW" \
-    -v bare_introspect="$BARE_INTROSPECT_ROW" '
+  awk -F'\t' -v bare_row="$BARE_ROW" -v token="$TOKEN_ROW" -v bare_token="$BARE_TOKEN_ROW" \
+    -v introspect="$INTROSPECT_ROW" -v bare_introspect="$BARE_INTROSPECT_ROW" '
     function median_index(list, count,    i, j, t, idx) {
       # list[1..count] holds "value SUBSEP row"; returns the row of the median value.
       for (i = 2; i <= count; i++) {
@@ -348,8 +350,8 @@ table() {
       return ((b, round) in rps_of) ? rps_of[b, round] : 0
     }
     BEGIN {
-      own["token, client credentials"] = bare_token; own[bare_token] = bare_token
-      own["introspect"] = bare_introspect; own[bare_introspect] = bare_introspect
+      own[token] = bare_token; own[bare_token] = bare_token
+      own[introspect] = bare_introspect; own[bare_introspect] = bare_introspect
     }
     {
       row[NR] = $0
@@ -436,7 +438,7 @@ full_run() { # full_run LABEL DATABASE_URL
     log "$label round $ROUND/$ROUNDS: verify"
     measure "keys/verify" --scenario verify --api-key "$VERIFY_KEY" --verify-key "$API_KEY"
     log "$label round $ROUND/$ROUNDS: client-credentials"
-    measure "token, client credentials" --scenario client-credentials --client-id "$CC_ID" --client-secret "$CC_SECRET"
+    measure "$TOKEN_ROW" --scenario client-credentials --client-id "$CC_ID" --client-secret "$CC_SECRET"
     log "$label round $ROUND/$ROUNDS: $BARE_TOKEN_ROW"
     SERVER_PID=$BARE_PID BASE=$BARE_BASE measure "$BARE_TOKEN_ROW" --scenario client-credentials \
       --client-id "$CC_ID" --client-secret "$CC_SECRET"
@@ -444,7 +446,7 @@ full_run() { # full_run LABEL DATABASE_URL
     measure "token, refresh (rotation)" --scenario refresh --client-id "$WEB_ID" --client-secret "$WEB_SECRET" \
       --refresh-tokens "$WORK/refresh-$label.txt"
     log "$label round $ROUND/$ROUNDS: introspect"
-    measure "introspect" --scenario introspect --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$(access_token)"
+    measure "$INTROSPECT_ROW" --scenario introspect --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$(access_token)"
     log "$label round $ROUND/$ROUNDS: $BARE_INTROSPECT_ROW"
     SERVER_PID=$BARE_PID BASE=$BARE_BASE measure "$BARE_INTROSPECT_ROW" --scenario introspect \
       --client-id "$CC_ID" --client-secret "$CC_SECRET" --token "$bare_token"
