@@ -1,4 +1,4 @@
-//! `OAuthForm::parse` and the typed requests read from it (`TokenGrant`, `TokenTarget`,
+//! `OAuthForm::decode`, `OAuthForm::parse` and the typed requests read from it (`TokenGrant`, `TokenTarget`,
 //! `AuthorizationParams`): `application/x-www-form-urlencoded` bodies of the OAuth endpoints,
 //! where every parameter may appear at most once (RFC 6749 §3.2).
 #![no_main]
@@ -11,7 +11,7 @@ use netapi_core::service::{
 use std::collections::HashMap;
 
 fuzz_target!(|body: &[u8]| {
-    let pairs = netapi_server::oauth::form_pairs(body);
+    let pairs = OAuthForm::decode(body);
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for (name, _) in &pairs {
         *counts.entry(name).or_default() += 1;
@@ -54,10 +54,7 @@ fuzz_target!(|body: &[u8]| {
                 serializer.append_pair(name, value);
             }
             let reencoded = serializer.finish();
-            assert_eq!(
-                netapi_server::oauth::form_pairs(reencoded.as_bytes()),
-                pairs
-            );
+            assert_eq!(OAuthForm::decode(reencoded.as_bytes()), pairs);
         }
         Err(error) => match error.reason {
             OAuthReason::SeveralResources => assert!(

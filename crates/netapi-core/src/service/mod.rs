@@ -70,8 +70,8 @@ pub use registration::{
 };
 pub use requests::{
     ACCESS_TOKEN_TYPE, AuthorizationParams, ClientAuth, ClientRequest, DeviceAuthorizationParams,
-    JWT_BEARER_ASSERTION, OAuthForm, Prompt, ResourceIndicator, TokenExchange, TokenGrant,
-    TokenTarget,
+    JWT_BEARER_ASSERTION, MalformedBasic, OAuthForm, Prompt, ResourceIndicator, TokenExchange,
+    TokenGrant, TokenTarget, basic_credentials,
 };
 pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,

@@ -28,6 +28,12 @@ impl std::fmt::Debug for OAuthForm {
 }
 
 impl OAuthForm {
+    /// Decodes an `application/x-www-form-urlencoded` body (or query) into its pairs, in
+    /// order, repeats kept: what [`OAuthForm::parse`] and [`AuthorizationParams::parse`] read.
+    pub fn decode(body: &[u8]) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(body).into_owned().collect()
+    }
+
     /// Reads decoded pairs. Several `resource` (or `audience`) are `invalid_target` (RFC 8707
     /// allows them; this server supports one per request), looked at first; any other repeated parameter
     /// is `invalid_request`.
@@ -196,6 +202,39 @@ impl ClientAuth {
             (None, None, _) => Err(OAuthReason::ClientAuthenticationRequired.into()),
         }
     }
+}
+
+/// HTTP Basic client credentials that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedBasic;
+
+/// The client id and secret of an `Authorization` header value in the `Basic` scheme: base64
+/// of `id:secret`, each half form-urlencoded first (RFC 6749 §2.3.1). `Ok(None)` for another
+/// scheme. Only `+` and `%XX` are decoded, so a client that did not encode (most do not) gets
+/// its id and secret back unchanged unless they hold one of those.
+pub fn basic_credentials(authorization: &str) -> Result<Option<(String, String)>, MalformedBasic> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    let Some((scheme, encoded)) = authorization.split_once(' ') else {
+        return Err(MalformedBasic);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| MalformedBasic)?;
+    let text = String::from_utf8(decoded).map_err(|_| MalformedBasic)?;
+    let (id, secret) = text.split_once(':').ok_or(MalformedBasic)?;
+    // A `&` in a half is data, not a parameter separator.
+    let decode = |part: &str| -> String {
+        url::form_urlencoded::parse(format!("x={}", part.replace('&', "%26")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((decode(id), decode(secret))))
 }
 
 /// A request of the token, revocation or introspection endpoint: the client's credentials
@@ -585,6 +624,51 @@ fn prompt(text: &str) -> Result<Prompt, AuthorizeReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn basic(credentials: &str) -> Result<Option<(String, String)>, MalformedBasic> {
+        basic_credentials(&format!("Basic {}", STANDARD.encode(credentials)))
+    }
+
+    fn pair(id: &str, secret: &str) -> Result<Option<(String, String)>, MalformedBasic> {
+        Ok(Some((id.to_owned(), secret.to_owned())))
+    }
+
+    #[test]
+    fn basic_halves_are_form_urldecoded_whole() {
+        assert_eq!(basic("my%20app:a+b%2B%3A"), pair("my app", "a b+:"));
+        assert_eq!(basic("cli:s:e:c"), pair("cli", "s:e:c"));
+        // Found by fuzzing: a `&` used to end the half, so "secret&anything" read as "secret".
+        assert_eq!(basic("cli&x=y:secret&x"), pair("cli&x=y", "secret&x"));
+        assert_eq!(basic("cli:%26"), pair("cli", "&"));
+        assert_eq!(basic("no colon"), Err(MalformedBasic));
+    }
+
+    #[test]
+    fn basic_credentials_know_their_scheme() {
+        let encoded = STANDARD.encode("cli:secret");
+        assert_eq!(
+            basic_credentials(&format!("bAsIc {encoded}")),
+            pair("cli", "secret")
+        );
+        assert_eq!(basic_credentials(&format!("Bearer {encoded}")), Ok(None));
+        assert_eq!(basic_credentials("Basic"), Err(MalformedBasic));
+        assert_eq!(basic_credentials("Basic !!!"), Err(MalformedBasic));
+        let not_utf8 = STANDARD.encode([0xff, b':', b'x']);
+        assert_eq!(
+            basic_credentials(&format!("Basic {not_utf8}")),
+            Err(MalformedBasic)
+        );
+    }
+
+    #[test]
+    fn form_bodies_decode_in_order_with_repeats() {
+        assert_eq!(
+            OAuthForm::decode(b"b=1&a=%20x+y&b=2&&c"),
+            pairs(&[("b", "1"), ("a", " x y"), ("b", "2"), ("c", "")])
+        );
+    }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()

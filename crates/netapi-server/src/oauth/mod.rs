@@ -14,8 +14,6 @@ mod revoke;
 mod token;
 mod userinfo;
 
-pub use client_auth::{MalformedBasic, form_pairs, parse_basic};
-
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

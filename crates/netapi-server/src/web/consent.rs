@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use netapi_core::NetApi;
 use netapi_core::model::{Session, User};
 use netapi_core::service::{
-    AuthorizationParams, AuthorizationRequest, AuthorizeError, AuthorizeReason,
+    AuthorizationParams, AuthorizationRequest, AuthorizeError, AuthorizeReason, OAuthForm,
 };
 use serde::Deserialize;
 
@@ -107,9 +107,7 @@ fn consent_page(
 /// Parses and validates the parameters of an authorization request (the query string, or
 /// the consent form's copy of it).
 async fn validated(api: &NetApi, raw: &str) -> Result<AuthorizationRequest, Response> {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
-        .into_owned()
-        .collect();
+    let pairs = OAuthForm::decode(raw.as_bytes());
     api.validate_authorization(&AuthorizationParams::parse(&pairs))
         .await
         .map_err(|err| PageError::Authorize(err).into_response())
