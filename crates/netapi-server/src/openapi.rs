@@ -241,11 +241,39 @@ fn require_headers(document: &mut Value) {
             }
         }
     };
+    each_response(document, mark);
+}
+
+/// Spells the fields of response links as OpenAPI does (`operationId`, `operationRef`,
+/// `requestBody`): utoipa 5 writes its `Link` in Rust's spelling (`operation_id`), which
+/// no tool reads as a link.
+fn spell_links(document: &mut Value) {
+    const RENAMED: [(&str, &str); 3] = [
+        ("operation_id", "operationId"),
+        ("operation_ref", "operationRef"),
+        ("request_body", "requestBody"),
+    ];
+    each_response(document, |response| {
+        let Some(links) = response.get_mut("links").and_then(Value::as_object_mut) else {
+            return;
+        };
+        for link in links.values_mut().filter_map(Value::as_object_mut) {
+            for (rust, openapi) in RENAMED {
+                if let Some(value) = link.remove(rust) {
+                    link.insert(openapi.to_owned(), value);
+                }
+            }
+        }
+    });
+}
+
+/// Calls `f` on every response object: the shared ones and each operation's.
+fn each_response(document: &mut Value, mut f: impl FnMut(&mut Value)) {
     if let Some(shared) = document
         .pointer_mut("/components/responses")
         .and_then(Value::as_object_mut)
     {
-        shared.values_mut().for_each(mark);
+        shared.values_mut().for_each(&mut f);
     }
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
         for operation in paths
@@ -257,7 +285,7 @@ fn require_headers(document: &mut Value) {
                 .get_mut("responses")
                 .and_then(Value::as_object_mut)
             {
-                responses.values_mut().for_each(mark);
+                responses.values_mut().for_each(&mut f);
             }
         }
     }
@@ -281,6 +309,7 @@ pub(crate) fn document(mut doc: OpenApi, issuer: &str) -> Bytes {
     }
     let mut value = serde_json::to_value(&doc).unwrap_or(Value::Null);
     require_headers(&mut value);
+    spell_links(&mut value);
     add_client_rules(&mut value);
     Bytes::from(value.to_string())
 }

@@ -79,7 +79,7 @@ pub struct NewKeyBody {
     request_body = NewKeyBody,
     security(("bearer" = ["keys:write"]), ("oauth2" = ["keys:write"])),
     responses(
-        (status = 201, description = "The key, shown this once.", body = NewApiKeyView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        (status = 201, description = "The key, shown this once.", body = NewApiKeyView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`")), links(("getApiKey" = (operation_id = "getApiKey", parameters(("id" = "$response.body#/id")))), ("getApiKeyUsage" = (operation_id = "getApiKeyUsage", parameters(("id" = "$response.body#/id")))))),
         BodyErrors,
         AuthErrors,
     )

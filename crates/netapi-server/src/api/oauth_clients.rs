@@ -124,7 +124,7 @@ fn check_response_types(types: Option<&Vec<String>>) -> ApiResult<()> {
     request_body = NewClientBody,
     security(("bearer" = ["clients:write"]), ("oauth2" = ["clients:write"])),
     responses(
-        (status = 201, description = "The client; a confidential client's secret shown this once.", body = ClientView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        (status = 201, description = "The client; a confidential client's secret shown this once.", body = ClientView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`")), links(("getOAuthClient" = (operation_id = "getOAuthClient", parameters(("id" = "$response.body#/client_id")))))),
         BodyErrors,
         AuthErrors,
     )

@@ -61,7 +61,7 @@ pub struct NewResourceBody {
     request_body = NewResourceBody,
     security(("bearer" = ["resources:write"]), ("oauth2" = ["resources:write"])),
     responses(
-        (status = 201, description = "The resource.", body = ResourceView),
+        (status = 201, description = "The resource.", body = ResourceView, links(("getResource" = (operation_id = "getResource", parameters(("id" = "$response.body#/id")))), ("updateResource" = (operation_id = "updateResource", parameters(("id" = "$response.body#/id")))), ("deleteResource" = (operation_id = "deleteResource", parameters(("id" = "$response.body#/id")))))),
         BodyErrors,
         ConflictErrors,
         AuthErrors,

@@ -41,7 +41,7 @@ pub struct RegisterBody {
     operation_id = "register",
     request_body = RegisterBody,
     responses(
-        (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = Registration, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        (status = 201, description = "The new member and its first API key (every scope but `admin`), the key shown this once.", body = Registration, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`")), links(("getUser" = (operation_id = "getUser", parameters(("id" = "$response.body#/user/id")))), ("listGrants" = (operation_id = "listGrants", parameters(("id" = "$response.body#/user/id")))), ("setGrant" = (operation_id = "setGrant", parameters(("id" = "$response.body#/user/id")))))),
         BodyErrors,
         ForbiddenErrors,
         ConflictErrors,

@@ -37,7 +37,7 @@ pub struct NewWebhookBody {
     request_body = NewWebhookBody,
     security(("bearer" = ["admin"]), ("oauth2" = ["admin"])),
     responses(
-        (status = 201, description = "The webhook and its secret, shown this once.", body = NewWebhookView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        (status = 201, description = "The webhook and its secret, shown this once.", body = NewWebhookView, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`")), links(("getWebhook" = (operation_id = "getWebhook", parameters(("id" = "$response.body#/id")))), ("listWebhookDeliveries" = (operation_id = "listWebhookDeliveries", parameters(("id" = "$response.body#/id")))), ("deleteWebhook" = (operation_id = "deleteWebhook", parameters(("id" = "$response.body#/id")))))),
         BodyErrors,
         AuthErrors,
     )

@@ -487,3 +487,123 @@ async fn a_whole_number_written_with_a_fraction_is_an_integer() {
         .unwrap();
     assert_eq!(repeated.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Whether `pointer` (`/user/id`) names a field that a body of `schema` always has: each step
+/// a required property, through `$ref`s and `allOf` (a flattened struct).
+fn always_has(doc: &Value, schema: &Value, pointer: &str) -> bool {
+    let schema = resolve(doc, schema);
+    let Some((field, rest)) = pointer
+        .strip_prefix('/')
+        .map(|p| p.split_once('/').unwrap_or((p, "")))
+    else {
+        return pointer.is_empty();
+    };
+    if let Some(parts) = schema["allOf"].as_array() {
+        return parts.iter().any(|part| always_has(doc, part, pointer));
+    }
+    let required = schema["required"]
+        .as_array()
+        .is_some_and(|names| names.iter().any(|n| n == field));
+    match schema["properties"].get(field) {
+        Some(_) if required && rest.is_empty() => true,
+        Some(property) if required => always_has(doc, property, &format!("/{rest}")),
+        _ => false,
+    }
+}
+
+/// Response links (what Schemathesis's stateful tests and client generators follow from a
+/// created object to its own operations): each names an operation that exists, passes only
+/// parameters of that operation's path, taken from a field the response always has; and
+/// the link from a created resource, followed with the server's own answer, reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_links_lead_to_operations_on_what_was_created() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let doc = document(&app).await;
+    let mut operations = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for operation in item.as_object().unwrap().values() {
+            if let Some(id) = operation["operationId"].as_str() {
+                assert!(
+                    operations.insert(id.to_owned(), path.clone()).is_none(),
+                    "operationId {id} is not unique"
+                );
+            }
+        }
+    }
+    let mut followed = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            for (status, response) in responses {
+                let response = resolve(&doc, response);
+                let Some(links) = response["links"].as_object() else {
+                    continue;
+                };
+                let body = &response["content"]["application/json"]["schema"];
+                for (name, link) in links {
+                    let from = format!("{method} {path} {status} {name}");
+                    // OpenAPI's spelling, which tools read (utoipa writes `operation_id`).
+                    let target = link["operationId"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{from}: no operationId in {link}"));
+                    let target_path = operations
+                        .get(target)
+                        .unwrap_or_else(|| panic!("{from}: no operation {target}"));
+                    let parameters = link["parameters"].as_object().unwrap();
+                    assert!(!parameters.is_empty(), "{from}");
+                    for (parameter, expression) in parameters {
+                        assert!(
+                            target_path.contains(&format!("{{{parameter}}}")),
+                            "{from}: {target_path} has no {{{parameter}}}"
+                        );
+                        let pointer = expression
+                            .as_str()
+                            .and_then(|e| e.strip_prefix("$response.body#"))
+                            .unwrap_or_else(|| panic!("{from}: {expression}"));
+                        assert!(
+                            always_has(&doc, body, pointer),
+                            "{from}: the response does not always have {pointer}"
+                        );
+                    }
+                    let source = operation["operationId"].as_str().unwrap_or(path);
+                    followed.insert(format!("{source} -> {target}"));
+                }
+            }
+        }
+    }
+    for expected in [
+        "createResource -> getResource",
+        "createResource -> deleteResource",
+        "createOAuthClient -> getOAuthClient",
+        "createApiKey -> getApiKeyUsage",
+        "register -> setGrant",
+        "createWebhook -> listWebhookDeliveries",
+    ] {
+        assert!(followed.contains(expected), "{expected}: {followed:?}");
+    }
+
+    // Followed for real: the expression, read from the created resource, names it.
+    let admin = app.admin_key("admin@example.com").await;
+    let link = &doc["paths"]["/v1/resources"]["post"]["responses"]["201"]["links"]["getResource"];
+    let pointer = link["parameters"]["id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("$response.body#");
+    let created = app
+        .post_json(
+            "/v1/resources",
+            &admin,
+            json!({"identifier": "https://links.example.com", "name": "Links",
+                   "scopes": [{"name": "links:read", "description": "Read"}]}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let id = created.pointer(pointer).and_then(Value::as_str).unwrap();
+    let read = app.get(&format!("/v1/resources/{id}"), &admin).await;
+    assert_eq!(read.status(), StatusCode::OK);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["identifier"], "https://links.example.com");
+}
