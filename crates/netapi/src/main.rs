@@ -425,6 +425,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         _ => bail!("tls_cert and tls_key go together: set both or neither"),
     };
     let api = open_api(&settings).await?;
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(settings.listen())
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen()))?;
@@ -458,7 +459,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
         trace_requests: settings.otlp_endpoint.is_some(),
     };
-    netapi_server::serve(listener, api, options, shutdown_signal()).await?;
+    netapi_server::serve(listener, api, options, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -509,28 +510,30 @@ fn startup_warnings(
     warnings
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed here, before the port opens:
+/// a signal that arrives once clients can connect must stop the server gracefully, not
+/// meet the default action and kill it mid-request.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        )
+    };
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
 
 async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> {

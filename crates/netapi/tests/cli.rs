@@ -218,6 +218,37 @@ async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
     );
 }
 
+/// A stop signal that arrives the moment the port accepts connections (before any request
+/// was answered) still ends the server through its graceful shutdown, not by the signal's
+/// default action: the handlers are in place before the port opens.
+#[test]
+fn a_stop_signal_as_soon_as_the_port_opens_still_stops_cleanly() {
+    for signal in ["-TERM", "-INT"] {
+        let port = free_port();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--database-url", &fresh_sqlite_url()])
+            .env("NETAPI_PEPPER", PEPPER)
+            .env("NETAPI_SECRET_KEY_FILE", shared_key_file())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut tries = 0;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            tries += 1;
+            assert!(tries < 2000, "the port never opened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{signal} on an opening port: {status:?}");
+    }
+}
+
 #[test]
 fn unknown_configuration_keys_are_refused() {
     let path = std::env::temp_dir().join(format!("{}.toml", unique_name("netapi-cli-")));
@@ -1610,9 +1641,13 @@ async fn log_of(flags: &[&str], requests: impl AsyncFnOnce(&Server)) -> Vec<Valu
     })
     .await;
     requests(&server).await;
-    assert!(server.stop().success());
+    let status = server.stop();
     let text = std::fs::read_to_string(&log_path).unwrap();
     let _ = std::fs::remove_file(&log_path);
+    assert!(
+        status.success(),
+        "stopped with {status:?}, having logged:\n{text}"
+    );
     text.lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect()
