@@ -94,11 +94,14 @@ pub type ClientPage = Page<OAuthClient>;
 
 /// Most redirect URIs per client.
 const MAX_REDIRECT_URIS: usize = 20;
+/// Longest redirect (or post-logout redirect) URI, in bytes.
+const MAX_REDIRECT_URI_LEN: usize = 2_000;
 /// Most resources per client.
 const MAX_CLIENT_RESOURCES: usize = 20;
 
-/// Checks one redirect URI: absolute, no fragment, no user info; `https`, `http` only on
-/// loopback, or a private-use scheme with a dot (RFC 8252 native apps).
+/// Checks one redirect URI: absolute, in normal form, printable ASCII, no fragment, no user
+/// info; `https` to a host name or IP address, `http` only on loopback, or a private-use
+/// scheme with a dot (RFC 8252 native apps).
 pub fn validate_redirect_uri(uri: &str) -> Result<()> {
     check_uri("redirect_uris", uri)
 }
@@ -106,7 +109,16 @@ pub fn validate_redirect_uri(uri: &str) -> Result<()> {
 /// [`validate_redirect_uri`]'s rules for the URI field `field` (`post_logout_redirect_uris`
 /// too).
 pub(super) fn check_uri(field: &'static str, uri: &str) -> Result<()> {
+    if uri.len() > MAX_REDIRECT_URI_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("each must be at most {MAX_REDIRECT_URI_LEN} characters"),
+        ));
+    }
     let invalid = |why: &str| Error::invalid(field, format!("'{uri}' {why}"));
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid("must be printable ASCII without spaces"));
+    }
     let parsed = url::Url::parse(uri).map_err(|_| invalid("is not an absolute URI"))?;
     if parsed.as_str() != uri && parsed.as_str() != format!("{uri}/") {
         // The URI must already be in normal form, so that exact comparison is meaningful.
@@ -119,7 +131,12 @@ pub(super) fn check_uri(field: &'static str, uri: &str) -> Result<()> {
         return Err(invalid("must not contain user information"));
     }
     match parsed.scheme() {
-        "https" => Ok(()),
+        "https" => match parsed.host() {
+            Some(url::Host::Domain(name)) if !is_host_name(name) => Err(invalid(
+                "must name a host of letters, digits, hyphens and dots (or an IP address)",
+            )),
+            _ => Ok(()),
+        },
         "http" => match parsed.host_str() {
             Some("127.0.0.1" | "[::1]" | "localhost") => Ok(()),
             _ => Err(invalid("may use http only on a loopback address")),
@@ -130,6 +147,26 @@ pub(super) fn check_uri(field: &'static str, uri: &str) -> Result<()> {
             "must use https (or http on loopback, or an app's own scheme)",
         )),
     }
+}
+
+/// A DNS host name (RFC 1123, with `_` as browsers resolve it): dot-separated labels of 1 to
+/// 63 lower-case letters, digits, hyphens and underscores, none starting or ending with a
+/// hyphen, the last starting with a letter. The URL parser takes far more (`*`, `!`, `$`),
+/// no name that can be looked up.
+fn is_host_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    let label_ok = |label: &&str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    labels.iter().all(label_ok)
+        && labels
+            .last()
+            .is_some_and(|last| last.starts_with(|c: char| c.is_ascii_lowercase()))
 }
 
 /// Reads `grant_types` (RFC 7591 names) where a request arrives: an unknown name is
@@ -186,16 +223,19 @@ pub(super) fn distinct_grant_types(asked: &[GrantType]) -> Result<Vec<GrantType>
     Ok(grants)
 }
 
-pub(super) fn check_client_shape(client: &OAuthClient) -> Result<()> {
-    if client.redirect_uris.len() > MAX_REDIRECT_URIS {
+/// Checks a new list of redirect URIs. Only a list being set is checked: a stored one that
+/// an older version took is kept, so that changing a client's name does not fail on it.
+pub(super) fn validate_redirect_uris(uris: &[String]) -> Result<()> {
+    if uris.len() > MAX_REDIRECT_URIS {
         return Err(Error::invalid(
             "redirect_uris",
             format!("at most {MAX_REDIRECT_URIS} are allowed"),
         ));
     }
-    for uri in &client.redirect_uris {
-        validate_redirect_uri(uri)?;
-    }
+    uris.iter().try_for_each(|uri| validate_redirect_uri(uri))
+}
+
+pub(super) fn check_client_shape(client: &OAuthClient) -> Result<()> {
     if client.allows(GrantType::AuthorizationCode) && client.redirect_uris.is_empty() {
         return Err(Error::invalid(
             "redirect_uris",
@@ -526,6 +566,7 @@ impl NetApi {
             created_at: now,
             updated_at: now,
         };
+        validate_redirect_uris(&client.redirect_uris)?;
         check_client_shape(&client)?;
         self.check_client_logout(&client.logout)?;
         Ok((client, secret))
@@ -595,6 +636,7 @@ impl NetApi {
             changes.name = Some(client.name.clone());
         }
         if let Some(uris) = update.redirect_uris {
+            validate_redirect_uris(&uris)?;
             client.redirect_uris = uris;
             changes.redirect_uris = Some(client.redirect_uris.clone());
         }
@@ -870,6 +912,8 @@ mod tests {
     fn redirect_uri_rules() {
         for good in [
             "https://app.example.com/callback",
+            "https://my-app.example.com:8443/cb",
+            "https://10.0.0.5/cb",
             "http://127.0.0.1:8000/cb",
             "http://localhost/cb",
             "http://[::1]:9000/cb",
@@ -885,6 +929,9 @@ mod tests {
             "javascript:alert(1)",
             "myapp:/cb",
             "https://app.example.com/a/../cb",
+            "https://a*/cb",
+            "https://-app.example.com/cb",
+            "https://app.example.com/a b",
         ] {
             assert!(validate_redirect_uri(bad).is_err(), "{bad} accepted");
         }

@@ -174,12 +174,6 @@ impl NetApi {
             ));
         }
         for uri in &logout.post_logout_redirect_uris {
-            if uri.len() > MAX_LOGOUT_URI_LEN {
-                return Err(Error::invalid(
-                    field,
-                    format!("each must be at most {MAX_LOGOUT_URI_LEN} characters"),
-                ));
-            }
             super::clients::check_uri(field, uri)?;
         }
         if let Some(uri) = &logout.backchannel_logout_uri {

@@ -5,7 +5,7 @@
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::clients::{check_client_shape, distinct_grant_types};
+use super::clients::{check_client_shape, distinct_grant_types, validate_redirect_uris};
 use super::{Credential, NetApi, NewClient, Principal};
 use crate::error::{AuthFailure, Error, Result};
 use crate::ids::new_id;
@@ -144,17 +144,6 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
-/// Redirect URIs are bounded before they are parsed.
-fn check_redirect_uri_lengths(uris: &[String]) -> Result<()> {
-    if uris.iter().any(|u| u.len() > MAX_METADATA_URI_LEN) {
-        return Err(Error::invalid(
-            "redirect_uris",
-            format!("each must be at most {MAX_METADATA_URI_LEN} characters"),
-        ));
-    }
-    Ok(())
-}
-
 /// Whose scopes limit a client registered without owner: a member's, who holds every scope
 /// that is not admin-only and the self-service scopes of resources. Its tokens are for the
 /// users who sign in through it, each limited again to what that user holds.
@@ -224,7 +213,6 @@ impl NetApi {
                 (ownerless_registrant(), None)
             }
         };
-        check_redirect_uri_lengths(&request.client.redirect_uris)?;
         check_metadata(&request.metadata)?;
         let new = NewClient {
             rate_limit: None,
@@ -361,7 +349,6 @@ impl NetApi {
         request: ClientRegistrationRequest,
     ) -> Result<(OAuthClient, ClientMetadata)> {
         let (client, registration) = self.registration_of(client_id, token, ip).await?;
-        check_redirect_uri_lengths(&request.client.redirect_uris)?;
         check_metadata(&request.metadata)?;
         let new = request.client;
         if new.auth_method.is_some_and(|m| m != client.auth_method) {
@@ -432,6 +419,7 @@ impl NetApi {
             resource_scopes,
             ..client
         };
+        validate_redirect_uris(&updated.redirect_uris)?;
         check_client_shape(&updated)?;
         self.check_client_logout(&updated.logout)?;
         let changes = ClientChanges {

@@ -32,12 +32,21 @@ const EMAIL_PATTERN: &str =
 const ASCII_EMAIL_PATTERN: &str =
     r"^[\x21-\x3f\x41-\x7e]+@[\x21-\x2d\x2f-\x3f\x41-\x7e]+(\.[\x21-\x2d\x2f-\x3f\x41-\x7e]+)+$";
 
-/// An `https` redirect URI that `validate_redirect_uri` takes: in normal form (lower-case host
-/// of letters and digits, no default port, no `.` or `..` path segment, nothing the URL
-/// standard would percent-encode, a query only after a path), without user information or
-/// fragment. It also takes `http` on a loopback host and private-use schemes; those are
-/// described in words.
+/// The redirect URIs `validate_redirect_uri` takes, or a few more: `https` to a host name
+/// (labels of letters, digits, `-` and `_`, the last starting with a letter), an IPv4 or an
+/// IPv6 address; `http` to a loopback host; or a private-use scheme containing a dot. The
+/// `http(s)` forms are in normal form as the URL standard writes it: an optional port, no
+/// `.` or `..` path segment, nothing the standard would percent-encode, a query only after
+/// a path, no user information or fragment. What a pattern cannot say (label lengths, which
+/// ports, a default port written out, a well-formed IPv6 address) is checked and said in the
+/// description; nothing the server takes falls outside the pattern.
 fn redirect_uri_pattern() -> String {
+    let label = r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?";
+    let last_label = r"[a-z](?:[a-z0-9_-]*[a-z0-9_])?";
+    let host = format!(
+        r"(?:(?:{label}\.)*{last_label}|[0-9]{{1,3}}(?:\.[0-9]{{1,3}}){{3}}|\[[0-9a-f:.]+\])"
+    );
+    let loopback = r"(?:127\.0\.0\.1|\[::1\]|localhost)";
     // Printable ASCII but for space, `"`, `#`, `<`, `>`, `?`, `` ` ``, `{`, `}`, `/` and `\`.
     let path = r"!$%&'()*+,\-.0-9:;=@A-Z\[\]^_a-z|~";
     let path_no_dot = r"!$%&'()*+,\-0-9:;=@A-Z\[\]^_a-z|~";
@@ -45,7 +54,12 @@ fn redirect_uri_pattern() -> String {
     let query = r"!$%&()*+,\-./0-9:;=?@A-Z\[\\\]^_`a-z{|}~";
     let segment =
         format!("(?:[{path_no_dot}][{path}]*|\\.[{path_no_dot}][{path}]*|\\.\\.[{path}]+)?");
-    format!("^https://[a-z][a-z0-9]*(\\.[a-z][a-z0-9]*)*((/{segment})+(\\?[{query}]*)?)?$")
+    let web = format!(
+        "(?:https://{host}|http://{loopback})(?::[0-9]{{1,5}})?((/{segment})+(\\?[{query}]*)?)?"
+    );
+    // Printable ASCII but for space and `#`.
+    let private_use = r#"[a-z][a-z0-9+.-]*\.[a-z0-9+.-]*:[!"$-~]*"#;
+    format!("^(?:{web}|{private_use})$")
 }
 
 fn name_field() -> ObjectBuilder {
@@ -216,8 +230,10 @@ fn redirect_uri_items() -> ObjectBuilder {
     string()
         .pattern(Some(redirect_uri_pattern()))
         .description(Some(
-            "Absolute, in normal form, without fragment or user information: `https`, `http` on a \
-         loopback host, or a private-use scheme containing a dot (RFC 8252).",
+            "Absolute, in normal form, printable ASCII, without fragment or user information, \
+             at most 2000 characters: `https` to a host name (labels of at most 63 characters) \
+             or an IP address, `http` on a loopback host, or a private-use scheme containing a \
+             dot (RFC 8252). A port, if any, is 1 to 65535 and not the scheme's default.",
         ))
 }
 
@@ -496,4 +512,87 @@ pub(crate) fn key_scopes_nullable() -> Schema {
              granted); one the caller does not hold is 403, one the resource does not have 400.",
         ))
         .into()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::redirect_uri_pattern;
+    use netapi_core::service::validate_redirect_uri;
+
+    /// Every redirect URI the server takes matches the published pattern (a client checking
+    /// the schema never refuses one that works), and the server refuses what no host could be.
+    #[test]
+    fn the_redirect_uri_pattern_holds_every_uri_the_server_takes() {
+        let pattern = regex::Regex::new(&redirect_uri_pattern()).unwrap();
+        let mut uris: Vec<String> = [
+            "https://app.example.com/callback",
+            "https://my-app.example.com:8443/cb?tenant=a",
+            "https://a_b.example.com/cb",
+            "https://xn--bcher-kva.example/cb",
+            "https://10.0.0.5/cb",
+            "https://[2001:db8::1]:8443/cb",
+            "https://example.com",
+            "http://127.0.0.1:8000/cb",
+            "http://localhost/cb",
+            "http://[::1]:9000/cb",
+            "com.example.app:/oauth",
+            "com.example.app://callback/path?x=1",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for good in &uris {
+            assert!(validate_redirect_uri(good).is_ok(), "{good} refused");
+        }
+        // Every printable ASCII character (and a few beyond) in each part of each form.
+        let odd = (0x20u8..0x7f).map(char::from).chain(['é', '\u{7f}', '\t']);
+        for c in odd {
+            for form in [
+                "https://a{c}b.example/",
+                "https://{c}example.com/",
+                "https://example{c}/",
+                "https://example.com:{c}/",
+                "https://example.com/{c}",
+                "https://example.com/a?{c}",
+                "http://localhost{c}/",
+                "http://localhost:80{c}/",
+                "com.example{c}app:/cb",
+                "com.example.app:{c}",
+                "com.example.app:/a{c}b",
+            ] {
+                uris.push(form.replace("{c}", &c.to_string()));
+            }
+        }
+        let mut taken = 0;
+        for uri in &uris {
+            if validate_redirect_uri(uri).is_ok() {
+                taken += 1;
+                assert!(
+                    pattern.is_match(uri),
+                    "taken but outside the pattern: {uri:?}"
+                );
+            }
+        }
+        assert!(
+            taken > 100,
+            "only {taken} taken: the corpus no longer tests much"
+        );
+        for bad in [
+            "https://a*",
+            "https://-app.example.com/cb",
+            "https://app-.example.com/cb",
+            "https://app.example.com./cb",
+            "https://app.123/cb",
+            "https://app.example.com/a b",
+            "com.example.app:/a b",
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad} taken");
+            assert!(!pattern.is_match(bad), "{bad} in the pattern");
+        }
+        let long = format!("https://app.example.com/{}", "a".repeat(2000));
+        assert!(
+            validate_redirect_uri(&long).is_err(),
+            "a 2,024-byte URI taken"
+        );
+    }
 }

@@ -2382,6 +2382,61 @@ async fn names_with_bidirectional_controls_are_refused(app: TestApp) {
     assert_eq!(unchanged["client_name"], "Good App");
 }
 
+/// A redirect URI whose host no DNS name can be is refused when set, with the field named;
+/// one an older version stored is kept, and does not stop other changes to its client.
+async fn redirect_uris_name_real_hosts_and_old_ones_stay(app: TestApp) {
+    let key = app.member_key("ada@example.com").await;
+    for bad in [
+        "https://a*/cb",
+        "https://-app.example.com/cb",
+        "https://app.example.com/a b",
+    ] {
+        let response = app
+            .post_json(
+                "/v1/oauth-clients",
+                &key,
+                json!({ "client_name": "App", "redirect_uris": [bad] }),
+            )
+            .await;
+        let error = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+        assert_eq!(first_detail(&error)["field"], "redirect_uris", "{bad}");
+    }
+    let client = app
+        .create_client(
+            &key,
+            json!({ "client_name": "App", "redirect_uris": ["https://my-app.example.com:8443/cb"] }),
+        )
+        .await;
+    let id = client["client_id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/oauth-clients/{id}");
+    let response = patch_json(
+        &app,
+        &path,
+        &key,
+        json!({ "redirect_uris": ["https://a*/cb"] }),
+    )
+    .await;
+    expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+    // As a version before this rule stored it.
+    let old = netapi_core::store::ClientChanges {
+        redirect_uris: Some(vec!["https://a*/cb".to_owned()]),
+        ..Default::default()
+    };
+    app.api
+        .store()
+        .update_client(&id, &old, app.api.now())
+        .await
+        .unwrap()
+        .expect("the client");
+    let renamed = json_with(
+        patch_json(&app, &path, &key, json!({ "client_name": "App 2" })).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(renamed["client_name"], "App 2");
+    assert_eq!(renamed["redirect_uris"], json!(["https://a*/cb"]));
+}
+
 crate::e2e!(
     rotation_needs_every_scope_of_the_rotated_key,
     keys_created_by_tokens_carry_no_scope_the_token_lacks,
@@ -2389,6 +2444,7 @@ crate::e2e!(
     changing_email_or_password_needs_the_current_password,
     keys_made_by_an_application_end_with_the_application,
     names_with_bidirectional_controls_are_refused,
+    redirect_uris_name_real_hosts_and_old_ones_stay,
 );
 
 crate::e2e!(
