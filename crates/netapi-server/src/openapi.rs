@@ -137,21 +137,31 @@ impl Modify for Common {
                     .insert("X-Request-Id".to_owned(), request_id_header());
             }
         }
-        if let Some(body) = openapi
-            .paths
-            .paths
-            .get_mut("/v1/api-keys/{id}/rotate")
-            .and_then(|item| item.post.as_mut())
-            .and_then(|post| post.request_body.as_mut())
-        {
-            // The body may be left out (`OptionalJson`), but `null` is not a `RotateBody`.
-            body.required = Some(utoipa::openapi::Required::False);
-            body.content = BTreeMap::from([(
-                "application/json".to_owned(),
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("RotateBody")))
-                    .build(),
-            )]);
+        // These bodies may be left out (`OptionalJson`, an empty form), but `null` is neither
+        // a `RotateBody` nor a form.
+        for (path, schema, content_type) in [
+            ("/v1/api-keys/{id}/rotate", "RotateBody", "application/json"),
+            (
+                "/oauth/logout",
+                "LogoutForm",
+                "application/x-www-form-urlencoded",
+            ),
+        ] {
+            if let Some(body) = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|post| post.request_body.as_mut())
+            {
+                body.required = Some(utoipa::openapi::Required::False);
+                body.content = BTreeMap::from([(
+                    content_type.to_owned(),
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )]);
+            }
         }
         if let Some(post) = openapi
             .paths
@@ -173,6 +183,15 @@ impl Modify for Common {
             .into_iter()
             .flatten()
             {
+                if operation.request_body.is_some() {
+                    // Every body is read up to `body_limit`; the JSON API answers beyond it
+                    // with its error envelope, the forms and OAuth endpoints with this.
+                    operation
+                        .responses
+                        .responses
+                        .entry("413".to_owned())
+                        .or_insert_with(body_too_large);
+                }
                 for response in operation.responses.responses.values_mut() {
                     if let RefOr::T(response) = response {
                         response
@@ -183,6 +202,21 @@ impl Modify for Common {
             }
         }
     }
+}
+
+/// A body over `body_limit` where no error envelope is sent: a plain-text line.
+fn body_too_large() -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        utoipa::openapi::ResponseBuilder::new()
+            .description("The body is over `body_limit` (64 KiB by default).")
+            .content(
+                "text/plain",
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            )
+            .build(),
+    )
 }
 
 /// The OAuth 2.0 security scheme, with this server's endpoints.

@@ -63,17 +63,19 @@ pub struct LogoutRequest {
 /// and then the session's CSRF token and `confirm=yes`.
 #[derive(Debug, Default, utoipa::ToSchema)]
 pub struct LogoutForm {
-    #[schema(max_length = 8192)]
+    #[schema(max_length = 8192, nullable = false)]
     id_token_hint: Option<String>,
-    #[schema(max_length = 255)]
+    #[schema(max_length = 255, nullable = false)]
     client_id: Option<String>,
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, nullable = false)]
     post_logout_redirect_uri: Option<String>,
-    #[schema(max_length = 512)]
+    #[schema(max_length = 512, nullable = false)]
     state: Option<String>,
     /// The session's CSRF token (the confirmation page's form).
+    #[schema(nullable = false)]
     csrf_token: Option<String>,
     /// `yes` on the confirmation page's form.
+    #[schema(nullable = false)]
     confirm: Option<String>,
 }
 
