@@ -75,7 +75,8 @@ TOKEN=$(curl -fsS -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credential
 
 BARE_PORT=$(free_port)
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.bare.%p" "$BASELINE" \
-  --listen "127.0.0.1:$BARE_PORT" --key "$KEY" >/dev/null 2>&1 &
+  --listen "127.0.0.1:$BARE_PORT" --key "$KEY" --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" \
+  >/dev/null 2>&1 &
 BARE_PID=$!
 PIDS+=("$BARE_PID")
 wait_for "http://127.0.0.1:$BARE_PORT/" -H "Authorization: Bearer $KEY"
@@ -102,3 +103,7 @@ count "users/me, API key" "$NETAPI_PID" "$BASE" --scenario users-me-apikey --api
 count "forward auth, API key" "$NETAPI_PID" "$BASE" --scenario forward-auth-apikey --api-key "$KEY" --resource "$BASE"
 count "forward auth, access token" "$NETAPI_PID" "$BASE" --scenario forward-auth-token --token "$TOKEN" --resource "$BASE"
 count "keys/verify" "$NETAPI_PID" "$BASE" --scenario verify --api-key "$VERIFY_KEY" --verify-key "$KEY"
+count "bare client credentials" "$BARE_PID" "http://127.0.0.1:$BARE_PORT" --scenario client-credentials \
+  --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET"
+count "token, client credentials" "$NETAPI_PID" "$BASE" --scenario client-credentials \
+  --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET"

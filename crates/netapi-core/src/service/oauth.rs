@@ -173,10 +173,12 @@ impl NetApi {
         if auth.id().len() > MAX_CLIENT_ID_LEN {
             return Err(OAuthReason::ClientAuthenticationFailed.into());
         }
-        let subjects = self.limiter.subjects(Surface::Client, ip, Some(auth.id()));
+        // The limiter's subjects (two keyed hashes) are made only when some subject is
+        // blocked, or on a failure: not on every token request.
+        let subjects = || self.limiter.subjects(Surface::Client, ip, Some(auth.id()));
         // What this process knows, without a round trip: client secrets are random, and a
         // failure past a shared limit is answered as locked below.
-        if let Some(retry_after) = self.limiter.blocked_here(&subjects, now) {
+        if let Some(retry_after) = self.limiter.blocked_with(subjects, now) {
             return Err(OAuthError {
                 reason: OAuthReason::ClientLocked,
                 retry_after: Some(retry_after),
@@ -211,7 +213,7 @@ impl NetApi {
         match verified {
             Some(client) => Ok(client),
             None => {
-                let past_limit = self.limiter.record_failure(&subjects, now).await;
+                let past_limit = self.limiter.record_failure(&subjects(), now).await;
                 self.audit(
                     None,
                     "oauth_client.authentication_failed",
