@@ -50,7 +50,10 @@ pub fn init(
         // Colour codes only for a terminal: in files and journals they are noise (and cost),
         // and without them the plain formatter below writes the same line for less.
         "text" if ansi => builder.init(),
-        "text" => builder.event_format(PlainText).init(),
+        "text" => builder
+            .event_format(PlainText)
+            .fmt_fields(PlainFields)
+            .init(),
         "json" => builder.json().flatten_event(true).init(),
         other => bail!("log_format must be text or json, not '{other}'"),
     }
@@ -73,7 +76,7 @@ fn init_with_telemetry(
         .with_ansi(ansi);
     let logs = match format {
         "text" if ansi => logs.boxed(),
-        "text" => logs.event_format(PlainText).boxed(),
+        "text" => logs.event_format(PlainText).fmt_fields(PlainFields).boxed(),
         "json" => logs.json().flatten_event(true).boxed(),
         other => bail!("log_format must be text or json, not '{other}'"),
     };
@@ -132,6 +135,113 @@ where
     }
 }
 
+/// The default field formatter's `name=value` list without its styling: with colour off it
+/// still ran every name and `=` through `nu_ansi_term` (about 3,400 instructions of every
+/// request's access line). Every value, not only the message, has its terminal control
+/// characters escaped as the default escapes the message's.
+struct PlainFields;
+
+impl<'writer> FormatFields<'writer> for PlainFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = PlainVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PlainVisitor<'writer> {
+    writer: Writer<'writer>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl tracing::field::Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_error(
+        &mut self,
+        field: &tracing::field::Field,
+        value: &(dyn std::error::Error + 'static),
+    ) {
+        let mut text = value.to_string();
+        let mut source = value.source();
+        if source.is_some() {
+            text.push_str(&format!(" {}.sources=[", field.name()));
+            let mut first = true;
+            while let Some(cause) = source {
+                if !first {
+                    text.push_str(", ");
+                }
+                first = false;
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text.push(']');
+        }
+        self.record_debug(field, &format_args!("{text}"));
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let name = field.name();
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        self.result = (|| {
+            if !std::mem::take(&mut self.first) {
+                self.writer.write_char(' ')?;
+            }
+            if name != "message" {
+                self.writer
+                    .write_str(name.strip_prefix("r#").unwrap_or(name))?;
+                self.writer.write_char('=')?;
+            }
+            std::fmt::Write::write_fmt(&mut Escaping(&mut self.writer), format_args!("{value:?}"))
+        })();
+    }
+}
+
+/// Writes through, escaping the characters a terminal reads as control sequences (ESC, BEL,
+/// BS, FF, DEL and the C1 controls) as `tracing-subscriber` escapes a message's.
+struct Escaping<'a, W>(&'a mut W);
+
+impl<W: std::fmt::Write> std::fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        // C1 controls are U+0080 to U+009F, which UTF-8 writes after a 0xC2 byte.
+        if !text
+            .bytes()
+            .any(|b| matches!(b, 0x1b | 0x07 | 0x08 | 0x0c | 0x7f | 0xc2))
+        {
+            return self.0.write_str(text);
+        }
+        for c in text.chars() {
+            match c {
+                '\u{1b}' => self.0.write_str("\\x1b")?,
+                '\u{07}' => self.0.write_str("\\x07")?,
+                '\u{08}' => self.0.write_str("\\x08")?,
+                '\u{0c}' => self.0.write_str("\\x0c")?,
+                '\u{7f}' => self.0.write_str("\\x7f")?,
+                '\u{80}'..='\u{9f}' => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
+                c => self.0.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// RFC 3339 in UTC with microseconds, as the default formatter writes it.
 fn write_timestamp(
     writer: &mut impl std::fmt::Write,
@@ -186,6 +296,22 @@ mod tests {
         }
     }
 
+    /// An error with a source.
+    #[derive(Debug)]
+    struct Outer(std::fmt::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("outer")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
     /// A request's access line, a line outside any span and one whose (Debug) field carries a
     /// terminal escape, as the given subscriber writes them.
     fn lines_of(
@@ -200,6 +326,11 @@ mod tests {
             });
             tracing::warn!(target: "netapi::store", attempt = 2, "retrying");
             tracing::error!(target: "netapi::test", note = "a\u{1b}[31mred", "odd input");
+            tracing::error!(target: "netapi::test", "a message with \u{1b}[2J and \u{9b}");
+            let failure = Outer(std::fmt::Error);
+            tracing::warn!(target: "netapi::test", error = &failure as &dyn std::error::Error, r#type = 1, "failed");
+            // Last: a Display value with a terminal escape, which only Net API's fields escape.
+            tracing::info!(target: "netapi::test", path = %"/a\u{1b}[31m", "shown");
         });
         String::from_utf8(out.0.lock().unwrap().clone())
             .unwrap()
@@ -217,6 +348,7 @@ mod tests {
                 .with_writer(plain.clone())
                 .with_ansi(false)
                 .event_format(PlainText)
+                .fmt_fields(PlainFields)
                 .finish(),
             &plain,
         );
@@ -227,9 +359,10 @@ mod tests {
                 .finish(),
             &default,
         );
-        assert_eq!(ours.len(), 3, "{ours:?}");
+        assert_eq!(ours.len(), 6, "{ours:?}");
+        assert_eq!(theirs.len(), 6, "{theirs:?}");
         let timestamp = "2026-12-03T22:30:01.123456Z".len();
-        for (ours, theirs) in ours.iter().zip(&theirs) {
+        for (ours, theirs) in ours.iter().zip(&theirs).take(5) {
             assert_eq!(ours[timestamp..], theirs[timestamp..]);
             assert!(
                 time::OffsetDateTime::parse(
@@ -250,5 +383,17 @@ mod tests {
             "{:?}",
             ours[2]
         );
+        assert!(
+            ours[3].ends_with(r"a message with \x1b[2J and \u{9b}"),
+            "{:?}",
+            ours[3]
+        );
+        assert!(
+            ours[4].ends_with("failed error=outer error.sources=[an error occurred when formatting an argument] type=1"),
+            "{:?}",
+            ours[4]
+        );
+        assert!(theirs[5].contains('\u{1b}'), "{:?}", theirs[5]);
+        assert!(ours[5].ends_with(r"shown path=/a\x1b[31m"), "{:?}", ours[5]);
     }
 }
