@@ -107,3 +107,10 @@ count "bare client credentials" "$BARE_PID" "http://127.0.0.1:$BARE_PORT" --scen
   --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET"
 count "token, client credentials" "$NETAPI_PID" "$BASE" --scenario client-credentials \
   --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET"
+# The bare server introspects the tokens it signs.
+BARE_TOKEN=$(curl -fsS -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
+  "http://127.0.0.1:$BARE_PORT/oauth/token" | field access_token)
+count "bare introspection" "$BARE_PID" "http://127.0.0.1:$BARE_PORT" --scenario introspect \
+  --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" --token "$BARE_TOKEN"
+count "introspect" "$NETAPI_PID" "$BASE" --scenario introspect \
+  --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" --token "$TOKEN"

@@ -12,6 +12,9 @@ use std::collections::HashMap;
 
 fuzz_target!(|body: &[u8]| {
     let pairs = OAuthForm::decode(body);
+    // The same pairs as the `url` crate's decoder, which ours replaces for speed.
+    let theirs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    assert_eq!(pairs, theirs, "decoded unlike form_urlencoded");
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for (name, _) in &pairs {
         *counts.entry(name).or_default() += 1;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
 use netapi_core::Error;
 use netapi_core::scope::Scopes;
-use netapi_core::service::{Access, Credential, Principal};
+use netapi_core::service::{Access, Credential, Principal, form_decoded};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
@@ -33,45 +33,17 @@ fn query_values<'q, const N: usize>(query: &'q str, names: [&str; N]) -> [Option
     let mut found: [Option<Cow<'q, str>>; N] = std::array::from_fn(|_| None);
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let Some(i) = names.iter().position(|n| decoded(name) == *n) else {
+        let Some(i) = names
+            .iter()
+            .position(|n| form_decoded(name.as_bytes()) == *n)
+        else {
             continue;
         };
         if found[i].is_none() {
-            found[i] = Some(decoded(value));
+            found[i] = Some(form_decoded(value.as_bytes()));
         }
     }
     found
-}
-
-/// A form-encoded name or value: `+` is a space, `%XX` a byte, a `%` without two hex digits
-/// kept as it is, invalid UTF-8 replaced (`form_urlencoded`'s rules); borrowed when there is
-/// nothing to decode.
-fn decoded(text: &str) -> Cow<'_, str> {
-    if !text.contains(['+', '%']) {
-        return Cow::Borrowed(text);
-    }
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        rest = tail;
-        match byte {
-            b'+' => bytes.push(b' '),
-            b'%' => match tail {
-                [high, low, after @ ..] if hex(*high).is_some() && hex(*low).is_some() => {
-                    let value = hex(*high).unwrap_or(0) * 16 + hex(*low).unwrap_or(0);
-                    bytes.push(u8::try_from(value).unwrap_or(b'%'));
-                    rest = after;
-                }
-                _ => bytes.push(b'%'),
-            },
-            other => bytes.push(other),
-        }
-    }
-    Cow::Owned(match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-    })
 }
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {

@@ -71,7 +71,7 @@ pub use registration::{
 pub use requests::{
     ACCESS_TOKEN_TYPE, AuthorizationParams, ClientAuth, ClientRequest, DeviceAuthorizationParams,
     JWT_BEARER_ASSERTION, MalformedBasic, OAuthForm, Prompt, ResourceIndicator, TokenExchange,
-    TokenGrant, TokenTarget, basic_credentials,
+    TokenGrant, TokenTarget, basic_credentials, form_decoded,
 };
 pub use resources::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_LEN, MAX_RESOURCE_SCOPES, MAX_SCOPE_DESCRIPTION, NewResource,
