@@ -190,7 +190,12 @@ impl Modify for Common {
                         .responses
                         .responses
                         .entry("413".to_owned())
-                        .or_insert_with(body_too_large);
+                        .or_insert_with(|| {
+                            crate::web::page_response(
+                                "The body is over `body_limit` (64 KiB by default).",
+                                "text/plain",
+                            )
+                        });
                 }
                 for response in operation.responses.responses.values_mut() {
                     if let RefOr::T(response) = response {
@@ -202,21 +207,6 @@ impl Modify for Common {
             }
         }
     }
-}
-
-/// A body over `body_limit` where no error envelope is sent: a plain-text line.
-fn body_too_large() -> RefOr<utoipa::openapi::Response> {
-    RefOr::T(
-        utoipa::openapi::ResponseBuilder::new()
-            .description("The body is over `body_limit` (64 KiB by default).")
-            .content(
-                "text/plain",
-                ContentBuilder::new()
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                    .build(),
-            )
-            .build(),
-    )
 }
 
 /// The OAuth 2.0 security scheme, with this server's endpoints.

@@ -276,17 +276,8 @@ pub fn basic_credentials(authorization: &str) -> Result<Option<(String, String)>
         .map_err(|_| MalformedBasic)?;
     let text = String::from_utf8(decoded).map_err(|_| MalformedBasic)?;
     let (id, secret) = text.split_once(':').ok_or(MalformedBasic)?;
-    // A `&` in a half is data, not a parameter separator. Most halves hold nothing to
-    // decode, and are taken as they are.
-    let decode = |part: &str| -> String {
-        if !part.contains(['+', '%']) {
-            return part.to_owned();
-        }
-        url::form_urlencoded::parse(format!("x={}", part.replace('&', "%26")).as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    // Each half is one form-encoded value (a `&` in it is data, not a separator).
+    let decode = |part: &str| form_decoded(part.as_bytes()).into_owned();
     Ok(Some((decode(id), decode(secret))))
 }
 

@@ -213,7 +213,7 @@ fn core_error_page(err: Error) -> Response {
     }
 }
 
-pub(super) fn page_response(description: &str, content_type: &str) -> RefOr<OpenApiResponse> {
+pub(crate) fn page_response(description: &str, content_type: &str) -> RefOr<OpenApiResponse> {
     RefOr::T(
         ResponseBuilder::new()
             .description(description)

@@ -23,7 +23,7 @@ mod session;
 mod usage_chart;
 mod webhooks;
 
-pub(crate) use error::{page_words, reason_words};
+pub(crate) use error::{page_response, page_words, reason_words};
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
