@@ -115,12 +115,16 @@ pub enum FormatError {
 }
 
 fn base62_fixed(mut value: u64, width: usize, out: &mut String) {
-    let mut digits = vec![b'0'; width];
-    for slot in digits.iter_mut().rev() {
+    // A u64 has at most 11 base62 digits: a wider field starts with zeros. On the stack and
+    // appended at once (every request's id is made of three of these).
+    let mut digits = [b'0'; 11];
+    let used = width.min(digits.len());
+    for slot in digits[..used].iter_mut().rev() {
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    out.extend(digits.into_iter().map(char::from));
+    out.extend(std::iter::repeat_n('0', width - used));
+    out.push_str(std::str::from_utf8(&digits[..used]).unwrap_or_default());
 }
 
 /// `count` random base62 characters from the OS generator. Bytes are drawn 64 at a time (one
@@ -334,6 +338,24 @@ mod tests {
             check_format(SecretKind::RefreshToken, zero.expose()),
             Ok(())
         );
+    }
+
+    #[test]
+    fn fixed_width_base62_pads_and_keeps_the_low_digits() {
+        let base62 = |value: u64, width: usize| {
+            let mut out = String::from("x");
+            push_base62(value, width, &mut out);
+            out
+        };
+        assert_eq!(base62(0, 3), "x000");
+        assert_eq!(base62(61, 2), "x0z");
+        assert_eq!(base62(62, 2), "x10");
+        assert_eq!(base62(u64::MAX, 11), "xLygHa16AHYF");
+        // Wider than any u64 needs: zeros first.
+        assert_eq!(base62(u64::MAX, 13), "x00LygHa16AHYF");
+        // Narrower than the value: its low digits, as a fixed field must.
+        assert_eq!(base62(62 * 62 + 5, 2), "x05");
+        assert_eq!(base62(7, 0), "x");
     }
 
     #[test]
