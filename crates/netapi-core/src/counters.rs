@@ -9,8 +9,8 @@ use std::collections::HashMap;
 type Labels = [(&'static str, &'static str); 2];
 
 thread_local! {
-    static COUNTERS: RefCell<HashMap<(&'static str, Labels), metrics::Counter>> =
-        RefCell::new(HashMap::new());
+    static COUNTERS: RefCell<HashMap<(&'static str, Labels), metrics::Counter, crate::FastHash>> =
+        RefCell::new(HashMap::default());
 }
 
 /// Adds one to the counter `name` with `labels`.

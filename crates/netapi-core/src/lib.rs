@@ -21,6 +21,11 @@ pub mod totp;
 pub mod usage;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+
+/// The hasher of maps whose keys no caller chooses (digests, ids Net API made, route
+/// names): SipHash's resistance to chosen keys is not needed there and cost about 250
+/// instructions a lookup, several times on every request. Seeded per process all the same.
+pub type FastHash = foldhash::fast::RandomState;
 pub use error::{AuthFailure, Error, Result, StoreError};
 pub use scope::{Role, Scope, Scopes};
 pub use service::{NetApi, Settings};

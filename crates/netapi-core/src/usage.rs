@@ -85,8 +85,11 @@ pub struct UsageCount {
 #[derive(Debug, Default)]
 pub struct UsageTally {
     /// Per key, the hours it was used in since the last flush (almost always one).
-    counts: Mutex<HashMap<String, Vec<(Timestamp, OutcomeCounts)>>>,
+    counts: Mutex<KeyHours>,
 }
+
+/// Per key id, its hours and their counts.
+type KeyHours = HashMap<String, Vec<(Timestamp, OutcomeCounts)>, crate::FastHash>;
 
 impl UsageTally {
     /// Counts one check of `key_id` at `at`. Allocates only for the first check of a key
@@ -133,7 +136,7 @@ impl UsageTally {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(Timestamp, OutcomeCounts)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyHours> {
         self.counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

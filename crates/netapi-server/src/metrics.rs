@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use netapi_core::FastHash;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -45,14 +46,14 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// The counter and histogram of one route, by method and status.
-type RouteMetrics = HashMap<(&'static str, u16), (Counter, Histogram)>;
+type RouteMetrics = HashMap<(&'static str, u16), (Counter, Histogram), FastHash>;
 
 thread_local! {
     /// Handles already registered, per worker thread: the registry's lookup (building and
     /// hashing a labelled key) would otherwise run on every request. Bounded by routes ×
     /// methods × statuses.
-    static HANDLES: RefCell<HashMap<String, RouteMetrics>> =
-        RefCell::new(HashMap::new());
+    static HANDLES: RefCell<HashMap<String, RouteMetrics, FastHash>> =
+        RefCell::new(HashMap::default());
 }
 
 /// Records one handled request. `route` is the matched route pattern (or `unmatched`).
@@ -60,7 +61,7 @@ pub fn record_request(route: &str, method: &Method, status: u16, seconds: f64) {
     let method = method_label(method);
     HANDLES.with_borrow_mut(|handles| {
         if !handles.contains_key(route) {
-            handles.insert(route.to_owned(), HashMap::new());
+            handles.insert(route.to_owned(), HashMap::default());
         }
         let Some(by_status) = handles.get_mut(route) else {
             return;

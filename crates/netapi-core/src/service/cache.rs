@@ -3,7 +3,8 @@
 
 use moka::sync::Cache;
 use std::borrow::Borrow;
-use std::hash::Hash;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,16 +16,18 @@ pub(crate) struct Ticket(u64);
 /// A bounded cache whose entries expire after a time to live, with a generation counter that
 /// every invalidation bumps. Inserts and invalidations take the same lock, so an insert
 /// either comes before an invalidation (which then removes it) or sees its generation and
-/// stores nothing. Reads take no lock.
-pub(crate) struct GuardedCache<K, V> {
-    entries: Cache<K, V>,
+/// stores nothing. Reads take no lock. `S`: [`crate::FastHash`] where no caller chooses the
+/// keys, SipHash where one does.
+pub(crate) struct GuardedCache<K, V, S = RandomState> {
+    entries: Cache<K, V, S>,
     generation: Mutex<u64>,
 }
 
-impl<K, V> GuardedCache<K, V>
+impl<K, V, S> GuardedCache<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Default + Send + Sync + 'static,
 {
     /// At most `capacity` entries, each kept at most `ttl`.
     pub(crate) fn new(capacity: u64, ttl: Duration) -> Self {
@@ -32,7 +35,7 @@ where
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .build(),
+                .build_with_hasher(S::default()),
             generation: Mutex::new(0),
         }
     }

@@ -334,13 +334,13 @@ pub struct NetApi {
     clock: Arc<dyn Clock>,
     settings: Settings,
     hasher: SecretHasher,
-    keys_by_hash: GuardedCache<SecretHash, Arc<ApiKey>>,
-    unknown_keys: Cache<SecretHash, ()>,
+    keys_by_hash: GuardedCache<SecretHash, Arc<ApiKey>, crate::FastHash>,
+    unknown_keys: Cache<SecretHash, (), crate::FastHash>,
     /// Access tokens whose signature has been checked, by SHA-256 of the token: a repeated
     /// token costs a hash instead of a signature verification. Time, issuer, audience and
     /// the denylist are still checked on every use.
-    verified_tokens: Cache<[u8; 32], Arc<authn::AccessClaims>>,
-    users: GuardedCache<String, Option<UserFacts>>,
+    verified_tokens: Cache<[u8; 32], Arc<authn::AccessClaims>, crate::FastHash>,
+    users: GuardedCache<String, Option<UserFacts>, crate::FastHash>,
     clients: GuardedCache<String, Option<ClientFacts>>,
     /// Resources by `id:<id>` and by `uri:<identifier>`, deleted ones and unknown
     /// identifiers included (as `None`), so that a credential for a resource costs no storage
@@ -349,7 +349,7 @@ pub struct NetApi {
     /// What administrators granted users, by (user id, resource id).
     grants: GuardedCache<(String, String), Arc<[String]>>,
     /// Per key: the last use noted, and whether it still has to be written.
-    key_usage: Mutex<HashMap<String, (Timestamp, bool)>>,
+    key_usage: Mutex<HashMap<String, (Timestamp, bool), crate::FastHash>>,
     /// Checks of API keys by hour and outcome, until the next flush writes them.
     usage: crate::usage::UsageTally,
     limiter: FailureLimiter,
@@ -506,16 +506,16 @@ impl NetApi {
             unknown_keys: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(NEGATIVE_TTL)
-                .build(),
+                .build_with_hasher(crate::FastHash::default()),
             verified_tokens: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(VERIFIED_TOKEN_TTL)
-                .build(),
+                .build_with_hasher(crate::FastHash::default()),
             users: GuardedCache::new(capacity, RECORD_TTL),
             clients: GuardedCache::new(capacity, RECORD_TTL),
             resources: GuardedCache::new(capacity, RECORD_TTL),
             grants: GuardedCache::new(capacity, RECORD_TTL),
-            key_usage: Mutex::new(HashMap::new()),
+            key_usage: Mutex::new(HashMap::default()),
             usage: crate::usage::UsageTally::default(),
             key_ring: RwLock::new(Arc::new(KeyRing::new(&[], settings.signing_algorithm, 0))),
             denylist: RwLock::new(HashMap::new()),
