@@ -25,7 +25,7 @@ pub mod webhooks;
 pub use state::AppState;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -139,10 +139,6 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     });
     let inner = ServiceBuilder::new()
         .option_layer(hsts)
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            options.request_timeout,
-        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(options.body_limit));
     let app = app
@@ -151,10 +147,14 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     // Two functions rather than a flag looked at on every request: without tracing, the
     // request path is exactly what it was before tracing existed.
     let app = if options.trace_requests {
-        let traced = axum::middleware::from_fn(middleware::per_request_traced);
+        let traced = axum::middleware::from_fn_with_state(
+            options.request_timeout,
+            middleware::per_request_traced,
+        );
         app.layer(ServiceBuilder::new().layer(traced).layer(inner))
     } else {
-        let plain = axum::middleware::from_fn(middleware::per_request);
+        let plain =
+            axum::middleware::from_fn_with_state(options.request_timeout, middleware::per_request);
         app.layer(ServiceBuilder::new().layer(plain).layer(inner))
     };
     app.with_state(state)

@@ -3,16 +3,19 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use netapi_core::ids::new_id;
 use std::sync::OnceLock;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::dto::ErrorEnvelope;
-use crate::error::{Code, ErrorBody};
+use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::RateSlot;
 
 /// `X-Request-Id`.
@@ -47,26 +50,37 @@ tokio::task_local! {
 
 /// Gives every request an id, logs it, turns error bodies into the contract's envelope
 /// carrying that id, and adds the security headers and the caller's rate-limit standing
-/// (which the `Auth` extractor leaves in the [`RateSlot`]).
-pub async fn per_request(request: Request, next: Next) -> Response {
+/// (which the `Auth` extractor leaves in the [`RateSlot`]). A request not answered within
+/// `timeout` gets `DEADLINE_EXCEEDED`.
+pub async fn per_request(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
     let context = RequestContext::of(&request);
-    CURRENT_REQUEST.scope(context, handle(request, next)).await
+    CURRENT_REQUEST
+        .scope(context, handle(request, next, timeout))
+        .await
 }
 
 /// [`per_request`] inside the request's OpenTelemetry span (`otlp_endpoint`), which records
 /// the status once the response is ready.
-pub async fn per_request_traced(request: Request, next: Next) -> Response {
+pub async fn per_request_traced(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
     let context = RequestContext::of(&request);
     let span = crate::telemetry::request_span(&request, &context.id);
     let response = CURRENT_REQUEST
-        .scope(context, handle(request, next))
+        .scope(context, handle(request, next, timeout))
         .instrument(span.clone())
         .await;
     crate::telemetry::record_status(&span, response.status().as_u16());
     response
 }
 
-async fn handle(mut request: Request, next: Next) -> Response {
+async fn handle(mut request: Request, next: Next, timeout: Duration) -> Response {
     let slot = RateSlot::default();
     request.extensions_mut().insert(slot.clone());
     let route = request
@@ -74,10 +88,39 @@ async fn handle(mut request: Request, next: Next) -> Response {
         .get::<axum::extract::MatchedPath>()
         .cloned();
     let started = Instant::now();
-    let mut response = next.run(request).await;
+    let mut response = within(started.checked_add(timeout), next.run(request))
+        .await
+        .unwrap_or_else(|| {
+            ApiError::new(
+                Code::DeadlineExceeded,
+                "The request was not completed in time.",
+            )
+            .into_response()
+        });
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
     CURRENT_REQUEST.with(|context| finish(&mut response, context, &slot, route, started));
     response
+}
+
+/// `future`'s output, or `None` if `deadline` passes first. The timer is armed only when the
+/// first poll leaves the future pending: most requests (a cached credential) are answered
+/// in that poll, and a timer registered and cancelled on each cost about 1,000 instructions.
+async fn within<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| {
+        Poll::Ready(match future.as_mut().poll(cx) {
+            Poll::Ready(output) => Ok(output),
+            Poll::Pending => Err(()),
+        })
+    })
+    .await;
+    if let Ok(output) = first {
+        return Some(output);
+    }
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), future).await.ok(),
+        None => Some(future.await),
+    }
 }
 
 /// Everything [`per_request`] does once the handler has answered.
@@ -88,15 +131,6 @@ fn finish(
     route: &str,
     started: Instant,
 ) {
-    if response.status() == StatusCode::REQUEST_TIMEOUT
-        && response.extensions().get::<ErrorBody>().is_none()
-    {
-        response.extensions_mut().insert(ErrorBody {
-            code: Code::DeadlineExceeded,
-            message: "The request was not completed in time.".to_owned(),
-            details: Vec::new(),
-        });
-    }
     if let Some(body) = response.extensions_mut().remove::<ErrorBody>() {
         let envelope =
             serde_json::to_vec(&ErrorEnvelope::new(body, context.id.clone())).unwrap_or_default();

@@ -178,6 +178,69 @@ async fn slow_headers_are_cut_off() {
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
 }
 
+/// A request still unanswered after `request_timeout` (here: its body never comes) gets
+/// `408 DEADLINE_EXCEEDED` in the envelope, with its request id; the timer is armed only
+/// for a request that the first poll does not finish, and prompt requests are served.
+#[tokio::test]
+async fn a_request_not_answered_in_time_gets_deadline_exceeded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let options = netapi_server::HttpOptions {
+        request_timeout: std::time::Duration::from_secs(1),
+        ..netapi_server::HttpOptions::default()
+    };
+    tokio::spawn(netapi_server::serve(
+        listener,
+        app.api.clone(),
+        options,
+        std::future::pending(),
+    ));
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(
+        b"POST /v1/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 60\r\nConnection: close\r\n\r\n{\"email\":",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the request was never cut off")
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let id = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("a request id");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"]["code"], "DEADLINE_EXCEEDED", "{body}");
+    assert_eq!(body["error"]["request_id"], id, "{body}");
+    // Answered in the first poll, and after a wait: both served.
+    let client = reqwest::Client::new();
+    let healthz = client
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200);
+    // `/readyz` waits on the database.
+    let ready = client
+        .get(format!("http://{address}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failure limits: bounded, per surface, per (account or client, source)
 
