@@ -33,10 +33,8 @@ fn query_values<'q, const N: usize>(query: &'q str, names: [&str; N]) -> [Option
     let mut found: [Option<Cow<'q, str>>; N] = std::array::from_fn(|_| None);
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let Some(i) = names
-            .iter()
-            .position(|n| form_decoded(name.as_bytes()) == *n)
-        else {
+        let name = form_decoded(name.as_bytes());
+        let Some(i) = names.iter().position(|n| name == *n) else {
             continue;
         };
         if found[i].is_none() {
@@ -320,7 +318,8 @@ thread_local! {
     /// `X-Netapi-Scopes` of each set of Net API's own scopes met so far, made once per
     /// thread: formatting the names cost more than the rest of the identity headers. At most
     /// one entry per subset of the 14 scopes.
-    static OWN_SCOPES: RefCell<HashMap<Scopes, HeaderValue>> = RefCell::new(HashMap::new());
+    static OWN_SCOPES: RefCell<HashMap<Scopes, HeaderValue, netapi_core::FastHash>> =
+        RefCell::new(HashMap::default());
 }
 
 /// The credential's scopes, space-separated, as a header value.
@@ -359,8 +358,13 @@ fn ascii_json(json: &str) -> String {
 /// the outcome, by method, to metrics. Nothing is written to the audit log on this path, and
 /// nothing is allocated when debug logging is off: this runs on every proxied request.
 fn log_decision(headers: &HeaderMap, outcome: &Result<Access, Error>) {
-    let original = |a: &str, b: &str| headers.get(a).or_else(|| headers.get(b));
-    let method = original("x-forwarded-method", "x-original-method");
+    // Names made once: looking a header up by `&str` parses the name on every call.
+    static FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+    static ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+    static FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+    static ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+    let original = |a: &HeaderName, b: &HeaderName| headers.get(a).or_else(|| headers.get(b));
+    let method = original(&FORWARDED_METHOD, &ORIGINAL_METHOD);
     let result = match outcome {
         Ok(_) => "allowed",
         Err(Error::Unauthenticated(_)) => "unauthenticated",
@@ -389,7 +393,7 @@ fn log_decision(headers: &HeaderMap, outcome: &Result<Access, Error>) {
         original_method = method
             .map_or("-".into(), |v| String::from_utf8_lossy(v.as_bytes()))
             .as_ref(),
-        original_path = original("x-forwarded-uri", "x-original-uri")
+        original_path = original(&FORWARDED_URI, &ORIGINAL_URI)
             .map_or("-".into(), |v| String::from_utf8_lossy(v.as_bytes()))
             .split(['?', '#'])
             .next()

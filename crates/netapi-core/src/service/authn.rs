@@ -355,7 +355,7 @@ impl NetApi {
                 key_id: key.id.clone(),
                 metadata: key.metadata.clone(),
             },
-            rate: Some((format!("key:{}", key.id), key.rate_limit)),
+            rate: Some((["key:", &key.id].concat(), key.rate_limit)),
             resource,
             resource_scopes,
         };
@@ -455,7 +455,7 @@ impl NetApi {
             user_id: claims.sub.clone(),
             role: facts.role,
             scopes,
-            rate: Some((format!("client:{}", claims.client_id), client.rate_limit)),
+            rate: Some((["client:", &claims.client_id].concat(), client.rate_limit)),
             credential: super::Credential::AccessToken {
                 client_id: claims.client_id.clone(),
                 jti: claims.jti.clone(),
