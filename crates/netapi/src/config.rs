@@ -427,6 +427,10 @@ impl Settings {
         if refresh_reuse_grace < 0 {
             bail!("refresh_reuse_grace must not be negative");
         }
+        // Zero would answer 408 to every request not finished in its first poll.
+        if self.request_timeout == Some(0) {
+            bail!("request_timeout must be a positive number of seconds");
+        }
         if let Some(path) = &self.secret_scanning_github_keys {
             // Read here too, so that a wrong file is named before any database is opened.
             netapi_core::scanning::GithubKeys::read(path).with_context(|| {
@@ -655,6 +659,20 @@ mod tests {
             (0, 90, 7)
         );
         assert!(toml::from_str::<Settings>("audit_retention_days = -1\n").is_err());
+    }
+
+    #[test]
+    fn a_request_timeout_of_zero_is_refused() {
+        let file: Settings = toml::from_str("request_timeout = 0\n").expect("file");
+        let refused = file
+            .core(SecretKey::insecure_for_tests())
+            .expect_err("zero refused");
+        assert_eq!(
+            refused.to_string(),
+            "request_timeout must be a positive number of seconds"
+        );
+        let file: Settings = toml::from_str("request_timeout = 5\n").expect("file");
+        assert!(file.core(SecretKey::insecure_for_tests()).is_ok());
     }
 
     #[test]
