@@ -56,7 +56,9 @@ pub fn init(
         "json" => install(DefaultFields::new(), JsonLine, writer, filter, telemetry)?,
         other => bail!("log_format must be text or json, not '{other}'"),
     }
-    if access_log && !netapi_server::middleware::set_access_log(Box::new(direct)) {
+    // Installed even with `access_log = false`: the filter's directive above turns it off,
+    // as it does every other line.
+    if !netapi_server::middleware::set_access_log(Box::new(direct)) {
         bail!("the access log was set up twice");
     }
     Ok(guard)

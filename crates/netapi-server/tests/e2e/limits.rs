@@ -184,21 +184,14 @@ async fn slow_headers_are_cut_off() {
 #[tokio::test]
 async fn a_request_not_answered_in_time_gets_deadline_exceeded() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
-        return;
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let options = netapi_server::HttpOptions {
         request_timeout: std::time::Duration::from_secs(1),
         ..netapi_server::HttpOptions::default()
     };
-    tokio::spawn(netapi_server::serve(
-        listener,
-        app.api.clone(),
-        options,
-        std::future::pending(),
-    ));
+    let Some(app) = TestApp::spawn_with_http(Backend::Sqlite, |_| {}, options).await else {
+        return;
+    };
+    let address = app.base.trim_start_matches("http://");
     let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
     slow.write_all(
         b"POST /v1/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
@@ -225,19 +218,10 @@ async fn a_request_not_answered_in_time_gets_deadline_exceeded() {
     assert_eq!(body["error"]["code"], "DEADLINE_EXCEEDED", "{body}");
     assert_eq!(body["error"]["request_id"], id, "{body}");
     // Answered in the first poll, and after a wait: both served.
-    let client = reqwest::Client::new();
-    let healthz = client
-        .get(format!("http://{address}/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let healthz = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(healthz.status(), 200);
     // `/readyz` waits on the database.
-    let ready = client
-        .get(format!("http://{address}/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 }
 
