@@ -15,6 +15,9 @@ use netapi_core::store::StoreResult;
 /// Lock id that serialises `netapi migrate` across processes.
 const MIGRATION_LOCK: i64 = 0x6e65_7461_7069;
 
+/// A pooled connection idle this long is pinged before it is used again.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -33,6 +36,19 @@ impl PgStore {
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(3))
             .idle_timeout(Some(Duration::from_secs(600)))
+            // sqlx pings a connection when it comes back to the pool and, by default, again
+            // before handing it out: a round trip on every acquire. Only a connection that
+            // has sat idle for a while (long enough for a restart, a failover or a firewall
+            // to have dropped it) is pinged before use.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect)
             .await
             .map_err(map_err)?;

@@ -123,6 +123,9 @@ impl SqliteStore {
                 .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
                 .max_lifetime((!in_memory).then_some(Duration::from_secs(3600)))
                 .acquire_timeout(Duration::from_secs(10))
+                // A connection to a file cannot be dropped by anyone: the ping sqlx sends
+                // before handing one out is a round trip to its worker thread for nothing.
+                .test_before_acquire(false)
                 .connect_with(connect)
         };
         let pool = pool_of(options.max_connections.max(1), connect.clone())

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 crate::e2e!(
     settings = |settings| settings.invalidation_poll_interval = std::time::Duration::from_secs(3600);
     a_revocation_reaches_another_instance_by_notification,
+    pooled_connections_the_database_dropped_are_replaced_before_use,
 );
 
 /// A generous ceiling: the notification takes milliseconds, but this shows the path, not
@@ -118,5 +119,52 @@ async fn a_revocation_reaches_another_instance_by_notification(app: TestApp) {
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     refused_by(&other, &field(&third, "key")).await;
+    admin.close().await;
+}
+
+/// A pooled connection is pinged before use only once it has sat idle for a second (every
+/// acquire used to cost a round trip): one the database dropped meanwhile (a restart, a
+/// failover, `pg_terminate_backend`) is replaced rather than handed to a request.
+async fn pooled_connections_the_database_dropped_are_replaced_before_use(app: TestApp) {
+    if app.backend != Backend::Postgres {
+        eprintln!("skipped: a SQLite connection is a file, which nobody can drop");
+        return;
+    }
+    let owner = app.member_key("ada@example.com").await;
+    for n in 0..4 {
+        create_key(&app, &owner, &format!("before {n}")).await;
+    }
+    let admin = sqlx::PgPool::connect(&app.database_url)
+        .await
+        .expect("connect");
+    let pooled: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND query NOT LIKE 'LISTEN %'",
+    )
+    .fetch_all(&admin)
+    .await
+    .expect("pg_stat_activity");
+    assert!(!pooled.is_empty(), "the server holds pooled connections");
+    for pid in &pooled {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&admin)
+            .await
+            .expect("terminate");
+    }
+    // Past the idle time after which a connection is pinged before use.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    // A write and a read, each on a connection that works.
+    create_key(&app, &owner, "after").await;
+    let listed = json_with(app.get("/v1/api-keys", &owner).await, StatusCode::OK).await;
+    let names: Vec<&str> = listed["api_keys"]
+        .as_array()
+        .expect("api_keys")
+        .iter()
+        .filter_map(|key| key["name"].as_str())
+        .collect();
+    assert!(names.contains(&"after"), "{names:?}");
+    assert!(names.contains(&"before 0"), "{names:?}");
     admin.close().await;
 }
