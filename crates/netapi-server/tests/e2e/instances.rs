@@ -47,15 +47,28 @@ async fn refused_by(instance: &TestApp, key: &str) {
     }
 }
 
-/// The server processes of `database_url` that LISTEN (the last statement they ran).
-async fn listeners(admin: &sqlx::PgPool) -> Vec<i32> {
+/// The server processes of `database_url`: those that LISTEN (the last statement they ran),
+/// or the others (its pooled connections).
+async fn backends(admin: &sqlx::PgPool, listening: bool) -> Vec<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND query LIKE 'LISTEN %'",
+         AND pid <> pg_backend_pid() AND (query LIKE 'LISTEN %') = $1",
     )
+    .bind(listening)
     .fetch_all(admin)
     .await
     .expect("pg_stat_activity")
+}
+
+/// Cuts the connections of these server processes.
+async fn terminate(admin: &sqlx::PgPool, pids: &[i32]) {
+    for pid in pids {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(admin)
+            .await
+            .expect("terminate");
+    }
 }
 
 async fn a_revocation_reaches_another_instance_by_notification(app: TestApp) {
@@ -86,15 +99,9 @@ async fn a_revocation_reaches_another_instance_by_notification(app: TestApp) {
     let admin = sqlx::PgPool::connect(&app.database_url)
         .await
         .expect("connect");
-    let before = listeners(&admin).await;
+    let before = backends(&admin, true).await;
     assert_eq!(before.len(), 2, "one listener per instance: {before:?}");
-    for pid in &before {
-        sqlx::query("SELECT pg_terminate_backend($1)")
-            .bind(pid)
-            .execute(&admin)
-            .await
-            .expect("terminate");
-    }
+    terminate(&admin, &before).await;
     let response = app
         .delete(&format!("/v1/api-keys/{}", field(&second, "id")), &owner)
         .await;
@@ -103,7 +110,7 @@ async fn a_revocation_reaches_another_instance_by_notification(app: TestApp) {
     // Listening again, on new connections.
     let started = Instant::now();
     loop {
-        let now = listeners(&admin).await;
+        let now = backends(&admin, true).await;
         if now.len() == 2 && now.iter().all(|pid| !before.contains(pid)) {
             break;
         }
@@ -137,21 +144,9 @@ async fn pooled_connections_the_database_dropped_are_replaced_before_use(app: Te
     let admin = sqlx::PgPool::connect(&app.database_url)
         .await
         .expect("connect");
-    let pooled: Vec<i32> = sqlx::query_scalar(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND query NOT LIKE 'LISTEN %'",
-    )
-    .fetch_all(&admin)
-    .await
-    .expect("pg_stat_activity");
+    let pooled = backends(&admin, false).await;
     assert!(!pooled.is_empty(), "the server holds pooled connections");
-    for pid in &pooled {
-        sqlx::query("SELECT pg_terminate_backend($1)")
-            .bind(pid)
-            .execute(&admin)
-            .await
-            .expect("terminate");
-    }
+    terminate(&admin, &pooled).await;
     // Past the idle time after which a connection is pinged before use.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
