@@ -35,38 +35,140 @@ pub struct SqliteStore {
 /// grows by what is committed meanwhile: a few megabytes at thousands of writes a second.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// Past this many frames (64 MiB of 4 KiB pages) the WAL is started over by the writer: see
+/// [`Checkpointer`].
+const RESTART_WAL_AT_FRAMES: i64 = 16384;
+
+/// What SQLite leaves of the WAL file when it starts it over (bytes). Without a limit the
+/// file keeps the largest size it ever reached.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// How long the writer's restart waits for readers still on the WAL before it gives up
+/// until a later try. Every write waits that long at most: a reader holding a snapshot for
+/// minutes (a backup, a long export) must not stop writes.
+const RESTART_WAITS_FOR_READERS: Duration = Duration::from_millis(20);
+
+/// Passive checkpoints run back to back before the writer's restart, each copying what was
+/// committed during the one before: a few milliseconds' worth is left for the writer.
+const CATCH_UP_PASSES: usize = 2;
+
+/// After a restart that readers kept from finishing, the next one is tried after this long.
+const RESTART_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The writer's usual busy timeout: other processes (the admin CLI) may hold the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Checkpoints the WAL from a reader connection, on a timer. Left to itself, SQLite does it
 /// inside the commit that takes the WAL past 1,000 pages, on the one writer, and every write
 /// queued in this process waits for it: refresh at 32 connections had a p99 of 14.8 ms with
 /// that, 8.5 ms without (docs/benchmarks.md). A passive checkpoint copies what no reader
 /// still needs and waits for nobody; the writer goes on committing meanwhile.
+///
+/// Passive checkpoints alone never let the WAL start over while writes go on: SQLite
+/// restarts it only at a write that finds every frame copied, and under steady writes new
+/// frames are committed while each checkpoint runs (a sustained refresh load grew the WAL by
+/// about 50 MB a second, without end). So once the WAL holds [`RESTART_WAL_AT_FRAMES`], the
+/// writer itself runs a `RESTART` checkpoint between two of its transactions: it copies the
+/// little that the passive ones left, waits briefly for the readers, and the next write
+/// starts the WAL over, cut back to [`WAL_SIZE_LIMIT`].
 #[derive(Debug)]
 struct Checkpointer(tokio::task::JoinHandle<()>);
 
 impl Checkpointer {
-    fn start(readers: SqlitePool) -> Self {
+    fn start(readers: SqlitePool, writer: SqlitePool) -> Self {
         Self(tokio::spawn(async move {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
+            let mut next_restart = tokio::time::Instant::now();
             loop {
                 every.tick().await;
-                match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&readers)
-                    .await
-                {
-                    Ok(_) => failing = false,
+                let outcome = match checkpoint(&readers, "PASSIVE").await {
+                    Ok(outcome) => {
+                        failing = false;
+                        outcome
+                    }
                     // Once per run of failures (a read-only file, a full disk), not ten
                     // times a second.
                     Err(e) if !failing => {
                         failing = true;
                         tracing::warn!(target: "netapi::store", error = %e, "the SQLite WAL could not be checkpointed; it grows until this passes");
+                        continue;
                     }
-                    Err(_) => {}
+                    Err(_) => continue,
+                };
+                if outcome.frames < RESTART_WAL_AT_FRAMES
+                    || tokio::time::Instant::now() < next_restart
+                {
+                    continue;
+                }
+                // Copy what was committed during that pass off the writer's path too, so
+                // that the writer's own checkpoint has little left to do while writes wait.
+                for _ in 0..CATCH_UP_PASSES {
+                    if checkpoint(&readers, "PASSIVE").await.is_err() {
+                        break;
+                    }
+                }
+                match restart_wal(&writer).await {
+                    Ok(outcome) if !outcome.readers_in_the_way => {}
+                    Ok(_) => next_restart = tokio::time::Instant::now() + RESTART_RETRY_AFTER,
+                    Err(e) => {
+                        next_restart = tokio::time::Instant::now() + RESTART_RETRY_AFTER;
+                        tracing::warn!(target: "netapi::store", error = %e, "the SQLite WAL could not be started over; it grows until this passes");
+                    }
                 }
             }
         }))
     }
+}
+
+/// What `PRAGMA wal_checkpoint` answered.
+struct Checkpoint {
+    /// Readers (or a writer) kept it from finishing.
+    readers_in_the_way: bool,
+    /// Frames in the WAL.
+    frames: i64,
+}
+
+async fn checkpoint<'c>(
+    on: impl sqlx::SqliteExecutor<'c>,
+    mode: &str,
+) -> Result<Checkpoint, sqlx::Error> {
+    let (busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
+            .fetch_one(on)
+            .await?;
+    Ok(Checkpoint {
+        readers_in_the_way: busy != 0,
+        frames,
+    })
+}
+
+/// A `RESTART` checkpoint on the writer's connection, between two of its transactions. The
+/// readers still on the WAL finish within a millisecond or so, but SQLite's busy handler
+/// sleeps 1, 2, 5, then 10 ms between its looks (every queued write waited that long): so
+/// SQLite is told not to wait, and the checkpoint is asked again at once until they are
+/// gone, for at most [`RESTART_WAITS_FOR_READERS`].
+async fn restart_wal(writer: &SqlitePool) -> Result<Checkpoint, sqlx::Error> {
+    let mut conn = writer.acquire().await?;
+    sqlx::query("PRAGMA busy_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    let deadline = std::time::Instant::now() + RESTART_WAITS_FOR_READERS;
+    let outcome = loop {
+        match checkpoint(&mut *conn, "RESTART").await {
+            Ok(outcome) if outcome.readers_in_the_way && std::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await;
+            }
+            done => break done,
+        }
+    };
+    let usual = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+    if sqlx::query(&usual).execute(&mut *conn).await.is_err() {
+        // Never hand the timeout of 0 on to the writes.
+        conn.close_on_drop();
+    }
+    outcome
 }
 
 impl Drop for Checkpointer {
@@ -110,8 +212,13 @@ impl SqliteStore {
             // NORMAL under WAL: a committed transaction survives the process being killed;
             // only an operating-system crash or power loss may lose the last commits.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true)
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
+            // Statement journals (a multi-row statement inside a transaction needs one, as
+            // every batch of rotations is) and sorts in memory: in a file, each was a
+            // temporary file created, unlinked and closed per write transaction.
+            .pragma("temp_store", "memory");
         if !in_memory {
             missing_directory(connect.get_filename())?;
         }
@@ -138,7 +245,8 @@ impl SqliteStore {
             let connect = connect.clone().pragma("wal_autocheckpoint", "0");
             pool_of(1, connect).await.map_err(map_err)?
         };
-        let checkpointer = (!in_memory).then(|| Arc::new(Checkpointer::start(pool.clone())));
+        let checkpointer =
+            (!in_memory).then(|| Arc::new(Checkpointer::start(pool.clone(), writer.clone())));
         Ok(Self {
             pool,
             writer,

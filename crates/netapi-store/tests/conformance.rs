@@ -375,6 +375,74 @@ async fn sqlite_checkpoints_the_wal_while_open() {
     }
 }
 
+/// Under steady writes, passive checkpoints alone never let SQLite start the WAL over (a
+/// refresh load grew it by about 50 MB a second, without end): the store's checkpointer then
+/// has the writer restart it, and SQLite cuts the file back to its size limit. Writes go on
+/// one after another and a reader keeps reading until the WAL file is seen to shrink, which
+/// a WAL that is never started over (or never cut back) does not do.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_wal_is_started_over_and_cut_back_while_writes_go_on() {
+    let path = sqlite_path();
+    let url = format!("sqlite://{path}");
+    let wal = format!("{path}-wal");
+    let result = run_isolated(async move {
+        let store = netapi_store::open(&StoreOptions::new(url.clone()), true)
+            .await
+            .expect("open");
+        let first = add_user(&store, "reader@example.com").await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = tokio::spawn({
+            let (store, stop) = (store.clone(), stop.clone());
+            async move {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let found = store.get_user(&first.id).await.expect("read");
+                    assert!(found.is_some(), "the first user is there throughout");
+                    reads += 1;
+                }
+                reads
+            }
+        });
+        // Each user is a transaction of a few pages; this many make several times the
+        // 64 MiB at which the WAL is started over.
+        let most = 10_000;
+        let (mut largest, mut written, mut shrank) = (0, 1, false);
+        for n in 0..most {
+            add_user(&store, &format!("user{n}@example.com")).await;
+            written += 1;
+            let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+            if size < largest {
+                shrank = true;
+                break;
+            }
+            largest = size;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            reader.await.expect("reader") > 0,
+            "the reader read meanwhile"
+        );
+        assert!(
+            shrank,
+            "the WAL was cut back while writes went on ({written} users, largest {largest} bytes)"
+        );
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(users, written, "every write survived the restart");
+        drop(store);
+    })
+    .await;
+    remove_sqlite_files(&path);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_migrate_twice() {
     let Some(db) = PgDatabase::create("postgres_migrate_twice").await else {
