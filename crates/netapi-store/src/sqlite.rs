@@ -81,6 +81,9 @@ impl Checkpointer {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             let mut next_restart = tokio::time::Instant::now();
+            // The WAL's frames when the writer last restarted it: until a write starts it
+            // over (and it holds fewer), there is nothing more to restart.
+            let mut restarted_at: Option<i64> = None;
             loop {
                 every.tick().await;
                 let outcome = match checkpoint(&readers, "PASSIVE").await {
@@ -97,7 +100,11 @@ impl Checkpointer {
                     }
                     Err(_) => continue,
                 };
+                if restarted_at.is_some_and(|frames| outcome.frames < frames) {
+                    restarted_at = None;
+                }
                 if outcome.frames < RESTART_WAL_AT_FRAMES
+                    || restarted_at.is_some()
                     || tokio::time::Instant::now() < next_restart
                 {
                     continue;
@@ -110,7 +117,9 @@ impl Checkpointer {
                     }
                 }
                 match restart_wal(&writer).await {
-                    Ok(outcome) if !outcome.readers_in_the_way => {}
+                    Ok(outcome) if !outcome.readers_in_the_way => {
+                        restarted_at = Some(outcome.frames);
+                    }
                     Ok(_) => next_restart = tokio::time::Instant::now() + RESTART_RETRY_AFTER,
                     Err(e) => {
                         next_restart = tokio::time::Instant::now() + RESTART_RETRY_AFTER;
@@ -150,13 +159,16 @@ async fn checkpoint<'c>(
 /// SQLite is told not to wait, and the checkpoint is asked again at once until they are
 /// gone, for at most [`RESTART_WAITS_FOR_READERS`].
 async fn restart_wal(writer: &SqlitePool) -> Result<Checkpoint, sqlx::Error> {
-    let mut conn = writer.acquire().await?;
+    let mut conn = NotWaiting {
+        conn: writer.acquire().await?,
+        restored: false,
+    };
     sqlx::query("PRAGMA busy_timeout = 0")
-        .execute(&mut *conn)
+        .execute(&mut *conn.conn)
         .await?;
     let deadline = std::time::Instant::now() + RESTART_WAITS_FOR_READERS;
     let outcome = loop {
-        match checkpoint(&mut *conn, "RESTART").await {
+        match checkpoint(&mut *conn.conn, "RESTART").await {
             Ok(outcome) if outcome.readers_in_the_way && std::time::Instant::now() < deadline => {
                 tokio::task::yield_now().await;
             }
@@ -164,11 +176,24 @@ async fn restart_wal(writer: &SqlitePool) -> Result<Checkpoint, sqlx::Error> {
         }
     };
     let usual = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
-    if sqlx::query(&usual).execute(&mut *conn).await.is_err() {
-        // Never hand the timeout of 0 on to the writes.
-        conn.close_on_drop();
-    }
+    conn.restored = sqlx::query(&usual).execute(&mut *conn.conn).await.is_ok();
     outcome
+}
+
+/// The writer's connection while SQLite is told not to wait on it: closed rather than handed
+/// back to the writes unless the usual timeout was restored (an error, or the task stopped
+/// half-way).
+struct NotWaiting {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    restored: bool,
+}
+
+impl Drop for NotWaiting {
+    fn drop(&mut self) {
+        if !self.restored {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 impl Drop for Checkpointer {
