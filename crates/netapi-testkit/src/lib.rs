@@ -18,7 +18,7 @@ mod run;
 mod smtp;
 
 pub use app::{Backend, Site, TestApp, plain_client};
-pub use database::{drop_database, free_port, fresh_database, fresh_sqlite_url, unique_name};
+pub use database::{SqliteFile, drop_database, free_port, fresh_database, unique_name};
 pub use flows::{
     PASSWORD, approve, approved_code, authorize_and_exchange, client_credentials_token,
     client_credentials_token_for, create_client, exchange_code, register, register_in_browser,

@@ -6,8 +6,8 @@ use std::future::Future;
 
 /// Starts a server on `backend` with `spawn` and runs `scenario` against it, on a runtime of
 /// two worker threads (what `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`
-/// gives). Returns at once when `spawn` finds no database (PostgreSQL not configured); drops a
-/// PostgreSQL database once its scenario has passed.
+/// gives). Returns at once when `spawn` finds no database (PostgreSQL not configured); drops the
+/// database once its scenario has passed (one that failed is kept, to look into).
 ///
 /// `spawn` gives a [`TestApp`] or a test binary's own fixture around one (a server with the
 /// resources and clients its scenarios share), so that such binaries need no runner of their own.
@@ -30,8 +30,6 @@ where
             };
             let database = app.as_ref().database_url.clone();
             scenario(app).await;
-            if backend == Backend::Postgres {
-                drop_database(&database).await;
-            }
+            drop_database(&database).await;
         });
 }

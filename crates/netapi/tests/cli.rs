@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use netapi_testkit::{
-    Backend, Browser, PASSWORD, Pkce, Site, approve, basic, client_credentials_token,
-    create_client, exchange_code, free_port, fresh_database, fresh_sqlite_url, hidden_field,
+    Backend, Browser, PASSWORD, Pkce, Site, SqliteFile, approve, basic, client_credentials_token,
+    create_client, drop_database, exchange_code, free_port, fresh_database, hidden_field,
     location_of, plain_client, query_pairs, register, register_in_browser, shown_secret,
     unique_name,
 };
@@ -160,7 +160,7 @@ impl Drop for Server {
 
 #[tokio::test]
 async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     let key = create_user(&db, "root@example.com", true);
     assert!(
         key.starts_with("napi_") && key.len() == 43,
@@ -225,9 +225,10 @@ async fn first_admin_from_the_command_line_then_serve_and_stop_cleanly() {
 fn a_stop_signal_as_soon_as_the_port_opens_still_stops_cleanly() {
     for signal in ["-TERM", "-INT"] {
         let port = free_port();
+        let db = SqliteFile::new();
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", &fresh_sqlite_url()])
+            .args(["--database-url", &db])
             .env("NETAPI_PEPPER", PEPPER)
             .env("NETAPI_SECRET_KEY_FILE", shared_key_file())
             .stdout(Stdio::null())
@@ -317,7 +318,7 @@ fn database_url_mistakes_are_explained() {
 
 #[test]
 fn migrate_applies_and_is_idempotent() {
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     for _ in 0..2 {
         let output = Command::new(BIN)
             .args(["migrate", "--database-url", &db])
@@ -414,6 +415,7 @@ async fn a_revocation_through_one_instance_holds_on_the_other() {
     );
     assert!(a.stop().success());
     assert!(b.stop().success());
+    drop_database(&db).await;
 }
 
 /// Headless Chromium (Debian's package) driven by playwright-core: register, create a key in
@@ -430,7 +432,7 @@ async fn a_person_in_a_browser_registers_creates_a_key_and_authorizes_an_app() {
         eprintln!("skipped: needs {chromium} and `npm ci` in tests/browser");
         return;
     }
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     let admin_key = create_user(&db, "owner@example.com", true);
     let server = Server::start(&db).await;
     let callback_port = free_port();
@@ -479,7 +481,7 @@ async fn a_person_in_a_browser_signs_in_with_a_passkey() {
         eprintln!("skipped: needs {chromium} and `npm ci` in tests/browser");
         return;
     }
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     create_user(&db, "owner@example.com", true);
     let port = free_port();
     let base = format!("http://localhost:{port}");
@@ -624,6 +626,7 @@ async fn the_database_going_away_gives_503_and_the_server_recovers() {
     assert!(recovered, "the server did not reconnect");
     register(&server, "back@example.com", PASSWORD).await;
     assert!(server.stop().success());
+    drop_database(&db).await;
 }
 
 fn url_with_port(url: &str, port: u16) -> reqwest::Url {
@@ -639,7 +642,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
     let Some(pg) = fresh_database(Backend::Postgres).await else {
         return;
     };
-    let sqlite = fresh_sqlite_url();
+    let sqlite = SqliteFile::new();
     let key = create_user(&sqlite, "mover@example.com", false);
     let http = reqwest::Client::new();
     let before = Server::start(&sqlite).await;
@@ -905,6 +908,7 @@ async fn moving_from_sqlite_to_postgres_keeps_users_keys_and_clients_usable() {
         r#"{"team":"shop"}"#
     );
     assert!(after.stop().success());
+    drop_database(&pg).await;
 }
 
 #[tokio::test]
@@ -938,13 +942,14 @@ async fn tls_is_served_directly_with_hsts() {
         return;
     }
     let port = free_port();
+    let db = SqliteFile::new();
     let mut child = Command::new(BIN)
         .args([
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--database-url",
-            &fresh_sqlite_url(),
+            &db,
         ])
         .arg("--tls-cert")
         .arg(&cert)
@@ -998,7 +1003,7 @@ async fn tls_is_served_directly_with_hsts() {
 /// Every write the server acknowledged survives `kill -9` at an arbitrary moment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     let key = create_user(&db, "durable@example.com", false);
     let mut server = Server::start(&db).await;
     let http = reqwest::Client::new();
@@ -1083,6 +1088,7 @@ async fn migrate_from_several_instances_at_once_is_safe() {
     let server = Server::start(&db).await;
     register(&server, "m@example.com", PASSWORD).await;
     assert!(server.stop().success());
+    drop_database(&db).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1612,12 +1618,12 @@ async fn no_secret_in_the_log_of_a_full_run(db: &str, rust_log: &str) {
 
 #[tokio::test]
 async fn no_secret_reaches_a_debug_log() {
-    no_secret_in_the_log_of_a_full_run(&fresh_sqlite_url(), "debug").await;
+    no_secret_in_the_log_of_a_full_run(&SqliteFile::new(), "debug").await;
 }
 
 #[tokio::test]
 async fn no_secret_reaches_a_trace_log() {
-    no_secret_in_the_log_of_a_full_run(&fresh_sqlite_url(), "trace").await;
+    no_secret_in_the_log_of_a_full_run(&SqliteFile::new(), "trace").await;
 }
 
 #[tokio::test]
@@ -1626,13 +1632,15 @@ async fn no_secret_reaches_a_trace_log_on_postgres() {
         return;
     };
     no_secret_in_the_log_of_a_full_run(&db, "trace").await;
+    drop_database(&db).await;
 }
 
 /// The JSON lines a server wrote while `requests` ran, with `flags` added to `serve`.
 async fn log_of(flags: &[&str], requests: impl AsyncFnOnce(&Server)) -> Vec<Value> {
     let log_path = std::env::temp_dir().join(format!("{}.log", unique_name("netapi-log-")));
     let log = std::fs::File::create(&log_path).unwrap();
-    let server = Server::start_with(&fresh_sqlite_url(), |command| {
+    let db = SqliteFile::new();
+    let server = Server::start_with(&db, |command| {
         command
             .args(["--log-format", "json"])
             .args(flags)
@@ -1730,7 +1738,7 @@ fn admin_with_input(db: &str, args: &[&str], stdin: &str) -> std::process::Outpu
 /// not exist is refused rather than made.
 #[tokio::test]
 async fn users_are_managed_from_the_command_line() {
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     // No database yet: refused, naming it, and none is left behind.
     let missing = admin_with_input(&db, &["list-users"], "");
     assert!(!missing.status.success());
@@ -1895,7 +1903,7 @@ async fn users_are_managed_from_the_command_line() {
 
 #[tokio::test]
 async fn oauth_clients_are_managed_from_the_command_line() {
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     create_user(&db, "ops@example.com", false);
     let created = admin(
         &db,
@@ -1951,7 +1959,7 @@ async fn oauth_clients_are_managed_from_the_command_line() {
 /// `/oauth/register` when `client_registration = admin`.
 #[tokio::test]
 async fn registration_tokens_are_made_from_the_command_line() {
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     create_user(&db, "ops@example.com", true);
     let made = admin(
         &db,
@@ -2104,7 +2112,7 @@ fn the_secret_key_file_is_made_once_and_never_silently_replaced() {
 /// What `netapi serve` prints up to and including its "listening" line.
 fn startup_output(args: &[&str], pepper: Option<&str>) -> String {
     use std::io::BufRead;
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     let mut command = Command::new(BIN);
     command
         .arg("serve")

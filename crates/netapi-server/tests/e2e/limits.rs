@@ -1,7 +1,7 @@
 //! Per-key and per-client request limits, with their headers.
 
 use crate::e2e;
-use crate::helpers::{Backend, PASSWORD, TestApp, expect_error, json_with};
+use crate::helpers::{Backend, PASSWORD, TestApp, drop_database, expect_error, json_with};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -176,6 +176,7 @@ async fn slow_headers_are_cut_off() {
     let mut answer = Vec::new();
     prompt.read_to_end(&mut answer).await.unwrap();
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    drop_database(&app.database_url).await;
 }
 
 /// A request still unanswered after `request_timeout` (here: its body never comes) gets
@@ -223,6 +224,7 @@ async fn a_request_not_answered_in_time_gets_deadline_exceeded() {
     // `/readyz` waits on the database.
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
+    drop_database(&app.database_url).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,6 +600,7 @@ async fn connections_per_source_are_capped() {
         tokio::task::yield_now().await;
         again = connect_from("127.0.0.1").await;
     }
+    drop_database(&app.database_url).await;
 }
 
 /// A database that answers but cannot be written is not ready. SQLite is opened read-only
@@ -645,4 +648,5 @@ async fn readyz_is_503_on_a_read_only_database() {
     assert_eq!(healthz.status(), StatusCode::OK);
     assert_eq!(ready(&base).await, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready(&app.base).await, StatusCode::OK);
+    drop_database(&app.database_url).await;
 }

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 document that describes every route the router serves,
 //! with the right methods, and whose response schemas name the fields the server sends.
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, drop_database};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -166,6 +166,7 @@ async fn describes_every_route_with_its_methods() {
             "{reference} does not resolve"
         );
     }
+    drop_database(&app.database_url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,6 +302,7 @@ async fn describes_the_error_envelope_security_and_forms() {
             "authorize {status}"
         );
     }
+    drop_database(&app.database_url).await;
 }
 
 /// The property names of a response schema, and those it requires.
@@ -444,6 +446,7 @@ async fn response_schemas_name_the_fields_the_server_sends() {
         .await
         .unwrap();
     assert_shape(&doc, "OAuthError", &refused);
+    drop_database(&app.database_url).await;
 }
 
 /// JSON Schema (so OpenAPI 3.1) counts `60.0` as the integer 60; the server reads it so.
@@ -486,6 +489,7 @@ async fn a_whole_number_written_with_a_fraction_is_an_integer() {
         .await
         .unwrap();
     assert_eq!(repeated.status(), StatusCode::BAD_REQUEST);
+    drop_database(&app.database_url).await;
 }
 
 /// Whether `pointer` (`/user/id`) names a field that a body of `schema` always has: each step
@@ -606,6 +610,7 @@ async fn response_links_lead_to_operations_on_what_was_created() {
     assert_eq!(read.status(), StatusCode::OK);
     let read: Value = read.json().await.unwrap();
     assert_eq!(read["identifier"], "https://links.example.com");
+    drop_database(&app.database_url).await;
 }
 
 /// A body over `body_limit` is refused with 413 by every operation that takes one, and each
@@ -681,4 +686,5 @@ async fn oversized_bodies_are_refused_as_documented() {
         .await
         .unwrap();
     assert_eq!(empty.status(), StatusCode::OK);
+    drop_database(&app.database_url).await;
 }

@@ -10,7 +10,7 @@
 use crate::{Server, create_user};
 use netapi_testkit::device::approve_code;
 use netapi_testkit::{
-    Browser, Site, approve, create_client, free_port, fresh_sqlite_url, location_of, sign_in,
+    Browser, Site, SqliteFile, approve, create_client, free_port, location_of, sign_in,
 };
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,7 +39,7 @@ fn scripts(package: &str) -> Option<PathBuf> {
 /// A server whose issuer is its own address, as the libraries require: each compares the
 /// discovered `issuer` with the one it was given and then uses the discovered endpoints.
 async fn server(adjust: impl FnOnce(&mut Command)) -> (Server, String, String) {
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     let admin_key = create_user(&db, EMAIL, true);
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::routing::post;
-use netapi_testkit::{Site, client_credentials_token, create_client, free_port, fresh_sqlite_url};
+use netapi_testkit::{Site, SqliteFile, client_credentials_token, create_client, free_port};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
@@ -125,7 +125,7 @@ fn random_id(n: usize) -> Vec<u8> {
 #[tokio::test]
 async fn request_spans_reach_the_collector_as_children_of_the_callers_trace() {
     let (endpoint, received) = collector().await;
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     let key = create_user(&db, "traced@example.com", false);
     let log_path = std::env::temp_dir().join(format!(
         "{}.log",
@@ -280,7 +280,7 @@ async fn request_spans_reach_the_collector_as_children_of_the_callers_trace() {
 
 #[tokio::test]
 async fn a_collector_that_is_away_costs_requests_nothing_and_is_counted() {
-    let db = fresh_sqlite_url();
+    let db = SqliteFile::new();
     let key = create_user(&db, "untraced@example.com", false);
     // A port nobody listens on, set in the configuration file this time.
     let config = std::env::temp_dir().join(format!(
