@@ -81,20 +81,33 @@ where
     }
 }
 
-async fn on_sqlite<F, Fut>(scenario: F)
+/// Runs `scenario` on the path of a new SQLite file (see [`run_isolated`]), then removes the
+/// file and its companions, whether the scenario passed or not.
+async fn in_sqlite_file<F, Fut>(scenario: F)
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let path = sqlite_path();
-    let store = netapi_store::open(&StoreOptions::new(format!("sqlite://{path}")), true)
-        .await
-        .expect("open SQLite store");
-    let result = run_isolated(scenario(store)).await;
+    let result = run_isolated(scenario(path.clone())).await;
     remove_sqlite_files(&path);
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+async fn on_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    in_sqlite_file(|path| async move {
+        let store = netapi_store::open(&StoreOptions::new(format!("sqlite://{path}")), true)
+            .await
+            .expect("open SQLite store");
+        scenario(store).await;
+    })
+    .await;
 }
 
 /// A throw-away PostgreSQL database, or `None` (after saying so) when no server is configured.
@@ -301,9 +314,8 @@ conformance! {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_migrate_twice() {
-    let path = sqlite_path();
-    let url = format!("sqlite://{path}");
-    let result = run_isolated(async move {
+    in_sqlite_file(|path| async move {
+        let url = format!("sqlite://{path}");
         migrate_twice(url.clone()).await;
         let mut conn = sqlx::SqliteConnection::connect(&url)
             .await
@@ -324,10 +336,6 @@ async fn sqlite_migrate_twice() {
             .expect("opens after a later release migrated");
     })
     .await;
-    remove_sqlite_files(&path);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 /// The writer never checkpoints the WAL itself (that stalled every queued write); the
@@ -336,10 +344,9 @@ async fn sqlite_migrate_twice() {
 /// once a checkpoint has copied them.
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_checkpoints_the_wal_while_open() {
-    let path = sqlite_path();
-    let url = format!("sqlite://{path}");
-    let file_alone = format!("sqlite://{path}?immutable=true");
-    let result = run_isolated(async move {
+    in_sqlite_file(|path| async move {
+        let url = format!("sqlite://{path}");
+        let file_alone = format!("sqlite://{path}?immutable=true");
         let store = netapi_store::open(&StoreOptions::new(url), true)
             .await
             .expect("open");
@@ -369,10 +376,6 @@ async fn sqlite_checkpoints_the_wal_while_open() {
         drop(store);
     })
     .await;
-    remove_sqlite_files(&path);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 /// Under steady writes, passive checkpoints alone never let SQLite start the WAL over (a
@@ -382,10 +385,9 @@ async fn sqlite_checkpoints_the_wal_while_open() {
 /// a WAL that is never started over (or never cut back) does not do.
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_wal_is_started_over_and_cut_back_while_writes_go_on() {
-    let path = sqlite_path();
-    let url = format!("sqlite://{path}");
-    let wal = format!("{path}-wal");
-    let result = run_isolated(async move {
+    in_sqlite_file(|path| async move {
+        let url = format!("sqlite://{path}");
+        let wal = format!("{path}-wal");
         let store = netapi_store::open(&StoreOptions::new(url.clone()), true)
             .await
             .expect("open");
@@ -437,10 +439,6 @@ async fn sqlite_wal_is_started_over_and_cut_back_while_writes_go_on() {
         drop(store);
     })
     .await;
-    remove_sqlite_files(&path);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -574,6 +572,8 @@ const COUNT_VERSIONS: &str = "SELECT (SELECT COUNT(*) FROM _sqlx_migrations WHER
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_opens_a_database_of_the_old_migration_runner() {
+    // Not through `in_sqlite_file`: rustc cannot prove the generic old runner's future Send
+    // (for every lifetime of its executor), as a spawned scenario must be.
     let path = sqlite_path();
     let url = format!("sqlite://{path}");
     let alice = user("alice@example.com");
@@ -698,13 +698,11 @@ async fn reopen_with_data(url: String, alice: User) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_ping_write_refuses_a_read_only_database() {
-    let path = sqlite_path();
-    let url = format!("sqlite://{path}");
-    let result = run_isolated(ping_write(url.clone(), format!("{url}?mode=ro"))).await;
-    remove_sqlite_files(&path);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    in_sqlite_file(|path| {
+        let url = format!("sqlite://{path}");
+        ping_write(url.clone(), format!("{url}?mode=ro"))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
