@@ -37,14 +37,15 @@ fn scripts(package: &str) -> Option<PathBuf> {
 }
 
 /// A server whose issuer is its own address, as the libraries require: each compares the
-/// discovered `issuer` with the one it was given and then uses the discovered endpoints.
-async fn server(adjust: impl FnOnce(&mut Command)) -> (Server, String, String) {
+/// discovered `issuer` with the one it was given and then uses the discovered endpoints. Its
+/// database file is removed when the returned [`SqliteFile`] is dropped: keep it bound.
+async fn server(adjust: impl FnOnce(&mut Command)) -> (Server, String, String, SqliteFile) {
     let db = SqliteFile::new();
     let admin_key = create_user(&db, EMAIL, true);
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let server = Server::start_as(&db, port, &issuer, adjust).await;
-    (server, issuer, admin_key)
+    (server, issuer, admin_key, db)
 }
 
 /// Runs `script` of `dir` with `env`, answering its requests with `person(kind, value)`;
@@ -124,7 +125,7 @@ async fn openid_client_code_flow_par_rs256_id_token_userinfo_and_refresh() {
     let Some(dir) = scripts("openid-client") else {
         return;
     };
-    let (server, issuer, admin_key) = server(|_| {}).await;
+    let (server, issuer, admin_key, _database) = server(|_| {}).await;
     let client = create_client(
         &server,
         &admin_key,
@@ -195,7 +196,7 @@ async fn openid_client_code_flow_par_rs256_id_token_userinfo_and_refresh() {
 /// plain bearer token; a refresh refused without a proof or with another key's, and then
 /// done with a proof of the key. Returns what the script reported.
 async fn device_flow_with_dpop(dir: &std::path::Path, flags: &[&str], expect_nonce: bool) -> Value {
-    let (server, issuer, admin_key) = server(|command| {
+    let (server, issuer, admin_key, _database) = server(|command| {
         command.args(flags);
     })
     .await;

@@ -76,9 +76,7 @@ fn run_script(script: &str, server: &Server, env: &[(&str, &str)]) {
 
 async fn finish(db: &str, server: Server) {
     drop(server);
-    if db.starts_with("postgres") {
-        drop_database(db).await;
-    }
+    drop_database(db).await;
 }
 
 #[tokio::test]
@@ -128,9 +126,7 @@ async fn python_registers_clients_without_owner_in_admin_and_open_modes() {
             );
             drop(server);
         }
-        if db.starts_with("postgres") {
-            drop_database(&db).await;
-        }
+        drop_database(&db).await;
     }
 }
 
