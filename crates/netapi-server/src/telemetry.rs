@@ -1,18 +1,21 @@
-//! OpenTelemetry tracing (`otlp_endpoint`): one span per request, exported over OTLP/HTTP
-//! (protobuf) in batches by the SDK's own thread, so that neither a slow nor an absent
-//! collector ever holds a request up. Nothing here runs while the setting is unset: the
-//! router then uses the plain middleware and no layer is installed.
+//! OpenTelemetry tracing (`otlp_endpoint`): one span per request, and one per request Net API
+//! sends on its own (webhook deliveries, logout tokens), exported over OTLP/HTTP (protobuf)
+//! in batches by the SDK's own thread, so that neither a slow nor an absent collector ever
+//! holds a request up. Nothing here runs while the setting is unset: the router then uses the
+//! plain middleware, no layer is installed, and outgoing requests carry no `traceparent`.
 //!
 //! What a span carries is chosen here, not inherited from the logs: the method, the route
 //! template (never the path, which holds ids), the status, the kind of credential presented
-//! (never the credential), the request id. Query strings and headers are never recorded.
+//! (never the credential), the request id; for an outgoing request the receiver's host and
+//! port (never its URL's path or query, which may hold a token). Headers are never recorded.
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, header};
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use netapi_core::model::WebhookDelivery;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Context, Key, KeyValue};
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -20,6 +23,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter,
     SpanProcessor,
 };
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -35,13 +39,27 @@ pub const TARGET: &str = "netapi::http";
 /// and counted rather than queued: memory stays bounded while the collector is away.
 const QUEUE: usize = 2048;
 
-/// Why the exporter could not be set up.
+/// How long the exporter waits for the collector to take a batch, unless
+/// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds) says.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the exporter could not be set up, naming the setting at fault.
 #[derive(Debug)]
 pub struct TelemetryError(String);
 
+impl TelemetryError {
+    fn endpoint(why: impl std::fmt::Display) -> Self {
+        Self(format!("otlp_endpoint: {why}"))
+    }
+
+    fn ca_file(why: impl std::fmt::Display) -> Self {
+        Self(format!("otlp_ca_file: {why}"))
+    }
+}
+
 impl std::fmt::Display for TelemetryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "otlp_endpoint: {}", self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -56,16 +74,27 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// The pipeline to the collector at `endpoint`: a base URL (`http://collector:4318`,
-    /// to which `/v1/traces` is added) or the full URL of the traces endpoint. No connection
+    /// to which `/v1/traces` is added) or the full URL of the traces endpoint. An `https://`
+    /// collector's certificate is checked against the certificate authorities in `ca_file`
+    /// (PEM) alone when one is given, else against the public (webpki) roots. No connection
     /// is made here; the batch thread sends the first batch after the schedule delay
     /// (`OTEL_BSP_SCHEDULE_DELAY`, 5 seconds by default).
-    pub fn start(endpoint: &str) -> Result<Self, TelemetryError> {
+    pub fn start(endpoint: &str, ca_file: Option<&Path>) -> Result<Self, TelemetryError> {
         let endpoint = traces_url(endpoint)?;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let mut builder = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_endpoint(endpoint)
+            .with_endpoint(&endpoint);
+        if let Some(ca_file) = ca_file {
+            if !endpoint.starts_with("https://") {
+                return Err(TelemetryError::ca_file(
+                    "is for an https:// otlp_endpoint; this one is plain http://",
+                ));
+            }
+            builder = builder.with_http_client(client_trusting(ca_file)?);
+        }
+        let exporter = builder
             .build()
-            .map_err(|e| TelemetryError(e.to_string()))?;
+            .map_err(|e| TelemetryError::endpoint(e.to_string()))?;
         let pending = Arc::new(Pending::default());
         let exporter = Counted {
             inner: exporter,
@@ -114,24 +143,66 @@ impl Telemetry {
     }
 }
 
+/// The exporter's HTTP client for a collector whose certificate is issued by a private
+/// certificate authority: only the certificates in `ca_file` are trusted, and a batch is
+/// given up after the export timeout, as the SDK's own client does.
+fn client_trusting(ca_file: &Path) -> Result<reqwest::blocking::Client, TelemetryError> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca_file)
+        .map_err(|e| TelemetryError::ca_file(format!("cannot read {}: {e}", ca_file.display())))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TelemetryError::ca_file(format!("not a PEM certificate file: {e}")))?;
+    if certificates.is_empty() {
+        return Err(TelemetryError::ca_file("holds no PEM certificate"));
+    }
+    let mut builder = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .timeout(export_timeout());
+    for certificate in &certificates {
+        let certificate = reqwest::Certificate::from_der(certificate)
+            .map_err(|e| TelemetryError::ca_file(format!("a certificate is not valid: {e}")))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    // A blocking client runs a runtime of its own, which must not be built (nor later
+    // dropped) on one of the server's runtime threads: built on a thread of its own, as the
+    // SDK builds its default client, and dropped by the batch thread.
+    std::thread::spawn(move || builder.build())
+        .join()
+        .map_err(|_| TelemetryError::ca_file("the HTTP client could not be built"))?
+        .map_err(|e| TelemetryError::ca_file(format!("the certificates were refused: {e}")))
+}
+
+/// The export timeout, from the variables the SDK reads for its own client.
+fn export_timeout() -> Duration {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .into_iter()
+    .find_map(|name| std::env::var(name).ok()?.trim().parse::<u64>().ok())
+    .map_or(EXPORT_TIMEOUT, Duration::from_millis)
+}
+
 /// `endpoint` as the URL spans are posted to; http or https only.
 fn traces_url(endpoint: &str) -> Result<String, TelemetryError> {
-    let url = url::Url::parse(endpoint).map_err(|e| TelemetryError(format!("not a URL ({e})")))?;
+    let url = url::Url::parse(endpoint)
+        .map_err(|e| TelemetryError::endpoint(format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(TelemetryError(
-            "must be an http:// or https:// URL of an OTLP/HTTP collector".to_owned(),
+        return Err(TelemetryError::endpoint(
+            "must be an http:// or https:// URL of an OTLP/HTTP collector",
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(TelemetryError("must have no query or fragment".to_owned()));
+        return Err(TelemetryError::endpoint("must have no query or fragment"));
     }
     // The URL is never repeated in these errors: it may hold a password. Credentials go in
     // OTEL_EXPORTER_OTLP_HEADERS, which is never shown.
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(TelemetryError(
+        return Err(TelemetryError::endpoint(
             "the URL must not carry credentials: set OTEL_EXPORTER_OTLP_HEADERS (e.g. \
-             authorization=Bearer ...) instead"
-                .to_owned(),
+             authorization=Bearer ...) instead",
         ));
     }
     let text = url.as_str().trim_end_matches('/');
@@ -310,6 +381,104 @@ pub(crate) fn record_status(span: &tracing::Span, status: u16) {
     }
 }
 
+/// The span of a request that Net API sends on its own: a webhook delivery or a logout
+/// token (`purpose`), of kind `client`. Both are sent by background tasks, long after the
+/// request that caused them, so each starts a trace of its own. Only the receiver's
+/// host and port are recorded: its URL's path and query may hold a token. Its outcome is
+/// recorded by [`record_outgoing`].
+pub(crate) fn outgoing_span(purpose: &'static str, url: &url::Url) -> tracing::Span {
+    tracing::info_span!(
+        target: TARGET,
+        "outgoing",
+        otel.name = "POST",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = "POST",
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default().map(i64::from),
+        http.response.status_code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+        netapi.outgoing = purpose,
+        netapi.webhook.id = tracing::field::Empty,
+        netapi.webhook.delivery_id = tracing::field::Empty,
+        netapi.webhook.event_id = tracing::field::Empty,
+        netapi.webhook.event_type = tracing::field::Empty,
+        netapi.webhook.attempt = tracing::field::Empty,
+    )
+}
+
+/// Names a webhook delivery's attempt on its span: the ids that `GET
+/// /v1/webhooks/{id}/deliveries` lists (none of them a secret), the event type, and which
+/// attempt this is (1 for the first).
+pub(crate) fn describe_delivery(span: &tracing::Span, delivery: &WebhookDelivery) {
+    span.record("netapi.webhook.id", delivery.webhook_id.as_str());
+    span.record("netapi.webhook.delivery_id", delivery.id.as_str());
+    span.record("netapi.webhook.event_id", delivery.event_id.as_str());
+    span.record("netapi.webhook.event_type", delivery.event_type.as_str());
+    span.record(
+        "netapi.webhook.attempt",
+        i64::from(delivery.attempts.saturating_add(1)),
+    );
+}
+
+/// The W3C trace context (`traceparent`, and `tracestate` if any) that names `span` to the
+/// receiver, so that its own spans join the trace; empty while tracing is off (the span is
+/// then not recorded) or when the trace is not sampled.
+pub(crate) fn trace_headers(span: &tracing::Span) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    // An empty context (no layer, so no span) injects nothing.
+    TraceContextPropagator::new()
+        .inject_context(&span.context(), &mut OutgoingHeaders(&mut headers));
+    headers
+}
+
+/// Records how an outgoing request ended: its status, or why there was none (`error.type`:
+/// `timeout`, `connect` or `request`). A client span counts 4xx as an error too: the
+/// receiver did not take it.
+pub(crate) fn record_outgoing(span: &tracing::Span, outcome: &Result<u16, OutgoingFailure>) {
+    match outcome {
+        Ok(status) => {
+            span.record("http.response.status_code", i64::from(*status));
+            if *status >= 400 {
+                span.record("error.type", status.to_string().as_str());
+                span.record("otel.status_code", "error");
+            }
+        }
+        Err(failure) => {
+            span.record("error.type", failure.kind());
+            span.record("otel.status_code", "error");
+        }
+    }
+}
+
+/// Why an outgoing request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutgoingFailure {
+    Timeout,
+    Connect,
+    Request,
+}
+
+impl OutgoingFailure {
+    /// Its `error.type`.
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Request => "request",
+        }
+    }
+
+    /// What a delivery's record says of it.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::Timeout => "timed out",
+            Self::Connect => "could not connect",
+            Self::Request => "the request failed",
+        }
+    }
+}
+
 /// The kind of credential the request presents, named, never shown: `api_key`,
 /// `access_token` (`Authorization: Bearer` with anything but an API key), `dpop`
 /// (`Authorization: DPoP`), `basic` (client authentication at the OAuth endpoints),
@@ -358,6 +527,20 @@ impl Extractor for Headers<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|name| name.as_str()).collect()
+    }
+}
+
+/// Outgoing request headers as the propagator writes them.
+struct OutgoingHeaders<'a>(&'a mut HeaderMap);
+
+impl Injector for OutgoingHeaders<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(key.as_bytes()),
+            axum::http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
     }
 }
 

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::telemetry::{self, OutgoingFailure};
+use netapi_core::model::WebhookDelivery;
 use netapi_core::service::{BackchannelClient, NetApi, SIGNATURE_HEADER, WebhookClient};
+use tracing::Instrument;
 use url::Url;
 
 /// How often due deliveries are looked for.
@@ -29,7 +32,8 @@ pub(crate) fn pinned_client(
         .map_err(|_| "the HTTP client could not be set up".to_owned())
 }
 
-/// Deliveries over HTTP(S) with reqwest: no redirects, no proxy, the response body unread.
+/// Deliveries over HTTP(S) with reqwest: no redirects, no proxy, the response body unread,
+/// a `traceparent` while tracing is on.
 #[derive(Debug, Default)]
 pub struct HttpWebhookClient;
 
@@ -37,32 +41,44 @@ pub struct HttpWebhookClient;
 impl WebhookClient for HttpWebhookClient {
     async fn post(
         &self,
+        delivery: &WebhookDelivery,
         url: &Url,
         address: SocketAddr,
         signature: &str,
-        body: &str,
         timeout: Duration,
     ) -> Result<u16, String> {
-        let client = pinned_client(url, address, timeout)?;
-        let response = client
+        let request = pinned_client(url, address, timeout)?
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::USER_AGENT, "Net-API-Webhooks")
             .header(SIGNATURE_HEADER, signature)
-            .body(body.to_owned())
-            .send()
-            .await
-            .map_err(|err| {
-                if err.is_timeout() {
-                    "timed out".to_owned()
-                } else if err.is_connect() {
-                    "could not connect".to_owned()
-                } else {
-                    "the request failed".to_owned()
-                }
-            })?;
-        Ok(response.status().as_u16())
+            .body(delivery.payload.clone());
+        let span = telemetry::outgoing_span("webhook", url);
+        telemetry::describe_delivery(&span, delivery);
+        send(span, request).await
     }
+}
+
+/// Sends `request` in its `span` ([`telemetry::outgoing_span`]), carrying that span's
+/// `traceparent` while tracing is on; answers the status, the response body unread.
+async fn send(span: tracing::Span, request: reqwest::RequestBuilder) -> Result<u16, String> {
+    let outcome = request
+        .headers(telemetry::trace_headers(&span))
+        .send()
+        .instrument(span.clone())
+        .await
+        .map(|response| response.status().as_u16())
+        .map_err(|err| {
+            if err.is_timeout() {
+                OutgoingFailure::Timeout
+            } else if err.is_connect() {
+                OutgoingFailure::Connect
+            } else {
+                OutgoingFailure::Request
+            }
+        });
+    telemetry::record_outgoing(&span, &outcome);
+    outcome.map_err(|failure| failure.reason().to_owned())
 }
 
 /// Delivers due webhook deliveries until the task is dropped (separate from the other
@@ -94,22 +110,10 @@ impl BackchannelClient for HttpBackchannelClient {
         token: &str,
         timeout: Duration,
     ) -> Result<u16, String> {
-        let client = pinned_client(url, address, timeout)?;
-        let response = client
+        let request = pinned_client(url, address, timeout)?
             .post(url.clone())
             .header(reqwest::header::USER_AGENT, "Net-API-Logout")
-            .form(&[("logout_token", token)])
-            .send()
-            .await
-            .map_err(|err| {
-                if err.is_timeout() {
-                    "timed out".to_owned()
-                } else if err.is_connect() {
-                    "could not connect".to_owned()
-                } else {
-                    "the request failed".to_owned()
-                }
-            })?;
-        Ok(response.status().as_u16())
+            .form(&[("logout_token", token)]);
+        send(telemetry::outgoing_span("backchannel_logout", url), request).await
     }
 }

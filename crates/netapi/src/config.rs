@@ -222,6 +222,11 @@ pub struct Settings {
     /// traces endpoint [default: none, no tracing]
     #[arg(long, global = true, env = "NETAPI_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Certificate authorities (PEM) that an https:// otlp_endpoint's certificate is checked
+    /// against, in place of the public ones: for a collector with a private CA [default:
+    /// none, the public (webpki) roots]
+    #[arg(long, global = true, env = "NETAPI_OTLP_CA_FILE")]
+    pub otlp_ca_file: Option<PathBuf>,
 }
 
 /// A setting that may hold a secret (a password, or a URL with one): its `Debug` shows
@@ -326,6 +331,7 @@ impl Settings {
             usage_retention_days,
             webhook_delivery_retention_days,
             otlp_endpoint,
+            otlp_ca_file,
         );
         Ok(self)
     }

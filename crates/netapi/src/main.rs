@@ -251,11 +251,14 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(flags) => {
             let settings = flags.with_file(cli.config.as_deref())?;
-            let telemetry = settings
-                .otlp_endpoint
-                .as_deref()
-                .map(netapi_server::telemetry::Telemetry::start)
-                .transpose()?;
+            let telemetry = match (&settings.otlp_endpoint, &settings.otlp_ca_file) {
+                (Some(endpoint), ca_file) => Some(netapi_server::telemetry::Telemetry::start(
+                    endpoint,
+                    ca_file.as_deref(),
+                )?),
+                (None, Some(_)) => bail!("otlp_ca_file is for otlp_endpoint, which is not set"),
+                (None, None) => None,
+            };
             let _log = logging::init(
                 settings.log_format.as_deref().unwrap_or("text"),
                 settings.access_log.unwrap_or(true),

@@ -99,16 +99,17 @@ pub struct NewWebhook {
 /// Sends webhook deliveries: the HTTP client is the server's, so that core knows no HTTP.
 #[async_trait::async_trait]
 pub trait WebhookClient: Send + Sync {
-    /// POSTs the JSON `body` with the signature header to `url`, connecting to `address`
-    /// (the one checked, whatever the host resolves to by now), following no redirect and
-    /// giving up after `timeout`; answers the response status, or why there was none. At
-    /// most a short excerpt of anything read back is kept.
+    /// POSTs the `delivery`'s JSON payload with the signature header to `url`, connecting
+    /// to `address` (the one checked, whatever the host resolves to by now), following no
+    /// redirect and giving up after `timeout`; answers the response status, or why there was
+    /// none. At most a short excerpt of anything read back is kept. The rest of `delivery`
+    /// (its ids, event type, attempts so far) is there to describe the attempt, in a trace.
     async fn post(
         &self,
+        delivery: &WebhookDelivery,
         url: &Url,
         address: SocketAddr,
         signature: &str,
-        body: &str,
         timeout: Duration,
     ) -> std::result::Result<u16, String>;
 }
@@ -471,7 +472,7 @@ impl NetApi {
         let address = self.resolve_target(&url).await?;
         let signature = signature(&secret, self.now(), &delivery.payload);
         client
-            .post(&url, address, &signature, &delivery.payload, timeout)
+            .post(delivery, &url, address, &signature, timeout)
             .await
     }
 }

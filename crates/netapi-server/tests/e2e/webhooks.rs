@@ -27,11 +27,13 @@ use crate::helpers::{
 /// Longest a test waits for a delivery before it fails (a hang guard, not a measurement).
 const WAIT: Duration = Duration::from_secs(20);
 
-/// One request the receiver got: the signature header and the raw body.
+/// One request the receiver got: the signature header, the raw body, and whether it carried
+/// a W3C `traceparent`.
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
     signature: String,
     pub(crate) body: String,
+    traced: bool,
 }
 
 impl Received {
@@ -59,6 +61,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     let _ = receiver.got.send(Received {
         signature,
         body: String::from_utf8(body.to_vec()).unwrap(),
+        traced: headers.contains_key("traceparent"),
     });
     if let Some(gate) = &receiver.gate {
         gate.acquire().await.unwrap().forget();
@@ -246,6 +249,7 @@ async fn a_signed_delivery_is_retried_after_a_500_by_a_restarted_instance(app: T
     app.api.deliver_webhooks(&HttpWebhookClient).await.unwrap();
     let first = next(&mut rx).await;
     assert_signed(&first, secret);
+    assert!(!first.traced, "no trace context while tracing is off");
     let body = first.json();
     assert_eq!(body["type"], "api_key.created");
     assert!(body["id"].as_str().unwrap().starts_with("evt_"));

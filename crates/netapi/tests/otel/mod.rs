@@ -8,14 +8,18 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::routing::post;
+use netapi_server::listener;
+use netapi_server::proxy::TrustedProxies;
 use netapi_testkit::{Site, SqliteFile, client_credentials_token, create_client, free_port};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message;
 use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +29,26 @@ type Received = Arc<Mutex<Vec<(bool, Vec<u8>)>>>;
 
 /// An OTLP/HTTP collector on a free port: takes `POST /v1/traces` and keeps the bodies.
 async fn collector() -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (app, received) = collector_app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// The same collector over TLS, with the certificate chain and key in `cert` and `key`.
+async fn tls_collector(cert: &Path, key: &Path) -> (String, Received) {
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", tcp.local_addr().unwrap());
+    let tls = listener::tls_acceptor(cert, key).unwrap();
+    let listener =
+        listener::NetListener::new(tcp, Some(tls), 64, 0, TrustedProxies::default()).unwrap();
+    let (app, received) = collector_app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+fn collector_app() -> (axum::Router, Received) {
     let received = Received::default();
     let app = axum::Router::new()
         .route(
@@ -44,10 +68,7 @@ async fn collector() -> (String, Received) {
             ),
         )
         .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
+    (app, received)
 }
 
 /// Every span received so far.
@@ -278,6 +299,39 @@ async fn request_spans_reach_the_collector_as_children_of_the_callers_trace() {
     );
 }
 
+/// Waits (30 seconds at most: a ceiling, not a timing) until `server` counts spans it could
+/// not export.
+async fn wait_for_failed_exports(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = server
+            .http()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let dropped: f64 = metrics
+            .lines()
+            .find(|line| {
+                line.starts_with("netapi_otlp_spans_dropped_total{reason=\"export_failed\"}")
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0);
+        if dropped > 0.0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dropped span counted: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_collector_that_is_away_costs_requests_nothing_and_is_counted() {
     let db = SqliteFile::new();
@@ -318,33 +372,7 @@ async fn a_collector_that_is_away_costs_requests_nothing_and_is_counted() {
             .unwrap();
         assert_eq!(answer.status().as_u16(), 200);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let metrics = http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let dropped: f64 = metrics
-            .lines()
-            .find(|line| {
-                line.starts_with("netapi_otlp_spans_dropped_total{reason=\"export_failed\"}")
-            })
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0.0);
-        if dropped > 0.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no dropped span counted: {metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_failed_exports(&server).await;
     assert!(server.stop().success());
     let text = std::fs::read_to_string(&log_path).unwrap();
     let _ = std::fs::remove_file(&log_path);
@@ -357,6 +385,59 @@ async fn a_collector_that_is_away_costs_requests_nothing_and_is_counted() {
         "{text}"
     );
     assert!(!text.contains(&key));
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_stops_the_start() {
+    let dir = std::env::temp_dir().join(netapi_testkit::unique_name("netapi-otel-ca-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let no_certificate = dir.join("empty.pem");
+    std::fs::write(&no_certificate, "not a certificate\n").unwrap();
+    let broken = dir.join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing.pem");
+    let https = "https://127.0.0.1:4318";
+    for (endpoint, ca_file, expected) in [
+        (Some(https), &missing, "otlp_ca_file: cannot read"),
+        (
+            Some(https),
+            &no_certificate,
+            "otlp_ca_file: holds no PEM certificate",
+        ),
+        (
+            Some(https),
+            &broken,
+            "otlp_ca_file: not a PEM certificate file",
+        ),
+        (
+            Some("http://127.0.0.1:4318"),
+            &no_certificate,
+            "otlp_ca_file: is for an https:// otlp_endpoint",
+        ),
+        (None, &no_certificate, "otlp_ca_file is for otlp_endpoint"),
+    ] {
+        let mut command = Command::new(BIN);
+        command
+            .args([
+                "serve",
+                "--database-url",
+                "sqlite::memory:",
+                "--otlp-ca-file",
+            ])
+            .arg(ca_file);
+        if let Some(endpoint) = endpoint {
+            command.args(["--otlp-endpoint", endpoint]);
+        }
+        let output = command.output().unwrap();
+        assert!(!output.status.success(), "{expected}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -380,4 +461,307 @@ fn an_endpoint_that_is_not_an_http_url_stops_the_start() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("otlp_endpoint"), "{endpoint}: {stderr}");
     }
+}
+
+/// The `traceparent` of each request a webhook receiver got (`None` without one).
+type Traceparents = Arc<Mutex<Vec<Option<String>>>>;
+
+/// A webhook receiver on a free port answering `answers` in turn, then 204.
+async fn webhook_receiver(answers: &[u16]) -> (u16, Traceparents) {
+    let got = Traceparents::default();
+    let answers = Arc::new(Mutex::new(answers.to_vec()));
+    let app = axum::Router::new()
+        .route(
+            "/hooks/{name}",
+            post(
+                async |State((got, answers)): State<(Traceparents, Arc<Mutex<Vec<u16>>>)>,
+                       headers: HeaderMap| {
+                    got.lock().unwrap().push(
+                        headers
+                            .get("traceparent")
+                            .map(|v| v.to_str().unwrap().to_owned()),
+                    );
+                    let mut answers = answers.lock().unwrap();
+                    let status = if answers.is_empty() {
+                        204
+                    } else {
+                        answers.remove(0)
+                    };
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                },
+            ),
+        )
+        .with_state((got.clone(), answers));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, got)
+}
+
+/// `00-{trace}-{span}-{flags}` as its trace id, span id and flags.
+fn parse_traceparent(value: &str) -> (Vec<u8>, Vec<u8>, String) {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    assert_eq!(parts[0], "00", "{value}");
+    let bytes = |hex: &str, len: usize| {
+        assert_eq!(hex.len(), len * 2, "{value}");
+        (0..len)
+            .map(|i| u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    (bytes(parts[1], 16), bytes(parts[2], 8), parts[3].to_owned())
+}
+
+#[tokio::test]
+async fn each_webhook_attempt_is_a_client_span_whose_traceparent_the_receiver_gets() {
+    let (endpoint, received) = collector().await;
+    let (port, traceparents) = webhook_receiver(&[500]).await;
+    let db = SqliteFile::new();
+    let admin = create_user(&db, "hooks@example.com", true);
+    let server = Server::start_with(&db, |command| {
+        command
+            .env("NETAPI_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env("NETAPI_ALLOW_PRIVATE_TARGETS", "true")
+            .env("NETAPI_WEBHOOK_RETRY_BASE", "1");
+    })
+    .await;
+    let http = server.http().clone();
+    // A URL whose path and query hold what a receiver may treat as a secret.
+    let hook = format!("http://127.0.0.1:{port}/hooks/path-secret-xyz?token=query-secret-abc");
+    let answer = http
+        .post(server.url("/v1/webhooks"))
+        .bearer_auth(&admin)
+        .json(&json!({"url": hook, "events": ["api_key.created"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 201);
+    let webhook: serde_json::Value = answer.json().await.unwrap();
+    let created: serde_json::Value = http
+        .post(server.url("/v1/api-keys"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "traced"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    // The first attempt is answered 500, the retry (a second later) 204.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while traceparents.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the delivery was not retried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = traceparents.lock().unwrap().clone();
+    let attempts: Vec<_> = got
+        .iter()
+        .map(|value| parse_traceparent(value.as_deref().expect("a traceparent")))
+        .collect();
+    assert_ne!(attempts[0].0, attempts[1].0, "each attempt is a trace");
+    let webhook_id = webhook["id"].as_str().unwrap();
+    let listed: serde_json::Value = http
+        .get(server.url(&format!("/v1/webhooks/{webhook_id}/deliveries")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let delivery_id = listed["deliveries"][0]["id"].as_str().unwrap();
+    for (((trace, span_id, flags), status), attempt) in attempts.iter().zip([500, 204]).zip(1..) {
+        assert_eq!(flags, "01", "sampled");
+        let (_, span) = span_of(&received, trace).await;
+        assert_eq!(&span.span_id, span_id, "the receiver was named the span");
+        assert!(span.parent_span_id.is_empty(), "a trace of its own");
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert_eq!(span.name, "POST");
+        assert_eq!(text(&span.attributes, "http.request.method"), "POST");
+        assert_eq!(text(&span.attributes, "server.address"), "127.0.0.1");
+        assert_eq!(number(&span.attributes, "server.port"), i64::from(port));
+        assert_eq!(text(&span.attributes, "netapi.outgoing"), "webhook");
+        // The delivery as the API lists it, and which attempt.
+        assert_eq!(text(&span.attributes, "netapi.webhook.id"), webhook_id);
+        assert_eq!(
+            text(&span.attributes, "netapi.webhook.delivery_id"),
+            delivery_id
+        );
+        assert!(text(&span.attributes, "netapi.webhook.event_id").starts_with("evt_"));
+        assert_eq!(
+            text(&span.attributes, "netapi.webhook.event_type"),
+            "api_key.created"
+        );
+        assert_eq!(number(&span.attributes, "netapi.webhook.attempt"), attempt);
+        assert_eq!(
+            number(&span.attributes, "http.response.status_code"),
+            status
+        );
+        let error = span.status.as_ref().map_or(0, |status| status.code);
+        if status == 500 {
+            assert_eq!(text(&span.attributes, "error.type"), "500");
+            assert_eq!(error, StatusCode::Error as i32);
+        } else {
+            assert!(attribute(&span.attributes, "error.type").is_none());
+            assert_ne!(error, StatusCode::Error as i32);
+        }
+    }
+    // Neither the URL's path or query nor a secret left the server.
+    for (_, body) in received.lock().unwrap().iter() {
+        let body = String::from_utf8_lossy(body);
+        for secret in [
+            "path-secret-xyz",
+            "query-secret-abc",
+            webhook["secret"].as_str().unwrap(),
+            created["key"].as_str().unwrap(),
+            admin.as_str(),
+        ] {
+            assert!(!body.contains(secret), "{secret} was exported");
+        }
+    }
+    assert!(server.stop().success());
+}
+
+/// A certificate authority and a certificate it issued for 127.0.0.1 (made by `openssl`),
+/// removed when dropped.
+struct TestPki {
+    dir: PathBuf,
+}
+
+impl TestPki {
+    /// `None` where `openssl` cannot make them.
+    fn make() -> Option<Self> {
+        let dir = std::env::temp_dir().join(netapi_testkit::unique_name("netapi-otel-pki-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pki = Self { dir };
+        std::fs::write(
+            pki.dir.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             extendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            Command::new("openssl")
+                .args(args)
+                .current_dir(&pki.dir)
+                .output()
+                .is_ok_and(|output| output.status.success())
+        };
+        let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let made = run(&[
+            &["req", "-x509", "-nodes", "-days", "1"][..],
+            &curve,
+            &[
+                "-subj",
+                "/CN=Net API test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat())
+            && run(&[
+                &["req", "-new", "-nodes"][..],
+                &curve,
+                &[
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "leaf.key",
+                    "-out",
+                    "leaf.csr",
+                ],
+            ]
+            .concat())
+            && run(&[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                "leaf.ext",
+                "-out",
+                "leaf.pem",
+            ]);
+        made.then_some(pki)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn an_https_collector_of_a_private_ca_is_trusted_through_otlp_ca_file_only() {
+    let Some(pki) = TestPki::make() else {
+        eprintln!("skipped: openssl cannot make a test certificate authority here");
+        return;
+    };
+    let (endpoint, received) =
+        tls_collector(&pki.dir.join("leaf.pem"), &pki.dir.join("leaf.key")).await;
+    let start = |db: SqliteFile, ca_file: Option<PathBuf>, endpoint: String| async move {
+        let key = create_user(&db, "tls@example.com", false);
+        let server = Server::start_with(&db, |command| {
+            command
+                .env("NETAPI_OTLP_ENDPOINT", &endpoint)
+                .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+            if let Some(ca_file) = ca_file {
+                command.env("NETAPI_OTLP_CA_FILE", ca_file);
+            }
+        })
+        .await;
+        (db, key, server)
+    };
+    let traced = async |server: &Server, key: &str| {
+        let (trace, parent) = (random_id(16), random_id(8));
+        let answer = server
+            .http()
+            .get(server.url("/v1/users/me"))
+            .bearer_auth(key)
+            .header(
+                "traceparent",
+                format!("00-{}-{}-01", hex(&trace), hex(&parent)),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+        trace
+    };
+
+    // Told of the private CA: its spans arrive over TLS.
+    let (_db, key, trusting) = start(SqliteFile::new(), Some(pki.ca()), endpoint.clone()).await;
+    let trace = traced(&trusting, &key).await;
+    let (_, span) = span_of(&received, &trace).await;
+    assert_eq!(span.name, "GET /v1/users/me");
+    assert!(trusting.stop().success());
+
+    // Not told: the public roots do not know the collector's CA, so nothing is sent to it
+    // (and the failed exports are counted), while requests are answered as ever.
+    let (_other_db, key, distrusting) = start(SqliteFile::new(), None, endpoint).await;
+    let trace = traced(&distrusting, &key).await;
+    wait_for_failed_exports(&distrusting).await;
+    assert!(
+        spans(&received)
+            .iter()
+            .all(|(_, span)| span.trace_id != trace),
+        "a span went to a collector whose certificate was not checked"
+    );
+    assert!(distrusting.stop().success());
 }
