@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::telemetry::{self, OutgoingFailure};
 use netapi_core::service::JwksFetcher;
+use tracing::Instrument;
 use url::Url;
 
 /// GETs a JWK Set with reqwest: pinned to the checked address, no redirects, no proxy, a
-/// timeout, and at most `max_bytes` read.
+/// timeout, at most `max_bytes` read, and a `traceparent` while tracing is on.
 #[derive(Debug, Default)]
 pub struct HttpJwksFetcher;
 
@@ -22,22 +24,29 @@ impl JwksFetcher for HttpJwksFetcher {
         max_bytes: usize,
     ) -> Result<Vec<u8>, String> {
         let client = crate::webhooks::pinned_client(url, address, timeout)?;
-        let mut response = client
+        // Until the body is read: a slow key set is seen in the trace of the request it holds
+        // up.
+        let span = telemetry::outgoing_span("GET", "jwks", url);
+        let sent = client
             .get(url.clone())
             .header(
                 reqwest::header::ACCEPT,
                 "application/json, application/jwk-set+json",
             )
             .header(reqwest::header::USER_AGENT, "Net-API")
+            .headers(telemetry::trace_headers(&span))
             .send()
+            .instrument(span.clone())
             .await
-            .map_err(|err| {
-                if err.is_timeout() {
-                    "timed out".to_owned()
-                } else {
-                    "the request failed".to_owned()
-                }
-            })?;
+            .map_err(|err| OutgoingFailure::of(&err));
+        telemetry::record_outgoing(
+            &span,
+            &sent
+                .as_ref()
+                .map(|response| response.status().as_u16())
+                .map_err(|f| *f),
+        );
+        let mut response = sent.map_err(|failure| failure.reason().to_owned())?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(format!("answered {}", response.status().as_u16()));
         }
@@ -50,6 +59,7 @@ impl JwksFetcher for HttpJwksFetcher {
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
+            .instrument(span.clone())
             .await
             .map_err(|_| "reading the key set failed".to_owned())?
         {

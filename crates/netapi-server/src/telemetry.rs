@@ -381,19 +381,24 @@ pub(crate) fn record_status(span: &tracing::Span, status: u16) {
     }
 }
 
-/// The span of a request that Net API sends on its own: a webhook delivery or a logout
-/// token (`purpose`), of kind `client`. Both are sent by background tasks, long after the
-/// request that caused them, so each starts a trace of its own. Only the receiver's
-/// host and port are recorded: its URL's path and query may hold a token. Its outcome is
-/// recorded by [`record_outgoing`].
-pub(crate) fn outgoing_span(purpose: &'static str, url: &url::Url) -> tracing::Span {
+/// The span of a request that Net API sends on its own (`purpose`): a webhook delivery or a
+/// logout token, sent by background tasks long after the request that caused them (so each
+/// starts a trace of its own), or the fetch of a client's `jwks_uri`, a child of the
+/// request that needs the keys. Of kind `client`, named by its `method`. Only the
+/// receiver's host and port are recorded: its URL's path and query may hold a token. Its
+/// outcome is recorded by [`record_outgoing`].
+pub(crate) fn outgoing_span(
+    method: &'static str,
+    purpose: &'static str,
+    url: &url::Url,
+) -> tracing::Span {
     tracing::info_span!(
         target: TARGET,
         "outgoing",
-        otel.name = "POST",
+        otel.name = method,
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
-        http.request.method = "POST",
+        http.request.method = method,
         server.address = url.host_str().unwrap_or_default(),
         server.port = url.port_or_known_default().map(i64::from),
         http.response.status_code = tracing::field::Empty,
@@ -460,6 +465,17 @@ pub(crate) enum OutgoingFailure {
 }
 
 impl OutgoingFailure {
+    /// What kind of failure `err` is.
+    pub(crate) fn of(err: &reqwest::Error) -> Self {
+        if err.is_timeout() {
+            Self::Timeout
+        } else if err.is_connect() {
+            Self::Connect
+        } else {
+            Self::Request
+        }
+    }
+
     /// Its `error.type`.
     fn kind(self) -> &'static str {
         match self {

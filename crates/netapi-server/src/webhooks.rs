@@ -53,7 +53,7 @@ impl WebhookClient for HttpWebhookClient {
             .header(reqwest::header::USER_AGENT, "Net-API-Webhooks")
             .header(SIGNATURE_HEADER, signature)
             .body(delivery.payload.clone());
-        let span = telemetry::outgoing_span("webhook", url);
+        let span = telemetry::outgoing_span("POST", "webhook", url);
         telemetry::describe_delivery(&span, delivery);
         send(span, request).await
     }
@@ -68,15 +68,7 @@ async fn send(span: tracing::Span, request: reqwest::RequestBuilder) -> Result<u
         .instrument(span.clone())
         .await
         .map(|response| response.status().as_u16())
-        .map_err(|err| {
-            if err.is_timeout() {
-                OutgoingFailure::Timeout
-            } else if err.is_connect() {
-                OutgoingFailure::Connect
-            } else {
-                OutgoingFailure::Request
-            }
-        });
+        .map_err(|err| OutgoingFailure::of(&err));
     telemetry::record_outgoing(&span, &outcome);
     outcome.map_err(|failure| failure.reason().to_owned())
 }
@@ -114,6 +106,10 @@ impl BackchannelClient for HttpBackchannelClient {
             .post(url.clone())
             .header(reqwest::header::USER_AGENT, "Net-API-Logout")
             .form(&[("logout_token", token)]);
-        send(telemetry::outgoing_span("backchannel_logout", url), request).await
+        send(
+            telemetry::outgoing_span("POST", "backchannel_logout", url),
+            request,
+        )
+        .await
     }
 }

@@ -765,3 +765,159 @@ async fn an_https_collector_of_a_private_ca_is_trusted_through_otlp_ca_file_only
     );
     assert!(distrusting.stop().success());
 }
+
+#[tokio::test]
+async fn a_jwks_uri_fetch_is_a_client_span_inside_the_token_request_that_needs_it() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use ed25519_dalek::Signer as _;
+
+    let (endpoint, received) = collector().await;
+    // The client's key set, served on a free port; each fetch's traceparent is kept.
+    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let jwks = json!({"keys": [{
+        "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": "k1",
+        "x": B64.encode(key.verifying_key().as_bytes()),
+    }]});
+    let fetched = Traceparents::default();
+    let app = axum::Router::new()
+        .route(
+            "/keys/{name}",
+            axum::routing::get(
+                async |State((fetched, jwks)): State<(Traceparents, serde_json::Value)>,
+                       headers: HeaderMap| {
+                    fetched.lock().unwrap().push(
+                        headers
+                            .get("traceparent")
+                            .map(|v| v.to_str().unwrap().to_owned()),
+                    );
+                    axum::Json(jwks)
+                },
+            ),
+        )
+        .with_state((fetched.clone(), jwks));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let db = SqliteFile::new();
+    let owner = create_user(&db, "keys@example.com", false);
+    let server = Server::start_with(&db, |command| {
+        command
+            .env("NETAPI_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env("NETAPI_ALLOW_PRIVATE_TARGETS", "true");
+    })
+    .await;
+    let http = server.http().clone();
+    let answer = http
+        .post(server.url("/v1/oauth-clients"))
+        .bearer_auth(&owner)
+        .json(&json!({
+            "client_name": "Keys by URI",
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks_uri": format!("http://127.0.0.1:{port}/keys/path-secret-xyz"),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 201);
+    let client: serde_json::Value = answer.json().await.unwrap();
+    let client_id = client["client_id"].as_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signed = format!(
+        "{}.{}",
+        B64.encode(json!({"alg": "EdDSA", "kid": "k1", "typ": "JWT"}).to_string()),
+        B64.encode(
+            json!({
+                "iss": client_id, "sub": client_id, "aud": "http://netapi.test/oauth/token",
+                "iat": now, "exp": now + 60, "jti": hex(&random_id(16)),
+            })
+            .to_string()
+        )
+    );
+    let assertion = format!(
+        "{signed}.{}",
+        B64.encode(key.sign(signed.as_bytes()).to_bytes())
+    );
+    let (trace, parent) = (random_id(16), random_id(8));
+    let answer = http
+        .post(server.url("/oauth/token"))
+        .header(
+            "traceparent",
+            format!("00-{}-{}-01", hex(&trace), hex(&parent)),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        200,
+        "{}",
+        answer.text().await.unwrap()
+    );
+
+    // The key set was fetched once, carrying the trace of the token request.
+    let got = fetched.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (fetch_trace, fetch_span, _) = parse_traceparent(got[0].as_deref().expect("a traceparent"));
+    assert_eq!(fetch_trace, trace, "the fetch is in the caller's trace");
+    // Both spans reach the collector: the token request's (child of the caller's), and the
+    // fetch's, a child of it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let in_trace = loop {
+        let in_trace: Vec<Span> = spans(&received)
+            .into_iter()
+            .map(|(_, span)| span)
+            .filter(|span| span.trace_id == trace)
+            .collect();
+        if in_trace.len() >= 2 {
+            break in_trace;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spans of the trace: {in_trace:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let request = in_trace
+        .iter()
+        .find(|span| span.kind == SpanKind::Server as i32)
+        .expect("the token request's span");
+    assert_eq!(request.name, "POST /oauth/token");
+    assert_eq!(request.parent_span_id, parent);
+    let fetch = in_trace
+        .iter()
+        .find(|span| span.kind == SpanKind::Client as i32)
+        .expect("the fetch's span");
+    assert_eq!(
+        fetch.span_id, fetch_span,
+        "the key set's server was named the span"
+    );
+    assert_eq!(fetch.parent_span_id, request.span_id);
+    assert_eq!(fetch.name, "GET");
+    assert_eq!(text(&fetch.attributes, "http.request.method"), "GET");
+    assert_eq!(text(&fetch.attributes, "netapi.outgoing"), "jwks");
+    assert_eq!(number(&fetch.attributes, "server.port"), i64::from(port));
+    assert_eq!(number(&fetch.attributes, "http.response.status_code"), 200);
+    for (_, body) in received.lock().unwrap().iter() {
+        let body = String::from_utf8_lossy(body);
+        for secret in ["path-secret-xyz", assertion.as_str()] {
+            assert!(!body.contains(secret), "{secret} was exported");
+        }
+    }
+    assert!(server.stop().success());
+}
