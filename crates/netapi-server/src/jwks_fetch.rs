@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::telemetry::{self, OutgoingFailure};
+use crate::telemetry;
 use netapi_core::service::JwksFetcher;
 use tracing::Instrument;
 use url::Url;
@@ -24,47 +24,43 @@ impl JwksFetcher for HttpJwksFetcher {
         max_bytes: usize,
     ) -> Result<Vec<u8>, String> {
         let client = crate::webhooks::pinned_client(url, address, timeout)?;
-        // Until the body is read: a slow key set is seen in the trace of the request it holds
-        // up.
+        // The span lasts until the body is read: a slow key set shows in the trace of the
+        // request it holds up.
         let span = telemetry::outgoing_span("GET", "jwks", url);
-        let sent = client
+        let request = client
             .get(url.clone())
             .header(
                 reqwest::header::ACCEPT,
                 "application/json, application/jwk-set+json",
             )
-            .header(reqwest::header::USER_AGENT, "Net-API")
-            .headers(telemetry::trace_headers(&span))
-            .send()
-            .instrument(span.clone())
-            .await
-            .map_err(|err| OutgoingFailure::of(&err));
-        telemetry::record_outgoing(
-            &span,
-            &sent
-                .as_ref()
-                .map(|response| response.status().as_u16())
-                .map_err(|f| *f),
-        );
-        let mut response = sent.map_err(|failure| failure.reason().to_owned())?;
+            .header(reqwest::header::USER_AGENT, "Net-API");
+        let mut response = crate::webhooks::send(&span, request).await?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(format!("answered {}", response.status().as_u16()));
         }
+        let too_large = || {
+            telemetry::record_failure(&span, "too_large");
+            "the key set is too large".to_owned()
+        };
         if response
             .content_length()
             .is_some_and(|len| len > max_bytes as u64)
         {
-            return Err("the key set is too large".to_owned());
+            return Err(too_large());
         }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .instrument(span.clone())
             .await
-            .map_err(|_| "reading the key set failed".to_owned())?
+            .map_err(|err| {
+                let kind = if err.is_timeout() { "timeout" } else { "body" };
+                telemetry::record_failure(&span, kind);
+                "reading the key set failed".to_owned()
+            })?
         {
             if body.len() + chunk.len() > max_bytes {
-                return Err("the key set is too large".to_owned());
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }

@@ -39,10 +39,6 @@ pub const TARGET: &str = "netapi::http";
 /// and counted rather than queued: memory stays bounded while the collector is away.
 const QUEUE: usize = 2048;
 
-/// How long the exporter waits for the collector to take a batch, unless
-/// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds) says.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Why the exporter could not be set up, naming the setting at fault.
 #[derive(Debug)]
 pub struct TelemetryError(String);
@@ -157,32 +153,40 @@ fn client_trusting(ca_file: &Path) -> Result<reqwest::blocking::Client, Telemetr
     if certificates.is_empty() {
         return Err(TelemetryError::ca_file("holds no PEM certificate"));
     }
+    // No redirect and nothing but https: a collector pinned to a private CA cannot send the
+    // spans elsewhere, nor in the clear.
     let mut builder = reqwest::blocking::Client::builder()
         .tls_built_in_root_certs(false)
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(export_timeout());
     for certificate in &certificates {
         let certificate = reqwest::Certificate::from_der(certificate)
             .map_err(|e| TelemetryError::ca_file(format!("a certificate is not valid: {e}")))?;
         builder = builder.add_root_certificate(certificate);
     }
-    // A blocking client runs a runtime of its own, which must not be built (nor later
-    // dropped) on one of the server's runtime threads: built on a thread of its own, as the
-    // SDK builds its default client, and dropped by the batch thread.
+    // A blocking client runs a runtime of its own, which must not be built on one of the
+    // server's runtime threads: built on a thread of its own, as the SDK builds its default
+    // client.
     std::thread::spawn(move || builder.build())
         .join()
         .map_err(|_| TelemetryError::ca_file("the HTTP client could not be built"))?
         .map_err(|e| TelemetryError::ca_file(format!("the certificates were refused: {e}")))
 }
 
-/// The export timeout, from the variables the SDK reads for its own client.
+/// How long the exporter waits for the collector to take a batch: what the SDK gives its own
+/// client, from the same variables (milliseconds), 10 seconds by default.
 fn export_timeout() -> Duration {
     [
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        opentelemetry_otlp::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+        opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT,
     ]
     .into_iter()
     .find_map(|name| std::env::var(name).ok()?.trim().parse::<u64>().ok())
-    .map_or(EXPORT_TIMEOUT, Duration::from_millis)
+    .map_or(
+        opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT,
+        Duration::from_millis,
+    )
 }
 
 /// `endpoint` as the URL spans are posted to; http or https only.
@@ -399,7 +403,7 @@ pub(crate) fn outgoing_span(
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
         http.request.method = method,
-        server.address = url.host_str().unwrap_or_default(),
+        server.address = server_address(url).as_str(),
         server.port = url.port_or_known_default().map(i64::from),
         http.response.status_code = tracing::field::Empty,
         "error.type" = tracing::field::Empty,
@@ -426,9 +430,19 @@ pub(crate) fn describe_delivery(span: &tracing::Span, delivery: &WebhookDelivery
     );
 }
 
-/// The W3C trace context (`traceparent`, and `tracestate` if any) that names `span` to the
-/// receiver, so that its own spans join the trace; empty while tracing is off (the span is
-/// then not recorded) or when the trace is not sampled.
+/// The `server.address` of `url`: its host, an IPv6 address without its brackets.
+fn server_address(url: &url::Url) -> String {
+    match url.host() {
+        Some(url::Host::Ipv6(address)) => address.to_string(),
+        Some(host) => host.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The W3C `traceparent` that names `span` to the receiver, so that its own spans join the
+/// trace (its flags say whether the trace is sampled); none while tracing is off (the span
+/// is then disabled). `tracestate` is not sent: for a key set fetched during a token
+/// request it would be the caller's, handed to a third party.
 pub(crate) fn trace_headers(span: &tracing::Span) -> HeaderMap {
     let mut headers = HeaderMap::new();
     // An empty context (no layer, so no span) injects nothing.
@@ -440,20 +454,23 @@ pub(crate) fn trace_headers(span: &tracing::Span) -> HeaderMap {
 /// Records how an outgoing request ended: its status, or why there was none (`error.type`:
 /// `timeout`, `connect` or `request`). A client span counts 4xx as an error too: the
 /// receiver did not take it.
-pub(crate) fn record_outgoing(span: &tracing::Span, outcome: &Result<u16, OutgoingFailure>) {
+pub(crate) fn record_outgoing(span: &tracing::Span, outcome: Result<u16, OutgoingFailure>) {
     match outcome {
         Ok(status) => {
-            span.record("http.response.status_code", i64::from(*status));
-            if *status >= 400 {
-                span.record("error.type", status.to_string().as_str());
-                span.record("otel.status_code", "error");
+            span.record("http.response.status_code", i64::from(status));
+            if status >= 400 {
+                record_failure(span, &status.to_string());
             }
         }
-        Err(failure) => {
-            span.record("error.type", failure.kind());
-            span.record("otel.status_code", "error");
-        }
+        Err(failure) => record_failure(span, failure.kind()),
     }
+}
+
+/// Marks an outgoing request's span as failed, `kind` saying why (its `error.type`): the
+/// status, or what went wrong, also after an answer (`body`, `too_large`).
+pub(crate) fn record_failure(span: &tracing::Span, kind: &str) {
+    span.record("error.type", kind);
+    span.record("otel.status_code", "error");
 }
 
 /// Why an outgoing request got no answer.
@@ -551,6 +568,9 @@ struct OutgoingHeaders<'a>(&'a mut HeaderMap);
 
 impl Injector for OutgoingHeaders<'_> {
     fn set(&mut self, key: &str, value: String) {
+        if key != "traceparent" {
+            return;
+        }
         if let (Ok(name), Ok(value)) = (
             axum::http::HeaderName::from_bytes(key.as_bytes()),
             axum::http::HeaderValue::from_str(&value),
@@ -599,6 +619,77 @@ mod tests {
         );
         assert_eq!(kind_of(None, Some("netapi_sessionx=1")), "none");
         assert_eq!(kind_of(None, None), "none");
+    }
+
+    /// Runs `f` under a subscriber with an OpenTelemetry layer (spans exported nowhere).
+    fn traced<T>(f: impl FnOnce() -> T) -> T {
+        use tracing_subscriber::layer::SubscriberExt;
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    #[test]
+    fn an_outgoing_request_carries_its_spans_traceparent_and_nothing_else() {
+        use opentelemetry::trace::TraceContextExt as _;
+        let url = url::Url::parse("https://hooks.example.com/path?token=secret").unwrap();
+        let (headers, trace_id) = traced(|| {
+            let span = outgoing_span("POST", "webhook", &url);
+            (
+                trace_headers(&span),
+                span.context().span().span_context().trace_id(),
+            )
+        });
+        let traceparent = headers["traceparent"].to_str().unwrap();
+        assert!(
+            traceparent.starts_with(&format!("00-{trace_id}-")),
+            "{traceparent}"
+        );
+        assert_eq!(headers.len(), 1, "{headers:?}");
+
+        // A request in a caller's trace (a key set fetched during a token request): the
+        // trace goes on, the caller's `tracestate` is not handed on.
+        let mut incoming = HeaderMap::new();
+        incoming.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        incoming.insert(
+            "tracestate",
+            HeaderValue::from_static("vendor=caller-chosen"),
+        );
+        let headers = traced(|| {
+            let parent = tracing::info_span!(target: TARGET, "request");
+            let _ = parent.set_parent(TraceContextPropagator::new().extract(&Headers(&incoming)));
+            let _entered = parent.enter();
+            trace_headers(&outgoing_span("GET", "jwks", &url))
+        });
+        let traceparent = headers["traceparent"].to_str().unwrap();
+        assert!(
+            traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{traceparent}"
+        );
+        assert!(
+            !traceparent.contains("00f067aa0ba902b7"),
+            "a span of its own"
+        );
+        assert!(!headers.contains_key("tracestate"), "{headers:?}");
+
+        // Without the layer (tracing off): no header.
+        let span = outgoing_span("POST", "webhook", &url);
+        assert!(trace_headers(&span).is_empty());
+    }
+
+    #[test]
+    fn the_server_address_is_the_bare_host() {
+        for (url, address) in [
+            ("https://hooks.example.com:8443/a?b=c", "hooks.example.com"),
+            ("http://127.0.0.1:9000/", "127.0.0.1"),
+            ("http://[::1]:9000/", "::1"),
+        ] {
+            assert_eq!(server_address(&url::Url::parse(url).unwrap()), address);
+        }
     }
 
     #[test]

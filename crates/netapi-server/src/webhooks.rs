@@ -55,21 +55,30 @@ impl WebhookClient for HttpWebhookClient {
             .body(delivery.payload.clone());
         let span = telemetry::outgoing_span("POST", "webhook", url);
         telemetry::describe_delivery(&span, delivery);
-        send(span, request).await
+        Ok(send(&span, request).await?.status().as_u16())
     }
 }
 
 /// Sends `request` in its `span` ([`telemetry::outgoing_span`]), carrying that span's
-/// `traceparent` while tracing is on; answers the status, the response body unread.
-async fn send(span: tracing::Span, request: reqwest::RequestBuilder) -> Result<u16, String> {
+/// `traceparent` while tracing is on, and records on it the answer's status or why there
+/// was none. The response's body is the caller's to read or leave.
+pub(crate) async fn send(
+    span: &tracing::Span,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, String> {
     let outcome = request
-        .headers(telemetry::trace_headers(&span))
+        .headers(telemetry::trace_headers(span))
         .send()
         .instrument(span.clone())
         .await
-        .map(|response| response.status().as_u16())
         .map_err(|err| OutgoingFailure::of(&err));
-    telemetry::record_outgoing(&span, &outcome);
+    telemetry::record_outgoing(
+        span,
+        outcome
+            .as_ref()
+            .map(|response| response.status().as_u16())
+            .map_err(|failure| *failure),
+    );
     outcome.map_err(|failure| failure.reason().to_owned())
 }
 
@@ -106,10 +115,7 @@ impl BackchannelClient for HttpBackchannelClient {
             .post(url.clone())
             .header(reqwest::header::USER_AGENT, "Net-API-Logout")
             .form(&[("logout_token", token)]);
-        send(
-            telemetry::outgoing_span("POST", "backchannel_logout", url),
-            request,
-        )
-        .await
+        let span = telemetry::outgoing_span("POST", "backchannel_logout", url);
+        Ok(send(&span, request).await?.status().as_u16())
     }
 }

@@ -692,7 +692,14 @@ impl TestPki {
                 "leaf.ext",
                 "-out",
                 "leaf.pem",
-            ]);
+            ])
+            // Another authority, which issued nothing the collector holds.
+            && run(&[
+                &["req", "-x509", "-nodes", "-days", "1"][..],
+                &curve,
+                &["-subj", "/CN=Another CA", "-keyout", "other.key", "-out", "other.pem"],
+            ]
+            .concat());
         made.then_some(pki)
     }
 
@@ -752,18 +759,22 @@ async fn an_https_collector_of_a_private_ca_is_trusted_through_otlp_ca_file_only
     assert_eq!(span.name, "GET /v1/users/me");
     assert!(trusting.stop().success());
 
-    // Not told: the public roots do not know the collector's CA, so nothing is sent to it
-    // (and the failed exports are counted), while requests are answered as ever.
-    let (_other_db, key, distrusting) = start(SqliteFile::new(), None, endpoint).await;
-    let trace = traced(&distrusting, &key).await;
-    wait_for_failed_exports(&distrusting).await;
-    assert!(
-        spans(&received)
-            .iter()
-            .all(|(_, span)| span.trace_id != trace),
-        "a span went to a collector whose certificate was not checked"
-    );
-    assert!(distrusting.stop().success());
+    // Not told, or told of another CA alone: the collector's certificate is not trusted, so
+    // nothing is sent to it (and the failed exports are counted), while requests are
+    // answered as ever.
+    for ca_file in [None, Some(pki.dir.join("other.pem"))] {
+        let (_other_db, key, distrusting) =
+            start(SqliteFile::new(), ca_file.clone(), endpoint.clone()).await;
+        let trace = traced(&distrusting, &key).await;
+        wait_for_failed_exports(&distrusting).await;
+        assert!(
+            spans(&received)
+                .iter()
+                .all(|(_, span)| span.trace_id != trace),
+            "with {ca_file:?}, a span went to a collector whose certificate is not trusted"
+        );
+        assert!(distrusting.stop().success());
+    }
 }
 
 #[tokio::test]
