@@ -138,7 +138,13 @@ impl NetApi {
                     scope: None,
                     message: format!(
                         "Unknown resource '{}': Net API guards no resource with this identifier.",
-                        resource.unwrap_or_default().escape_default()
+                        // No longer than an identifier can be: the caller chose its length.
+                        resource
+                            .unwrap_or_default()
+                            .chars()
+                            .take(super::MAX_IDENTIFIER_LEN)
+                            .collect::<String>()
+                            .escape_default()
                     ),
                 });
             }

@@ -767,6 +767,38 @@ mod tests {
         }
     }
 
+    /// A resource identifier no resource can have (longer than any) is answered unknown
+    /// without a lookup and left out of the cache: forward auth looks one up for anybody,
+    /// before any credential.
+    #[tokio::test]
+    async fn an_identifier_no_resource_can_have_is_neither_looked_up_nor_cached() {
+        let store = Arc::new(PausingStore {
+            keys: Mutex::new(HashMap::new()),
+            users: HashMap::new(),
+            pause: Mutex::new(None),
+        });
+        let api = NetApi::new(
+            store,
+            Arc::new(ManualClock::new(1_700_000_000)),
+            Settings::default(),
+        );
+        let long = format!(
+            "https://api.example.com/{}",
+            "a".repeat(crate::service::MAX_IDENTIFIER_LEN)
+        );
+        // This store fails every resource lookup: none was made.
+        let found = api.protected_resource(Some(&long)).await;
+        assert!(matches!(found, Ok(None)), "{found:?}");
+        api.resources.entries.run_pending_tasks();
+        assert_eq!(api.resources.entries.entry_count(), 0);
+        // An identifier that could be a resource's is looked up.
+        assert!(
+            api.protected_resource(Some("https://api.example.com/orders"))
+                .await
+                .is_err()
+        );
+    }
+
     /// A request misses the cache and reads the key while it is live; the key is revoked (its
     /// invalidation runs) before that request caches what it read. The stale record must not
     /// be cached: the next use of the key is refused.

@@ -225,6 +225,12 @@ impl NetApi {
         &self,
         identifier: &str,
     ) -> Result<Option<Arc<Resource>>> {
+        // Longer than any resource's (they are refused at creation): neither looked up nor
+        // cached, so that a caller (forward auth asks before any credential is checked)
+        // cannot fill the cache with keys of its own size.
+        if identifier.len() > MAX_IDENTIFIER_LEN {
+            return Ok(None);
+        }
         let key = format!("uri:{identifier}");
         if let Some(found) = self.resources.get(&key) {
             return Ok(found);

@@ -196,6 +196,24 @@ async fn refuses_in_the_contract_shapes(app: TestApp) {
         .await
         .unwrap();
     expect_error(envoy, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+
+    // One far longer than any resource's: refused alike, and the answer does not grow with it.
+    let long = format!("https://orders.example.com/{}", "a".repeat(32 * 1024));
+    let response = app
+        .http
+        .get(app.url("/auth/forward/x"))
+        .bearer_auth(&key)
+        .header("X-Netapi-Resource", &long)
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(response, StatusCode::FORBIDDEN, "PERMISSION_DENIED").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("'https://orders.example.com/aaa"),
+        "{message}"
+    );
+    assert!(message.len() < 1024, "{} bytes", message.len());
 }
 
 async fn a_revoked_key_is_refused_at_once(app: TestApp) {
