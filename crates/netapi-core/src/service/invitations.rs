@@ -255,6 +255,21 @@ impl NetApi {
                 "has expired: ask an administrator for a new one",
             ));
         }
+        // An invitation carries its maker's authority, and no more of it than they still
+        // hold: one made by an administrator since demoted, disabled or deleted lets nobody
+        // in (else an admin about to be demoted could keep a way to make new admins). The
+        // operator's (`netapi admin`) have no maker.
+        if !invitation.created_by.is_empty() {
+            let maker = self.store.get_user(&invitation.created_by).await?;
+            if !maker.is_some_and(|maker| maker.role == Role::Admin && maker.disabled_at.is_none())
+            {
+                return Err(Error::invalid(
+                    "invitation",
+                    "is no longer valid: the administrator who made it no longer is one; ask \
+                     an administrator for a new one",
+                ));
+            }
+        }
         Ok(invitation)
     }
 }

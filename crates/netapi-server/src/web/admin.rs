@@ -1067,6 +1067,12 @@ pub async fn create_invitation(
         Ok(me) => me,
         Err(response) => return response,
     };
+    // An invitation to be an administrator makes one, as a change of role does.
+    if form.role.trim() == Role::Admin.as_str()
+        && let Some(again) = stale_sign_in(&state.api, &me, "/admin/invitations")
+    {
+        return again;
+    }
     let outcome = async {
         let role = match form.role.trim() {
             "" => None,

@@ -47,6 +47,7 @@ e2e!(
     settings = invite_only;
     invite_only_registration_takes_single_use_invitations,
     invitations_are_refused_when_used_expired_forged_or_deleted,
+    an_invitation_stops_when_its_maker_stops_being_an_administrator,
     one_invitation_registers_one_user_however_many_try_at_once,
 );
 
@@ -162,6 +163,59 @@ async fn invite_only_registration_takes_single_use_invitations(app: TestApp) {
         .map(|e| e["type"].as_str().unwrap_or_default())
         .collect();
     assert!(kinds.contains(&"invitation.created"), "{events}");
+}
+
+async fn an_invitation_stops_when_its_maker_stops_being_an_administrator(app: TestApp) {
+    let root = app.admin_key("root@example.com").await;
+    let maker = app.admin_key("maker@example.com").await;
+    let me: Value = app.get("/v1/users/me", &maker).await.json().await.unwrap();
+    let maker_id = me["id"].as_str().unwrap().to_owned();
+    let for_admin = invite(&app, &maker, json!({ "role": "admin" })).await;
+    let for_member = invite(&app, &maker, json!({})).await;
+    let patch = |body: Value| {
+        app.http
+            .patch(app.url(&format!("/v1/users/{maker_id}")))
+            .bearer_auth(&root)
+            .json(&body)
+            .send()
+    };
+    let refused = async |email: &str, invitation: &Value| {
+        let response = register_with(&app, email, invitation["token"].as_str()).await;
+        let body = expect_error(response, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT").await;
+        assert_eq!(body["error"]["details"][0]["field"], "invitation", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no longer"),
+            "{body}"
+        );
+    };
+
+    // Demoted: neither invitation lets anybody in, an admin's least of all.
+    let demoted = patch(json!({ "role": "member" })).await.unwrap();
+    assert_eq!(demoted.status(), StatusCode::OK);
+    refused("new-admin@example.com", &for_admin).await;
+    refused("new-member@example.com", &for_member).await;
+    // Disabled while an administrator again: still nothing.
+    assert_eq!(
+        patch(json!({ "role": "admin" })).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        patch(json!({ "disabled": true })).await.unwrap().status(),
+        StatusCode::OK
+    );
+    refused("new-admin@example.com", &for_admin).await;
+    // An administrator in good standing again: the unused invitation is theirs to honour.
+    assert_eq!(
+        patch(json!({ "disabled": false })).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let made = register_with(&app, "new-admin@example.com", for_admin["token"].as_str()).await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(made["user"]["role"], "admin", "{made}");
 }
 
 async fn invitations_are_refused_when_used_expired_forged_or_deleted(app: TestApp) {

@@ -185,8 +185,9 @@ async fn an_admin_searches_users_and_changes_a_role(app: TestApp) {
     assert_eq!(user_json(&app, &admin, id).await["role"], "admin");
 }
 
-/// A console left open is not enough to change a role, disable or delete: after 15 minutes
-/// the administrator signs in again first, and nothing is changed until then.
+/// A console left open is not enough to change a role, disable, delete or invite an
+/// administrator: after 15 minutes the administrator signs in again first, and nothing is
+/// changed until then.
 async fn role_disable_and_delete_need_a_recent_sign_in(app: TestApp) {
     let mut browser = Browser::new();
     let (admin, csrf) = admin_in_console(&app, &mut browser, "root@example.com").await;
@@ -211,6 +212,36 @@ async fn role_disable_and_delete_need_a_recent_sign_in(app: TestApp) {
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "POST {path}");
         assert_eq!(location_of(&response), again, "POST {path}");
     }
+    // An invitation to be an administrator makes one too; one to be a member does not
+    // need it.
+    let response = browser
+        .post(
+            &app,
+            "/admin/invitations",
+            &[("csrf_token", csrf.as_str()), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location_of(&response),
+        "/login?reauth=1&return_to=%2Fadmin%2Finvitations"
+    );
+    let listed = json_with(app.get("/v1/invitations", &admin).await, StatusCode::OK).await;
+    assert_eq!(
+        listed["invitations"].as_array().unwrap().len(),
+        0,
+        "{listed}"
+    );
+    let response = browser
+        .post(
+            &app,
+            "/admin/invitations",
+            &[("csrf_token", csrf.as_str()), ("role", "member")],
+        )
+        .await;
+    assert_eq!(location_of(&response), "/admin/invitations");
+    let listed = json_with(app.get("/v1/invitations", &admin).await, StatusCode::OK).await;
+    assert_eq!(listed["invitations"][0]["role"], "member", "{listed}");
     let alice_now = user_json(&app, &admin, id).await;
     assert_eq!(alice_now["role"], "member");
     assert!(alice_now["disabled_at"].is_null(), "{alice_now}");
