@@ -224,6 +224,7 @@ conformance! {
     sessions_of_user => sqlite_sessions_of_user, postgres_sessions_of_user;
     email_links_verify_once => sqlite_email_links_verify_once, postgres_email_links_verify_once;
     email_links_reset_once => sqlite_email_links_reset_once, postgres_email_links_reset_once;
+    reset_links_end_with_the_address_or_password_they_were_for => sqlite_reset_links_end_with_the_address_or_password_they_were_for, postgres_reset_links_end_with_the_address_or_password_they_were_for;
     api_keys_crud => sqlite_api_keys_crud, postgres_api_keys_crud;
     api_keys_rotate => sqlite_api_keys_rotate, postgres_api_keys_rotate;
     api_keys_record_use => sqlite_api_keys_record_use, postgres_api_keys_record_use;
@@ -4909,6 +4910,109 @@ async fn email_links_reset_once(store: Arc<dyn Store>) {
             .expect("verify")
             .is_some()
     );
+}
+
+async fn reset_links_end_with_the_address_or_password_they_were_for(store: Arc<dyn Store>) {
+    let carol = add_user(&store, "carol@example.com").await;
+    let link = |n| email_link(EmailPurpose::ResetPassword, &carol, n, NOW + 1800);
+    let reset = |n| {
+        let store = store.clone();
+        async move {
+            store
+                .reset_password_with_token(&h(n), "$argon2id$v=19$taken-over", NOW)
+                .await
+                .expect("reset")
+        }
+    };
+    let password_of = || {
+        let store = store.clone();
+        let id = carol.id.clone();
+        async move {
+            store
+                .get_user(&id)
+                .await
+                .expect("get")
+                .expect("user")
+                .password_hash
+        }
+    };
+    // A change of address ends the reset links mailed to the old one.
+    store.insert_email_token(&link(1)).await.expect("insert");
+    let moved = UserChanges {
+        email: Some("carol@new.example".to_owned()),
+        ..UserChanges::default()
+    };
+    store
+        .update_user(&carol.id, &moved, NOW)
+        .await
+        .expect("update")
+        .expect("user");
+    let before = password_of().await;
+    assert_eq!(reset(1).await, None);
+    assert_eq!(
+        store
+            .get_email_token(&h(1))
+            .await
+            .expect("get")
+            .and_then(|l| l.used_at),
+        Some(NOW),
+        "ended by the change"
+    );
+    // One mailed to the old address and stored only after the change (a reset asked for
+    // just before it, racing it) sets no password either, and is used up.
+    store.insert_email_token(&link(4)).await.expect("insert");
+    assert_eq!(reset(4).await, None);
+    assert_eq!(password_of().await, before);
+    assert!(
+        store
+            .get_email_token(&h(4))
+            .await
+            .expect("get")
+            .is_some_and(|l| l.used_at.is_some())
+    );
+    // A new password ends the reset links mailed before it.
+    let again = UserChanges {
+        email: Some("carol@example.com".to_owned()),
+        ..UserChanges::default()
+    };
+    store
+        .update_user(&carol.id, &again, NOW)
+        .await
+        .expect("update")
+        .expect("user");
+    store.insert_email_token(&link(2)).await.expect("insert");
+    let renamed = UserChanges {
+        name: Some("Carol".to_owned()),
+        ..UserChanges::default()
+    };
+    store
+        .update_user(&carol.id, &renamed, NOW)
+        .await
+        .expect("update")
+        .expect("user");
+    assert!(
+        store
+            .get_email_token(&h(2))
+            .await
+            .expect("get")
+            .is_some_and(|l| l.used_at.is_none()),
+        "a change of name leaves it"
+    );
+    let new_password = UserChanges {
+        password_hash: Some("$argon2id$v=19$chosen".to_owned()),
+        ..UserChanges::default()
+    };
+    store
+        .update_user(&carol.id, &new_password, NOW)
+        .await
+        .expect("update")
+        .expect("user");
+    assert_eq!(reset(2).await, None);
+    assert_eq!(password_of().await, "$argon2id$v=19$chosen");
+    // A link mailed after the change works.
+    store.insert_email_token(&link(3)).await.expect("insert");
+    assert!(reset(3).await.is_some());
+    assert_eq!(password_of().await, "$argon2id$v=19$taken-over");
 }
 
 async fn sessions_of_user(store: Arc<dyn Store>) {

@@ -223,6 +223,15 @@ async fn a_changed_email_is_verified_again_and_the_old_address_is_told(fixture: 
         true
     );
 
+    // A reset link mailed to the old address before the change...
+    assert_eq!(
+        request_reset(&app, "grace@example.com").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let old_reset = sink.wait_for("grace@example.com", 2).await[1]
+        .token("/reset-password")
+        .expect("reset token");
+
     // An unverified user may ask for a new link; the API answers 202.
     let changed = app
         .http
@@ -235,11 +244,18 @@ async fn a_changed_email_is_verified_again_and_the_old_address_is_told(fixture: 
     let changed = json_with(changed, StatusCode::OK).await;
     assert_eq!(changed["email"], "hopper@example.com");
     assert_eq!(changed["email_verified"], false);
-    let notice = sink.wait_for("grace@example.com", 2).await.remove(1);
+    let notice = sink.wait_for("grace@example.com", 3).await.remove(2);
     assert_eq!(
         notice.header("Subject").as_deref(),
         Some("Your email address was changed")
     );
+    // ... resets nothing after it: whoever reads the old mailbox has no way back in.
+    expect_error(
+        confirm_reset(&app, &old_reset, "a takeover passphrase").await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+    )
+    .await;
     assert!(notice.link("/verify-email").is_none() && notice.link("/reset-password").is_none());
     let to_new = sink.wait_for("hopper@example.com", 1).await.remove(0);
     let resend = app

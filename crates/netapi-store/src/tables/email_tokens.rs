@@ -26,8 +26,8 @@ const SELECT_BY_HASH: &str = concat!("SELECT ", columns!(), " FROM email_tokens 
 const USE: &str = "UPDATE email_tokens SET used_at = $3 \
      WHERE hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
      RETURNING user_id, email";
-/// A new password ends every other reset link of the user.
-const USE_OTHER_RESETS: &str = "UPDATE email_tokens SET used_at = $2 \
+/// A new password (or address) ends every other pending reset link of the user.
+pub(crate) const USE_OTHER_RESETS: &str = "UPDATE email_tokens SET used_at = $2 \
      WHERE user_id = $1 AND purpose = 'reset_password' AND used_at IS NULL";
 /// Verifies the address the link was sent to, if the user still has it.
 const VERIFY: &str = concat!(
@@ -35,8 +35,11 @@ const VERIFY: &str = concat!(
      RETURNING ",
     users::columns!()
 );
+/// Sets the password if the user still has the address the link was sent to: a link mailed
+/// to an address given up since (perhaps because someone else reads it) resets nothing.
 const SET_PASSWORD: &str = concat!(
-    "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+    "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1 AND email = $4 \
+     RETURNING ",
     users::columns!()
 );
 /// Expired links go (used ones too: kept until they would have expired).
@@ -143,7 +146,9 @@ pub(crate) async fn verify_email(
 }
 
 /// Marks a reset link used (with every other reset link of its user) and sets the new
-/// password hash, in one transaction; `None` when the link is unknown, used or expired.
+/// password hash, in one transaction; `None` when the link is unknown, used or expired, or
+/// the user's address is no longer the one it was sent to (the links are used up all the
+/// same).
 pub(crate) async fn reset_password(
     db: &impl Backend,
     hash: &SecretHash,
@@ -170,7 +175,12 @@ pub(crate) async fn reset_password(
         let row: Option<users::UserRow> = tx
             .fetch_optional(
                 SET_PASSWORD,
-                &[(&used.user_id).into(), password_hash.into(), now.into()],
+                &[
+                    (&used.user_id).into(),
+                    password_hash.into(),
+                    now.into(),
+                    (&used.email).into(),
+                ],
             )
             .await?;
         tx.commit().await.map_err(map_err)?;

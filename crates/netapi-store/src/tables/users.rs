@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use crate::backend::{Backend, Exec};
-use crate::tables::{api_keys, invitations, model, models, webhooks};
+use crate::tables::{api_keys, email_tokens, invitations, model, models, webhooks};
 use crate::{codec, map_err, retry_contention};
 use netapi_core::model::{ApiKey, AuditEvent, OutboxEvent, User};
 use netapi_core::store::{StoreResult, UserChanges};
@@ -227,6 +227,11 @@ pub(crate) async fn update(
             )
             .await?;
         let found = row.is_some() || exists(&mut *tx, id).await?;
+        // A new password or address ends the reset links mailed before it, with the change.
+        if row.is_some() && (changes.password_hash.is_some() || changes.email.is_some()) {
+            tx.execute(email_tokens::USE_OTHER_RESETS, &[id.into(), at.into()])
+                .await?;
+        }
         tx.commit().await.map_err(map_err)?;
         if !found {
             return Ok(None);
