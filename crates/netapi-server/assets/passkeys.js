@@ -89,7 +89,9 @@
     }
     if (!response.ok) {
       const message = json.error && json.error.message;
-      throw new Error(message || "The server refused (" + response.status + ").");
+      const error = new Error(message || "The server refused (" + response.status + ").");
+      error.status = response.status;
+      throw error;
     }
     return json;
   }
@@ -110,13 +112,24 @@
       return;
     }
     const csrf = button.dataset.csrf;
-    const options = await post("/portal/security/passkeys/options", { csrf_token: csrf });
-    const credential = await navigator.credentials.create(creationOptions(options));
-    await post("/portal/security/passkeys", {
-      csrf_token: csrf,
-      name: name,
-      credential: registrationJson(credential),
-    });
+    try {
+      const options = await post("/portal/security/passkeys/options", { csrf_token: csrf });
+      const credential = await navigator.credentials.create(creationOptions(options));
+      await post("/portal/security/passkeys", {
+        csrf_token: csrf,
+        name: name,
+        credential: registrationJson(credential),
+      });
+    } catch (err) {
+      // Not signed in recently enough to add a factor: sign in again, then come back.
+      if (err && err.status === 401) {
+        window.location.assign(
+          "/login?reauth=1&return_to=" + encodeURIComponent(window.location.pathname),
+        );
+        return;
+      }
+      throw err;
+    }
     window.location.assign(button.dataset.next || "/portal/security");
   }
 

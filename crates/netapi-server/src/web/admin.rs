@@ -48,15 +48,11 @@ fn sign_in_first(path: &str) -> Response {
     Redirect::to(&format!("/login?return_to={}", encoded(path))).into_response()
 }
 
-/// How recent the administrator's sign-in must be for a change of someone's role, a disable
-/// or a delete (SECURITY-CHECKLIST: sensitive changes need proof of presence): a console left
-/// open on a shared machine cannot hand out admin rights or lock people out.
-const FRESH_SIGN_IN: i64 = 15 * 60;
-
-/// `None` when the administrator signed in recently enough; otherwise the sign-in page, which
-/// says why and comes back to `back` (nothing is done: the change is made again after).
+/// `None` when the administrator signed in recently enough ([`super::session::FRESH_SIGN_IN`]);
+/// otherwise the sign-in page, which says why and comes back to `back` (nothing is done: the
+/// change is made again after).
 fn stale_sign_in(api: &NetApi, admin: &Admin, back: &str) -> Option<Response> {
-    (admin.session.auth_time < api.now() - FRESH_SIGN_IN).then(|| {
+    (!super::session::signed_in_recently(api, &admin.session)).then(|| {
         Redirect::to(&format!("/login?reauth=1&return_to={}", encoded(back))).into_response()
     })
 }

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::login::{safe_return_to, sign_in_destination, start_session_response};
 use super::session::{
     SECOND_FACTOR_COOKIE, cookie, csrf_cookie_matches, session_origin, signed_in,
+    signed_in_recently,
 };
 use crate::error::{ApiError, Code};
 use crate::extract::{ApiJson, ClientIp};
@@ -71,6 +72,23 @@ async fn member(
     Ok((session, user))
 }
 
+/// Adding a passkey needs a recent sign-in ([`super::session::FRESH_SIGN_IN`]): else a stolen
+/// session could add its thief's passkey, which outlives a change of password. 401, which
+/// the page's script answers by signing in again and coming back.
+fn require_recent_sign_in(
+    api: &NetApi,
+    session: &netapi_core::model::Session,
+) -> Result<(), ApiError> {
+    if signed_in_recently(api, session) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            Code::Unauthenticated,
+            "Adding a passkey needs a recent sign-in: sign in again, then add it.",
+        ))
+    }
+}
+
 /// A request for ceremony options.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PasskeyOptionsRequest {
@@ -91,7 +109,7 @@ pub struct PasskeyOptionsRequest {
     request_body(content = PasskeyOptionsRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The options for `navigator.credentials.create` (binary fields in base64url).", body = serde_json::Value),
-        (status = 401, description = "Not signed in.", body = crate::dto::ErrorEnvelope),
+        (status = 401, description = "Not signed in, or not recently enough (15 minutes) to add a passkey.", body = crate::dto::ErrorEnvelope),
         (status = 403, description = "The CSRF token does not match, or passkeys are off (the issuer's host is an IP address).", body = crate::dto::ErrorEnvelope),
         crate::error::BodyErrors,
         crate::error::ServiceErrors,
@@ -104,6 +122,7 @@ pub async fn registration_options(
 ) -> Result<Json<Value>, ApiError> {
     let api = &state.api;
     let (session, user) = member(api, &headers, &body.csrf_token).await?;
+    require_recent_sign_in(api, &session)?;
     let options = api
         .start_passkey_registration(&user, &session_bind(&session))
         .await?;
@@ -132,7 +151,7 @@ pub struct NewPasskey {
     request_body(content = NewPasskey, content_type = "application/json"),
     responses(
         (status = 201, description = "Added: its `id` and `name`.", body = serde_json::Value),
-        (status = 401, description = "Not signed in.", body = crate::dto::ErrorEnvelope),
+        (status = 401, description = "Not signed in, or not recently enough (15 minutes) to add a passkey.", body = crate::dto::ErrorEnvelope),
         (status = 403, description = "The CSRF token does not match, or passkeys are off.", body = crate::dto::ErrorEnvelope),
         (status = 409, description = "This passkey is registered already.", body = crate::dto::ErrorEnvelope),
         crate::error::BodyErrors,
@@ -147,6 +166,7 @@ pub async fn add(
 ) -> Result<Response, ApiError> {
     let api = &state.api;
     let (session, user) = member(api, &headers, &body.csrf_token).await?;
+    require_recent_sign_in(api, &session)?;
     let added = api
         .finish_passkey_registration(
             &user,

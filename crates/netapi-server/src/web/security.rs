@@ -17,7 +17,7 @@ use super::error::PageError;
 use super::login::safe_return_to;
 use super::page::{Chrome, render};
 use super::portal::{Flash, flash_for};
-use super::session::{SESSION_COOKIE, set_cookie, signed_in};
+use super::session::{SESSION_COOKIE, set_cookie, signed_in, signed_in_recently};
 use crate::extract::ClientIp;
 use crate::state::AppState;
 
@@ -292,6 +292,15 @@ async fn member(
     Ok((session, user))
 }
 
+/// `None` when the session signed in recently enough to add a second factor; otherwise the
+/// sign-in page, which says why and comes back to the enrolment page (nothing is done: the
+/// step is taken again after). Else a stolen session could bind its thief's authenticator,
+/// which then outlives a change of password.
+fn stale_for_enrolment(api: &NetApi, session: &Session) -> Option<Response> {
+    (!signed_in_recently(api, session))
+        .then(|| Redirect::to("/login?reauth=1&return_to=%2Fportal%2Fmfa").into_response())
+}
+
 /// The page with an action's outcome; failures of the service itself are error pages.
 async fn after(
     api: &NetApi,
@@ -350,6 +359,9 @@ pub async fn start_totp(
         Ok(found) => found,
         Err(response) => return response,
     };
+    if let Some(again) = stale_for_enrolment(api, &session) {
+        return again;
+    }
     let outcome = api.start_totp_enrolment(&user).await.map(|_| {
         (
             Flash::Notice(
@@ -386,6 +398,9 @@ pub async fn confirm_totp(
         Ok(found) => found,
         Err(response) => return response,
     };
+    if let Some(again) = stale_for_enrolment(api, &session) {
+        return again;
+    }
     let outcome = api
         .confirm_totp_enrolment(&user, form.code().expose(), &ip, &session.hash)
         .await

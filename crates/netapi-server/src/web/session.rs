@@ -43,6 +43,18 @@ pub(super) fn set_cookie(
     }
 }
 
+/// How recent a sign-in (password, second factor or passkey) must be for a sensitive change
+/// (SECURITY-CHECKLIST: proof of presence): an administrator's change of a role, a disable, a
+/// delete, an invitation for an administrator, and adding a second factor to one's own
+/// account. A session left open on a shared machine, or a stolen cookie, cannot hand out
+/// admin rights or bind a factor of someone else's to the account.
+pub(super) const FRESH_SIGN_IN: i64 = 15 * 60;
+
+/// Whether the session signed in within [`FRESH_SIGN_IN`].
+pub(super) fn signed_in_recently(api: &NetApi, session: &Session) -> bool {
+    session.auth_time >= api.now() - FRESH_SIGN_IN
+}
+
 /// The signed-in user, unless policy wants a second factor set up first (then only the
 /// security page, through [`signed_in`], and signing out are open to the session).
 pub(super) async fn current_session(api: &NetApi, headers: &HeaderMap) -> Option<(Session, User)> {

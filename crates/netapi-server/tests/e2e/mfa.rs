@@ -165,6 +165,80 @@ async fn enrol(app: &TestApp, browser: &mut Browser) -> (Vec<u8>, Vec<String>) {
     (secret, codes)
 }
 
+/// A session older than 15 minutes (left open, or stolen) cannot bind an authenticator: it
+/// is sent to sign in again first, and nothing changes until it has.
+async fn adding_a_second_factor_needs_a_recent_sign_in(app: TestApp) {
+    let (_, _) = app.register("stale@example.com").await;
+    let mut browser = Browser::new();
+    sign_in(&app, &mut browser, "stale@example.com").await;
+    let page = browser.get(&app, &app.url("/portal/mfa")).await;
+    let html = page.text().await.unwrap();
+    let csrf = hidden_field(&html, "csrf_token");
+    let secret = base32_decode(text_after(&html, "id=\"totp-secret\">"));
+    app.clock.advance(15 * 60 + 1);
+    let again = "/login?reauth=1&return_to=%2Fportal%2Fmfa";
+    let started = browser
+        .post(&app, "/portal/security/totp", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_of(&started), again);
+    let confirmed = browser
+        .post(
+            &app,
+            "/portal/security/totp/confirm",
+            &[
+                ("csrf_token", &csrf),
+                ("code", &totp(&secret, app.clock.now())),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_of(&confirmed), again);
+    assert!(
+        !app.api
+            .has_second_factor(&user_id(&app, &mut browser).await)
+            .await
+            .unwrap(),
+        "nothing changed"
+    );
+    let login = browser
+        .get(&app, &app.url(again))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        login.contains("this change needs a recent sign-in"),
+        "{login}"
+    );
+
+    // Signed in again: the same step goes through, with the same key.
+    sign_in(&app, &mut browser, "stale@example.com").await;
+    let html = browser
+        .get(&app, &app.url("/portal/mfa"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        base32_decode(text_after(&html, "id=\"totp-secret\">")),
+        secret
+    );
+    let confirmed = browser
+        .post(
+            &app,
+            "/portal/security/totp/confirm",
+            &[
+                ("csrf_token", &hidden_field(&html, "csrf_token")),
+                ("code", &totp(&secret, app.clock.now())),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    let html = confirmed.text().await.unwrap();
+    assert!(html.contains("id=\"mfa-status\">On"), "{html}");
+}
+
 async fn user_id(app: &TestApp, browser: &mut Browser) -> String {
     let cookie = browser.cookies["netapi_session"].clone();
     app.api.find_session(&cookie).await.unwrap().unwrap().1.id
@@ -933,6 +1007,7 @@ e2e!(
     id_token_says_how_the_user_signed_in,
     disable_and_regenerate_need_presence,
     sessions_are_listed_and_ended,
+    adding_a_second_factor_needs_a_recent_sign_in,
 );
 e2e!(settings = tight_limit; wrong_codes_are_limited);
 e2e!(settings = admins_need_mfa; required_mfa_sends_to_enrolment_first);

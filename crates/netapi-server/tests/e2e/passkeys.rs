@@ -48,6 +48,11 @@ async fn login_csrf(app: &TestApp, browser: &mut Browser) -> String {
 /// Registers `email` and signs it in with the password; answers the security page's HTML.
 async fn signed_in(app: &TestApp, browser: &mut Browser, email: &str) -> String {
     app.register(email).await;
+    sign_in(app, browser, email).await
+}
+
+/// Signs `email` in with the password; answers the security page's HTML.
+async fn sign_in(app: &TestApp, browser: &mut Browser, email: &str) -> String {
     let csrf = login_csrf(app, browser).await;
     let answer = browser
         .post(
@@ -260,6 +265,45 @@ async fn passwordless_sign_in_refuses_forgeries(app: TestApp) {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 }
 
+/// A session older than 15 minutes (left open, or stolen) cannot add a passkey: 401, which
+/// the page's script answers by signing in again. Signed in again, it can.
+async fn adding_a_passkey_needs_a_recent_sign_in(app: TestApp) {
+    let mut browser = Browser::new();
+    let security = signed_in(&app, &mut browser, "ada@example.com").await;
+    let csrf = hidden_field(&security, "csrf_token");
+    app.clock.advance(15 * 60 + 1);
+    for (path, body) in [
+        (
+            "/portal/security/passkeys/options",
+            json!({"csrf_token": csrf}),
+        ),
+        (
+            "/portal/security/passkeys",
+            json!({"csrf_token": csrf, "name": "stolen", "credential": {}}),
+        ),
+    ] {
+        let refused = post_json(&app, &mut browser, path, &body).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("recent sign-in"),
+            "{body}"
+        );
+    }
+    let security = sign_in(&app, &mut browser, "ada@example.com").await;
+    let options = post_json(
+        &app,
+        &mut browser,
+        "/portal/security/passkeys/options",
+        &json!({"csrf_token": hidden_field(&security, "csrf_token")}),
+    )
+    .await;
+    assert_eq!(options.status(), StatusCode::OK);
+}
+
 async fn registration_needs_the_session_and_is_single_use(app: TestApp) {
     let mut browser = Browser::new();
     let security = signed_in(&app, &mut browser, "ada@example.com").await;
@@ -403,5 +447,6 @@ e2e!(off_with_an_ip_issuer);
 e2e!(settings = on_localhost;
     passwordless_sign_in_refuses_forgeries,
     registration_needs_the_session_and_is_single_use,
+    adding_a_passkey_needs_a_recent_sign_in,
 );
 e2e!(settings = on_localhost_tight; failed_assertions_are_limited);
