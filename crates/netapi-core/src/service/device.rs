@@ -26,6 +26,9 @@ type OAuthResult<T> = Result<T, OAuthError>;
 pub const DEVICE_CODE_TTL: i64 = 600;
 /// The polling interval a device starts with, seconds.
 pub const DEVICE_POLL_INTERVAL: i64 = 5;
+/// Device authorizations a client may start per minute: each is a row until it expires, and
+/// a public client's id is all it takes to start one.
+pub const DEVICE_STARTS_PER_MINUTE: u32 = 120;
 /// What each `slow_down` adds to the interval (RFC 8628 §3.5).
 const SLOW_DOWN_STEP: i64 = 5;
 /// Wrong user codes from all sources together, per minute, as a multiple of
@@ -181,6 +184,16 @@ impl NetApi {
             ),
         };
         let now = self.now();
+        if let Err(status) = self
+            .device_starts
+            .hit(&client.id, DEVICE_STARTS_PER_MINUTE, now)
+            .await
+        {
+            return Err(OAuthError {
+                reason: OAuthReason::RateLimited,
+                retry_after: Some(status.reset.max(1)),
+            });
+        }
         // A user code already in use (about one chance in 2^34 per live code) is drawn again.
         for _ in 0..4 {
             let device_code = generate(SecretKind::DeviceCode);

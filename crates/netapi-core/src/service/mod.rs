@@ -43,8 +43,8 @@ pub use clients::{
     validate_redirect_uri,
 };
 pub use device::{
-    DEVICE_CODE_TTL, DEVICE_POLL_INTERVAL, DeviceGrant, DeviceRequest, UserCodeError,
-    normalise_user_code,
+    DEVICE_CODE_TTL, DEVICE_POLL_INTERVAL, DEVICE_STARTS_PER_MINUTE, DeviceGrant, DeviceRequest,
+    UserCodeError, normalise_user_code,
 };
 pub use email::{AccountChange, Email, MailError, Mailer, RESET_LINK_TTL, VERIFY_LINK_TTL};
 pub use invitations::{
@@ -377,6 +377,8 @@ pub struct NetApi {
     logout_wake: logout::LogoutWake,
     /// Pushed authorization requests per client, per minute.
     pushes: RequestLimiter,
+    /// Device authorizations started per client, per minute.
+    device_starts: RequestLimiter,
     /// Fetches clients' `jwks_uri`; `None`: such clients cannot authenticate.
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,
     /// Clients' key sets: fetched ones by `uri:<jwks_uri>`, registered ones by
@@ -493,6 +495,7 @@ impl NetApi {
             logout_wake: logout::LogoutWake::default(),
             jwks_fetcher: None,
             pushes: RequestLimiter::default(),
+            device_starts: RequestLimiter::default(),
             client_key_sets: Cache::builder()
                 .max_capacity(capacity.min(10_000))
                 .time_to_live(JWKS_CACHE_TTL)
@@ -584,6 +587,8 @@ impl NetApi {
         .shared(counters.clone(), salt);
         self.requests = RequestLimiter::default().shared(counters.clone(), salt, "requests");
         self.pushes = RequestLimiter::default().shared(counters.clone(), salt, "pushes");
+        self.device_starts =
+            RequestLimiter::default().shared(counters.clone(), salt, "device-starts");
         self.registrations =
             RequestLimiter::with_window(max, 3600).shared(counters.clone(), salt, "registrations");
         self.client_registrations = RequestLimiter::with_window(max, 3600).shared(
@@ -926,6 +931,7 @@ impl NetApi {
         self.registrations.sweep(now);
         self.client_registrations.sweep(now);
         self.pushes.sweep(now);
+        self.device_starts.sweep(now);
         self.mail_limits.sweep(now);
         self.denylist
             .write()

@@ -223,7 +223,8 @@ impl IntoResponses for OAuthErrors {
                 "429".to_owned(),
                 oauth(
                     "Too many failed client authentications from this address or for this \
-                     client.",
+                     client, or too many pushed requests or device authorizations of this \
+                     client in a minute.",
                     &[
                         no_store[0],
                         no_store[1],

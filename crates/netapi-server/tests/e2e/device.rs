@@ -20,6 +20,7 @@ e2e!(
     device_codes_belong_to_their_client,
     the_page_explains_bad_codes_and_protects_its_forms,
     a_resource_token_through_the_device_flow,
+    starts_are_limited_per_client,
 );
 
 e2e!(
@@ -442,6 +443,26 @@ async fn device_authorization_checks_client_scope_and_resource(app: TestApp) {
     )
     .await;
     assert_eq!(tokens["scope"], "users:read");
+}
+
+/// Each start is a stored row until it expires, and a public client's id is all it takes:
+/// a client may start at most 120 a minute; past that 429 with `Retry-After`, nothing
+/// stored, and another client is not held back.
+async fn starts_are_limited_per_client(app: TestApp) {
+    let owner = app.member_key("tv@example.com").await;
+    let client = device_client(&app, &owner, false, "users:read").await;
+    let other = device_client(&app, &owner, false, "users:read").await;
+    for _ in 0..netapi_core::service::DEVICE_STARTS_PER_MINUTE {
+        start(&app, &client, &[]).await;
+    }
+    let refused = post_as(&app, "/oauth/device_authorization", &client, &[]).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert!(body.get("device_code").is_none(), "{body}");
+    start(&app, &other, &[]).await;
+    app.clock.advance(61);
+    start(&app, &client, &[]).await;
 }
 
 async fn device_codes_belong_to_their_client(app: TestApp) {
