@@ -420,10 +420,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         client_id: &str,
     ) -> StoreResult<Option<ClientRegistration>>;
     /// Writes the given columns of a registered client and replaces its registration
-    /// metadata, in one transaction; the client as it now is, `None` if unknown.
+    /// metadata, in one transaction, if the client is still exactly as `read` (else
+    /// `Conflict`: a concurrent change, say a narrowing, must not be undone); the client as it
+    /// now is, `None` if unknown.
     async fn update_registered_client(
         &self,
         id: &str,
+        read: &OAuthClient,
         changes: &ClientChanges,
         registration: &ClientRegistration,
         at: Timestamp,

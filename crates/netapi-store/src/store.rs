@@ -430,11 +430,12 @@ macro_rules! forward_store {
                 async fn update_registered_client(
                     &self,
                     id: &str,
+                    read: &OAuthClient,
                     changes: &ClientChanges,
                     registration: &ClientRegistration,
                     at: Timestamp,
                 ) -> StoreResult<Option<OAuthClient>> {
-                    registrations::update_client(self, id, changes, registration, at).await
+                    registrations::update_client(self, id, read, changes, registration, at).await
                 }
 
                 async fn insert_registration_token(

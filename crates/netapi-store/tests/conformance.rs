@@ -6355,11 +6355,44 @@ async fn registered_clients_without_owner_and_their_registrations(store: Arc<dyn
         ..registration.clone()
     };
     let updated = store
-        .update_registered_client(&anonymous.id, &changes, &replaced, NOW + 5)
+        .update_registered_client(&anonymous.id, &anonymous, &changes, &replaced, NOW + 5)
         .await
         .expect("update")
         .expect("found");
     assert_eq!(updated.name, "renamed");
+    // Written only over the client as it was read: after a narrowing made meanwhile (by
+    // its owner or an administrator), an update from the earlier read is refused, and the
+    // narrowing stays.
+    let narrowing = ClientChanges {
+        scopes: Some(Scopes::EMPTY),
+        ..ClientChanges::default()
+    };
+    let narrowed = store
+        .update_client(&anonymous.id, &narrowing, NOW + 6)
+        .await
+        .expect("narrow")
+        .expect("found");
+    assert_ne!(narrowed.scopes, updated.scopes, "a real narrowing");
+    let widening = ClientChanges {
+        scopes: Some(updated.scopes),
+        ..ClientChanges::default()
+    };
+    assert!(matches!(
+        store
+            .update_registered_client(&anonymous.id, &updated, &widening, &replaced, NOW + 7)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_client(&anonymous.id).await.expect("get"),
+        Some(narrowed.clone())
+    );
+    // Read again, it goes through.
+    store
+        .update_registered_client(&anonymous.id, &narrowed, &changes, &replaced, NOW + 8)
+        .await
+        .expect("update")
+        .expect("found");
     assert_eq!(updated.owner_id, None);
     assert_eq!(
         store
@@ -6372,7 +6405,7 @@ async fn registered_clients_without_owner_and_their_registrations(store: Arc<dyn
     // A client that was not registered there is not updated at all.
     assert_eq!(
         store
-            .update_registered_client(&owned.id, &changes, &replaced, NOW + 5)
+            .update_registered_client(&owned.id, &owned, &changes, &replaced, NOW + 5)
             .await
             .expect("update"),
         None

@@ -562,6 +562,7 @@ mod tests {
         async fn update_registered_client(
             &self,
             _: &str,
+            _: &OAuthClient,
             _: &crate::store::ClientChanges,
             _: &crate::model::ClientRegistration,
             _: Timestamp,

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 use super::clients::{check_client_shape, distinct_grant_types, validate_redirect_uris};
 use super::{Credential, NetApi, NewClient, Principal};
-use crate::error::{AuthFailure, Error, Result};
+use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::ids::new_id;
 use crate::limiter::Surface;
 use crate::model::{ClientMetadata, ClientRegistration, GrantType, OAuthClient, RegistrationToken};
@@ -61,6 +61,8 @@ pub const MAX_CONTACTS: usize = 10;
 pub const MAX_METADATA_TEXT_LEN: usize = 200;
 /// Longest `client_id` worth looking up (ours are far shorter).
 const MAX_CLIENT_ID_LEN: usize = 64;
+/// Attempts of an RFC 7592 update whose client another change got to first.
+const UPDATE_ATTEMPTS: usize = 3;
 
 /// What a registration asks for: the client, and the RFC 7591 metadata shown back.
 #[derive(Debug, Clone, Default)]
@@ -340,7 +342,10 @@ impl NetApi {
     /// RFC 7592 update: the request replaces the client's metadata (fields left out return
     /// to their defaults). The client id, secret and registration access token stay. No
     /// escalation: the scopes and resources can only be narrowed, and the
-    /// `token_endpoint_auth_method` cannot change (a secret would appear or vanish).
+    /// `token_endpoint_auth_method` cannot change (a secret would appear or vanish). The
+    /// client is written only if nothing changed it since it was read (else read again and
+    /// checked again, a few times): an update that left `scope` out must not restore scopes
+    /// an owner or administrator took away meanwhile.
     pub async fn update_registered_client(
         &self,
         client_id: &str,
@@ -348,7 +353,29 @@ impl NetApi {
         ip: &str,
         request: ClientRegistrationRequest,
     ) -> Result<(OAuthClient, ClientMetadata)> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            if let Some(updated) = self
+                .try_update_registered_client(client_id, token, ip, request.clone())
+                .await?
+            {
+                return Ok(updated);
+            }
+        }
+        // Changed under it at every attempt: rare enough to ask the client to try again.
+        Err(Error::Busy { retry_after: 1 })
+    }
+
+    /// One attempt of [`NetApi::update_registered_client`]: `None` if the client changed
+    /// between its reading and its writing (nothing was written).
+    async fn try_update_registered_client(
+        &self,
+        client_id: &str,
+        token: std::result::Result<&str, AuthFailure>,
+        ip: &str,
+        request: ClientRegistrationRequest,
+    ) -> Result<Option<(OAuthClient, ClientMetadata)>> {
         let (client, registration) = self.registration_of(client_id, token, ip).await?;
+        let read = client.clone();
         check_metadata(&request.metadata)?;
         let new = request.client;
         if new.auth_method.is_some_and(|m| m != client.auth_method) {
@@ -440,12 +467,15 @@ impl NetApi {
             metadata: request.metadata,
             ..registration
         };
-        let Some(stored) = self
+        let stored = match self
             .store
-            .update_registered_client(client_id, &changes, &registration, self.now())
-            .await?
-        else {
-            return Err(Error::Unauthenticated(AuthFailure::Unknown));
+            .update_registered_client(client_id, &read, &changes, &registration, self.now())
+            .await
+        {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Err(Error::Unauthenticated(AuthFailure::Unknown)),
+            Err(StoreError::Conflict("client_changed")) => return Ok(None),
+            Err(err) => return Err(err.into()),
         };
         self.invalidate(Invalidation::Client(stored.id.clone()))
             .await?;
@@ -456,7 +486,7 @@ impl NetApi {
             json!({ "client_id": stored.id, "by": "registration_access_token" }),
         )
         .await;
-        Ok((stored, registration.metadata))
+        Ok(Some((stored, registration.metadata)))
     }
 
     /// RFC 7592 delete: the client is gone and its tokens stop working at once.

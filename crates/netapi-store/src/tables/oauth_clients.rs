@@ -27,7 +27,10 @@ pub(crate) const INSERT: &str = concat!(
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
      $19, $20, $21, $22, $23)"
 );
-const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
+pub(crate) const SELECT_BY_ID: &str =
+    concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
+/// Takes the client's row lock (PostgreSQL) before it is read in a write transaction.
+pub(crate) const LOCK: &str = "UPDATE oauth_clients SET id = id WHERE id = $1";
 const LIST_OF_OWNER: &str = concat!(
     "SELECT ",
     columns!(),

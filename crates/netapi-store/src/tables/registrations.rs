@@ -127,9 +127,14 @@ pub(crate) async fn get(
     model(row)
 }
 
+/// Writes `changes` to a registered client and replaces its registration, in one
+/// transaction, if the client is still as it was `read`: `Conflict("client_changed")` when
+/// anything of it changed since (an owner's or an administrator's narrowing, which this
+/// update would otherwise undo), `None` when the client or its registration is gone.
 pub(crate) async fn update_client(
     db: &impl Backend,
     id: &str,
+    read: &OAuthClient,
     changes: &ClientChanges,
     registration: &ClientRegistration,
     at: Timestamp,
@@ -138,6 +143,21 @@ pub(crate) async fn update_client(
     let metadata = metadata.as_str();
     retry_contention(|| async move {
         let mut tx = db.begin_write().await?;
+        tx.execute(oauth_clients::LOCK, &[id.into()]).await?;
+        let current: Option<OAuthClientRow> = tx
+            .fetch_optional(oauth_clients::SELECT_BY_ID, &[id.into()])
+            .await?;
+        match model::<_, OAuthClient>(current)? {
+            None => {
+                tx.rollback().await.map_err(map_err)?;
+                return Ok(None);
+            }
+            Some(current) if current != *read => {
+                tx.rollback().await.map_err(map_err)?;
+                return Err(StoreError::Conflict("client_changed"));
+            }
+            Some(_) => {}
+        }
         let row: Option<OAuthClientRow> = tx
             .fetch_optional(
                 oauth_clients::UPDATE,
