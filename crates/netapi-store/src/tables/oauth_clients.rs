@@ -30,7 +30,7 @@ pub(crate) const INSERT: &str = concat!(
 pub(crate) const SELECT_BY_ID: &str =
     concat!("SELECT ", columns!(), " FROM oauth_clients WHERE id = $1");
 /// Takes the client's row lock (PostgreSQL) before it is read in a write transaction.
-pub(crate) const LOCK: &str = "UPDATE oauth_clients SET id = id WHERE id = $1";
+pub(crate) const LOCK: &str = "UPDATE oauth_clients SET updated_at = updated_at WHERE id = $1";
 const LIST_OF_OWNER: &str = concat!(
     "SELECT ",
     columns!(),
