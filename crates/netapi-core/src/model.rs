@@ -731,8 +731,8 @@ pub struct RegistrationToken {
     pub used_at: Option<Timestamp>,
 }
 
-/// A browser session of the login and portal pages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A browser session of the login and portal pages. Its `Debug` leaves the CSRF token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Session {
     /// HMAC of the session cookie value.
     pub hash: SecretHash,
@@ -757,6 +757,18 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The address it started from.
     pub source: Option<String>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("sid", &self.sid)
+            .field("user_id", &self.user_id)
+            .field("auth_time", &self.auth_time)
+            .field("amr", &self.amr)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The longest `User-Agent` a session keeps, bytes.
@@ -1138,6 +1150,27 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         }
+    }
+
+    #[test]
+    fn a_sessions_debug_shows_no_secret() {
+        let session = Session {
+            hash: SecretHash([7; 32]),
+            sid: "sid-1".to_owned(),
+            user_id: "usr_a".to_owned(),
+            auth_time: 1,
+            amr: Amr::default(),
+            csrf_token: "csrf-secret-value".to_owned(),
+            expires_at: 2,
+            created_at: 1,
+            last_seen_at: 1,
+            user_agent: None,
+            source: None,
+        };
+        let shown = format!("{session:?}");
+        assert!(shown.contains("usr_a"), "{shown}");
+        assert!(!shown.contains("csrf-secret-value"), "{shown}");
+        assert!(!shown.contains("[7, 7"), "{shown}");
     }
 
     #[test]

@@ -134,16 +134,14 @@ fn check_metadata(metadata: &ClientMetadata) -> Result<()> {
                 format!("must be 1 to {MAX_METADATA_TEXT_LEN} characters"),
             ));
         }
-        if text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        if text
+            .chars()
+            .any(|c| c.is_control() || super::users::is_bidi_control(c))
+        {
             return Err(Error::invalid(field, "must not contain control characters"));
         }
     }
     Ok(())
-}
-
-/// Characters that reorder displayed text (Unicode bidirectional controls).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
 /// Whose scopes limit a client registered without owner: a member's, who holds every scope

@@ -128,13 +128,17 @@ fn validate_scopes(scopes: &[ResourceScope]) -> Result<()> {
                 format!("lists the scope '{}' twice", scope.name),
             ));
         }
+        // The consent page shows descriptions: no character that reorders what it shows.
         if scope.description.chars().count() > MAX_SCOPE_DESCRIPTION
-            || scope.description.chars().any(char::is_control)
+            || scope
+                .description
+                .chars()
+                .any(|c| c.is_control() || super::users::is_bidi_control(c))
         {
             return Err(Error::invalid(
                 "scopes",
                 format!(
-                    "the description of '{}' must be at most {MAX_SCOPE_DESCRIPTION} printable characters",
+                    "the description of '{}' must be at most {MAX_SCOPE_DESCRIPTION} printable characters, with no bidirectional controls",
                     scope.name
                 ),
             ));
@@ -670,7 +674,7 @@ mod tests {
 
     #[test]
     fn scopes_are_well_formed_unique_and_bounded() {
-        assert!(validate_scopes(&[scope("a", "A"), scope("b:c", "")]).is_ok());
+        assert!(validate_scopes(&[scope("a", "A"), scope("b:c", ""), scope("d", "طلبات")]).is_ok());
         let too_many: Vec<ResourceScope> = (0..=MAX_RESOURCE_SCOPES)
             .map(|i| scope(&format!("s{i}"), ""))
             .collect();
@@ -679,6 +683,10 @@ mod tests {
             vec![scope("A", "")],
             vec![scope("a", &"d".repeat(MAX_SCOPE_DESCRIPTION + 1))],
             vec![scope("a", "line\nbreak")],
+            // Shown as "read your orders" on the consent page, stored reversed.
+            vec![scope("a", "\u{202E}sredro ruoy daer")],
+            vec![scope("a", "orders\u{2067}x")],
+            vec![scope("a", "arabic letter mark \u{061C}")],
             too_many,
         ] {
             assert!(validate_scopes(&bad).is_err(), "{bad:?}");

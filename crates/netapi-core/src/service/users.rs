@@ -87,7 +87,7 @@ pub fn normalize_email(email: &str) -> Result<String> {
 
 /// Bidirectional formatting characters (embeddings, overrides, isolates and marks): in a
 /// name they reorder what the consent page shows, e.g. to spoof another application.
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
