@@ -622,6 +622,43 @@ async fn serve_jwks(set: Value) -> (String, Arc<AtomicUsize>) {
     (format!("http://{address}/jwks.json"), fetches)
 }
 
+/// A key set with `key` in it, padded past what Net API reads, sent in chunks without a
+/// `Content-Length` (so only counting the bytes read can stop it), by a bare HTTP/1.1 server.
+async fn serve_oversized_jwks(key: &Ed25519) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut set = json!({"keys": [key.jwk()]});
+    set["padding"] = json!("x".repeat(netapi_core::service::MAX_JWKS_BYTES));
+    let body = set.to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let mut answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                    Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                    .to_vec();
+                for chunk in body.as_bytes().chunks(4096) {
+                    answer.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    answer.extend_from_slice(chunk);
+                    answer.extend_from_slice(b"\r\n");
+                }
+                answer.extend_from_slice(b"0\r\n\r\n");
+                let _ = socket.write_all(&answer).await;
+            });
+        }
+    });
+    format!("http://{address}/jwks.json")
+}
+
 async fn private_key_jwt_keys_from_a_jwks_uri(app: TestApp) {
     let key = Ed25519::new("k1");
     let (uri, fetches) = serve_jwks(json!({"keys": [key.jwk()]})).await;
@@ -648,6 +685,32 @@ async fn private_key_jwt_keys_from_a_jwks_uri(app: TestApp) {
     }
     // Fetched once, then cached.
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+    // A key set larger than Net API reads (sent without its length) is not used: its
+    // client cannot authenticate, although the right key is in it.
+    let big = Ed25519::new("k9");
+    let response = app
+        .post_json(
+            "/v1/oauth-clients",
+            &owner,
+            json!({
+                "client_name": "Oversized keys",
+                "grant_types": ["client_credentials"],
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks_uri": serve_oversized_jwks(&big).await,
+            }),
+        )
+        .await;
+    let oversized = json_with(response, StatusCode::CREATED).await;
+    let oversized_id = oversized["client_id"].as_str().unwrap();
+    refused(
+        &token_with(
+            &app,
+            oversized_id,
+            &big.assertion(&app, oversized_id, &token_url, json!({})),
+        )
+        .await,
+    );
     refused(
         &token_with(
             &app,

@@ -128,6 +128,11 @@ pub(crate) fn allow_private(settings: &mut Settings) {
     settings.allow_private_targets = true;
 }
 
+fn allow_private_with_a_short_timeout(settings: &mut Settings) {
+    allow_private(settings);
+    settings.webhook_timeout = Duration::from_secs(1);
+}
+
 fn allow_private_and_lock_early(settings: &mut Settings) {
     allow_private(settings);
     settings.auth_failure_limit = 3;
@@ -209,6 +214,11 @@ e2e!(
 );
 
 e2e!(
+    settings = allow_private_with_a_short_timeout;
+    a_redirect_is_not_followed_and_a_silent_receiver_is_given_up_on,
+);
+
+e2e!(
     private_targets_and_bad_input_are_refused,
     members_get_no_webhooks_page_nor_its_actions,
 );
@@ -218,6 +228,58 @@ e2e!(
     security_events_reach_the_webhooks_subscribed_to_them,
     an_admin_manages_webhooks_in_the_portal,
 );
+
+/// A receiver that answers `307` towards `location`, or (without one) never answers.
+async fn start_odd_receiver(location: Option<String>) -> String {
+    let app = Router::new().route(
+        "/hook",
+        post(async move || match location {
+            Some(location) => (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            ),
+            None => std::future::pending().await,
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Where a receiver sends a delivery on is not the webhook's URL: a redirect is an answer
+/// (a failed attempt), never followed. A receiver that never answers costs an attempt its
+/// `webhook_timeout`, no more.
+async fn a_redirect_is_not_followed_and_a_silent_receiver_is_given_up_on(app: TestApp) {
+    let admin = app.admin_key("admin@example.com").await;
+    let (elsewhere, mut reached) = start_receiver(&[]).await;
+    let redirecting = start_odd_receiver(Some(elsewhere)).await;
+    let silent = start_odd_receiver(None).await;
+    let mut ids = Vec::new();
+    for url in [&redirecting, &silent] {
+        let webhook = create_webhook(&app, &admin, url, &["api_key.created"]).await;
+        ids.push(webhook["id"].as_str().unwrap().to_owned());
+    }
+    app.post_json("/v1/api-keys", &admin, json!({ "name": "ci" }))
+        .await;
+    app.api.deliver_webhooks(&HttpWebhookClient).await.unwrap();
+    let redirected = deliveries_when(&app, &admin, &ids[0], |l| {
+        l.len() == 1 && l[0]["attempts"] == 1
+    })
+    .await;
+    assert_eq!(redirected[0]["status"], "pending", "{redirected:?}");
+    assert_eq!(redirected[0]["response_code"], 307);
+    // The attempt was over (recorded) before this: had the redirect been followed, the
+    // other receiver would have had the request by now.
+    assert!(reached.try_recv().is_err(), "the redirect was followed");
+    let timed_out = deliveries_when(&app, &admin, &ids[1], |l| {
+        l.len() == 1 && l[0]["attempts"] == 1
+    })
+    .await;
+    assert_eq!(timed_out[0]["status"], "pending", "{timed_out:?}");
+    assert_eq!(timed_out[0]["last_error"], "timed out", "{timed_out:?}");
+    assert!(timed_out[0]["response_code"].is_null(), "{timed_out:?}");
+}
 
 async fn a_signed_delivery_is_retried_after_a_500_by_a_restarted_instance(app: TestApp) {
     let admin = app.admin_key("admin@example.com").await;
