@@ -10,7 +10,9 @@
 //!   other token gets the same answer as an invalid one, so that a client learns nothing of
 //!   the tokens of other applications.
 //! - Scope names carry over by name: the new token's scopes are the subject token's scopes
-//!   that are scopes of the target too, cut down to what the user holds on the target now.
+//!   that are scopes of the target too, cut down to what the user holds on the target now
+//!   and to what the client's owner holds there now (a client gets no scope its owner could
+//!   not give it, whoever's token it presents).
 //! - The new token lives the target's access-token lifetime, never past the subject token's
 //!   `exp`, and shares its `sid`: ending the grant the subject token came from (revoking its
 //!   refresh-token family, signing out) ends the exchanged tokens too. Revoking the subject
@@ -26,7 +28,7 @@ use super::oauth::{Grant, TokenResponse, kept};
 use super::oauth_error::{OAuthError, OAuthReason, echoed};
 use super::requests::TokenExchange;
 use crate::model::{Amr, OAuthClient};
-use crate::scope::{Scope, Scopes};
+use crate::scope::{Role, Scope, Scopes};
 
 type OAuthResult<T> = Result<T, OAuthError>;
 
@@ -127,6 +129,16 @@ impl NetApi {
                     .ok_or(OAuthReason::UnknownResource)?,
             )
         };
+        // Nor more than the client's owner holds there now: a client gets no scope its owner
+        // could not give it, whoever's token it presents (one without owner counts as a
+        // member with no grant).
+        let owner_role = match client.owner_id.as_deref() {
+            Some(owner_id) => match self.user_facts(owner_id).await? {
+                Some(owner) => owner.role,
+                None => return Err(invalid()),
+            },
+            None => Role::Member,
+        };
         let (scopes, resource_scopes) = match &resource {
             None => {
                 let allowed = Scopes::parse_list(
@@ -136,7 +148,8 @@ impl NetApi {
                         .collect::<Vec<_>>(),
                 )
                 .unwrap_or(Scopes::EMPTY)
-                .intersect(user.role.max_scopes());
+                .intersect(user.role.max_scopes())
+                .intersect(owner_role.max_scopes());
                 let scopes = Self::requested_scopes(request.scope.as_deref(), allowed)?;
                 if scopes.is_empty() {
                     return Err(OAuthReason::NoScopeForTarget.into());
@@ -145,7 +158,14 @@ impl NetApi {
             }
             Some(resource) => {
                 let held = self.held_scopes(&subject.sub, user.role, resource).await?;
-                let allowed = kept(&held, |n| carried.contains(n));
+                let owner_holds = self
+                    .held_scopes(
+                        client.owner_id.as_deref().unwrap_or_default(),
+                        owner_role,
+                        resource,
+                    )
+                    .await?;
+                let allowed = kept(&held, |n| carried.contains(n) && owner_holds.contains(n));
                 let names = match request.scope.as_deref() {
                     None => allowed,
                     Some(text) => {

@@ -16,6 +16,7 @@ e2e!(
     only_confidential_clients_with_the_setting_may_exchange,
     expired_revoked_and_foreign_subject_tokens_are_refused,
     token_exchange_resources_are_validated,
+    an_exchange_gives_no_scope_the_clients_owner_lacks_on_the_target,
 );
 
 const BILLING: &str = "https://billing.example.com";
@@ -425,6 +426,81 @@ async fn an_exchange_never_widens_nor_reaches_an_unlisted_resource(app: TestApp)
         "invalid_request",
     )
     .await;
+}
+
+/// A member may list a target on which they hold one scope; their client then presents a
+/// user's token that carries a scope the member does not hold there (the user holds it on
+/// both resources): the new token does not get it.
+async fn an_exchange_gives_no_scope_the_clients_owner_lacks_on_the_target(app: TestApp) {
+    let w = world(&app).await;
+    for resource in [ORDERS, BILLING] {
+        let granted = app
+            .http
+            .put(app.url(&format!("/v1/users/{}/grants", w.member_id)))
+            .bearer_auth(&w.admin)
+            .json(&json!({"resource": resource, "scopes": ["orders:write"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(granted.status(), StatusCode::OK);
+    }
+    let writer = app
+        .create_client(
+            &w.member,
+            json!({"client_name": "Shop writer", "grant_types": ["client_credentials"],
+                   "resources": [ORDERS], "scope": "orders:read orders:write"}),
+        )
+        .await;
+    let subject = app.client_credentials_token_for(&writer, ORDERS).await;
+    assert!(
+        claims(&subject)["scope"]
+            .as_str()
+            .unwrap()
+            .contains("orders:write")
+    );
+    // Another member, with only the self-service orders:read on Billing, and their client.
+    let (_, key) = app.register("te-other@example.com").await;
+    let other = key["key"].as_str().unwrap().to_owned();
+    let theirs = app
+        .create_client(
+            &other,
+            json!({"client_name": "Other service",
+                   "grant_types": ["client_credentials", GRANT],
+                   "resources": [ORDERS],
+                   "scope": "orders:read",
+                   "token_exchange_resources": [BILLING]}),
+        )
+        .await;
+    let all = json_with(
+        exchange(&app, &theirs, &subject, &[("resource", BILLING)]).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(all["scope"], "orders:read", "{all}");
+    refused(
+        exchange(
+            &app,
+            &theirs,
+            &subject,
+            &[("resource", BILLING), ("scope", "orders:write")],
+        )
+        .await,
+        "invalid_scope",
+    )
+    .await;
+    // The administrator's service, whose owner holds everything, passes it on.
+    let passed = json_with(
+        exchange(
+            &app,
+            &w.service,
+            &subject,
+            &[("resource", BILLING), ("scope", "orders:write")],
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(passed["scope"], "orders:write");
 }
 
 async fn only_confidential_clients_with_the_setting_may_exchange(app: TestApp) {
