@@ -26,9 +26,13 @@ type OAuthResult<T> = Result<T, OAuthError>;
 pub const DEVICE_CODE_TTL: i64 = 600;
 /// The polling interval a device starts with, seconds.
 pub const DEVICE_POLL_INTERVAL: i64 = 5;
-/// Device authorizations a client may start per minute: each is a row until it expires, and
-/// a public client's id is all it takes to start one.
-pub const DEVICE_STARTS_PER_MINUTE: u32 = 120;
+/// Device authorizations a client may start per minute from one source (IPv6: per /64):
+/// each is a row until it expires, and a public client's id is all it takes to start one.
+pub const DEVICE_STARTS_PER_SOURCE: u32 = 20;
+/// Device authorizations a client may start per minute from all sources together: what
+/// bounds its rows (at most ten minutes' worth live at once). One source alone reaches only
+/// [`DEVICE_STARTS_PER_SOURCE`], so it cannot hold every device of the client back.
+pub const DEVICE_STARTS_PER_MINUTE: u32 = 1_200;
 /// What each `slow_down` adds to the interval (RFC 8628 §3.5).
 const SLOW_DOWN_STEP: i64 = 5;
 /// Wrong user codes from all sources together, per minute, as a multiple of
@@ -184,15 +188,18 @@ impl NetApi {
             ),
         };
         let now = self.now();
-        if let Err(status) = self
-            .device_starts
-            .hit(&client.id, DEVICE_STARTS_PER_MINUTE, now)
-            .await
-        {
-            return Err(OAuthError {
-                reason: OAuthReason::RateLimited,
-                retry_after: Some(status.reset.max(1)),
-            });
+        // The source's budget first: a start it refuses is not counted against the client.
+        let from_source = format!("{} {}", client.id, crate::limiter::source_of(ip));
+        for (key, limit) in [
+            (from_source.as_str(), DEVICE_STARTS_PER_SOURCE),
+            (client.id.as_str(), DEVICE_STARTS_PER_MINUTE),
+        ] {
+            if let Err(status) = self.device_starts.hit(key, limit, now).await {
+                return Err(OAuthError {
+                    reason: OAuthReason::RateLimited,
+                    retry_after: Some(status.reset.max(1)),
+                });
+            }
         }
         // A user code already in use (about one chance in 2^34 per live code) is drawn again.
         for _ in 0..4 {

@@ -43,8 +43,8 @@ pub use clients::{
     validate_redirect_uri,
 };
 pub use device::{
-    DEVICE_CODE_TTL, DEVICE_POLL_INTERVAL, DEVICE_STARTS_PER_MINUTE, DeviceGrant, DeviceRequest,
-    UserCodeError, normalise_user_code,
+    DEVICE_CODE_TTL, DEVICE_POLL_INTERVAL, DEVICE_STARTS_PER_MINUTE, DEVICE_STARTS_PER_SOURCE,
+    DeviceGrant, DeviceRequest, UserCodeError, normalise_user_code,
 };
 pub use email::{AccountChange, Email, MailError, Mailer, RESET_LINK_TTL, VERIFY_LINK_TTL};
 pub use invitations::{
@@ -377,7 +377,7 @@ pub struct NetApi {
     logout_wake: logout::LogoutWake,
     /// Pushed authorization requests per client, per minute.
     pushes: RequestLimiter,
-    /// Device authorizations started per client, per minute.
+    /// Device authorizations started per client and per (client, source), per minute.
     device_starts: RequestLimiter,
     /// Fetches clients' `jwks_uri`; `None`: such clients cannot authenticate.
     jwks_fetcher: Option<Arc<dyn JwksFetcher>>,

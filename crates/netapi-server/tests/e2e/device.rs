@@ -5,7 +5,7 @@
 
 use crate::e2e;
 use crate::helpers::device::{approve_code, decide, enter_code, sign_in_at_device};
-use crate::helpers::{Browser, TestApp, hidden_field, json_with};
+use crate::helpers::{Backend, Browser, TestApp, hidden_field, json_with};
 use crate::resources::{ORDERS, define, orders_api};
 use netapi_core::service::UserCodeError;
 use reqwest::StatusCode;
@@ -20,8 +20,9 @@ e2e!(
     device_codes_belong_to_their_client,
     the_page_explains_bad_codes_and_protects_its_forms,
     a_resource_token_through_the_device_flow,
-    starts_are_limited_per_client,
 );
+
+e2e!(spawn = behind_a_proxy; starts_are_limited_per_source_and_per_client);
 
 e2e!(
     settings = |s| s.auth_failure_limit = 3;
@@ -445,24 +446,66 @@ async fn device_authorization_checks_client_scope_and_resource(app: TestApp) {
     assert_eq!(tokens["scope"], "users:read");
 }
 
-/// Each start is a stored row until it expires, and a public client's id is all it takes:
-/// a client may start at most 120 a minute; past that 429 with `Retry-After`, nothing
-/// stored, and another client is not held back.
-async fn starts_are_limited_per_client(app: TestApp) {
+/// A server behind a proxy on 127.0.0.1, so that `X-Forwarded-For` names each request's
+/// source.
+async fn behind_a_proxy(backend: Backend) -> Option<TestApp> {
+    let options = netapi_server::HttpOptions {
+        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1").unwrap(),
+        ..netapi_server::HttpOptions::default()
+    };
+    TestApp::spawn_with_http(backend, |_| {}, options).await
+}
+
+/// `POST /oauth/device_authorization` as `client`, from `source`.
+async fn start_from(app: &TestApp, client: &Value, source: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/oauth/device_authorization"))
+        .header("X-Forwarded-For", source)
+        .form(&[("client_id", client["client_id"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Each start is a stored row until it expires, and a public client's id is all it takes.
+/// One source gets 20 a minute for a client, so it cannot hold the client's other devices
+/// back; all sources together get 1,200, which bounds the rows. Past either: 429 with
+/// `Retry-After`, and nothing stored.
+async fn starts_are_limited_per_source_and_per_client(app: TestApp) {
+    use netapi_core::service::{DEVICE_STARTS_PER_MINUTE, DEVICE_STARTS_PER_SOURCE};
     let owner = app.member_key("tv@example.com").await;
     let client = device_client(&app, &owner, false, "users:read").await;
     let other = device_client(&app, &owner, false, "users:read").await;
-    for _ in 0..netapi_core::service::DEVICE_STARTS_PER_MINUTE {
-        start(&app, &client, &[]).await;
+    let ok = async |response: reqwest::Response| {
+        json_with(response, StatusCode::OK).await;
+    };
+    let refused = async |response: reqwest::Response| {
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert!(body.get("device_code").is_none(), "{body}");
+    };
+    for _ in 0..DEVICE_STARTS_PER_SOURCE {
+        ok(start_from(&app, &client, "192.0.2.1").await).await;
     }
-    let refused = post_as(&app, "/oauth/device_authorization", &client, &[]).await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(refused.headers().contains_key("retry-after"));
-    let body: Value = refused.json().await.unwrap();
-    assert!(body.get("device_code").is_none(), "{body}");
-    start(&app, &other, &[]).await;
+    refused(start_from(&app, &client, "192.0.2.1").await).await;
+    // Neither another source nor another client is held back.
+    ok(start_from(&app, &client, "192.0.2.2").await).await;
+    ok(start_from(&app, &other, "192.0.2.1").await).await;
+    // All sources together: the client's bound.
+    let mut started = DEVICE_STARTS_PER_SOURCE + 1;
+    let mut source = 0u32;
+    while started < DEVICE_STARTS_PER_MINUTE {
+        source += 1;
+        let address = format!("10.{}.{}.1", source / 256, source % 256);
+        for _ in 0..DEVICE_STARTS_PER_SOURCE.min(DEVICE_STARTS_PER_MINUTE - started) {
+            ok(start_from(&app, &client, &address).await).await;
+            started += 1;
+        }
+    }
+    refused(start_from(&app, &client, "198.51.100.7").await).await;
     app.clock.advance(61);
-    start(&app, &client, &[]).await;
+    ok(start_from(&app, &client, "192.0.2.1").await).await;
 }
 
 async fn device_codes_belong_to_their_client(app: TestApp) {
