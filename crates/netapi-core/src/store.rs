@@ -148,6 +148,10 @@ pub struct ResourceChanges {
     pub allow_api_keys: Option<bool>,
     /// Access token lifetime (`Some(None)`: back to the server's).
     pub access_token_ttl: Option<Option<u32>>,
+    /// Write only if the self-service scopes are still these (else nothing is written, as
+    /// for an unknown resource): for a change that works them out from what it read, so
+    /// that it cannot undo a withdrawal made meanwhile.
+    pub if_self_service_scopes: Option<Vec<String>>,
 }
 
 /// What deleting a resource revoked.

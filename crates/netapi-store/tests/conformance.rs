@@ -5133,6 +5133,40 @@ async fn resources_crud(store: Arc<dyn Store>) {
             ..orders.clone()
         }
     );
+    // A change conditioned on the self-service scopes it read writes nothing once they are
+    // no longer those (a withdrawal came first), and goes through while they are.
+    let stale = ResourceChanges {
+        self_service_scopes: Some(orders.self_service_scopes.clone()),
+        if_self_service_scopes: Some(orders.self_service_scopes.clone()),
+        ..ResourceChanges::default()
+    };
+    assert_ne!(orders.self_service_scopes, changed.self_service_scopes);
+    assert_eq!(
+        store
+            .update_resource(&orders.id, &stale, NOW + 6)
+            .await
+            .expect("update"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_resource(&orders.id)
+            .await
+            .expect("get")
+            .expect("found"),
+        changed
+    );
+    let current = ResourceChanges {
+        name: Some("Orders API".to_owned()),
+        if_self_service_scopes: Some(changed.self_service_scopes.clone()),
+        ..ResourceChanges::default()
+    };
+    let renamed = store
+        .update_resource(&orders.id, &current, NOW + 7)
+        .await
+        .expect("update")
+        .expect("live");
+    assert_eq!(renamed.name, "Orders API");
 
     // Deleted: a tombstone that keeps its identifier taken and takes no more changes.
     assert_eq!(

@@ -18,6 +18,8 @@ use crate::store::{Invalidation, ResourceChanges};
 
 /// Longest resource identifier.
 pub const MAX_IDENTIFIER_LEN: usize = 255;
+/// Attempts of a resource update whose resource another change got to first.
+const UPDATE_ATTEMPTS: usize = 3;
 /// Most scopes one resource may have.
 pub const MAX_RESOURCE_SCOPES: usize = 100;
 /// Longest scope description, in characters.
@@ -409,13 +411,31 @@ impl NetApi {
         update: ResourceUpdate,
         ip: Option<&str>,
     ) -> Result<Resource> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            if let Some(resource) = self.try_update_resource(caller, id, &update, ip).await? {
+                return Ok(resource);
+            }
+        }
+        // Changed under it at every attempt: rare enough to ask for a retry.
+        Err(Error::Busy { retry_after: 1 })
+    }
+
+    /// One attempt of [`NetApi::update_resource`]: `None` if the self-service scopes it
+    /// worked out from what it read changed meanwhile (nothing was written).
+    async fn try_update_resource(
+        &self,
+        caller: &Principal,
+        id: &str,
+        update: &ResourceUpdate,
+        ip: Option<&str>,
+    ) -> Result<Option<Resource>> {
         let current = self.get_resource(caller, id).await?;
         require_admin(caller, Scope::ResourcesWrite)?;
         let mut changes = ResourceChanges::default();
         if let Some(name) = &update.name {
             changes.name = Some(super::users::normalize_name("name", name)?);
         }
-        let scopes = match update.scopes {
+        let scopes = match update.scopes.clone() {
             Some(scopes) => {
                 validate_scopes(&scopes)?;
                 changes.scopes = Some(scopes.clone());
@@ -428,8 +448,10 @@ impl NetApi {
                 changes.self_service_scopes =
                     Some(names_within("self_service_scopes", names, &scopes)?);
             }
-            // Scopes that went away stop being self-service.
+            // Scopes that went away stop being self-service; worked out from what was read,
+            // so written only if that is still so (a withdrawal meanwhile is not undone).
             None if changes.scopes.is_some() => {
+                changes.if_self_service_scopes = Some(current.self_service_scopes.clone());
                 changes.self_service_scopes = Some(
                     current
                         .self_service_scopes
@@ -446,11 +468,10 @@ impl NetApi {
             validate_ttl(ttl)?;
             changes.access_token_ttl = Some(ttl);
         }
-        let resource = self
-            .store
-            .update_resource(id, &changes, self.now())
-            .await?
-            .ok_or(Error::NotFound("resource"))?;
+        let Some(resource) = self.store.update_resource(id, &changes, self.now()).await? else {
+            // Gone (deleted meanwhile: the next attempt says so), or changed under it.
+            return Ok(None);
+        };
         self.invalidate(Invalidation::Resource(resource.id.clone()))
             .await?;
         self.audit(
@@ -462,7 +483,7 @@ impl NetApi {
             json!({ "resource_id": resource.id }),
         )
         .await;
-        Ok(resource)
+        Ok(Some(resource))
     }
 
     /// Deletes a resource: its API keys and refresh tokens are revoked, and every credential

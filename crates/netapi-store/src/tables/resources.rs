@@ -41,13 +41,15 @@ const LIST_LIVE: &str = concat!(
     " FROM resources WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2"
 );
 /// Only the given columns (`$6` says whether `access_token_ttl` is given, as `$7` may be
-/// NULL); never a deleted resource.
+/// NULL); never a deleted resource, nor one whose self-service scopes are no longer `$9`
+/// when that is given.
 const UPDATE: &str = concat!(
     "UPDATE resources SET name = COALESCE($2, name), scopes = COALESCE($3, scopes), \
      self_service_scopes = COALESCE($4, self_service_scopes), \
      allow_api_keys = COALESCE($5, allow_api_keys), \
      access_token_ttl = CASE WHEN $6 THEN $7 ELSE access_token_ttl END, \
-     updated_at = $8 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+     updated_at = $8 WHERE id = $1 AND deleted_at IS NULL \
+     AND ($9 IS NULL OR self_service_scopes = $9) RETURNING ",
     columns!()
 );
 const MARK_DELETED: &str = "UPDATE resources SET deleted_at = $2, updated_at = $2 \
@@ -213,6 +215,11 @@ pub(crate) async fn update(
                 changes.access_token_ttl.is_some().into(),
                 changes.access_token_ttl.flatten().map(i64::from).into(),
                 at.into(),
+                changes
+                    .if_self_service_scopes
+                    .as_deref()
+                    .map(codec::join_names)
+                    .into(),
             ],
         )
         .await?;
