@@ -26,8 +26,10 @@ type OAuthResult<T> = Result<T, OAuthError>;
 pub const DEVICE_CODE_TTL: i64 = 600;
 /// The polling interval a device starts with, seconds.
 pub const DEVICE_POLL_INTERVAL: i64 = 5;
-/// Device authorizations a client may start per minute from one source (IPv6: per /64):
-/// each is a row until it expires, and a public client's id is all it takes to start one.
+/// Device authorizations a public client may start per minute from one source (IPv6: per
+/// /64): each is a row until it expires, and a public client's id is all it takes to start
+/// one. (A confidential client's starts need its secret: they count against the client
+/// alone, so that one backend may start them for many devices.)
 pub const DEVICE_STARTS_PER_SOURCE: u32 = 20;
 /// Device authorizations a client may start per minute from all sources together: what
 /// bounds its rows (at most ten minutes' worth live at once). One source alone reaches only
@@ -188,19 +190,13 @@ impl NetApi {
             ),
         };
         let now = self.now();
-        // The source's budget first: a start it refuses is not counted against the client.
-        let from_source = format!("{} {}", client.id, crate::limiter::source_of(ip));
-        for (key, limit) in [
-            (from_source.as_str(), DEVICE_STARTS_PER_SOURCE),
-            (client.id.as_str(), DEVICE_STARTS_PER_MINUTE),
-        ] {
-            if let Err(status) = self.device_starts.hit(key, limit, now).await {
-                return Err(OAuthError {
-                    reason: OAuthReason::RateLimited,
-                    retry_after: Some(status.reset.max(1)),
-                });
-            }
-        }
+        self.count_per_source_and_client(
+            &self.device_starts,
+            &client,
+            ip,
+            (DEVICE_STARTS_PER_SOURCE, DEVICE_STARTS_PER_MINUTE),
+        )
+        .await?;
         // A user code already in use (about one chance in 2^34 per live code) is drawn again.
         for _ in 0..4 {
             let device_code = generate(SecretKind::DeviceCode);

@@ -60,7 +60,10 @@ pub use logout::{
 pub use mfa::{MfaChange, MfaStatus, RECOVERY_CODES, SECOND_FACTOR_TTL, TotpEnrolment};
 pub use oauth::{Introspection, TokenResponse, UserInfoClaims};
 pub use oauth_error::{OAuthError, OAuthErrorKind, OAuthReason, ParRefusal};
-pub use par::{PAR_TTL, PushedAuthorization, PushedParams, REQUEST_URI_PREFIX};
+pub use par::{
+    PAR_TTL, PUSHES_PER_MINUTE, PUSHES_PER_SOURCE, PushedAuthorization, PushedParams,
+    REQUEST_URI_PREFIX,
+};
 pub use passkeys::{
     CEREMONY_TTL, MAX_CREDENTIAL_JSON, MAX_PASSKEYS, MAX_PENDING_PASSWORDLESS, PasskeyStep,
 };

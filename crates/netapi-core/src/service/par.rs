@@ -10,7 +10,8 @@ use super::authorize::{AuthorizeError, Origin, PageReason};
 use super::oauth_error::{OAuthError, OAuthReason, ParRefusal};
 use super::requests::{AuthorizationParams, ClientRequest, OAuthForm};
 use crate::dpop::DpopFailure;
-use crate::model::PushedRequest;
+use crate::limiter::RequestLimiter;
+use crate::model::{OAuthClient, PushedRequest};
 use crate::secret::{SecretHash, random_base62};
 
 /// How long a `request_uri` lives, in seconds (`expires_in`).
@@ -20,7 +21,11 @@ pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// Characters of randomness in a `request_uri` (base62: about 190 bits).
 const REQUEST_URI_RANDOM_LEN: usize = 32;
 /// Pushed requests per client per minute.
-const PUSHES_PER_MINUTE: u32 = 120;
+pub const PUSHES_PER_MINUTE: u32 = 120;
+/// Pushed requests per public client per minute from one source (IPv6: per /64): a public
+/// client's id is all it takes to push, so that one source cannot use up the client's
+/// [`PUSHES_PER_MINUTE`] for everyone.
+pub const PUSHES_PER_SOURCE: u32 = 20;
 /// The parameters of client authentication, which are not part of the authorization
 /// request.
 const CLIENT_AUTH_PARAMS: [&str; 3] =
@@ -80,6 +85,36 @@ fn random_part(request_uri: &str) -> Option<&str> {
 }
 
 impl NetApi {
+    /// Counts one more request of `client` from `ip` in `limiter`: per (client, source)
+    /// first, for a public client (whose id is all it takes to send one), then per client;
+    /// `RateLimited` past either, and a request the source's count refuses is not counted
+    /// against the client.
+    pub(super) async fn count_per_source_and_client(
+        &self,
+        limiter: &RequestLimiter,
+        client: &OAuthClient,
+        ip: &str,
+        (per_source, per_client): (u32, u32),
+    ) -> Result<(), OAuthError> {
+        let now = self.now();
+        let from_source = client
+            .is_public()
+            .then(|| format!("{} {}", client.id, crate::limiter::source_of(ip)));
+        let counts = from_source
+            .iter()
+            .map(|key| (key.as_str(), per_source))
+            .chain([(client.id.as_str(), per_client)]);
+        for (key, limit) in counts {
+            if let Err(status) = limiter.hit(key, limit, now).await {
+                return Err(OAuthError {
+                    reason: OAuthReason::RateLimited,
+                    retry_after: Some(status.reset.max(1)),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// `POST /oauth/par`: authenticates the client as the token endpoint does, checks the
     /// request as `/oauth/authorize` would (refusing `request_uri`, and `request`, which is
     /// not supported), and keeps it. A `client_id` in the form must be the client's.
@@ -116,12 +151,13 @@ impl NetApi {
             None => pairs.push(("client_id".to_owned(), client.id.clone())),
         }
         let now = self.now();
-        if let Err(status) = self.pushes.hit(&client.id, PUSHES_PER_MINUTE, now).await {
-            return Err(OAuthError {
-                reason: OAuthReason::RateLimited,
-                retry_after: Some(status.reset.max(1)),
-            });
-        }
+        self.count_per_source_and_client(
+            &self.pushes,
+            &client,
+            ip,
+            (PUSHES_PER_SOURCE, PUSHES_PER_MINUTE),
+        )
+        .await?;
         let params = AuthorizationParams::parse(&pairs);
         if let Err(err) = self.check_authorization(&params, Origin::Par).await {
             let refusal = match err {

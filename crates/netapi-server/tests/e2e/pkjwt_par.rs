@@ -152,6 +152,7 @@ e2e!(
     a_client_can_require_pushed_requests,
     private_key_jwt_client_pushes_requests
 );
+e2e!(spawn = behind_a_proxy; pushes_of_a_public_client_are_counted_per_source);
 e2e!(settings = |s| {
     s.require_pushed_authorization_requests = true;
 }; the_server_can_require_pushed_requests);
@@ -740,6 +741,69 @@ async fn push(
         headers,
         serde_json::from_str(&text).unwrap_or(Value::Null),
     )
+}
+
+/// A server behind a proxy on 127.0.0.1, so that `X-Forwarded-For` names each request's
+/// source.
+async fn behind_a_proxy(backend: crate::helpers::Backend) -> Option<TestApp> {
+    let options = netapi_server::HttpOptions {
+        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1").unwrap(),
+        ..netapi_server::HttpOptions::default()
+    };
+    TestApp::spawn_with_http(backend, |_| {}, options).await
+}
+
+/// A public client's id is all it takes to push: one source gets 20 pushes a minute for
+/// it, so it cannot use up the client's 120 for everyone; a confidential client's pushes
+/// (its secret needed) count against the client alone.
+async fn pushes_of_a_public_client_are_counted_per_source(app: TestApp) {
+    use netapi_core::service::{PUSHES_PER_MINUTE, PUSHES_PER_SOURCE};
+    let (public, _) = web_client(&app, json!({"token_endpoint_auth_method": "none"})).await;
+    let public_id = public["client_id"].as_str().unwrap();
+    let (confidential, _) = web_client(&app, json!({})).await;
+    let pkce = Pkce::random();
+    let push_from = async |client: &Value, source: &str| {
+        let id = client["client_id"].as_str().unwrap();
+        let mut request = app
+            .http
+            .post(app.url("/oauth/par"))
+            .header("X-Forwarded-For", source)
+            .form(&[
+                ("client_id", id),
+                ("response_type", "code"),
+                ("redirect_uri", REDIRECT),
+                ("scope", "users:read"),
+                ("code_challenge", pkce.challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ]);
+        if let Some(secret) = client["client_secret"].as_str() {
+            request = request.header("authorization", basic_header(id, secret));
+        }
+        request.send().await.unwrap()
+    };
+    for _ in 0..PUSHES_PER_SOURCE {
+        let pushed = push_from(&public, "192.0.2.1").await;
+        assert_eq!(pushed.status(), StatusCode::CREATED, "{public_id}");
+    }
+    let refused = push_from(&public, "192.0.2.1").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(
+        push_from(&public, "192.0.2.2").await.status(),
+        StatusCode::CREATED,
+        "another source is not held back"
+    );
+    // A confidential client from one source: up to the client's own count.
+    for _ in 0..PUSHES_PER_MINUTE {
+        assert_eq!(
+            push_from(&confidential, "192.0.2.1").await.status(),
+            StatusCode::CREATED
+        );
+    }
+    assert_eq!(
+        push_from(&confidential, "192.0.2.1").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
 
 /// A confidential web client of a new member; returns it and the member's email.
