@@ -473,6 +473,25 @@ impl PageRequest {
     }
 }
 
+/// Attempts of a read-check-write whose conditional write found what it read changed.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Runs `attempt` until it has written (`Some`). An attempt answers `None` when its
+/// conditional write found the row changed since it read it (nothing written); after
+/// [`WRITE_ATTEMPTS`] of those, `Busy` (503 with `Retry-After`): rare enough to ask for a
+/// retry.
+async fn until_written<T, F>(attempt: impl Fn() -> F) -> Result<T>
+where
+    F: Future<Output = Result<Option<T>>>,
+{
+    for _ in 0..WRITE_ATTEMPTS {
+        if let Some(written) = attempt().await? {
+            return Ok(written);
+        }
+    }
+    Err(Error::Busy { retry_after: 1 })
+}
+
 impl NetApi {
     /// Wires the service; call [`NetApi::start`] before serving.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {

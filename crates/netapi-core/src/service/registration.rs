@@ -61,8 +61,6 @@ pub const MAX_CONTACTS: usize = 10;
 pub const MAX_METADATA_TEXT_LEN: usize = 200;
 /// Longest `client_id` worth looking up (ours are far shorter).
 const MAX_CLIENT_ID_LEN: usize = 64;
-/// Attempts of an RFC 7592 update whose client another change got to first.
-const UPDATE_ATTEMPTS: usize = 3;
 
 /// What a registration asks for: the client, and the RFC 7591 metadata shown back.
 #[derive(Debug, Clone, Default)]
@@ -351,16 +349,10 @@ impl NetApi {
         ip: &str,
         request: ClientRegistrationRequest,
     ) -> Result<(OAuthClient, ClientMetadata)> {
-        for _ in 0..UPDATE_ATTEMPTS {
-            if let Some(updated) = self
-                .try_update_registered_client(client_id, token, ip, request.clone())
-                .await?
-            {
-                return Ok(updated);
-            }
-        }
-        // Changed under it at every attempt: rare enough to ask the client to try again.
-        Err(Error::Busy { retry_after: 1 })
+        super::until_written(|| {
+            self.try_update_registered_client(client_id, token, ip, request.clone())
+        })
+        .await
     }
 
     /// One attempt of [`NetApi::update_registered_client`]: `None` if the client changed

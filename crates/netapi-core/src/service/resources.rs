@@ -18,8 +18,6 @@ use crate::store::{Invalidation, ResourceChanges};
 
 /// Longest resource identifier.
 pub const MAX_IDENTIFIER_LEN: usize = 255;
-/// Attempts of a resource update whose resource another change got to first.
-const UPDATE_ATTEMPTS: usize = 3;
 /// Most scopes one resource may have.
 pub const MAX_RESOURCE_SCOPES: usize = 100;
 /// Longest scope description, in characters.
@@ -411,13 +409,7 @@ impl NetApi {
         update: ResourceUpdate,
         ip: Option<&str>,
     ) -> Result<Resource> {
-        for _ in 0..UPDATE_ATTEMPTS {
-            if let Some(resource) = self.try_update_resource(caller, id, &update, ip).await? {
-                return Ok(resource);
-            }
-        }
-        // Changed under it at every attempt: rare enough to ask for a retry.
-        Err(Error::Busy { retry_after: 1 })
+        super::until_written(|| self.try_update_resource(caller, id, &update, ip)).await
     }
 
     /// One attempt of [`NetApi::update_resource`]: `None` if the self-service scopes it

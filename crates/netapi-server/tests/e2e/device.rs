@@ -22,7 +22,7 @@ e2e!(
     a_resource_token_through_the_device_flow,
 );
 
-e2e!(spawn = behind_a_proxy; starts_are_limited_per_source_and_per_client);
+e2e!(spawn = proxied; starts_are_limited_per_source_and_per_client);
 
 e2e!(
     settings = |s| s.auth_failure_limit = 3;
@@ -446,14 +446,9 @@ async fn device_authorization_checks_client_scope_and_resource(app: TestApp) {
     assert_eq!(tokens["scope"], "users:read");
 }
 
-/// A server behind a proxy on 127.0.0.1, so that `X-Forwarded-For` names each request's
-/// source.
-async fn behind_a_proxy(backend: Backend) -> Option<TestApp> {
-    let options = netapi_server::HttpOptions {
-        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1").unwrap(),
-        ..netapi_server::HttpOptions::default()
-    };
-    TestApp::spawn_with_http(backend, |_| {}, options).await
+/// A server behind a trusted proxy, so that `X-Forwarded-For` names each request's source.
+async fn proxied(backend: Backend) -> Option<TestApp> {
+    crate::helpers::behind_a_proxy(backend, |_| {}).await
 }
 
 /// `POST /oauth/device_authorization` as `client`, from `source`.

@@ -314,19 +314,11 @@ e2e!(
 
 /// Three requests a minute per credential, three failures a minute per client address, and
 /// 127.0.0.1 (where the proxies of these tests run) a trusted proxy.
-async fn behind_a_proxy(backend: Backend) -> Option<TestApp> {
-    let options = netapi_server::HttpOptions {
-        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1").unwrap(),
-        ..netapi_server::HttpOptions::default()
-    };
-    TestApp::spawn_with_http(
-        backend,
-        |s| {
-            s.rate_limit_per_minute = 3;
-            s.auth_failure_limit = 3;
-        },
-        options,
-    )
+async fn tight_behind_a_proxy(backend: Backend) -> Option<TestApp> {
+    crate::helpers::behind_a_proxy(backend, |s| {
+        s.rate_limit_per_minute = 3;
+        s.auth_failure_limit = 3;
+    })
     .await
 }
 
@@ -412,7 +404,7 @@ e2e!(
 );
 
 e2e!(
-    spawn = behind_a_proxy;
+    spawn = tight_behind_a_proxy;
     the_rate_limit_answers_429_with_its_headers,
     failure_limits_count_the_forwarded_client,
 );

@@ -1,7 +1,9 @@
 //! Per-key and per-client request limits, with their headers.
 
 use crate::e2e;
-use crate::helpers::{Backend, PASSWORD, TestApp, drop_database, expect_error, json_with};
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, behind_a_proxy, drop_database, expect_error, json_with,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -232,19 +234,6 @@ async fn a_request_not_answered_in_time_gets_deadline_exceeded() {
 
 /// The failed-authentication limit of the tests below.
 const FAILURES: usize = 3;
-
-/// Behind a trusted proxy at 127.0.0.1 (so `X-Forwarded-For` names the source), with the
-/// settings changed by `adjust`.
-async fn behind_a_proxy(
-    backend: Backend,
-    adjust: impl FnOnce(&mut netapi_core::Settings),
-) -> Option<TestApp> {
-    let http = netapi_server::HttpOptions {
-        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1").unwrap(),
-        ..netapi_server::HttpOptions::default()
-    };
-    TestApp::spawn_with_http(backend, adjust, http).await
-}
 
 async fn few_failures(backend: Backend) -> Option<TestApp> {
     behind_a_proxy(backend, |s| {

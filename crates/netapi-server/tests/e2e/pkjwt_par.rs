@@ -152,7 +152,7 @@ e2e!(
     a_client_can_require_pushed_requests,
     private_key_jwt_client_pushes_requests
 );
-e2e!(spawn = behind_a_proxy; pushes_of_a_public_client_are_counted_per_source);
+e2e!(spawn = proxied; pushes_of_a_public_client_are_counted_per_source);
 e2e!(settings = |s| {
     s.require_pushed_authorization_requests = true;
 }; the_server_can_require_pushed_requests);
@@ -743,14 +743,9 @@ async fn push(
     )
 }
 
-/// A server behind a proxy on 127.0.0.1, so that `X-Forwarded-For` names each request's
-/// source.
-async fn behind_a_proxy(backend: crate::helpers::Backend) -> Option<TestApp> {
-    let options = netapi_server::HttpOptions {
-        trusted_proxies: netapi_server::proxy::TrustedProxies::parse("127.0.0.1").unwrap(),
-        ..netapi_server::HttpOptions::default()
-    };
-    TestApp::spawn_with_http(backend, |_| {}, options).await
+/// A server behind a trusted proxy, so that `X-Forwarded-For` names each request's source.
+async fn proxied(backend: crate::helpers::Backend) -> Option<TestApp> {
+    crate::helpers::behind_a_proxy(backend, |_| {}).await
 }
 
 /// A public client's id is all it takes to push: one source gets 20 pushes a minute for

@@ -186,10 +186,7 @@ async fn request_spans_reach_the_collector_as_children_of_the_callers_trace() {
     let answer = http
         .get(server.url(&format!("{path}?note=query-secret-xyz")))
         .bearer_auth(&key)
-        .header(
-            "traceparent",
-            format!("00-{}-{}-01", hex(&trace), hex(&parent)),
-        )
+        .header("traceparent", traceparent(&trace, &parent))
         .send()
         .await
         .unwrap();
@@ -218,10 +215,7 @@ async fn request_spans_reach_the_collector_as_children_of_the_callers_trace() {
     let answer = http
         .get(server.url("/v1/users/usr_nobody"))
         .bearer_auth(&access)
-        .header(
-            "traceparent",
-            format!("00-{}-{}-01", hex(&trace), hex(&parent)),
-        )
+        .header("traceparent", traceparent(&trace, &parent))
         .send()
         .await
         .unwrap();
@@ -476,11 +470,7 @@ async fn webhook_receiver(answers: &[u16]) -> (u16, Traceparents) {
             post(
                 async |State((got, answers)): State<(Traceparents, Arc<Mutex<Vec<u16>>>)>,
                        headers: HeaderMap| {
-                    got.lock().unwrap().push(
-                        headers
-                            .get("traceparent")
-                            .map(|v| v.to_str().unwrap().to_owned()),
-                    );
+                    keep_traceparent(&got, &headers);
                     let mut answers = answers.lock().unwrap();
                     let status = if answers.is_empty() {
                         204
@@ -496,6 +486,20 @@ async fn webhook_receiver(answers: &[u16]) -> (u16, Traceparents) {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (port, got)
+}
+
+/// Keeps the request's `traceparent` (`None` without one).
+fn keep_traceparent(kept: &Traceparents, headers: &HeaderMap) {
+    kept.lock().unwrap().push(
+        headers
+            .get("traceparent")
+            .map(|v| v.to_str().unwrap().to_owned()),
+    );
+}
+
+/// The sampled `traceparent` of span `parent` in trace `trace`.
+fn traceparent(trace: &[u8], parent: &[u8]) -> String {
+    format!("00-{}-{}-01", hex(trace), hex(parent))
 }
 
 /// `00-{trace}-{span}-{flags}` as its trace id, span id and flags.
@@ -741,10 +745,7 @@ async fn an_https_collector_of_a_private_ca_is_trusted_through_otlp_ca_file_only
             .http()
             .get(server.url("/v1/users/me"))
             .bearer_auth(key)
-            .header(
-                "traceparent",
-                format!("00-{}-{}-01", hex(&trace), hex(&parent)),
-            )
+            .header("traceparent", traceparent(&trace, &parent))
             .send()
             .await
             .unwrap();
@@ -797,11 +798,7 @@ async fn a_jwks_uri_fetch_is_a_client_span_inside_the_token_request_that_needs_i
             axum::routing::get(
                 async |State((fetched, jwks)): State<(Traceparents, serde_json::Value)>,
                        headers: HeaderMap| {
-                    fetched.lock().unwrap().push(
-                        headers
-                            .get("traceparent")
-                            .map(|v| v.to_str().unwrap().to_owned()),
-                    );
+                    keep_traceparent(&fetched, &headers);
                     axum::Json(jwks)
                 },
             ),
@@ -858,10 +855,7 @@ async fn a_jwks_uri_fetch_is_a_client_span_inside_the_token_request_that_needs_i
     let (trace, parent) = (random_id(16), random_id(8));
     let answer = http
         .post(server.url("/oauth/token"))
-        .header(
-            "traceparent",
-            format!("00-{}-{}-01", hex(&trace), hex(&parent)),
-        )
+        .header("traceparent", traceparent(&trace, &parent))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", client_id),

@@ -4,7 +4,7 @@
 //! received. A proxy that is not installed skips its test with a message, as the browser test
 //! does. Envoy cannot be installed here: its test sends what Envoy's `ext_authz` sends.
 
-use super::{behind_a_proxy, header};
+use super::{header, tight_behind_a_proxy};
 use crate::helpers::{TestApp, expect_error, json_with};
 use netapi_core::Clock;
 use netapi_core::clock::format_rfc3339;
@@ -712,7 +712,7 @@ async fn envoy_ext_authz_request_shape(app: TestApp) {
 }
 
 crate::e2e!(
-    spawn = behind_a_proxy;
+    spawn = tight_behind_a_proxy;
     through_real_nginx,
     through_real_caddy,
     through_real_traefik,
